@@ -1,0 +1,61 @@
+"""routellm_base: the routing engine shared by the LangChain and LlamaIndex integrations.
+
+Route with the bundled default (no torch, no API key)::
+
+    import routellm_base
+    router = routellm_base.load_router("mf")
+    router.strong_win_rate(["What is 2+2?"])           # numpy array in [0, 1]
+    engine = routellm_base.RoutingEngine(router, strong_share=0.3)
+    engine.decide("Prove that sqrt(2) is irrational")  # RoutingDecision
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .calibration import Calibration
+from .checkpoints import load_router, save_checkpoint
+from .decision import RoutingDecision, Side
+from .engine import RoutingEngine
+from .errors import (
+    CheckpointError,
+    EmbedderMismatchError,
+    InvalidPolicyError,
+    MissingDependencyError,
+    RouteLLMError,
+    RoutingInputError,
+    UnknownRouterError,
+)
+from .policy import DEFAULT_STRONG_SHARE, RoutingPolicy, calibrate_threshold
+from .routers import MFRouter, RandomRouter, Router, SWRankingRouter
+from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
+
+try:
+    __version__ = version("langchain-routellm")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Calibration",
+    "ChatTurn",
+    "CheckpointError",
+    "DEFAULT_STRONG_SHARE",
+    "EmbedderMismatchError",
+    "InvalidPolicyError",
+    "MFRouter",
+    "MissingDependencyError",
+    "RandomRouter",
+    "RouteLLMError",
+    "Router",
+    "RoutingDecision",
+    "RoutingEngine",
+    "RoutingInputError",
+    "RoutingPolicy",
+    "RoutingText",
+    "RoutingTextOptions",
+    "SWRankingRouter",
+    "Side",
+    "UnknownRouterError",
+    "calibrate_threshold",
+    "load_router",
+    "routing_text",
+    "save_checkpoint",
+]

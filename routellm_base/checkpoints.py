@@ -1,0 +1,163 @@
+"""Router checkpoints: safetensors weights, a JSON config and a model card, sha256-verified.
+
+A checkpoint is a folder::
+
+    config.json       router family, models, embedder record, calibration, sha256 of weights
+    weights.safetensors
+    MODEL_CARD.md     training data and licences, metrics, how to reproduce
+
+No pickle is ever loaded. Bundled checkpoints are loaded by name; their config's sha256 is pinned
+in this module, so a modified config is caught as well as modified weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from .calibration import Calibration
+from .embedders import load_embedder
+from .embedders.base import Embedder
+from .errors import CheckpointError, UnknownRouterError
+from .hashing import sha256_file, verify_sha256
+from .routers.base import Router
+from .routers.mf import MFRouter
+from .routers.random import RandomRouter
+from .routers.sw_ranking import SWRankingRouter
+
+FORMAT = "routellm-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+CARD_FILE = "MODEL_CARD.md"
+BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+# name -> (folder under checkpoints/, sha256 of its config.json). The config in turn pins the
+# sha256 of the weights.
+BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
+    "mf": ("mf-minilm-static", "__FILLED_BY_BUILD__"),
+}
+
+_ROUTER_CLASSES: dict[str, type[Router]] = {"mf": MFRouter, "sw_ranking": SWRankingRouter}
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    *,
+    router_family: str,
+    tensors: dict[str, np.ndarray],
+    models: list[str],
+    strong_model: str,
+    weak_model: str,
+    embedder: Embedder,
+    calibration: Calibration | None,
+    model_card: str,
+    params: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder and return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(out / WEIGHTS_FILE))
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "router": router_family,
+        "models": models,
+        "strong_model": strong_model,
+        "weak_model": weak_model,
+        "embedder": embedder.identity,
+        "calibration": calibration.to_dict() if calibration else None,
+        "params": params or {},
+        "training": training or {},
+        "files": {WEIGHTS_FILE: sha256_file(out / WEIGHTS_FILE)},
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+    (out / CARD_FILE).write_text(model_card)
+    return out
+
+
+def load_router(
+    name_or_path: str | Path = "mf",
+    *,
+    embedder: Embedder | str | None = None,
+    seed: int | None = None,
+) -> Router:
+    """A router by bundled name (``mf``, ``random``) or by checkpoint folder.
+
+    ``embedder`` replaces the embedder the checkpoint records (e.g. a local path to the same
+    model); it must be the same embedder, or :class:`EmbedderMismatchError` is raised.
+    ``seed`` seeds the ``random`` router.
+    """
+    if isinstance(name_or_path, Router):
+        return name_or_path
+    key = str(name_or_path)
+    if key == "random":
+        return RandomRouter(seed=seed)
+    if key in BUNDLED_ROUTERS:
+        folder, config_sha = BUNDLED_ROUTERS[key]
+        path = BUNDLED_DIR / folder
+        verify_sha256(path / CONFIG_FILE, config_sha, f"bundled router {key!r} config")
+        return _load_folder(path, name=key, embedder=embedder)
+    path = Path(key).expanduser()
+    if path.is_dir():
+        return _load_folder(path, name=str(path), embedder=embedder)
+    raise UnknownRouterError(
+        f"unknown router {key!r}: not a bundled router ({sorted([*BUNDLED_ROUTERS, 'random'])}) "
+        "and not a checkpoint folder"
+    )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"{path} is not a router checkpoint: it has no {CONFIG_FILE}")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path} is not a {FORMAT} config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_path} has format_version {config.get('format_version')}, this library reads {FORMAT_VERSION}"
+        )
+    return config
+
+
+def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> Router:
+    config = read_config(path)
+    family = config.get("router")
+    if family not in _ROUTER_CLASSES:
+        raise CheckpointError(f"{path}: unknown router family {family!r}; known: {sorted(_ROUTER_CLASSES)}")
+    files = config.get("files") or {}
+    if WEIGHTS_FILE not in files:
+        raise CheckpointError(f"{path}/{CONFIG_FILE} records no sha256 for {WEIGHTS_FILE}")
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"{path} lacks {WEIGHTS_FILE}")
+    verify_sha256(weights_path, files[WEIGHTS_FILE], f"router checkpoint {name!r} weights")
+    tensors = load_file(str(weights_path))
+    recorded = config.get("embedder") or {}
+    if embedder is None:
+        embedder_obj = load_embedder(recorded)
+    else:
+        embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
+    embedder_obj.check_matches(recorded, name)
+    calibration = Calibration.from_dict(config["calibration"]) if config.get("calibration") else None
+    cls = _ROUTER_CLASSES[family]
+    return cls(
+        name,
+        tensors,
+        list(config["models"]),
+        config["strong_model"],
+        config["weak_model"],
+        embedder=embedder_obj,
+        calibration=calibration,
+        metadata={"path": str(path), "training": config.get("training", {})},
+        **config.get("params", {}),
+    )

@@ -1,0 +1,40 @@
+"""The record of one routing decision."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Side = Literal["strong", "weak"]
+SIDES: tuple[Side, Side] = ("strong", "weak")
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """How one call was routed.
+
+    ``win_rate`` is the router's estimate that the strong model's answer beats the weak one's;
+    the call went strong when ``win_rate >= threshold`` unless ``forced`` says a caller chose
+    the side. ``win_rate`` is ``None`` only for forced decisions, which skip the router.
+    """
+
+    side: Side
+    model: str
+    win_rate: float | None
+    threshold: float
+    router: str
+    seconds: float
+    forced: bool = False
+    skipped_parts: tuple[str, ...] = ()
+    """Non-text content parts left out of the routing text, e.g. ``("image_url",)``."""
+    routing_text_tokens: int | None = None
+    fallback_from: Side | None = None
+    """Set when the chosen side raised and the call fell back to this decision's side."""
+    fallback_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        data = asdict(self)
+        data["skipped_parts"] = list(self.skipped_parts)
+        return data

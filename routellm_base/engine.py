@@ -1,0 +1,123 @@
+"""The one engine API the integrations adapt: conversation in, routing decision out.
+
+messages -> routing text -> embedding -> win rate -> policy -> decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import load_router
+from .decision import SIDES, RoutingDecision, Side
+from .errors import RoutingInputError
+from .policy import RoutingPolicy, decide_sides
+from .routers.base import Router
+from .routing_text import ChatTurn, RoutingTextOptions, routing_text
+
+Conversation = Sequence[ChatTurn | Mapping[str, Any]] | str
+
+
+class RoutingEngine:
+    """Decides, per conversation, whether the strong or the weak model should answer.
+
+    Thread-safe: routers and embedders guard their shared state, and the threshold is resolved
+    once, under a lock.
+    """
+
+    def __init__(
+        self,
+        router: Router | str | Path = "mf",
+        *,
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        routing_text_options: RoutingTextOptions | None = None,
+    ) -> None:
+        self.router = router if isinstance(router, Router) else load_router(router)
+        self.policy = RoutingPolicy(threshold=threshold, strong_share=strong_share)
+        self.routing_text_options = routing_text_options or RoutingTextOptions()
+        self._threshold: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def threshold(self) -> float:
+        """The win-rate threshold in force (resolved from ``strong_share`` on first use)."""
+        if self._threshold is None:
+            with self._lock:
+                if self._threshold is None:
+                    self._threshold = self.policy.threshold_for(self.router)
+        return self._threshold
+
+    def decide(
+        self,
+        conversation: Conversation,
+        *,
+        strong_model: str = "strong",
+        weak_model: str = "weak",
+        force: Side | None = None,
+    ) -> RoutingDecision:
+        """Route one conversation (a list of turns, or a bare prompt string)."""
+        return self.decide_many([conversation], strong_model=strong_model, weak_model=weak_model, force=force)[0]
+
+    def decide_many(
+        self,
+        conversations: Sequence[Conversation],
+        *,
+        strong_model: str = "strong",
+        weak_model: str = "weak",
+        force: Side | None = None,
+    ) -> list[RoutingDecision]:
+        """Route several conversations with one batched router call."""
+        if force is not None and force not in SIDES:
+            raise RoutingInputError(f"force must be 'strong', 'weak' or None, got {force!r}")
+        start = time.perf_counter()
+        threshold = self.threshold
+        if force is not None:
+            seconds = (time.perf_counter() - start) / max(len(conversations), 1)
+            return [
+                RoutingDecision(
+                    side=force,
+                    model=strong_model if force == "strong" else weak_model,
+                    win_rate=None,
+                    threshold=threshold,
+                    router=self.router.name,
+                    seconds=seconds,
+                    forced=True,
+                )
+                for _ in conversations
+            ]
+        texts = [routing_text(c, self.routing_text_options) for c in conversations]
+        rates = self.router.strong_win_rate([t.text for t in texts])
+        strong = decide_sides(rates, threshold)
+        seconds = (time.perf_counter() - start) / max(len(conversations), 1)
+        return [
+            RoutingDecision(
+                side="strong" if go_strong else "weak",
+                model=strong_model if go_strong else weak_model,
+                win_rate=float(rate),
+                threshold=threshold,
+                router=self.router.name,
+                seconds=seconds,
+                skipped_parts=text.skipped_parts,
+                routing_text_tokens=text.tokens,
+                extra={"routing_text_truncated": True} if text.truncated else {},
+            )
+            for text, rate, go_strong in zip(texts, rates, strong)
+        ]
+
+    async def adecide(
+        self,
+        conversation: Conversation,
+        *,
+        strong_model: str = "strong",
+        weak_model: str = "weak",
+        force: Side | None = None,
+    ) -> RoutingDecision:
+        """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
+        return await asyncio.to_thread(
+            self.decide, conversation, strong_model=strong_model, weak_model=weak_model, force=force
+        )

@@ -1,0 +1,67 @@
+"""The routing policy: a fixed threshold, or a target share of strong calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .calibration import Calibration, check_unit_interval
+from .errors import InvalidPolicyError
+
+if TYPE_CHECKING:
+    from .routers.base import Router
+
+DEFAULT_STRONG_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """Route strong when ``win_rate >= threshold``.
+
+    Give either ``threshold`` directly or ``strong_share``, the share of calls that should go to
+    the strong model; the share becomes a threshold through the router's stored calibration
+    (quantiles of its win rates on a reference prompt set). With neither, ``strong_share`` is 0.5.
+    """
+
+    threshold: float | None = None
+    strong_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and self.strong_share is not None:
+            raise InvalidPolicyError("give either threshold or strong_share, not both")
+        if self.threshold is not None:
+            object.__setattr__(self, "threshold", check_unit_interval(self.threshold, "threshold"))
+        if self.strong_share is not None:
+            object.__setattr__(
+                self, "strong_share", check_unit_interval(self.strong_share, "strong_share")
+            )
+
+    def threshold_for(self, router: Router) -> float:
+        """The threshold this policy means for ``router``."""
+        if self.threshold is not None:
+            return self.threshold
+        share = DEFAULT_STRONG_SHARE if self.strong_share is None else self.strong_share
+        if router.calibration is None:
+            raise InvalidPolicyError(
+                f"router {router.name!r} has no stored calibration, so a strong_share cannot be "
+                "turned into a threshold; give a threshold, or calibrate on your own prompts "
+                "with routellm_base.calibrate_threshold()"
+            )
+        return router.calibration.threshold_for_share(share)
+
+
+def calibrate_threshold(router: Router, prompts: Sequence[str], strong_share: float) -> float:
+    """The threshold that sends ``strong_share`` of *your* prompts to the strong model."""
+    share = check_unit_interval(strong_share, "strong_share")
+    if len(prompts) == 0:
+        raise InvalidPolicyError("calibrate_threshold needs at least one prompt")
+    calibration = Calibration.from_win_rates(router.strong_win_rate(list(prompts)), "user prompts")
+    return calibration.threshold_for_share(share)
+
+
+def decide_sides(win_rates: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean array: True where the call goes strong."""
+    return np.asarray(win_rates) >= threshold

@@ -1,0 +1,105 @@
+"""Similarity-weighted (SW) ranking router (RouteLLM, section 4.2).
+
+Every stored battle is weighted by how similar its prompt is to the query,
+w_i = 10 * 10 ** (sim_i / max_j sim_j) as in RouteLLM, and a Bradley-Terry model is fitted to the
+weighted battles; the win rate is the strong model's BT probability against the weak one.
+
+RouteLLM refits a logistic regression per query in a Python loop. Here the weighted evidence for a
+whole batch is gathered with two matrix products (queries x battles, then battles x model pairs),
+and the BT fit runs as vectorised minorise-maximise (Hunter, 2004) updates over the batch.
+Ties count half a win to each side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError
+from .base import Router
+
+SW_TENSORS = ("prompt_embeddings", "model_a", "model_b", "outcome")
+
+
+class SWRankingRouter(Router):
+    family = "sw_ranking"
+
+    def __init__(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        models: list[str],
+        strong_model: str,
+        weak_model: str,
+        *,
+        prior_battles: float = 1.0,
+        iterations: int = 50,
+        query_batch: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        missing = [t for t in SW_TENSORS if t not in tensors]
+        if missing:
+            raise CheckpointError(f"SW ranking checkpoint {name!r} lacks tensors {missing}")
+        for model in (strong_model, weak_model):
+            if model not in models:
+                raise CheckpointError(f"SW ranking checkpoint {name!r} does not know model {model!r}")
+        super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
+        self.models = list(models)
+        self.prompt_embeddings = np.asarray(tensors["prompt_embeddings"], dtype=np.float32)
+        a = np.asarray(tensors["model_a"], dtype=np.int64)
+        b = np.asarray(tensors["model_b"], dtype=np.int64)
+        outcome = np.asarray(tensors["outcome"], dtype=np.float32)
+        n_models = len(models)
+        if a.max(initial=0) >= n_models or b.max(initial=0) >= n_models:
+            raise CheckpointError(f"SW ranking checkpoint {name!r} names a model index out of range")
+        self.strong_index = models.index(strong_model)
+        self.weak_index = models.index(weak_model)
+        self.prior_battles = prior_battles
+        self.iterations = iterations
+        self.query_batch = query_batch
+        # Unordered pairs present in the data; battle -> pair incidence and per-model credit.
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        pair_ids, pair_index = np.unique(lo * n_models + hi, return_inverse=True)
+        self.pair_lo = (pair_ids // n_models).astype(np.int64)
+        self.pair_hi = (pair_ids % n_models).astype(np.int64)
+        n_pairs = len(pair_ids)
+        self.battle_pair = np.zeros((len(a), n_pairs), dtype=np.float32)
+        self.battle_pair[np.arange(len(a)), pair_index] = 1.0
+        self.battle_credit = np.zeros((len(a), n_models), dtype=np.float32)
+        np.add.at(self.battle_credit, (np.arange(len(a)), a), outcome)
+        np.add.at(self.battle_credit, (np.arange(len(a)), b), 1.0 - outcome)
+
+    def _win_rate(self, texts: list[str]) -> np.ndarray:
+        assert self.embedder is not None
+        queries = self.embedder.embed(texts)
+        return np.concatenate(
+            [self._batch(queries[i : i + self.query_batch]) for i in range(0, len(queries), self.query_batch)]
+        )
+
+    def _batch(self, queries: np.ndarray) -> np.ndarray:
+        sims = queries @ self.prompt_embeddings.T  # (Q, N)
+        max_sim = np.max(sims, axis=1, keepdims=True)
+        max_sim = np.where(max_sim > 0, max_sim, 1.0)
+        weights = 10.0 * np.power(10.0, sims / max_sim, dtype=np.float32)
+        wins = (weights @ self.battle_credit).astype(np.float64)  # (Q, M)
+        pair_counts = (weights @ self.battle_pair).astype(np.float64)  # (Q, P)
+        # A weak prior of one tied battle per observed pair keeps the fit finite.
+        prior = self.prior_battles
+        wins += prior * 0.5 * (
+            np.bincount(self.pair_lo, minlength=len(self.models)) + np.bincount(self.pair_hi, minlength=len(self.models))
+        )
+        pair_counts += prior
+        strength = np.ones_like(wins)
+        for _ in range(self.iterations):
+            p_lo = strength[:, self.pair_lo]
+            p_hi = strength[:, self.pair_hi]
+            inv = pair_counts / (p_lo + p_hi)
+            denom = np.zeros_like(wins)
+            np.add.at(denom.T, self.pair_lo, inv.T)
+            np.add.at(denom.T, self.pair_hi, inv.T)
+            strength = np.where(denom > 0, wins / np.maximum(denom, 1e-300), strength)
+            strength /= np.exp(np.mean(np.log(np.maximum(strength, 1e-300)), axis=1, keepdims=True))
+        s = strength[:, self.strong_index]
+        w = strength[:, self.weak_index]
+        return s / (s + w)
