@@ -39,7 +39,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # name -> (folder under checkpoints/, sha256 of its config.json). The config in turn pins the
 # sha256 of the weights.
 BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
-    "mf": ("mf-minilm-static", "__FILLED_BY_BUILD__"),
+    "mf": ("mf-minilm-static", "79b14d877b614c9ad18f787cd4536fe067edda31dacc7f3bb3fca3efec7a6fde"),
 }
 
 _ROUTER_CLASSES: dict[str, type[Router]] = {"mf": MFRouter, "sw_ranking": SWRankingRouter}

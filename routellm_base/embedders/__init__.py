@@ -15,7 +15,7 @@ __all__ = ["Embedder", "StaticEmbedder", "load_embedder", "BUNDLED_EMBEDDERS_DIR
 BUNDLED_EMBEDDERS_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "embedders"
 # sha256 of each bundled static table, checked on load.
 BUNDLED_STATIC_SHA256: dict[str, str] = {
-    "minilm-l6-static-256": "__FILLED_BY_BUILD__",
+    "minilm-l6-static-256": "3ad0f737a50e1eb792dad270e26461f7eb9f1b9d0ff47bd699b4e2d67af01611",
 }
 
 _shared: dict[tuple[str, str], Embedder] = {}

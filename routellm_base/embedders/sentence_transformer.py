@@ -62,7 +62,7 @@ class SentenceTransformerEmbedder(Embedder):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.model = SentenceTransformer(str(location), device=device)
         self.batch_size = batch_size
-        dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        dim = int(self.model.get_embedding_dimension() or 0)
         super().__init__(name or MINILM_NAME, dim, cache_size)
 
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:

@@ -1,0 +1,242 @@
+"""Cost accounting for routed calls: tokens and estimated cost per side, savings vs always-strong.
+
+Framework-agnostic: the integrations feed :meth:`CostTracker.record` with one routed call at a
+time (side, model, input/output tokens); :meth:`CostTracker.report` sums them up.
+
+Prices are USD per one million tokens, per model name. A model with no price is counted in tokens
+and costs 0 (its calls are listed in ``CostReport.unpriced_models`` so a missing price is never
+silent). Savings compare the actual cost with what the same tokens would have cost had every call
+gone to the strong model (the RouteLLM paper's accounting: same prompts, strong-model prices).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .decision import SIDES, Side
+from .errors import RoutingInputError
+from .tokens import count_tokens
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per 1M input tokens and per 1M output tokens."""
+
+    input_per_million: float
+    output_per_million: float
+
+    def __post_init__(self) -> None:
+        for name in ("input_per_million", "output_per_million"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise RoutingInputError(f"price {name} must be a non-negative number, got {value!r}")
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1e6
+
+
+PriceLike = ModelPrice | tuple[float, float] | Mapping[str, float]
+
+# List prices (USD / 1M tokens) of the models the examples use; a user's own prices override them.
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gpt-4o": ModelPrice(2.50, 10.00),
+    "gpt-4o-mini": ModelPrice(0.15, 0.60),
+}
+
+
+def as_price(value: PriceLike) -> ModelPrice:
+    """A :class:`ModelPrice` from a ModelPrice, an ``(input, output)`` pair or a mapping with
+    ``input``/``output`` (or ``input_per_million``/``output_per_million``) keys."""
+    if isinstance(value, ModelPrice):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            inp = value.get("input_per_million", value.get("input"))
+            out = value.get("output_per_million", value.get("output"))
+        except AttributeError as exc:  # pragma: no cover - Mapping always has get
+            raise RoutingInputError(f"bad price {value!r}") from exc
+        if inp is None or out is None:
+            raise RoutingInputError(
+                f"a price mapping needs 'input' and 'output' (USD per 1M tokens), got {dict(value)!r}"
+            )
+        return ModelPrice(float(inp), float(out))
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return ModelPrice(float(value[0]), float(value[1]))
+    raise RoutingInputError(
+        f"a price must be a ModelPrice, an (input, output) pair or a mapping, got {value!r}"
+    )
+
+
+@dataclass
+class SideTotals:
+    """Totals for one side (strong or weak)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    estimated_calls: int = 0
+    """Calls whose tokens were counted with cl100k (the model reported no usage)."""
+    models: dict[str, int] = field(default_factory=dict)
+    """Calls per model name on this side."""
+
+
+@dataclass
+class CostReport:
+    """A snapshot of a :class:`CostTracker`."""
+
+    strong: SideTotals
+    weak: SideTotals
+    always_strong_cost: float | None
+    """What the same tokens would have cost on the strong model; ``None`` when no strong-model
+    price is known."""
+    unpriced_models: list[str]
+
+    @property
+    def calls(self) -> int:
+        return self.strong.calls + self.weak.calls
+
+    @property
+    def strong_share(self) -> float:
+        """Share of calls that went to the strong model (0.0 with no calls)."""
+        return self.strong.calls / self.calls if self.calls else 0.0
+
+    @property
+    def total_cost(self) -> float:
+        return self.strong.cost + self.weak.cost
+
+    @property
+    def savings(self) -> float | None:
+        """``always_strong_cost - total_cost`` (USD)."""
+        return None if self.always_strong_cost is None else self.always_strong_cost - self.total_cost
+
+    @property
+    def savings_share(self) -> float | None:
+        """Savings as a share of the always-strong cost."""
+        if self.always_strong_cost is None or self.always_strong_cost == 0:
+            return None
+        return self.savings / self.always_strong_cost  # type: ignore[operator]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "strong_share": self.strong_share,
+            "strong": asdict(self.strong),
+            "weak": asdict(self.weak),
+            "total_cost": self.total_cost,
+            "always_strong_cost": self.always_strong_cost,
+            "savings": self.savings,
+            "savings_share": self.savings_share,
+            "unpriced_models": list(self.unpriced_models),
+        }
+
+    def format(self) -> str:
+        """A short human-readable table."""
+        lines = [f"calls: {self.calls}  strong share: {self.strong_share:.0%}"]
+        for side in SIDES:
+            t: SideTotals = getattr(self, side)
+            models = ", ".join(f"{m} x{n}" for m, n in sorted(t.models.items())) or "-"
+            est = f" ({t.estimated_calls} estimated with cl100k)" if t.estimated_calls else ""
+            lines.append(
+                f"{side:>6}: {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens, "
+                f"${t.cost:.6f}{est}  [{models}]"
+            )
+        lines.append(f" total: ${self.total_cost:.6f}")
+        if self.always_strong_cost is None:
+            lines.append("always-strong: unknown (no price for the strong model)")
+        else:
+            share = self.savings_share
+            pct = f" ({share:.0%})" if share is not None else ""
+            lines.append(
+                f"always-strong: ${self.always_strong_cost:.6f}  savings: ${self.savings:.6f}{pct}"
+            )
+        if self.unpriced_models:
+            lines.append(f"no price (counted as $0): {', '.join(self.unpriced_models)}")
+        return "\n".join(lines)
+
+
+class CostTracker:
+    """Thread-safe running totals of routed calls.
+
+    ``prices`` maps a model name to its price; it is merged over :data:`DEFAULT_PRICES` unless
+    ``use_default_prices=False``. ``strong_model`` names the model whose prices define the
+    always-strong baseline; without it the strong model seen most is used.
+    """
+
+    def __init__(
+        self,
+        prices: Mapping[str, PriceLike] | None = None,
+        *,
+        strong_model: str | None = None,
+        use_default_prices: bool = True,
+    ) -> None:
+        base: dict[str, ModelPrice] = dict(DEFAULT_PRICES) if use_default_prices else {}
+        base.update({name: as_price(p) for name, p in (prices or {}).items()})
+        self.prices: dict[str, ModelPrice] = base
+        self.strong_model = strong_model
+        self._lock = threading.Lock()
+        self._totals: dict[Side, SideTotals] = {"strong": SideTotals(), "weak": SideTotals()}
+        self._unpriced: set[str] = set()
+
+    def price_of(self, model: str) -> ModelPrice | None:
+        return self.prices.get(model)
+
+    def record(
+        self,
+        side: Side,
+        model: str,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        input_text: str | None = None,
+        output_text: str | None = None,
+    ) -> None:
+        """Add one call. Token counts the model did not report are counted from the texts with
+        ``cl100k_base``; the call is then flagged as estimated."""
+        if side not in SIDES:
+            raise RoutingInputError(f"side must be 'strong' or 'weak', got {side!r}")
+        estimated = False
+        if input_tokens is None:
+            input_tokens = count_tokens(input_text or "")
+            estimated = True
+        if output_tokens is None:
+            output_tokens = count_tokens(output_text or "")
+            estimated = True
+        price = self.price_of(model)
+        cost = price.cost(input_tokens, output_tokens) if price else 0.0
+        with self._lock:
+            t = self._totals[side]
+            t.calls += 1
+            t.input_tokens += int(input_tokens)
+            t.output_tokens += int(output_tokens)
+            t.cost += cost
+            t.estimated_calls += int(estimated)
+            t.models[model] = t.models.get(model, 0) + 1
+            if price is None:
+                self._unpriced.add(model)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._totals = {"strong": SideTotals(), "weak": SideTotals()}
+            self._unpriced = set()
+
+    def report(self) -> CostReport:
+        with self._lock:
+            strong = SideTotals(**{**asdict(self._totals["strong"])})
+            weak = SideTotals(**{**asdict(self._totals["weak"])})
+            unpriced = sorted(self._unpriced)
+        baseline_model = self.strong_model or (
+            max(strong.models, key=lambda m: strong.models[m]) if strong.models else None
+        )
+        baseline = self.price_of(baseline_model) if baseline_model else None
+        always_strong = (
+            baseline.cost(
+                strong.input_tokens + weak.input_tokens, strong.output_tokens + weak.output_tokens
+            )
+            if baseline
+            else None
+        )
+        return CostReport(strong=strong, weak=weak, always_strong_cost=always_strong, unpriced_models=unpriced)

@@ -1,0 +1,57 @@
+"""The generic scored-prompt record: one prompt, each model's score on it."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScoredPrompt:
+    """``scores`` maps a model name to its score (correctness 0/1 or a judge grade)."""
+
+    id: str
+    prompt: str
+    scores: dict[str, float]
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
+    """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
+
+    A malformed line raises ``ValueError`` naming the file and line number.
+    """
+    path = Path(path)
+    rows: list[ScoredPrompt] = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            for key, kind in (("id", (str, int)), ("prompt", str), ("scores", dict)):
+                if not isinstance(obj.get(key), kind):
+                    raise ValueError(f"{where}: field {key!r} missing or of the wrong type")
+            scores: dict[str, float] = {}
+            for model, value in obj["scores"].items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError(f"{where}: score of {model!r} is {value!r}, not a finite number")
+                scores[str(model)] = float(value)
+            rows.append(ScoredPrompt(str(obj["id"]), obj["prompt"], scores, source or path.stem))
+    return rows
+
+
+def write_scored_jsonl(rows: Iterable[ScoredPrompt], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps({"id": row.id, "prompt": row.prompt, "scores": row.scores}) + "\n")

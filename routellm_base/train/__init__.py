@@ -1,0 +1,1 @@
+"""Training routers (``pip install 'langchain-routellm[train]'`` for the torch-based trainers)."""

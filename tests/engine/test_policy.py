@@ -1,0 +1,84 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routellm_base import (
+    Calibration,
+    InvalidPolicyError,
+    RandomRouter,
+    RoutingPolicy,
+    calibrate_threshold,
+)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"threshold": 1.5},
+        {"threshold": -0.1},
+        {"threshold": math.nan},
+        {"threshold": True},
+        {"threshold": "0.5"},
+        {"strong_share": 2},
+        {"threshold": 0.3, "strong_share": 0.3},
+    ],
+)
+def test_invalid_policies_name_the_problem(kwargs):
+    with pytest.raises(InvalidPolicyError, match="threshold|strong_share"):
+        RoutingPolicy(**kwargs)
+
+
+def test_threshold_passes_through():
+    assert RoutingPolicy(threshold=0.42).threshold_for(RandomRouter()) == 0.42
+
+
+def test_default_share_is_half():
+    # The random router's calibration is the uniform distribution: share s <-> threshold 1 - s.
+    assert RoutingPolicy().threshold_for(RandomRouter()) == pytest.approx(0.5)
+    assert RoutingPolicy(strong_share=0.3).threshold_for(RandomRouter()) == pytest.approx(0.7)
+
+
+def test_share_needs_a_calibration():
+    router = RandomRouter()
+    router.calibration = None
+    with pytest.raises(InvalidPolicyError, match="no stored calibration"):
+        RoutingPolicy(strong_share=0.3).threshold_for(router)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rates=st.lists(st.floats(0, 1, allow_nan=False), min_size=50, max_size=400, unique=True),
+    share=st.floats(0.05, 0.95),
+)
+def test_calibrated_threshold_sends_the_target_share_strong(rates, share):
+    calibration = Calibration.from_win_rates(rates, "test")
+    threshold = calibration.threshold_for_share(share)
+    achieved = float(np.mean(np.asarray(rates) >= threshold))
+    # Interpolating stored quantiles can be off by up to two items.
+    assert abs(achieved - share) <= 2.0 / len(rates) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(share_a=st.floats(0, 1), share_b=st.floats(0, 1))
+def test_threshold_is_monotone_in_share(share_a, share_b):
+    calibration = Calibration.from_win_rates(np.linspace(0.1, 0.9, 97) ** 2, "test")
+    lo, hi = sorted((share_a, share_b))
+    assert calibration.threshold_for_share(hi) <= calibration.threshold_for_share(lo)
+
+
+def test_share_zero_sends_nothing_strong():
+    rates = np.linspace(0, 0.8, 101)
+    threshold = Calibration.from_win_rates(rates, "t").threshold_for_share(0.0)
+    assert not np.any(rates >= threshold)
+
+
+def test_calibrate_on_user_prompts():
+    router = RandomRouter(seed=3)
+    prompts = [f"prompt {i}" for i in range(2000)]
+    threshold = calibrate_threshold(router, prompts, 0.25)
+    assert 0.7 < threshold < 0.8  # uniform win rates: 1 - 0.25
+    with pytest.raises(InvalidPolicyError):
+        calibrate_threshold(router, [], 0.25)

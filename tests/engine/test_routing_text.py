@@ -1,0 +1,85 @@
+import pytest
+
+from routellm_base import ChatTurn, RoutingInputError, RoutingTextOptions, routing_text
+from routellm_base.tokens import count_tokens, get_encoding
+
+
+def test_last_user_turn_is_default():
+    conv = [
+        ChatTurn("system", "You are terse."),
+        ChatTurn("user", "first question"),
+        ChatTurn("assistant", "an answer"),
+        {"role": "user", "content": "second question"},
+    ]
+    assert routing_text(conv).text == "second question"
+
+
+def test_bare_string_is_one_user_turn():
+    assert routing_text("What is 2+2?").text == "What is 2+2?"
+
+
+def test_non_text_parts_are_skipped_and_recorded():
+    conv = [
+        ChatTurn(
+            "user",
+            [
+                {"type": "image_url", "image_url": {"url": "data:..."}},
+                {"type": "text", "text": "describe this"},
+                "and this",
+                {"type": "audio"},
+            ],
+        )
+    ]
+    result = routing_text(conv)
+    assert result.text == "describe this\nand this"
+    assert result.skipped_parts == ("image_url", "audio")
+
+
+@pytest.mark.parametrize(
+    ("conversation", "message"),
+    [
+        ([], "empty conversation"),
+        ([ChatTurn("system", "hi"), ChatTurn("assistant", "hello")], "no user turn"),
+        ([ChatTurn("user", [{"type": "image_url", "image_url": "x"}])], "only non-text parts"),
+        ([ChatTurn("user", "   ")], "no text"),
+        (["not a turn"], "ChatTurn or a mapping"),
+    ],
+)
+def test_unroutable_conversations_raise_clear_errors(conversation, message):
+    with pytest.raises(RoutingInputError, match=message):
+        routing_text(conversation)
+
+
+def test_cl100k_token_ids_are_the_real_ones():
+    # Reference ids of cl100k_base for "hello world".
+    assert get_encoding().encode("hello world") == [15339, 1917]
+
+
+def test_last_user_budget_truncates_head():
+    long = "word " * 1000
+    result = routing_text(long, RoutingTextOptions(max_tokens=50))
+    assert result.truncated and result.tokens == 50
+    assert count_tokens(result.text) <= 50
+    assert long.startswith(result.text.rstrip())
+
+
+def test_conversation_mode_keeps_newest_turns_within_budget():
+    conv = [ChatTurn("user", "old " * 300), ChatTurn("assistant", "reply"), ChatTurn("user", "newest question")]
+    result = routing_text(conv, RoutingTextOptions(mode="conversation", max_tokens=40))
+    assert result.text.endswith("user: newest question")
+    assert "assistant: reply" in result.text
+    assert result.truncated
+    assert count_tokens(result.text) <= 40
+
+
+def test_conversation_mode_without_truncation():
+    conv = [ChatTurn("system", "be nice"), ChatTurn("user", "hi")]
+    result = routing_text(conv, RoutingTextOptions(mode="conversation"))
+    assert result.text == "system: be nice\nuser: hi"
+    assert not result.truncated
+
+
+@pytest.mark.parametrize("bad", [{"mode": "everything"}, {"max_tokens": 0}, {"max_tokens": 2.5}])
+def test_invalid_options(bad):
+    with pytest.raises(RoutingInputError):
+        RoutingTextOptions(**bad)
