@@ -38,6 +38,38 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoints import load_router
+    from .evals import evaluate, load_benchmark, plot_curves, reference_rows
+
+    benchmarks = [load_benchmark(b, args.data_dir, args.strong, args.weak) for b in args.benchmark]
+    routers = [load_router(r, seed=args.seed) for r in args.router]
+    results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
+    rows = [r.to_dict() for r in results]
+    if args.references:
+        rows += [row for b in benchmarks for row in reference_rows(b)]
+    if args.plot:
+        plot_curves(results, args.plot)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        def pct(value: float | None) -> str:
+            return "never" if value is None else f"{value * 100:.1f}%"
+
+        print(f"{'router':<28} {'benchmark':<12} {'n':>6} {'APGR':>7} {'CPT20':>7} {'CPT50':>7} {'CPT80':>7}")
+        for row in rows:
+            print(
+                f"{row['router'][:28]:<28} {row['benchmark'][:12]:<12} {row['n']:>6} {row['apgr']:>7.3f} "
+                f"{pct(row['cpt20']):>7} {pct(row['cpt50']):>7} {pct(row['cpt80']):>7}"
+            )
+        for result in results:
+            for note in result.notes:
+                print(f"note: {result.router} on {result.benchmark.name}: {note}")
+            if result.benchmark.skipped:
+                print(f"note: {result.benchmark.name}: {result.benchmark.skipped} rows skipped (no strong or weak score)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routellm", description="Learned routing between a strong and a weak LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--max-tokens", type=int, default=None, help="routing-text token budget")
     route.add_argument("--json", action="store_true", help="print one JSON object")
     route.set_defaults(func=cmd_route)
+
+    ev = sub.add_parser("eval", help="score routers on benchmarks (PGR, APGR, CPT)")
+    ev.add_argument("--benchmark", action="append", required=True, help="mt-bench, mmlu, gsm8k or a scored JSONL file; repeatable")
+    ev.add_argument("--data-dir", default=None, help="folder with routellm/ (a RouteLLM checkout or ../shared/data)")
+    ev.add_argument("--router", action="append", required=True, help="router name or checkpoint folder; repeatable")
+    ev.add_argument("--strong", default=None, help="strong model (a key of 'scores'); default gpt-4-1106-preview for named benchmarks")
+    ev.add_argument("--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random router")
+    ev.add_argument("--references", action="store_true", help="add random-baseline (200 seeds) and oracle rows")
+    ev.add_argument("--json", action="store_true", help="print a JSON list, one object per router and benchmark")
+    ev.add_argument("--plot", default=None, help="write a PNG of performance against strong-call share")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -59,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (RouteLLMError, FileNotFoundError) as exc:
+    except (RouteLLMError, FileNotFoundError, ValueError) as exc:
         print(f"routellm: error: {exc}", file=sys.stderr)
         return 2
 

@@ -32,10 +32,14 @@ class ModelPrice:
         for name in ("input_per_million", "output_per_million"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise RoutingInputError(f"price {name} must be a non-negative number, got {value!r}")
+                raise RoutingInputError(
+                    f"price {name} must be a non-negative number, got {value!r}"
+                )
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1e6
+        return (
+            input_tokens * self.input_per_million + output_tokens * self.output_per_million
+        ) / 1e6
 
 
 PriceLike = ModelPrice | tuple[float, float] | Mapping[str, float]
@@ -111,7 +115,9 @@ class CostReport:
     @property
     def savings(self) -> float | None:
         """``always_strong_cost - total_cost`` (USD)."""
-        return None if self.always_strong_cost is None else self.always_strong_cost - self.total_cost
+        return (
+            None if self.always_strong_cost is None else self.always_strong_cost - self.total_cost
+        )
 
     @property
     def savings_share(self) -> float | None:
@@ -239,4 +245,6 @@ class CostTracker:
             if baseline
             else None
         )
-        return CostReport(strong=strong, weak=weak, always_strong_cost=always_strong, unpriced_models=unpriced)
+        return CostReport(
+            strong=strong, weak=weak, always_strong_cost=always_strong, unpriced_models=unpriced
+        )

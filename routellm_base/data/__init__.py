@@ -4,18 +4,22 @@ from .scored import ScoredPrompt, load_scored_jsonl, write_scored_jsonl
 from .sources import (
     GPT4,
     MIXTRAL,
+    crossfit_fold,
     holdout_split,
     load_gsm8k,
     load_llmrouter,
     load_mmlu,
     load_mt_bench,
+    prompt_bucket,
 )
 
 __all__ = [
     "GPT4",
     "MIXTRAL",
     "ScoredPrompt",
+    "crossfit_fold",
     "holdout_split",
+    "prompt_bucket",
     "load_gsm8k",
     "load_llmrouter",
     "load_mmlu",

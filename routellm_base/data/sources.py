@@ -138,10 +138,19 @@ def load_llmrouter(data_dir: str | Path, split: str = "train") -> list[ScoredPro
     ]
 
 
-def holdout_split(prompt: str, holdout_percent: int = 20) -> bool:
-    """True when ``prompt`` falls in the deterministic held-out part (by sha1 of its text).
+def prompt_bucket(prompt: str) -> int:
+    """A deterministic bucket 0..99 from the sha1 of the prompt text.
 
-    Splitting by prompt text keeps repeated prompts on one side of the split.
+    Splitting by prompt text keeps repeated prompts on one side of a split.
     """
-    bucket = int(hashlib.sha1(prompt.encode("utf-8")).hexdigest(), 16) % 100
-    return bucket < holdout_percent
+    return int(hashlib.sha1(prompt.encode("utf-8")).hexdigest(), 16) % 100
+
+
+def holdout_split(prompt: str, holdout_percent: int = 20) -> bool:
+    """True when ``prompt`` falls in the held-out part: buckets below ``holdout_percent``."""
+    return prompt_bucket(prompt) < holdout_percent
+
+
+def crossfit_fold(prompt: str, folds: int = 5) -> int:
+    """The cross-fitting fold of ``prompt``; fold 0 is exactly ``holdout_split(prompt, 100 // folds)``."""
+    return prompt_bucket(prompt) * folds // 100

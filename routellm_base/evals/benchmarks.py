@@ -1,0 +1,86 @@
+"""Benchmarks by name (RouteLLM's MT Bench, MMLU, GSM8K) or as a generic scored JSONL file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data import (
+    GPT4,
+    MIXTRAL,
+    ScoredPrompt,
+    load_gsm8k,
+    load_mmlu,
+    load_mt_bench,
+    load_scored_jsonl,
+)
+
+NAMED_BENCHMARKS = {"mt-bench": load_mt_bench, "mmlu": load_mmlu, "gsm8k": load_gsm8k}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Prompts scored for one strong and one weak model, ready to route."""
+
+    name: str
+    rows: list[ScoredPrompt]
+    strong_model: str
+    weak_model: str
+    skipped: int = 0
+    """Rows left out because they lack a score for the strong or the weak model."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def strong(self) -> np.ndarray:
+        return np.array([r.scores[self.strong_model] for r in self.rows])
+
+    @property
+    def weak(self) -> np.ndarray:
+        return np.array([r.scores[self.weak_model] for r in self.rows])
+
+    @property
+    def prompts(self) -> list[str]:
+        return [r.prompt for r in self.rows]
+
+    def restricted(self, keep: list[bool], note: str) -> Benchmark:
+        rows = [r for r, k in zip(self.rows, keep) if k]
+        return Benchmark(self.name, rows, self.strong_model, self.weak_model, self.skipped, [*self.notes, note])
+
+
+def load_benchmark(
+    name_or_path: str,
+    data_dir: str | Path | None = None,
+    strong_model: str | None = None,
+    weak_model: str | None = None,
+) -> Benchmark:
+    """``mt-bench``, ``mmlu`` or ``gsm8k`` from ``data_dir``, or a generic JSONL file.
+
+    The named benchmarks default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and
+    apply the paper's contamination filter. A JSONL file needs ``strong_model`` and ``weak_model``.
+    """
+    if name_or_path in NAMED_BENCHMARKS:
+        if data_dir is None:
+            raise ValueError(f"benchmark {name_or_path!r} needs --data-dir (a RouteLLM checkout or ../shared/data)")
+        rows = NAMED_BENCHMARKS[name_or_path](data_dir)
+        name = name_or_path
+        notes = ["RouteLLM contamination filter applied"]
+        strong_model, weak_model = strong_model or GPT4, weak_model or MIXTRAL
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"benchmark {name_or_path!r} is neither one of {sorted(NAMED_BENCHMARKS)} nor a JSONL file"
+            )
+        if not strong_model or not weak_model:
+            raise ValueError(f"benchmark file {path} needs --strong and --weak model names (keys of 'scores')")
+        rows = load_scored_jsonl(path)
+        name, notes = path.name, []
+    usable = [r for r in rows if strong_model in r.scores and weak_model in r.scores]
+    if not usable:
+        seen = sorted({m for r in rows for m in r.scores})
+        raise ValueError(
+            f"no row of {name} scores both {strong_model!r} and {weak_model!r}; models present: {seen}"
+        )
+    return Benchmark(name, usable, strong_model, weak_model, len(rows) - len(usable), notes)

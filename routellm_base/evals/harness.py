@@ -1,0 +1,116 @@
+"""Scoring routers on benchmarks: one result per router and benchmark."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data import holdout_split
+from ..routers.base import Router
+from .benchmarks import Benchmark
+from .curves import CPT_TARGETS, QualityCurve, oracle_curve, quality_curve, random_baseline
+
+
+@dataclass
+class EvalResult:
+    router: str
+    benchmark: Benchmark
+    curve: QualityCurve
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        cpts = {f"cpt{int(t * 100)}": self.curve.cpt(t) for t in CPT_TARGETS}
+        return {
+            "router": self.router,
+            "benchmark": self.benchmark.name,
+            "n": len(self.benchmark.rows),
+            "skipped": self.benchmark.skipped,
+            "strong_model": self.benchmark.strong_model,
+            "weak_model": self.benchmark.weak_model,
+            "strong_score": self.curve.strong_score,
+            "weak_score": self.curve.weak_score,
+            "apgr": self.curve.apgr(),
+            **cpts,
+            "notes": self.notes,
+        }
+
+
+def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
+    """Drop the benchmark items a checkpoint declares it was trained on.
+
+    Checkpoints record ``training.trained_on_benchmarks[name] = {"held_out_percent": p}`` when
+    they were trained on that benchmark except its sha1-bucketed held-out part.
+    """
+    trained = (router.metadata.get("training") or {}).get("trained_on_benchmarks") or {}
+    if benchmark.name not in trained:
+        return benchmark
+    percent = int(trained[benchmark.name]["held_out_percent"])
+    keep = [holdout_split(r.prompt, percent) for r in benchmark.rows]
+    return benchmark.restricted(keep, f"held-out {percent}% only: {router.name} was trained on the rest")
+
+
+def evaluate(
+    router: Router, benchmark: Benchmark, batch_size: int = 512, progress: bool = False
+) -> EvalResult:
+    bench = items_not_trained_on(router, benchmark)
+    prompts = bench.prompts
+    batches = range(0, len(prompts), batch_size)
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc=f"{router.name} on {bench.name}", unit="batch", leave=False)
+        except ImportError:
+            pass
+    rates = np.concatenate([router.strong_win_rate(prompts[i : i + batch_size]) for i in batches])
+    return EvalResult(router.name, bench, quality_curve(rates, bench.strong, bench.weak), list(bench.notes))
+
+
+def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any]]:
+    """The random baseline (mean and spread over seeds) and the oracle on ``benchmark``."""
+    strong, weak = benchmark.strong, benchmark.weak
+    mean, std, cpts = random_baseline(strong, weak, seeds=seeds)
+    oracle = oracle_curve(strong, weak)
+    common = {"benchmark": benchmark.name, "n": len(benchmark.rows), "strong_score": float(strong.mean()), "weak_score": float(weak.mean())}
+    return [
+        {
+            "router": f"random ({seeds} seeds)",
+            **common,
+            "apgr": mean,
+            "apgr_std": std,
+            **{f"cpt{int(t * 100)}": cpts[t][0] for t in CPT_TARGETS},
+        },
+        {"router": "oracle", **common, "apgr": oracle.apgr(), **{f"cpt{int(t * 100)}": oracle.cpt(t) for t in CPT_TARGETS}},
+    ]
+
+
+def plot_curves(results: Sequence[EvalResult], path: str) -> None:
+    """PNG: performance against strong-call share, one line per router, with weak/strong/oracle."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install 'langchain-routellm[eval]'") from exc
+    names = sorted({r.benchmark.name for r in results})
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        group = [r for r in results if r.benchmark.name == name]
+        for result in group:
+            ax.plot(result.curve.shares * 100, result.curve.performance, label=f"{result.router} (APGR {result.curve.apgr():.3f})")
+        bench = group[0].benchmark
+        oracle = oracle_curve(bench.strong, bench.weak)
+        ax.plot(oracle.shares * 100, oracle.performance, ":", color="grey", label="oracle")
+        ax.axhline(oracle.strong_score, color="green", ls="--", lw=1, label=f"strong: {bench.strong_model}")
+        ax.axhline(oracle.weak_score, color="red", ls="--", lw=1, label=f"weak: {bench.weak_model}")
+        ax.set_title(f"{name} (n={len(bench.rows)})")
+        ax.set_xlabel("strong-model calls (%)")
+        ax.set_ylabel("performance")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

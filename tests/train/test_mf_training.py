@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from routellm_base import load_router, save_checkpoint
+from routellm_base.data import ScoredPrompt
+from routellm_base.embedders.base import Embedder, l2_normalise
+from routellm_base.metrics import roc_auc
+from routellm_base.train.battles import battles_from_scores
+
+
+def test_golden_label_battles_keep_ties():
+    rows = [
+        ScoredPrompt("1", "p1", {"big": 1, "small": 0, "mid": 1}),
+        ScoredPrompt("2", "p2", {"big": 1, "small": 1}),
+    ]
+    battles = battles_from_scores(rows, models=["big", "small", "mid"])
+    # p1: big-small (big wins), big-mid (tie), small-mid (mid wins); p2: big-small (tie)
+    assert len(battles) == 4
+    assert battles.counts == {"model_a": 1, "tie": 2, "model_b": 1}
+    assert battles.outcome.tolist() == [1.0, 0.5, 0.0, 0.5]
+    restricted = battles_from_scores(rows, models=["big", "small", "mid"], pairs=[("big", "small")])
+    assert len(restricted) == 2
+
+
+class VectorEmbedder(Embedder):
+    kind = "vector"
+
+    def __init__(self, table):
+        self.table = table
+        super().__init__("vectors", 16)
+
+    def _embed_uncached(self, texts):
+        return l2_normalise(np.stack([self.table[t] for t in texts]))
+
+
+def test_mf_learns_which_prompts_need_the_strong_model(tmp_path):
+    pytest.importorskip("torch")
+    from routellm_base.train.mf import MFTrainConfig, train_mf
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    vectors = rng.normal(size=(n, 16)).astype(np.float32)
+    hard = vectors[:, 0] > 0  # the hidden "task kind" the weak model fails at
+    strong_ok = rng.random(n) < 0.9
+    weak_ok = np.where(hard, rng.random(n) < 0.2, rng.random(n) < 0.85)
+    rows = [ScoredPrompt(str(i), f"prompt {i}", {"big": float(s), "small": float(w)})
+            for i, (s, w) in enumerate(zip(strong_ok, weak_ok))]
+    battles = battles_from_scores(rows[:1000], models=["big", "small"])
+    table = {f"prompt {i}": vectors[i] for i in range(n)}
+    embedder = VectorEmbedder(table)
+    tensors, report = train_mf(embedder.embed(battles.prompts), battles, MFTrainConfig(dim=8, epochs=60, lr=3e-2, batch_size=128, patience=10), progress=False)
+    assert report["best_epoch"] >= 1 and report["n_battles_validation"] > 0
+
+    path = save_checkpoint(
+        tmp_path / "mf", router_family="mf", tensors=tensors, models=["big", "small"],
+        strong_model="big", weak_model="small", embedder=embedder, calibration=None, model_card="# t\n",
+    )
+    router = load_router(path, embedder=embedder)
+    held_out = [f"prompt {i}" for i in range(1000, n)]
+    rates = router.strong_win_rate(held_out)
+    assert roc_auc(rates, hard[1000:]) > 0.9
