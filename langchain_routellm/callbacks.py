@@ -1,0 +1,102 @@
+"""A LangChain callback handler that accounts the cost of routed calls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from routellm_base.costs import CostReport, CostTracker, PriceLike
+
+
+class RouteLLMCostCallbackHandler(BaseCallbackHandler):
+    """Tokens and estimated cost per side of every call a ``RouterChatModel`` routes.
+
+    Pass it as a callback (``config={"callbacks": [handler]}``, or in the router's
+    ``callbacks=``); read :meth:`report`. It counts the *chosen model's* run, which
+    ``RouterChatModel`` marks with the side it took, so each call is counted once however the
+    runs nest; runs of other models are ignored. Where a model reports no ``usage_metadata``,
+    tokens are counted with tiktoken's ``cl100k_base`` (offline) and flagged as estimated.
+
+    ``prices``: USD per 1M input/output tokens by model name, e.g. ``{"gpt-4o": (2.5, 10.0)}``,
+    merged over ``routellm_base.costs.DEFAULT_PRICES``. ``strong_model``: the model whose price
+    is the always-strong baseline (default: the strong model seen most).
+    """
+
+    run_inline = True  # record starts before ends, in order, also under async callback managers
+
+    def __init__(
+        self,
+        prices: Mapping[str, PriceLike] | None = None,
+        *,
+        strong_model: str | None = None,
+        use_default_prices: bool = True,
+    ) -> None:
+        super().__init__()
+        self.tracker = CostTracker(
+            prices, strong_model=strong_model, use_default_prices=use_default_prices
+        )
+        self._runs: dict[UUID, tuple[str, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        metadata = metadata or {}
+        side = metadata.get("routellm_side")
+        # Only the run the router started for the chosen model (not its own children).
+        if side not in ("strong", "weak") or metadata.get("routellm_parent_run_id") != str(
+            parent_run_id
+        ):
+            return
+        text = "\n".join(m.text for batch in messages for m in batch)
+        with self._lock:
+            self._runs[run_id] = (side, str(metadata.get("routellm_model")), text)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        side, model, input_text = run
+        generation = (
+            response.generations[0][0] if response.generations and response.generations[0] else None
+        )
+        usage = None
+        output_text = ""
+        if generation is not None:
+            output_text = generation.text
+            if isinstance(generation, ChatGeneration):
+                usage = getattr(generation.message, "usage_metadata", None)
+        self.tracker.record(
+            side,  # type: ignore[arg-type]
+            model,
+            input_tokens=usage["input_tokens"] if usage else None,
+            output_tokens=usage["output_tokens"] if usage else None,
+            input_text=input_text,
+            output_text=output_text,
+        )
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def report(self) -> CostReport:
+        """Totals so far."""
+        return self.tracker.report()
+
+    def reset(self) -> None:
+        self.tracker.reset()
