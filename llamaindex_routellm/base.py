@@ -1,0 +1,710 @@
+"""``RouterLLM``: a LlamaIndex LLM that sends each call to a strong or a weak LLM.
+
+Every call is routed once by :class:`routellm_base.RoutingEngine` and then handed, unchanged, to
+the chosen LLM's own method of the same name (``chat`` -> ``chat``, ``astream_complete`` ->
+``astream_complete``, ``chat_with_tools`` -> ``chat_with_tools``), so roles, content blocks,
+tools and provider-specific formatting stay the chosen model's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+
+from routellm_base import (
+    RoutingDecision,
+    RoutingEngine,
+    RoutingPolicy,
+    RoutingTextOptions,
+    Side,
+)
+from routellm_base.errors import RouteLLMError, RoutingInputError
+from routellm_base.routers.base import Router
+
+from .messages import to_chat_turns, tool_call_messages
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+dispatcher = get_dispatcher(__name__)
+
+ROUTELLM_KEY = "routellm"
+"""Key of the routing decision (a dict) in every response's ``additional_kwargs``."""
+FORCE_KWARG = "routellm_force"
+"""Per-call keyword: ``"strong"`` or ``"weak"`` skips the router and uses that side."""
+DECISION_KWARG = "routellm_decision"
+"""Per-call keyword: reuse a decision already made (``_prepare_chat_with_tools`` sets it)."""
+
+
+class SideNotFunctionCallingError(RouteLLMError, ValueError):
+    """A tool call was routed (or could be routed) to a side that cannot call functions."""
+
+
+def can_call_functions(llm: LLM) -> bool:
+    """True for a :class:`FunctionCallingLLM` whose metadata says it calls functions."""
+    return isinstance(llm, FunctionCallingLLM) and bool(llm.metadata.is_function_calling_model)
+
+
+def _min_known(a: int, b: int) -> int:
+    # LlamaIndex uses -1 for "unknown" (e.g. MockLLM's num_output): ignore unknown values so
+    # one side's sentinel does not become the router's budget.
+    known = [v for v in (a, b) if v > 0]
+    return min(known) if known else a
+
+
+class _EngineCache:
+    """The lazily built engine and the settings it was built from.
+
+    Copies and pickles start empty (a lock can be neither); the engine is then rebuilt on first
+    use from the copy's own fields.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current: tuple[tuple[Any, ...], RoutingEngine] | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _EngineCache:
+        return _EngineCache()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class RouterLLM(FunctionCallingLLM):
+    """An LLM that routes every call to ``strong`` or ``weak`` with a learned router (RouteLLM).
+
+    Works anywhere an LLM does (``Settings.llm``, query engines, chat engines) and, when both
+    sides are function-calling LLMs, in function-calling agents such as ``FunctionAgent``.
+
+    * Every call is routed once, then handed to the chosen side's method of the same name with
+      the caller's messages and keyword arguments (nothing is flattened into a prompt).
+    * Each response carries the decision as a dict in ``response.additional_kwargs["routellm"]``
+      (side, model, win_rate, threshold, router, ...); every chunk of a stream carries it.
+      :func:`llamaindex_routellm.record_decisions` collects them from inside query engines.
+    * Per call, ``routellm_force="strong"`` or ``"weak"`` skips the router and uses that side;
+      the keyword is removed before the chosen LLM is called. :meth:`route` returns the
+      decision without calling either LLM.
+    * Tool calls (``chat_with_tools`` and friends) need function-calling LLMs on both sides (or
+      on the forced side); ``get_tool_calls_from_response`` is answered by the side that
+      produced the response.
+    * ``metadata`` reports the smaller context window and output budget of the two sides and
+      ``is_chat_model=True`` (each side's own ``chat`` formats prompts its own way).
+    * A side with no callback handlers of its own reports to the router's callback manager;
+      instrumentation spans of the side nest under the router's.
+
+    Example::
+
+        from llama_index.core import Settings
+        from llama_index.llms.openai import OpenAI
+        from llamaindex_routellm import RouterLLM
+
+        Settings.llm = RouterLLM(strong=OpenAI(model="gpt-4o"), weak=OpenAI(model="gpt-4o-mini"),
+                                 strong_share=0.3)
+    """
+
+    strong: LLM = Field(
+        description="The strong (capable, costly) LLM; calls the router deems hard go here."
+    )
+    weak: LLM = Field(description="The weak (cheap) LLM; every other call goes here.")
+    router: str | Path | Router = Field(
+        default="mf",
+        description=(
+            "The router: a bundled name ('mf', the default; 'random'), a checkpoint folder, "
+            "or a routellm_base.Router instance."
+        ),
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="Route strong when the router's strong-win rate is >= this (0..1). "
+        "Give this or strong_share, not both.",
+    )
+    strong_share: float | None = Field(
+        default=None,
+        description="Target share of calls sent strong (0..1), turned into a threshold by the "
+        "router's calibration. Default 0.5 when neither this nor threshold is given.",
+    )
+    routing_text_mode: Literal["last_user", "conversation"] = Field(
+        default="last_user",
+        description="What the router reads: the last user turn ('last_user', as in the paper) "
+        "or the recent conversation ('conversation').",
+    )
+    routing_text_max_tokens: int | None = Field(
+        default=None,
+        description="Token budget (cl100k_base) of the routing text; None keeps the whole last "
+        "user turn ('conversation' mode then uses 1024).",
+    )
+    strong_model_name: str | None = Field(
+        default=None,
+        description="Name reported for the strong side (decisions, metadata.model_name); "
+        "default: its metadata.model_name, else its class name.",
+    )
+    weak_model_name: str | None = Field(
+        default=None,
+        description="Name reported for the weak side; default as for strong_model_name.",
+    )
+
+    _engine_cache: _EngineCache = PrivateAttr(default_factory=_EngineCache)
+
+    def __init__(
+        self,
+        strong: LLM,
+        weak: LLM,
+        router: str | Path | Router = "mf",
+        threshold: float | None = None,
+        strong_share: float | None = None,
+        routing_text_mode: Literal["last_user", "conversation"] = "last_user",
+        routing_text_max_tokens: int | None = None,
+        strong_model_name: str | None = None,
+        weak_model_name: str | None = None,
+        callback_manager: CallbackManager | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            strong=strong,
+            weak=weak,
+            router=router,
+            threshold=threshold,
+            strong_share=strong_share,
+            routing_text_mode=routing_text_mode,
+            routing_text_max_tokens=routing_text_max_tokens,
+            strong_model_name=strong_model_name,
+            weak_model_name=weak_model_name,
+            callback_manager=callback_manager or CallbackManager([]),
+            **kwargs,
+        )
+        # Check the cheap settings now so that a bad threshold fails here, not at the first
+        # call; the router itself (maybe an embedder) loads lazily on first use.
+        RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
+        self._text_options()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RouterLLM"
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RouterLLM:
+        # Router instances are shared, not copied: they are thread-safe, may hold an embedder,
+        # and the random router's lock cannot be copied at all.
+        memo = {} if memo is None else memo
+        if isinstance(self.router, Router):
+            memo.setdefault(id(self.router), self.router)
+        return super().__deepcopy__(memo)
+
+    @field_serializer("router")
+    def _serialize_router(self, router: str | Path | Router) -> str:
+        return router.name if isinstance(router, Router) else str(router)
+
+    # -- metadata -------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The tighter limits of the two sides, so prompts fit whichever side is chosen."""
+        strong, weak = self.strong.metadata, self.weak.metadata
+        return LLMMetadata(
+            context_window=_min_known(strong.context_window, weak.context_window),
+            num_output=_min_known(strong.num_output, weak.num_output),
+            # Always a chat model: predict() then hands messages to the chosen side's chat(),
+            # which applies that side's own prompt format (a completion-only side turns the
+            # messages into its own prompt). As a "completion model" the router would format
+            # prompts with *its* completion_to_prompt and the side's would be skipped.
+            is_chat_model=True,
+            is_function_calling_model=can_call_functions(self.strong)
+            and can_call_functions(self.weak),
+            model_name=f"routellm({self._side_name('strong')}|{self._side_name('weak')})",
+            system_role=strong.system_role
+            if strong.system_role == weak.system_role
+            else MessageRole.SYSTEM,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """Observability payload: the router's settings and both sides' own payloads."""
+        # Built here rather than via super(): older llama-index-core has no LLM.to_payload.
+        return {
+            "class_name": self.class_name(),
+            **self.metadata.model_dump(),
+            "router": self._serialize_router(self.router),
+            "threshold": self.threshold,
+            "strong_share": self.strong_share,
+            "strong": _payload(self.strong),
+            "weak": _payload(self.weak),
+        }
+
+    # -- routing --------------------------------------------------------------------------
+
+    def _text_options(self) -> RoutingTextOptions:
+        return RoutingTextOptions(
+            mode=self.routing_text_mode, max_tokens=self.routing_text_max_tokens
+        )
+
+    def _engine_key(self) -> tuple[Any, ...]:
+        # Fields may be reassigned after construction; the key makes the cached engine follow.
+        router = self.router if isinstance(self.router, Router) else str(self.router)
+        return (
+            router,
+            self.threshold,
+            self.strong_share,
+            self.routing_text_mode,
+            self.routing_text_max_tokens,
+        )
+
+    @property
+    def engine(self) -> RoutingEngine:
+        """The routing engine, built on first use (thread-safe) and cached."""
+        key = self._engine_key()
+        current = self._engine_cache.current
+        if current is not None and current[0] == key:
+            return current[1]
+        with self._engine_cache.lock:
+            current = self._engine_cache.current
+            if current is None or current[0] != key:
+                engine = RoutingEngine(
+                    self.router,
+                    threshold=self.threshold,
+                    strong_share=self.strong_share,
+                    routing_text_options=self._text_options(),
+                )
+                current = (key, engine)
+                self._engine_cache.current = current
+            return current[1]
+
+    async def _aengine(self) -> RoutingEngine:
+        current = self._engine_cache.current
+        if current is not None and current[0] == self._engine_key():
+            return current[1]
+        # Loading a router may load an embedder: keep it off the event loop.
+        return await asyncio.to_thread(lambda: self.engine)
+
+    def _side_name(self, side: Side) -> str:
+        explicit = self.strong_model_name if side == "strong" else self.weak_model_name
+        if explicit:
+            return explicit
+        llm = self.strong if side == "strong" else self.weak
+        name = llm.metadata.model_name
+        # LlamaIndex's default model_name is "unknown": the class name says more.
+        return name if name and name != "unknown" else llm.class_name()
+
+    def _model_names(self) -> dict[str, str]:
+        return {"strong_model": self._side_name("strong"), "weak_model": self._side_name("weak")}
+
+    def route(
+        self, messages: str | Sequence[ChatMessage], *, force: Side | None = None
+    ) -> RoutingDecision:
+        """The decision for a prompt or a conversation, without calling either LLM."""
+        return self.engine.decide(_conversation(messages), force=force, **self._model_names())
+
+    async def aroute(
+        self, messages: str | Sequence[ChatMessage], *, force: Side | None = None
+    ) -> RoutingDecision:
+        """:meth:`route` without blocking the event loop (the router runs in a worker thread)."""
+        engine = await self._aengine()
+        return await engine.adecide(_conversation(messages), force=force, **self._model_names())
+
+    @staticmethod
+    def _pop_routing(kwargs: dict[str, Any]) -> tuple[Side | None, RoutingDecision | None]:
+        force = kwargs.pop(FORCE_KWARG, None)
+        prior = kwargs.pop(DECISION_KWARG, None)
+        if force is not None and force not in ("strong", "weak"):
+            raise RoutingInputError(f"{FORCE_KWARG} must be 'strong' or 'weak', got {force!r}")
+        return force, _as_decision(prior)
+
+    def _decide(
+        self, messages: str | Sequence[ChatMessage], kwargs: dict[str, Any]
+    ) -> RoutingDecision:
+        force, prior = self._pop_routing(kwargs)
+        return prior or self.route(messages, force=force)
+
+    async def _adecide(
+        self, messages: str | Sequence[ChatMessage], kwargs: dict[str, Any]
+    ) -> RoutingDecision:
+        force, prior = self._pop_routing(kwargs)
+        return prior or await self.aroute(messages, force=force)
+
+    def _llm_for(self, side: str) -> LLM:
+        llm = self.strong if side == "strong" else self.weak
+        # A side without callback handlers of its own reports to the router's callback manager,
+        # so its LLM events nest under the router's (LlamaIndex passes callback managers down
+        # to sub-components the same way; Settings.llm only sets the router's).
+        mine = self.callback_manager
+        if llm.callback_manager is not mine and not llm.callback_manager.handlers and mine.handlers:
+            llm.callback_manager = mine
+        return llm
+
+    @staticmethod
+    def _attach(response: Any, decision: RoutingDecision | dict[str, Any]) -> Any:
+        response.additional_kwargs[ROUTELLM_KEY] = (
+            decision if isinstance(decision, dict) else decision.to_dict()
+        )
+        return response
+
+    @classmethod
+    def _tag(
+        cls, stream: Generator[Any, None, None], decision: RoutingDecision
+    ) -> Generator[Any, None, None]:
+        record = decision.to_dict()
+        for chunk in stream:
+            yield cls._attach(chunk, record)
+
+    @classmethod
+    async def _atag(
+        cls, stream: AsyncGenerator[Any, None], decision: RoutingDecision
+    ) -> AsyncGenerator[Any, None]:
+        record = decision.to_dict()
+        async for chunk in stream:
+            yield cls._attach(chunk, record)
+
+    # -- chat -----------------------------------------------------------------------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        decision = self._decide(messages, kwargs)
+        response = self._llm_for(decision.side).chat(messages, **kwargs)
+        return self._attach(response, decision)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        decision = self._decide(messages, kwargs)
+        stream = self._llm_for(decision.side).stream_chat(messages, **kwargs)
+        return self._tag(stream, decision)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        decision = await self._adecide(messages, kwargs)
+        response = await self._llm_for(decision.side).achat(messages, **kwargs)
+        return self._attach(response, decision)
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        decision = await self._adecide(messages, kwargs)
+        stream = await self._llm_for(decision.side).astream_chat(messages, **kwargs)
+        return self._atag(stream, decision)
+
+    # -- completion -----------------------------------------------------------------------
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        decision = self._decide(prompt, kwargs)
+        response = self._llm_for(decision.side).complete(prompt, formatted=formatted, **kwargs)
+        return self._attach(response, decision)
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        decision = self._decide(prompt, kwargs)
+        stream = self._llm_for(decision.side).stream_complete(prompt, formatted=formatted, **kwargs)
+        return self._tag(stream, decision)
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        decision = await self._adecide(prompt, kwargs)
+        response = await self._llm_for(decision.side).acomplete(
+            prompt, formatted=formatted, **kwargs
+        )
+        return self._attach(response, decision)
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        decision = await self._adecide(prompt, kwargs)
+        stream = await self._llm_for(decision.side).astream_complete(
+            prompt, formatted=formatted, **kwargs
+        )
+        return self._atag(stream, decision)
+
+    # -- tools ----------------------------------------------------------------------------
+
+    def _check_function_calling(self, sides: Sequence[str]) -> None:
+        for side in sides:
+            llm = self.strong if side == "strong" else self.weak
+            if not can_call_functions(llm):
+                raise SideNotFunctionCallingError(
+                    f"RouterLLM: the {side} side ({type(llm).__name__}, model "
+                    f"{llm.metadata.model_name!r}) is not a function-calling LLM, so tool calls "
+                    "cannot be routed to it. Give FunctionCallingLLMs with "
+                    "metadata.is_function_calling_model=True on both sides, or pin tool calls "
+                    f"to the other side with {FORCE_KWARG}=..."
+                )
+
+    def _tools_decision_inputs(
+        self, kwargs: dict[str, Any]
+    ) -> tuple[Side | None, RoutingDecision | None]:
+        force, prior = self._pop_routing(kwargs)
+        # Checked before routing, on both sides unless the side is already fixed, so a router
+        # with a non-function-calling side fails on the first tool call, not on an unlucky one.
+        fixed = prior.side if prior is not None else force
+        self._check_function_calling([fixed] if fixed else ["strong", "weak"])
+        return force, prior
+
+    @staticmethod
+    def _tool_kwargs(
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None,
+        chat_history: list[ChatMessage] | None,
+        verbose: bool,
+        allow_parallel_tool_calls: bool,
+        tool_required: bool,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        call = {
+            "tools": tools,
+            "user_msg": user_msg,
+            "chat_history": chat_history,
+            "verbose": verbose,
+            "allow_parallel_tool_calls": allow_parallel_tool_calls,
+            **kwargs,
+        }
+        # Only pass tool_required when set: older integrations' signatures lack it.
+        if tool_required:
+            call["tool_required"] = True
+        return call
+
+    @dispatcher.span
+    def chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Route once, then the chosen side's own ``chat_with_tools`` formats tools and calls."""
+        call = self._tool_kwargs(
+            tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, tool_required, kwargs
+        )
+        return self._routed_chat_with_tools(tool_call_messages(user_msg, chat_history), **call)
+
+    @dispatcher.span
+    async def achat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Async :meth:`chat_with_tools`; the router runs in a worker thread."""
+        call = self._tool_kwargs(
+            tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, tool_required, kwargs
+        )
+        return await self._routed_achat_with_tools(
+            tool_call_messages(user_msg, chat_history), **call
+        )
+
+    @dispatcher.span
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseGen:
+        """Streaming :meth:`chat_with_tools`; every chunk carries the decision."""
+        call = self._tool_kwargs(
+            tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, tool_required, kwargs
+        )
+        return self._routed_stream_chat_with_tools(
+            tool_call_messages(user_msg, chat_history), **call
+        )
+
+    @dispatcher.span
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseAsyncGen:
+        """Async streaming :meth:`chat_with_tools` (what ``FunctionAgent`` calls)."""
+        call = self._tool_kwargs(
+            tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, tool_required, kwargs
+        )
+        return await self._routed_astream_chat_with_tools(
+            tool_call_messages(user_msg, chat_history), **call
+        )
+
+    # The four helpers below carry the router's own LLM callback/instrumentation events around
+    # the chosen side's *_with_tools call; ``messages`` is the conversation routed on (and the
+    # one reported in the router's events), the side gets the original arguments.
+
+    @llm_chat_callback()
+    def _routed_chat_with_tools(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponse:
+        force, prior = self._tools_decision_inputs(kwargs)
+        decision = prior or self.route(messages, force=force)
+        side = self._llm_for(decision.side)
+        return self._attach(side.chat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+
+    @llm_chat_callback()
+    async def _routed_achat_with_tools(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponse:
+        force, prior = self._tools_decision_inputs(kwargs)
+        decision = prior or await self.aroute(messages, force=force)
+        side = self._llm_for(decision.side)
+        return self._attach(await side.achat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+
+    @llm_chat_callback()
+    def _routed_stream_chat_with_tools(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseGen:
+        force, prior = self._tools_decision_inputs(kwargs)
+        decision = prior or self.route(messages, force=force)
+        side = self._llm_for(decision.side)
+        return self._tag(side.stream_chat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+
+    @llm_chat_callback()
+    async def _routed_astream_chat_with_tools(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        force, prior = self._tools_decision_inputs(kwargs)
+        decision = prior or await self.aroute(messages, force=force)
+        side = self._llm_for(decision.side)
+        stream = await side.astream_chat_with_tools(**kwargs)  # type: ignore[attr-defined]
+        return self._atag(stream, decision)
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Route once and let the chosen side prepare its own request.
+
+        The returned kwargs carry the decision under ``routellm_decision``, so
+        ``router.chat(**prepared)`` goes to the same side without routing again.
+        """
+        force, prior = self._tools_decision_inputs(kwargs)
+        decision = prior or self.route(tool_call_messages(user_msg, chat_history), force=force)
+        side: FunctionCallingLLM = self._llm_for(decision.side)  # type: ignore[assignment]
+        call = self._tool_kwargs(
+            tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, False, kwargs
+        )
+        # The _compat wrapper (newer llama-index-core) drops tool_required for integrations
+        # whose signature lacks it; older cores only have the plain method.
+        prepare = getattr(side, "_prepare_chat_with_tools_compat", None)
+        if prepare is not None:
+            prepared = prepare(**call, tool_required=tool_required)
+        else:
+            if tool_required:
+                call["tool_required"] = True
+            prepared = side._prepare_chat_with_tools(**call)
+        prepared[DECISION_KWARG] = decision
+        return prepared
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        side = _response_side(response)
+        if side is None:
+            return response
+        llm: FunctionCallingLLM = self._llm_for(side)  # type: ignore[assignment]
+        return llm._validate_chat_with_tools_response(
+            response, tools, allow_parallel_tool_calls=allow_parallel_tool_calls, **kwargs
+        )
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """Parsed by the side that produced ``response`` (read from its recorded decision)."""
+        side = _response_side(response)
+        if side is not None:
+            llm = self._llm_for(side)
+            if not can_call_functions(llm):
+                self._check_function_calling([side])
+            return llm.get_tool_calls_from_response(  # type: ignore[attr-defined]
+                response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+            )
+        # No decision recorded: e.g. the empty placeholder an agent uses when a stream yields
+        # nothing, or a response built elsewhere. Ask each function-calling side in turn.
+        candidates = [s for s in ("strong", "weak") if can_call_functions(self._llm_for(s))]
+        if not candidates:
+            self._check_function_calling(["strong", "weak"])
+        first_error: Exception | None = None
+        for side_name in candidates:
+            try:
+                return self._llm_for(side_name).get_tool_calls_from_response(  # type: ignore[attr-defined]
+                    response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+                )
+            except Exception as exc:  # try the other side; re-raise the first error
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
+
+
+def _payload(llm: LLM) -> dict[str, Any]:
+    to_payload = getattr(llm, "to_payload", None)
+    if callable(to_payload):
+        return to_payload()
+    return {"class_name": llm.class_name(), "model_name": llm.metadata.model_name}
+
+
+def _conversation(messages: str | Sequence[ChatMessage]) -> Any:
+    return messages if isinstance(messages, str) else to_chat_turns(messages)
+
+
+def _as_decision(value: Any) -> RoutingDecision | None:
+    if value is None or isinstance(value, RoutingDecision):
+        return value
+    if isinstance(value, Mapping):
+        data = dict(value)
+        data["skipped_parts"] = tuple(data.get("skipped_parts") or ())
+        return RoutingDecision(**data)
+    raise RoutingInputError(
+        f"{DECISION_KWARG} must be a RoutingDecision or its to_dict(), got {type(value).__name__}"
+    )
+
+
+def _response_side(response: Any) -> Side | None:
+    record = getattr(response, "additional_kwargs", {}).get(ROUTELLM_KEY)
+    side = record.get("side") if isinstance(record, Mapping) else None
+    return side if side in ("strong", "weak") else None
