@@ -39,7 +39,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # name -> (folder under checkpoints/, sha256 of its config.json). The config in turn pins the
 # sha256 of the weights.
 BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
-    "mf": ("mf-minilm-static", "79b14d877b614c9ad18f787cd4536fe067edda31dacc7f3bb3fca3efec7a6fde"),
+    "mf": ("mf-minilm-static", "6edd2b7182dd71440ab291381950f4705a0da6b9fb44db42a96a90789e0e3ce9"),
 }
 
 _ROUTER_CLASSES: dict[str, type[Router]] = {"mf": MFRouter, "sw_ranking": SWRankingRouter}

@@ -24,7 +24,9 @@ def test_cpt_is_the_first_share_reaching_the_target():
     # PGR dips back to 0 at 75% and recovers: CPT still reports the first crossing.
     curve = quality_curve(np.array([0.9, 0.8, 0.7, 0.1]), STRONG, WEAK)
     assert curve.cpt(1.0) == pytest.approx(0.25)
-    never = quality_curve(np.array([0.1, 0.2, 0.9, 0.3]), np.array([1.0, 0, 0, 0]), np.array([0.0, 0, 1, 0]))
+    # Gains in routing order -1, 0, +1, +1: PGR 0, -1, -1, 0, 1 never reaches 1.5.
+    never = quality_curve(np.array([0.1, 0.2, 0.9, 0.3]), np.array([1.0, 1, 0, 0]), np.array([0.0, 0, 1, 0]))
+    np.testing.assert_allclose(never.pgr, [0, -1, -1, 0, 1])
     assert never.cpt(1.5) is None
 
 
@@ -47,14 +49,13 @@ def test_curve_invariants(rows):
     assert curve.shares[0] == 0 and curve.shares[-1] == 1
     assert curve.performance[0] == pytest.approx(weak.mean())
     assert curve.performance[-1] == pytest.approx(strong.mean())
-    if strong.mean() != weak.mean():
-        # No router beats the oracle, and reversing the ranking mirrors the area around 0.5
-        # only in expectation; the oracle bound always holds.
+    if strong.mean() > weak.mean():
+        # No router recovers more of the gap than the oracle.
         assert curve.apgr() <= oracle_curve(strong, weak).apgr() + 1e-9
 
 
 def test_random_baseline_is_near_half():
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(123)  # not random_baseline's own seed: keep the two independent
     strong = (rng.random(2000) < 0.8).astype(float)
     weak = (rng.random(2000) < 0.6).astype(float)
     mean, std, cpts = random_baseline(strong, weak, seeds=100)
