@@ -82,17 +82,31 @@ def save_checkpoint(
 
 
 def load_router(
-    name_or_path: str | Path = "mf",
+    name_or_path: str | Path | Router = "mf",
     *,
     embedder: Embedder | str | None = None,
     seed: int | None = None,
+    strong_model: str | None = None,
+    weak_model: str | None = None,
 ) -> Router:
     """A router by bundled name (``mf``, ``random``) or by checkpoint folder.
 
     ``embedder`` replaces the embedder the checkpoint records (e.g. a local path to the same
     model); it must be the same embedder, or :class:`EmbedderMismatchError` is raised.
-    ``seed`` seeds the ``random`` router.
+    ``seed`` seeds the ``random`` router. ``strong_model``/``weak_model`` make an MF or SW
+    checkpoint compare another pair of the models it was trained on (its stored calibration then
+    no longer applies: give a threshold or calibrate).
     """
+    router = _load(name_or_path, embedder=embedder, seed=seed)
+    if strong_model is None and weak_model is None:
+        return router
+    for_pair = getattr(router, "for_pair", None)
+    if for_pair is None:
+        raise UnknownRouterError(f"router {router.name!r} ({router.family}) cannot compare another model pair")
+    return for_pair(strong_model or router.strong_model, weak_model or router.weak_model)
+
+
+def _load(name_or_path: str | Path | Router, *, embedder: Embedder | str | None, seed: int | None) -> Router:
     if isinstance(name_or_path, Router):
         return name_or_path
     key = str(name_or_path)

@@ -40,10 +40,14 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
-    from .evals import evaluate, load_benchmark, plot_curves, reference_rows
+    from .evals import common_items, evaluate, load_benchmark, plot_curves, reference_rows
 
-    benchmarks = [load_benchmark(b, args.data_dir, args.strong, args.weak) for b in args.benchmark]
-    routers = [load_router(r, seed=args.seed) for r in args.router]
+    pair = {"strong_model": args.strong, "weak_model": args.weak} if args.retarget else {}
+    routers = [load_router(r, seed=args.seed, **pair) for r in args.router]
+    # Every router of a benchmark is scored on the same items: those none of them trained on.
+    benchmarks = [
+        common_items(routers, load_benchmark(b, args.data_dir, args.strong, args.weak)) for b in args.benchmark
+    ]
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
     rows = [r.to_dict() for r in results]
     if args.references:
@@ -62,11 +66,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"{row['router'][:28]:<28} {row['benchmark'][:12]:<12} {row['n']:>6} {row['apgr']:>7.3f} "
                 f"{pct(row['cpt20']):>7} {pct(row['cpt50']):>7} {pct(row['cpt80']):>7}"
             )
-        for result in results:
-            for note in result.notes:
-                print(f"note: {result.router} on {result.benchmark.name}: {note}")
-            if result.benchmark.skipped:
-                print(f"note: {result.benchmark.name}: {result.benchmark.skipped} rows skipped (no strong or weak score)")
+        for bench in benchmarks:
+            for note in bench.notes:
+                print(f"note: {bench.name}: {note}")
+            if bench.skipped:
+                print(f"note: {bench.name}: {bench.skipped} rows skipped (no strong or weak score)")
     return 0
 
 
@@ -90,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--strong", default=None, help="strong model (a key of 'scores'); default gpt-4-1106-preview for named benchmarks")
     ev.add_argument("--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random router")
+    ev.add_argument(
+        "--retarget", action="store_true",
+        help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead of their reference pair",
+    )
     ev.add_argument("--references", action="store_true", help="add random-baseline (200 seeds) and oracle rows")
     ev.add_argument("--json", action="store_true", help="print a JSON list, one object per router and benchmark")
     ev.add_argument("--plot", default=None, help="write a PNG of performance against strong-call share")

@@ -2,7 +2,14 @@
 
 from .benchmarks import NAMED_BENCHMARKS, Benchmark, load_benchmark
 from .curves import CPT_TARGETS, QualityCurve, oracle_curve, quality_curve, random_baseline
-from .harness import EvalResult, evaluate, items_not_trained_on, plot_curves, reference_rows
+from .harness import (
+    EvalResult,
+    common_items,
+    evaluate,
+    items_not_trained_on,
+    plot_curves,
+    reference_rows,
+)
 
 __all__ = [
     "CPT_TARGETS",
@@ -10,6 +17,7 @@ __all__ = [
     "Benchmark",
     "EvalResult",
     "QualityCurve",
+    "common_items",
     "evaluate",
     "items_not_trained_on",
     "load_benchmark",

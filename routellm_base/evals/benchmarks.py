@@ -46,7 +46,8 @@ class Benchmark:
 
     def restricted(self, keep: list[bool], note: str) -> Benchmark:
         rows = [r for r, k in zip(self.rows, keep) if k]
-        return Benchmark(self.name, rows, self.strong_model, self.weak_model, self.skipped, [*self.notes, note])
+        notes = self.notes if note in self.notes else [*self.notes, note]
+        return Benchmark(self.name, rows, self.strong_model, self.weak_model, self.skipped, notes)
 
 
 def load_benchmark(

@@ -52,9 +52,17 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     return benchmark.restricted(keep, f"held-out {percent}% only: {router.name} was trained on the rest")
 
 
+def common_items(routers: Sequence[Router], benchmark: Benchmark) -> Benchmark:
+    """The items none of ``routers`` was trained on, so that all are compared on one set."""
+    for router in routers:
+        benchmark = items_not_trained_on(router, benchmark)
+    return benchmark
+
+
 def evaluate(
     router: Router, benchmark: Benchmark, batch_size: int = 512, progress: bool = False
 ) -> EvalResult:
+    """Score ``router`` on the items of ``benchmark`` it was not trained on."""
     bench = items_not_trained_on(router, benchmark)
     prompts = bench.prompts
     batches = range(0, len(prompts), batch_size)

@@ -12,6 +12,7 @@ Ties count half a win to each side.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,18 @@ class SWRankingRouter(Router):
         self.battle_credit = np.zeros((len(a), n_models), dtype=np.float32)
         np.add.at(self.battle_credit, (np.arange(len(a)), a), outcome)
         np.add.at(self.battle_credit, (np.arange(len(a)), b), 1.0 - outcome)
+
+    def for_pair(self, strong_model: str, weak_model: str) -> SWRankingRouter:
+        """The same battle index comparing another pair of the models it holds battles of."""
+        for model in (strong_model, weak_model):
+            if model not in self.models:
+                raise CheckpointError(f"SW ranking checkpoint {self.name!r} does not know model {model!r}; it knows {self.models}")
+        other = copy.copy(self)  # shares the (read-only) battle arrays
+        other.strong_model, other.weak_model = strong_model, weak_model
+        other.strong_index, other.weak_index = self.models.index(strong_model), self.models.index(weak_model)
+        if (strong_model, weak_model) != (self.strong_model, self.weak_model):
+            other.calibration = None  # the stored quantiles describe the reference pair only
+        return other
 
     def _win_rate(self, texts: list[str]) -> np.ndarray:
         assert self.embedder is not None

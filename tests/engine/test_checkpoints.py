@@ -100,3 +100,14 @@ def test_tampered_bundled_config_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "BUNDLED_DIR", tmp_path)
     with pytest.raises(CheckpointError, match="bundled router 'mf' config failed its sha256 check"):
         load_router("mf")
+
+
+def test_retarget_to_another_trained_pair():
+    reference = load_router("mf")
+    other = load_router("mf", strong_model="llama-3.3-nemotron-super-49b-v1", weak_model="mistral-7b-instruct-v0.3")
+    texts = ["Write a haiku.", "Integrate x^2 from 0 to 3."]
+    assert other.strong_model == "llama-3.3-nemotron-super-49b-v1"
+    assert other.calibration is None  # stored quantiles describe the reference pair only
+    assert not np.allclose(other.strong_win_rate(texts), reference.strong_win_rate(texts))
+    with pytest.raises(CheckpointError, match="does not know model 'gpt-5'"):
+        load_router("mf", strong_model="gpt-5")

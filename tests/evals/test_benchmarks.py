@@ -63,8 +63,25 @@ def test_eval_cli_json_and_plot(tmp_path, data_dir):
     ]
     for row in rows:
         assert {"router", "benchmark", "n", "strong_score", "weak_score", "apgr", "cpt20", "cpt50", "cpt80"} <= set(row)
-    # The default was trained on 80% of GSM8K: the harness scores it on the held-out 20% only.
-    mf_gsm8k = rows[2]
+    # The default was trained on 80% of GSM8K: both routers are scored on the held-out 20% only.
+    mf_gsm8k, random_gsm8k = rows[2], rows[3]
     assert mf_gsm8k["n"] < 400 and any("held-out 20% only" in n for n in mf_gsm8k["notes"])
-    assert rows[3]["n"] == 1307
+    assert random_gsm8k["n"] == mf_gsm8k["n"]
+    assert rows[0]["n"] == rows[1]["n"] == 72
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_cli_on_a_generic_jsonl_made_from_real_data(tmp_path, data_dir):
+    from routellm_base.data import load_llmrouter, write_scored_jsonl
+
+    path = tmp_path / "llmrouter_test.jsonl"
+    write_scored_jsonl(load_llmrouter(data_dir, "test"), path)
+    out = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "eval", "--benchmark", str(path), "--router", "random",
+         "--strong", "llama-3.3-nemotron-super-49b-v1", "--weak", "mistral-7b-instruct-v0.3", "--json", "--no-progress"],
+        capture_output=True, text=True, check=True,
+    )
+    (row,) = json.loads(out.stdout)
+    assert row["benchmark"] == "llmrouter_test.jsonl" and row["n"] == 500
+    assert row["strong_score"] > row["weak_score"]
+    assert 0.3 < row["apgr"] < 0.7
