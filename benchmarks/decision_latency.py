@@ -1,6 +1,6 @@
 """Routing decision latency and throughput per router x embedder, on one thread.
 
-    python benchmarks/decision_latency.py [--data-dir ../shared/data] [--n 500] [--with-minilm]
+    python benchmarks/decision_latency.py [--data-dir ../shared/data] [--n 500] [--minilm-checkpoint DIR]
 
 Prompts are real Chatbot Arena prompts (Arena-Hard questions). Each prompt is routed once with
 a cold embedding cache (the cache would otherwise make repeated prompts free): single-prompt
@@ -50,12 +50,29 @@ def measure(label: str, router, prompts: list[str]) -> dict[str, float]:
             "single_per_s": float(1000 / ms.mean()), "batched_per_s": batched}
 
 
+def sw_ranking_router(data_dir: Path, max_prompts: int):
+    """An SW ranking router over golden-label battles of MMLU, GSM8K and LLMRouter (train)."""
+    from routellm_base.data import GPT4, MIXTRAL, load_gsm8k, load_llmrouter, load_mmlu
+    from routellm_base.embedders import load_embedder
+    from routellm_base.routers import SWRankingRouter
+    from routellm_base.train.battles import battles_from_scores
+    from routellm_base.train.sw_ranking import sw_ranking_tensors
+
+    rows = (load_mmlu(data_dir) + load_gsm8k(data_dir) + load_llmrouter(data_dir))[:max_prompts]
+    models = sorted({m for r in rows for m in r.scores})
+    battles = battles_from_scores(rows, models=models)
+    embedder = load_embedder("minilm-l6-static-256")
+    tensors = sw_ranking_tensors(battles, embedder.embed(battles.prompts))
+    label = f"sw_ranking / static ({len(battles.prompts)} prompts, {len(battles)} battles)"
+    return label, SWRankingRouter(label, tensors, models, GPT4, MIXTRAL, embedder=embedder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--with-minilm", action="store_true", help="also MF on the torch MiniLM encoder (needs [train])")
     parser.add_argument("--minilm-checkpoint", default=None, help="an MF checkpoint trained on sentence_transformer embeddings")
+    parser.add_argument("--sw-prompts", type=int, default=20000, help="battle prompts in the SW ranking index (0: skip)")
     args = parser.parse_args()
     try:
         import torch
@@ -65,11 +82,14 @@ def main() -> None:
         pass
     prompts = arena_prompts(Path(args.data_dir), args.n)
     rows = [measure("mf / static minilm-l6-256 (default)", load_router("mf"), prompts)]
+    if args.sw_prompts:
+        label, sw = sw_ranking_router(Path(args.data_dir), args.sw_prompts)
+        rows.append(measure(label, sw, prompts))
     if args.minilm_checkpoint:
         rows.append(measure("mf / MiniLM-L6 encoder (torch)", load_router(args.minilm_checkpoint), prompts[: max(100, args.n // 5)]))
-    print(f"{'router / embedder':<40} {'p50 ms':>8} {'p99 ms':>8} {'1-by-1 /s':>10} {'batched /s':>11}")
+    print(f"{'router / embedder':<58} {'p50 ms':>8} {'p99 ms':>8} {'1-by-1 /s':>10} {'batched /s':>11}")
     for r in rows:
-        print(f"{r['router']:<40} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['single_per_s']:>10.0f} {r['batched_per_s']:>11.0f}")
+        print(f"{r['router']:<58} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['single_per_s']:>10.0f} {r['batched_per_s']:>11.0f}")
 
 
 if __name__ == "__main__":

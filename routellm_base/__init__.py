@@ -9,8 +9,6 @@ Route with the bundled default (no torch, no API key)::
     engine.decide("Prove that sqrt(2) is irrational")  # RoutingDecision
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .calibration import Calibration
 from .checkpoints import load_router, save_checkpoint
 from .decision import RoutingDecision, Side
@@ -28,10 +26,8 @@ from .policy import DEFAULT_STRONG_SHARE, RoutingPolicy, calibrate_threshold
 from .routers import MFRouter, RandomRouter, Router, SWRankingRouter
 from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
 
-try:
-    __version__ = version("langchain-routellm")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+__version__ = "0.1.0"
+"""The distribution's one version string (pyproject.toml reads it from here)."""
 
 __all__ = [
     "Calibration",

@@ -5,7 +5,6 @@ messages -> routing text -> embedding -> win rate -> policy -> decision.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -118,6 +117,8 @@ class RoutingEngine:
         force: Side | None = None,
     ) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
+        import asyncio  # only async callers pay for importing it
+
         return await asyncio.to_thread(
             self.decide, conversation, strong_model=strong_model, weak_model=weak_model, force=force
         )

@@ -40,7 +40,9 @@ class StaticEmbedder(Embedder):
         tensors = load_file(str(path / "model.safetensors"))
         if "embeddings" not in tensors:
             raise CheckpointError(f"{path}/model.safetensors has no 'embeddings' tensor")
-        self.table = tensors["embeddings"].astype(np.float32)
+        # Kept in its stored dtype (float16 for the bundled table: half the memory); rows are
+        # upcast when a text is embedded.
+        self.table = tensors["embeddings"]
         self.weights = tensors.get("weights")
         self.mapping = tensors.get("mapping")
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
@@ -67,7 +69,7 @@ class StaticEmbedder(Embedder):
             if ids.size == 0:
                 continue
             table_ids = self.mapping[ids] if self.mapping is not None else ids
-            vectors = self.table[table_ids]
+            vectors = self.table[table_ids].astype(np.float32)
             if self.weights is not None:
                 vectors = vectors * self.weights[ids][:, None]
             out[row] = vectors.mean(axis=0)

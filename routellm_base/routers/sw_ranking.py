@@ -5,9 +5,13 @@ w_i = 10 * 10 ** (sim_i / max_j sim_j) as in RouteLLM, and a Bradley-Terry model
 weighted battles; the win rate is the strong model's BT probability against the weak one.
 
 RouteLLM refits a logistic regression per query in a Python loop. Here the weighted evidence for a
-whole batch is gathered with two matrix products (queries x battles, then battles x model pairs),
-and the BT fit runs as vectorised minorise-maximise (Hunter, 2004) updates over the batch.
+whole batch is gathered with two matrix products (queries x prompts, then prompts x model pairs;
+battles of one prompt share its weight, so they are summed per prompt once, at load time), and
+the BT fit runs as vectorised minorise-maximise (Hunter, 2004) updates over the batch.
 Ties count half a win to each side.
+
+Tensors: ``prompt_embeddings`` (P x D), ``model_a``/``model_b``/``outcome`` per battle (N), and
+``battle_prompt`` (N, index into the prompts; absent means one prompt per battle).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..errors import CheckpointError
 from .base import Router
 
 SW_TENSORS = ("prompt_embeddings", "model_a", "model_b", "outcome")
+"""Required tensors; ``battle_prompt`` is optional."""
 
 
 class SWRankingRouter(Router):
@@ -48,12 +53,21 @@ class SWRankingRouter(Router):
         super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
         self.models = list(models)
         self.prompt_embeddings = np.asarray(tensors["prompt_embeddings"], dtype=np.float32)
+        n_prompts = len(self.prompt_embeddings)
         a = np.asarray(tensors["model_a"], dtype=np.int64)
         b = np.asarray(tensors["model_b"], dtype=np.int64)
         outcome = np.asarray(tensors["outcome"], dtype=np.float32)
         n_models = len(models)
         if a.max(initial=0) >= n_models or b.max(initial=0) >= n_models:
             raise CheckpointError(f"SW ranking checkpoint {name!r} names a model index out of range")
+        if "battle_prompt" in tensors:
+            battle_prompt = np.asarray(tensors["battle_prompt"], dtype=np.int64)
+        elif len(a) == n_prompts:
+            battle_prompt = np.arange(n_prompts)
+        else:
+            raise CheckpointError(f"SW ranking checkpoint {name!r}: battles and prompts differ in number and no battle_prompt index")
+        if battle_prompt.shape != a.shape or battle_prompt.max(initial=0) >= n_prompts:
+            raise CheckpointError(f"SW ranking checkpoint {name!r}: battle_prompt does not index its prompts")
         self.strong_index = models.index(strong_model)
         self.weak_index = models.index(weak_model)
         self.prior_battles = prior_battles
@@ -65,11 +79,16 @@ class SWRankingRouter(Router):
         self.pair_lo = (pair_ids // n_models).astype(np.int64)
         self.pair_hi = (pair_ids % n_models).astype(np.int64)
         n_pairs = len(pair_ids)
-        self.battle_pair = np.zeros((len(a), n_pairs), dtype=np.float32)
-        self.battle_pair[np.arange(len(a)), pair_index] = 1.0
-        self.battle_credit = np.zeros((len(a), n_models), dtype=np.float32)
-        np.add.at(self.battle_credit, (np.arange(len(a)), a), outcome)
-        np.add.at(self.battle_credit, (np.arange(len(a)), b), 1.0 - outcome)
+        # Per prompt: how many battles of each pair it holds, and each model's credit.
+        self.prompt_pair = np.zeros((n_prompts, n_pairs), dtype=np.float32)
+        np.add.at(self.prompt_pair, (battle_prompt, pair_index), 1.0)
+        # Pair -> the two models it involves, to sum per-pair terms per model with one product.
+        self.pair_models = np.zeros((n_pairs, n_models), dtype=np.float64)
+        self.pair_models[np.arange(n_pairs), self.pair_lo] = 1.0
+        self.pair_models[np.arange(n_pairs), self.pair_hi] = 1.0
+        self.prompt_credit = np.zeros((n_prompts, n_models), dtype=np.float32)
+        np.add.at(self.prompt_credit, (battle_prompt, a), outcome)
+        np.add.at(self.prompt_credit, (battle_prompt, b), 1.0 - outcome)
 
     def for_pair(self, strong_model: str, weak_model: str) -> SWRankingRouter:
         """The same battle index comparing another pair of the models it holds battles of."""
@@ -95,8 +114,8 @@ class SWRankingRouter(Router):
         max_sim = np.max(sims, axis=1, keepdims=True)
         max_sim = np.where(max_sim > 0, max_sim, 1.0)
         weights = 10.0 * np.power(10.0, sims / max_sim, dtype=np.float32)
-        wins = (weights @ self.battle_credit).astype(np.float64)  # (Q, M)
-        pair_counts = (weights @ self.battle_pair).astype(np.float64)  # (Q, P)
+        wins = (weights @ self.prompt_credit).astype(np.float64)  # (Q, M)
+        pair_counts = (weights @ self.prompt_pair).astype(np.float64)  # (Q, pairs)
         # A weak prior of one tied battle per observed pair keeps the fit finite.
         prior = self.prior_battles
         wins += prior * 0.5 * (
@@ -107,10 +126,7 @@ class SWRankingRouter(Router):
         for _ in range(self.iterations):
             p_lo = strength[:, self.pair_lo]
             p_hi = strength[:, self.pair_hi]
-            inv = pair_counts / (p_lo + p_hi)
-            denom = np.zeros_like(wins)
-            np.add.at(denom.T, self.pair_lo, inv.T)
-            np.add.at(denom.T, self.pair_hi, inv.T)
+            denom = (pair_counts / (p_lo + p_hi)) @ self.pair_models
             strength = np.where(denom > 0, wins / np.maximum(denom, 1e-300), strength)
             strength /= np.exp(np.mean(np.log(np.maximum(strength, 1e-300)), axis=1, keepdims=True))
         s = strength[:, self.strong_index]
