@@ -65,9 +65,9 @@ def sleepy_llamaindex_llm(latency_s: float) -> Any:
     return SleepyLLM()
 
 
-def timed(fn: Any) -> float:
+def timed(fn: Any, prompt: str) -> float:
     start = time.perf_counter()
-    fn()
+    fn(prompt)
     return time.perf_counter() - start
 
 
@@ -77,9 +77,9 @@ def compare(label: str, direct: Any, routed: Any, decide: Any, calls: int, laten
     d, r, e = [], [], []
     for i in range(calls):
         prompt = PROMPTS[i % len(PROMPTS)]
-        d.append(timed(lambda: direct(prompt)))
-        r.append(timed(lambda: routed(prompt)))
-        e.append(timed(lambda: decide(prompt)))
+        d.append(timed(direct, prompt))
+        r.append(timed(routed, prompt))
+        e.append(timed(decide, prompt))
     md, mr, me = (statistics.median(x) * 1000 for x in (d, r, e))
     beyond = mr - md - me
     print(
