@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Side = Literal["strong", "weak"]
@@ -32,6 +32,18 @@ class RoutingDecision:
     """Set when the chosen side raised and the call fell back to this decision's side."""
     fallback_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def fell_back(self, other_model: str, error: BaseException) -> RoutingDecision:
+        """This decision after the chosen side raised ``error`` and the call went to the other side."""
+        if self.fallback_from is not None:
+            raise ValueError("a decision falls back at most once")
+        return replace(
+            self,
+            side="weak" if self.side == "strong" else "strong",
+            model=other_model,
+            fallback_from=self.side,
+            fallback_reason=f"{type(error).__name__}: {error}"[:500],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field."""

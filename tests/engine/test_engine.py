@@ -80,3 +80,14 @@ async def test_async_tasks_match_sequential_and_do_not_block_the_loop():
     assert all(d.side == "strong" for d in decisions)
     assert ticks > 5  # the loop kept running while routers slept in worker threads
     assert threading.active_count() >= 1
+
+
+def test_fallback_record():
+    decision = RoutingEngine(RandomRouter(seed=0), threshold=0.0).decide("hi", strong_model="S", weak_model="W")
+    assert decision.side == "strong"
+    fallen = decision.fell_back("W", TimeoutError("strong model timed out"))
+    assert (fallen.side, fallen.model, fallen.fallback_from) == ("weak", "W", "strong")
+    assert fallen.fallback_reason == "TimeoutError: strong model timed out"
+    assert fallen.win_rate == decision.win_rate
+    with pytest.raises(ValueError, match="at most once"):
+        fallen.fell_back("S", RuntimeError("again"))
