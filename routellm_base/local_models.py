@@ -34,6 +34,7 @@ __all__ = [
     "SMOLLM2_FILE",
     "SMOLLM2_NAME",
     "Generation",
+    "GenerationSettings",
     "LocalModel",
     "TextStream",
     "chat_prompt",
@@ -66,6 +67,20 @@ class Generation:
     text: str
     input_tokens: int
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How one reply is generated.
+
+    Greedy when ``temperature`` is 0 or None, sampled otherwise; ``repetition_penalty`` None
+    leaves the model's default; the reply is cut at the first of the ``stop`` sequences.
+    """
+
+    max_new_tokens: int = 32
+    temperature: float | None = 0.0
+    repetition_penalty: float | None = None
+    stop: Sequence[str] | None = None
 
 
 _cache_lock = threading.Lock()
@@ -177,26 +192,22 @@ def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
 # -- generation -------------------------------------------------------------------------------
 
 
-def _options(
-    tokenizer: Any,
-    *,
-    prompt_len: int,
-    max_new_tokens: int,
-    temperature: float | None,
-    repetition_penalty: float | None,
-    stop: Sequence[str] | None,
-) -> dict[str, Any]:
+def _options(tokenizer: Any, inputs: dict[str, Any], settings: GenerationSettings) -> dict[str, Any]:
+    """``generate()`` keyword arguments besides the inputs."""
+    prompt_len = int(inputs["input_ids"].shape[1])
     pad = tokenizer.pad_token_id
     options: dict[str, Any] = {
-        "max_new_tokens": int(max_new_tokens),
+        "max_new_tokens": int(settings.max_new_tokens),
         "pad_token_id": tokenizer.eos_token_id if pad is None else pad,
     }
-    if repetition_penalty is not None:
-        options["repetition_penalty"] = float(repetition_penalty)
+    if settings.repetition_penalty is not None:
+        options["repetition_penalty"] = float(settings.repetition_penalty)
+    temperature = settings.temperature
     if temperature and temperature > 0:
         options.update(do_sample=True, temperature=float(temperature))
     else:
         options["do_sample"] = False
+    stop = settings.stop
     if stop:
         # Stops generation early; the text is cut at the stop string afterwards.
         # (transformers' own stop_strings= preprocesses the whole vocabulary: ~8 s per call.)
@@ -215,35 +226,16 @@ def _stop_criteria(tokenizer: Any, stop: list[str], prompt_len: int) -> Any:
     return StoppingCriteriaList([_StopOnStrings()])
 
 
-def generate(
-    local: LocalModel,
-    inputs: dict[str, Any],
-    *,
-    max_new_tokens: int,
-    temperature: float | None = 0.0,
-    repetition_penalty: float | None = None,
-    stop: Sequence[str] | None = None,
-) -> Generation:
-    """Generate a reply to ``inputs`` (from :func:`encode_prompt`).
-
-    Greedy when ``temperature`` is 0 or None, sampled otherwise; ``repetition_penalty`` None
-    leaves the model's default. The text is cut at the first stop sequence.
-    """
+def generate(local: LocalModel, inputs: dict[str, Any], settings: GenerationSettings) -> Generation:
+    """Generate a reply to ``inputs`` (from :func:`encode_prompt`) in one go."""
     import torch
 
     n_in = int(inputs["input_ids"].shape[1])
-    options = _options(
-        local.tokenizer,
-        prompt_len=n_in,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        stop=stop,
-    )
+    options = _options(local.tokenizer, inputs, settings)
     with local.lock, torch.inference_mode():  # one generate at a time per loaded model
         out = local.model.generate(**inputs, **options)
     new_tokens = out[0][n_in:]
-    text = cut_at_stop(local.tokenizer.decode(new_tokens, skip_special_tokens=True), stop)
+    text = cut_at_stop(local.tokenizer.decode(new_tokens, skip_special_tokens=True), settings.stop)
     return Generation(text=text, input_tokens=n_in, output_tokens=len(new_tokens))
 
 
@@ -316,22 +308,6 @@ class TextStream(Iterator[str]):
             self.output_tokens = int(result["out"].shape[1]) - self.input_tokens
 
 
-def stream(
-    local: LocalModel,
-    inputs: dict[str, Any],
-    *,
-    max_new_tokens: int,
-    temperature: float | None = 0.0,
-    repetition_penalty: float | None = None,
-    stop: Sequence[str] | None = None,
-) -> TextStream:
+def stream(local: LocalModel, inputs: dict[str, Any], settings: GenerationSettings) -> TextStream:
     """Like :func:`generate`, token by token: a :class:`TextStream` of text deltas."""
-    options = _options(
-        local.tokenizer,
-        prompt_len=int(inputs["input_ids"].shape[1]),
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        stop=stop,
-    )
-    return TextStream(local, inputs, options, stop)
+    return TextStream(local, inputs, _options(local.tokenizer, inputs, settings), settings.stop)

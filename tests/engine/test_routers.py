@@ -25,6 +25,25 @@ def test_random_router_is_seeded_and_in_range():
     assert a.min() >= 0 and a.max() <= 1 and a.std() > 0.2
 
 
+def test_random_router_deep_copies_and_pickles_with_its_sequence():
+    import copy
+    import pickle
+
+    router = RandomRouter(seed=3)
+    router.strong_win_rate(["x"] * 5)  # advance the generator first: copies go on from here
+    clone = copy.deepcopy(router)
+    restored = pickle.loads(pickle.dumps(router))
+    expected = router.strong_win_rate(["x"] * 50)
+    for other in (clone, restored):
+        assert other.seed == 3 and other.name == "random"
+        assert other._lock is not router._lock and other._rng is not router._rng
+        np.testing.assert_array_equal(other.strong_win_rate(["x"] * 50), expected)
+    # A fresh router with the same seed replays the sequence from the start.
+    fresh = RandomRouter(seed=3)
+    fresh.strong_win_rate(["x"] * 5)
+    np.testing.assert_array_equal(fresh.strong_win_rate(["x"] * 50), expected)
+
+
 def test_router_input_validation():
     router = RandomRouter()
     with pytest.raises(RoutingInputError, match="not a single string"):
