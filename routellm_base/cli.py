@@ -74,6 +74,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_prompts(path: str) -> list[tuple[str, str]]:
+    """(id, prompt) pairs from a scored/prompt JSONL file (``id``, ``prompt``) or a text file (a line each)."""
+    from pathlib import Path
+
+    if path.endswith(".jsonl"):
+        rows = []
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if line.strip():
+                    obj = json.loads(line)
+                    if not isinstance(obj.get("prompt"), str):
+                        raise ValueError(f"{path}:{line_no}: no string field 'prompt'")
+                    rows.append((str(obj.get("id", line_no)), obj["prompt"]))
+        return rows
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [(str(i), line) for i, line in enumerate(lines, 1) if line.strip()]
+
+
+def cmd_decontaminate(args: argparse.Namespace) -> int:
+    from .checkpoints import load_router
+    from .decontaminate import contaminated_mask
+
+    train, evals = _read_prompts(args.train), _read_prompts(args.eval)
+    embedder = load_router(args.router).embedder
+    train_texts, eval_texts = [t for _, t in train], [t for _, t in evals]
+    mask = contaminated_mask(
+        train_texts, eval_texts,
+        embedder.embed(train_texts) if embedder else None,
+        embedder.embed(eval_texts) if embedder else None,
+        threshold=args.cosine,
+    )
+    flagged = [train[i][0] for i in mask.nonzero()[0]]
+    if args.json:
+        print(json.dumps({"train": len(train), "eval": len(evals), "flagged": flagged}))
+    else:
+        print(f"{len(flagged)} of {len(train)} training prompts duplicate one of {len(evals)} evaluation prompts")
+        for item in flagged:
+            print(item)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routellm", description="Learned routing between a strong and a weak LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="write a PNG of performance against strong-call share")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
+    dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")
+    dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")
+    dc.add_argument("--router", default="mf", help="router whose embedder measures similarity")
+    dc.add_argument("--cosine", type=float, default=0.95, help="near-duplicate threshold")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=cmd_decontaminate)
     return parser
 
 

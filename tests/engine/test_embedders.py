@@ -79,3 +79,34 @@ def test_sentence_transformer_minilm_from_verified_package():
     vectors = embedder.embed(["How do I sort a list in Python?", "Sorting a Python list: how?", "Hiking in Norway"])
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+class FakeOpenAIEmbeddings:
+    """Stands in for openai.OpenAI().embeddings: records requests, returns fixed vectors."""
+
+    def __init__(self):
+        self.requests = []
+
+    def create(self, model, input):
+        from types import SimpleNamespace
+
+        self.requests.append((model, list(input)))
+        vectors = [[float(len(text)), 1.0] + [0.0] * 1534 for text in input]
+        return SimpleNamespace(data=[SimpleNamespace(embedding=v) for v in vectors])
+
+
+def test_openai_embedder_batches_normalises_and_caches():
+    from types import SimpleNamespace
+
+    from routellm_base.embedders.openai import OpenAIEmbedder
+
+    fake = FakeOpenAIEmbeddings()
+    embedder = OpenAIEmbedder(client=SimpleNamespace(embeddings=fake))
+    assert embedder.identity == {"type": "openai", "name": "text-embedding-3-small", "dim": 1536}
+    vectors = embedder.embed(["abc", "abc", "a"])
+    assert fake.requests == [("text-embedding-3-small", ["abc", "a"])]  # duplicates sent once
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    embedder.embed(["a"])
+    assert len(fake.requests) == 1  # served from the cache, nothing sent
+    with pytest.raises(ValueError, match="unknown OpenAI embedding model"):
+        OpenAIEmbedder(model="text-embedding-9", client=SimpleNamespace(embeddings=fake))

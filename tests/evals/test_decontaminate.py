@@ -35,3 +35,25 @@ def test_chunking_does_not_change_the_result():
     chunked = contaminated_mask(names, ["e"] * 3, train, evals, chunk=7)
     assert full.tolist() == chunked.tolist()
     assert np.flatnonzero(full).tolist() == [3, 17, 42]
+
+
+def test_decontaminate_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "\n".join(json.dumps({"id": i, "prompt": p}) for i, p in [
+            ("t1", "Janet's ducks lay 16 eggs per day. She eats three for breakfast."),
+            ("t2", "Write a sonnet about the ocean at night."),
+            ("t3", "what is 2+2?"),
+        ]) + "\n"
+    )
+    evals = tmp_path / "eval.txt"
+    evals.write_text("Janet’s ducks lay 16 eggs per day. She eats 3 for breakfast.\nWhat is 2+2?\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "decontaminate", "--train", str(train), "--eval", str(evals), "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    assert json.loads(out.stdout) == {"train": 3, "eval": 2, "flagged": ["t1", "t3"]}
