@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -45,6 +45,8 @@ from routellm_base.checkpoints import BUNDLED_ROUTERS
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
 from routellm_base.routers.base import Router
+
+_T = TypeVar("_T")
 
 FORCE_KWARG = "routellm_force"
 """Call kwarg (and config ``metadata`` key) that forces a side: ``"strong"`` or ``"weak"``."""
@@ -166,6 +168,14 @@ class RouterChatModel(BaseChatModel):
     Costs: ``llm.cost_report()`` (every call made through this instance) or a
     :class:`~langchain_routellm.RouteLLMCostCallbackHandler` passed as a callback.
 
+    Fallback (off by default): with ``fallback=True``, a call whose chosen model raises is
+    retried once on the other side (see the ``fallback`` field)::
+
+        llm = RouterChatModel(strong=..., weak=..., fallback=True)
+        msg = llm.invoke("hi")
+        msg.response_metadata["routellm"]["fallback_from"]    # "strong" if strong raised
+        msg.response_metadata["routellm"]["fallback_reason"]  # "RateLimitError: ..."
+
     Tracing: the chosen model's run is a child of the router's run, tagged ``routellm:<side>``.
     Its usage is counted there, once: the router's own run reports it under
     ``response_metadata["routellm_usage"]`` instead of ``usage_metadata`` (so usage-summing
@@ -213,6 +223,28 @@ class RouterChatModel(BaseChatModel):
     (and configure the sides) unless both sides accept it at call time."""
     streaming: bool = False
     """Whether ``invoke`` streams from the chosen model and aggregates the chunks."""
+    fallback: bool = False
+    """Retry on the other side when the chosen model raises (off by default).
+
+    When ``True`` and the chosen model raises an ``Exception`` (not ``KeyboardInterrupt`` or
+    ``asyncio.CancelledError``), the same messages and call arguments go to the other side once.
+    The decision in ``response_metadata["routellm"]`` then names the side that answered, with
+    ``fallback_from`` (the side that failed) and ``fallback_reason`` (``"<Type>: <message>"``).
+    If the other side raises too, its error is raised with the first as ``__cause__``.
+
+    * ``invoke``/``batch`` (and async): any failure of the chosen model falls back, also with
+      ``streaming=True`` (the chunks are aggregated before anything is returned).
+    * ``stream``/``astream``: only a failure *before the first chunk* falls back; once a chunk
+      has been yielded a partial answer cannot be replaced, so the error is re-raised.
+    * A forced side (``routellm_force``) is only the first try: it falls back too. Leave
+      ``fallback`` off where a call must never reach the other side.
+    * ``with_structured_output`` runnables fall back the same way (on either side's error,
+      parse errors included).
+    * Tracing: the failed attempt is an errored child run of the router's run, the fallback a
+      second child run tagged ``routellm:<side>`` and ``routellm:fallback``. Costs (
+      :meth:`cost_report`, :class:`~langchain_routellm.RouteLLMCostCallbackHandler`) count the
+      side that answered; the failed attempt reports no usage and is not counted.
+    """
 
     _engine_holder: _EngineHolder = PrivateAttr(default_factory=_EngineHolder)
     _sides: dict[Side, Runnable] | None = PrivateAttr(default=None)
@@ -254,6 +286,7 @@ class RouterChatModel(BaseChatModel):
             "strong_share": self.strong_share,
             "routing_text_mode": self.routing_text_mode,
             "routing_text_max_tokens": self.routing_text_max_tokens,
+            "fallback": self.fallback,
         }
 
     def _get_invocation_params(
@@ -447,13 +480,19 @@ class RouterChatModel(BaseChatModel):
 
         def route(input: LanguageModelInput, config: RunnableConfig) -> Any:
             decision = self._decide(self._convert_input(input).to_messages(), _force_from(config))
-            return structured[decision.side].invoke(input, _tagged(config, decision))
+            return self._with_fallback(
+                decision, lambda d: structured[d.side].invoke(input, _tagged(config, d))
+            )[0]
 
         async def aroute(input: LanguageModelInput, config: RunnableConfig) -> Any:
             decision = await self._adecide(
                 self._convert_input(input).to_messages(), _force_from(config)
             )
-            return await structured[decision.side].ainvoke(input, _tagged(config, decision))
+
+            async def attempt(d: RoutingDecision) -> Any:
+                return await structured[d.side].ainvoke(input, _tagged(config, d))
+
+            return (await self._awith_fallback(decision, attempt))[0]
 
         return RunnableLambda(route, afunc=aroute, name="RouterChatModel.with_structured_output")
 
@@ -469,17 +508,21 @@ class RouterChatModel(BaseChatModel):
         kwargs.pop(_STREAM_CALL_KWARG, None)
         force = kwargs.pop(FORCE_KWARG, None) or _force_from_manager(run_manager)
         decision = self._decide(messages, force)
-        chosen = self._side_runnable(decision.side)
-        config = _child_config(_child_of(run_manager), decision, run_manager)
         call_kwargs = self._call_kwargs(stop, kwargs)
-        if self.streaming:
+
+        def attempt(decision: RoutingDecision) -> BaseMessage:
+            chosen = self._side_runnable(decision.side)
+            config = _child_config(_child_of(run_manager), decision, run_manager)
+            if not self.streaming:
+                return chosen.invoke(messages, config, **call_kwargs)
             message: BaseMessage | None = None
             for chunk in chosen.stream(messages, config, **call_kwargs):
                 message = chunk if message is None else message + chunk
             if message is None:
                 raise ValueError(f"the {decision.side} model streamed no chunks")
-        else:
-            message = chosen.invoke(messages, config, **call_kwargs)
+            return message
+
+        message, decision = self._with_fallback(decision, attempt)
         return self._result(message, decision, messages)
 
     async def _agenerate(
@@ -492,17 +535,21 @@ class RouterChatModel(BaseChatModel):
         kwargs.pop(_STREAM_CALL_KWARG, None)
         force = kwargs.pop(FORCE_KWARG, None) or _force_from_manager(run_manager)
         decision = await self._adecide(messages, force)
-        chosen = self._side_runnable(decision.side)
-        config = _child_config(_child_of(run_manager), decision, run_manager)
         call_kwargs = self._call_kwargs(stop, kwargs)
-        if self.streaming:
+
+        async def attempt(decision: RoutingDecision) -> BaseMessage:
+            chosen = self._side_runnable(decision.side)
+            config = _child_config(_child_of(run_manager), decision, run_manager)
+            if not self.streaming:
+                return await chosen.ainvoke(messages, config, **call_kwargs)
             message: BaseMessage | None = None
             async for chunk in chosen.astream(messages, config, **call_kwargs):
                 message = chunk if message is None else message + chunk
             if message is None:
                 raise ValueError(f"the {decision.side} model streamed no chunks")
-        else:
-            message = await chosen.ainvoke(messages, config, **call_kwargs)
+            return message
+
+        message, decision = await self._awith_fallback(decision, attempt)
         return self._result(message, decision, messages)
 
     def _stream(
@@ -519,15 +566,28 @@ class RouterChatModel(BaseChatModel):
             or (_force_from(call.config) if call else None)
         )
         decision = self._decide(messages, force)
-        chosen = self._side_runnable(decision.side)
-        config = _child_config(
-            self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
-        )
-        chunks: list[AIMessageChunk] = []
-        for chunk in chosen.stream(messages, config, **self._call_kwargs(stop, kwargs)):
-            chunks.append(chunk)
-            yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
-        self._record_cost(decision, messages, chunks)
+        call_kwargs = self._call_kwargs(stop, kwargs)
+        first_error: Exception | None = None
+        while True:
+            chosen = self._side_runnable(decision.side)
+            config = _child_config(
+                self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
+            )
+            chunks: list[AIMessageChunk] = []
+            try:
+                for chunk in chosen.stream(messages, config, **call_kwargs):
+                    chunks.append(chunk)
+                    yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
+            except Exception as error:
+                if first_error is not None:
+                    raise error from first_error
+                if chunks or not self.fallback:
+                    raise  # a partial answer cannot be replaced
+                first_error = error
+                decision = self._fell_back(decision, error)
+                continue
+            self._record_cost(decision, messages, chunks)
+            return
 
     async def _astream(
         self,
@@ -543,15 +603,67 @@ class RouterChatModel(BaseChatModel):
             or (_force_from(call.config) if call else None)
         )
         decision = await self._adecide(messages, force)
-        chosen = self._side_runnable(decision.side)
-        config = _child_config(
-            self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
-        )
-        chunks: list[AIMessageChunk] = []
-        async for chunk in chosen.astream(messages, config, **self._call_kwargs(stop, kwargs)):
-            chunks.append(chunk)
-            yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
-        self._record_cost(decision, messages, chunks)
+        call_kwargs = self._call_kwargs(stop, kwargs)
+        first_error: Exception | None = None
+        while True:
+            chosen = self._side_runnable(decision.side)
+            config = _child_config(
+                self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
+            )
+            chunks: list[AIMessageChunk] = []
+            try:
+                async for chunk in chosen.astream(messages, config, **call_kwargs):
+                    chunks.append(chunk)
+                    yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
+            except Exception as error:
+                if first_error is not None:
+                    raise error from first_error
+                if chunks or not self.fallback:
+                    raise  # a partial answer cannot be replaced
+                first_error = error
+                decision = self._fell_back(decision, error)
+                continue
+            self._record_cost(decision, messages, chunks)
+            return
+
+    # -- fallback -------------------------------------------------------------------------------
+
+    def _fell_back(self, decision: RoutingDecision, error: BaseException) -> RoutingDecision:
+        other: Side = "weak" if decision.side == "strong" else "strong"
+        return decision.fell_back(self._side_name(other), error)
+
+    def _with_fallback(
+        self, decision: RoutingDecision, attempt: Callable[[RoutingDecision], _T]
+    ) -> tuple[_T, RoutingDecision]:
+        """``attempt(decision)``; if it raises and ``fallback`` is on, once more on the other
+        side. Returns the result and the decision of the side that answered."""
+        try:
+            return attempt(decision), decision
+        except Exception as error:
+            if not self.fallback:
+                raise
+            first = error
+        decision = self._fell_back(decision, first)
+        try:
+            return attempt(decision), decision
+        except Exception as second:
+            raise second from first
+
+    async def _awith_fallback(
+        self, decision: RoutingDecision, attempt: Callable[[RoutingDecision], Awaitable[_T]]
+    ) -> tuple[_T, RoutingDecision]:
+        """Async :meth:`_with_fallback`."""
+        try:
+            return await attempt(decision), decision
+        except Exception as error:
+            if not self.fallback:
+                raise
+            first = error
+        decision = self._fell_back(decision, first)
+        try:
+            return await attempt(decision), decision
+        except Exception as second:
+            raise second from first
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -670,6 +782,9 @@ class RouterChatModel(BaseChatModel):
         first: bool,
         call: _StreamCall | None,
     ) -> ChatGenerationChunk:
+        if not isinstance(chunk, AIMessageChunk):
+            # A side without native streaming: BaseChatModel.stream yields its invoke() message.
+            chunk = AIMessageChunk(**chunk.model_dump(exclude={"type"}))
         # Only the first chunk names the model: merge_dicts concatenates repeated strings.
         metadata = {k: v for k, v in chunk.response_metadata.items() if k != "model_name"}
         if first:
@@ -761,12 +876,16 @@ def _child_config(callbacks: Any, decision: RoutingDecision, run_manager: Any) -
         "routellm_model": decision.model,
         "routellm_parent_run_id": str(parent_id) if parent_id else None,
     }
+    tags = [f"routellm:{decision.side}"]
+    if decision.fallback_from is not None:
+        info["routellm_fallback_from"] = decision.fallback_from
+        tags.append("routellm:fallback")
     if callbacks is not None and hasattr(callbacks, "add_metadata"):
         # Not inherited: only the chosen model's own run is marked (cost handlers rely on it).
         callbacks.add_metadata(info, inherit=False)
-        callbacks.add_tags([f"routellm:{decision.side}"], inherit=False)
+        callbacks.add_tags(tags, inherit=False)
         return RunnableConfig(callbacks=callbacks)
-    return RunnableConfig(callbacks=callbacks, metadata=info, tags=[f"routellm:{decision.side}"])
+    return RunnableConfig(callbacks=callbacks, metadata=info, tags=tags)
 
 
 def _tagged(config: RunnableConfig, decision: RoutingDecision) -> RunnableConfig:

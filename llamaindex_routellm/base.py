@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -27,7 +28,9 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
 from llama_index.core.callbacks import CallbackManager
+from llama_index.core.callbacks.base import global_stack_trace
 from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
@@ -39,7 +42,8 @@ from routellm_base import (
     RoutingTextOptions,
     Side,
 )
-from routellm_base.errors import RouteLLMError, RoutingInputError
+from routellm_base.checkpoints import BUNDLED_ROUTERS
+from routellm_base.errors import RouteLLMError, RoutingInputError, UnknownRouterError
 from routellm_base.routers.base import Router
 
 from .messages import to_chat_turns, tool_call_messages
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 dispatcher = get_dispatcher(__name__)
+
+_T = TypeVar("_T")
 
 ROUTELLM_KEY = "routellm"
 """Key of the routing decision (a dict) in every response's ``additional_kwargs``."""
@@ -94,6 +100,28 @@ class _EngineCache:
         self.__init__()  # type: ignore[misc]
 
 
+class _Nesting:
+    """Where a call's side events nest, captured inside the router's call.
+
+    A fallback attempt is restored to it: LlamaIndex's ``as_trace`` leaves an exception event
+    on the callback trace stack when the failed side raises (the fallback's LLM event would nest
+    under it), and a stream's fallback starts after the router's span has closed (its span would
+    have no parent)."""
+
+    def __init__(self) -> None:
+        self.trace_stack = global_stack_trace.get()
+        self.span_id = active_span_id.get()
+
+    @contextmanager
+    def restored(self) -> Generator[None, None, None]:
+        global_stack_trace.set(self.trace_stack)
+        token = active_span_id.set(self.span_id)
+        try:
+            yield
+        finally:
+            active_span_id.reset(token)
+
+
 class RouterLLM(FunctionCallingLLM):
     """An LLM that routes every call to ``strong`` or ``weak`` with a learned router (RouteLLM).
 
@@ -115,6 +143,8 @@ class RouterLLM(FunctionCallingLLM):
       ``is_chat_model=True`` (each side's own ``chat`` formats prompts its own way).
     * A side with no callback handlers of its own reports to the router's callback manager;
       instrumentation spans of the side nest under the router's.
+    * ``fallback=True`` (off by default) retries a call whose chosen side raised on the other
+      side; the decision then records ``fallback_from`` and ``fallback_reason`` (see the field).
 
     Example::
 
@@ -166,6 +196,23 @@ class RouterLLM(FunctionCallingLLM):
         default=None,
         description="Name reported for the weak side; default as for strong_model_name.",
     )
+    fallback: bool = Field(
+        default=False,
+        description=(
+            "Retry on the other side when the chosen side raises (off by default). When True "
+            "and the chosen LLM raises an Exception (not KeyboardInterrupt or "
+            "asyncio.CancelledError), the same call goes once to the other side; the decision "
+            "in additional_kwargs['routellm'] then names the side that answered, with "
+            "fallback_from (the side that failed) and fallback_reason ('<Type>: <message>'). "
+            "If the other side raises too, its error is raised with the first as __cause__. "
+            "chat/achat/complete/acomplete and *_with_tools fall back on any failure; streams "
+            "(stream_*/astream_*) only when the chosen side fails before its first chunk, since "
+            "a partial answer cannot be replaced (later errors are re-raised). A forced side "
+            "(routellm_force) is only the first try and falls back too. A call pinned with "
+            "routellm_decision (a request _prepare_chat_with_tools built in one side's format) "
+            "does not fall back. Tool calls fall back only to a function-calling side."
+        ),
+    )
 
     _engine_cache: _EngineCache = PrivateAttr(default_factory=_EngineCache)
 
@@ -180,6 +227,7 @@ class RouterLLM(FunctionCallingLLM):
         routing_text_max_tokens: int | None = None,
         strong_model_name: str | None = None,
         weak_model_name: str | None = None,
+        fallback: bool = False,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
@@ -193,6 +241,7 @@ class RouterLLM(FunctionCallingLLM):
             routing_text_max_tokens=routing_text_max_tokens,
             strong_model_name=strong_model_name,
             weak_model_name=weak_model_name,
+            fallback=fallback,
             callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
@@ -200,6 +249,7 @@ class RouterLLM(FunctionCallingLLM):
         # call; the router itself (maybe an embedder) loads lazily on first use.
         RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
         self._text_options()
+        _check_router_name(self.router)
 
     @classmethod
     def class_name(cls) -> str:
@@ -249,6 +299,7 @@ class RouterLLM(FunctionCallingLLM):
             "router": self._serialize_router(self.router),
             "threshold": self.threshold,
             "strong_share": self.strong_share,
+            "fallback": self.fallback,
             "strong": _payload(self.strong),
             "weak": _payload(self.weak),
         }
@@ -333,15 +384,107 @@ class RouterLLM(FunctionCallingLLM):
 
     def _decide(
         self, messages: str | Sequence[ChatMessage], kwargs: dict[str, Any]
-    ) -> RoutingDecision:
+    ) -> tuple[RoutingDecision, bool]:
+        """The decision, and whether the call may fall back (not when pinned to a prior one)."""
         force, prior = self._pop_routing(kwargs)
-        return prior or self.route(messages, force=force)
+        if prior is not None:
+            return prior, False
+        return self.route(messages, force=force), self.fallback
 
     async def _adecide(
         self, messages: str | Sequence[ChatMessage], kwargs: dict[str, Any]
-    ) -> RoutingDecision:
+    ) -> tuple[RoutingDecision, bool]:
         force, prior = self._pop_routing(kwargs)
-        return prior or await self.aroute(messages, force=force)
+        if prior is not None:
+            return prior, False
+        return await self.aroute(messages, force=force), self.fallback
+
+    # -- fallback -------------------------------------------------------------------------
+
+    def _fell_back(self, decision: RoutingDecision, error: BaseException) -> RoutingDecision:
+        other: Side = "weak" if decision.side == "strong" else "strong"
+        return decision.fell_back(self._side_name(other), error)
+
+    def _with_fallback(
+        self,
+        decision: RoutingDecision,
+        attempt: Callable[[LLM], _T],
+        may_fall_back: bool,
+    ) -> tuple[_T, RoutingDecision, Exception | None]:
+        """``attempt`` on the decided side; if it raises and ``may_fall_back``, once more on
+        the other side. Returns the result, the decision of the side that answered and the
+        first side's error (``None`` without a fallback)."""
+        nesting = _Nesting()
+        try:
+            return attempt(self._llm_for(decision.side)), decision, None
+        except Exception as error:
+            if not may_fall_back:
+                raise
+            first = error
+        decision = self._fell_back(decision, first)
+        try:
+            with nesting.restored():
+                return attempt(self._llm_for(decision.side)), decision, first
+        except Exception as second:
+            raise second from first
+
+    async def _awith_fallback(
+        self,
+        decision: RoutingDecision,
+        attempt: Callable[[LLM], Awaitable[_T]],
+        may_fall_back: bool,
+    ) -> tuple[_T, RoutingDecision, Exception | None]:
+        """Async :meth:`_with_fallback`."""
+        nesting = _Nesting()
+        try:
+            return await attempt(self._llm_for(decision.side)), decision, None
+        except Exception as error:
+            if not may_fall_back:
+                raise
+            first = error
+        decision = self._fell_back(decision, first)
+        try:
+            with nesting.restored():
+                return await attempt(self._llm_for(decision.side)), decision, first
+        except Exception as second:
+            raise second from first
+
+    def _call(
+        self, decision: RoutingDecision, attempt: Callable[[LLM], Any], may_fall_back: bool
+    ) -> Any:
+        response, decision, _ = self._with_fallback(decision, attempt, may_fall_back)
+        return self._attach(response, decision)
+
+    async def _acall(
+        self,
+        decision: RoutingDecision,
+        attempt: Callable[[LLM], Awaitable[Any]],
+        may_fall_back: bool,
+    ) -> Any:
+        response, decision, _ = await self._awith_fallback(decision, attempt, may_fall_back)
+        return self._attach(response, decision)
+
+    def _stream(
+        self,
+        decision: RoutingDecision,
+        start: Callable[[LLM], Generator[Any, None, None]],
+        may_fall_back: bool,
+    ) -> Generator[Any, None, None]:
+        """Start the decided side's stream now (so call-time errors surface at the call) and
+        tag its chunks; fall back while no chunk has been yielded."""
+        nesting = _Nesting()
+        stream, decision, first = self._with_fallback(decision, start, may_fall_back)
+        return self._tag(stream, decision, start, may_fall_back and first is None, first, nesting)
+
+    async def _astream(
+        self,
+        decision: RoutingDecision,
+        start: Callable[[LLM], Awaitable[AsyncGenerator[Any, None]]],
+        may_fall_back: bool,
+    ) -> AsyncGenerator[Any, None]:
+        nesting = _Nesting()
+        stream, decision, first = await self._awith_fallback(decision, start, may_fall_back)
+        return self._atag(stream, decision, start, may_fall_back and first is None, first, nesting)
 
     def _llm_for(self, side: str) -> LLM:
         llm = self.strong if side == "strong" else self.weak
@@ -360,85 +503,141 @@ class RouterLLM(FunctionCallingLLM):
         )
         return response
 
-    @classmethod
     def _tag(
-        cls, stream: Generator[Any, None, None], decision: RoutingDecision
+        self,
+        stream: Generator[Any, None, None],
+        decision: RoutingDecision,
+        start: Callable[[LLM], Generator[Any, None, None]],
+        may_fall_back: bool,
+        first_error: Exception | None,
+        nesting: _Nesting,
     ) -> Generator[Any, None, None]:
-        record = decision.to_dict()
-        for chunk in stream:
-            yield cls._attach(chunk, record)
+        """Every chunk tagged with the decision. A failure before the first chunk starts the
+        other side's stream when ``may_fall_back``; after it, the error is re-raised (a partial
+        answer cannot be replaced). A failing fallback stream raises from ``first_error``."""
+        while True:
+            record = decision.to_dict()
+            started = False
+            try:
+                for chunk in stream:
+                    started = True
+                    yield self._attach(chunk, record)
+                return
+            except Exception as error:
+                if first_error is not None:
+                    raise error from first_error
+                if started or not may_fall_back:
+                    raise
+                first_error = error
+            decision = self._fell_back(decision, first_error)
+            try:
+                with nesting.restored():
+                    stream = start(self._llm_for(decision.side))
+            except Exception as second:
+                raise second from first_error
 
-    @classmethod
     async def _atag(
-        cls, stream: AsyncGenerator[Any, None], decision: RoutingDecision
+        self,
+        stream: AsyncGenerator[Any, None],
+        decision: RoutingDecision,
+        start: Callable[[LLM], Awaitable[AsyncGenerator[Any, None]]],
+        may_fall_back: bool,
+        first_error: Exception | None,
+        nesting: _Nesting,
     ) -> AsyncGenerator[Any, None]:
-        record = decision.to_dict()
-        async for chunk in stream:
-            yield cls._attach(chunk, record)
+        """Async :meth:`_tag`."""
+        while True:
+            record = decision.to_dict()
+            started = False
+            try:
+                async for chunk in stream:
+                    started = True
+                    yield self._attach(chunk, record)
+                return
+            except Exception as error:
+                if first_error is not None:
+                    raise error from first_error
+                if started or not may_fall_back:
+                    raise
+                first_error = error
+            decision = self._fell_back(decision, first_error)
+            try:
+                with nesting.restored():
+                    stream = await start(self._llm_for(decision.side))
+            except Exception as second:
+                raise second from first_error
 
     # -- chat -----------------------------------------------------------------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        decision = self._decide(messages, kwargs)
-        response = self._llm_for(decision.side).chat(messages, **kwargs)
-        return self._attach(response, decision)
+        decision, may_fall_back = self._decide(messages, kwargs)
+        return self._call(decision, lambda llm: llm.chat(messages, **kwargs), may_fall_back)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        decision = self._decide(messages, kwargs)
-        stream = self._llm_for(decision.side).stream_chat(messages, **kwargs)
-        return self._tag(stream, decision)
+        decision, may_fall_back = self._decide(messages, kwargs)
+        return self._stream(
+            decision, lambda llm: llm.stream_chat(messages, **kwargs), may_fall_back
+        )
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        decision = await self._adecide(messages, kwargs)
-        response = await self._llm_for(decision.side).achat(messages, **kwargs)
-        return self._attach(response, decision)
+        decision, may_fall_back = await self._adecide(messages, kwargs)
+        return await self._acall(decision, lambda llm: llm.achat(messages, **kwargs), may_fall_back)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        decision = await self._adecide(messages, kwargs)
-        stream = await self._llm_for(decision.side).astream_chat(messages, **kwargs)
-        return self._atag(stream, decision)
+        decision, may_fall_back = await self._adecide(messages, kwargs)
+        return await self._astream(
+            decision, lambda llm: llm.astream_chat(messages, **kwargs), may_fall_back
+        )
 
     # -- completion -----------------------------------------------------------------------
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        decision = self._decide(prompt, kwargs)
-        response = self._llm_for(decision.side).complete(prompt, formatted=formatted, **kwargs)
-        return self._attach(response, decision)
+        decision, may_fall_back = self._decide(prompt, kwargs)
+        return self._call(
+            decision,
+            lambda llm: llm.complete(prompt, formatted=formatted, **kwargs),
+            may_fall_back,
+        )
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        decision = self._decide(prompt, kwargs)
-        stream = self._llm_for(decision.side).stream_complete(prompt, formatted=formatted, **kwargs)
-        return self._tag(stream, decision)
+        decision, may_fall_back = self._decide(prompt, kwargs)
+        return self._stream(
+            decision,
+            lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs),
+            may_fall_back,
+        )
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        decision = await self._adecide(prompt, kwargs)
-        response = await self._llm_for(decision.side).acomplete(
-            prompt, formatted=formatted, **kwargs
+        decision, may_fall_back = await self._adecide(prompt, kwargs)
+        return await self._acall(
+            decision,
+            lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs),
+            may_fall_back,
         )
-        return self._attach(response, decision)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        decision = await self._adecide(prompt, kwargs)
-        stream = await self._llm_for(decision.side).astream_complete(
-            prompt, formatted=formatted, **kwargs
+        decision, may_fall_back = await self._adecide(prompt, kwargs)
+        return await self._astream(
+            decision,
+            lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs),
+            may_fall_back,
         )
-        return self._atag(stream, decision)
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -565,14 +764,24 @@ class RouterLLM(FunctionCallingLLM):
     # the chosen side's *_with_tools call; ``messages`` is the conversation routed on (and the
     # one reported in the router's events), the side gets the original arguments.
 
+    def _tool_attempt(self, method: str, kwargs: dict[str, Any]) -> Callable[[LLM], Any]:
+        """Calls ``method`` of a side; a side reached by falling back is checked first."""
+
+        def attempt(llm: LLM) -> Any:
+            side: Side = "strong" if llm is self.strong else "weak"
+            self._check_function_calling([side])
+            return getattr(llm, method)(**kwargs)
+
+        return attempt
+
     @llm_chat_callback()
     def _routed_chat_with_tools(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponse:
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or self.route(messages, force=force)
-        side = self._llm_for(decision.side)
-        return self._attach(side.chat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+        attempt = self._tool_attempt("chat_with_tools", kwargs)
+        return self._call(decision, attempt, self.fallback and prior is None)
 
     @llm_chat_callback()
     async def _routed_achat_with_tools(
@@ -580,8 +789,8 @@ class RouterLLM(FunctionCallingLLM):
     ) -> ChatResponse:
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or await self.aroute(messages, force=force)
-        side = self._llm_for(decision.side)
-        return self._attach(await side.achat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+        attempt = self._tool_attempt("achat_with_tools", kwargs)
+        return await self._acall(decision, attempt, self.fallback and prior is None)
 
     @llm_chat_callback()
     def _routed_stream_chat_with_tools(
@@ -589,8 +798,8 @@ class RouterLLM(FunctionCallingLLM):
     ) -> ChatResponseGen:
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or self.route(messages, force=force)
-        side = self._llm_for(decision.side)
-        return self._tag(side.stream_chat_with_tools(**kwargs), decision)  # type: ignore[attr-defined]
+        attempt = self._tool_attempt("stream_chat_with_tools", kwargs)
+        return self._stream(decision, attempt, self.fallback and prior is None)
 
     @llm_chat_callback()
     async def _routed_astream_chat_with_tools(
@@ -598,9 +807,8 @@ class RouterLLM(FunctionCallingLLM):
     ) -> ChatResponseAsyncGen:
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or await self.aroute(messages, force=force)
-        side = self._llm_for(decision.side)
-        stream = await side.astream_chat_with_tools(**kwargs)  # type: ignore[attr-defined]
-        return self._atag(stream, decision)
+        attempt = self._tool_attempt("astream_chat_with_tools", kwargs)
+        return await self._astream(decision, attempt, self.fallback and prior is None)
 
     def _prepare_chat_with_tools(
         self,
@@ -680,6 +888,20 @@ class RouterLLM(FunctionCallingLLM):
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
+
+
+def _check_router_name(router: str | Path | Router) -> None:
+    """An unknown router name fails at construction, with the engine's error (the router itself
+    loads on first use)."""
+    if isinstance(router, Router):
+        return
+    key = str(router)
+    if key in BUNDLED_ROUTERS or key == "random" or Path(key).expanduser().is_dir():
+        return
+    raise UnknownRouterError(
+        f"unknown router {key!r}: not a bundled router "
+        f"({sorted([*BUNDLED_ROUTERS, 'random'])}) and not a checkpoint folder"
+    )
 
 
 def _payload(llm: LLM) -> dict[str, Any]:
