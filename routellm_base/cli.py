@@ -115,6 +115,23 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .checkpoints import load_router
+    from .policy import calibrate_threshold
+
+    prompts = [text for _, text in _read_prompts(args.prompts)]
+    router = load_router(args.router)
+    threshold = calibrate_threshold(router, prompts, args.strong_share)
+    achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
+    if args.json:
+        print(json.dumps({"router": router.name, "prompts": len(prompts), "strong_share": args.strong_share,
+                          "threshold": threshold, "achieved_share": achieved}))
+    else:
+        print(f"threshold {threshold:.6f} sends {achieved:.1%} of {len(prompts)} prompts strong "
+              f"(target {args.strong_share:.1%}, router {router.name})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routellm", description="Learned routing between a strong and a weak LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="write a PNG of performance against strong-call share")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    cal = sub.add_parser("calibrate", help="the threshold that sends a share of your own prompts strong")
+    cal.add_argument("--prompts", required=True, help="your prompts: JSONL with 'prompt', or one per line")
+    cal.add_argument("--strong-share", type=float, required=True)
+    cal.add_argument("--router", default="mf")
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(func=cmd_calibrate)
 
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")

@@ -65,3 +65,23 @@ def test_cli_policy_flags_and_errors():
         capture_output=True, text=True,
     )
     assert unknown.returncode == 2 and "unknown router 'nope'" in unknown.stderr
+
+
+def test_cli_calibrate_on_real_chat_prompts(tmp_path, data_dir):
+    lines = (data_dir / "arena_hard" / "questions.jsonl").read_text().splitlines()
+    prompts = [json.loads(line)["prompt"] for line in lines]
+    path = tmp_path / "traffic.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": p}) for p in prompts[:200]) + "\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "calibrate", "--prompts", str(path), "--strong-share", "0.3", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result["prompts"] == 200 and 0 <= result["threshold"] <= 1
+    assert abs(result["achieved_share"] - 0.3) <= 0.01
+    # The threshold really routes that share: route the same prompts through the engine.
+    from routellm_base import RoutingEngine
+
+    engine = RoutingEngine("mf", threshold=result["threshold"])
+    sides = [d.side for d in engine.decide_many(prompts[:200])]
+    assert sides.count("strong") / 200 == result["achieved_share"]
