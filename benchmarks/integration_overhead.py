@@ -6,7 +6,9 @@ Both sides are in-process models that sleep a fixed time and return a fixed answ
 differs between "direct" and "routed" is our code. Calls are interleaved (direct, routed, direct,
 ...) so machine noise hits both alike. Reported: median per-call time of each, the overhead, the
 part of it spent in the routing decision (RoutingEngine.decide alone), and the rest, the
-integration's own cost, as a share of the model call.
+integration's own cost, as a share of the model call. The LangChain models report token usage as
+provider APIs do; the "(no usage)" row shows the extra cost of counting tokens ourselves
+(cl100k) for models that report none.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class SleepyChatModel(BaseChatModel):
 
     latency_s: float = 0.01
     model_name: str = "sleepy"
+    report_usage: bool = True
+    """Report token usage like provider APIs do; without it our cost tracker counts tokens itself."""
 
     @property
     def _llm_type(self) -> str:
@@ -40,7 +44,8 @@ class SleepyChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         time.sleep(self.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok"))])
+        usage = {"input_tokens": 12, "output_tokens": 1, "total_tokens": 13} if self.report_usage else None
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok", usage_metadata=usage))])
 
 
 def sleepy_llamaindex_llm(latency_s: float) -> Any:
@@ -103,14 +108,19 @@ def main() -> None:
 
     from langchain_routellm import RouterChatModel
 
-    lc_side = SleepyChatModel(latency_s=latency)
-    lc_router = RouterChatModel(strong=SleepyChatModel(latency_s=latency), weak=SleepyChatModel(latency_s=latency), router=engine.router, threshold=0.5)
-    compare(
-        "RouterChatModel.invoke",
-        lambda p: lc_side.invoke([HumanMessage(p)]),
-        lambda p: lc_router.invoke([HumanMessage(p)]),
-        decide, args.calls, args.latency_ms,
-    )
+    for usage in (True, False):
+        lc_side = SleepyChatModel(latency_s=latency, report_usage=usage)
+        lc_router = RouterChatModel(
+            strong=SleepyChatModel(latency_s=latency, report_usage=usage),
+            weak=SleepyChatModel(latency_s=latency, report_usage=usage),
+            router=engine.router, threshold=0.5,
+        )
+        compare(
+            "RouterChatModel.invoke" + ("" if usage else " (no usage)"),
+            lambda p, m=lc_side: m.invoke([HumanMessage(p)]),
+            lambda p, m=lc_router: m.invoke([HumanMessage(p)]),
+            decide, args.calls, args.latency_ms,
+        )
     try:
         from llama_index.core.llms import ChatMessage
 
