@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 
+    from .train.command import add_train_parser
+
+    add_train_parser(sub)
+
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")
     dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")

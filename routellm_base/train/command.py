@@ -1,0 +1,183 @@
+"""``routellm train {mf,sw_ranking}``: battles in, a checkpoint folder out."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..calibration import Calibration
+from ..checkpoints import save_checkpoint
+from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
+from ..embedders import load_embedder
+from ..hashing import sha256_file
+from ..routers.mf import MFRouter
+from ..routers.sw_ranking import SWRankingRouter
+from .battles import Battles
+from .data import (
+    battles_from_alpaca_eval,
+    battles_from_scored_file,
+    load_battles_jsonl,
+    merge_battles,
+    parse_model_map,
+)
+
+FAMILIES = ("mf", "sw_ranking")
+
+
+def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[str]]:
+    """``PATH`` (battles JSONL), ``scores:PATH`` (scored JSONL) or ``alpaca:JUDGMENTS.csv,PROMPTS.jsonl``."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "scores":
+        return battles_from_scored_file(rest, model_map), [rest]
+    if sep and kind == "alpaca":
+        judgments, _, prompts = rest.partition(",")
+        if not prompts:
+            raise ValueError(f"--data {spec!r}: expected alpaca:JUDGMENTS.csv,PROMPTS.jsonl")
+        return battles_from_alpaca_eval(judgments, prompts, model_map), [judgments, prompts]
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL)")
+    return load_battles_jsonl(spec, model_map), [spec]
+
+
+def _read_texts(path: str) -> list[str]:
+    import json
+
+    texts = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            if path.endswith(".jsonl"):
+                obj = json.loads(line)
+                texts.append(obj["prompt"])
+                texts.extend(obj.get("turns", [])[1:])
+            else:
+                texts.append(line.rstrip("\n"))
+    return texts
+
+
+def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.time()
+    model_map = parse_model_map(args.model_map or [])
+    loaded = [load_data_spec(spec, model_map) for spec in args.data]
+    battles = merge_battles([b for b, _ in loaded])
+    files = [f for _, fs in loaded for f in fs]
+    for model in (args.strong, args.weak):
+        if model not in battles.models:
+            raise ValueError(f"--strong/--weak model {model!r} is in no battle; models: {battles.models}")
+    embedder = load_embedder(args.embedder)
+    prompt_embeddings = embedder.embed(battles.prompts)
+
+    removed = 0
+    if args.exclude:
+        eval_texts = [t for path in args.exclude for t in _read_texts(path)]
+        bad_prompt = contaminated_mask(battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine)
+        keep = ~bad_prompt[battles.prompt_index]
+        removed = int((~keep).sum())
+        battles = battles.subset(keep)
+    if len(battles) == 0:
+        raise ValueError("no battle is left after decontamination")
+
+    report: dict[str, Any] = {}
+    if args.family == "mf":
+        from .mf import MFTrainConfig, train_mf
+
+        config = MFTrainConfig(dim=args.dim, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                               batch_size=args.batch_size, patience=args.patience)
+        tensors, report = train_mf(prompt_embeddings, battles, config, progress=not args.no_progress)
+        params: dict[str, Any] = {}
+        router: Any = MFRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder)
+    else:
+        from .sw_ranking import sw_ranking_tensors
+
+        tensors = sw_ranking_tensors(battles, prompt_embeddings)
+        params = {"prior_battles": 1.0, "iterations": 50}
+        router = SWRankingRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params)
+
+    calibration = None
+    if args.calibration_prompts:
+        texts = _read_texts(args.calibration_prompts)
+        calibration = Calibration.from_win_rates(router.strong_win_rate(texts), f"{Path(args.calibration_prompts).name} ({len(texts)} prompts)")
+
+    training = {
+        "family": args.family,
+        "data": [{"path": str(f), "sha256": sha256_file(f)} for f in files],
+        "battles": len(battles),
+        "battle_outcomes": battles.counts,
+        "prompts": len(battles.prompts),
+        "removed_as_contaminated_battles": removed,
+        "decontaminated_against": [str(p) for p in args.exclude or []],
+        "seconds": round(time.time() - started, 1),
+        "command": "routellm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+    card = _model_card(args, battles, embedder, training, report, calibration)
+    save_checkpoint(
+        args.out, router_family=args.family, tensors=tensors, models=battles.models,
+        strong_model=args.strong, weak_model=args.weak, embedder=embedder, calibration=calibration,
+        model_card=card, params=params, training=training,
+    )
+    return training
+
+
+def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, training: dict[str, Any],
+                report: dict[str, Any], calibration: Calibration | None) -> str:
+    data_rows = "\n".join(f"| `{d['path']}` | `{d['sha256'][:16]}…` |" for d in training["data"])
+    validation = (
+        f"Validation (10% of prompts held out): best epoch {report['best_epoch']}, loss {report['best_validation_loss']:.4f}.\n"
+        if report else "No training step: the router ranks by similarity to the stored battles.\n"
+    )
+    return f"""# Router checkpoint ({args.family})
+
+Estimates the probability that **{args.strong}** answers better than **{args.weak}**.
+Embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). Models known: {', '.join(battles.models)}.
+
+## Training data
+| file | sha256 |
+| --- | --- |
+{data_rows}
+
+Licence of the data, as declared by the trainer: {args.data_licence or 'NOT DECLARED: check each source before you ship this checkpoint'}.
+Battles: {training['battles']} over {training['prompts']} prompts; outcomes {training['battle_outcomes']} (ties kept as half a win each).
+Decontamination: {training['removed_as_contaminated_battles']} battles removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training['decontaminated_against'] or 'no evaluation file (none given)'}.
+{validation}
+## Calibration
+{f'{calibration.reference}' if calibration else 'None: use a threshold, or calibrate with `routellm calibrate`.'}
+
+## Reproduce
+    {training['command']}
+"""
+
+
+def add_train_parser(sub: Any) -> None:
+    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra for mf)")
+    tr.add_argument("family", choices=FAMILIES)
+    tr.add_argument("--data", action="append", required=True,
+                    help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable")
+    tr.add_argument("--out", required=True, help="checkpoint folder to write")
+    tr.add_argument("--strong", required=True, help="reference strong model (a model in the battles)")
+    tr.add_argument("--weak", required=True, help="reference weak model")
+    tr.add_argument("--model-map", action="append", help="SOURCE=TARGET model-name mapping; repeatable")
+    tr.add_argument("--embedder", default="minilm-l6-static-256")
+    tr.add_argument("--exclude", action="append", help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against")
+    tr.add_argument("--cosine", type=float, default=NEAR_DUPLICATE_COSINE)
+    tr.add_argument("--calibration-prompts", help="reference prompts whose win-rate quantiles are stored for --strong-share")
+    tr.add_argument("--data-licence", help="licence of the training data, written into the model card")
+    tr.add_argument("--dim", type=int, default=128)
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--lr", type=float, default=3e-3)
+    tr.add_argument("--batch-size", type=int, default=2048)
+    tr.add_argument("--patience", type=int, default=4)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=lambda args: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    training = train_checkpoint(args)
+    print(f"wrote {args.out}: {args.family}, {training['battles']} battles, {training['prompts']} prompts, "
+          f"{training['removed_as_contaminated_battles']} removed as contaminated, {training['seconds']} s")
+    return 0

@@ -1,0 +1,167 @@
+"""Training data: pairwise battles JSONL (Chatbot Arena's form) and converters into battles.
+
+Battles JSONL, one object a line::
+
+    {"prompt": "...", "model_a": "gpt-4o", "model_b": "gpt-4o-mini", "winner": "model_a"}
+
+``winner`` is ``model_a``, ``model_b``, ``tie`` or ``tie (bothbad)``; ties are kept as half a
+win to each side (the paper's treatment in its Bradley-Terry fits) and counted, never dropped.
+Model names pass through an explicit mapping (``{"gpt4_1106_preview": "gpt-4-1106-preview"}``);
+unmapped names are used as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..data.scored import ScoredPrompt, load_scored_jsonl
+from .battles import WINNERS, Battles, battles_from_scores
+
+OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
+
+
+def parse_model_map(pairs: Iterable[str]) -> dict[str, str]:
+    """``["source=target", ...]`` into a mapping; a malformed item raises ``ValueError``."""
+    mapping: dict[str, str] = {}
+    for item in pairs:
+        source, sep, target = item.partition("=")
+        if not sep or not source or not target:
+            raise ValueError(f"model mapping {item!r} is not of the form SOURCE=TARGET")
+        mapping[source] = target
+    return mapping
+
+
+def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = None) -> Battles:
+    """Battles from a JSONL file; a malformed line raises ``ValueError`` naming file and line."""
+    model_map = model_map or {}
+    prompts: list[str] = []
+    prompt_ids: dict[str, int] = {}
+    models: list[str] = []
+    model_ids: dict[str, int] = {}
+    p_idx, a_idx, b_idx, outcomes, kinds = [], [], [], [], Counter()
+
+    def model_id(name: str) -> int:
+        name = model_map.get(name, name)
+        if name not in model_ids:
+            model_ids[name] = len(models)
+            models.append(name)
+        return model_ids[name]
+
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+            for key in ("prompt", "model_a", "model_b", "winner"):
+                if not isinstance(obj.get(key), str):
+                    raise ValueError(f"{where}: field {key!r} missing or not a string")
+            if obj["winner"] not in OUTCOME:
+                raise ValueError(f"{where}: winner {obj['winner']!r} is not one of {list(WINNERS)}")
+            a, b = model_id(obj["model_a"]), model_id(obj["model_b"])
+            if a == b:
+                raise ValueError(f"{where}: a model battles itself ({obj['model_a']!r})")
+            prompt = obj["prompt"]
+            if prompt not in prompt_ids:
+                prompt_ids[prompt] = len(prompts)
+                prompts.append(prompt)
+            p_idx.append(prompt_ids[prompt])
+            a_idx.append(a)
+            b_idx.append(b)
+            outcomes.append(OUTCOME[obj["winner"]])
+            kinds[obj["winner"]] += 1
+    if not outcomes:
+        raise ValueError(f"{path} holds no battles")
+    return Battles(
+        prompts,
+        np.asarray(p_idx, dtype=np.int64),
+        np.asarray(a_idx, dtype=np.int64),
+        np.asarray(b_idx, dtype=np.int64),
+        np.asarray(outcomes, dtype=np.float32),
+        models,
+        dict(kinds),
+    )
+
+
+def battles_from_scored_file(
+    path: str | Path, model_map: Mapping[str, str] | None = None, margin: float = 0.0
+) -> Battles:
+    """Golden-label augmentation from a scored-prompt JSONL file (correctness or grades)."""
+    model_map = model_map or {}
+    rows = [
+        ScoredPrompt(r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source)
+        for r in load_scored_jsonl(path)
+    ]
+    return battles_from_scores(rows, margin=margin)
+
+
+def battles_from_alpaca_eval(
+    judgments_csv: str | Path, prompts_jsonl: str | Path, model_map: Mapping[str, str] | None = None,
+    tie_band: float = 0.0,
+) -> Battles:
+    """Judge preferences (AlpacaEval's ``prompt_id, model_1, model_2, preference`` in [1, 2]).
+
+    Preference above 1.5 means model_2's answer was preferred; within ``tie_band`` of 1.5 is a tie.
+    """
+    with open(prompts_jsonl, encoding="utf-8") as handle:
+        prompts = {str(json.loads(line)["prompt_id"]): json.loads(line)["prompt"] for line in handle if line.strip()}
+    model_map = model_map or {}
+    records = []
+    with open(judgments_csv, encoding="utf-8", newline="") as handle:
+        for i, row in enumerate(csv.DictReader(handle), 2):
+            if row["prompt_id"] not in prompts:
+                raise ValueError(f"{judgments_csv}:{i}: prompt_id {row['prompt_id']} not in {prompts_jsonl}")
+            preference = float(row["preference"]) - 1.5
+            winner = "tie" if abs(preference) <= tie_band else ("model_b" if preference > 0 else "model_a")
+            records.append((prompts[row["prompt_id"]], row["model_1"], row["model_2"], winner))
+    return _battles_from_records(records, model_map)
+
+
+def _battles_from_records(records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]) -> Battles:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
+        for prompt, a, b, winner in records:
+            tmp.write(json.dumps({"prompt": prompt, "model_a": a, "model_b": b, "winner": winner}) + "\n")
+    try:
+        return load_battles_jsonl(tmp.name, model_map)
+    finally:
+        Path(tmp.name).unlink()
+
+
+def merge_battles(parts: list[Battles]) -> Battles:
+    """One battle set from several, with a shared model list and prompt table."""
+    if len(parts) == 1:
+        return parts[0]
+    models: list[str] = []
+    for part in parts:
+        models += [m for m in part.models if m not in models]
+    prompts: list[str] = []
+    prompt_ids: dict[str, int] = {}
+    p_idx, a_idx, b_idx, outcomes, counts = [], [], [], [], Counter()
+    for part in parts:
+        remap_model = np.array([models.index(m) for m in part.models], dtype=np.int64)
+        remap_prompt = []
+        for prompt in part.prompts:
+            if prompt not in prompt_ids:
+                prompt_ids[prompt] = len(prompts)
+                prompts.append(prompt)
+            remap_prompt.append(prompt_ids[prompt])
+        p_idx.append(np.asarray(remap_prompt, dtype=np.int64)[part.prompt_index])
+        a_idx.append(remap_model[part.model_a])
+        b_idx.append(remap_model[part.model_b])
+        outcomes.append(part.outcome)
+        counts.update(part.counts)
+    return Battles(
+        prompts, np.concatenate(p_idx), np.concatenate(a_idx), np.concatenate(b_idx),
+        np.concatenate(outcomes), models, dict(counts),
+    )

@@ -1,0 +1,120 @@
+"""`routellm train` end to end on real data (GSM8K correctness), and the battle-data readers."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from routellm_base import RoutingEngine, load_router
+from routellm_base.data import GPT4, MIXTRAL, load_gsm8k, write_scored_jsonl
+from routellm_base.train.data import (
+    battles_from_alpaca_eval,
+    load_battles_jsonl,
+    merge_battles,
+    parse_model_map,
+)
+
+
+def _write_battles(path, rows):
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def test_battles_jsonl_keeps_and_counts_ties(tmp_path):
+    path = tmp_path / "b.jsonl"
+    _write_battles(path, [
+        {"prompt": "p1", "model_a": "big", "model_b": "small", "winner": "model_a"},
+        {"prompt": "p1", "model_a": "small", "model_b": "mid", "winner": "tie (bothbad)"},
+        {"prompt": "p2", "model_a": "gpt4", "model_b": "small", "winner": "tie"},
+    ])
+    battles = load_battles_jsonl(path, {"gpt4": "big"})
+    assert battles.models == ["big", "small", "mid"]
+    assert battles.outcome.tolist() == [1.0, 0.5, 0.5]
+    assert battles.counts == {"model_a": 1, "tie (bothbad)": 1, "tie": 1}
+    assert battles.prompts == ["p1", "p2"]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"prompt": "p", "model_a": "a", "model_b": "b", "winner": "draw"}, "winner 'draw' is not one of"),
+        ({"prompt": "p", "model_a": "a", "winner": "tie"}, "field 'model_b' missing"),
+        ({"prompt": "p", "model_a": "a", "model_b": "a", "winner": "tie"}, "a model battles itself"),
+    ],
+)
+def test_malformed_battles_name_the_line(tmp_path, row, message):
+    path = tmp_path / "b.jsonl"
+    _write_battles(path, [{"prompt": "ok", "model_a": "a", "model_b": "b", "winner": "tie"}, row])
+    with pytest.raises(ValueError, match=f"b.jsonl:2: {message}"):
+        load_battles_jsonl(path)
+
+
+def test_model_map_syntax():
+    assert parse_model_map(["a=b", "c=d=e"]) == {"a": "b", "c": "d=e"}
+    with pytest.raises(ValueError, match="SOURCE=TARGET"):
+        parse_model_map(["gpt4"])
+
+
+def test_alpaca_eval_converter_on_real_judgments(tmp_path, data_dir):
+    lines = (data_dir / "alpaca_eval" / "judgments.csv").read_text().splitlines()
+    (tmp_path / "j.csv").write_text("\n".join(lines[:201]) + "\n")  # header + 200 judgments
+    battles = battles_from_alpaca_eval(
+        tmp_path / "j.csv", data_dir / "alpaca_eval" / "prompts.jsonl", {"gpt4_1106_preview": GPT4}
+    )
+    assert len(battles) == 200 and battles.models[0] == GPT4
+    preferences = np.array([float(line.split(",")[-1]) for line in lines[1:201]])
+    # model_b (the compared model) wins exactly where the judge preferred it.
+    np.testing.assert_array_equal(battles.outcome == 0.0, preferences > 1.5)
+
+
+def test_merge_battles_shares_models_and_prompts(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write_battles(a, [{"prompt": "p", "model_a": "x", "model_b": "y", "winner": "model_a"}])
+    _write_battles(b, [{"prompt": "p", "model_a": "y", "model_b": "z", "winner": "model_b"}])
+    merged = merge_battles([load_battles_jsonl(a), load_battles_jsonl(b)])
+    assert merged.models == ["x", "y", "z"] and merged.prompts == ["p"]
+    assert merged.model_a.tolist() == [0, 1] and merged.model_b.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("family", ["mf", "sw_ranking"])
+def test_train_cli_end_to_end(tmp_path, data_dir, family):
+    if family == "mf":
+        pytest.importorskip("torch")
+    rows = load_gsm8k(data_dir)
+    train, held_out = rows[:1000], rows[1000:]
+    write_scored_jsonl(train, tmp_path / "train.jsonl")
+    write_scored_jsonl(held_out, tmp_path / "eval.jsonl")
+    out = tmp_path / family
+    subprocess.run(
+        [sys.executable, "-m", "routellm_base", "train", family, "--data", f"scores:{tmp_path / 'train.jsonl'}",
+         "--strong", GPT4, "--weak", MIXTRAL, "--exclude", str(tmp_path / "eval.jsonl"), "--out", str(out),
+         "--calibration-prompts", str(data_dir / "arena_hard" / "questions.jsonl"),
+         "--data-licence", "Apache-2.0", "--epochs", "8", "--batch-size", "256", "--no-progress"],
+        check=True, capture_output=True, text=True,
+    )
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "train.jsonl" in card and "Apache-2.0" in card and "routellm train" in card
+    router = load_router(out)
+    assert router.family == family and router.calibration.n_prompts == 498
+    decision = RoutingEngine(out, strong_share=0.3).decide("A shop sells 3 apples for $2. How much do 12 cost?")
+    assert decision.side in ("strong", "weak") and decision.router == str(out)
+    # Trained on GSM8K correctness, it ranks held-out GSM8K items above chance.
+    result = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "eval", "--benchmark", str(tmp_path / "eval.jsonl"),
+         "--strong", GPT4, "--weak", MIXTRAL, "--router", str(out), "--json", "--no-progress"],
+        check=True, capture_output=True, text=True,
+    )
+    assert json.loads(result.stdout)[0]["apgr"] > 0.5
+
+
+def test_train_cli_rejects_unknown_reference_models(tmp_path, data_dir):
+    write_scored_jsonl(load_gsm8k(data_dir)[:50], tmp_path / "t.jsonl")
+    result = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "train", "sw_ranking", "--data", f"scores:{tmp_path / 't.jsonl'}",
+         "--strong", "gpt-5", "--weak", MIXTRAL, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2 and "'gpt-5' is in no battle" in result.stderr
