@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from .data.scored import read_prompt_file
 from .errors import RouteLLMError
 
 
@@ -74,29 +75,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_prompts(path: str) -> list[tuple[str, str]]:
-    """(id, prompt) pairs from a scored/prompt JSONL file (``id``, ``prompt``) or a text file (a line each)."""
-    from pathlib import Path
-
-    if path.endswith(".jsonl"):
-        rows = []
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if line.strip():
-                    obj = json.loads(line)
-                    if not isinstance(obj.get("prompt"), str):
-                        raise ValueError(f"{path}:{line_no}: no string field 'prompt'")
-                    rows.append((str(obj.get("id", line_no)), obj["prompt"]))
-        return rows
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [(str(i), line) for i, line in enumerate(lines, 1) if line.strip()]
-
-
 def cmd_decontaminate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .decontaminate import contaminated_mask
 
-    train, evals = _read_prompts(args.train), _read_prompts(args.eval)
+    train, evals = read_prompt_file(args.train), read_prompt_file(args.eval)
     embedder = load_router(args.router).embedder
     train_texts, eval_texts = [t for _, t in train], [t for _, t in evals]
     mask = contaminated_mask(
@@ -119,7 +102,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .policy import calibrate_threshold
 
-    prompts = [text for _, text in _read_prompts(args.prompts)]
+    prompts = [text for _, text in read_prompt_file(args.prompts)]
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())

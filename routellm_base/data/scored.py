@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,11 @@ class ScoredPrompt:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
-    """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
+def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, object)`` for each non-blank line; ``where`` is ``PATH:LINE`` for error messages.
 
-    A malformed line raises ``ValueError`` naming the file and line number.
+    A line that is not a JSON object raises ``ValueError`` naming the file and line.
     """
-    path = Path(path)
-    rows: list[ScoredPrompt] = []
     with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
             if not line.strip():
@@ -39,15 +37,46 @@ def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[Score
                 raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: expected a JSON object")
-            for key, kind in (("id", (str, int)), ("prompt", str), ("scores", dict)):
-                if not isinstance(obj.get(key), kind):
-                    raise ValueError(f"{where}: field {key!r} missing or of the wrong type")
-            scores: dict[str, float] = {}
-            for model, value in obj["scores"].items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise ValueError(f"{where}: score of {model!r} is {value!r}, not a finite number")
-                scores[str(model)] = float(value)
-            rows.append(ScoredPrompt(str(obj["id"]), obj["prompt"], scores, source or path.stem))
+            yield where, obj
+
+
+def read_prompt_file(path: str | Path, later_turns: bool = False) -> list[tuple[str, str]]:
+    """``(id, prompt)`` pairs from a JSONL file (objects with ``prompt``, optional ``id``) or a
+    text file (one prompt a line). ``later_turns`` adds the ``turns[1:]`` of multi-turn objects,
+    for decontaminating against every turn of a benchmark.
+    """
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [(str(i), line) for i, line in enumerate(lines, 1) if line.strip()]
+    pairs: list[tuple[str, str]] = []
+    for where, obj in iter_jsonl_objects(path):
+        if not isinstance(obj.get("prompt"), str):
+            raise ValueError(f"{where}: no string field 'prompt'")
+        key = str(obj.get("id", where.rsplit(":", 1)[1]))
+        pairs.append((key, obj["prompt"]))
+        if later_turns:
+            pairs += [(f"{key}/turn{k}", t) for k, t in enumerate(obj.get("turns", [])[1:], 2) if isinstance(t, str)]
+    return pairs
+
+
+def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
+    """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
+
+    A malformed line raises ``ValueError`` naming the file and line number.
+    """
+    path = Path(path)
+    rows: list[ScoredPrompt] = []
+    for where, obj in iter_jsonl_objects(path):
+        for key, kind in (("id", (str, int)), ("prompt", str), ("scores", dict)):
+            if not isinstance(obj.get(key), kind):
+                raise ValueError(f"{where}: field {key!r} missing or of the wrong type")
+        scores: dict[str, float] = {}
+        for model, value in obj["scores"].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{where}: score of {model!r} is {value!r}, not a finite number")
+            scores[str(model)] = float(value)
+        rows.append(ScoredPrompt(str(obj["id"]), obj["prompt"], scores, source or path.stem))
     return rows
 
 

@@ -46,6 +46,21 @@ def _flag(value: str, where: str) -> float:
     raise ValueError(f"{where}: expected True/False, got {value!r}")
 
 
+def _correctness_rows(
+    path: Path, contaminated: set[str], id_prefix: str, source: str, extra: dict | None = None
+) -> list[ScoredPrompt]:
+    """Rows of a RouteLLM correctness CSV (prompt, one True/False column per model)."""
+    rows: list[ScoredPrompt] = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for i, rec in enumerate(csv.DictReader(handle)):
+            if rec["prompt"] in contaminated:
+                continue
+            where = f"{path}:{i}"
+            scores = {GPT4: _flag(rec[GPT4], where), MIXTRAL: _flag(rec[MIXTRAL], where)}
+            rows.append(ScoredPrompt(f"{id_prefix}/{i}", rec["prompt"], scores, source, dict(extra or {})))
+    return rows
+
+
 def load_mmlu(data_dir: str | Path, drop_contaminated: bool = True) -> list[ScoredPrompt]:
     """MMLU (57 subjects), GPT-4 and Mixtral correctness; the paper's contamination filter applied."""
     evals = _evals_dir(data_dir) / "mmlu"
@@ -53,13 +68,7 @@ def load_mmlu(data_dir: str | Path, drop_contaminated: bool = True) -> list[Scor
     rows: list[ScoredPrompt] = []
     for path in sorted((evals / "responses").glob("mmlu_*.csv")):
         subject = path.stem.removeprefix("mmlu_")
-        with open(path, encoding="utf-8", newline="") as handle:
-            for i, rec in enumerate(csv.DictReader(handle)):
-                if rec["prompt"] in contaminated:
-                    continue
-                where = f"{path}:{i}"
-                scores = {GPT4: _flag(rec[GPT4], where), MIXTRAL: _flag(rec[MIXTRAL], where)}
-                rows.append(ScoredPrompt(f"mmlu/{subject}/{i}", rec["prompt"], scores, "mmlu", {"subject": subject}))
+        rows += _correctness_rows(path, contaminated, f"mmlu/{subject}", "mmlu", {"subject": subject})
     if not rows:
         raise FileNotFoundError(f"no MMLU response files in {evals / 'responses'}")
     return rows
@@ -69,16 +78,7 @@ def load_gsm8k(data_dir: str | Path, drop_contaminated: bool = True) -> list[Sco
     """GSM8K, GPT-4 and Mixtral correctness; the paper's contamination filter applied."""
     evals = _evals_dir(data_dir) / "gsm8k"
     contaminated = _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
-    path = evals / "gsm8k_responses.csv"
-    rows: list[ScoredPrompt] = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        for i, rec in enumerate(csv.DictReader(handle)):
-            if rec["prompt"] in contaminated:
-                continue
-            where = f"{path}:{i}"
-            scores = {GPT4: _flag(rec[GPT4], where), MIXTRAL: _flag(rec[MIXTRAL], where)}
-            rows.append(ScoredPrompt(f"gsm8k/{i}", rec["prompt"], scores, "gsm8k"))
-    return rows
+    return _correctness_rows(evals / "gsm8k_responses.csv", contaminated, "gsm8k", "gsm8k")
 
 
 def load_mt_bench(data_dir: str | Path, drop_contaminated: bool = True) -> list[ScoredPrompt]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
+from ..data.scored import read_prompt_file
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
 from ..embedders import load_embedder
 from ..hashing import sha256_file
@@ -43,23 +44,6 @@ def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[
     return load_battles_jsonl(spec, model_map), [spec]
 
 
-def _read_texts(path: str) -> list[str]:
-    import json
-
-    texts = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            if path.endswith(".jsonl"):
-                obj = json.loads(line)
-                texts.append(obj["prompt"])
-                texts.extend(obj.get("turns", [])[1:])
-            else:
-                texts.append(line.rstrip("\n"))
-    return texts
-
-
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     model_map = parse_model_map(args.model_map or [])
@@ -74,7 +58,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     removed = 0
     if args.exclude:
-        eval_texts = [t for path in args.exclude for t in _read_texts(path)]
+        eval_texts = [t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)]
         bad_prompt = contaminated_mask(battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine)
         keep = ~bad_prompt[battles.prompt_index]
         removed = int((~keep).sum())
@@ -100,7 +84,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     calibration = None
     if args.calibration_prompts:
-        texts = _read_texts(args.calibration_prompts)
+        texts = [t for _, t in read_prompt_file(args.calibration_prompts)]
         calibration = Calibration.from_win_rates(router.strong_win_rate(texts), f"{Path(args.calibration_prompts).name} ({len(texts)} prompts)")
 
     training = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.scored import ScoredPrompt, load_scored_jsonl
+from ..data.scored import ScoredPrompt, iter_jsonl_objects, load_scored_jsonl
 from .battles import WINNERS, Battles, battles_from_scores
 
 OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
@@ -53,32 +53,24 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
             models.append(name)
         return model_ids[name]
 
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
-            for key in ("prompt", "model_a", "model_b", "winner"):
-                if not isinstance(obj.get(key), str):
-                    raise ValueError(f"{where}: field {key!r} missing or not a string")
-            if obj["winner"] not in OUTCOME:
-                raise ValueError(f"{where}: winner {obj['winner']!r} is not one of {list(WINNERS)}")
-            a, b = model_id(obj["model_a"]), model_id(obj["model_b"])
-            if a == b:
-                raise ValueError(f"{where}: a model battles itself ({obj['model_a']!r})")
-            prompt = obj["prompt"]
-            if prompt not in prompt_ids:
-                prompt_ids[prompt] = len(prompts)
-                prompts.append(prompt)
-            p_idx.append(prompt_ids[prompt])
-            a_idx.append(a)
-            b_idx.append(b)
-            outcomes.append(OUTCOME[obj["winner"]])
-            kinds[obj["winner"]] += 1
+    for where, obj in iter_jsonl_objects(path):
+        for key in ("prompt", "model_a", "model_b", "winner"):
+            if not isinstance(obj.get(key), str):
+                raise ValueError(f"{where}: field {key!r} missing or not a string")
+        if obj["winner"] not in OUTCOME:
+            raise ValueError(f"{where}: winner {obj['winner']!r} is not one of {list(WINNERS)}")
+        a, b = model_id(obj["model_a"]), model_id(obj["model_b"])
+        if a == b:
+            raise ValueError(f"{where}: a model battles itself ({obj['model_a']!r})")
+        prompt = obj["prompt"]
+        if prompt not in prompt_ids:
+            prompt_ids[prompt] = len(prompts)
+            prompts.append(prompt)
+        p_idx.append(prompt_ids[prompt])
+        a_idx.append(a)
+        b_idx.append(b)
+        outcomes.append(OUTCOME[obj["winner"]])
+        kinds[obj["winner"]] += 1
     if not outcomes:
         raise ValueError(f"{path} holds no battles")
     return Battles(
