@@ -98,7 +98,7 @@ def random_baseline(
             value = curve.cpt(t)
             if value is not None:
                 cpts[t].append(value)
-    cpt_summary = {
+    cpt_summary: dict[float, tuple[float | None, float | None]] = {
         t: ((float(np.mean(v)), float(np.std(v))) if v else (None, None)) for t, v in cpts.items()
     }
     return float(np.mean(apgrs)), float(np.std(apgrs)), cpt_summary

@@ -44,7 +44,11 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
     prompt_ids: dict[str, int] = {}
     models: list[str] = []
     model_ids: dict[str, int] = {}
-    p_idx, a_idx, b_idx, outcomes, kinds = [], [], [], [], Counter()
+    p_idx: list[int] = []
+    a_idx: list[int] = []
+    b_idx: list[int] = []
+    outcomes: list[float] = []
+    kinds: Counter[str] = Counter()
 
     def model_id(name: str) -> int:
         name = model_map.get(name, name)
@@ -139,7 +143,11 @@ def merge_battles(parts: list[Battles]) -> Battles:
         models += [m for m in part.models if m not in models]
     prompts: list[str] = []
     prompt_ids: dict[str, int] = {}
-    p_idx, a_idx, b_idx, outcomes, counts = [], [], [], [], Counter()
+    p_idx: list[np.ndarray] = []
+    a_idx: list[np.ndarray] = []
+    b_idx: list[np.ndarray] = []
+    outcomes: list[np.ndarray] = []
+    counts: Counter[str] = Counter()
     for part in parts:
         remap_model = np.array([models.index(m) for m in part.models], dtype=np.int64)
         remap_prompt = []

@@ -49,7 +49,7 @@ def train_mf(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     n_prompts, text_dim = prompt_embeddings.shape
-    val_prompts = rng.random(n_prompts) < config.validation_fraction
+    val_prompts = np.less(rng.random(n_prompts), config.validation_fraction)
     is_val = val_prompts[battles.prompt_index]
     weights = np.ones(len(battles), dtype=np.float32) if battle_weights is None else battle_weights.astype(np.float32)
 
@@ -92,7 +92,7 @@ def train_mf(
             iterator = tqdm(iterator, desc="mf epochs")
         except ImportError:
             pass
-    best = (math.inf, -1, None)
+    best: tuple[float, int, dict[str, np.ndarray] | None] = (math.inf, -1, None)
     history = []
     for epoch in iterator:
         order = train_idx[torch.randperm(len(train_idx))]
