@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -25,6 +25,7 @@ from .embedders.base import Embedder
 from .errors import CheckpointError, UnknownRouterError
 from .hashing import sha256_file, verify_sha256
 from .routers.base import Router
+from .routers.bert import BertRouter  # torch-free at import: torch loads when a router is built
 from .routers.mf import MFRouter
 from .routers.random import RandomRouter
 from .routers.sw_ranking import SWRankingRouter
@@ -42,7 +43,16 @@ BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     "mf": ("mf-minilm-static", "6edd2b7182dd71440ab291381950f4705a0da6b9fb44db42a96a90789e0e3ce9"),
 }
 
-_ROUTER_CLASSES: dict[str, type[Router]] = {"mf": MFRouter, "sw_ranking": SWRankingRouter}
+class _CheckpointRouter(Protocol):
+    """What a router family's class takes when built from a checkpoint folder."""
+
+    def __call__(
+        self, name: str, tensors: dict[str, np.ndarray], models: list[str], strong_model: str,
+        weak_model: str, **kwargs: Any,
+    ) -> Router: ...
+
+
+_ROUTER_CLASSES: dict[str, _CheckpointRouter] = {"mf": MFRouter, "sw_ranking": SWRankingRouter, "bert": BertRouter}
 
 
 def save_checkpoint(
@@ -53,13 +63,16 @@ def save_checkpoint(
     models: list[str],
     strong_model: str,
     weak_model: str,
-    embedder: Embedder,
+    embedder: Embedder | None,
     calibration: Calibration | None,
     model_card: str,
     params: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint folder and return its path."""
+    """Write a checkpoint folder and return its path.
+
+    ``embedder`` is None for a family that tokenises its own input (``bert``).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(out / WEIGHTS_FILE))
@@ -70,7 +83,7 @@ def save_checkpoint(
         "models": models,
         "strong_model": strong_model,
         "weak_model": weak_model,
-        "embedder": embedder.identity,
+        "embedder": embedder.identity if embedder is not None else None,
         "calibration": calibration.to_dict() if calibration else None,
         "params": params or {},
         "training": training or {},
@@ -158,14 +171,18 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
         raise CheckpointError(f"{path} lacks {WEIGHTS_FILE}")
     verify_sha256(weights_path, files[WEIGHTS_FILE], f"router checkpoint {name!r} weights")
     tensors = load_file(str(weights_path))
-    recorded = config.get("embedder") or {}
-    if embedder is None:
-        embedder_obj = load_embedder(recorded)
-    else:
-        embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
-    embedder_obj.check_matches(recorded, name)
-    calibration = Calibration.from_dict(config["calibration"]) if config.get("calibration") else None
     cls = _ROUTER_CLASSES[family]
+    embedder_obj: Embedder | None = None
+    if getattr(cls, "uses_embedder", True):
+        recorded = config.get("embedder") or {}
+        if embedder is None:
+            embedder_obj = load_embedder(recorded)
+        else:
+            embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
+        embedder_obj.check_matches(recorded, name)
+    elif embedder is not None:
+        raise CheckpointError(f"router checkpoint {name!r} ({family}) tokenises its own input; it takes no embedder")
+    calibration = Calibration.from_dict(config["calibration"]) if config.get("calibration") else None
     return cls(
         name,
         tensors,

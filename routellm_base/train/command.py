@@ -1,4 +1,4 @@
-"""``routellm train {mf,sw_ranking}``: battles in, a checkpoint folder out."""
+"""``routellm train {mf,sw_ranking,bert}``: battles in, a checkpoint folder out."""
 
 from __future__ import annotations
 
@@ -26,7 +26,19 @@ from .data import (
     parse_model_map,
 )
 
-FAMILIES = ("mf", "sw_ranking")
+FAMILIES = ("mf", "sw_ranking", "bert")
+# Per-family defaults of the shared optimiser options (None on the command line means "default").
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "mf": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
+    "sw_ranking": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
+    "bert": {"epochs": 2, "lr": 3e-5, "batch_size": 16, "patience": 1},
+}
+BERT_BASE_LICENCE = "Apache-2.0"
+
+
+def _option(args: argparse.Namespace, name: str) -> Any:
+    value = getattr(args, name)
+    return DEFAULTS[args.family][name] if value is None else value
 
 
 def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[str]]:
@@ -70,11 +82,26 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if args.family == "mf":
         from .mf import MFTrainConfig, train_mf
 
-        config = MFTrainConfig(dim=args.dim, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                               batch_size=args.batch_size, patience=args.patience)
+        config = MFTrainConfig(dim=args.dim, epochs=_option(args, "epochs"), lr=_option(args, "lr"), seed=args.seed,
+                               batch_size=_option(args, "batch_size"), patience=_option(args, "patience"))
         tensors, report = train_mf(prompt_embeddings, battles, config, progress=not args.no_progress)
         params: dict[str, Any] = {}
         router: Any = MFRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder)
+    elif args.family == "bert":
+        from ..routers.bert import BertRouter
+        from .bert import BertTrainConfig, train_bert
+
+        base = Path(args.base_model).expanduser()
+        base_path = str(base.resolve()) if base.is_dir() else None
+        bert_config = BertTrainConfig(
+            base_model=base.name if base_path else args.base_model, base_path=base_path,
+            epochs=_option(args, "epochs"), lr=_option(args, "lr"), batch_size=_option(args, "batch_size"),
+            patience=_option(args, "patience"), max_length=args.max_length, seed=args.seed,
+        )
+        tensors, report = train_bert(battles, args.strong, args.weak, bert_config, progress=not args.no_progress)
+        params = {"base_model": bert_config.base_model, "base_sha256": report["base_sha256"], "base_path": base_path,
+                  "max_length": 256, "tie_weight": 0.5, "num_labels": 3, "pooling": "mean"}
+        router = BertRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     else:
         from .sw_ranking import sw_ranking_tensors
 
@@ -98,26 +125,40 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.time() - started, 1),
         "command": "routellm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
-    card = _model_card(args, battles, embedder, training, report, calibration)
+    card = _model_card(args, battles, embedder, training, report, calibration, params)
     save_checkpoint(
         args.out, router_family=args.family, tensors=tensors, models=battles.models,
-        strong_model=args.strong, weak_model=args.weak, embedder=embedder, calibration=calibration,
+        strong_model=args.strong, weak_model=args.weak,
+        embedder=None if args.family == "bert" else embedder, calibration=calibration,
         model_card=card, params=params, training=training,
     )
     return training
 
 
 def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, training: dict[str, Any],
-                report: dict[str, Any], calibration: Calibration | None) -> str:
+                report: dict[str, Any], calibration: Calibration | None, params: dict[str, Any] | None = None) -> str:
     data_rows = "\n".join(f"| `{d['path']}` | `{d['sha256'][:16]}…` |" for d in training["data"])
     validation = (
         f"Validation (10% of prompts held out): best epoch {report['best_epoch']}, loss {report['best_validation_loss']:.4f}.\n"
         if report else "No training step: the router ranks by similarity to the stored battles.\n"
     )
+    if args.family == "bert":
+        assert params is not None
+        known = "all-MiniLM-L6-v2" in str(params["base_model"]) and not params["base_path"]
+        licence = BERT_BASE_LICENCE if known else "NOT DECLARED: check the base encoder's licence"
+        encoder = (
+            f"Base encoder: `{params['base_model']}` (6-layer BERT, sentence-transformers; licence {licence}), "
+            f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
+            f"(strong wins / tie / weak wins) on the {report['n_battles_train']} battles between the reference pair; "
+            f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
+            f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
+        )
+    else:
+        encoder = f"Embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
     return f"""# Router checkpoint ({args.family})
 
 Estimates the probability that **{args.strong}** answers better than **{args.weak}**.
-Embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). Models known: {', '.join(battles.models)}.
+{encoder}Models known: {', '.join(battles.models)}.
 
 ## Training data
 | file | sha256 |
@@ -137,7 +178,7 @@ Decontamination: {training['removed_as_contaminated_battles']} battles removed w
 
 
 def add_train_parser(sub: Any) -> None:
-    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra for mf)")
+    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra for mf and bert)")
     tr.add_argument("family", choices=FAMILIES)
     tr.add_argument("--data", action="append", required=True,
                     help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable")
@@ -151,10 +192,13 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument("--calibration-prompts", help="reference prompts whose win-rate quantiles are stored for --strong-share")
     tr.add_argument("--data-licence", help="licence of the training data, written into the model card")
     tr.add_argument("--dim", type=int, default=128)
-    tr.add_argument("--epochs", type=int, default=40)
-    tr.add_argument("--lr", type=float, default=3e-3)
-    tr.add_argument("--batch-size", type=int, default=2048)
-    tr.add_argument("--patience", type=int, default=4)
+    tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert)")
+    tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert)")
+    tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert)")
+    tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert)")
+    tr.add_argument("--max-length", type=int, default=128, help="bert: tokens per prompt while training")
+    tr.add_argument("--base-model", default="all-MiniLM-L6-v2",
+                    help="bert: base encoder, all-MiniLM-L6-v2 (the packaged copy) or a local folder")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=lambda args: _run(args))

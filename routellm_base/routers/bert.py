@@ -1,0 +1,182 @@
+"""BERT classifier router (RouteLLM, section 4.2), on the all-MiniLM-L6-v2 encoder.
+
+A fine-tuned 6-layer BERT encoder (all-MiniLM-L6-v2, 384-d), mean pooling over the attention mask
+and a linear head over three classes, from the strong model's point of view::
+
+    0  strong model wins     1  tie     2  weak model wins
+
+Win rate = P(strong wins) + ``tie_weight`` * P(tie), ``tie_weight`` = 0.5 by default: a tie
+counts as half a win, as ties count in the training battles of the other routers. RouteLLM's
+released BERT router returns ``1 - P(tie) - P(weak wins)``, i.e. P(strong wins) alone
+(``tie_weight`` = 0); a checkpoint may set ``tie_weight`` in its config params to reproduce that.
+RouteLLM's BERT also classifies from the [CLS] token; this router mean-pools, which is how
+all-MiniLM-L6-v2 was pre-trained to produce sentence embeddings.
+
+torch and transformers are imported when a router is built, never when this module is imported.
+The checkpoint's weights hold the full fine-tuned state dict (``encoder.*`` and ``head.*``); the
+base folder supplies only the architecture config and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, MissingDependencyError
+from .base import Router
+
+BERT_LABELS = ("strong_wins", "tie", "weak_wins")
+BASE_WEIGHTS_FILE = "model.safetensors"
+
+
+def _torch_and_transformers() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the bert router needs torch and transformers: pip install 'langchain-routellm[train]'"
+        ) from exc
+    return torch, transformers
+
+
+def resolve_base_path(base_model: str, base_path: str | Path | None = None, base_sha256: str | None = None) -> Path:
+    """The local folder of the base encoder: ``base_path``, else the packaged all-MiniLM-L6-v2.
+
+    Only local folders are used (never the Hugging Face Hub). When ``base_sha256`` is given, the
+    folder's ``model.safetensors`` must match it, so the tokenizer is the one the checkpoint was
+    fine-tuned with.
+    """
+    from ..embedders.sentence_transformer import MINILM_NAME, packaged_minilm_path
+    from ..hashing import verify_sha256
+
+    if base_path:
+        path = Path(base_path).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"base encoder folder {path} does not exist (only local paths are used)")
+    elif base_model == MINILM_NAME:
+        path = packaged_minilm_path()
+    else:
+        path = Path(base_model).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"base encoder {base_model!r} is not a local folder; this library loads encoders from local paths only"
+            )
+    if base_sha256 and (path / BASE_WEIGHTS_FILE).is_file():
+        verify_sha256(path / BASE_WEIGHTS_FILE, base_sha256, f"base encoder {base_model!r} weights")
+    return path
+
+
+def build_classifier(base_path: Path, num_labels: int = len(BERT_LABELS), pretrained: bool = False) -> tuple[Any, Any]:
+    """(tokenizer, module): a BERT encoder with mean pooling and a linear head.
+
+    ``pretrained`` loads the base encoder's weights (for training); otherwise the architecture
+    alone is built, to be filled from a checkpoint's state dict.
+    """
+    torch, transformers = _torch_and_transformers()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(base_path), local_files_only=True)
+    if pretrained:
+        encoder = transformers.AutoModel.from_pretrained(str(base_path), local_files_only=True)
+    else:
+        config = transformers.AutoConfig.from_pretrained(str(base_path), local_files_only=True)
+        encoder = transformers.AutoModel.from_config(config)
+
+    class MeanPooledClassifier(torch.nn.Module):  # type: ignore[name-defined]  # torch is imported lazily
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.encoder(**kwargs).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return self.head(pooled)
+
+    return tokenizer, MeanPooledClassifier()
+
+
+class BertRouter(Router):
+    family = "bert"
+    uses_embedder = False
+    """The router tokenises its own input: checkpoints record no embedder for it."""
+
+    def __init__(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        models: list[str],
+        strong_model: str,
+        weak_model: str,
+        *,
+        base_model: str = "all-MiniLM-L6-v2",
+        base_sha256: str | None = None,
+        base_path: str | None = None,
+        max_length: int = 256,
+        batch_size: int = 32,
+        tie_weight: float = 0.5,
+        num_labels: int = len(BERT_LABELS),
+        pooling: str = "mean",
+        device: str = "cpu",
+        **kwargs: Any,
+    ) -> None:
+        if num_labels != len(BERT_LABELS) or pooling != "mean":
+            raise CheckpointError(f"bert checkpoint {name!r}: expected 3 labels and mean pooling, got {num_labels}, {pooling!r}")
+        if not 0.0 <= tie_weight <= 1.0:
+            raise CheckpointError(f"bert checkpoint {name!r}: tie_weight {tie_weight} is not in [0, 1]")
+        super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
+        self.models = list(models)
+        self.base_model = base_model
+        self.base_sha256 = base_sha256
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.tie_weight = float(tie_weight)
+        torch, _ = _torch_and_transformers()
+        self._torch = torch
+        self._device = torch.device(device)
+        path = resolve_base_path(base_model, base_path, base_sha256)
+        self.tokenizer, self.model = build_classifier(path)
+        state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+        expected = self.model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"bert checkpoint {name!r} does not match the {base_model} architecture: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        for key, value in state.items():
+            if tuple(value.shape) != tuple(expected[key].shape):
+                raise CheckpointError(f"bert checkpoint {name!r}: tensor {key} has shape {tuple(value.shape)}, "
+                                      f"expected {tuple(expected[key].shape)}")
+        self.model.load_state_dict(state, strict=True)
+        self.model.to(self._device).eval()
+        self._lock = threading.Lock()
+
+    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+        """Softmax over (strong wins, tie, weak wins) for each text: float64 array (n, 3)."""
+        torch = self._torch
+        out = []
+        with self._lock, torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                batch = self.tokenizer(
+                    texts[start : start + self.batch_size], padding=True, truncation=True,
+                    max_length=self.max_length, return_tensors="pt",
+                )
+                batch = {k: v.to(self._device) for k, v in batch.items()
+                         if k in ("input_ids", "attention_mask", "token_type_ids")}
+                logits = self.model(**batch)
+                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def _win_rate(self, texts: list[str]) -> np.ndarray:
+        probs = self.class_probabilities(texts)
+        return probs[:, 0] + self.tie_weight * probs[:, 1]
