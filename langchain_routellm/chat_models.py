@@ -39,9 +39,8 @@ from routellm_base import (
     RoutingEngine,
     RoutingPolicy,
     RoutingTextOptions,
-    UnknownRouterError,
 )
-from routellm_base.checkpoints import BUNDLED_ROUTERS
+from routellm_base.checkpoints import check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
 from routellm_base.routers.base import Router
@@ -256,17 +255,7 @@ class RouterChatModel(BaseChatModel):
         # routing-text options, so build those parts now (cheap; no router is loaded).
         RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
         self._routing_text_options()
-        if isinstance(self.router, str | Path):
-            key = str(self.router)
-            if (
-                key not in BUNDLED_ROUTERS
-                and key != "random"
-                and not Path(key).expanduser().is_dir()
-            ):
-                raise UnknownRouterError(
-                    f"unknown router {key!r}: not a bundled router "
-                    f"({sorted([*BUNDLED_ROUTERS, 'random'])}) and not a checkpoint folder"
-                )
+        check_router_spec(self.router)
         self._new_cost_tracker()  # validates the prices now
         return self
 

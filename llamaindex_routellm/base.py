@@ -42,8 +42,8 @@ from routellm_base import (
     RoutingTextOptions,
     Side,
 )
-from routellm_base.checkpoints import BUNDLED_ROUTERS
-from routellm_base.errors import RouteLLMError, RoutingInputError, UnknownRouterError
+from routellm_base.checkpoints import check_router_spec
+from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.routers.base import Router
 
 from .messages import to_chat_turns, tool_call_messages
@@ -249,7 +249,7 @@ class RouterLLM(FunctionCallingLLM):
         # call; the router itself (maybe an embedder) loads lazily on first use.
         RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
         self._text_options()
-        _check_router_name(self.router)
+        check_router_spec(self.router)  # a typo fails here, not at the first call
 
     @classmethod
     def class_name(cls) -> str:
@@ -888,20 +888,6 @@ class RouterLLM(FunctionCallingLLM):
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
-
-
-def _check_router_name(router: str | Path | Router) -> None:
-    """An unknown router name fails at construction, with the engine's error (the router itself
-    loads on first use)."""
-    if isinstance(router, Router):
-        return
-    key = str(router)
-    if key in BUNDLED_ROUTERS or key == "random" or Path(key).expanduser().is_dir():
-        return
-    raise UnknownRouterError(
-        f"unknown router {key!r}: not a bundled router "
-        f"({sorted([*BUNDLED_ROUTERS, 'random'])}) and not a checkpoint folder"
-    )
 
 
 def _payload(llm: LLM) -> dict[str, Any]:

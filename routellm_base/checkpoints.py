@@ -132,9 +132,22 @@ def _load(name_or_path: str | Path | Router, *, embedder: Embedder | str | None,
             raise CheckpointError(f"bundled router {key!r} is missing: {path / CONFIG_FILE} does not exist")
         verify_sha256(path / CONFIG_FILE, config_sha, f"bundled router {key!r} config")
         return _load_folder(path, name=key, embedder=embedder)
+    check_router_spec(key)
     path = Path(key).expanduser()
-    if path.is_dir():
-        return _load_folder(path, name=str(path), embedder=embedder)
+    return _load_folder(path, name=str(path), embedder=embedder)
+
+
+def check_router_spec(name_or_path: str | Path | Router) -> None:
+    """Raise :class:`UnknownRouterError` unless this names a router :func:`load_router` can load.
+
+    Cheap (nothing is loaded): integrations call it at construction so that a typo fails there
+    rather than at the first call.
+    """
+    if isinstance(name_or_path, Router):
+        return
+    key = str(name_or_path)
+    if key in BUNDLED_ROUTERS or key == "random" or Path(key).expanduser().is_dir():
+        return
     raise UnknownRouterError(
         f"unknown router {key!r}: not a bundled router ({sorted([*BUNDLED_ROUTERS, 'random'])}) "
         "and not a checkpoint folder"
