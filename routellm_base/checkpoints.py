@@ -26,6 +26,7 @@ from .errors import CheckpointError, UnknownRouterError
 from .hashing import sha256_file, verify_sha256
 from .routers.base import Router
 from .routers.bert import BertRouter  # torch-free at import: torch loads when a router is built
+from .routers.causal_llm import CausalLLMRouter  # torch-free at import, as bert
 from .routers.mf import MFRouter
 from .routers.random import RandomRouter
 from .routers.sw_ranking import SWRankingRouter
@@ -52,7 +53,7 @@ class _CheckpointRouter(Protocol):
     ) -> Router: ...
 
 
-_ROUTER_CLASSES: dict[str, _CheckpointRouter] = {"mf": MFRouter, "sw_ranking": SWRankingRouter, "bert": BertRouter}
+_ROUTER_CLASSES: dict[str, _CheckpointRouter] = {"mf": MFRouter, "sw_ranking": SWRankingRouter, "bert": BertRouter, "causal_llm": CausalLLMRouter}
 
 
 def save_checkpoint(

