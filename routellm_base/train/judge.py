@@ -1,0 +1,414 @@
+"""LLM-judge augmentation: a judge model compares the strong and the weak model's answers.
+
+RouteLLM augments its preference data with judge labels (GPT-4 in the paper): for each prompt,
+the strong and the weak model's answers are shown to a judge, whose verdict becomes a battle.
+The judge prompt is MT-Bench's pairwise prompt (``pair-v2``): the rubric as the system prompt,
+the question and the two answers as Assistant A and Assistant B, and a final verdict of
+``[[A]]``, ``[[B]]`` or ``[[C]]`` (tie).
+
+Position bias is cancelled by judging every item twice, strong answer first and then weak
+answer first. The two verdicts are combined as MT-Bench does: if both name the same model it
+wins, otherwise (disagreement, or a tie in either order) the battle is a tie. A judgment with no
+verdict, or with more than one different verdict, is unparseable: the item is counted and
+skipped, never guessed.
+
+Input, JSONL::
+
+    {"prompt": "...", "answers": {"gpt-4-1106-preview": "...", "mixtral-8x7b": "..."}}
+
+Output: battles JSONL (see :mod:`routellm_base.train.data`) with ``model_a`` the strong model and
+``model_b`` the weak model, plus a summary of the counts.
+
+Requests go to an OpenAI-compatible chat-completions endpoint through the ``openai`` client
+(``pip install openai``): every prompt and both answers are sent to that endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.scored import iter_jsonl_objects
+from ..errors import MissingDependencyError, RouteLLMError
+
+__all__ = [
+    "JUDGE_SYSTEM_PROMPT",
+    "JUDGE_USER_TEMPLATE",
+    "JudgeError",
+    "JudgeItem",
+    "JudgeResult",
+    "RetryPolicy",
+    "add_judge_parser",
+    "combine_verdicts",
+    "judge_battles",
+    "judge_messages",
+    "load_answer_items",
+    "parse_verdict",
+]
+
+# MT-Bench's pairwise judge prompt ("pair-v2", FastChat llm_judge/data/judge_prompts.jsonl).
+JUDGE_SYSTEM_PROMPT = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+    "assistants to the user question displayed below. You should choose the assistant that follows "
+    "the user's instructions and answers the user's question better. Your evaluation should consider "
+    "factors such as the helpfulness, relevance, accuracy, depth, creativity, and level of detail of "
+    "their responses. Begin your evaluation by comparing the two responses and provide a short "
+    "explanation. Avoid any position biases and ensure that the order in which the responses were "
+    "presented does not influence your decision. Do not allow the length of the responses to "
+    "influence your evaluation. Do not favor certain names of the assistants. Be as objective as "
+    "possible. After providing your explanation, output your final verdict by strictly following "
+    'this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" '
+    "for a tie."
+)
+JUDGE_USER_TEMPLATE = (
+    "[User Question]\n{question}\n\n"
+    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
+    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+
+_VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+# Status codes worth retrying: timeout, conflict, rate limit, server errors.
+_TRANSIENT_STATUS = {408, 409, 429}
+
+
+class JudgeError(RouteLLMError):
+    """The judge endpoint failed in a way that retrying does not fix (or retries ran out)."""
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One prompt with the strong and the weak model's answers."""
+
+    prompt: str
+    strong_answer: str
+    weak_answer: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries of transient errors, exponential backoff with jitter.
+
+    Attempt ``k`` (0-based) that fails transiently waits ``min(max_delay, base_delay * 2**k)``
+    times a random factor in [0.5, 1] before the next (longer if the server's ``Retry-After``
+    asks for it, never past ``max_delay``); after ``max_retries`` retries it gives up.
+    """
+
+    max_retries: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        jitter = 0.5 + 0.5 * (rng or random).random()
+        return min(self.max_delay, self.base_delay * 2**attempt) * jitter
+
+
+@dataclass
+class JudgeResult:
+    """Battles (dicts ready for JSONL), the summary counts and one record per judged input."""
+
+    battles: list[dict[str, str]]
+    summary: dict[str, int]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """Per item: id, the raw judgment and parsed verdict of each order, and the outcome."""
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """``"A"``, ``"B"`` or ``"C"`` (tie) from a judgment, or None when it cannot be read.
+
+    Unreadable: no ``[[A]]``/``[[B]]``/``[[C]]`` at all, or more than one different one (a judge
+    that repeats the format instructions); no guess is made.
+    """
+    found = set(_VERDICT.findall(text or ""))
+    return found.pop() if len(found) == 1 else None
+
+
+def combine_verdicts(strong_first: str, weak_first: str) -> str:
+    """The battle winner from the two orders' verdicts (``model_a`` is the strong model).
+
+    ``strong_first`` judged with the strong answer as Assistant A, ``weak_first`` with it as
+    Assistant B. Both name the strong model: ``model_a``; both name the weak one: ``model_b``;
+    otherwise (they disagree, or either is a tie) ``tie``.
+    """
+    for verdict in (strong_first, weak_first):
+        if verdict not in ("A", "B", "C"):
+            raise ValueError(f"verdict {verdict!r} is not A, B or C")
+    strong = {"A": "strong", "B": "weak", "C": "tie"}[strong_first]
+    swapped = {"A": "weak", "B": "strong", "C": "tie"}[weak_first]
+    if strong == swapped == "strong":
+        return "model_a"
+    if strong == swapped == "weak":
+        return "model_b"
+    return "tie"
+
+
+def judge_messages(prompt: str, answer_a: str, answer_b: str) -> list[dict[str, str]]:
+    """The chat messages of one pairwise judgment (``answer_a`` shown as Assistant A)."""
+    user = JUDGE_USER_TEMPLATE.format(question=prompt, answer_a=answer_a, answer_b=answer_b)
+    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def _is_transient(exc: BaseException) -> bool:
+    try:
+        import openai
+    except ImportError:  # a scripted client raising its own errors
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+        return True  # APIConnectionError includes APITimeoutError
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in _TRANSIENT_STATUS or exc.status_code >= 500
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _retry_after(exc: BaseException, cap: float) -> float:
+    """The server's ``Retry-After`` (seconds form) of a failed response, capped; 0 without one."""
+    response = getattr(exc, "response", None)
+    try:
+        value = float(response.headers.get("retry-after", 0)) if response is not None else 0.0
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
+    return min(max(value, 0.0), cap)
+
+
+class _Requester:
+    """Sends chat completions with bounded retries; counts requests and retries (thread-safe)."""
+
+    def __init__(
+        self, client: Any, model: str, max_tokens: int | None, retry: RetryPolicy,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.client, self.model, self.max_tokens = client, model, max_tokens
+        self.retry, self.sleep = retry, sleep
+        self.requests = 0
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        options: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0}
+        if self.max_tokens is not None:
+            options["max_tokens"] = self.max_tokens
+        attempt = 0
+        while True:
+            with self._lock:
+                self.requests += 1
+            try:
+                response = self.client.chat.completions.create(**options)
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise JudgeError(f"judge request failed: {exc}") from exc
+                if attempt >= self.retry.max_retries:
+                    raise JudgeError(
+                        f"judge request failed after {attempt + 1} attempts: {exc}"
+                    ) from exc
+                with self._lock:
+                    self.retries += 1
+                self.sleep(max(self.retry.delay(attempt), _retry_after(exc, self.retry.max_delay)))
+                attempt += 1
+                continue
+            return response.choices[0].message.content or ""
+
+
+# -- judging ----------------------------------------------------------------------------------
+
+
+def judge_battles(
+    items: Iterable[JudgeItem | dict[str, str]],
+    client: Any,
+    judge_model: str,
+    strong_model: str,
+    weak_model: str,
+    *,
+    concurrency: int = 4,
+    max_tokens: int | None = 1024,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    skipped: int = 0,
+) -> JudgeResult:
+    """Judge each item in both orders and turn the combined verdicts into battles.
+
+    ``items`` are :class:`JudgeItem` or dicts with ``prompt``, ``strong_answer`` and
+    ``weak_answer`` (and optional ``id``). ``client`` is an ``openai.OpenAI``-like object (only
+    ``client.chat.completions.create`` is used); requests run at temperature 0, at most
+    ``concurrency`` at a time, transient errors retried per ``retry``. A request that still fails
+    (or fails non-transiently) raises :class:`JudgeError`. ``skipped`` (items dropped before
+    judging, e.g. missing answers) is carried into the summary.
+
+    Battles keep the input order; the summary counts ``items``, ``judged``, ``strong_wins``,
+    ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable verdict in either order,
+    not written), ``skipped``, ``requests`` (HTTP attempts) and ``retries``.
+    """
+    if strong_model == weak_model:
+        raise ValueError(f"strong and weak model are the same ({strong_model!r})")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    work = [it if isinstance(it, JudgeItem) else JudgeItem(**it) for it in items]
+    send = _Requester(client, judge_model, max_tokens, retry or RetryPolicy(), sleep)
+
+    def judge_one(item: JudgeItem) -> dict[str, Any]:
+        raw = [
+            send(judge_messages(item.prompt, item.strong_answer, item.weak_answer)),
+            send(judge_messages(item.prompt, item.weak_answer, item.strong_answer)),
+        ]
+        first, second = (parse_verdict(text) for text in raw)
+        winner = None if first is None or second is None else combine_verdicts(first, second)
+        return {
+            "id": item.id,
+            "strong_first": {"judgment": raw[0], "verdict": first},
+            "weak_first": {"judgment": raw[1], "verdict": second},
+            "winner": winner,
+        }
+
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        futures = [pool.submit(judge_one, item) for item in work]
+        records = [f.result() for f in futures]
+    finally:  # on a JudgeError, requests not yet started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    battles = [
+        {"prompt": item.prompt, "model_a": strong_model, "model_b": weak_model, "winner": rec["winner"]}
+        for item, rec in zip(work, records)
+        if rec["winner"] is not None
+    ]
+    winners = [b["winner"] for b in battles]
+    summary = {
+        "items": len(work) + skipped,
+        "judged": len(battles),
+        "strong_wins": winners.count("model_a"),
+        "weak_wins": winners.count("model_b"),
+        "ties": winners.count("tie"),
+        "unparseable": sum(rec["winner"] is None for rec in records),
+        "skipped": skipped,
+        "requests": send.requests,
+        "retries": send.retries,
+    }
+    return JudgeResult(battles, summary, records)
+
+
+def load_answer_items(
+    path: str | Path, strong_model: str, weak_model: str
+) -> tuple[list[JudgeItem], list[str]]:
+    """Items from an answers JSONL file, and the ``PATH:LINE`` of each line skipped.
+
+    A line whose ``answers`` lacks a string answer of the strong or the weak model is skipped;
+    a line without a string ``prompt`` or an ``answers`` object raises ``ValueError``.
+    """
+    items: list[JudgeItem] = []
+    skipped: list[str] = []
+    for where, obj in iter_jsonl_objects(path):
+        if not isinstance(obj.get("prompt"), str):
+            raise ValueError(f"{where}: field 'prompt' missing or not a string")
+        answers = obj.get("answers")
+        if not isinstance(answers, dict):
+            raise ValueError(f"{where}: field 'answers' missing or not an object")
+        strong, weak = answers.get(strong_model), answers.get(weak_model)
+        if not isinstance(strong, str) or not isinstance(weak, str):
+            skipped.append(where)
+            continue
+        items.append(JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1]))))
+    return items, skipped
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def _make_client(base_url: str | None, api_key_env: str, timeout: float) -> Any:
+    try:
+        from openai import OpenAI
+    except ImportError as exc:
+        raise MissingDependencyError("routellm judge needs the openai client: pip install openai") from exc
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        if base_url is None:
+            raise RouteLLMError(f"no API key: set ${api_key_env} (or pass --base-url for a local server)")
+        api_key = "unused"  # local OpenAI-compatible servers often ignore the key
+    # max_retries=0: retries are ours (bounded, counted), not the client's hidden ones.
+    return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    items, skipped = load_answer_items(args.input, args.strong, args.weak)
+    client = _make_client(args.base_url, args.api_key_env, args.timeout)
+    result = judge_battles(
+        items, client, args.judge_model, args.strong, args.weak,
+        concurrency=args.concurrency,
+        max_tokens=args.max_tokens,
+        retry=RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
+        skipped=len(skipped),
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as handle:
+        for battle in result.battles:
+            handle.write(json.dumps(battle) + "\n")
+    if args.records:
+        with open(args.records, "w", encoding="utf-8") as handle:
+            for record in result.records:
+                handle.write(json.dumps(record) + "\n")
+    summary = {**result.summary, "out": str(out)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        s = result.summary
+        print(
+            f"judged {s['judged']} of {s['items']} items with {args.judge_model}: "
+            f"strong wins {s['strong_wins']}, weak wins {s['weak_wins']}, ties {s['ties']}; "
+            f"unparseable {s['unparseable']}, skipped (missing answers) {s['skipped']}; "
+            f"{s['requests']} requests, {s['retries']} retries -> {out}"
+        )
+    for where in skipped[:5]:
+        print(f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped", file=sys.stderr)
+    return 0
+
+
+def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``routellm judge`` on the CLI's subparsers."""
+    judge = sub.add_parser(
+        "judge",
+        help="LLM-judge battles from strong vs weak answers (sends prompts and answers to the judge endpoint)",
+        description=(
+            "Judge each prompt's strong and weak answers with an LLM judge (MT-Bench pairwise "
+            "prompt, both answer orders) and write battles JSONL for 'routellm train'. "
+            "PRIVACY: every prompt and both answers are sent to the judge endpoint "
+            "(--base-url, default the OpenAI API)."
+        ),
+    )
+    judge.add_argument("--input", required=True,
+                       help='answers JSONL: {"prompt": ..., "answers": {MODEL: ANSWER, ...}} a line')
+    judge.add_argument("--strong", required=True, help="strong model: its key in 'answers' and model_a of the battles")
+    judge.add_argument("--weak", required=True, help="weak model: its key in 'answers' and model_b of the battles")
+    judge.add_argument("--judge-model", required=True, help="model name sent to the endpoint")
+    judge.add_argument(
+        "--base-url", default=None,
+        help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); prompts and answers are sent there",
+    )
+    judge.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                       help="environment variable holding the API key (optional with --base-url)")
+    judge.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
+    judge.add_argument("--max-retries", type=int, default=4, help="retries of a transient error per request")
+    judge.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles each retry)")
+    judge.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    judge.add_argument("--max-tokens", type=int, default=1024, help="judgment length limit")
+    judge.add_argument("--out", required=True, help="battles JSONL to write")
+    judge.add_argument("--records", default=None, help="also write every raw judgment and verdict (JSONL)")
+    judge.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    judge.set_defaults(func=cmd_judge)
+    return judge
+
