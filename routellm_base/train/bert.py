@@ -7,7 +7,6 @@ The defaults are small enough for a CPU; raise ``epochs``/``max_length`` on a GP
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 from ..hashing import sha256_file
 from ..routers.bert import BASE_WEIGHTS_FILE, BERT_LABELS, build_classifier, resolve_base_path
 from .battles import Battles
+from .loop import fit, split_by_prompt
 from .mf import _torch
 
 
@@ -76,13 +76,9 @@ def train_bert(
         raise ValueError(f"no battle between {strong!r} and {weak!r}: the bert router learns one pair")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    val_prompts = rng.random(len(battles.prompts)) < config.validation_fraction
     prompt_of = battles.prompt_index[idx]
-    is_val = val_prompts[prompt_of]
-    if is_val.all():  # a tiny set: keep something to train on
-        is_val[:] = False
     texts = battles.prompts
-    train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    train_rows, val_rows = split_by_prompt(prompt_of, len(texts), config.validation_fraction, rng)
 
     base_path = resolve_base_path(config.base_model, config.base_path)
     base_sha256 = sha256_file(base_path / BASE_WEIGHTS_FILE) if (base_path / BASE_WEIGHTS_FILE).is_file() else None
@@ -96,58 +92,21 @@ def train_bert(
         enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         return torch.nn.functional.cross_entropy(model(**enc), y[torch.from_numpy(rows)], reduction="sum")
 
-    def validation_loss() -> float:
-        model.eval()
-        total = 0.0
-        with torch.no_grad():
-            for start in range(0, len(val_rows), 64):
-                total += float(batch_loss(val_rows[start : start + 64]))
-        model.train()
-        return total / len(val_rows)
-
-    bar: Any = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=config.epochs * math.ceil(len(train_rows) / config.batch_size), desc="bert steps")
-        except ImportError:
-            bar = None
-    best: tuple[float, int, dict[str, np.ndarray] | None] = (math.inf, -1, None)
-    history: list[float] = []
-    model.train()
-    for epoch in range(config.epochs):
-        order = train_rows[rng.permutation(len(train_rows))]
-        running = 0.0
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = batch_loss(rows) / len(rows)
-            loss.backward()
-            optimiser.step()
-            running += float(loss.detach()) * len(rows)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        val_loss = validation_loss() if len(val_rows) else running / max(len(order), 1)
-        history.append(val_loss)
-        if val_loss < best[0] - 1e-5:
-            state = {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()}
-            best = (val_loss, epoch, state)
-        elif epoch - best[1] >= config.patience:
-            break
-    if bar is not None:
-        bar.close()
-    assert best[2] is not None
+    result = fit(
+        model=model, optimiser=optimiser, batch_loss=batch_loss,
+        snapshot=lambda: {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()},
+        train_rows=train_rows, val_rows=val_rows, epochs=config.epochs, batch_size=config.batch_size,
+        patience=config.patience, rng=rng, desc="bert steps", progress=progress,
+    )
     report = {
         "config": asdict(config),
         "base_sha256": base_sha256,
         "labels": list(BERT_LABELS),
         "label_counts": {name: int((labels == i).sum()) for i, name in enumerate(BERT_LABELS)},
-        "best_epoch": best[1],
-        "best_validation_loss": best[0],
-        "validation_loss_history": history,
+        "best_epoch": result.best_epoch,
+        "best_validation_loss": result.best_validation_loss,
+        "validation_loss_history": result.history,
         "n_battles_train": len(train_rows),
         "n_battles_validation": len(val_rows),
     }
-    return best[2], report
+    return result.state, report

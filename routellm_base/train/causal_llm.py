@@ -10,7 +10,6 @@ make a ~540 MB checkpoint; the frozen layers need no backward pass and are not s
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from ..routers.causal_llm import (
 )
 from .battles import Battles
 from .bert import pair_labels
+from .loop import fit, split_by_prompt
 from .mf import _torch
 
 
@@ -75,13 +75,9 @@ def train_causal_llm(
         raise ValueError(f"no battle between {strong!r} and {weak!r}: the causal_llm router learns one pair")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    val_prompts = rng.random(len(battles.prompts)) < config.validation_fraction
     prompt_of = battles.prompt_index[idx]
-    is_val = val_prompts[prompt_of]
-    if is_val.all():  # a tiny set: keep something to train on
-        is_val[:] = False
     texts = battles.prompts
-    train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    train_rows, val_rows = split_by_prompt(prompt_of, len(texts), config.validation_fraction, rng)
 
     path, weights = resolve_base(config.base_model, config.base_path)
     base_sha256 = sha256_file(weights)
@@ -109,56 +105,19 @@ def train_causal_llm(
             logits = label_logits(model, head, encoder.batch([texts[p] for p in prompt_of[rows]]))
             return torch.nn.functional.cross_entropy(logits, y[torch.from_numpy(rows)], reduction="sum")
 
-        def validation_loss() -> float:
-            model.eval()
-            total = 0.0
-            with torch.no_grad():
-                for start in range(0, len(val_rows), config.batch_size):
-                    total += float(batch_loss(val_rows[start : start + config.batch_size]))
-            model.train()
-            return total / len(val_rows)
-
         def snapshot() -> dict[str, np.ndarray]:
             state = {name: params[name].detach().float().numpy().copy() for name in trained}
             state[LABEL_HEAD] = head.detach().float().numpy().copy()
             return state
 
-        bar: Any = None
-        if progress:
-            try:
-                from tqdm import tqdm
-
-                bar = tqdm(total=config.epochs * math.ceil(len(train_rows) / config.batch_size), desc="causal_llm steps")
-            except ImportError:
-                bar = None
-        best: tuple[float, int, dict[str, np.ndarray] | None] = (math.inf, -1, None)
-        history: list[float] = []
-        model.train()
-        for epoch in range(config.epochs):
-            order = train_rows[rng.permutation(len(train_rows))]
-            running = 0.0
-            for start in range(0, len(order), config.batch_size):
-                rows = order[start : start + config.batch_size]
-                optimiser.zero_grad()
-                loss = batch_loss(rows) / len(rows)
-                loss.backward()
-                optimiser.step()
-                running += float(loss.detach()) * len(rows)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            val_loss = validation_loss() if len(val_rows) else running / max(len(order), 1)
-            history.append(val_loss)
-            if val_loss < best[0] - 1e-5:
-                best = (val_loss, epoch, snapshot())
-            elif epoch - best[1] >= config.patience:
-                break
-        if bar is not None:
-            bar.close()
+        result = fit(
+            model=model, optimiser=optimiser, batch_loss=batch_loss, snapshot=snapshot,
+            train_rows=train_rows, val_rows=val_rows, epochs=config.epochs, batch_size=config.batch_size,
+            patience=config.patience, rng=rng, desc="causal_llm steps", progress=progress,
+        )
     finally:
         for p, required in zip(frozen, was_required):
             p.requires_grad_(required)
-    assert best[2] is not None
     report = {
         "config": asdict(config),
         "base_sha256": base_sha256,
@@ -166,11 +125,11 @@ def train_causal_llm(
         "label_tokens": list(LABEL_TOKENS),
         "label_token_ids": token_ids,
         "label_counts": {name: int((labels == i).sum()) for i, name in enumerate(CAUSAL_LLM_LABELS)},
-        "trained_parameters": int(sum(v.size for v in best[2].values())),
-        "best_epoch": best[1],
-        "best_validation_loss": best[0],
-        "validation_loss_history": history,
+        "trained_parameters": int(sum(v.size for v in result.state.values())),
+        "best_epoch": result.best_epoch,
+        "best_validation_loss": result.best_validation_loss,
+        "validation_loss_history": result.history,
         "n_battles_train": len(train_rows),
         "n_battles_validation": len(val_rows),
     }
-    return best[2], report
+    return result.state, report
