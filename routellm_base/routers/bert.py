@@ -20,16 +20,15 @@ base folder supplies only the architecture config and the tokenizer.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import CheckpointError, MissingDependencyError
-from .base import Router
+from .classifier import CLASSIFIER_LABELS, ClassifierRouter
 
-BERT_LABELS = ("strong_wins", "tie", "weak_wins")
+BERT_LABELS = CLASSIFIER_LABELS
 BASE_WEIGHTS_FILE = "model.safetensors"
 
 
@@ -104,10 +103,8 @@ def build_classifier(base_path: Path, num_labels: int = len(BERT_LABELS), pretra
     return tokenizer, MeanPooledClassifier()
 
 
-class BertRouter(Router):
+class BertRouter(ClassifierRouter):
     family = "bert"
-    uses_embedder = False
-    """The router tokenises its own input: checkpoints record no embedder for it."""
 
     def __init__(
         self,
@@ -130,17 +127,15 @@ class BertRouter(Router):
     ) -> None:
         if num_labels != len(BERT_LABELS) or pooling != "mean":
             raise CheckpointError(f"bert checkpoint {name!r}: expected 3 labels and mean pooling, got {num_labels}, {pooling!r}")
-        if not 0.0 <= tie_weight <= 1.0:
-            raise CheckpointError(f"bert checkpoint {name!r}: tie_weight {tie_weight} is not in [0, 1]")
-        super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
+        torch, _ = _torch_and_transformers()
+        super().__init__(
+            name, tie_weight=tie_weight, batch_size=batch_size, torch=torch,
+            strong_model=strong_model, weak_model=weak_model, **kwargs,
+        )
         self.models = list(models)
         self.base_model = base_model
         self.base_sha256 = base_sha256
         self.max_length = int(max_length)
-        self.batch_size = int(batch_size)
-        self.tie_weight = float(tie_weight)
-        torch, _ = _torch_and_transformers()
-        self._torch = torch
         self._device = torch.device(device)
         path = resolve_base_path(base_model, base_path, base_sha256)
         self.tokenizer, self.model = build_classifier(path)
@@ -159,24 +154,8 @@ class BertRouter(Router):
                                       f"expected {tuple(expected[key].shape)}")
         self.model.load_state_dict(state, strict=True)
         self.model.to(self._device).eval()
-        self._lock = threading.Lock()
 
-    def class_probabilities(self, texts: list[str]) -> np.ndarray:
-        """Softmax over (strong wins, tie, weak wins) for each text: float64 array (n, 3)."""
-        torch = self._torch
-        out = []
-        with self._lock, torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(
-                    texts[start : start + self.batch_size], padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
-                )
-                batch = {k: v.to(self._device) for k, v in batch.items()
-                         if k in ("input_ids", "attention_mask", "token_type_ids")}
-                logits = self.model(**batch)
-                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
-
-    def _win_rate(self, texts: list[str]) -> np.ndarray:
-        probs = self.class_probabilities(texts)
-        return probs[:, 0] + self.tie_weight * probs[:, 1]
+    def _logits(self, texts: list[str]) -> Any:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = {k: v.to(self._device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return self.model(**batch)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, MissingDependencyError
-from .base import Router
+from .classifier import CLASSIFIER_LABELS, ClassifierRouter
 
-CAUSAL_LLM_LABELS = ("strong_wins", "tie", "weak_wins")
+CAUSAL_LLM_LABELS = CLASSIFIER_LABELS
 LABEL_TOKENS = ("A", "B", "C")
 """The reply token of each label, in :data:`CAUSAL_LLM_LABELS` order."""
 LABEL_HEAD = "label_head.weight"
@@ -186,10 +185,8 @@ def label_logits(model: Any, head: Any, batch: dict[str, Any]) -> Any:
     return hidden @ head.T
 
 
-class CausalLLMRouter(Router):
+class CausalLLMRouter(ClassifierRouter):
     family = "causal_llm"
-    uses_embedder = False
-    """The router tokenises its own input: checkpoints record no embedder for it."""
 
     def __init__(
         self,
@@ -213,19 +210,17 @@ class CausalLLMRouter(Router):
     ) -> None:
         if len(label_tokens) != len(CAUSAL_LLM_LABELS):
             raise CheckpointError(f"causal_llm checkpoint {name!r}: expected 3 label tokens, got {list(label_tokens)}")
-        if not 0.0 <= tie_weight <= 1.0:
-            raise CheckpointError(f"causal_llm checkpoint {name!r}: tie_weight {tie_weight} is not in [0, 1]")
-        super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
         from ..local_models import load_local_model
 
         torch = _torch()
-        self._torch = torch
+        super().__init__(
+            name, tie_weight=tie_weight, batch_size=batch_size, torch=torch,
+            strong_model=strong_model, weak_model=weak_model, **kwargs,
+        )
         self.models = list(models)
         self.base_model = base_model
         self.base_sha256 = base_sha256
         self.max_length = int(max_length)
-        self.batch_size = int(batch_size)
-        self.tie_weight = float(tie_weight)
         self.train_layers = int(train_layers)
         self.label_tokens = list(label_tokens)
         path, _ = resolve_base(base_model, base_path, base_sha256)
@@ -258,18 +253,6 @@ class CausalLLMRouter(Router):
         self.model.eval()
         self.label_head = torch.from_numpy(np.array(tensors[LABEL_HEAD], dtype=np.float32))
         self.encoder = PromptEncoder(local.tokenizer, instruction, self.max_length)
-        self._lock = threading.Lock()
 
-    def class_probabilities(self, texts: list[str]) -> np.ndarray:
-        """Softmax over the label tokens (strong wins, tie, weak wins): float64 array (n, 3)."""
-        torch = self._torch
-        out = []
-        with self._lock, torch.no_grad():
-            for start in range(0, len(texts), self.batch_size):
-                logits = label_logits(self.model, self.label_head, self.encoder.batch(texts[start : start + self.batch_size]))
-                out.append(torch.softmax(logits.double(), dim=-1).numpy())
-        return np.concatenate(out)
-
-    def _win_rate(self, texts: list[str]) -> np.ndarray:
-        probs = self.class_probabilities(texts)
-        return probs[:, 0] + self.tie_weight * probs[:, 1]
+    def _logits(self, texts: list[str]) -> Any:
+        return label_logits(self.model, self.label_head, self.encoder.batch(texts))
