@@ -30,6 +30,7 @@ from .routers.causal_llm import CausalLLMRouter  # torch-free at import, as bert
 from .routers.mf import MFRouter
 from .routers.random import RandomRouter
 from .routers.sw_ranking import SWRankingRouter
+from .routers.task_experts import TaskExpertsRouter
 
 FORMAT = "routellm-checkpoint"
 FORMAT_VERSION = 1
@@ -42,6 +43,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
 # sha256 of the weights.
 BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     "mf": ("mf-minilm-static", "6edd2b7182dd71440ab291381950f4705a0da6b9fb44db42a96a90789e0e3ce9"),
+    "task_experts": ("task-experts-minilm-static", "6325b23f4a4340fcc7b5b0030a70d8a2c4bfb7b60a9cc30664f0e8a44be1f041"),
 }
 
 class _CheckpointRouter(Protocol):
@@ -53,7 +55,13 @@ class _CheckpointRouter(Protocol):
     ) -> Router: ...
 
 
-_ROUTER_CLASSES: dict[str, _CheckpointRouter] = {"mf": MFRouter, "sw_ranking": SWRankingRouter, "bert": BertRouter, "causal_llm": CausalLLMRouter}
+_ROUTER_CLASSES: dict[str, _CheckpointRouter] = {
+    "mf": MFRouter,
+    "sw_ranking": SWRankingRouter,
+    "bert": BertRouter,
+    "causal_llm": CausalLLMRouter,
+    "task_experts": TaskExpertsRouter,
+}
 
 
 def save_checkpoint(
@@ -103,7 +111,7 @@ def load_router(
     strong_model: str | None = None,
     weak_model: str | None = None,
 ) -> Router:
-    """A router by bundled name (``mf``, ``random``) or by checkpoint folder.
+    """A router by bundled name (``mf``, ``task_experts``, ``random``) or by checkpoint folder.
 
     ``embedder`` replaces the embedder the checkpoint records (e.g. a local path to the same
     model); it must be the same embedder, or :class:`EmbedderMismatchError` is raised.

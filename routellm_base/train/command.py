@@ -1,4 +1,4 @@
-"""``routellm train {mf,sw_ranking,bert,causal_llm}``: battles in, a checkpoint folder out."""
+"""``routellm train {mf,sw_ranking,bert,causal_llm,task_experts}``: battles in, a checkpoint folder out."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.scored import read_prompt_file
@@ -17,6 +19,7 @@ from ..embedders import load_embedder
 from ..hashing import sha256_file
 from ..routers.mf import MFRouter
 from ..routers.sw_ranking import SWRankingRouter
+from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .battles import Battles
 from .data import (
     battles_from_alpaca_eval,
@@ -26,7 +29,7 @@ from .data import (
     parse_model_map,
 )
 
-FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm")
+FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm", "task_experts")
 SELF_TOKENISING = ("bert", "causal_llm")
 """Families that read the prompt text themselves: their checkpoints record no embedder."""
 # Per-family defaults of the shared optimiser options (None on the command line means "default").
@@ -65,7 +68,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     model_map = parse_model_map(args.model_map or [])
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
-    battles = merge_battles([b for b, _ in loaded])
+    spec_battles = [b for b, _ in loaded]
+    battles = merge_battles(spec_battles)
     files = [f for _, fs in loaded for f in fs]
     for model in (args.strong, args.weak):
         if model not in battles.models:
@@ -74,9 +78,11 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     prompt_embeddings = embedder.embed(battles.prompts)
 
     removed = 0
+    contaminated: set[str] = set()
     if args.exclude:
         eval_texts = [t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)]
         bad_prompt = contaminated_mask(battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine)
+        contaminated = {p for p, bad in zip(battles.prompts, bad_prompt, strict=True) if bad}
         keep = ~bad_prompt[battles.prompt_index]
         removed = int((~keep).sum())
         battles = battles.subset(keep)
@@ -124,6 +130,12 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
                   "train_layers": args.train_layers, "label_tokens": report["label_tokens"],
                   "label_token_ids": report["label_token_ids"], "instruction": llm_config.instruction}
         router = CausalLLMRouter("new", tensors, battles.models, args.strong, args.weak, **params)
+    elif args.family == "task_experts":
+        given = [f"--{n.replace('_', '-')}" for n in ("epochs", "lr", "batch_size", "patience") if getattr(args, n) is not None]
+        if given:
+            raise ValueError(f"task_experts is fitted in closed form; it takes no {', '.join(given)}")
+        tensors, report, params = _train_task_experts(args, spec_battles, contaminated, embedder)
+        router = TaskExpertsRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params)
     else:
         from .sw_ranking import sw_ranking_tensors
 
@@ -147,6 +159,9 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.time() - started, 1),
         "command": "routellm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
+    if args.family == "task_experts":
+        training["task_kinds"] = report["kinds"]
+        training["gate_validation_accuracy"] = report["gate_validation_accuracy"]
     card = _model_card(args, battles, embedder, training, report, calibration, params)
     save_checkpoint(
         args.out, router_family=args.family, tensors=tensors, models=battles.models,
@@ -157,13 +172,76 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     return training
 
 
+def kind_names(specs: list[str]) -> list[str]:
+    """One task kind per ``--data``: its file's stem (``scores:data/mmlu.jsonl`` -> ``mmlu``), made unique."""
+    names: list[str] = []
+    for spec in specs:
+        kind, sep, rest = spec.partition(":")
+        path = rest.partition(",")[0] if sep and kind in ("scores", "alpaca") else spec
+        stem = Path(path).stem or "data"
+        name, n = stem, 2
+        while name in names:
+            name, n = f"{stem}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _train_task_experts(
+    args: argparse.Namespace, spec_battles: list[Battles], contaminated: set[str], embedder: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Per-prompt gaps of the reference pair, one task kind per --data, contaminated prompts dropped."""
+    from .task_experts import TaskExpertsTrainConfig, pair_gap_targets, train_task_experts
+
+    kinds = kind_names(args.data)
+    texts: list[str] = []
+    kind_of: list[int] = []
+    gaps: list[float] = []
+    other_pairs = 0
+    for k, (spec, spec_b) in enumerate(zip(args.data, spec_battles, strict=True)):
+        if args.strong not in spec_b.models or args.weak not in spec_b.models:
+            raise ValueError(f"--data {spec!r} has no battle between {args.strong!r} and {args.weak!r}")
+        prompts, gap, skipped = pair_gap_targets(spec_b, args.strong, args.weak)
+        other_pairs += skipped
+        for p, g in zip(prompts, gap, strict=True):
+            text = spec_b.prompts[p]
+            if text not in contaminated:
+                texts.append(text)
+                kind_of.append(k)
+                gaps.append(float(g))
+    if not texts:
+        raise ValueError(f"no prompt with a battle between {args.strong!r} and {args.weak!r} is left")
+    config = TaskExpertsTrainConfig(seed=args.seed)
+    tensors, report = train_task_experts(
+        texts, embedder.embed(texts), np.array(kind_of), np.array(gaps), kinds, config, progress=not args.no_progress
+    )
+    report["battles_of_other_pairs_unused"] = other_pairs
+    return tensors, report, {"kinds": kinds, "features": list(LENGTH_FEATURES)}
+
+
 def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, training: dict[str, Any],
                 report: dict[str, Any], calibration: Calibration | None, params: dict[str, Any] | None = None) -> str:
     data_rows = "\n".join(f"| `{d['path']}` | `{d['sha256'][:16]}…` |" for d in training["data"])
-    validation = (
-        f"Validation (10% of prompts held out): best epoch {report['best_epoch']}, loss {report['best_validation_loss']:.4f}.\n"
-        if report else "No training step: the router ranks by similarity to the stored battles.\n"
-    )
+    if args.family == "task_experts":
+        kinds = "\n".join(
+            f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {k['ridge_penalty']:g} | {min(k['cv_mse'].values()):.4f} |"
+            for name, k in report["kinds"].items()
+        )
+        accuracy = report["gate_validation_accuracy"]
+        validation = (
+            "Task kinds (one per --data), with the reference pair's mean score gap (strong minus weak), the ridge "
+            "penalty chosen by 5-fold cross-validation and its cross-validated squared error:\n\n"
+            "| kind | prompts | mean gap | penalty | CV MSE |\n| --- | --- | --- | --- | --- |\n"
+            f"{kinds}\n\nGate accuracy on 10% of prompts held out: "
+            f"{'n/a (one kind)' if accuracy is None else f'{accuracy:.3f}'}. Battles of other pairs, unused: "
+            f"{report['battles_of_other_pairs_unused']}.\n"
+        )
+    elif report:
+        validation = (
+            f"Validation (10% of prompts held out): best epoch {report['best_epoch']}, "
+            f"loss {report['best_validation_loss']:.4f}.\n"
+        )
+    else:
+        validation = "No training step: the router ranks by similarity to the stored battles.\n"
     if args.family == "bert":
         assert params is not None
         known = "all-MiniLM-L6-v2" in str(params["base_model"]) and not params["base_path"]
@@ -188,6 +266,12 @@ def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, train
             f"the reference pair; labels {report['label_counts']}. Win rate = P(strong wins) + "
             f"{params['tie_weight']} * P(tie), from one forward pass.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
+        )
+    elif args.family == "task_experts":
+        encoder = (
+            f"Embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). A softmax gate on the embedding "
+            "recognises the task kind; each kind's ridge expert predicts the score gap from the embedding, "
+            "log(1 + characters) and log(1 + words); win rate = (1 + expected gap) / 2. "
         )
     else:
         encoder = f"Embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
@@ -214,10 +298,11 @@ Decontamination: {training['removed_as_contaminated_battles']} battles removed w
 
 
 def add_train_parser(sub: Any) -> None:
-    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra for mf and bert)")
+    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra, except sw_ranking)")
     tr.add_argument("family", choices=FAMILIES)
     tr.add_argument("--data", action="append", required=True,
-                    help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable")
+                    help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable "
+                         "(task_experts: each --data is one task kind, named after its file)")
     tr.add_argument("--out", required=True, help="checkpoint folder to write")
     tr.add_argument("--strong", required=True, help="reference strong model (a model in the battles)")
     tr.add_argument("--weak", required=True, help="reference weak model")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,44 +23,24 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
-from ..data import (
-    GPT4,
-    MIXTRAL,
-    ScoredPrompt,
-    crossfit_fold,
-    load_gsm8k,
-    load_llmrouter,
-    load_mmlu,
-    load_mt_bench,
-)
-from ..decontaminate import contaminated_mask
+from ..data import GPT4, MIXTRAL
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
-from ..metrics import roc_auc
 from ..routers.mf import MFRouter
 from .battles import battles_from_scores
 from .mf import MFTrainConfig, train_mf
+from .recipe import (
+    ARENA_REFERENCE,
+    FOLDS,
+    cached_embed,
+    crossfit,
+    load_embeddings_cache,
+    split_fold,
+)
 
 SOURCE_WEIGHTS = {"mmlu": 1.0, "gsm8k": 1.0, "llmrouter": 0.5}
 """Each source's total weight in the loss (battles within a source share it equally): the
 target pair's sources dominate, LLMRouter's 9-model battles shape the prompt projection."""
-
-
-def load_arena_prompts(data_dir: str | Path) -> list[str]:
-    with open(Path(data_dir) / "arena_hard" / "questions.jsonl", encoding="utf-8") as handle:
-        return [json.loads(line)["prompt"] for line in handle if line.strip()]
-
-
-def pair_auc(rates: np.ndarray, rows: Sequence[ScoredPrompt]) -> dict[str, float]:
-    """AUC of win rate against 'GPT-4 scored higher than Mixtral', over rows where they differ."""
-    diff = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for r in rows])
-    keep = diff != 0
-    return {"auc": roc_auc(rates[keep], diff[keep] > 0), "n_decisive": int(keep.sum()), "n": len(rows)}
-
-
-FOLDS = 5
-"""MMLU and GSM8K are split in 5 folds by sha1 of the prompt; the shipped checkpoint holds out
-fold 0 (20%), and cross-fitting trains one model per held-out fold."""
 
 
 def train_fold(
@@ -73,40 +52,11 @@ def train_fold(
 ) -> tuple[MFRouter, dict[str, Any], dict[str, np.ndarray]]:
     """Train the recipe with MMLU/GSM8K fold ``fold`` held out; returns router, record, tensors."""
     started = time.time()
-    mmlu, gsm8k = load_mmlu(data_dir), load_gsm8k(data_dir)
-    mt_bench = load_mt_bench(data_dir)
-    llmrouter_train, llmrouter_test = load_llmrouter(data_dir, "train"), load_llmrouter(data_dir, "test")
-    arena = load_arena_prompts(data_dir)
-    held_out = {
-        "mmlu": [r for r in mmlu if crossfit_fold(r.prompt, FOLDS) == fold],
-        "gsm8k": [r for r in gsm8k if crossfit_fold(r.prompt, FOLDS) == fold],
-    }
-    train_rows = {
-        "mmlu": [r for r in mmlu if crossfit_fold(r.prompt, FOLDS) != fold],
-        "gsm8k": [r for r in gsm8k if crossfit_fold(r.prompt, FOLDS) != fold],
-        "llmrouter": llmrouter_train,
-    }
+    embed = cached_embed(embedder, embeddings_cache)
+    split = split_fold(data_dir, fold, embed, with_llmrouter=True)
+    train_rows = split.train
 
-    def embed(texts: list[str]) -> np.ndarray:
-        if embeddings_cache is not None and all(t in embeddings_cache for t in texts):
-            return np.stack([embeddings_cache[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
-        return embedder.embed(texts)
-
-    eval_prompts = (
-        [r.prompt for rows in held_out.values() for r in rows]
-        + [t for r in mt_bench for t in r.extra["turns"]]
-        + [r.prompt for r in llmrouter_test]
-        + arena
-    )
-    eval_emb = embed(eval_prompts)
-    removed: dict[str, int] = {}
-    for source, rows in train_rows.items():
-        prompts = [r.prompt for r in rows]
-        mask = contaminated_mask(prompts, eval_prompts, embed(prompts), eval_emb)
-        removed[source] = int(mask.sum())
-        train_rows[source] = [r for r, bad in zip(rows, mask) if not bad]
-
-    models = [GPT4, MIXTRAL, *sorted({m for r in llmrouter_train for m in r.scores})]
+    models = [GPT4, MIXTRAL, *sorted({m for r in train_rows["llmrouter"] for m in r.scores})]
     all_rows = [r for rows in train_rows.values() for r in rows]
     battles = battles_from_scores(all_rows, models=models)
     # Per-battle weights so each source carries SOURCE_WEIGHTS of the loss.
@@ -119,17 +69,12 @@ def train_fold(
     tensors, report = train_mf(embed(battles.prompts), battles, config, battle_weights=weights)
 
     router = MFRouter("mf", tensors, models, GPT4, MIXTRAL, embedder=embedder)
-    metrics = {
-        name: pair_auc(router.strong_win_rate([r.prompt for r in rows]), rows)
-        for name, rows in {**{f"{k}_holdout": v for k, v in held_out.items()}, "mt_bench": mt_bench}.items()
-    }
-    router.calibration = Calibration.from_win_rates(
-        router.strong_win_rate(arena), "Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
-    )
+    metrics = split.metrics(router)
+    router.calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
     training = {
         "held_out_fold": fold,
         "sources": {k: len(v) for k, v in train_rows.items()},
-        "removed_as_contaminated": removed,
+        "removed_as_contaminated": split.removed_as_contaminated,
         "battles": len(battles),
         "battle_outcomes": battles.counts,
         "source_weights": SOURCE_WEIGHTS,
@@ -169,44 +114,6 @@ def build(
         training={k: v for k, v in training.items() if k != "report"},
     )
     return training
-
-
-def crossfit(
-    data_dir: str | Path,
-    embedder: Embedder,
-    config: MFTrainConfig,
-    embeddings_cache: dict[str, np.ndarray] | None = None,
-) -> list[dict[str, Any]]:
-    """Cross-fitted APGR/CPT of the recipe on all of MMLU and GSM8K.
-
-    Each item is scored by the fold model that never saw it (nor, after decontamination, any
-    near-duplicate of it).
-    """
-    from ..evals import load_benchmark, quality_curve
-
-    benchmarks = {name: load_benchmark(name, data_dir) for name in ("mmlu", "gsm8k")}
-    rates = {name: np.full(len(b.rows), np.nan) for name, b in benchmarks.items()}
-    for fold in range(FOLDS):
-        router, _, _ = train_fold(data_dir, embedder, config, fold, embeddings_cache)
-        for name, bench in benchmarks.items():
-            idx = [i for i, r in enumerate(bench.rows) if crossfit_fold(r.prompt, FOLDS) == fold]
-            rates[name][idx] = router.strong_win_rate([bench.rows[i].prompt for i in idx])
-    results = []
-    for name, bench in benchmarks.items():
-        assert not np.isnan(rates[name]).any()
-        curve = quality_curve(rates[name], bench.strong, bench.weak)
-        results.append(
-            {
-                "router": f"mf recipe, {FOLDS}-fold cross-fitted",
-                "benchmark": name,
-                "n": len(bench.rows),
-                "apgr": curve.apgr(),
-                "cpt20": curve.cpt(0.2),
-                "cpt50": curve.cpt(0.5),
-                "cpt80": curve.cpt(0.8),
-            }
-        )
-    return results
 
 
 def model_card(embedder: Embedder, training: dict[str, Any], calibration: Calibration) -> str:
@@ -269,18 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    cache = None
-    if args.embeddings_cache:
-        prompts_path, emb_path = args.embeddings_cache.split(",")
-        prompts = json.loads(Path(prompts_path).read_text())
-        cache = dict(zip(prompts, np.load(emb_path)))
+    cache = load_embeddings_cache(args.embeddings_cache)
     config = MFTrainConfig(dim=args.dim, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed)
     embedder = load_embedder(args.embedder)
     if args.out:
         training = build(args.data_dir, args.out, embedder, config, cache)
         print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "battles", "metrics", "seconds")}, indent=1))
     if args.crossfit:
-        print(json.dumps(crossfit(args.data_dir, embedder, config, cache), indent=1))
+        results = crossfit(args.data_dir, lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0], "mf")
+        print(json.dumps(results, indent=1))
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")
 

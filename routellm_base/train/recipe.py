@@ -1,0 +1,153 @@
+"""What the bundled checkpoints' recipes share: the data split, decontamination and cross-fitting.
+
+MMLU and GSM8K (GPT-4-1106-preview vs Mixtral-8x7B correctness) are split in 5 folds by sha1 of
+the prompt. A recipe trains with one fold held out; the shipped checkpoint holds out fold 0,
+and cross-fitting trains one model per fold so that every item is scored by a model that never
+saw it. MT Bench, the held-out fold, LLMRouter's test split and the Arena-Hard calibration prompts
+are evaluation/calibration only: training prompts that duplicate any of them (exact text, or
+cosine >= 0.95 on the router's embedder) are removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import (
+    GPT4,
+    MIXTRAL,
+    ScoredPrompt,
+    crossfit_fold,
+    load_gsm8k,
+    load_llmrouter,
+    load_mmlu,
+    load_mt_bench,
+)
+from ..decontaminate import contaminated_mask
+from ..embedders.base import Embedder
+from ..metrics import roc_auc
+from ..routers.base import Router
+
+FOLDS = 5
+"""MMLU and GSM8K are split in 5 folds by sha1 of the prompt; the shipped checkpoint holds out
+fold 0 (20%), and cross-fitting trains one model per held-out fold."""
+ARENA_REFERENCE = "Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
+
+
+def load_arena_prompts(data_dir: str | Path) -> list[str]:
+    with open(Path(data_dir) / "arena_hard" / "questions.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line)["prompt"] for line in handle if line.strip()]
+
+
+def pair_auc(rates: np.ndarray, rows: Sequence[ScoredPrompt]) -> dict[str, float]:
+    """AUC of win rate against 'GPT-4 scored higher than Mixtral', over rows where they differ."""
+    diff = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for r in rows])
+    keep = diff != 0
+    return {"auc": roc_auc(rates[keep], diff[keep] > 0), "n_decisive": int(keep.sum()), "n": len(rows)}
+
+
+@dataclass
+class FoldSplit:
+    """Training rows by source (decontaminated) and the evaluation sets of one held-out fold."""
+
+    fold: int
+    train: dict[str, list[ScoredPrompt]]
+    held_out: dict[str, list[ScoredPrompt]]
+    mt_bench: list[ScoredPrompt]
+    arena: list[str]
+    removed_as_contaminated: dict[str, int]
+
+    def metrics(self, router: Router) -> dict[str, dict[str, float]]:
+        """AUC on the held-out fold of each benchmark and on MT Bench (never trained on)."""
+        sets = {**{f"{k}_holdout": v for k, v in self.held_out.items()}, "mt_bench": self.mt_bench}
+        return {name: pair_auc(router.strong_win_rate([r.prompt for r in rows]), rows) for name, rows in sets.items()}
+
+
+def split_fold(
+    data_dir: str | Path,
+    fold: int,
+    embed: Callable[[list[str]], np.ndarray],
+    with_llmrouter: bool,
+) -> FoldSplit:
+    """MMLU/GSM8K with ``fold`` held out (and LLMRouter train if asked), decontaminated."""
+    mmlu, gsm8k = load_mmlu(data_dir), load_gsm8k(data_dir)
+    mt_bench = load_mt_bench(data_dir)
+    arena = load_arena_prompts(data_dir)
+    held_out = {
+        "mmlu": [r for r in mmlu if crossfit_fold(r.prompt, FOLDS) == fold],
+        "gsm8k": [r for r in gsm8k if crossfit_fold(r.prompt, FOLDS) == fold],
+    }
+    train = {
+        "mmlu": [r for r in mmlu if crossfit_fold(r.prompt, FOLDS) != fold],
+        "gsm8k": [r for r in gsm8k if crossfit_fold(r.prompt, FOLDS) != fold],
+    }
+    eval_prompts = [r.prompt for rows in held_out.values() for r in rows] + [t for r in mt_bench for t in r.extra["turns"]] + arena
+    if with_llmrouter:
+        train["llmrouter"] = load_llmrouter(data_dir, "train")
+        eval_prompts += [r.prompt for r in load_llmrouter(data_dir, "test")]
+    eval_emb = embed(eval_prompts)
+    removed: dict[str, int] = {}
+    for source, rows in train.items():
+        prompts = [r.prompt for r in rows]
+        mask = contaminated_mask(prompts, eval_prompts, embed(prompts), eval_emb)
+        removed[source] = int(mask.sum())
+        train[source] = [r for r, bad in zip(rows, mask, strict=True) if not bad]
+    return FoldSplit(fold, train, held_out, mt_bench, arena, removed)
+
+
+def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Callable[[list[str]], np.ndarray]:
+    """``embedder.embed``, answered from ``cache`` when it holds every text (recipe experiments)."""
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if cache is not None and all(t in cache for t in texts):
+            return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
+        return embedder.embed(texts)
+
+    return embed
+
+
+def crossfit(data_dir: str | Path, train_fold: Callable[[int], Router], label: str) -> list[dict[str, Any]]:
+    """Cross-fitted APGR/CPT of a recipe on all of MMLU and GSM8K.
+
+    ``train_fold(k)`` returns the recipe's router trained with fold k held out; each item is
+    scored by the fold model that never saw it (nor, after decontamination, any near-duplicate).
+    """
+    from ..evals import load_benchmark, quality_curve
+
+    benchmarks = {name: load_benchmark(name, data_dir) for name in ("mmlu", "gsm8k")}
+    rates = {name: np.full(len(b.rows), np.nan) for name, b in benchmarks.items()}
+    for fold in range(FOLDS):
+        router = train_fold(fold)
+        for name, bench in benchmarks.items():
+            idx = [i for i, r in enumerate(bench.rows) if crossfit_fold(r.prompt, FOLDS) == fold]
+            rates[name][idx] = router.strong_win_rate([bench.rows[i].prompt for i in idx])
+    results = []
+    for name, bench in benchmarks.items():
+        assert not np.isnan(rates[name]).any()
+        curve = quality_curve(rates[name], bench.strong, bench.weak)
+        results.append(
+            {
+                "router": f"{label} recipe, {FOLDS}-fold cross-fitted",
+                "benchmark": name,
+                "n": len(bench.rows),
+                "apgr": curve.apgr(),
+                "cpt20": curve.cpt(0.2),
+                "cpt50": curve.cpt(0.5),
+                "cpt80": curve.cpt(0.8),
+            }
+        )
+    return results
+
+
+def load_embeddings_cache(spec: str | None) -> dict[str, np.ndarray] | None:
+    """``PROMPTS.json,EMBEDDINGS.npy`` (a list of prompts and their rows) or None."""
+    if not spec:
+        return None
+    prompts_path, _, emb_path = spec.partition(",")
+    prompts = json.loads(Path(prompts_path).read_text())
+    return dict(zip(prompts, np.load(emb_path), strict=True))

@@ -1,0 +1,168 @@
+"""Training of the task-experts router: closed-form ridge experts and a softmax gate, numpy only.
+
+Targets come from battles between the reference pair: per prompt, the strong model's mean
+outcome y (1 win, 0.5 tie, 0 loss) gives the gap 2y - 1. Golden labels (0/1 correctness) make
+this exactly strong-correct minus weak-correct. Battles of other pairs carry no information about
+this pair's gap and are counted, not used.
+
+Each expert's ridge penalty is chosen by cross-validation within its kind (folds by prompt), the
+linear-model counterpart of the validation split and early stopping of the gradient-trained
+families. The gate is fitted on a 90% split by prompt; its accuracy on the other 10% is reported,
+then it is refitted on every prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from ..routers.task_experts import length_features
+from .battles import Battles
+
+
+@dataclass(frozen=True)
+class TaskExpertsTrainConfig:
+    ridge_penalties: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
+    """Candidates for each expert's L2 penalty; the best by cross-validated squared error wins."""
+    cv_folds: int = 5
+    gate_c: float = 1.0
+    """Inverse L2 strength of the gate (scikit-learn's ``C``)."""
+    gate_max_iter: int = 2000
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+
+def pair_gap_targets(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(prompt indices, gap in [-1, 1], battles of other pairs) from the battles of one pair."""
+    s, w = battles.models.index(strong), battles.models.index(weak)
+    a, b = battles.model_a, battles.model_b
+    strong_first = (a == s) & (b == w)
+    weak_first = (a == w) & (b == s)
+    mine = strong_first | weak_first
+    strong_outcome = np.where(strong_first, battles.outcome, 1.0 - battles.outcome)[mine]
+    prompts = battles.prompt_index[mine]
+    totals = np.bincount(prompts, weights=strong_outcome, minlength=len(battles.prompts))
+    counts = np.bincount(prompts, minlength=len(battles.prompts))
+    have = np.flatnonzero(counts)
+    return have, 2.0 * totals[have] / counts[have] - 1.0, int((~mine).sum())
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    weight: np.ndarray
+    bias: float
+    penalty: float
+    cv_mse: dict[float, float]
+
+
+def fit_ridge(features: np.ndarray, target: np.ndarray, penalty: float) -> tuple[np.ndarray, float]:
+    """Ridge regression with an unpenalised intercept, in closed form."""
+    mean_x, mean_y = features.mean(axis=0), target.mean()
+    xc = features - mean_x
+    gram = xc.T @ xc + penalty * np.eye(features.shape[1])
+    weight = np.linalg.solve(gram, xc.T @ (target - mean_y))
+    return weight, float(mean_y - mean_x @ weight)
+
+
+def fit_ridge_cv(features: np.ndarray, target: np.ndarray, penalties: Sequence[float], folds: int, seed: int) -> RidgeFit:
+    """Pick the penalty by k-fold squared error, then fit on every row."""
+    if len(target) < 2 * folds:
+        raise ValueError(f"an expert needs at least {2 * folds} labelled prompts to cross-validate its penalty; it has {len(target)}")
+    fold = np.random.default_rng(seed).permutation(len(target)) % folds
+    cv_mse = {}
+    for penalty in penalties:
+        err = 0.0
+        for k in range(folds):
+            weight, bias = fit_ridge(features[fold != k], target[fold != k], penalty)
+            err += float(((features[fold == k] @ weight + bias - target[fold == k]) ** 2).sum())
+        cv_mse[float(penalty)] = err / len(target)
+    best = min(cv_mse, key=lambda p: cv_mse[p])
+    weight, bias = fit_ridge(features, target, best)
+    return RidgeFit(weight, bias, best, cv_mse)
+
+
+def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: TaskExpertsTrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax regression of the kind on the embedding (scikit-learn's L-BFGS; the loss is convex).
+
+    Classes keep their training frequencies as the prior, so a prompt that could be of either
+    kind goes to the kind that is more common in the data.
+    """
+    weight, bias = np.zeros((n_kinds, embeddings.shape[1])), np.zeros(n_kinds)
+    if n_kinds == 1:
+        return weight, bias
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise MissingDependencyError("training task_experts needs scikit-learn: pip install 'langchain-routellm[train]'") from exc
+    model = LogisticRegression(C=config.gate_c, max_iter=config.gate_max_iter, random_state=config.seed)
+    model.fit(embeddings, kind)
+    if n_kinds == 2:  # scikit-learn keeps one logit for two classes: the second class's, against zero
+        weight[1], bias[1] = model.coef_[0], model.intercept_[0]
+    else:
+        weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+    return weight, bias
+
+
+def train_task_experts(
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    kind: np.ndarray,
+    gap: np.ndarray,
+    kinds: Sequence[str],
+    config: TaskExpertsTrainConfig | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Fit one ridge expert per kind and the gate; rows are (text, embedding, kind index, gap)."""
+    config = config or TaskExpertsTrainConfig()
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    features = np.hstack([embeddings, length_features(list(texts))])
+    kind = np.asarray(kind, dtype=np.int64)
+    iterator: Any = list(enumerate(kinds))
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc="task experts")
+        except ImportError:
+            pass
+    fits: list[RidgeFit] = []
+    for k, name in iterator:
+        rows = kind == k
+        try:
+            fits.append(fit_ridge_cv(features[rows], gap[rows], config.ridge_penalties, config.cv_folds, config.seed))
+        except ValueError as exc:
+            raise ValueError(f"task kind {name!r}: {exc}") from exc
+
+    rng = np.random.default_rng(config.seed)
+    is_val = rng.random(len(kind)) < config.validation_fraction
+    gate_accuracy = None
+    if len(kinds) > 1 and is_val.any() and len(np.unique(kind[~is_val])) == len(kinds):
+        w, b = fit_gate(embeddings[~is_val], kind[~is_val], len(kinds), config)
+        predicted = np.argmax(embeddings[is_val] @ w.T + b, axis=1)
+        gate_accuracy = float((predicted == kind[is_val]).mean())
+    gate_weight, gate_bias = fit_gate(embeddings, kind, len(kinds), config)
+
+    tensors = {
+        "gate_weight": gate_weight.astype(np.float32),
+        "gate_bias": gate_bias.astype(np.float32),
+        "expert_weight": np.stack([f.weight for f in fits]).astype(np.float32),
+        "expert_bias": np.array([f.bias for f in fits], dtype=np.float32),
+    }
+    report = {
+        "config": asdict(config),
+        "kinds": {
+            name: {
+                "prompts": int((kind == k).sum()),
+                "mean_gap": round(float(gap[kind == k].mean()), 4),
+                "ridge_penalty": fits[k].penalty,
+                "cv_mse": {str(p): round(e, 5) for p, e in fits[k].cv_mse.items()},
+            }
+            for k, name in enumerate(kinds)
+        },
+        "gate_validation_accuracy": gate_accuracy,
+    }
+    return tensors, report
