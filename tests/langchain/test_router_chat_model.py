@@ -522,13 +522,14 @@ async def test_astream_events_show_router_and_chosen_model() -> None:
     assert "".join(router_tokens) == "strong answer here"
 
 
-def test_default_mf_router_end_to_end() -> None:
+@pytest.mark.parametrize("router_name", ["mf", "task_experts"])
+def test_bundled_router_end_to_end(router_name: str) -> None:
     try:
-        routellm_base.load_router("mf")
+        routellm_base.load_router(router_name)
     except Exception as exc:  # the bundled checkpoint is built separately
-        pytest.skip(f"bundled 'mf' router not available: {exc}")
+        pytest.skip(f"bundled {router_name!r} router not available: {exc}")
     llm = RouterChatModel(
-        strong=scripted("big-model", "s"), weak=scripted("small-model", "w"), strong_share=0.5
+        strong=scripted("big-model", "s"), weak=scripted("small-model", "w"), strong_share=0.5, router=router_name
     )
     for prompt in [
         "hi",
@@ -538,8 +539,8 @@ def test_default_mf_router_end_to_end() -> None:
     ]:
         msg = llm.invoke(prompt)
         d = msg.response_metadata["routellm"]
-        assert d["router"] == "mf"
+        assert d["router"] == router_name
         assert d["threshold"] == pytest.approx(llm.engine.threshold)
         assert d["side"] == ("strong" if d["win_rate"] >= d["threshold"] else "weak")
         assert msg.content == d["side"][0]
-    assert llm.engine.router.name == "mf"
+    assert llm.engine.router.name == router_name

@@ -644,11 +644,12 @@ def mf_available() -> None:
 
 
 @pytest.mark.usefixtures("mf_available")
-def test_default_mf_router_routes_end_to_end(strong, weak) -> None:
-    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5)  # router="mf" by default
+@pytest.mark.parametrize("router_name", ["mf", "task_experts"])
+def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
+    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5, router=router_name)  # "mf" is the default
     prompts = [f"Question {i}: explain topic number {i} in detail" for i in range(20)]
     decisions = [llm.complete(p).additional_kwargs[ROUTELLM_KEY] for p in prompts]
-    assert {d["router"] for d in decisions} == {"mf"}
+    assert {d["router"] for d in decisions} == {router_name}
     threshold = llm.engine.threshold  # from the checkpoint's calibration for a 50% share
     assert 0.0 < threshold < 1.0
     for d in decisions:

@@ -188,3 +188,16 @@ def test_bundled_task_experts_ranks_held_out_items_above_chance_and_stays_torch_
 def test_task_experts_compares_only_its_own_pair():
     with pytest.raises(UnknownRouterError, match="cannot compare another model pair"):
         load_router("task_experts", strong_model="gpt-4o", weak_model="gpt-4o-mini")
+
+
+def test_one_kind_needs_no_gate():
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(50, 3))
+    gap = (emb[:, 0] > 0).astype(float)
+    tensors, report = train_task_experts([f"t{i}" for i in range(50)], emb, np.zeros(50, int), gap, ["only"], progress=False)
+    assert report["gate_validation_accuracy"] is None and not tensors["gate_weight"].any()
+    router = TaskExpertsRouter("t", tensors, ["s", "w"], "s", "w", kinds=["only"], features=["log_chars", "log_words"],
+                               embedder=TableEmbedder({f"t{i}": e for i, e in enumerate(emb)}))
+    rates = router.strong_win_rate([f"t{i}" for i in range(50)])
+    np.testing.assert_allclose(router.kind_probabilities(["t0"]), [[1.0]])
+    assert roc_auc(rates, gap > 0) > 0.9
