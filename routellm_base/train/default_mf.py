@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..checkpoints import save_checkpoint
 from ..data import GPT4, MIXTRAL
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
@@ -30,11 +29,11 @@ from ..routers.mf import MFRouter
 from .battles import battles_from_scores
 from .mf import MFTrainConfig, train_mf
 from .recipe import (
-    ARENA_REFERENCE,
-    FOLDS,
     cached_embed,
     crossfit,
+    fold_record,
     load_embeddings_cache,
+    save_recipe_checkpoint,
     split_fold,
 )
 
@@ -69,19 +68,10 @@ def train_fold(
     tensors, report = train_mf(embed(battles.prompts), battles, config, battle_weights=weights)
 
     router = MFRouter("mf", tensors, models, GPT4, MIXTRAL, embedder=embedder)
-    metrics = split.metrics(router)
-    router.calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
-    training = {
-        "held_out_fold": fold,
-        "sources": {k: len(v) for k, v in train_rows.items()},
-        "removed_as_contaminated": split.removed_as_contaminated,
-        "battles": len(battles),
-        "battle_outcomes": battles.counts,
-        "source_weights": SOURCE_WEIGHTS,
-        "report": report,
-        "metrics": metrics,
-        "seconds": round(time.time() - started, 1),
-    }
+    training = fold_record(
+        router, split, started, battles=len(battles), battle_outcomes=battles.counts,
+        source_weights=SOURCE_WEIGHTS, report=report,
+    )
     return router, training, tensors
 
 
@@ -94,24 +84,10 @@ def build(
 ) -> dict[str, Any]:
     """Train with fold 0 held out and write the checkpoint folder."""
     router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
-    calibration = router.calibration
-    assert calibration is not None
-    # The evaluation harness reads this to score MMLU/GSM8K on the held-out fold only.
-    training["trained_on_benchmarks"] = {
-        name: {"held_out_percent": 100 // FOLDS} for name in ("mmlu", "gsm8k")
-    }
-    save_checkpoint(
-        out,
-        router_family="mf",
-        tensors=tensors,
-        models=router.models,
-        strong_model=GPT4,
-        weak_model=MIXTRAL,
-        embedder=embedder,
-        calibration=calibration,
-        model_card=model_card(embedder, training, calibration),
-        params={},
-        training={k: v for k, v in training.items() if k != "report"},
+    assert router.calibration is not None
+    card = model_card(embedder, training, router.calibration)
+    save_recipe_checkpoint(
+        out, router, router.models, tensors, {k: v for k, v in training.items() if k != "report"}, card, {}
     )
     return training
 

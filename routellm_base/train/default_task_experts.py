@@ -18,22 +18,23 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..checkpoints import save_checkpoint
 from ..data import GPT4, MIXTRAL
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .recipe import (
-    ARENA_REFERENCE,
     FOLDS,
     cached_embed,
     crossfit,
+    fold_record,
     load_embeddings_cache,
+    save_recipe_checkpoint,
     split_fold,
 )
 from .task_experts import TaskExpertsTrainConfig, train_task_experts
 
 KINDS = ("mmlu", "gsm8k")
+PARAMS = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
 
 
 def train_fold(
@@ -53,20 +54,11 @@ def train_fold(
     tensors, report = train_task_experts(
         texts, embed(texts), np.array([k for k, _ in rows]), gap, KINDS, config, progress=False
     )
-    params = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
-    router = TaskExpertsRouter("task_experts", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **params)
-    metrics = split.metrics(router)
-    router.calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
-    training = {
-        "held_out_fold": fold,
-        "sources": {k: len(v) for k, v in split.train.items()},
-        "removed_as_contaminated": split.removed_as_contaminated,
-        "task_kinds": report["kinds"],
-        "gate_validation_accuracy": report["gate_validation_accuracy"],
-        "config": report["config"],
-        "metrics": metrics,
-        "seconds": round(time.time() - started, 1),
-    }
+    router = TaskExpertsRouter("task_experts", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **PARAMS)
+    training = fold_record(
+        router, split, started, task_kinds=report["kinds"],
+        gate_validation_accuracy=report["gate_validation_accuracy"], config=report["config"],
+    )
     return router, training, tensors
 
 
@@ -80,23 +72,9 @@ def build(
 ) -> dict[str, Any]:
     """Fit with fold 0 held out and write the checkpoint folder."""
     router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
-    calibration = router.calibration
-    assert calibration is not None
-    # The evaluation harness reads this to score MMLU/GSM8K on the held-out fold only.
-    training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in KINDS}
-    save_checkpoint(
-        out,
-        router_family="task_experts",
-        tensors=tensors,
-        models=[GPT4, MIXTRAL],
-        strong_model=GPT4,
-        weak_model=MIXTRAL,
-        embedder=embedder,
-        calibration=calibration,
-        model_card=model_card(embedder, training, calibration, crossfit_results),
-        params={"kinds": list(KINDS), "features": list(LENGTH_FEATURES)},
-        training=training,
-    )
+    assert router.calibration is not None
+    card = model_card(embedder, training, router.calibration, crossfit_results)
+    save_recipe_checkpoint(out, router, [GPT4, MIXTRAL], tensors, training, card, PARAMS)
     return training
 
 

@@ -11,6 +11,7 @@ cosine >= 0.95 on the router's embedder) are removed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import Calibration
+from ..checkpoints import save_checkpoint
 from ..data import (
     GPT4,
     MIXTRAL,
@@ -151,3 +154,32 @@ def load_embeddings_cache(spec: str | None) -> dict[str, np.ndarray] | None:
     prompts_path, _, emb_path = spec.partition(",")
     prompts = json.loads(Path(prompts_path).read_text())
     return dict(zip(prompts, np.load(emb_path), strict=True))
+
+
+def fold_record(router: Router, split: FoldSplit, started: float, **family_record: Any) -> dict[str, Any]:
+    """Score a fold's router on never-trained items, calibrate it on Arena-Hard, and say what it was fit on."""
+    metrics = split.metrics(router)
+    router.calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
+    return {
+        "held_out_fold": split.fold,
+        "sources": {k: len(v) for k, v in split.train.items()},
+        "removed_as_contaminated": split.removed_as_contaminated,
+        **family_record,
+        "metrics": metrics,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def save_recipe_checkpoint(
+    out: str | Path, router: Router, models: list[str], tensors: dict[str, np.ndarray], training: dict[str, Any],
+    model_card: str, params: dict[str, Any],
+) -> None:
+    """Write a recipe's fold-0 checkpoint; it declares the benchmark folds it trained on."""
+    assert router.calibration is not None and router.embedder is not None
+    # The evaluation harness reads this to score MMLU/GSM8K on the held-out fold only.
+    training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in ("mmlu", "gsm8k")}
+    save_checkpoint(
+        out, router_family=router.family, tensors=tensors, models=models, strong_model=GPT4, weak_model=MIXTRAL,
+        embedder=router.embedder, calibration=router.calibration, model_card=model_card, params=params,
+        training=training,
+    )
