@@ -45,6 +45,24 @@ class Battles:
         )
 
 
+def pair_outcomes(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray]:
+    """(battle indices, strong model's outcome) for the battles between ``strong`` and ``weak``.
+
+    The outcome is read from the strong model's side whichever side it sat on: 1 win, 0.5 tie,
+    0 loss. Battles of other pairs are left out.
+    """
+    if strong == weak:
+        raise ValueError("strong and weak model are the same")
+    for model in (strong, weak):
+        if model not in battles.models:
+            raise ValueError(f"model {model!r} is in no battle; models: {battles.models}")
+    s, w = battles.models.index(strong), battles.models.index(weak)
+    strong_first = (battles.model_a == s) & (battles.model_b == w)
+    weak_first = (battles.model_a == w) & (battles.model_b == s)
+    idx = np.flatnonzero(strong_first | weak_first)
+    return idx, np.where(strong_first[idx], battles.outcome[idx], 1.0 - battles.outcome[idx])
+
+
 def _outcome_name(value: float) -> str:
     return "model_a" if value == 1.0 else "model_b" if value == 0.0 else "tie"
 

@@ -1,6 +1,6 @@
 """Fine-tuning the causal LLM classifier router (SmolLM2-135M-Instruct, label tokens A/B/C).
 
-Labels are bert's (:func:`routellm_base.train.bert.pair_labels`): 0 strong wins, 1 tie, 2 weak
+Labels are bert's (:func:`routellm_base.train.loop.pair_labels`): 0 strong wins, 1 tie, 2 weak
 wins, read as the label tokens A, B, C. The loss is cross-entropy over the three label-token logits
 at the last position of the classification prompt. Only the last ``train_layers`` decoder layers,
 the final norm and the 3-row label head are trained (see :mod:`routellm_base.routers.causal_llm`):
@@ -30,8 +30,7 @@ from ..routers.causal_llm import (
     trained_parameter_names,
 )
 from .battles import Battles
-from .bert import pair_labels
-from .loop import fit, split_by_prompt
+from .loop import fit, fit_report, pair_rows
 from .mf import _torch
 
 
@@ -70,14 +69,10 @@ def train_causal_llm(
 
     torch = _torch()
     config = config or CausalLLMTrainConfig()
-    idx, labels = pair_labels(battles, strong, weak)
-    if len(idx) == 0:
-        raise ValueError(f"no battle between {strong!r} and {weak!r}: the causal_llm router learns one pair")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    prompt_of = battles.prompt_index[idx]
+    rows = pair_rows(battles, strong, weak, "causal_llm", config.validation_fraction, rng)
     texts = battles.prompts
-    train_rows, val_rows = split_by_prompt(prompt_of, len(texts), config.validation_fraction, rng)
 
     path, weights = resolve_base(config.base_model, config.base_path)
     base_sha256 = sha256_file(weights)
@@ -89,7 +84,7 @@ def train_causal_llm(
     embeddings = model.get_input_embeddings().weight
     head = torch.nn.Parameter(embeddings.detach()[token_ids].clone().float())
     encoder = PromptEncoder(local.tokenizer, config.instruction, config.max_length)
-    y = torch.from_numpy(labels)
+    y = torch.from_numpy(rows.labels)
 
     frozen = [p for name, p in params.items() if name not in set(trained)]
     was_required = [p.requires_grad for p in frozen]
@@ -101,9 +96,9 @@ def train_causal_llm(
             p.requires_grad_(True)
         optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
-        def batch_loss(rows: np.ndarray) -> Any:
-            logits = label_logits(model, head, encoder.batch([texts[p] for p in prompt_of[rows]]))
-            return torch.nn.functional.cross_entropy(logits, y[torch.from_numpy(rows)], reduction="sum")
+        def batch_loss(batch: np.ndarray) -> Any:
+            logits = label_logits(model, head, encoder.batch([texts[p] for p in rows.prompt_of[batch]]))
+            return torch.nn.functional.cross_entropy(logits, y[torch.from_numpy(batch)], reduction="sum")
 
         def snapshot() -> dict[str, np.ndarray]:
             state = {name: params[name].detach().float().numpy().copy() for name in trained}
@@ -112,7 +107,7 @@ def train_causal_llm(
 
         result = fit(
             model=model, optimiser=optimiser, batch_loss=batch_loss, snapshot=snapshot,
-            train_rows=train_rows, val_rows=val_rows, epochs=config.epochs, batch_size=config.batch_size,
+            train_rows=rows.train_rows, val_rows=rows.val_rows, epochs=config.epochs, batch_size=config.batch_size,
             patience=config.patience, rng=rng, desc="causal_llm steps", progress=progress,
         )
     finally:
@@ -124,12 +119,7 @@ def train_causal_llm(
         "labels": list(CAUSAL_LLM_LABELS),
         "label_tokens": list(LABEL_TOKENS),
         "label_token_ids": token_ids,
-        "label_counts": {name: int((labels == i).sum()) for i, name in enumerate(CAUSAL_LLM_LABELS)},
         "trained_parameters": int(sum(v.size for v in result.state.values())),
-        "best_epoch": result.best_epoch,
-        "best_validation_loss": result.best_validation_loss,
-        "validation_loss_history": result.history,
-        "n_battles_train": len(train_rows),
-        "n_battles_validation": len(val_rows),
+        **fit_report(result, rows, CAUSAL_LLM_LABELS),
     }
     return result.state, report

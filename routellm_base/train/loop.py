@@ -13,6 +13,43 @@ from typing import Any
 
 import numpy as np
 
+from .battles import Battles, pair_outcomes
+
+
+def pair_labels(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray]:
+    """(battle indices, class labels) for the battles between ``strong`` and ``weak``.
+
+    The outcome is read from the strong model's side whichever side it sat on: strong wins -> 0,
+    tie -> 1, weak wins -> 2.
+    """
+    idx, strong_score = pair_outcomes(battles, strong, weak)
+    labels = np.full(len(idx), 1, dtype=np.int64)
+    labels[strong_score == 1.0] = 0
+    labels[strong_score == 0.0] = 2
+    return idx, labels
+
+
+@dataclass(frozen=True)
+class PairRows:
+    """The reference pair's battles as classifier rows (labels and prompts), split by prompt."""
+
+    labels: np.ndarray
+    prompt_of: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+
+
+def pair_rows(
+    battles: Battles, strong: str, weak: str, family: str, validation_fraction: float, rng: np.random.Generator
+) -> PairRows:
+    """:func:`pair_labels` and :func:`split_by_prompt`; a pair that never battled is an error."""
+    idx, labels = pair_labels(battles, strong, weak)
+    if len(idx) == 0:
+        raise ValueError(f"no battle between {strong!r} and {weak!r}: the {family} router learns one pair")
+    prompt_of = battles.prompt_index[idx]
+    train_rows, val_rows = split_by_prompt(prompt_of, len(battles.prompts), validation_fraction, rng)
+    return PairRows(labels, prompt_of, train_rows, val_rows)
+
 
 def split_by_prompt(
     prompt_of: np.ndarray, n_prompts: int, fraction: float, rng: np.random.Generator
@@ -102,3 +139,15 @@ def fit(
             bar.close()
     assert best_state is not None
     return FitResult(best_state, best_epoch, best_loss, history)
+
+
+def fit_report(result: FitResult, rows: PairRows, label_names: tuple[str, ...]) -> dict[str, Any]:
+    """The report fields every classifier trainer records: label counts, best epoch, split sizes."""
+    return {
+        "label_counts": {name: int((rows.labels == i).sum()) for i, name in enumerate(label_names)},
+        "best_epoch": result.best_epoch,
+        "best_validation_loss": result.best_validation_loss,
+        "validation_loss_history": result.history,
+        "n_battles_train": len(rows.train_rows),
+        "n_battles_validation": len(rows.val_rows),
+    }

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from ..routers.task_experts import length_features
-from .battles import Battles
+from .battles import Battles, pair_outcomes
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,12 @@ class TaskExpertsTrainConfig:
 
 def pair_gap_targets(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(prompt indices, gap in [-1, 1], battles of other pairs) from the battles of one pair."""
-    s, w = battles.models.index(strong), battles.models.index(weak)
-    a, b = battles.model_a, battles.model_b
-    strong_first = (a == s) & (b == w)
-    weak_first = (a == w) & (b == s)
-    mine = strong_first | weak_first
-    strong_outcome = np.where(strong_first, battles.outcome, 1.0 - battles.outcome)[mine]
-    prompts = battles.prompt_index[mine]
+    idx, strong_outcome = pair_outcomes(battles, strong, weak)
+    prompts = battles.prompt_index[idx]
     totals = np.bincount(prompts, weights=strong_outcome, minlength=len(battles.prompts))
     counts = np.bincount(prompts, minlength=len(battles.prompts))
     have = np.flatnonzero(counts)
-    return have, 2.0 * totals[have] / counts[have] - 1.0, int((~mine).sum())
+    return have, 2.0 * totals[have] / counts[have] - 1.0, len(battles) - len(idx)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from routellm_base import CheckpointError, RoutingEngine, load_router
 from routellm_base.data import GPT4, MIXTRAL, load_gsm8k, write_scored_jsonl
 from routellm_base.train.battles import Battles
-from routellm_base.train.bert import pair_labels
+from routellm_base.train.loop import pair_labels
 
 
 def test_pair_labels_read_outcome_from_the_strong_side():
