@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..data import holdout_split
+from ..progress import progress_bar
 from ..routers.base import Router
 from .benchmarks import Benchmark
 from .curves import CPT_TARGETS, QualityCurve, oracle_curve, quality_curve, random_baseline
@@ -65,14 +66,10 @@ def evaluate(
     """Score ``router`` on the items of ``benchmark`` it was not trained on."""
     bench = items_not_trained_on(router, benchmark)
     prompts = bench.prompts
-    batches = range(0, len(prompts), batch_size)
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, desc=f"{router.name} on {bench.name}", unit="batch", leave=False)
-        except ImportError:
-            pass
+    batches = progress_bar(
+        range(0, len(prompts), batch_size), enabled=progress, desc=f"{router.name} on {bench.name}", unit="batch",
+        leave=False,
+    )
     rates = np.concatenate([router.strong_win_rate(prompts[i : i + batch_size]) for i in batches])
     return EvalResult(router.name, bench, quality_curve(rates, bench.strong, bench.weak), list(bench.notes))
 

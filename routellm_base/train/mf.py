@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
+from ..progress import progress_bar
 from .battles import Battles
 
 
@@ -84,14 +85,7 @@ def train_mf(
         w = tensors["w"][idx]
         return (loss * w).sum() / w.sum()
 
-    iterator: Any = range(config.epochs)
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, desc="mf epochs")
-        except ImportError:
-            pass
+    iterator = progress_bar(range(config.epochs), enabled=progress, desc="mf epochs")
     best: tuple[float, int, dict[str, np.ndarray] | None] = (math.inf, -1, None)
     history = []
     for epoch in iterator:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
+from ..progress import progress_bar
 from ..routers.task_experts import length_features
 from .battles import Battles, pair_outcomes
 
@@ -116,14 +117,7 @@ def train_task_experts(
     embeddings = np.asarray(embeddings, dtype=np.float64)
     features = np.hstack([embeddings, length_features(list(texts))])
     kind = np.asarray(kind, dtype=np.int64)
-    iterator: Any = list(enumerate(kinds))
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, desc="task experts")
-        except ImportError:
-            pass
+    iterator = progress_bar(list(enumerate(kinds)), enabled=progress, desc="task experts")
     fits: list[RidgeFit] = []
     for k, name in iterator:
         rows = kind == k
