@@ -134,7 +134,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         given = [f"--{n.replace('_', '-')}" for n in ("epochs", "lr", "batch_size", "patience") if getattr(args, n) is not None]
         if given:
             raise ValueError(f"task_experts is fitted in closed form; it takes no {', '.join(given)}")
-        tensors, report, params = _train_task_experts(args, spec_battles, contaminated, embedder)
+        embedding_of = dict(zip(battles.prompts, prompt_embeddings, strict=True))
+        tensors, report, params = _train_task_experts(args, spec_battles, contaminated, embedding_of)
         router = TaskExpertsRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params)
     else:
         from .sw_ranking import sw_ranking_tensors
@@ -187,9 +188,13 @@ def kind_names(specs: list[str]) -> list[str]:
 
 
 def _train_task_experts(
-    args: argparse.Namespace, spec_battles: list[Battles], contaminated: set[str], embedder: Any
+    args: argparse.Namespace, spec_battles: list[Battles], contaminated: set[str],
+    embedding_of: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Per-prompt gaps of the reference pair, one task kind per --data, contaminated prompts dropped."""
+    """Per-prompt gaps of the reference pair, one task kind per --data, contaminated prompts dropped.
+
+    ``embedding_of`` maps every prompt of the merged battles to the embedding already computed.
+    """
     from .task_experts import TaskExpertsTrainConfig, pair_gap_targets, train_task_experts
 
     kinds = kind_names(args.data)
@@ -198,9 +203,10 @@ def _train_task_experts(
     gaps: list[float] = []
     other_pairs = 0
     for k, (spec, spec_b) in enumerate(zip(args.data, spec_battles, strict=True)):
-        if args.strong not in spec_b.models or args.weak not in spec_b.models:
-            raise ValueError(f"--data {spec!r} has no battle between {args.strong!r} and {args.weak!r}")
-        prompts, gap, skipped = pair_gap_targets(spec_b, args.strong, args.weak)
+        try:
+            prompts, gap, skipped = pair_gap_targets(spec_b, args.strong, args.weak)
+        except ValueError as exc:
+            raise ValueError(f"--data {spec!r}: {exc}") from exc
         other_pairs += skipped
         for p, g in zip(prompts, gap, strict=True):
             text = spec_b.prompts[p]
@@ -212,7 +218,8 @@ def _train_task_experts(
         raise ValueError(f"no prompt with a battle between {args.strong!r} and {args.weak!r} is left")
     config = TaskExpertsTrainConfig(seed=args.seed)
     tensors, report = train_task_experts(
-        texts, embedder.embed(texts), np.array(kind_of), np.array(gaps), kinds, config, progress=not args.no_progress
+        texts, np.stack([embedding_of[t] for t in texts]), np.array(kind_of), np.array(gaps), kinds, config,
+        progress=not args.no_progress,
     )
     report["battles_of_other_pairs_unused"] = other_pairs
     return tensors, report, {"kinds": kinds, "features": list(LENGTH_FEATURES)}
