@@ -104,12 +104,18 @@ def split_fold(
 
 
 def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Callable[[list[str]], np.ndarray]:
-    """``embedder.embed``, answered from ``cache`` when it holds every text (recipe experiments)."""
+    """``embedder.embed`` that remembers what it embedded (seeded from ``cache``, if given).
+
+    A recipe passes over the same prompts several times (decontamination, training, metrics):
+    each text is embedded once.
+    """
+    memo = dict(cache or {})
 
     def embed(texts: list[str]) -> np.ndarray:
-        if cache is not None and all(t in cache for t in texts):
-            return np.stack([cache[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
-        return embedder.embed(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
+        if missing:
+            memo.update(zip(missing, embedder.embed(missing), strict=True))
+        return np.stack([memo[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
 
     return embed
 
