@@ -23,6 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.tools import tool
 from lc_helpers import RunRecorder, ScriptedChatModel, scripted, usage
 from pydantic import ValidationError
+from routing_prompts import PROMPTS
 
 from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
 from routellm_base import Router
@@ -374,19 +375,6 @@ class EchoChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
-_EASY = ["hi", "thanks!", "hello there", "good morning", "what's up", "ok", "bye", "yes"]
-_HARD = [
-    "Prove that there are infinitely many primes congruent to 3 mod 4.",
-    "Write a lock-free concurrent queue in C++ and argue its linearizability.",
-    "Derive the closed form of the integral of exp(-x^2) cos(ax) over the real line.",
-    "Explain the proof of the Cook-Levin theorem step by step with a reduction.",
-    "Implement a red-black tree deletion in Rust with borrow-checker-safe rotations.",
-    "Solve the recurrence T(n) = 3T(n/4) + n log n and justify with the master theorem.",
-    "Design a distributed consensus protocol tolerant to Byzantine faults and prove safety.",
-    "Compute the eigenvalues of a 4x4 circulant matrix and explain the Fourier connection.",
-]
-PROMPTS = [f"{text} (#{i})" for i in range(4) for text in _EASY + _HARD]
-assert len(PROMPTS) == 64 and len(set(PROMPTS)) == 64
 
 
 def _mf_router(barrier: threading.Barrier | None = None) -> RouterChatModel:

@@ -28,6 +28,7 @@ from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 from llama_index.core.tools import FunctionTool
+from routing_prompts import PROMPTS
 
 from llamaindex_routellm import DECISION_KWARG, ROUTELLM_KEY, RouterLLM, SideNotFunctionCallingError
 from routellm_base.errors import InvalidPolicyError, RoutingInputError, UnknownRouterError
@@ -481,19 +482,6 @@ def test_failed_attempt_and_fallback_nest_under_the_router(weak, make_router, me
 
 # -- concurrency -----------------------------------------------------------------------------------
 
-_EASY = ["hi", "thanks!", "hello there", "good morning", "what's up", "ok", "bye", "yes"]
-_HARD = [
-    "Prove that there are infinitely many primes congruent to 3 mod 4.",
-    "Write a lock-free concurrent queue in C++ and argue its linearizability.",
-    "Derive the closed form of the integral of exp(-x^2) cos(ax) over the real line.",
-    "Explain the proof of the Cook-Levin theorem step by step with a reduction.",
-    "Implement a red-black tree deletion in Rust with borrow-checker-safe rotations.",
-    "Solve the recurrence T(n) = 3T(n/4) + n log n and justify with the master theorem.",
-    "Design a distributed consensus protocol tolerant to Byzantine faults and prove safety.",
-    "Compute the eigenvalues of a 4x4 circulant matrix and explain the Fourier connection.",
-]
-PROMPTS = [f"{text} (#{i})" for i in range(4) for text in _EASY + _HARD]
-assert len(PROMPTS) == 64 and len(set(PROMPTS)) == 64
 
 
 def _mf_router(make_scripted: Any) -> RouterLLM:
