@@ -494,8 +494,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        kwargs.pop(_STREAM_CALL_KWARG, None)
-        force = kwargs.pop(FORCE_KWARG, None) or _force_from_manager(run_manager)
+        _, force = _pop_call_and_force(kwargs, run_manager)
         decision = self._decide(messages, force)
         call_kwargs = self._call_kwargs(stop, kwargs)
 
@@ -521,8 +520,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        kwargs.pop(_STREAM_CALL_KWARG, None)
-        force = kwargs.pop(FORCE_KWARG, None) or _force_from_manager(run_manager)
+        _, force = _pop_call_and_force(kwargs, run_manager)
         decision = await self._adecide(messages, force)
         call_kwargs = self._call_kwargs(stop, kwargs)
 
@@ -548,12 +546,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call: _StreamCall | None = kwargs.pop(_STREAM_CALL_KWARG, None)
-        force = (
-            kwargs.pop(FORCE_KWARG, None)
-            or _force_from_manager(run_manager)
-            or (_force_from(call.config) if call else None)
-        )
+        call, force = _pop_call_and_force(kwargs, run_manager)
         decision = self._decide(messages, force)
         call_kwargs = self._call_kwargs(stop, kwargs)
         first_error: Exception | None = None
@@ -568,12 +561,8 @@ class RouterChatModel(BaseChatModel):
                     chunks.append(chunk)
                     yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
             except Exception as error:
-                if first_error is not None:
-                    raise error from first_error
-                if chunks or not self.fallback:
-                    raise  # a partial answer cannot be replaced
+                decision = self._stream_fallback(decision, error, chunks, first_error)
                 first_error = error
-                decision = self._fell_back(decision, error)
                 continue
             self._record_cost(decision, messages, chunks)
             return
@@ -585,12 +574,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call: _StreamCall | None = kwargs.pop(_STREAM_CALL_KWARG, None)
-        force = (
-            kwargs.pop(FORCE_KWARG, None)
-            or _force_from_manager(run_manager)
-            or (_force_from(call.config) if call else None)
-        )
+        call, force = _pop_call_and_force(kwargs, run_manager)
         decision = await self._adecide(messages, force)
         call_kwargs = self._call_kwargs(stop, kwargs)
         first_error: Exception | None = None
@@ -605,17 +589,25 @@ class RouterChatModel(BaseChatModel):
                     chunks.append(chunk)
                     yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
             except Exception as error:
-                if first_error is not None:
-                    raise error from first_error
-                if chunks or not self.fallback:
-                    raise  # a partial answer cannot be replaced
+                decision = self._stream_fallback(decision, error, chunks, first_error)
                 first_error = error
-                decision = self._fell_back(decision, error)
                 continue
             self._record_cost(decision, messages, chunks)
             return
 
     # -- fallback -------------------------------------------------------------------------------
+
+    def _stream_fallback(
+        self, decision: RoutingDecision, error: Exception, chunks: list[AIMessageChunk], first_error: Exception | None
+    ) -> RoutingDecision:
+        """The decision to stream again with after ``error``; re-raises when a stream cannot fall
+        back: fallback off, a chunk already sent (a partial answer cannot be replaced), or the
+        other side failed too (raised from the first error)."""
+        if first_error is not None:
+            raise error from first_error
+        if chunks or not self.fallback:
+            raise error
+        return self._fell_back(decision, error)
 
     def _fell_back(self, decision: RoutingDecision, error: BaseException) -> RoutingDecision:
         other: Side = "weak" if decision.side == "strong" else "strong"
@@ -843,6 +835,21 @@ def _force_from(config: Mapping[str, Any] | None) -> Side | None:
 
 def _force_from_manager(run_manager: Any) -> Side | None:
     return (getattr(run_manager, "metadata", None) or {}).get(FORCE_KWARG) if run_manager else None
+
+
+def _pop_call_and_force(kwargs: dict[str, Any], run_manager: Any) -> tuple[_StreamCall | None, Side | None]:
+    """Take the private stream-call record and the forced side out of a call's ``kwargs``.
+
+    The side is forced by the call argument, else the run's metadata, else the config the
+    stream was called with.
+    """
+    call: _StreamCall | None = kwargs.pop(_STREAM_CALL_KWARG, None)
+    force = (
+        kwargs.pop(FORCE_KWARG, None)
+        or _force_from_manager(run_manager)
+        or (_force_from(call.config) if call else None)
+    )
+    return call, force
 
 
 def _child_of(manager: Any, run_id: uuid.UUID | None = None) -> CallbackManager | None:
