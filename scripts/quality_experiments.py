@@ -35,7 +35,7 @@ from routellm_base.decontaminate import contaminated_mask
 from routellm_base.embedders import load_embedder
 from routellm_base.evals import quality_curve
 from routellm_base.routers.task_experts import TaskExpertsRouter, length_features
-from routellm_base.train.task_experts import fit_ridge, train_task_experts
+from routellm_base.train.task_experts import fit_ridge, scored_task_rows, train_task_experts
 
 ROUTERBENCH_MIXTRAL = "mistralai/mixtral-8x7b-chat"  # the data README's name for the same model
 ALPACA_MIXTRAL = "Mixtral-8x7B-Instruct-v0.1_concise"  # AlpacaEval's (concise-prompted) run of it
@@ -58,14 +58,7 @@ def ridge_scorer(rows: Sequence[ScoredPrompt], penalty: float = 10.0, with_lengt
                  weights: Sequence[float] | None = None) -> Scorer:
     x = features([r.prompt for r in rows], with_length)
     y = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for r in rows])
-    if weights is not None:  # weighted ridge: scale rows by sqrt(weight), the mean by the weights
-        w = np.asarray(weights, float)
-        w = w / w.mean()  # the penalty is relative to the number of rows: keep the total weight
-        mx, my = (w[:, None] * x).sum(0) / w.sum(), (w * y).sum() / w.sum()
-        sw = np.sqrt(w)[:, None]
-        coef = np.linalg.solve(((x - mx) * sw).T @ ((x - mx) * sw) + penalty * np.eye(x.shape[1]), ((x - mx) * sw).T @ ((y - my) * sw[:, 0]))
-        return lambda texts: features(texts, with_length) @ coef + (my - mx @ coef)
-    coef, bias = fit_ridge(x, y, penalty)
+    coef, bias = fit_ridge(x, y, penalty, None if weights is None else np.asarray(weights, float))
     return lambda texts: features(texts, with_length) @ coef + bias
 
 
@@ -110,16 +103,12 @@ def load_alpaca_mixtral(data_dir: Path) -> list[ScoredPrompt]:
 def task_experts_without(kinds: dict[str, list[ScoredPrompt]], evaluation: list[str]) -> TaskExpertsRouter:
     """The task_experts trainer on these kinds, every prompt duplicating an evaluation prompt removed."""
     eval_emb = EMBEDDER.embed(evaluation)
-    texts, kind, gap = [], [], []
-    for k, rows in enumerate(kinds.values()):
-        prompts = [r.prompt for r in rows]
-        bad = contaminated_mask(prompts, evaluation, EMBEDDER.embed(prompts), eval_emb)
-        for r, b in zip(rows, bad, strict=True):
-            if not b:
-                texts.append(r.prompt)
-                kind.append(k)
-                gap.append(r.scores[GPT4] - r.scores[MIXTRAL])
-    tensors, _ = train_task_experts(texts, EMBEDDER.embed(texts), np.array(kind), np.array(gap), list(kinds), progress=False)
+    clean = {}
+    for name, rows in kinds.items():
+        bad = contaminated_mask([r.prompt for r in rows], evaluation, EMBEDDER.embed([r.prompt for r in rows]), eval_emb)
+        clean[name] = [r for r, b in zip(rows, bad, strict=True) if not b]
+    texts, kind, gap = scored_task_rows(clean, GPT4, MIXTRAL)
+    tensors, _ = train_task_experts(texts, EMBEDDER.embed(texts), kind, gap, list(kinds), progress=False)
     return TaskExpertsRouter("research", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, kinds=list(kinds),
                              features=["log_chars", "log_words"], embedder=EMBEDDER)
 

@@ -31,7 +31,7 @@ from .recipe import (
     save_recipe_checkpoint,
     split_fold,
 )
-from .task_experts import TaskExpertsTrainConfig, train_task_experts
+from .task_experts import TaskExpertsTrainConfig, scored_task_rows, train_task_experts
 
 KINDS = ("mmlu", "gsm8k")
 PARAMS = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
@@ -48,12 +48,8 @@ def train_fold(
     started = time.time()
     embed = cached_embed(embedder, embeddings_cache)
     split = split_fold(data_dir, fold, embed, with_llmrouter=False)
-    rows = [(k, r) for k, kind in enumerate(KINDS) for r in split.train[kind]]
-    texts = [r.prompt for _, r in rows]
-    gap = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for _, r in rows])
-    tensors, report = train_task_experts(
-        texts, embed(texts), np.array([k for k, _ in rows]), gap, KINDS, config, progress=False
-    )
+    texts, kind, gap = scored_task_rows({k: split.train[k] for k in KINDS}, GPT4, MIXTRAL)
+    tensors, report = train_task_experts(texts, embed(texts), kind, gap, KINDS, config, progress=False)
     router = TaskExpertsRouter("task_experts", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **PARAMS)
     training = fold_record(
         router, split, started, task_kinds=report["kinds"],

@@ -13,12 +13,13 @@ then it is refitted on every prompt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from ..data.scored import ScoredPrompt
 from ..errors import MissingDependencyError
 from ..progress import progress_bar
 from ..routers.task_experts import length_features
@@ -55,12 +56,24 @@ class RidgeFit:
     cv_mse: dict[float, float]
 
 
-def fit_ridge(features: np.ndarray, target: np.ndarray, penalty: float) -> tuple[np.ndarray, float]:
-    """Ridge regression with an unpenalised intercept, in closed form."""
-    mean_x, mean_y = features.mean(axis=0), target.mean()
-    xc = features - mean_x
+def fit_ridge(
+    features: np.ndarray, target: np.ndarray, penalty: float, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Ridge regression with an unpenalised intercept, in closed form.
+
+    ``weights`` (per row) are rescaled to mean 1, so a penalty means the same with or without them.
+    """
+    if weights is None:
+        mean_x, mean_y = features.mean(axis=0), target.mean()
+        xc, yc = features - mean_x, target - mean_y
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        w = w / w.mean()
+        mean_x, mean_y = (w[:, None] * features).sum(axis=0) / w.sum(), float((w * target).sum() / w.sum())
+        root = np.sqrt(w)
+        xc, yc = (features - mean_x) * root[:, None], (target - mean_y) * root
     gram = xc.T @ xc + penalty * np.eye(features.shape[1])
-    weight = np.linalg.solve(gram, xc.T @ (target - mean_y))
+    weight = np.linalg.solve(gram, xc.T @ yc)
     return weight, float(mean_y - mean_x @ weight)
 
 
@@ -101,6 +114,17 @@ def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: Tas
     else:
         weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
     return weight, bias
+
+
+def scored_task_rows(
+    kinds: Mapping[str, Sequence[ScoredPrompt]], strong: str, weak: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(texts, kind index, gap) of scored prompts grouped by kind: the gap is strong minus weak score."""
+    rows = [(k, r) for k, group in enumerate(kinds.values()) for r in group]
+    texts = [r.prompt for _, r in rows]
+    kind = np.array([k for k, _ in rows], dtype=np.int64)
+    gap = np.array([r.scores[strong] - r.scores[weak] for _, r in rows], dtype=np.float64)
+    return texts, kind, gap
 
 
 def train_task_experts(

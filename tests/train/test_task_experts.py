@@ -23,6 +23,7 @@ from routellm_base.routers.task_experts import TaskExpertsRouter, length_feature
 from routellm_base.train.battles import Battles
 from routellm_base.train.task_experts import (
     TaskExpertsTrainConfig,
+    fit_ridge,
     fit_ridge_cv,
     pair_gap_targets,
     train_task_experts,
@@ -201,3 +202,14 @@ def test_one_kind_needs_no_gate():
     rates = router.strong_win_rate([f"t{i}" for i in range(50)])
     np.testing.assert_allclose(router.kind_probabilities(["t0"]), [[1.0]])
     assert roc_auc(rates, gap > 0) > 0.9
+
+
+def test_weighted_ridge_matches_unweighted_for_equal_weights_and_follows_heavy_rows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    y = np.where(np.arange(200) < 100, x[:, 0], -x[:, 0])  # two halves with opposite slopes
+    plain = fit_ridge(x, y, 1.0)
+    same = fit_ridge(x, y, 1.0, weights=np.full(200, 7.0))
+    np.testing.assert_allclose(same[0], plain[0], atol=1e-10)
+    heavy_first = fit_ridge(x, y, 1.0, weights=np.where(np.arange(200) < 100, 100.0, 1.0))
+    assert heavy_first[0][0] > 0.9 and abs(plain[0][0]) < 0.3
