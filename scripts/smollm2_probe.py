@@ -25,7 +25,7 @@ from quality_experiments import apgr, load_routerbench  # noqa: E402
 from routellm_base.data import GPT4, MIXTRAL, crossfit_fold, load_gsm8k, load_mmlu, load_mt_bench  # noqa: E402
 from routellm_base.embedders import load_embedder  # noqa: E402
 from routellm_base.local_models import load_smollm2  # noqa: E402
-from routellm_base.routers.task_experts import length_features  # noqa: E402
+from routellm_base.routers.task_experts import length_features, softmax  # noqa: E402
 from routellm_base.train.task_experts import TaskExpertsTrainConfig, fit_gate, fit_ridge  # noqa: E402
 
 
@@ -97,9 +97,7 @@ def main() -> None:
         gate_w, gate_b = fit_gate(x[:, :-2], kind, len(kinds), TaskExpertsTrainConfig())
         for name, rows in held.items():
             z = feats(rows)
-            logits = z[:, :-2] @ gate_w.T + gate_b
-            g = np.exp(logits - logits.max(1, keepdims=True))
-            g /= g.sum(1, keepdims=True)
+            g = softmax(z[:, :-2] @ gate_w.T + gate_b)
             score = sum(g[:, k] * (z @ w + b) for k, (w, b) in enumerate(experts))
             line.append(f"{name} {apgr(score, rows):.3f}")
         print(f"{label:<22}", "  ".join(line), flush=True)
