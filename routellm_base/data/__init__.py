@@ -1,5 +1,17 @@
 """Loading scored prompt sets (benchmarks and training sources) into one record type."""
 
+from .rmb import (
+    MID_TIER,
+    RMB_MID_TIER,
+    RMB_TOP_TIER,
+    TOP_TIER,
+    RMBPair,
+    load_rmb,
+    load_rmb_pairs,
+    rmb_split,
+    rmb_tier_scores,
+    tier_outcome,
+)
 from .scored import ScoredPrompt, load_scored_jsonl, write_scored_jsonl
 from .sources import (
     GPT4,
@@ -14,6 +26,16 @@ from .sources import (
 )
 
 __all__ = [
+    "MID_TIER",
+    "RMB_MID_TIER",
+    "RMB_TOP_TIER",
+    "TOP_TIER",
+    "RMBPair",
+    "load_rmb",
+    "load_rmb_pairs",
+    "rmb_split",
+    "rmb_tier_scores",
+    "tier_outcome",
     "GPT4",
     "MIXTRAL",
     "ScoredPrompt",

@@ -1,4 +1,4 @@
-"""Benchmarks by name (RouteLLM's MT Bench, MMLU, GSM8K) or as a generic scored JSONL file."""
+"""Benchmarks by name (RouteLLM's MT Bench, MMLU, GSM8K; RMB's held-out chat split) or as a generic scored JSONL file."""
 
 from __future__ import annotations
 
@@ -9,15 +9,23 @@ import numpy as np
 
 from ..data import (
     GPT4,
+    MID_TIER,
     MIXTRAL,
+    TOP_TIER,
     ScoredPrompt,
     load_gsm8k,
     load_mmlu,
     load_mt_bench,
+    load_rmb,
     load_scored_jsonl,
 )
 
-NAMED_BENCHMARKS = {"mt-bench": load_mt_bench, "mmlu": load_mmlu, "gsm8k": load_gsm8k}
+NAMED_BENCHMARKS = {"mt-bench": load_mt_bench, "mmlu": load_mmlu, "gsm8k": load_gsm8k, "rmb": load_rmb}
+NAMED_PAIRS = {name: (GPT4, MIXTRAL) for name in ("mt-bench", "mmlu", "gsm8k")} | {"rmb": (TOP_TIER, MID_TIER)}
+"""Each named benchmark's default (strong, weak) pair."""
+NAMED_NOTES = {name: "RouteLLM contamination filter applied" for name in ("mt-bench", "mmlu", "gsm8k")} | {
+    "rmb": "RMB held-out fold 0 of 5 by prompt: share of top-tier vs mid-tier battles won (research-only data)"
+}
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,20 @@ def load_benchmark(
     strong_model: str | None = None,
     weak_model: str | None = None,
 ) -> Benchmark:
-    """``mt-bench``, ``mmlu`` or ``gsm8k`` from ``data_dir``, or a generic JSONL file.
+    """``mt-bench``, ``mmlu``, ``gsm8k`` or ``rmb`` from ``data_dir``, or a generic JSONL file.
 
-    The named benchmarks default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and
-    apply the paper's contamination filter. A JSONL file needs ``strong_model`` and ``weak_model``.
+    RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
+    the paper's contamination filter. ``rmb`` is the held-out fold of RMB's open-chat pairs
+    (:func:`routellm_base.data.load_rmb`), scored as ``top-tier`` vs ``mid-tier``. A JSONL file
+    needs ``strong_model`` and ``weak_model``.
     """
     if name_or_path in NAMED_BENCHMARKS:
         if data_dir is None:
             raise ValueError(f"benchmark {name_or_path!r} needs --data-dir (a RouteLLM checkout or ../shared/data)")
         rows = NAMED_BENCHMARKS[name_or_path](data_dir)
         name = name_or_path
-        notes = ["RouteLLM contamination filter applied"]
-        strong_model, weak_model = strong_model or GPT4, weak_model or MIXTRAL
+        notes = [NAMED_NOTES[name]]
+        strong_model, weak_model = strong_model or NAMED_PAIRS[name][0], weak_model or NAMED_PAIRS[name][1]
     else:
         path = Path(name_or_path)
         if not path.is_file():
