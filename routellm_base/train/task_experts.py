@@ -34,8 +34,18 @@ class TaskExpertsTrainConfig:
     gate_c: float = 1.0
     """Inverse L2 strength of the gate (scikit-learn's ``C``)."""
     gate_max_iter: int = 2000
+    gate_class_balance: float = 0.0
+    """How far the gate's prior moves from the kinds' training frequencies towards equal odds:
+    each row weighs ``(largest kind's size / its kind's size) ** gate_class_balance``. 0 keeps
+    the frequencies (a prompt that could be either kind goes to the larger); 1 makes every kind
+    equally likely a priori, so a small kind (a few hundred chat prompts beside 10,000 MMLU
+    items) is not drowned."""
     validation_fraction: float = 0.1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gate_class_balance <= 1.0:
+            raise ValueError(f"gate_class_balance must be in [0, 1], got {self.gate_class_balance}")
 
 
 def pair_gap_targets(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -97,8 +107,9 @@ def fit_ridge_cv(features: np.ndarray, target: np.ndarray, penalties: Sequence[f
 def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: TaskExpertsTrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Softmax regression of the kind on the embedding (scikit-learn's L-BFGS; the loss is convex).
 
-    Classes keep their training frequencies as the prior, so a prompt that could be of either
-    kind goes to the kind that is more common in the data.
+    With ``gate_class_balance=0`` classes keep their training frequencies as the prior, so a
+    prompt that could be of either kind goes to the kind that is more common in the data; see
+    :attr:`TaskExpertsTrainConfig.gate_class_balance` for the alternative.
     """
     weight, bias = np.zeros((n_kinds, embeddings.shape[1])), np.zeros(n_kinds)
     if n_kinds == 1:
@@ -108,7 +119,9 @@ def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: Tas
     except ImportError as exc:
         raise MissingDependencyError("training task_experts needs scikit-learn: pip install 'langchain-routellm[train]'") from exc
     model = LogisticRegression(C=config.gate_c, max_iter=config.gate_max_iter, random_state=config.seed)
-    model.fit(embeddings, kind)
+    counts = np.bincount(kind, minlength=n_kinds).astype(np.float64)
+    row_weight = (counts.max() / counts[kind]) ** config.gate_class_balance
+    model.fit(embeddings, kind, sample_weight=row_weight)
     if n_kinds == 2:  # scikit-learn keeps one logit for two classes: the second class's, against zero
         weight[1], bias[1] = model.coef_[0], model.intercept_[0]
     else:
@@ -135,12 +148,28 @@ def train_task_experts(
     kinds: Sequence[str],
     config: TaskExpertsTrainConfig | None = None,
     progress: bool = True,
+    centred: Sequence[str] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Fit one ridge expert per kind and the gate; rows are (text, embedding, kind index, gap)."""
+    """Fit one ridge expert per kind and the gate; rows are (text, embedding, kind index, gap).
+
+    ``centred`` names kinds whose gaps have no level comparable to the others: their targets
+    have the kind's mean gap subtracted, so that the expert ranks prompts within the kind and
+    contributes 0 on average. Preference labels without ties (a judge must pick one answer, as
+    in RMB) overstate the gap against correctness labels, where both models are often right;
+    left uncentred, anything that looks like chat would outrank every maths problem.
+    """
     config = config or TaskExpertsTrainConfig()
+    unknown = sorted(set(centred) - set(kinds))
+    if unknown:
+        raise ValueError(f"centred kinds {unknown} are not among the kinds {list(kinds)}")
     embeddings = np.asarray(embeddings, dtype=np.float64)
     features = np.hstack([embeddings, length_features(list(texts))])
     kind = np.asarray(kind, dtype=np.int64)
+    raw_gap = np.asarray(gap, dtype=np.float64)
+    gap = raw_gap.copy()
+    for k, name in enumerate(kinds):
+        if name in centred:
+            gap[kind == k] -= raw_gap[kind == k].mean()
     iterator = progress_bar(list(enumerate(kinds)), enabled=progress, desc="task experts")
     fits: list[RidgeFit] = []
     for k, name in iterator:
@@ -170,7 +199,8 @@ def train_task_experts(
         "kinds": {
             name: {
                 "prompts": int((kind == k).sum()),
-                "mean_gap": round(float(gap[kind == k].mean()), 4),
+                "mean_gap": round(float(raw_gap[kind == k].mean()), 4),
+                "centred": name in centred,
                 "ridge_penalty": fits[k].penalty,
                 "cv_mse": {str(p): round(e, 5) for p, e in fits[k].cv_mse.items()},
             }
