@@ -41,7 +41,14 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
-    from .evals import common_items, evaluate, load_benchmark, plot_curves, random_baseline, reference_rows
+    from .evals import (
+        common_items,
+        evaluate,
+        load_benchmark,
+        plot_curves,
+        random_baseline,
+        reference_rows,
+    )
 
     pair = {"strong_model": args.strong, "weak_model": args.weak} if args.retarget else {}
     routers = [load_router(r, seed=args.seed, **pair) for r in args.router]
