@@ -36,6 +36,11 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # As real chat models do: the model name is part of its identity (and of cache keys).
+        return {"model_name": self.model_name}
+
     def _next(self) -> AIMessage:
         reply = self.replies[min(self._index, len(self.replies) - 1)]
         self._index += 1
