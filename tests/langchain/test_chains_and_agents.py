@@ -209,10 +209,6 @@ def test_real_model_metadata_stop_and_batch(smol_router: RouterChatModel) -> Non
 
 @pytest.mark.slow
 def test_default_mf_router_with_real_model(smollm2_loader) -> None:
-    try:
-        routellm_base.load_router("mf")
-    except Exception as exc:  # the bundled checkpoint is not built yet
-        pytest.skip(f"bundled 'mf' router not available: {exc}")
     llm = RouterChatModel(
         strong=smollm2_loader(model_name="smollm2-as-strong"),
         weak=smollm2_loader(model_name="smollm2-as-weak", max_new_tokens=8),
