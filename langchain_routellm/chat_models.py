@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -433,13 +434,15 @@ class RouterChatModel(BaseChatModel):
         """
         bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]] = {}
         parsers: dict[Side, Runnable] = {}
+        tracing: dict[str, Any] = {}
         for side in SIDES:
             structured = self._transform(
                 side, "with_structured_output", schema, include_raw=include_raw, **kwargs
             )
             binding, parsers[side] = _split_structured(side, structured)
             bound[side] = _model_and_kwargs(side, binding)
-        tracing = _tracing_kwargs(next(iter(bound.values()))[1])
+            # The structured-output format for the router's own run (the strong side's method).
+            tracing = tracing or _tracing_kwargs(_bound_kwargs(binding))
         routed = self._routed_copy(bound).bind(**tracing)
 
         def parser_of_the_answering_side(message: AIMessage) -> Runnable:
@@ -818,7 +821,12 @@ def _pop_forced_side(kwargs: dict[str, Any], run_manager: Any) -> Any:
 
 def _takes_run_manager(hook: Callable[..., Any]) -> bool:
     # As BaseChatModel checks before calling its own hook: older models' hooks lack the argument.
-    return "run_manager" in inspect.signature(hook).parameters
+    return _function_takes_run_manager(getattr(hook, "__func__", hook))
+
+
+@functools.cache
+def _function_takes_run_manager(function: Callable[..., Any]) -> bool:
+    return "run_manager" in inspect.signature(function).parameters
 
 
 def _streams(model: BaseChatModel, call: Mapping[str, Any], *, async_api: bool) -> bool:
@@ -848,9 +856,8 @@ def _as_chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
 def _model_and_kwargs(side: Side, runnable: Runnable) -> tuple[BaseChatModel, dict[str, Any]]:
     """The chat model under a side's ``bind_tools``-style binding and the kwargs bound to it
     (outer bindings win, as ``RunnableBinding`` merges them), tracing-only kwargs left out."""
-    kwargs: dict[str, Any] = {}
+    kwargs = _bound_kwargs(runnable)
     while isinstance(runnable, RunnableBinding):
-        kwargs = {**runnable.kwargs, **kwargs}
         runnable = runnable.bound
     if not isinstance(runnable, BaseChatModel):
         raise ValueError(
@@ -859,6 +866,15 @@ def _model_and_kwargs(side: Side, runnable: Runnable) -> tuple[BaseChatModel, di
             "cannot call it as one of its sides."
         )
     return runnable, {k: v for k, v in kwargs.items() if k not in _TRACING_ONLY_KWARGS}
+
+
+def _bound_kwargs(runnable: Runnable) -> dict[str, Any]:
+    """The kwargs of a chain of ``RunnableBinding``s, outer ones winning."""
+    kwargs: dict[str, Any] = {}
+    while isinstance(runnable, RunnableBinding):
+        kwargs = {**runnable.kwargs, **kwargs}
+        runnable = runnable.bound
+    return kwargs
 
 
 def _tracing_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:

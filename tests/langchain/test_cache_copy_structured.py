@@ -226,3 +226,37 @@ def test_with_structured_output_calls_are_counted_once() -> None:
     assert report.strong.estimated_calls == 0
     by_handler = handler.report()
     assert (by_handler.strong.calls, by_handler.weak.calls) == (1, 1)
+
+
+def test_with_structured_output_traces_its_format_on_the_router_run() -> None:
+    from lc_helpers import RunRecorder
+
+    class Options(RunRecorder):
+        def on_chat_model_start(self, *args: object, **kwargs: object) -> None:
+            super().on_chat_model_start(*args, **kwargs)  # type: ignore[arg-type]
+            self.starts[-1]["options"] = kwargs.get("options") or {}
+
+    rec = Options()
+    structured_router().with_structured_output(Weather).invoke("weather?", {"callbacks": [rec]})
+    (run,) = rec.starts
+    traced = run["options"]["ls_structured_output_format"]
+    assert traced["kwargs"] == {"method": "function_calling"}
+    assert "Weather" in str(traced["schema"])
+    # ...while the sides never receive the tracing-only argument
+    llm = structured_router()
+    llm.with_structured_output(Weather).invoke("weather?")
+    assert "ls_structured_output_format" not in llm.strong.calls[-1]
+
+
+def test_cost_handler_ignores_cache_hits(global_cache: InMemoryCache) -> None:
+    handler = RouteLLMCostCallbackHandler()
+    llm = RouterChatModel(
+        strong=scripted("big-model", "s"),
+        weak=scripted("small-model", "w"),
+        router=routellm_base.RandomRouter(seed=0),
+        threshold=0.0,
+    )
+    llm.invoke("q", config={"callbacks": [handler]})
+    llm.invoke("q", config={"callbacks": [handler]})  # answered from the cache
+    assert handler.report().calls == 1
+    assert llm.cost_report().calls == 1

@@ -170,16 +170,17 @@ def test_lcel_chain_prompt_router_parser_real_model(smol_router: RouterChatModel
         {"question": "What is the capital of France?"}, config={"callbacks": [rec, handler]}
     )
     assert isinstance(answer, str) and answer.strip()
-    router_run, child = rec.starts
-    assert child["parent_run_id"] == router_run["run_id"]
-    child_msg = rec.ends[child["run_id"]].generations[0][0].message
-    side = child["metadata"]["routellm_side"]
+    (router_run,) = rec.starts  # one model run: the router's, under the chain
+    answer_msg = rec.ends[router_run["run_id"]].generations[0][0].message
+    side = answer_msg.response_metadata["routellm"]["side"]
+    assert answer_msg.response_metadata["model_name"] == f"smollm2-as-{side}"
     # the model's own token counts, counted once and priced by side
     report = handler.report()
+    assert report.calls == 1
     totals = getattr(report, side)
     assert (totals.input_tokens, totals.output_tokens) == (
-        child_msg.usage_metadata["input_tokens"],
-        child_msg.usage_metadata["output_tokens"],
+        answer_msg.usage_metadata["input_tokens"],
+        answer_msg.usage_metadata["output_tokens"],
     )
     assert totals.estimated_calls == 0
     price = (2.5, 10.0) if side == "strong" else (0.15, 0.6)
