@@ -109,14 +109,8 @@ class _EngineHolder:
         self.costs: CostTracker | None = None
         self.lock = threading.Lock()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _EngineHolder:
-        return _EngineHolder()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
+    def __reduce__(self) -> tuple[type[_EngineHolder], tuple[()]]:
+        return _EngineHolder, ()  # copy.deepcopy and pickle both rebuild an empty holder
 
 
 class RouterChatModel(BaseChatModel):
