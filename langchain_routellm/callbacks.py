@@ -18,9 +18,9 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
     """Tokens and estimated cost per side of every call a ``RouterChatModel`` routes.
 
     Pass it as a callback (``config={"callbacks": [handler]}``, or in the router's
-    ``callbacks=``); read :meth:`report`. It counts the *chosen model's* run, which
-    ``RouterChatModel`` marks with the side it took, so each call is counted once however the
-    runs nest; runs of other models are ignored. Where a model reports no ``usage_metadata``,
+    ``callbacks=``); read :meth:`report`. Each routed call is one ``RouterChatModel`` run whose
+    answer carries the decision (``response_metadata["routellm"]``), so each call is counted
+    once, on the side that answered; runs of other models and cache hits are ignored. Where a model reports no ``usage_metadata``,
     tokens are counted with tiktoken's ``cl100k_base`` (offline) and flagged as estimated.
 
     ``prices``: USD per 1M input/output tokens by model name, e.g. ``{"gpt-4o": (2.5, 10.0)}``,
@@ -41,7 +41,7 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         self.tracker = CostTracker(
             prices, strong_model=strong_model, use_default_prices=use_default_prices
         )
-        self._runs: dict[UUID, tuple[str, str, str]] = {}
+        self._runs: dict[UUID, str] = {}  # input text of the router runs in flight
         self._lock = threading.Lock()
 
     def on_chat_model_start(
@@ -55,39 +55,33 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        metadata = metadata or {}
-        side = metadata.get("routellm_side")
-        # Only the run the router started for the chosen model (not its own children).
-        if side not in ("strong", "weak") or metadata.get("routellm_parent_run_id") != str(
-            parent_run_id
-        ):
+        # Only a router's runs (one run per routed call; its ls_provider is "routellm").
+        if (metadata or {}).get("ls_provider") != "routellm":
             return
         text = "\n".join(m.text for batch in messages for m in batch)
         with self._lock:
-            self._runs[run_id] = (side, str(metadata.get("routellm_model")), text)
+            self._runs[run_id] = text
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         with self._lock:
-            run = self._runs.pop(run_id, None)
-        if run is None:
+            input_text = self._runs.pop(run_id, None)
+        if input_text is None or not response.generations or not response.generations[0]:
             return
-        side, model, input_text = run
-        generation = (
-            response.generations[0][0] if response.generations and response.generations[0] else None
-        )
-        usage = None
-        output_text = ""
-        if generation is not None:
-            output_text = generation.text
-            if isinstance(generation, ChatGeneration):
-                usage = getattr(generation.message, "usage_metadata", None)
+        generation = response.generations[0][0]
+        message = generation.message if isinstance(generation, ChatGeneration) else None
+        decision = message.response_metadata.get("routellm") if message is not None else None
+        if not decision:
+            return
+        usage = message.usage_metadata if message is not None else None
+        if usage and usage.get("total_cost") == 0:
+            return  # a cache hit (LangChain zeroes its cost): no model was called
         self.tracker.record(
-            side,  # type: ignore[arg-type]
-            model,
+            decision["side"],
+            decision["model"],
             input_tokens=usage["input_tokens"] if usage else None,
             output_tokens=usage["output_tokens"] if usage else None,
             input_text=input_text,
-            output_text=output_text,
+            output_text=generation.text,
         )
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

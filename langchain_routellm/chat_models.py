@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
-    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -29,7 +28,15 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, ensure_config
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBinding,
+    RunnableLambda,
+    RunnableParallel,
+    RunnablePassthrough,
+    RunnableSequence,
+    ensure_config,
+)
 from pydantic import ConfigDict, PrivateAttr, model_validator
 from typing_extensions import Self
 
@@ -50,19 +57,9 @@ _T = TypeVar("_T")
 FORCE_KWARG = "routellm_force"
 """Call kwarg (and config ``metadata`` key) that forces a side: ``"strong"`` or ``"weak"``."""
 
-_STREAM_CALL_KWARG = "_routellm_stream_call"
-"""Private kwarg that carries the router's run id and config from ``stream()`` to ``_stream``.
-
-``BaseChatModel.stream`` calls ``_stream`` without a run manager, so without this the chosen
-model's run could not nest under the router's run. It is stripped before tracing."""
-
-_USAGE_STASH = "routellm_usage"
-"""``response_metadata`` key under which the router's *own run* reports the chosen model's usage.
-
-The chosen model's run (nested under the router's run) already reports its usage; if the router's
-run reported it again as ``usage_metadata``, every handler that sums usage (LangChain's
-``UsageMetadataCallbackHandler``, LangSmith) would count it twice. ``invoke``/``stream``/``batch``
-move it back into the returned message's ``usage_metadata``."""
+_TRACING_ONLY_KWARGS = ("ls_structured_output_format", "structured_output_format")
+"""Kwargs a side's ``with_structured_output`` binds for tracing. ``BaseChatModel`` removes them
+before its hooks run, so they are never passed to a side's hooks (a provider would send them)."""
 
 
 def _model_name(model: Any) -> str:
@@ -98,30 +95,22 @@ def messages_to_turns(messages: Sequence[BaseMessage]) -> list[ChatTurn]:
     return turns
 
 
-@dataclass
-class _StreamCall:
-    """What ``stream()`` hands ``_stream``: the router run's id and config, and a slot for the
-    usage of the chunk being yielded (see ``_USAGE_STASH``)."""
-
-    run_id: uuid.UUID
-    config: RunnableConfig
-    usage: UsageMetadata | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take_usage(self) -> UsageMetadata | None:
-        with self.lock:
-            usage, self.usage = self.usage, None
-            return usage
-
-
 class _EngineHolder:
-    """The lazily created engine and the cost tracker, shared by a model and its ``bind_tools``
-    copies."""
+    """The lazily created engines and the cost tracker, shared by a model and its copies
+    (``bind_tools``, ``with_structured_output``, ``model_copy``).
+
+    Engines are kept per routing setting, so a ``model_copy(update={"threshold": ...})`` routes
+    by its own settings. Deep copies and pickles start empty (a lock can be neither): the engine
+    is rebuilt on first use from the copy's own fields, and the copy keeps its own cost totals.
+    """
 
     def __init__(self) -> None:
-        self.engine: RoutingEngine | None = None
+        self.engines: dict[tuple[Any, ...], RoutingEngine] = {}
         self.costs: CostTracker | None = None
         self.lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[_EngineHolder], tuple[()]]:
+        return _EngineHolder, ()  # copy.deepcopy and pickle both rebuild an empty holder
 
 
 class RouterChatModel(BaseChatModel):
@@ -129,7 +118,7 @@ class RouterChatModel(BaseChatModel):
 
     The router scores the conversation (by default its last user turn), estimates the chance that
     the strong model's answer beats the weak one's, and calls the strong model when that win rate
-    reaches the threshold. The chosen model's run nests under the router's run.
+    reaches the threshold.
 
     Setup:
         ```python
@@ -157,15 +146,35 @@ class RouterChatModel(BaseChatModel):
         llm.bind(routellm_force="weak")                     # a runnable that always goes weak
         chain.invoke(x, {"metadata": {"routellm_force": "strong"}})  # from a chain's config
         ```
+        The config's metadata is read from the router's run (``invoke``, ``batch``, and every
+        call inside a chain or graph); a direct ``llm.stream(...)`` call is given no run by
+        LangChain, so force its side with the ``routellm_force`` argument.
 
     Stream: the decision is on the first chunk (so a UI can show the route before any token)
     and therefore in the aggregated message.
 
-    Tools and structured output: ``bind_tools`` / ``with_structured_output`` bind on both sides at
-    bind time; a side that cannot do it raises ``ValueError`` naming that side.
+    One run per call: the router calls the chosen model's own hooks (``_generate``, ``_stream``
+    and their async forms) under the router's run, as ``ChatHuggingFace`` wraps its model. That
+    one chat-model run reports each token once (``astream_events``, LangGraph's
+    ``stream_mode="messages"``), its usage once, and carries the decision. The chosen model's
+    own callbacks, tags and cache are therefore not used; its rate limiter is.
 
-    Costs: ``llm.cost_report()`` (every call made through this instance) or a
-    :class:`~langchain_routellm.RouteLLMCostCallbackHandler` passed as a callback.
+    Tools and structured output: ``bind_tools`` / ``with_structured_output`` transform both
+    sides at bind time (each side's own method, so each keeps its native tool or JSON format) and
+    return a router over the transformed sides; a side that cannot do it raises ``ValueError``
+    naming that side. Structured output is parsed with the parser of the side that answered.
+
+    Cache: with a LangChain LLM cache (``set_llm_cache`` or ``cache=``), an answer is reused only
+    for the same messages, router settings, sides (with their bound tools), forced side and call
+    options.
+
+    Costs: ``llm.cost_report()`` (every call made through this instance and the runnables its
+    ``bind_tools`` / ``with_structured_output`` return) or a
+    :class:`~langchain_routellm.RouteLLMCostCallbackHandler` passed as a callback (in the call's
+    config or in ``callbacks=``).
+
+    Copies: ``copy.deepcopy`` and ``pickle`` work before and after the first call; a copy
+    rebuilds its engine on first use and keeps its own cost totals.
 
     Fallback (off by default): with ``fallback=True``, a call whose chosen model raises is
     retried once on the other side (see the ``fallback`` field)::
@@ -174,13 +183,6 @@ class RouterChatModel(BaseChatModel):
         msg = llm.invoke("hi")
         msg.response_metadata["routellm"]["fallback_from"]    # "strong" if strong raised
         msg.response_metadata["routellm"]["fallback_reason"]  # "RateLimitError: ..."
-
-    Tracing: the chosen model's run is a child of the router's run, tagged ``routellm:<side>``.
-    Its usage is counted there, once: the router's own run reports it under
-    ``response_metadata["routellm_usage"]`` instead of ``usage_metadata`` (so usage-summing
-    handlers do not count it twice), and ``invoke``/``stream``/``batch`` (and async) move it back
-    into the returned message's ``usage_metadata``. Only the legacy ``generate()`` API returns it
-    under ``routellm_usage``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -231,23 +233,23 @@ class RouterChatModel(BaseChatModel):
     ``fallback_from`` (the side that failed) and ``fallback_reason`` (``"<Type>: <message>"``).
     If the other side raises too, its error is raised with the first as ``__cause__``.
 
-    * ``invoke``/``batch`` (and async): any failure of the chosen model falls back, also with
-      ``streaming=True`` (the chunks are aggregated before anything is returned).
-    * ``stream``/``astream``: only a failure *before the first chunk* falls back; once a chunk
-      has been yielded a partial answer cannot be replaced, so the error is re-raised.
+    * ``invoke``/``batch`` (and async): any failure of the chosen model falls back.
+    * Streams (``stream``/``astream``, and ``invoke`` when it streams: ``streaming=True`` or a
+      streaming consumer such as ``astream_events`` or LangGraph): only a failure *before the
+      first chunk* falls back; once a chunk has been delivered a partial answer cannot be
+      replaced, so the error is re-raised.
     * A forced side (``routellm_force``) is only the first try: it falls back too. Leave
       ``fallback`` off where a call must never reach the other side.
-    * ``with_structured_output`` runnables fall back the same way (on either side's error,
-      parse errors included).
-    * Tracing: the failed attempt is an errored child run of the router's run, the fallback a
-      second child run tagged ``routellm:<side>`` and ``routellm:fallback``. Costs (
-      :meth:`cost_report`, :class:`~langchain_routellm.RouteLLMCostCallbackHandler`) count the
-      side that answered; the failed attempt reports no usage and is not counted.
+    * ``bind_tools`` / ``with_structured_output`` runnables fall back the same way (a model
+      error; a parse error of structured output is the caller's, as for any chat model).
+    * Tracing and costs: the call is one run; the failed attempt reports no usage and is not
+      counted (:meth:`cost_report`, :class:`~langchain_routellm.RouteLLMCostCallbackHandler`).
     """
 
     _engine_holder: _EngineHolder = PrivateAttr(default_factory=_EngineHolder)
-    _sides: dict[Side, Runnable] | None = PrivateAttr(default=None)
-    """Set on ``bind_tools`` copies: the sides with the tools bound."""
+    _bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]] | None = PrivateAttr(default=None)
+    """Set on ``bind_tools`` / ``with_structured_output`` copies: per side, the model a side's
+    transform bound and the kwargs it bound (tools, response format, ...)."""
 
     @model_validator(mode="after")
     def _validate(self) -> Self:
@@ -275,17 +277,13 @@ class RouterChatModel(BaseChatModel):
             "strong_share": self.strong_share,
             "routing_text_mode": self.routing_text_mode,
             "routing_text_max_tokens": self.routing_text_max_tokens,
+            "stop": self.stop,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
             "fallback": self.fallback,
         }
 
-    def _get_invocation_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        kwargs.pop(_STREAM_CALL_KWARG, None)  # an object, and private: never traced
-        return super()._get_invocation_params(stop=stop, **kwargs)
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        kwargs.pop(_STREAM_CALL_KWARG, None)
         params = LangSmithParams(
             ls_provider="routellm",
             ls_model_name=kwargs["model"]
@@ -303,97 +301,78 @@ class RouterChatModel(BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
-        # invoke() always goes through _generate, which gets the run manager and so nests the
-        # chosen model's run; the chosen model then streams to any streaming handler itself.
-        if _STREAM_CALL_KWARG not in kwargs:
-            return False
-        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        # The cache key: the router's settings and the call's kwargs (the forced side included,
+        # see _generate_with_cache), plus each side's own key with what is bound to it (tools,
+        # response format), so that an answer is reused only by the same call to the same pair.
+        sides = [
+            f"{side}={model._get_llm_string(**bound)}"
+            for side, (model, bound) in ((s, self._side(s)) for s in SIDES)
+        ]
+        return "---".join([super()._get_llm_string(stop=stop, **kwargs), *sides])
 
-    def _should_use_protocol_streaming(
-        self, *, async_api: bool, run_manager: Any = None, **kwargs: Any
-    ) -> bool:
-        # Same reason as _should_stream: keep invoke() on the _generate path.
-        return False
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # LangChain keys its cache on the call's kwargs only; a side forced through the config's
+        # metadata changes the answer too, so it becomes a kwarg before the cache is looked up.
+        return super()._generate_with_cache(
+            messages, stop, run_manager, **_with_forced_side(kwargs, run_manager)
+        )
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await super()._agenerate_with_cache(
+            messages, stop, run_manager, **_with_forced_side(kwargs, run_manager)
+        )
 
     # -- public API ---------------------------------------------------------------------------
-
-    def invoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        return _restore_usage(super().invoke(input, config, stop=stop, **kwargs))
-
-    async def ainvoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        return _restore_usage(await super().ainvoke(input, config, stop=stop, **kwargs))
-
-    def stream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[AIMessageChunk]:
-        config, call = _prepare_stream_call(config)
-        for chunk in super().stream(
-            input, config, stop=stop, **{_STREAM_CALL_KWARG: call}, **kwargs
-        ):
-            yield _with_usage(chunk, call)
-
-    async def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        config, call = _prepare_stream_call(config)
-        async for chunk in super().astream(
-            input, config, stop=stop, **{_STREAM_CALL_KWARG: call}, **kwargs
-        ):
-            yield _with_usage(chunk, call)
 
     @property
     def engine(self) -> RoutingEngine:
         """The routing engine, created on first use and cached (thread-safe)."""
-        holder = self._engine_holder
-        if holder.engine is None:
+        holder, key = self._engine_holder, self._engine_key()
+        engine = holder.engines.get(key)
+        if engine is None:
             with holder.lock:
-                if holder.engine is None:
-                    holder.engine = RoutingEngine(
+                engine = holder.engines.get(key)
+                if engine is None:
+                    engine = holder.engines[key] = RoutingEngine(
                         self.router,
                         threshold=self.threshold,
                         strong_share=self.strong_share,
                         routing_text_options=self._routing_text_options(),
                     )
-        return holder.engine
+        return engine
+
+    def _engine_key(self) -> tuple[Any, ...]:
+        # A Router instance by identity: the engine keeps it alive, so the id stays its own.
+        router = id(self.router) if isinstance(self.router, Router) else str(self.router)
+        return (
+            router,
+            self.threshold,
+            self.strong_share,
+            self.routing_text_mode,
+            self.routing_text_max_tokens,
+        )
 
     def decide(self, messages: LanguageModelInput, *, force: Side | None = None) -> RoutingDecision:
         """How a call with these messages would be routed, without calling any model."""
-        turns = messages_to_turns(self._convert_input(messages).to_messages())
-        return self.engine.decide(
-            turns,
-            strong_model=self._side_name("strong"),
-            weak_model=self._side_name("weak"),
-            force=force,
-        )
+        return self._decide(self._convert_input(messages).to_messages(), force)
 
     def cost_report(self) -> CostReport:
         """Tokens and estimated cost per side, strong share and savings vs always-strong, over
-        every call made through this instance (and its ``bind_tools`` copies)."""
+        every call made through this instance (and its ``bind_tools`` /
+        ``with_structured_output`` runnables)."""
         return self._cost_tracker().report()
 
     def reset_costs(self) -> None:
@@ -421,27 +400,18 @@ class RouterChatModel(BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind ``tools`` on both sides now; the chosen side receives them at call time.
+        """A router over both sides' ``bind_tools(tools, ...)``: the chosen side gets its own
+        binding (its own tool format) at call time.
 
         Raises ``ValueError`` naming the side whose model cannot bind tools.
         """
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
-        bound: dict[Side, Runnable] = {}
-        for side in SIDES:
-            model = self._side_runnable(side)
-            try:
-                bound[side] = model.bind_tools(tools, **kwargs)  # type: ignore[attr-defined]
-            except (NotImplementedError, AttributeError) as exc:
-                raise ValueError(
-                    f"RouterChatModel.bind_tools: the {side} model ({type(model).__name__}) does "
-                    f"not support tool calling, so calls routed to the {side} side could not use "
-                    f"the tools. Give a tool-calling model as {side}=. ({exc!r})"
-                ) from exc
-        routed = self.model_copy()
-        routed._sides = bound
-        # model_copy shares private attributes, so the copy reuses this engine and cost tracker.
-        return routed.bind()
+        bound = {
+            side: _model_and_kwargs(side, self._transform(side, "bind_tools", tools, **kwargs))
+            for side in SIDES
+        }
+        return self._routed_copy(bound).bind(**_tracing_kwargs(kwargs))
 
     def with_structured_output(
         self,
@@ -450,40 +420,47 @@ class RouterChatModel(BaseChatModel):
         include_raw: bool = False,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
-        """Each side's own ``with_structured_output`` (so each uses its native method), routed.
+        """A router over both sides' ``with_structured_output(schema, ...)`` (so each uses its
+        native method): one routed model call, then the answering side's own parser.
 
+        The result takes ``routellm_force`` and the other call arguments as ``invoke`` does.
         Raises ``ValueError`` at bind time naming the side whose model cannot do it.
         """
-        structured: dict[Side, Runnable] = {}
+        bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]] = {}
+        parsers: dict[Side, Runnable] = {}
+        tracing: dict[str, Any] = {}
         for side in SIDES:
-            model = self._side_runnable(side)
-            try:
-                structured[side] = model.with_structured_output(  # type: ignore[attr-defined]
-                    schema, include_raw=include_raw, **kwargs
-                )
-            except (NotImplementedError, AttributeError) as exc:
-                raise ValueError(
-                    f"RouterChatModel.with_structured_output: the {side} model "
-                    f"({type(model).__name__}) does not support structured output. ({exc!r})"
-                ) from exc
-
-        def route(input: LanguageModelInput, config: RunnableConfig) -> Any:
-            decision = self._decide(self._convert_input(input).to_messages(), _force_from(config))
-            return self._with_fallback(
-                decision, lambda d: structured[d.side].invoke(input, _tagged(config, d))
-            )[0]
-
-        async def aroute(input: LanguageModelInput, config: RunnableConfig) -> Any:
-            decision = await self._adecide(
-                self._convert_input(input).to_messages(), _force_from(config)
+            structured = self._transform(
+                side, "with_structured_output", schema, include_raw=include_raw, **kwargs
             )
+            binding, parsers[side] = _split_structured(side, structured)
+            bound[side] = _model_and_kwargs(side, binding)
+            # The structured-output format for the router's own run (the strong side's method).
+            tracing = tracing or _tracing_kwargs(_bound_kwargs(binding))
+        routed = self._routed_copy(bound).bind(**tracing)
 
-            async def attempt(d: RoutingDecision) -> Any:
-                return await structured[d.side].ainvoke(input, _tagged(config, d))
+        def parser_of_the_answering_side(message: AIMessage) -> Runnable:
+            return parsers[message.response_metadata["routellm"]["side"]]
 
-            return (await self._awith_fallback(decision, attempt))[0]
+        parse = RunnableLambda(parser_of_the_answering_side, name="parse_as_answering_side")
+        return (routed | parse).with_config(run_name="RouterChatModel.with_structured_output")
 
-        return RunnableLambda(route, afunc=aroute, name="RouterChatModel.with_structured_output")
+    def _transform(self, side: Side, method: str, /, *args: Any, **kwargs: Any) -> Runnable:
+        model, _ = self._side(side)
+        try:
+            return getattr(model, method)(*args, **kwargs)
+        except (NotImplementedError, AttributeError) as exc:
+            raise ValueError(
+                f"RouterChatModel.{method}: the {side} model ({type(model).__name__}) does not "
+                f"support it, so calls routed to the {side} side could not either. Give a "
+                f"model that does as {side}=. ({exc!r})"
+            ) from exc
+
+    def _routed_copy(self, bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]]) -> Self:
+        # model_copy shares private attributes, so the copy reuses this engine and cost tracker.
+        routed = self.model_copy()
+        routed._bound = bound
+        return routed
 
     # -- generation -----------------------------------------------------------------------------
 
@@ -494,24 +471,18 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        _, force = _pop_call_and_force(kwargs, run_manager)
-        decision = self._decide(messages, force)
-        call_kwargs = self._call_kwargs(stop, kwargs)
+        decision = self._decide(messages, _pop_forced_side(kwargs, run_manager))
 
-        def attempt(decision: RoutingDecision) -> BaseMessage:
-            chosen = self._side_runnable(decision.side)
-            config = _child_config(_child_of(run_manager), decision, run_manager)
-            if not self.streaming:
-                return chosen.invoke(messages, config, **call_kwargs)
-            message: BaseMessage | None = None
-            for chunk in chosen.stream(messages, config, **call_kwargs):
-                message = chunk if message is None else message + chunk
-            if message is None:
-                raise ValueError(f"the {decision.side} model streamed no chunks")
-            return message
+        def attempt(d: RoutingDecision) -> ChatResult:
+            model, call = self._side_call(d.side, stop, kwargs)
+            if model.rate_limiter:
+                model.rate_limiter.acquire(blocking=True)
+            if _takes_run_manager(model._generate):
+                return model._generate(messages, run_manager=run_manager, **call)
+            return model._generate(messages, **call)
 
-        message, decision = self._with_fallback(decision, attempt)
-        return self._result(message, decision, messages)
+        result, decision = self._with_fallback(decision, attempt)
+        return self._result(result, decision, messages)
 
     async def _agenerate(
         self,
@@ -520,24 +491,18 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        _, force = _pop_call_and_force(kwargs, run_manager)
-        decision = await self._adecide(messages, force)
-        call_kwargs = self._call_kwargs(stop, kwargs)
+        decision = await self._adecide(messages, _pop_forced_side(kwargs, run_manager))
 
-        async def attempt(decision: RoutingDecision) -> BaseMessage:
-            chosen = self._side_runnable(decision.side)
-            config = _child_config(_child_of(run_manager), decision, run_manager)
-            if not self.streaming:
-                return await chosen.ainvoke(messages, config, **call_kwargs)
-            message: BaseMessage | None = None
-            async for chunk in chosen.astream(messages, config, **call_kwargs):
-                message = chunk if message is None else message + chunk
-            if message is None:
-                raise ValueError(f"the {decision.side} model streamed no chunks")
-            return message
+        async def attempt(d: RoutingDecision) -> ChatResult:
+            model, call = self._side_call(d.side, stop, kwargs)
+            if model.rate_limiter:
+                await model.rate_limiter.aacquire(blocking=True)
+            if _takes_run_manager(model._agenerate):
+                return await model._agenerate(messages, run_manager=run_manager, **call)
+            return await model._agenerate(messages, **call)
 
-        message, decision = await self._awith_fallback(decision, attempt)
-        return self._result(message, decision, messages)
+        result, decision = await self._awith_fallback(decision, attempt)
+        return self._result(result, decision, messages)
 
     def _stream(
         self,
@@ -546,25 +511,19 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call, force = _pop_call_and_force(kwargs, run_manager)
-        decision = self._decide(messages, force)
-        call_kwargs = self._call_kwargs(stop, kwargs)
+        decision = self._decide(messages, _pop_forced_side(kwargs, run_manager))
         first_error: Exception | None = None
         while True:
-            chosen = self._side_runnable(decision.side)
-            config = _child_config(
-                self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
-            )
-            chunks: list[AIMessageChunk] = []
+            outputs: list[BaseMessage] = []
             try:
-                for chunk in chosen.stream(messages, config, **call_kwargs):
-                    chunks.append(chunk)
-                    yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
+                for chunk in self._side_chunks(decision.side, messages, stop, run_manager, kwargs):
+                    outputs.append(chunk.message)
+                    yield self._chunk(chunk, decision, first=len(outputs) == 1)
             except Exception as error:
-                decision = self._stream_fallback(decision, error, chunks, first_error)
+                decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_cost(decision, messages, chunks)
+            self._record_cost(decision, messages, outputs)
             return
 
     async def _astream(
@@ -574,38 +533,83 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call, force = _pop_call_and_force(kwargs, run_manager)
-        decision = await self._adecide(messages, force)
-        call_kwargs = self._call_kwargs(stop, kwargs)
+        decision = await self._adecide(messages, _pop_forced_side(kwargs, run_manager))
         first_error: Exception | None = None
         while True:
-            chosen = self._side_runnable(decision.side)
-            config = _child_config(
-                self._stream_child(run_manager, call, stop, kwargs), decision, run_manager
-            )
-            chunks: list[AIMessageChunk] = []
+            outputs: list[BaseMessage] = []
             try:
-                async for chunk in chosen.astream(messages, config, **call_kwargs):
-                    chunks.append(chunk)
-                    yield self._chunk(chunk, decision, first=len(chunks) == 1, call=call)
+                async for chunk in self._aside_chunks(
+                    decision.side, messages, stop, run_manager, kwargs
+                ):
+                    outputs.append(chunk.message)
+                    yield self._chunk(chunk, decision, first=len(outputs) == 1)
             except Exception as error:
-                decision = self._stream_fallback(decision, error, chunks, first_error)
+                decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_cost(decision, messages, chunks)
+            self._record_cost(decision, messages, outputs)
             return
+
+    def _side_chunks(
+        self,
+        side: Side,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> Iterator[ChatGenerationChunk]:
+        """The chosen side's chunks: its ``_stream``, or its whole answer as one chunk when it
+        cannot stream (as ``BaseChatModel.stream`` does for such a model)."""
+        model, call = self._side_call(side, stop, kwargs)
+        if model.rate_limiter:
+            model.rate_limiter.acquire(blocking=True)
+        if _streams(model, call, async_api=False):
+            yield from model._stream(messages, run_manager=run_manager, **call)
+            return
+        if _takes_run_manager(model._generate):
+            result = model._generate(messages, run_manager=run_manager, **call)
+        else:
+            result = model._generate(messages, **call)
+        yield from _as_chunks(result)
+
+    async def _aside_chunks(
+        self,
+        side: Side,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """Async :meth:`_side_chunks`."""
+        model, call = self._side_call(side, stop, kwargs)
+        if model.rate_limiter:
+            await model.rate_limiter.aacquire(blocking=True)
+        if _streams(model, call, async_api=True):
+            async for chunk in model._astream(messages, run_manager=run_manager, **call):
+                yield chunk
+            return
+        if _takes_run_manager(model._agenerate):
+            result = await model._agenerate(messages, run_manager=run_manager, **call)
+        else:
+            result = await model._agenerate(messages, **call)
+        for chunk in _as_chunks(result):
+            yield chunk
 
     # -- fallback -------------------------------------------------------------------------------
 
     def _stream_fallback(
-        self, decision: RoutingDecision, error: Exception, chunks: list[AIMessageChunk], first_error: Exception | None
+        self,
+        decision: RoutingDecision,
+        error: Exception,
+        outputs: list[BaseMessage],
+        first_error: Exception | None,
     ) -> RoutingDecision:
         """The decision to stream again with after ``error``; re-raises when a stream cannot fall
         back: fallback off, a chunk already sent (a partial answer cannot be replaced), or the
         other side failed too (raised from the first error)."""
         if first_error is not None:
             raise error from first_error
-        if chunks or not self.fallback:
+        if outputs or not self.fallback:
             raise error
         return self._fell_back(decision, error)
 
@@ -660,10 +664,25 @@ class RouterChatModel(BaseChatModel):
         explicit = self.strong_model_name if side == "strong" else self.weak_model_name
         return explicit or _model_name(self.strong if side == "strong" else self.weak)
 
-    def _side_runnable(self, side: Side) -> Runnable:
-        if self._sides is not None:
-            return self._sides[side]
-        return self.strong if side == "strong" else self.weak
+    def _side(self, side: Side) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The side's model and the kwargs bound to it (by ``bind_tools`` and the like)."""
+        if self._bound is not None:
+            return self._bound[side]
+        return (self.strong if side == "strong" else self.weak), {}
+
+    def _side_call(
+        self, side: Side, stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The side's model and the kwargs of its hook call: bound kwargs, then the call's
+        (which win, as for ``RunnableBinding``), then the router's defaults."""
+        model, bound = self._side(side)
+        call = {**bound, **kwargs}
+        if self.temperature is not None:
+            call.setdefault("temperature", self.temperature)
+        if self.max_tokens is not None:
+            call.setdefault("max_tokens", self.max_tokens)
+        call["stop"] = stop if stop is not None else self.stop
+        return model, call
 
     def _decide(self, messages: Sequence[BaseMessage], force: Any) -> RoutingDecision:
         return self.engine.decide(
@@ -674,7 +693,7 @@ class RouterChatModel(BaseChatModel):
         )
 
     async def _adecide(self, messages: Sequence[BaseMessage], force: Any) -> RoutingDecision:
-        if self._engine_holder.engine is None:
+        if self._engine_key() not in self._engine_holder.engines:
             # Loading a router reads (and hashes) a checkpoint: keep it off the event loop.
             await asyncio.to_thread(lambda: self.engine)
         return await self.engine.adecide(
@@ -684,101 +703,44 @@ class RouterChatModel(BaseChatModel):
             force=force,
         )
 
-    def _call_kwargs(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        call = dict(kwargs)
-        stop = stop if stop is not None else self.stop
-        if stop:
-            call["stop"] = stop
-        if self.temperature is not None:
-            call.setdefault("temperature", self.temperature)
-        if self.max_tokens is not None:
-            call.setdefault("max_tokens", self.max_tokens)
-        return call
-
-    def _stream_child(
-        self,
-        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
-        call: _StreamCall | None,
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
-    ) -> CallbackManager | Any:
-        """The callbacks for the chosen model's run, nested under the router's run."""
-        if run_manager is not None:
-            return _child_of(run_manager)
-        if call is None:
-            return None
-        # Rebuild what BaseChatModel.stream() configured for the router's run (same handlers,
-        # tags and metadata), then derive the child exactly as RunManager.get_child() does.
-        config = call.config
-        manager = CallbackManager.configure(
-            config.get("callbacks"),
-            self.callbacks,
-            self.verbose,
-            config.get("tags"),
-            self.tags,
-            {
-                **(config.get("metadata") or {}),
-                **self._get_ls_params_with_defaults(stop=stop, **kwargs),
-            },
-            self.metadata,
-        )
-        return _child_of(manager, call.run_id)
-
     def _annotated_metadata(
         self, metadata: Mapping[str, Any], decision: RoutingDecision
     ) -> dict[str, Any]:
         return {**metadata, "routellm": decision.to_dict(), "model_name": decision.model}
 
     def _result(
-        self, message: BaseMessage, decision: RoutingDecision, messages: Sequence[BaseMessage]
+        self, result: ChatResult, decision: RoutingDecision, messages: Sequence[BaseMessage]
     ) -> ChatResult:
-        if not isinstance(message, AIMessage):
-            raise TypeError(
-                f"the {decision.side} model returned {type(message).__name__}, not an AIMessage"
+        generations = []
+        for generation in result.generations:
+            message = generation.message
+            if not isinstance(message, AIMessage):
+                raise TypeError(
+                    f"the {decision.side} model returned {type(message).__name__}, not an AIMessage"
+                )
+            metadata = self._annotated_metadata(message.response_metadata, decision)
+            generations.append(
+                ChatGeneration(
+                    message=message.model_copy(update={"response_metadata": metadata}),
+                    generation_info=generation.generation_info,
+                )
             )
-        self._record_cost(decision, messages, [message])
-        metadata = self._annotated_metadata(message.response_metadata, decision)
-        if message.usage_metadata:
-            metadata[_USAGE_STASH] = dict(message.usage_metadata)
-        update: dict[str, Any] = {"response_metadata": metadata, "usage_metadata": None}
-        if isinstance(message.id, str) and message.id.startswith("lc_"):
-            update["id"] = None  # the chosen run's id; the router's run sets its own
-        if isinstance(message, AIMessageChunk):
-            # streaming=True aggregates chunks; return a plain message.
-            message = AIMessage(
-                content=message.content,
-                additional_kwargs=message.additional_kwargs,
-                tool_calls=message.tool_calls,
-                invalid_tool_calls=message.invalid_tool_calls,
-                id=message.id,
-                name=message.name,
-            )
-        return ChatResult(generations=[ChatGeneration(message=message.model_copy(update=update))])
+        self._record_cost(decision, messages, [g.message for g in generations])
+        return ChatResult(generations=generations, llm_output=result.llm_output)
 
     def _chunk(
-        self,
-        chunk: AIMessageChunk,
-        decision: RoutingDecision,
-        *,
-        first: bool,
-        call: _StreamCall | None,
+        self, chunk: ChatGenerationChunk, decision: RoutingDecision, *, first: bool
     ) -> ChatGenerationChunk:
-        if not isinstance(chunk, AIMessageChunk):
-            # A side without native streaming: BaseChatModel.stream yields its invoke() message.
-            chunk = AIMessageChunk(**chunk.model_dump(exclude={"type"}))
+        message = chunk.message
         # Only the first chunk names the model: merge_dicts concatenates repeated strings.
-        metadata = {k: v for k, v in chunk.response_metadata.items() if k != "model_name"}
+        metadata = {k: v for k, v in message.response_metadata.items() if k != "model_name"}
+        info = {k: v for k, v in (chunk.generation_info or {}).items() if k != "model_name"}
         if first:
             metadata = self._annotated_metadata(metadata, decision)
-        update: dict[str, Any] = {"response_metadata": metadata}
-        if isinstance(chunk.id, str) and chunk.id.startswith("lc_"):
-            update["id"] = None
-        if call is not None and chunk.usage_metadata:
-            # See _USAGE_STASH: the router's run must not count it again; stream() restores it.
-            with call.lock:
-                call.usage = chunk.usage_metadata
-            update["usage_metadata"] = None
-        return ChatGenerationChunk(message=chunk.model_copy(update=update))
+        return ChatGenerationChunk(
+            message=message.model_copy(update={"response_metadata": metadata}),
+            generation_info=info or None,
+        )
 
     def _record_cost(
         self,
@@ -827,88 +789,109 @@ def _as_price_like(value: Any) -> PriceLike:
     return tuple(value) if isinstance(value, list) else value  # type: ignore[return-value]
 
 
-def _force_from(config: Mapping[str, Any] | None) -> Side | None:
-    if not config:
-        return None
-    return (config.get("metadata") or {}).get(FORCE_KWARG)
+def _forced_side_in(metadata: Mapping[str, Any] | None) -> Any:
+    return (metadata or {}).get(FORCE_KWARG)
 
 
-def _force_from_manager(run_manager: Any) -> Side | None:
-    return (getattr(run_manager, "metadata", None) or {}).get(FORCE_KWARG) if run_manager else None
+def _with_forced_side(kwargs: dict[str, Any], run_manager: Any) -> dict[str, Any]:
+    """``kwargs`` with the side forced by the run's metadata, unless the call forced one."""
+    if kwargs.get(FORCE_KWARG) is not None:
+        return kwargs
+    forced = _forced_side_in(getattr(run_manager, "metadata", None))
+    return kwargs if forced is None else {**kwargs, FORCE_KWARG: forced}
 
 
-def _pop_call_and_force(kwargs: dict[str, Any], run_manager: Any) -> tuple[_StreamCall | None, Side | None]:
-    """Take the private stream-call record and the forced side out of a call's ``kwargs``.
+def _pop_forced_side(kwargs: dict[str, Any], run_manager: Any) -> Any:
+    """Take the forced side out of a call's ``kwargs``: the call argument, else the run's
+    metadata, else (a stream, which LangChain starts without handing over its run) the config of
+    the runnable the call runs in."""
+    forced = kwargs.pop(FORCE_KWARG, None)
+    if forced is None:
+        forced = _forced_side_in(getattr(run_manager, "metadata", None))
+    if forced is None and run_manager is None:
+        forced = _forced_side_in(ensure_config().get("metadata"))
+    return forced
 
-    The side is forced by the call argument, else the run's metadata, else the config the
-    stream was called with.
-    """
-    call: _StreamCall | None = kwargs.pop(_STREAM_CALL_KWARG, None)
-    force = (
-        kwargs.pop(FORCE_KWARG, None)
-        or _force_from_manager(run_manager)
-        or (_force_from(call.config) if call else None)
+
+def _takes_run_manager(hook: Callable[..., Any]) -> bool:
+    # As BaseChatModel checks before calling its own hook: older models' hooks lack the argument.
+    return _function_takes_run_manager(getattr(hook, "__func__", hook))
+
+
+@functools.cache
+def _function_takes_run_manager(function: Callable[..., Any]) -> bool:
+    return "run_manager" in inspect.signature(function).parameters
+
+
+def _streams(model: BaseChatModel, call: Mapping[str, Any], *, async_api: bool) -> bool:
+    """Whether ``model`` streams for this call: it implements a stream hook (async may use the
+    sync one) and its ``disable_streaming`` does not turn streaming off."""
+    cls = type(model)
+    implemented = cls._stream is not BaseChatModel._stream or (
+        async_api and cls._astream is not BaseChatModel._astream
     )
-    return call, force
+    disabled = model.disable_streaming is True or (
+        model.disable_streaming == "tool_calling" and bool(call.get("tools"))
+    )
+    return implemented and not disabled
 
 
-def _child_of(manager: Any, run_id: uuid.UUID | None = None) -> CallbackManager | None:
-    """A child callback manager, as ``ParentRunManager.get_child()`` builds one (LLM run managers
-    have no ``get_child``: LangChain does not expect a chat model to call another)."""
-    if manager is None:
-        return None
-    child = CallbackManager(handlers=[], parent_run_id=run_id or manager.run_id)
-    child.set_handlers(manager.inheritable_handlers)
-    child.add_tags(manager.inheritable_tags)
-    child.add_metadata(manager.inheritable_metadata)
-    return child
+def _as_chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
+    for generation in result.generations:
+        message = generation.message
+        chunk = (
+            message
+            if isinstance(message, AIMessageChunk)
+            else AIMessageChunk(**message.model_dump(exclude={"type"}))
+        )
+        yield ChatGenerationChunk(message=chunk, generation_info=generation.generation_info)
 
 
-def _child_config(callbacks: Any, decision: RoutingDecision, run_manager: Any) -> RunnableConfig:
-    """Config for the chosen model's call: nested callbacks, tagged with the route taken."""
-    parent_id = getattr(run_manager, "run_id", None) or getattr(callbacks, "parent_run_id", None)
-    info = {
-        "routellm_side": decision.side,
-        "routellm_model": decision.model,
-        "routellm_parent_run_id": str(parent_id) if parent_id else None,
-    }
-    tags = [f"routellm:{decision.side}"]
-    if decision.fallback_from is not None:
-        info["routellm_fallback_from"] = decision.fallback_from
-        tags.append("routellm:fallback")
-    if callbacks is not None and hasattr(callbacks, "add_metadata"):
-        # Not inherited: only the chosen model's own run is marked (cost handlers rely on it).
-        callbacks.add_metadata(info, inherit=False)
-        callbacks.add_tags(tags, inherit=False)
-        return RunnableConfig(callbacks=callbacks)
-    return RunnableConfig(callbacks=callbacks, metadata=info, tags=tags)
+def _model_and_kwargs(side: Side, runnable: Runnable) -> tuple[BaseChatModel, dict[str, Any]]:
+    """The chat model under a side's ``bind_tools``-style binding and the kwargs bound to it
+    (outer bindings win, as ``RunnableBinding`` merges them), tracing-only kwargs left out."""
+    kwargs = _bound_kwargs(runnable)
+    while isinstance(runnable, RunnableBinding):
+        runnable = runnable.bound
+    if not isinstance(runnable, BaseChatModel):
+        raise ValueError(
+            f"RouterChatModel: the {side} model's transform returned "
+            f"{type(runnable).__name__}, not a chat model with bound arguments, so the router "
+            "cannot call it as one of its sides."
+        )
+    return runnable, {k: v for k, v in kwargs.items() if k not in _TRACING_ONLY_KWARGS}
 
 
-def _tagged(config: RunnableConfig, decision: RoutingDecision) -> RunnableConfig:
-    metadata = {**(config.get("metadata") or {}), "routellm": decision.to_dict()}
-    return {**config, "metadata": metadata}
+def _bound_kwargs(runnable: Runnable) -> dict[str, Any]:
+    """The kwargs of a chain of ``RunnableBinding``s, outer ones winning."""
+    kwargs: dict[str, Any] = {}
+    while isinstance(runnable, RunnableBinding):
+        kwargs = {**runnable.kwargs, **kwargs}
+        runnable = runnable.bound
+    return kwargs
 
 
-def _prepare_stream_call(config: RunnableConfig | None) -> tuple[RunnableConfig, _StreamCall]:
-    config = ensure_config(config)
-    run_id = config.get("run_id") or uuid.uuid4()
-    base = {k: v for k, v in config.items() if k != "run_id"}
-    return {**config, "run_id": run_id}, _StreamCall(run_id=run_id, config=base)  # type: ignore[typeddict-item]
+def _tracing_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k in _TRACING_ONLY_KWARGS}
 
 
-def _with_usage(chunk: AIMessageChunk, call: _StreamCall) -> AIMessageChunk:
-    usage = call.take_usage()
-    if usage is None and _USAGE_STASH not in chunk.response_metadata:
-        return chunk
-    if usage is None:  # stream() fell back to invoke(): restore from the stash
-        return _restore_usage(chunk)  # type: ignore[return-value]
-    # A copy: the original is the one BaseChatModel.stream() reports to on_llm_end.
-    return chunk.model_copy(update={"usage_metadata": usage})
+def _split_structured(side: Side, structured: Runnable) -> tuple[Runnable, Runnable]:
+    """A side's ``with_structured_output`` runnable as (model binding, parser).
 
-
-def _restore_usage(message: AIMessage) -> AIMessage:
-    stash = message.response_metadata.get(_USAGE_STASH)
-    if stash is None:
-        return message
-    metadata = {k: v for k, v in message.response_metadata.items() if k != _USAGE_STASH}
-    return message.model_copy(update={"usage_metadata": stash, "response_metadata": metadata})
+    LangChain's chat models build it as ``binding | parser`` or, with ``include_raw=True``,
+    ``RunnableMap(raw=binding) | parser``; the parser then reads ``{"raw": message}``.
+    """
+    if isinstance(structured, RunnableSequence):
+        first, rest = structured.first, structured.steps[1:]
+        raw = isinstance(first, RunnableParallel) and list(first.steps__) == ["raw"]
+        binding = first.steps__["raw"] if raw else first  # type: ignore[attr-defined]
+        if isinstance(binding, RunnableBinding):
+            parser = rest[0] if len(rest) == 1 else RunnableSequence(*rest)
+            if raw:
+                parser = RunnableParallel(raw=RunnablePassthrough()) | parser
+            return binding, parser
+    raise ValueError(
+        f"RouterChatModel.with_structured_output: the {side} model's structured output "
+        f"({type(structured).__name__}) is not a model binding followed by a parser, so the "
+        "router cannot route it."
+    )

@@ -112,7 +112,9 @@ class ChatLocalTransformers(BaseChatModel):
                 "ChatLocalTransformers has no model loaded; create it with load_smollm2()"
             )
         turns = [{"role": _ROLE.get(m.type, m.type), "content": _text(m.content)} for m in messages]
-        inputs = local.encode_prompt(self._local.tokenizer, local.chat_prompt(self._local.tokenizer, turns))
+        inputs = local.encode_prompt(
+            self._local.tokenizer, local.chat_prompt(self._local.tokenizer, turns)
+        )
         settings = local.GenerationSettings(
             max_new_tokens=int(kwargs.get("max_tokens") or self.max_new_tokens),
             temperature=kwargs.get("temperature", self.temperature),

@@ -36,6 +36,15 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # As real chat models do: the model name is part of its identity (and of cache keys).
+        return {"model_name": self.model_name}
+
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+        """The reply to ``messages``: the next scripted one."""
+        return self._next()
+
     def _next(self) -> AIMessage:
         reply = self.replies[min(self._index, len(self.replies) - 1)]
         self._index += 1
@@ -51,7 +60,7 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         self.calls.append({"messages": messages, "stop": stop, **kwargs})
-        return ChatResult(generations=[ChatGeneration(message=self._next())])
+        return ChatResult(generations=[ChatGeneration(message=self._reply(messages))])
 
     def _stream(
         self,
@@ -61,7 +70,7 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         self.calls.append({"messages": messages, "stop": stop, "streamed": True, **kwargs})
-        reply = self._next()
+        reply = self._reply(messages)
         words = str(reply.content).split(" ")
         for i, word in enumerate(words):
             last = i == len(words) - 1
@@ -150,9 +159,10 @@ class RunRecorder(BaseCallbackHandler):
 class ReactiveToolModel(ScriptedChatModel):
     """A scripted agent brain: asks for the ``add`` tool, then answers with the tool's result.
 
-    Stateless (decides from the conversation), so either side can take any step of a loop."""
+    Stateless (decides from the conversation), so either side can take any step of a loop; it
+    streams like its parent (words, then usage and tool calls on the last chunk)."""
 
-    def _next_for(self, messages: list[BaseMessage]) -> AIMessage:
+    def _reply(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         if last.type == "tool":
             reply = AIMessage(content=f"The answer is {last.content}.", usage_metadata=usage(30, 6))
@@ -165,13 +175,3 @@ class ReactiveToolModel(ScriptedChatModel):
                 usage_metadata=usage(25, 9),
             )
         return reply.model_copy(update={"response_metadata": {"model_name": self.model_name}})
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.calls.append({"messages": messages, "stop": stop, **kwargs})
-        return ChatResult(generations=[ChatGeneration(message=self._next_for(messages))])

@@ -1,10 +1,15 @@
-"""RouterChatModel inside real LangChain machinery: LCEL chains over the real SmolLM2 model, and a
-tool-calling agent loop over scripted tool-calling models (SmolLM2 cannot call tools)."""
+"""RouterChatModel inside real LangChain machinery: LCEL chains over the real SmolLM2 model, and the
+real agent runtimes (``langchain.agents.create_agent`` and LangGraph's prebuilt ReAct agent) over
+scripted tool-calling models (SmolLM2 cannot call tools)."""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import pytest
-from langchain_core.messages import HumanMessage, ToolMessage
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
@@ -13,6 +18,10 @@ from lc_helpers import ReactiveToolModel, RunRecorder
 import routellm_base
 from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # create_react_agent is deprecated in favour of create_agent
+    from langgraph.prebuilt import create_react_agent
+
 
 @tool
 def add(a: int, b: int) -> int:
@@ -20,74 +29,115 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def _run_agent(llm, question: str, max_steps: int = 5, config: dict | None = None):
-    """A plain tool-calling agent loop: model -> tool calls -> ToolMessages -> model ..."""
-    tools = {"add": add}
-    agent = llm.bind_tools(list(tools.values()))
-    messages: list = [HumanMessage(question)]
-    decisions = []
-    for _ in range(max_steps):
-        reply = agent.invoke(messages, config=config)
-        decisions.append(reply.response_metadata["routellm"])
-        messages.append(reply)
-        if not reply.tool_calls:
-            return reply, messages, decisions
-        for call in reply.tool_calls:
-            result = tools[call["name"]].invoke(call["args"])
-            messages.append(ToolMessage(str(result), tool_call_id=call["id"]))
-    raise AssertionError("agent did not finish")
+QUESTION = "What is 2 + 3?"
+FINAL = "The answer is 5."
+PRICES = {"big-model": (10, 20), "small-model": (1, 2)}
 
 
-@pytest.mark.parametrize("threshold", [0.0, 0.5, 1.0])
-def test_tool_calling_agent_loop(threshold: float) -> None:
-    strong = ReactiveToolModel(model_name="big-model")
-    weak = ReactiveToolModel(model_name="small-model")
-    llm = RouterChatModel(
-        strong=strong, weak=weak, router=routellm_base.RandomRouter(seed=1), threshold=threshold
+def _router(threshold: float, seed: int = 1) -> RouterChatModel:
+    return RouterChatModel(
+        strong=ReactiveToolModel(model_name="big-model"),
+        weak=ReactiveToolModel(model_name="small-model"),
+        router=routellm_base.RandomRouter(seed=seed),
+        threshold=threshold,
     )
-    handler = RouteLLMCostCallbackHandler({"big-model": (10, 20), "small-model": (1, 2)})
-    final, messages, decisions = _run_agent(llm, "What is 2 + 3?", config={"callbacks": [handler]})
-    assert final.content == "The answer is 5."
+
+
+def _agent(kind: str, llm: RouterChatModel) -> Any:
+    if kind == "create_agent":
+        return create_agent(llm, tools=[add])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return create_react_agent(llm, tools=[add])
+
+
+AGENTS = ["create_agent", "create_react_agent"]
+
+
+def _check_run(llm: RouterChatModel, messages: list, threshold: float) -> None:
+    """The agent asked for ``add``, ran it once, and answered with its result; each step's
+    chosen side got the tool schema, and each step was counted once."""
     assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
-    assert messages[1].tool_calls[0]["name"] == "add"
-    assert len(decisions) == 2
+    ask, result, final = messages[1], messages[2], messages[3]
+    assert [c["name"] for c in ask.tool_calls] == ["add"]
+    assert isinstance(result, ToolMessage) and result.content == "5"
+    assert result.tool_call_id == ask.tool_calls[0]["id"]
+    assert final.content == FINAL
+    decisions = [m.response_metadata["routellm"] for m in (ask, final)]
     if threshold == 0.0:
         assert {d["side"] for d in decisions} == {"strong"}
     if threshold == 1.0:
         assert {d["side"] for d in decisions} == {"weak"}
-    # each step's chosen model received the bound tool schema; the other one was not called
-    calls = strong.calls + weak.calls
+    calls = llm.strong.calls + llm.weak.calls
     assert len(calls) == 2
     assert all(c["tools"][0]["function"]["name"] == "add" for c in calls)
-    assert len(strong.calls) == sum(d["side"] == "strong" for d in decisions)
-    # cost: step 1 is 25 in / 9 out, step 2 is 30 in / 6 out, on whichever side took it
-    report = handler.report()
-    assert report.calls == 2
-    assert report.strong.input_tokens + report.weak.input_tokens == 55
-    assert report.strong.output_tokens + report.weak.output_tokens == 15
+    assert len(llm.strong.calls) == sum(d["side"] == "strong" for d in decisions)
+
+
+@pytest.mark.parametrize("kind", AGENTS)
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 1.0])
+def test_agent_runs_the_tool_and_counts_each_step_once(kind: str, threshold: float) -> None:
+    llm = _router(threshold)
+    handler = RouteLLMCostCallbackHandler(PRICES)
+    state = _agent(kind, llm).invoke(
+        {"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]}
+    )
+    _check_run(llm, state["messages"], threshold)
+    # step 1 is 25 in / 9 out, step 2 is 30 in / 6 out, on whichever side took it
+    for report in (handler.report(), llm.cost_report()):
+        assert report.calls == 2
+        assert report.strong.input_tokens + report.weak.input_tokens == 55
+        assert report.strong.output_tokens + report.weak.output_tokens == 15
+
+
+@pytest.mark.parametrize("kind", AGENTS)
+def test_agent_messages_stream_delivers_each_token_once(kind: str) -> None:
+    llm = _router(0.5)
+    pieces = list(
+        _agent(kind, llm).stream({"messages": [HumanMessage(QUESTION)]}, stream_mode="messages")
+    )
+    model_chunks = [m for m, _meta in pieces if isinstance(m, AIMessageChunk)]
+    assert "".join(str(m.content) for m in model_chunks) == FINAL
+    asked = [tc["name"] for m in model_chunks for tc in m.tool_call_chunks]
+    assert asked == ["add"]  # the tool call arrives once
+    tool_results = [m for m, _meta in pieces if isinstance(m, ToolMessage)]
+    assert [m.content for m in tool_results] == ["5"]
+    # each model step's first chunk carries its decision
+    assert sum("routellm" in m.response_metadata for m in model_chunks) == 2
+    assert len(llm.strong.calls) + len(llm.weak.calls) == 2
 
 
 @pytest.mark.asyncio
-async def test_tool_calling_agent_loop_async() -> None:
-    llm = RouterChatModel(
-        strong=ReactiveToolModel(model_name="big-model"),
-        weak=ReactiveToolModel(model_name="small-model"),
-        router=routellm_base.RandomRouter(seed=2),
-        threshold=0.5,
-    )
-    agent = llm.bind_tools([add])
-    messages: list = [HumanMessage("What is 2 + 3?")]
-    reply = await agent.ainvoke(messages)
-    assert reply.tool_calls[0]["args"] == {"a": 2, "b": 3}
-    messages += [
-        reply,
-        ToolMessage(
-            str(await add.ainvoke(reply.tool_calls[0]["args"])),
-            tool_call_id=reply.tool_calls[0]["id"],
-        ),
+@pytest.mark.parametrize("kind", AGENTS)
+async def test_agent_astream_events_deliver_each_token_once(kind: str) -> None:
+    llm = _router(0.5, seed=2)
+    rec = RunRecorder()
+    events = [
+        e
+        async for e in _agent(kind, llm).astream_events(
+            {"messages": [HumanMessage(QUESTION)]}, {"callbacks": [rec]}, version="v2"
+        )
     ]
-    final = await agent.ainvoke(messages)
-    assert final.content == "The answer is 5."
+    text = "".join(
+        str(e["data"]["chunk"].content) for e in events if e["event"] == "on_chat_model_stream"
+    )
+    assert text == FINAL
+    starts = [e["name"] for e in events if e["event"] == "on_chat_model_start"]
+    assert starts == ["RouterChatModel", "RouterChatModel"]  # one model run per step
+    assert [e["name"] for e in events if e["event"] == "on_tool_end"] == ["add"]
+    ends = [e["data"]["output"] for e in events if e["event"] == "on_chat_model_end"]
+    assert [isinstance(m, AIMessage) and "routellm" in m.response_metadata for m in ends] == [
+        True,
+        True,
+    ]
+    assert len(rec.starts) == 2
+
+
+@pytest.mark.asyncio
+async def test_agent_ainvoke() -> None:
+    llm = _router(0.5, seed=2)
+    state = await create_agent(llm, tools=[add]).ainvoke({"messages": [HumanMessage(QUESTION)]})
+    _check_run(llm, state["messages"], 0.5)
 
 
 # -- real model ------------------------------------------------------------------------------
@@ -120,16 +170,17 @@ def test_lcel_chain_prompt_router_parser_real_model(smol_router: RouterChatModel
         {"question": "What is the capital of France?"}, config={"callbacks": [rec, handler]}
     )
     assert isinstance(answer, str) and answer.strip()
-    router_run, child = rec.starts
-    assert child["parent_run_id"] == router_run["run_id"]
-    child_msg = rec.ends[child["run_id"]].generations[0][0].message
-    side = child["metadata"]["routellm_side"]
+    (router_run,) = rec.starts  # one model run: the router's, under the chain
+    answer_msg = rec.ends[router_run["run_id"]].generations[0][0].message
+    side = answer_msg.response_metadata["routellm"]["side"]
+    assert answer_msg.response_metadata["model_name"] == f"smollm2-as-{side}"
     # the model's own token counts, counted once and priced by side
     report = handler.report()
+    assert report.calls == 1
     totals = getattr(report, side)
     assert (totals.input_tokens, totals.output_tokens) == (
-        child_msg.usage_metadata["input_tokens"],
-        child_msg.usage_metadata["output_tokens"],
+        answer_msg.usage_metadata["input_tokens"],
+        answer_msg.usage_metadata["output_tokens"],
     )
     assert totals.estimated_calls == 0
     price = (2.5, 10.0) if side == "strong" else (0.15, 0.6)
@@ -159,10 +210,6 @@ def test_real_model_metadata_stop_and_batch(smol_router: RouterChatModel) -> Non
 
 @pytest.mark.slow
 def test_default_mf_router_with_real_model(smollm2_loader) -> None:
-    try:
-        routellm_base.load_router("mf")
-    except Exception as exc:  # the bundled checkpoint is not built yet
-        pytest.skip(f"bundled 'mf' router not available: {exc}")
     llm = RouterChatModel(
         strong=smollm2_loader(model_name="smollm2-as-strong"),
         weak=smollm2_loader(model_name="smollm2-as-weak", max_new_tokens=8),

@@ -231,14 +231,20 @@ def test_cancellation_and_keyboard_interrupt_never_fall_back() -> None:
     assert weak.calls == []
 
 
-def test_invoke_with_streaming_falls_back_even_after_chunks() -> None:
-    # invoke() aggregates the chunks before returning anything, so a partial answer is replaced.
-    strong = failing("strong-model", chunks_before_error=2)
+def test_invoke_with_streaming_follows_the_stream_rule() -> None:
+    # With streaming=True invoke streams (each chunk reaches streaming handlers as it comes), so a
+    # failure before the first chunk falls back and one after it is raised.
     weak = scripted("weak-model", "weak full answer")
-    llm = router(strong, weak, fallback=True, streaming=True)
+    llm = router(failing("strong-model"), weak, fallback=True, streaming=True)
     message = llm.invoke("hello")
     assert message.content == "weak full answer"
     assert_fell_back_to_weak(message.response_metadata["routellm"])
+    late = router(
+        failing("strong-model", chunks_before_error=2), weak, fallback=True, streaming=True
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        late.invoke("hello")
+    assert late.cost_report().calls == 0
 
 
 def test_tools_bound_copies_fall_back_to_the_other_sides_bound_model() -> None:
@@ -314,7 +320,7 @@ def test_stream_reraises_when_the_chosen_side_fails_after_its_first_chunk(is_asy
 
 
 @pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke"])
-def test_failed_attempt_and_fallback_are_two_child_runs(how: str) -> None:
+def test_a_fallback_is_one_run_that_names_the_failed_side(how: str) -> None:
     recorder = ErrorRecorder()
     costs = RouteLLMCostCallbackHandler()
     llm = router(failing("strong-model"), scripted("weak-model", "weak answer"), fallback=True)
@@ -325,18 +331,11 @@ def test_failed_attempt_and_fallback_are_two_child_runs(how: str) -> None:
         asyncio.run(llm.ainvoke("hello", config))
     else:
         list(llm.stream("hello", config))
-    parent, failed, fallback = recorder.starts
-    assert parent["parent_run_id"] is None
-    assert failed["parent_run_id"] == parent["run_id"]
-    assert fallback["parent_run_id"] == parent["run_id"]
-    assert failed["metadata"]["routellm_side"] == "strong"
-    assert "routellm:strong" in failed["tags"] and "routellm:fallback" not in failed["tags"]
-    assert fallback["metadata"]["routellm_side"] == "weak"
-    assert fallback["metadata"]["routellm_fallback_from"] == "strong"
-    assert {"routellm:weak", "routellm:fallback"} <= set(fallback["tags"])
-    assert set(recorder.errors) == {failed["run_id"]}
-    assert str(recorder.errors[failed["run_id"]]) == "boom"
-    assert set(recorder.ends) == {parent["run_id"], fallback["run_id"]}
+    (run,) = recorder.starts
+    assert recorder.errors == {}
+    answer = recorder.ends[run["run_id"]].generations[0][0].message
+    assert_fell_back_to_weak(answer.response_metadata["routellm"])
+    assert answer.usage_metadata == usage(10, 5)
     report = costs.report()
     assert (report.strong.calls, report.weak.calls) == (0, 1)
     assert report.weak.input_tokens == 10 and report.weak.output_tokens == 5
@@ -373,8 +372,6 @@ class EchoChatModel(BaseChatModel):
             usage_metadata=usage(len(prompt), len(prompt) % 7 + 1),  # type: ignore[arg-type]
         )
         return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
 
 
 def _mf_router(barrier: threading.Barrier | None = None) -> RouterChatModel:
