@@ -213,3 +213,39 @@ def test_weighted_ridge_matches_unweighted_for_equal_weights_and_follows_heavy_r
     np.testing.assert_allclose(same[0], plain[0], atol=1e-10)
     heavy_first = fit_ridge(x, y, 1.0, weights=np.where(np.arange(200) < 100, 100.0, 1.0))
     assert heavy_first[0][0] > 0.9 and abs(plain[0][0]) < 0.3
+
+
+def test_centred_kind_ranks_within_itself_and_keeps_its_raw_mean_in_the_report():
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(2)
+    n = 400
+    kind = np.repeat([0, 1], n // 2)
+    emb = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]])[kind] + rng.normal(size=(n, 3))
+    texts = ["x"] * n
+    # kind b ("chat") has tie-free labels: a large level (+0.6) plus a within-kind rule on coordinate 2
+    gap = np.where(kind == 0, 0.1, 0.6 + 0.3 * np.sign(emb[:, 2]))
+    tensors, report = train_task_experts(texts, emb, kind, gap, ["a", "b"], TaskExpertsTrainConfig(), progress=False, centred=["b"])
+    assert report["kinds"]["b"]["centred"] and not report["kinds"]["a"]["centred"]
+    assert report["kinds"]["b"]["mean_gap"] == pytest.approx(gap[kind == 1].mean(), abs=1e-4)  # the raw level is reported
+    assert abs(float(tensors["expert_bias"][1]) + float(tensors["expert_weight"][1][:3] @ emb[kind == 1].mean(0))) < 0.1
+    # The centred expert's level is about 0 on its own kind, while its ranking survives.
+    pred = emb[kind == 1] @ tensors["expert_weight"][1][:3] + tensors["expert_bias"][1] + tensors["expert_weight"][1][3:] @ length_features(["x"])[0]
+    assert abs(pred.mean()) < 0.1 and roc_auc(pred, emb[kind == 1, 2] > 0) > 0.9
+    with pytest.raises(ValueError, match=r"centred kinds \['c'\]"):
+        train_task_experts(texts, emb, kind, gap, ["a", "b"], progress=False, centred=["c"])
+
+
+def test_class_balanced_gate_stops_a_large_kind_swallowing_a_small_one():
+    pytest.importorskip("sklearn")
+    from routellm_base.train.task_experts import fit_gate
+
+    rng = np.random.default_rng(3)
+    kind = np.array([0] * 1900 + [1] * 100)
+    emb = np.array([[0.6, 0.0], [0.0, 0.6]])[kind] + rng.normal(size=(2000, 2))  # overlapping kinds
+    shares = {}
+    for balance in (0.0, 1.0):
+        w, b = fit_gate(emb, kind, 2, TaskExpertsTrainConfig(gate_class_balance=balance))
+        shares[balance] = float((np.argmax(emb[kind == 1] @ w.T + b, axis=1) == 1).mean())
+    assert shares[0.0] < 0.2 < 0.6 < shares[1.0]  # the small kind is recognised once the prior is even
+    with pytest.raises(ValueError, match="gate_class_balance must be in"):
+        TaskExpertsTrainConfig(gate_class_balance=2.0)
