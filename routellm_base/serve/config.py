@@ -176,7 +176,10 @@ class ServeConfig:
                 )
             missing = sorted({"base_url", "model"} - set(side_data))
             if missing:
-                raise ServeConfigError(f"{where}: {side} needs {missing}")
+                raise ServeConfigError(
+                    f"{where}: {side} needs {missing} "
+                    f"([{side}] in a config file, or --{side}-base-url and --{side}-model)"
+                )
             values[side] = UpstreamConfig(**side_data)
         return cls(**values)
 
