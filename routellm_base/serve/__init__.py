@@ -39,7 +39,7 @@ __all__ = [
 
 def _require_extra() -> None:
     try:
-        import httpx  # noqa: F401
+        import aiohttp  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:

@@ -21,13 +21,13 @@ import logging
 import math
 import os
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
 
-import anyio
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -321,7 +321,7 @@ class RoutingServer:
     ) -> Response:
         async def attempt(
             upstream: Upstream, payload: bytes, d: RoutingDecision
-        ) -> tuple[httpx.Response, AsyncIterator[bytes], bytes]:
+        ) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes], bytes]:
             response = await upstream.open(payload)
             try:
                 content_type = response.headers.get("content-type", "")
@@ -330,15 +330,14 @@ class RoutingServer:
                         upstream.side,
                         f"answered a stream request with content-type {content_type!r}",
                     )
-                chunks = upstream.chunks(response.aiter_raw())
+                chunks = upstream.chunks(response)
                 try:
                     head = await head_with(chunks, {"routellm": d.to_dict()})
                 except StreamError as exc:
                     raise UpstreamError(upstream.side, str(exc)) from exc
                 return response, chunks, head
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                response.close()
                 raise
 
         decision, (response, chunks, head) = await self._until_disconnect(
@@ -395,19 +394,27 @@ class RoutingServer:
 
     async def _until_disconnect(self, request: Request, work: Awaitable[_T]) -> _T:
         """``work``, cancelled if the client disconnects first (the upstream request with it)."""
-        task = asyncio.ensure_future(work)
-        watcher = asyncio.ensure_future(_disconnected(request.receive))
+        this = asyncio.current_task()
+        assert this is not None
+        left: list[bool] = []
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            left.append(True)
+            this.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+            return await work
+        except asyncio.CancelledError:
+            if not left:
+                raise
+            if sys.version_info >= (3, 11):
+                this.uncancel()  # the cancel was ours, and is handled here
+            raise ApiError(499, "client disconnected", type="client_disconnected") from None
         finally:
             watcher.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if task.cancelled():
-            raise ApiError(499, "client disconnected", type="client_disconnected")
-        return task.result()
 
     # -- request checks ------------------------------------------------------------------------
 
@@ -456,7 +463,7 @@ class _RelayedStream(StreamingResponse):
         self,
         head: bytes,
         chunks: AsyncIterator[bytes],
-        upstream: httpx.Response,
+        upstream: aiohttp.ClientResponse,
         decision: RoutingDecision,
         start: float,
     ) -> None:
@@ -492,8 +499,7 @@ class _RelayedStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
+            self.upstream.close()  # a no-op when the answer was read to its end
             _log(self.start, 200, f"stream {self.outcome}")
 
 
@@ -587,11 +593,6 @@ def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
 
 def _header_safe(value: str) -> str:
     return value.encode("ascii", "backslashreplace").decode("ascii")
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _json(data: dict[str, Any]) -> Response:

@@ -1,4 +1,9 @@
-"""One side's upstream: a pooled async httpx client with timeouts and bounded retries."""
+"""One side's upstream: a pooled aiohttp client session with timeouts and bounded retries.
+
+aiohttp rather than httpx: on this project's machines httpx (pure-Python HTTP/1.1) spent about
+2 ms of CPU per request at 64 concurrent requests against aiohttp's 0.2 ms, which alone capped a
+one-worker server far below the load target (see docs/performance.md, `routellm serve`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 
 from ..decision import Side
 from .config import ServeConfig
@@ -52,106 +57,99 @@ class UpstreamError(Exception):
 class Upstream:
     """``POST {base_url}/chat/completions`` on one side, through one connection pool.
 
-    Connection failures, connect timeouts and :data:`RETRY_STATUSES` are retried up to
-    ``max_retries`` times with jittered exponential backoff (or the answer's ``Retry-After``, at
-    most 4 s). A read timeout is not retried: the side may still be working, so waiting again
-    would double the latency; the caller falls back instead.
+    Connection failures (refused, reset, a pooled connection the upstream had closed), connect
+    timeouts and :data:`RETRY_STATUSES` are retried up to ``max_retries`` times with jittered
+    exponential backoff (or the answer's ``Retry-After``, at most 4 s). A read timeout is not
+    retried: the side may still be working, so waiting again would double the latency; the
+    caller falls back instead. Create it inside the running event loop; ``aclose()`` at the end.
     """
 
     def __init__(self, side: Side, config: ServeConfig, *, backoff_s: float = 0.1) -> None:
         upstream = config.strong if side == "strong" else config.weak
         self.side: Side = side
         self.model = upstream.model
+        self.url = upstream.base_url.rstrip("/") + "/chat/completions"
         self.max_retries = config.max_retries
         self.backoff_s = backoff_s
         headers = {"accept-encoding": "identity"}
         key = upstream.api_key(side)
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
-        self.client = httpx.AsyncClient(
-            base_url=upstream.base_url.rstrip("/") + "/",
+        self.session = aiohttp.ClientSession(
             headers=headers,
-            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
+            connector=aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
             ),
-            follow_redirects=False,
+            auto_decompress=False,
+            # No proxy variables or .netrc: with them aiohttp looks both up in a worker thread
+            # on every request, which cost more than the rest of the upstream call.
+            trust_env=False,
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.session.close()
 
-    async def open(self, payload: bytes) -> httpx.Response:
-        """Send one request body; the answer comes back open (unread) with a 2xx status.
+    async def open(self, payload: bytes) -> aiohttp.ClientResponse:
+        """Send one request body; the answer comes back with its body unread and a 2xx status.
 
-        The caller must ``aclose()`` it. Raises :class:`UpstreamError`.
+        Read it with :meth:`read` or :meth:`chunks`, or drop it with ``close()``. Raises
+        :class:`UpstreamError`.
         """
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(
-                    "POST", "chat/completions", content=payload, headers=_JSON_HEADERS
-                )
-                response = await self.client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.max_retries:
-                    attempt += 1
-                    await asyncio.sleep(self._backoff(attempt, None))
-                    continue
-                raise UpstreamError(
-                    self.side, f"timed out ({type(exc).__name__})", timed_out=True
-                ) from exc
-            except httpx.TransportError as exc:
+                response = await self.session.post(self.url, data=payload, headers=_JSON_HEADERS)
+            except aiohttp.ConnectionTimeoutError as exc:
                 if attempt < self.max_retries:
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt, None))
                     continue
+                raise UpstreamError(self.side, "timed out connecting", timed_out=True) from exc
+            except asyncio.TimeoutError as exc:
                 raise UpstreamError(
-                    self.side, f"unreachable ({type(exc).__name__}: {exc})"
+                    self.side, "timed out before answering", timed_out=True
                 ) from exc
-            if response.status_code < 400:
+            except aiohttp.ClientError as exc:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt, None))
+                    continue
+                raise UpstreamError(self.side, f"unreachable ({_describe(exc)})") from exc
+            if response.status < 400:
                 return response
             body = await self.read(response)
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+            if response.status in RETRY_STATUSES and attempt < self.max_retries:
                 attempt += 1
                 await asyncio.sleep(self._backoff(attempt, response.headers.get("retry-after")))
                 continue
             raise UpstreamError(
                 self.side,
-                f"answered {response.status_code}: {error_message(body)}",
-                status=response.status_code,
+                f"answered {response.status}: {error_message(body)}",
+                status=response.status,
                 body=body,
             )
 
-    async def read(self, response: httpx.Response) -> bytes:
-        """The whole body of an open answer, then closes it. Raises :class:`UpstreamError`."""
+    async def read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body of an open answer. Raises :class:`UpstreamError`."""
         try:
-            return await response.aread()
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                self.side, f"timed out reading its answer ({type(exc).__name__})", timed_out=True
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                self.side, f"broke off its answer ({type(exc).__name__}: {exc})"
-            ) from exc
+            return await response.read()
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(self.side, "timed out mid-answer", timed_out=True) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.side, f"broke off its answer ({_describe(exc)})") from exc
         finally:
-            await response.aclose()
+            response.release()
 
-    async def chunks(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """``stream`` (an answer's ``aiter_raw()``) with httpx errors as :class:`UpstreamError`."""
+    async def chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """An open answer's body as it arrives. Raises :class:`UpstreamError`."""
         try:
-            async for chunk in stream:
+            async for chunk in response.content.iter_any():
                 yield chunk
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                self.side, f"timed out mid-answer ({type(exc).__name__})", timed_out=True
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(
-                self.side, f"broke off its answer ({type(exc).__name__}: {exc})"
-            ) from exc
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(self.side, "timed out mid-answer", timed_out=True) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.side, f"broke off its answer ({_describe(exc)})") from exc
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None:
@@ -172,3 +170,7 @@ def error_message(body: bytes) -> str:
     except (ValueError, KeyError, TypeError):
         pass
     return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -99,7 +99,7 @@ def test_unreachable_upstream_is_a_502(tmp_path):
         with pytest.raises(openai.InternalServerError) as info:
             client.chat.completions.create(model="router-mf", messages=MESSAGES)
         assert info.value.status_code == 502
-        assert "unreachable (ConnectError" in info.value.message
+        assert "unreachable (ClientConnectorError" in info.value.message
         assert info.value.body["message"].startswith(
             "the upstream failed: strong"
         )  # no fallback: one side tried
