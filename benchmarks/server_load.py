@@ -171,6 +171,11 @@ class Phase:
     seconds: float = 0.0
 
     @property
+    def requests(self) -> int:
+        """Requests sent in the phase: answered correctly, failed, lost or mixed up."""
+        return len(self.latencies) + self.errors + self.lost + self.mixed_up
+
+    @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
@@ -288,7 +293,7 @@ def merge(phases: list[Phase]) -> Phase:
 HEADER = (
     "| workers | clients | mode | direct req/s | routed req/s | throughput ratio | direct p50 / p99 ms "
     "| routed p50 / p99 ms | added p50 / p99 ms | p50 ratio | p99 ratio | router CPU ms/req "
-    "| errors | lost | mixed-up | decision on loop p50 / p99 / max ms |"
+    "| requests | errors | lost | mixed-up | decision on loop p50 / p99 / max ms |"
 )
 
 
@@ -328,7 +333,7 @@ def measure_row(
         f"| {r.rate / d.rate:.2f} | {d.pct(0.5):.1f} / {d.pct(0.99):.1f} | {r.pct(0.5):.1f} / {r.pct(0.99):.1f} "
         f"| {r.pct(0.5) - d.pct(0.5):.1f} / {r.pct(0.99) - d.pct(0.99):.1f} | {r.pct(0.5) / d.pct(0.5):.2f} "
         f"| {r.pct(0.99) / d.pct(0.99):.2f} | {r.cpu_s / max(len(r.latencies), 1) * 1000:.2f} "
-        f"| {d.errors + r.errors} | {d.lost + r.lost} | {d.mixed_up + r.mixed_up} "
+        f"| {sum(p.requests for p in (d, r)):,} | {d.errors + r.errors} | {d.lost + r.lost} | {d.mixed_up + r.mixed_up} "
         f"| {statistics.median(dec) * 1000:.2f} / {dec[int(0.99 * (len(dec) - 1))] * 1000:.2f} / {dec[-1] * 1000:.2f} |"
     )
 
