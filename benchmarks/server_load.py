@@ -11,11 +11,12 @@ the last one is answered) call the upstream directly for `--duration` seconds, t
 for as long, twice over, alternating so machine noise hits both alike.
 
 Reported per row: requests/s and p50/p99 latency (send to the last byte of the answer) of each
-path, the router's added p50/p99 in ms and as ratios, and the checks: errors (non-200 or
-exceptions), lost (no answer within 10 s) and mixed-up answers (an answer whose text is not the
-echo of its own request's unique prompt, or, routed, whose `routellm` decision is missing or
-names another model than the one that answered). Also the time the routing decision held the
-server's event loop (`routellm.seconds` of the routed answers). Every phase stops at
+path, the router's added p50/p99 in ms and as ratios, the CPU time the router's processes spent
+per routed request, and the checks over every request sent: errors (non-200 or exceptions), lost
+(no answer within 10 s) and mixed-up answers (an answer whose text is not the echo of its own
+request's unique prompt, or, routed, whose `routellm` decision is missing or names another model
+than the one that answered). Also the wall time each routing decision held the server's event
+loop (`routellm.seconds` of the routed answers; on a busy machine it includes preemption). Every phase stops at
 `--duration` seconds or `--max-requests` requests, whichever comes first.
 """
 

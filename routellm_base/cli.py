@@ -115,13 +115,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import config_from_args, run
-
-    run(config_from_args(args))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routellm", description="Learned routing between a strong and a weak LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,34 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 
+    from .serve.command import add_serve_parser
     from .train.command import add_train_parser
     from .train.judge import add_judge_parser
 
     add_train_parser(sub)
     add_judge_parser(sub)
-
-    sv = sub.add_parser(
-        "serve", help="OpenAI-compatible routing server (model 'router-<router>' or 'router-<router>-<threshold>')"
-    )
-    sv.add_argument("--config", default=None, help="settings file (.toml or .json); flags given here override it")
-    for side in ("strong", "weak"):
-        sv.add_argument(f"--{side}-base-url", default=None, help=f"{side} side's OpenAI-compatible API root, e.g. https://api.openai.com/v1")
-        sv.add_argument(f"--{side}-model", default=None, help=f"{side} side's model name")
-        sv.add_argument(f"--{side}-api-key-env", default=None, help=f"environment variable holding the {side} side's API key")
-    sv.add_argument("--router", default=None, help="bundled router name or checkpoint folder (default mf)")
-    _add_policy(sv)
-    sv.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=None, help="port (default 6060)")
-    sv.add_argument("--workers", type=int, default=None, help="server processes sharing the port (default 1)")
-    sv.add_argument("--api-key-env", default=None, help="environment variable holding the bearer key(s) clients must send, comma-separated")
-    sv.add_argument("--max-body-bytes", type=int, default=None, help="largest request body accepted (default 10 MiB)")
-    sv.add_argument("--timeout", type=float, default=None, help="upstream read timeout in seconds (default 60)")
-    sv.add_argument("--connect-timeout", type=float, default=None, help="upstream connect timeout in seconds (default 5)")
-    sv.add_argument("--max-retries", type=int, default=None, help="retries per side of connection errors and 408/409/429/5xx (default 2)")
-    sv.add_argument("--max-connections", type=int, default=None, help="pooled upstream connections per side (default 512)")
-    sv.add_argument("--no-fallback", action="store_true", help="never call the other side when the chosen one fails")
-    sv.add_argument("--log-level", default=None, choices=["critical", "error", "warning", "info", "debug"])
-    sv.set_defaults(func=cmd_serve)
+    add_serve_parser(sub)
 
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")

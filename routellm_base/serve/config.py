@@ -35,6 +35,7 @@ from ..decision import SIDES, Side
 from ..errors import RouteLLMError
 from ..policy import RoutingPolicy
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CONFIG_ENV = "ROUTELLM_SERVE_CONFIG"
 """Environment variable that carries the settings (JSON) to ``--workers`` processes."""
 
@@ -140,7 +141,7 @@ class ServeConfig:
                 )
         if not isinstance(self.fallback, bool):
             raise ServeConfigError(f"fallback must be true or false, got {self.fallback!r}")
-        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
+        if self.log_level not in LOG_LEVELS:
             raise ServeConfigError(
                 f"log_level must be critical, error, warning, info or debug, got {self.log_level!r}"
             )
