@@ -23,7 +23,7 @@ def _local_server_module():
 @pytest.mark.slow
 def test_routes_to_a_real_local_model(tmp_path):
     local = _local_server_module()
-    with local.LocalOpenAIServer(local.smollm2_reply(max_new_tokens=8)) as smollm2:
+    with local.LocalOpenAIServer(local.smollm2_reply(max_new_tokens=4)) as smollm2:
         server = start_router_server(
             ["--strong-base-url", smollm2.url, "--strong-model", "smollm2-strong",
              "--weak-base-url", smollm2.url, "--weak-model", "smollm2-weak", "--strong-share", "0.5"],
@@ -39,7 +39,7 @@ def test_routes_to_a_real_local_model(tmp_path):
             ]
             for prompt, model in zip(prompts, ["router-mf-0.0", "router-mf-1.0"]):
                 completion = client.chat.completions.create(
-                    model=model, messages=[{"role": "user", "content": prompt}], max_tokens=8
+                    model=model, messages=[{"role": "user", "content": prompt}], max_tokens=4
                 )
                 decision = completion.model_extra["routellm"]
                 expected = "smollm2-strong" if model == "router-mf-0.0" else "smollm2-weak"
