@@ -173,11 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 
+    from .serve.command import add_serve_parser
     from .train.command import add_train_parser
     from .train.judge import add_judge_parser
 
     add_train_parser(sub)
     add_judge_parser(sub)
+    add_serve_parser(sub)
 
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")

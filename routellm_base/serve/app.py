@@ -1,0 +1,610 @@
+"""The ASGI app of ``routellm serve``: OpenAI's chat-completions API, routed by the engine.
+
+``POST /v1/chat/completions`` with model ``router-<router>`` (the configured policy) or
+``router-<router>-<threshold>`` decides strong or weak with :class:`RoutingEngine`, sends the
+request on to that side's OpenAI-compatible upstream under the side's model name, and answers
+with the upstream's answer plus how it was routed: a ``routellm`` object in the JSON body (in
+the first chunk of a stream) and ``x-routellm-*`` headers. ``GET /v1/models`` lists the routed
+model, ``GET /health`` answers without auth. Errors are OpenAI's error JSON.
+
+The app keeps no state between requests beyond the loaded router and the connection pools, so
+any number of workers or machines can serve side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..checkpoints import load_router
+from ..decision import SIDES, RoutingDecision, Side
+from ..engine import RoutingEngine
+from ..errors import RouteLLMError
+from ..routing_text import ChatTurn
+from .config import CONFIG_ENV, ServeConfig
+from .sse import StreamError, head_with
+from .upstream import Upstream, UpstreamError, error_message
+
+logger = logging.getLogger("routellm.serve")
+
+MODEL_PREFIX = "router-"
+FORCE_FIELD = "routellm_force"
+"""Request field that skips the router: ``"strong"`` or ``"weak"``."""
+INLINE_DECISION_MAX_S = 0.001
+"""A router whose warm-up decisions take less than this decides on the event loop; slower ones
+(torch classifiers, large SW indexes) decide in a worker thread so the loop keeps serving."""
+INLINE_DECISION_MAX_BODY = 32 * 1024
+"""Longer request bodies decide in a worker thread: tokenising grows with the text."""
+
+_T = TypeVar("_T")
+
+
+class ApiError(Exception):
+    """An error answer in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return Response(
+            json.dumps(body),
+            status_code=self.status,
+            media_type="application/json",
+            headers=self.headers,
+        )
+
+
+class RoutingServer:
+    """The router, the per-side upstream pools and the request handlers of one server process."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.client_keys = tuple(k.encode() for k in config.client_keys())
+        # Resolve the upstream keys now, so a missing variable stops start-up, not a request.
+        for side in SIDES:
+            (config.strong if side == "strong" else config.weak).api_key(side)
+        self.router = load_router(config.router)
+        self.router_name = self.router.name
+        self.engine = RoutingEngine(
+            self.router, threshold=config.threshold, strong_share=config.strong_share
+        )
+        self.models = {"strong": config.strong.model, "weak": config.weak.model}
+        self.decide_inline = self._time_decisions() < INLINE_DECISION_MAX_S
+        self.upstreams: dict[Side, Upstream] = {}
+        self._engine_at = lru_cache(maxsize=256)(self._new_engine)
+
+    # -- app -----------------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            self.upstreams = {side: Upstream(side, self.config) for side in SIDES}
+            logger.info(
+                "routing with %s (threshold %.6f) between strong %s and weak %s; decisions %s",
+                self.router_name,
+                self.engine.threshold,
+                self.models["strong"],
+                self.models["weak"],
+                "on the event loop" if self.decide_inline else "in worker threads",
+            )
+            try:
+                yield
+            finally:
+                for upstream in self.upstreams.values():
+                    await upstream.aclose()
+
+        async def api_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, ApiError)
+            return exc.response()
+
+        async def http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return ApiError(
+                exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"
+            ).response()
+
+        async def server_error(request: Request, exc: Exception) -> Response:
+            return ApiError(
+                500, f"internal error ({type(exc).__name__})", type="server_error"
+            ).response()
+
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/models", self.list_models, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+            ],
+            exception_handlers={
+                ApiError: api_error,
+                HTTPException: http_error,
+                Exception: server_error,
+            },
+            lifespan=lifespan,
+        )
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return _json(
+            {
+                "status": "ok",
+                "router": self.router_name,
+                "threshold": self.engine.threshold,
+                "strong_model": self.models["strong"],
+                "weak_model": self.models["weak"],
+            }
+        )
+
+    async def list_models(self, request: Request) -> Response:
+        self._authorise(request)
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f"{MODEL_PREFIX}{self.router_name}",
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "routellm",
+                    }
+                ],
+            }
+        )
+
+    async def chat_completions(self, request: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            self._authorise(request)
+            raw = await self._read_body(request)
+            body = _parse_body(raw)
+            engine = self._engine_for(body["model"])
+            force = _force(body.pop(FORCE_FIELD, None))
+            turns = _turns(body["messages"])
+            decision = await self._decide(engine, turns, force, len(raw))
+            if body.get("stream") is True:
+                response = await self._stream(request, body, decision, start)
+            else:
+                response = await self._complete(request, body, decision)
+        except ApiError as exc:
+            _log(start, exc.status, exc.type)
+            raise
+        if not isinstance(response, StreamingResponse):  # a stream logs when it ends
+            _log(start, 200, response.headers["x-routellm-side"])
+        return response
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _engine_for(self, model: Any) -> RoutingEngine:
+        """The engine a model name asks for; :class:`ApiError` 400 for any other name."""
+        name = self.router_name
+        usage = f"use '{MODEL_PREFIX}{name}' (the server's policy) or '{MODEL_PREFIX}{name}-<threshold>', e.g. '{MODEL_PREFIX}{name}-0.116'"
+        if not isinstance(model, str):
+            raise ApiError(
+                400, f"model must be a string: {usage}", param="model", code="model_not_found"
+            )
+        rest = model[len(MODEL_PREFIX) :] if model.startswith(MODEL_PREFIX) else None
+        if rest == name:
+            return self.engine
+        if rest is not None and rest.startswith(name + "-"):
+            text = rest[len(name) + 1 :]
+            try:
+                threshold = float(text)
+            except ValueError:
+                threshold = math.nan
+            if not 0.0 <= threshold <= 1.0:  # also refuses nan
+                raise ApiError(
+                    400,
+                    f"the threshold in model {model!r} must be a number in [0, 1], got {text!r}",
+                    param="model",
+                    code="model_not_found",
+                )
+            return self._engine_at(threshold)
+        if rest is not None:
+            raise ApiError(
+                400,
+                f"model {model!r} names a router this server does not serve: {usage}",
+                param="model",
+                code="model_not_found",
+            )
+        raise ApiError(
+            400,
+            f"model {model!r} is not a routed model: {usage}",
+            param="model",
+            code="model_not_found",
+        )
+
+    def _new_engine(self, threshold: float) -> RoutingEngine:
+        return RoutingEngine(self.router, threshold=threshold)
+
+    async def _decide(
+        self, engine: RoutingEngine, turns: list[ChatTurn], force: Side | None, body_size: int
+    ) -> RoutingDecision:
+        kwargs: dict[str, Any] = {
+            "strong_model": self.models["strong"],
+            "weak_model": self.models["weak"],
+            "force": force,
+        }
+        try:
+            if self.decide_inline and body_size <= INLINE_DECISION_MAX_BODY:
+                return engine.decide(turns, **kwargs)
+            return await engine.adecide(turns, **kwargs)
+        except RouteLLMError as exc:
+            raise ApiError(400, f"cannot route this request: {exc}", param="messages") from exc
+
+    def _time_decisions(self) -> float:
+        """Median seconds of a warm decision (also resolves the threshold, so a bad policy stops
+        start-up)."""
+        prompt = [
+            ChatTurn(
+                "user",
+                "Explain the difference between a list and a tuple in Python, with an example.",
+            )
+        ]
+        for _ in range(3):
+            self.engine.decide(prompt)
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            self.engine.decide(prompt)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    # -- upstream calls ------------------------------------------------------------------------
+
+    async def _complete(
+        self, request: Request, body: dict[str, Any], decision: RoutingDecision
+    ) -> Response:
+        async def attempt(upstream: Upstream, payload: bytes, d: RoutingDecision) -> dict[str, Any]:
+            raw = await upstream.read(await upstream.open(payload))
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise UpstreamError(
+                    upstream.side, f"answered with a body that is not a JSON object: {raw[:100]!r}"
+                )
+            return data
+
+        decision, data = await self._until_disconnect(
+            request, self._with_fallback(body, decision, attempt)
+        )
+        data["routellm"] = decision.to_dict()
+        return Response(
+            json.dumps(data), media_type="application/json", headers=_decision_headers(decision)
+        )
+
+    async def _stream(
+        self, request: Request, body: dict[str, Any], decision: RoutingDecision, start: float
+    ) -> Response:
+        async def attempt(
+            upstream: Upstream, payload: bytes, d: RoutingDecision
+        ) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes], bytes]:
+            response = await upstream.open(payload)
+            try:
+                content_type = response.headers.get("content-type", "")
+                if not content_type.startswith("text/event-stream"):
+                    raise UpstreamError(
+                        upstream.side,
+                        f"answered a stream request with content-type {content_type!r}",
+                    )
+                chunks = upstream.chunks(response)
+                try:
+                    head = await head_with(chunks, {"routellm": d.to_dict()})
+                except StreamError as exc:
+                    raise UpstreamError(upstream.side, str(exc)) from exc
+                return response, chunks, head
+            except BaseException:
+                response.close()
+                raise
+
+        decision, (response, chunks, head) = await self._until_disconnect(
+            request, self._with_fallback(body, decision, attempt)
+        )
+        return _RelayedStream(head, chunks, response, decision, start)
+
+    async def _with_fallback(
+        self,
+        body: dict[str, Any],
+        decision: RoutingDecision,
+        attempt: Callable[[Upstream, bytes, RoutingDecision], Awaitable[_T]],
+    ) -> tuple[RoutingDecision, _T]:
+        """``attempt`` on the decided side, then (fallback on) once on the other side.
+
+        An upstream that refuses the request itself (400/413/422) is answered as it is; when every
+        side tried fails, :class:`ApiError` 504 if they all timed out, else 502.
+        """
+        other: Side = "weak" if decision.side == "strong" else "strong"
+        sides = [decision.side, other] if self.config.fallback else [decision.side]
+        errors: list[UpstreamError] = []
+        for side in sides:
+            if errors:
+                decision = decision.fell_back(self.models[side], errors[-1])
+            upstream = self.upstreams[side]
+            payload = json.dumps({**body, "model": upstream.model}).encode()
+            try:
+                return decision, await attempt(upstream, payload, decision)
+            except UpstreamError as exc:
+                if exc.caller_error:
+                    raise ApiError(
+                        exc.status or 400,
+                        f"the {side} upstream refused the request: {error_message(exc.body)}",
+                        type="invalid_request_error",
+                        code="upstream_refused",
+                        headers=_decision_headers(decision),
+                    ) from exc
+                logger.warning(
+                    "%s upstream failed: status=%s timed_out=%s (%s)",
+                    side,
+                    exc.status,
+                    exc.timed_out,
+                    type(exc.__cause__).__name__ if exc.__cause__ else "answer",
+                )
+                errors.append(exc)
+        timed_out = all(e.timed_out for e in errors)
+        raise ApiError(
+            504 if timed_out else 502,
+            ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
+            + "; ".join(str(e) for e in errors),
+            type="upstream_timeout" if timed_out else "upstream_error",
+            headers=_decision_headers(decision),
+        )
+
+    async def _until_disconnect(self, request: Request, work: Awaitable[_T]) -> _T:
+        """``work``, cancelled if the client disconnects first (the upstream request with it)."""
+        this = asyncio.current_task()
+        assert this is not None
+        left: list[bool] = []
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            left.append(True)
+            this.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not left:
+                raise
+            if sys.version_info >= (3, 11):
+                this.uncancel()  # the cancel was ours, and is handled here
+            raise ApiError(499, "client disconnected", type="client_disconnected") from None
+        finally:
+            watcher.cancel()
+
+    # -- request checks ------------------------------------------------------------------------
+
+    def _authorise(self, request: Request) -> None:
+        if not self.client_keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(
+                401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key"
+            )
+        given = token.strip().encode()
+        if not any(hmac.compare_digest(given, key) for key in self.client_keys):
+            raise ApiError(401, "invalid API key", code="invalid_api_key")
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        too_large = ApiError(
+            413,
+            f"request body larger than the server's limit of {limit} bytes",
+            code="request_too_large",
+        )
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise too_large
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class _RelayedStream(StreamingResponse):
+    """The upstream's event stream, passed through chunk by chunk as it arrives.
+
+    The upstream answer is closed however the relay ends, including when the client disconnects
+    (Starlette cancels the relay), so the upstream sees its request cancelled. An upstream that
+    fails mid-stream ends the stream with an ``{"error": ...}`` event, as OpenAI's API does.
+    """
+
+    def __init__(
+        self,
+        head: bytes,
+        chunks: AsyncIterator[bytes],
+        upstream: aiohttp.ClientResponse,
+        decision: RoutingDecision,
+        start: float,
+    ) -> None:
+        super().__init__(
+            self._relay(head, chunks),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", **_decision_headers(decision)},
+        )
+        self.upstream = upstream
+        self.decision = decision
+        self.start = start
+        self.outcome = "cancelled"
+
+    async def _relay(self, head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        yield head
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except UpstreamError as exc:
+            logger.warning("%s upstream failed mid-stream: timed_out=%s", exc.side, exc.timed_out)
+            self.outcome = "broken"
+            error = {
+                "message": f"{exc}",
+                "type": "upstream_timeout" if exc.timed_out else "upstream_error",
+                "param": None,
+                "code": None,
+            }
+            yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+            return
+        self.outcome = self.decision.side
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.upstream.close()  # a no-op when the answer was read to its end
+            _log(self.start, 200, f"stream {self.outcome}")
+
+
+def create_app(config: ServeConfig) -> Starlette:
+    """The ASGI app for ``config`` (loads the router now; upstream pools open at start-up)."""
+    return RoutingServer(config).app()
+
+
+def app_from_environment() -> Starlette:
+    """App factory for ``--workers`` processes: the settings come as JSON in ``ROUTELLM_SERVE_CONFIG``."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise RuntimeError(f"{CONFIG_ENV} is not set: start workers through `routellm serve`")
+    return create_app(ServeConfig.from_json(text))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"request body is not valid JSON ({exc})", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    if "messages" not in body:
+        raise ApiError(
+            400,
+            "missing required field 'messages'",
+            param="messages",
+            code="missing_required_parameter",
+        )
+    if not isinstance(body["messages"], list) or not body["messages"]:
+        raise ApiError(400, "'messages' must be a non-empty list of messages", param="messages")
+    if "model" not in body:
+        raise ApiError(
+            400, "missing required field 'model'", param="model", code="missing_required_parameter"
+        )
+    if body.get("stream") not in (None, True, False):
+        raise ApiError(
+            400, f"'stream' must be true or false, got {body['stream']!r}", param="stream"
+        )
+    return body
+
+
+def _force(value: Any) -> Side | None:
+    if value is None or value in SIDES:
+        return value
+    raise ApiError(
+        400, f"'{FORCE_FIELD}' must be 'strong', 'weak' or null, got {value!r}", param=FORCE_FIELD
+    )
+
+
+def _turns(messages: list[Any]) -> list[ChatTurn]:
+    """OpenAI messages as the engine's turns; a missing or null content (an assistant turn with
+    tool calls) counts as no text."""
+    turns = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ApiError(
+                400, f"messages[{i}] must be an object with a string 'role'", param=f"messages[{i}]"
+            )
+        content = message.get("content")
+        if content is None:
+            content = ""
+        elif not isinstance(content, (str, list)):
+            raise ApiError(
+                400,
+                f"messages[{i}].content must be a string, a list of parts or null",
+                param=f"messages[{i}].content",
+            )
+        turns.append(ChatTurn(message["role"], content))
+    return turns
+
+
+def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
+    headers = {
+        "x-routellm-side": decision.side,
+        "x-routellm-model": _header_safe(decision.model),
+        "x-routellm-router": _header_safe(decision.router),
+        "x-routellm-threshold": repr(decision.threshold),
+        "x-routellm-forced": "true" if decision.forced else "false",
+    }
+    if decision.win_rate is not None:
+        headers["x-routellm-win-rate"] = repr(decision.win_rate)
+    if decision.fallback_from is not None:
+        headers["x-routellm-fallback-from"] = decision.fallback_from
+    return headers
+
+
+def _header_safe(value: str) -> str:
+    return value.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return Response(json.dumps(data), media_type="application/json")
+
+
+def _log(start: float, status: int, what: str) -> None:
+    # Status, side and time only: prompts and answers never reach the log.
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "POST /v1/chat/completions %d %s %.1f ms",
+            status,
+            what,
+            (time.perf_counter() - start) * 1000,
+        )

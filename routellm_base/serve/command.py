@@ -1,0 +1,96 @@
+"""The ``routellm serve`` subcommand (argument parsing only; the server lives in :mod:`.app`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .config import LOG_LEVELS, config_from_args
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import run
+
+    run(config_from_args(args))
+    return 0
+
+
+def add_serve_parser(sub: Any) -> None:
+    """Add ``serve`` to the ``routellm`` subcommands."""
+    sv = sub.add_parser(
+        "serve",
+        help="OpenAI-compatible routing server: model 'router-<router>' or 'router-<router>-<threshold>'",
+    )
+    sv.add_argument(
+        "--config",
+        default=None,
+        help="settings file (.toml or .json); flags given here override it",
+    )
+    for side in ("strong", "weak"):
+        sv.add_argument(
+            f"--{side}-base-url",
+            default=None,
+            help=f"the {side} side's OpenAI-compatible API root, e.g. https://api.openai.com/v1",
+        )
+        sv.add_argument(f"--{side}-model", default=None, help=f"the {side} side's model name")
+        sv.add_argument(
+            f"--{side}-api-key-env",
+            default=None,
+            help=f"environment variable holding the {side} side's API key",
+        )
+    sv.add_argument(
+        "--router", default=None, help="bundled router name or checkpoint folder (default mf)"
+    )
+    policy = sv.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--strong-share", type=float, help="share of calls sent strong by model 'router-<router>'"
+    )
+    policy.add_argument(
+        "--threshold", type=float, help="win-rate threshold of model 'router-<router>'"
+    )
+    sv.add_argument(
+        "--host", default=None, help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    sv.add_argument("--port", type=int, default=None, help="port (default 6060)")
+    sv.add_argument(
+        "--workers", type=int, default=None, help="server processes sharing the port (default 1)"
+    )
+    sv.add_argument(
+        "--api-key-env",
+        default=None,
+        help="environment variable holding the bearer key(s) clients must send, comma-separated",
+    )
+    sv.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help="largest request body accepted (default 10 MiB)",
+    )
+    sv.add_argument(
+        "--timeout", type=float, default=None, help="upstream read timeout in seconds (default 60)"
+    )
+    sv.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        help="upstream connect timeout in seconds (default 5)",
+    )
+    sv.add_argument(
+        "--max-retries",
+        type=int,
+        default=None,
+        help="retries per side of connection errors and 408/409/429/5xx answers (default 2)",
+    )
+    sv.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="pooled upstream connections per side (default 512)",
+    )
+    sv.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="never call the other side when the chosen one fails",
+    )
+    sv.add_argument("--log-level", default=None, choices=LOG_LEVELS)
+    sv.set_defaults(func=cmd_serve)

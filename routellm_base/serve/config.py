@@ -1,0 +1,276 @@
+"""Settings of ``routellm serve``: from a small TOML/JSON file, command-line flags, or both.
+
+A file looks like::
+
+    router = "mf"
+    strong_share = 0.3
+    api_key_env = "ROUTELLM_SERVER_KEYS"   # optional: bearer keys clients must send
+
+    [strong]
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4o"
+    api_key_env = "OPENAI_API_KEY"          # the upstream's key is read from this variable
+
+    [weak]
+    base_url = "http://127.0.0.1:8000/v1"
+    model = "llama-3.1-8b-instruct"
+
+Secrets never sit in the file or on the command line: only the names of the environment
+variables that hold them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..decision import SIDES, Side
+from ..errors import RouteLLMError
+from ..policy import RoutingPolicy
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+CONFIG_ENV = "ROUTELLM_SERVE_CONFIG"
+"""Environment variable that carries the settings (JSON) to ``--workers`` processes."""
+
+
+class ServeConfigError(RouteLLMError, ValueError):
+    """A ``routellm serve`` setting is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One side's OpenAI-compatible endpoint.
+
+    ``base_url`` is the API root (``.../v1``); requests go to ``{base_url}/chat/completions``
+    with ``model`` set to this side's model name. ``api_key_env`` names the environment variable
+    holding the upstream's API key (sent as ``Authorization: Bearer``); ``None`` sends none.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+
+    def check(self, side: Side) -> None:
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ServeConfigError(
+                f"{side} base_url must be an http:// or https:// URL, got {self.base_url!r}"
+            )
+        if not isinstance(self.model, str) or not self.model:
+            raise ServeConfigError(f"{side} model must be a non-empty string, got {self.model!r}")
+        if self.api_key_env is not None and (
+            not isinstance(self.api_key_env, str) or not self.api_key_env
+        ):
+            raise ServeConfigError(
+                f"{side} api_key_env must name an environment variable, got {self.api_key_env!r}"
+            )
+
+    def api_key(self, side: Side) -> str | None:
+        """The key from ``api_key_env``; :class:`ServeConfigError` when that variable is unset or empty."""
+        return _read_env(self.api_key_env, f"{side} api_key_env")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``routellm serve`` needs; validated on construction.
+
+    Times are in seconds, sizes in bytes. ``threshold`` / ``strong_share`` is the policy of
+    ``router-<router>`` (neither: the engine's default share); ``router-<router>-<threshold>``
+    overrides it per request.
+    """
+
+    strong: UpstreamConfig
+    weak: UpstreamConfig
+    router: str = "mf"
+    """Bundled router name or checkpoint folder."""
+    threshold: float | None = None
+    strong_share: float | None = None
+    host: str = "127.0.0.1"
+    port: int = 6060
+    workers: int = 1
+    api_key_env: str | None = None
+    """Environment variable holding the bearer keys clients must send (comma-separated); ``None``: no auth."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body accepted; larger ones get 413."""
+    timeout: float = 60.0
+    """Upstream read timeout: the longest wait for the next bytes of an answer."""
+    connect_timeout: float = 5.0
+    max_retries: int = 2
+    """Retries per side of connection failures and 408/409/429/5xx answers, with backoff."""
+    fallback: bool = True
+    """Call the other side when the chosen one fails before its first chunk."""
+    max_connections: int = 512
+    """Pooled connections per side."""
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for side in SIDES:
+            upstream = getattr(self, side)
+            if not isinstance(upstream, UpstreamConfig):
+                raise ServeConfigError(
+                    f"{side} must be an UpstreamConfig, got {type(upstream).__name__}"
+                )
+            upstream.check(side)
+        RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)  # validates both
+        if not isinstance(self.router, str) or not self.router:
+            raise ServeConfigError(
+                f"router must be a router name or checkpoint folder, got {self.router!r}"
+            )
+        _check_int(self.port, "port", 0, 65535)
+        _check_int(self.workers, "workers", 1, 256)
+        _check_int(self.max_body_bytes, "max_body_bytes", 1024, 1 << 31)
+        _check_int(self.max_retries, "max_retries", 0, 10)
+        _check_int(self.max_connections, "max_connections", 1, 100_000)
+        for name in ("timeout", "connect_timeout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ServeConfigError(
+                    f"{name} must be a positive number of seconds, got {value!r}"
+                )
+        if not isinstance(self.fallback, bool):
+            raise ServeConfigError(f"fallback must be true or false, got {self.fallback!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ServeConfigError(
+                f"log_level must be critical, error, warning, info or debug, got {self.log_level!r}"
+            )
+        if self.api_key_env is not None and (
+            not isinstance(self.api_key_env, str) or not self.api_key_env
+        ):
+            raise ServeConfigError(
+                f"api_key_env must name an environment variable, got {self.api_key_env!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "settings") -> ServeConfig:
+        """From a mapping shaped like the config file (``strong`` and ``weak`` as sub-mappings)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ServeConfigError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
+        values = dict(data)
+        for side in SIDES:
+            side_data = values.get(side)
+            if side_data is None:
+                raise ServeConfigError(
+                    f"{where}: the {side} side is missing: give its base_url and model "
+                    f"([{side}] in a config file, or --{side}-base-url and --{side}-model)"
+                )
+            if not isinstance(side_data, Mapping):
+                raise ServeConfigError(f"{where}: {side} must be a table with base_url and model")
+            side_known = {f.name for f in fields(UpstreamConfig)}
+            side_unknown = sorted(set(side_data) - side_known)
+            if side_unknown:
+                raise ServeConfigError(
+                    f"unknown key(s) in {where} [{side}]: {side_unknown}; known: {sorted(side_known)}"
+                )
+            missing = sorted({"base_url", "model"} - set(side_data))
+            if missing:
+                raise ServeConfigError(
+                    f"{where}: {side} needs {missing} "
+                    f"([{side}] in a config file, or --{side}-base-url and --{side}-model)"
+                )
+            values[side] = UpstreamConfig(**side_data)
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        return cls.from_mapping(json.loads(text), CONFIG_ENV)
+
+    def client_keys(self) -> tuple[str, ...]:
+        """The bearer keys clients must send (empty: no auth). Raises when ``api_key_env`` is unset."""
+        value = _read_env(self.api_key_env, "api_key_env")
+        if value is None:
+            return ()
+        keys = tuple(k.strip() for k in value.split(",") if k.strip())
+        if not keys:
+            raise ServeConfigError(
+                f"environment variable {self.api_key_env} (api_key_env) holds no key"
+            )
+        return keys
+
+
+_FLAT_FLAGS = (
+    "router", "threshold", "strong_share", "host", "port", "workers", "api_key_env",
+    "max_body_bytes", "timeout", "connect_timeout", "max_retries", "max_connections", "log_level",
+)  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The settings of ``routellm serve``: its ``--config`` file, with the flags given on the
+    command line taking precedence (a policy flag replaces the file's policy, whichever of
+    ``threshold`` / ``strong_share`` it used)."""
+    settings = read_config_file(args.config) if args.config else {}
+    for side in SIDES:
+        side_settings = dict(settings.get(side) or {})
+        for key in ("base_url", "model", "api_key_env"):
+            value = getattr(args, f"{side}_{key}")
+            if value is not None:
+                side_settings[key] = value
+        if side_settings:
+            settings[side] = side_settings
+    if args.threshold is not None or args.strong_share is not None:
+        settings.pop("threshold", None)
+        settings.pop("strong_share", None)
+    for key in _FLAT_FLAGS:
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    if args.no_fallback:
+        settings["fallback"] = False
+    where = f"{args.config} and the command line" if args.config else "the command line"
+    return ServeConfig.from_mapping(settings, where)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a ``.toml`` or ``.json`` settings file (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ServeConfigError(f"config file {path} does not exist")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ServeConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+    elif path.suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ServeConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    else:
+        raise ServeConfigError(f"config file {path} must end in .toml or .json")
+    if not isinstance(data, dict):
+        raise ServeConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def _check_int(value: Any, name: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ServeConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _read_env(name: str | None, what: str) -> str | None:
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise ServeConfigError(f"environment variable {name} ({what}) is not set or empty")
+    return value

@@ -1,0 +1,176 @@
+"""One side's upstream: a pooled aiohttp client session with timeouts and bounded retries.
+
+aiohttp rather than httpx: on this project's machines httpx (pure-Python HTTP/1.1) spent about
+2 ms of CPU per request at 64 concurrent requests against aiohttp's 0.2 ms, which alone capped a
+one-worker server far below the load target (see docs/performance.md, `routellm serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ..decision import Side
+from .config import ServeConfig
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+"""Answers worth asking the same side again (OpenAI's own client retries these)."""
+CALLER_ERROR_STATUSES = frozenset({400, 413, 422})
+"""Answers that blame the request itself: the caller gets them as they are, with no fallback,
+since the other side would refuse the same request."""
+_MAX_BACKOFF_S = 4.0
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+class UpstreamError(Exception):
+    """One side could not answer.
+
+    ``status`` is the upstream's HTTP status (``None`` for a connection failure or timeout),
+    ``timed_out`` marks timeouts, and ``body`` keeps an error answer's bytes for callers to pass on.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        message: str,
+        *,
+        status: int | None = None,
+        timed_out: bool = False,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(f"{side} upstream {message}")
+        self.side = side
+        self.status = status
+        self.timed_out = timed_out
+        self.body = body
+
+    @property
+    def caller_error(self) -> bool:
+        """The upstream refused the request itself (see :data:`CALLER_ERROR_STATUSES`)."""
+        return self.status in CALLER_ERROR_STATUSES
+
+
+class Upstream:
+    """``POST {base_url}/chat/completions`` on one side, through one connection pool.
+
+    Connection failures (refused, reset, a pooled connection the upstream had closed), connect
+    timeouts and :data:`RETRY_STATUSES` are retried up to ``max_retries`` times with jittered
+    exponential backoff (or the answer's ``Retry-After``, at most 4 s). A read timeout is not
+    retried: the side may still be working, so waiting again would double the latency; the
+    caller falls back instead. Create it inside the running event loop; ``aclose()`` at the end.
+    """
+
+    def __init__(self, side: Side, config: ServeConfig, *, backoff_s: float = 0.1) -> None:
+        upstream = config.strong if side == "strong" else config.weak
+        self.side: Side = side
+        self.model = upstream.model
+        self.url = upstream.base_url.rstrip("/") + "/chat/completions"
+        self.max_retries = config.max_retries
+        self.backoff_s = backoff_s
+        headers = {"accept-encoding": "identity"}
+        key = upstream.api_key(side)
+        if key is not None:
+            headers["authorization"] = f"Bearer {key}"
+        self.session = aiohttp.ClientSession(
+            headers=headers,
+            connector=aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+            ),
+            auto_decompress=False,
+            # No proxy variables or .netrc: with them aiohttp looks both up in a worker thread
+            # on every request, which cost more than the rest of the upstream call.
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+    async def open(self, payload: bytes) -> aiohttp.ClientResponse:
+        """Send one request body; the answer comes back with its body unread and a 2xx status.
+
+        Read it with :meth:`read` or :meth:`chunks`, or drop it with ``close()``. Raises
+        :class:`UpstreamError`.
+        """
+        attempt = 0
+        while True:
+            try:
+                response = await self.session.post(self.url, data=payload, headers=_JSON_HEADERS)
+            except aiohttp.ConnectionTimeoutError as exc:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt, None))
+                    continue
+                raise UpstreamError(self.side, "timed out connecting", timed_out=True) from exc
+            except asyncio.TimeoutError as exc:
+                raise UpstreamError(
+                    self.side, "timed out before answering", timed_out=True
+                ) from exc
+            except aiohttp.ClientError as exc:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(self._backoff(attempt, None))
+                    continue
+                raise UpstreamError(self.side, f"unreachable ({_describe(exc)})") from exc
+            if response.status < 400:
+                return response
+            body = await self.read(response)
+            if response.status in RETRY_STATUSES and attempt < self.max_retries:
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt, response.headers.get("retry-after")))
+                continue
+            raise UpstreamError(
+                self.side,
+                f"answered {response.status}: {error_message(body)}",
+                status=response.status,
+                body=body,
+            )
+
+    async def read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body of an open answer. Raises :class:`UpstreamError`."""
+        try:
+            return await response.read()
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(self.side, "timed out mid-answer", timed_out=True) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.side, f"broke off its answer ({_describe(exc)})") from exc
+        finally:
+            response.release()
+
+    async def chunks(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """An open answer's body as it arrives. Raises :class:`UpstreamError`."""
+        try:
+            async for chunk in response.content.iter_any():
+                yield chunk
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(self.side, "timed out mid-answer", timed_out=True) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(self.side, f"broke off its answer ({_describe(exc)})") from exc
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), _MAX_BACKOFF_S)
+            except ValueError:
+                pass  # an HTTP date: fall back to our own backoff
+        return min(self.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
+
+
+def error_message(body: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else its first 200 characters."""
+    try:
+        data = json.loads(body)
+        message = data["error"]["message"]
+        if isinstance(message, str):
+            return message[:300]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,149 @@
+"""`routellm serve` settings: the config file, flags over it, clear errors for bad settings, and
+several workers behind one port."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import openai
+import pytest
+from serve_helpers import CLIENT_KEY, start_router_server
+
+from routellm_base.cli import build_parser, main
+from routellm_base.serve import ServeConfig, ServeConfigError, UpstreamConfig, config_from_args
+
+TOML = """
+router = "mf"
+strong_share = 0.3
+max_retries = 1
+
+[strong]
+base_url = "{url}"
+model = "strong-m"
+
+[weak]
+base_url = "{url}"
+model = "weak-m"
+api_key_env = "TEST_WEAK_KEY"
+"""
+
+
+def _config(argv: list[str]) -> ServeConfig:
+    return config_from_args(build_parser().parse_args(["serve", *argv]))
+
+
+def test_flags_override_the_config_file(tmp_path):
+    path = tmp_path / "serve.toml"
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1"))
+    config = _config(
+        ["--config", str(path), "--threshold", "0.2", "--weak-model", "other-m", "--workers", "3"]
+    )
+    assert (
+        config.threshold == 0.2 and config.strong_share is None
+    )  # the flag's policy replaces the file's
+    assert config.weak == UpstreamConfig("http://127.0.0.1:9/v1", "other-m", "TEST_WEAK_KEY")
+    assert config.strong.model == "strong-m" and config.workers == 3 and config.max_retries == 1
+    assert config.host == "127.0.0.1" and config.fallback
+    assert not _config(["--config", str(path), "--no-fallback"]).fallback
+    json_path = tmp_path / "serve.json"
+    json_path.write_text(json.dumps({"strong": {"base_url": "https://a/v1", "model": "a"},
+                                     "weak": {"base_url": "https://b/v1", "model": "b"}}))  # fmt: skip
+    assert _config(["--config", str(json_path)]).weak.base_url == "https://b/v1"
+    # The settings travel to worker processes as JSON unchanged.
+    assert ServeConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"weak": None}, "the weak side is missing"),
+        ({"colour": "blue"}, "unknown key(s) in test: ['colour']"),
+        (
+            {"weak": {"base_url": "http://a/v1", "model": "a", "key": "x"}},
+            "unknown key(s) in test [weak]: ['key']",
+        ),
+        (
+            {"weak": {"base_url": "ftp://a", "model": "a"}},
+            "weak base_url must be an http:// or https:// URL",
+        ),
+        ({"weak": {"base_url": "http://a/v1"}}, "weak needs ['model']"),
+        ({"threshold": 0.3, "strong_share": 0.2}, "either threshold or strong_share"),
+        ({"strong_share": 1.5}, "strong_share must be in [0, 1]"),
+        ({"workers": 0}, "workers must be an integer in [1, 256]"),
+        ({"port": 70000}, "port must be an integer"),
+        ({"timeout": 0}, "timeout must be a positive number of seconds"),
+        ({"max_body_bytes": 10}, "max_body_bytes must be an integer"),
+        ({"log_level": "loud"}, "log_level must be"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings, message):
+    base = {
+        "strong": {"base_url": "http://a/v1", "model": "a"},
+        "weak": {"base_url": "http://b/v1", "model": "b"},
+    }
+    with pytest.raises((ServeConfigError, ValueError)) as info:
+        ServeConfig.from_mapping({**base, **settings}, "test")
+    assert message in str(info.value)
+
+
+def test_bad_config_files_are_refused(tmp_path):
+    for name, text, message in [
+        ("a.yaml", "x: 1", "must end in .toml or .json"),
+        ("b.toml", "router = ", "not valid TOML"),
+        ("c.json", "{", "not valid JSON"),
+        ("d.json", "[1]", "must hold a table of settings"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ServeConfigError, match=re.escape(message)):
+            _config(["--config", str(tmp_path / name)])
+    with pytest.raises(ServeConfigError, match="does not exist"):
+        _config(["--config", str(tmp_path / "missing.toml")])
+
+
+def test_unset_key_variables_stop_start_up(monkeypatch, capsys):
+    monkeypatch.delenv("ROUTELLM_TEST_UNSET", raising=False)
+    sides = ["--strong-base-url", "http://127.0.0.1:9/v1", "--strong-model", "s",
+             "--weak-base-url", "http://127.0.0.1:9/v1", "--weak-model", "w"]  # fmt: skip
+    assert main(["serve", *sides, "--api-key-env", "ROUTELLM_TEST_UNSET"]) == 2
+    assert "ROUTELLM_TEST_UNSET (api_key_env) is not set" in capsys.readouterr().err
+    assert main(["serve", *sides, "--strong-api-key-env", "ROUTELLM_TEST_UNSET"]) == 2
+    assert "ROUTELLM_TEST_UNSET (strong api_key_env) is not set" in capsys.readouterr().err
+    monkeypatch.setenv("ROUTELLM_TEST_EMPTY_KEYS", " , ")
+    assert main(["serve", *sides, "--api-key-env", "ROUTELLM_TEST_EMPTY_KEYS"]) == 2
+    assert "holds no key" in capsys.readouterr().err
+    assert main(["serve", "--strong-model", "s"]) == 2
+    assert (
+        "strong needs ['base_url'] ([strong] in a config file, or --strong-base-url"
+        in capsys.readouterr().err
+    )
+    assert main(["serve"]) == 2
+    assert "the strong side is missing" in capsys.readouterr().err
+
+
+def test_two_workers_from_a_config_file_share_one_port(scripted_upstream, tmp_path):
+    scripted_upstream.reset()
+    path = tmp_path / "serve.toml"
+    path.write_text(TOML.format(url=scripted_upstream.url))
+    server = start_router_server(
+        ["--config", str(path), "--workers", "2", "--api-key-env", "TEST_CLIENT_KEYS"],
+        tmp_path / "server.log",
+        env={"TEST_WEAK_KEY": "sk-weak", "TEST_CLIENT_KEYS": CLIENT_KEY},
+    )
+    try:
+        client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=CLIENT_KEY, max_retries=0)
+        for i in range(8):
+            completion = client.chat.completions.create(
+                model="router-mf-1.0", messages=[{"role": "user", "content": f"q{i}"}]
+            )
+            assert completion.choices[0].message.content == f"weak-m: q{i}"
+        deadline = time.monotonic() + 30
+        while (
+            server.log().count("Application startup complete") < 2 and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        assert server.log().count("Application startup complete") == 2  # two worker processes
+        assert {r["authorization"] for r in scripted_upstream.requests()} == {"Bearer sk-weak"}
+    finally:
+        server.stop()

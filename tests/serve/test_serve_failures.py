@@ -1,0 +1,173 @@
+"""`routellm serve` when upstreams fail: bounded retries, fallback before the first chunk, 502 and
+504, errors passed on, failures mid-stream, and clients that disconnect."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+from conftest import SERVER_TIMEOUT_S
+from serve_helpers import CLIENT_KEY, free_port, start_router_server
+
+MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet."}]
+
+
+def _routellm(obj: object) -> dict:
+    return (obj.model_extra or {})["routellm"]  # type: ignore[attr-defined]
+
+
+def _models(upstream) -> list[str]:
+    return [r["body"]["model"] for r in upstream.requests()]
+
+
+def test_a_transient_error_is_retried_on_the_same_side(client, upstream):
+    upstream.script({"strong-m": [{"status": 503, "retry_after": 0}, {}]})
+    completion = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    assert (
+        _routellm(completion)["side"] == "strong" and _routellm(completion)["fallback_from"] is None
+    )
+    assert _models(upstream) == ["strong-m", "strong-m"]
+
+
+def test_failing_side_falls_back_to_the_other(client, upstream):
+    upstream.script({"strong-m": [{"status": 500}]})
+    raw = client.chat.completions.with_raw_response.create(model="router-mf-0.0", messages=MESSAGES)
+    completion = raw.parse()
+    decision = _routellm(completion)
+    assert decision["side"] == "weak" and decision["model"] == "weak-m"
+    assert decision["fallback_from"] == "strong" and "500" in decision["fallback_reason"]
+    assert completion.choices[0].message.content.startswith("weak-m: ")
+    assert (
+        raw.headers["x-routellm-fallback-from"] == "strong"
+        and raw.headers["x-routellm-side"] == "weak"
+    )
+    assert _models(upstream) == ["strong-m", "strong-m", "weak-m"]  # one retry, then the other side
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"error_event": True}, {"drop_after": 0}, {"json_for_stream": True}, {"status": 502}],
+)
+def test_stream_falls_back_before_its_first_chunk(client, upstream, failure):
+    upstream.script({"weak-m": [failure]})
+    chunks = list(
+        client.chat.completions.create(model="router-mf-1.0", messages=MESSAGES, stream=True)
+    )
+    decision = _routellm(chunks[0])
+    assert decision["side"] == "strong" and decision["fallback_from"] == "weak"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks).startswith("strong-m: ")
+    assert _models(upstream)[-1] == "strong-m"
+
+
+def test_a_stream_broken_after_its_first_chunk_ends_with_an_error(client, upstream):
+    upstream.script({"strong-m": [{"drop_after": 2}]})
+    stream = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES, stream=True)
+    received = []
+    with pytest.raises(openai.APIError, match="strong upstream broke off its answer"):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["strong-m:", " Summarise"]  # what was sent stays sent: no fallback
+    assert _models(upstream) == ["strong-m"]
+
+
+def test_both_sides_failing_is_a_502(client, upstream):
+    upstream.script({"strong-m": [{"status": 503}], "weak-m": [{"status": 500}]})
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    error = info.value
+    assert error.status_code == 502
+    assert error.body["type"] == "upstream_error"
+    assert (
+        "strong upstream answered 503" in error.message
+        and "weak upstream answered 500" in error.message
+    )
+    assert error.response.headers["x-routellm-fallback-from"] == "strong"
+    assert _models(upstream) == ["strong-m", "strong-m", "weak-m", "weak-m"]
+
+
+def test_unreachable_upstream_is_a_502(tmp_path):
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    server = start_router_server(
+        ["--strong-base-url", dead, "--strong-model", "s", "--weak-base-url", dead, "--weak-model", "w",
+         "--threshold", "0.5", "--max-retries", "0", "--no-fallback"],
+        tmp_path / "server.log",
+    )  # fmt: skip
+    try:
+        client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.chat.completions.create(model="router-mf", messages=MESSAGES)
+        assert info.value.status_code == 502
+        assert "unreachable (ClientConnectorError" in info.value.message
+        assert info.value.body["message"].startswith(
+            "the upstream failed: strong"
+        )  # no fallback: one side tried
+    finally:
+        server.stop()
+
+
+def test_timeouts_on_both_sides_are_a_504(client, upstream):
+    slow = [{"delay": SERVER_TIMEOUT_S + 2}]
+    upstream.script({"strong-m": slow, "weak-m": slow})
+    start = time.perf_counter()
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    assert info.value.status_code == 504 and info.value.body["type"] == "upstream_timeout"
+    assert "timed out" in info.value.message
+    assert time.perf_counter() - start < 2 * SERVER_TIMEOUT_S + 1.5  # read timeouts are not retried
+    assert _models(upstream) == ["strong-m", "weak-m"]
+
+
+def test_an_upstream_refusing_the_request_is_passed_on_without_fallback(client, upstream):
+    upstream.script({"strong-m": [{"status": 400}]})
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    assert "strong upstream refused the request: scripted 400" in info.value.message
+    assert info.value.response.headers["x-routellm-side"] == "strong"
+    assert _models(upstream) == ["strong-m"]
+
+
+def _wait_for_event(upstream, event: str, timeout: float = 5.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = upstream.events()
+        if any(e["event"] == event for e in events):
+            return events
+        time.sleep(0.05)
+    return upstream.events()
+
+
+def test_a_client_leaving_a_stream_cancels_the_upstream_request(client, upstream):
+    upstream.script({"strong-m": [{"chunk_delay": 0.2}]})
+    words = " ".join(f"w{i}" for i in range(40))  # 8 s of streaming if nobody stopped it
+    stream = client.chat.completions.create(
+        model="router-mf-0.0", messages=[{"role": "user", "content": words}], stream=True
+    )
+    first = next(iter(stream))
+    assert first.choices[0].delta.content == "strong-m:"
+    stream.close()
+    left = time.monotonic()
+    events = _wait_for_event(upstream, "disconnected")
+    assert [e["event"] for e in events] == ["disconnected"]
+    assert time.monotonic() - left < 3.0
+
+
+def test_a_client_leaving_before_the_answer_cancels_the_upstream_request(router_server, upstream):
+    upstream.script({"strong-m": [{"delay": 0.9}]})  # within the server's 1 s timeout
+    impatient = openai.OpenAI(
+        base_url=f"{router_server.base}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=0.3
+    )
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    events = _wait_for_event(upstream, "disconnected")
+    assert [e["event"] for e in events] == ["disconnected"]
+    assert _models(upstream) == ["strong-m"]  # cancelled, not retried or fallen back
+
+
+def test_an_answer_that_is_not_json_falls_back(client, upstream):
+    upstream.script({"strong-m": [{"not_json": True}]})
+    completion = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    decision = _routellm(completion)
+    assert decision["side"] == "weak" and decision["fallback_from"] == "strong"
+    assert "not a JSON object" in decision["fallback_reason"]
