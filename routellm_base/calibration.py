@@ -54,6 +54,9 @@ class Calibration:
         if share == 0.0:
             # No reference prompt should reach it: just above the highest win rate seen.
             return float(min(1.0, np.nextafter(self.quantiles[-1], np.inf)))
+        if share == 1.0:
+            # Every prompt, not only those scoring at least the lowest reference win rate.
+            return 0.0
         return float(np.interp(1.0 - share, levels, self.quantiles))
 
     def to_dict(self) -> dict[str, Any]:
