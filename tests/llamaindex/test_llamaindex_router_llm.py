@@ -641,7 +641,6 @@ def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("mf_available")
 async def test_default_mf_router_async_chat(strong, weak) -> None:
     llm = RouterLLM(strong=strong, weak=weak, threshold=0.5, routing_text_mode="conversation")
     response = await llm.achat(conversation())
