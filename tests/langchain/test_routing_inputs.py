@@ -49,6 +49,15 @@ def fake(name: str) -> GenericFakeChatModel:
     )
 
 
+def make_llm(router: Router | None = None, **settings: Any) -> RouterChatModel:
+    """A router over two fake sides; a threshold of 0.5 unless ``settings`` set a policy."""
+    if "strong_share" not in settings:
+        settings.setdefault("threshold", 0.5)
+    if router is not None:
+        settings["router"] = router
+    return RouterChatModel(strong=fake("strong"), weak=fake("weak"), **settings)
+
+
 def decision(message: Any) -> dict[str, Any]:
     return message.response_metadata["routellm"]
 
@@ -66,13 +75,7 @@ def decision(message: Any) -> dict[str, Any]:
 )
 @pytest.mark.parametrize("text", [SPECIAL, HUGE], ids=["special-token", "oversized"])
 def test_a_call_the_model_answered_never_fails_on_counting(settings, text) -> None:
-    llm = RouterChatModel(
-        strong=fake("strong"),
-        weak=fake("weak"),
-        router=RecordingRouter(0.9),
-        threshold=0.5,
-        **settings,
-    )
+    llm = make_llm(RecordingRouter(0.9), **settings)
     message = llm.invoke(text)
     assert message.content == "strong answer"
     report = llm.cost_report()
@@ -90,19 +93,17 @@ def test_a_call_the_model_answered_never_fails_on_counting(settings, text) -> No
 
 @pytest.mark.parametrize("text", ["สวัสดี สบายดีไหม", "😀🎉🔥"])
 def test_unreadable_prompt_goes_by_the_documented_rule(text) -> None:
-    llm = RouterChatModel(strong=fake("strong"), weak=fake("weak"), strong_share=0.5)
+    llm = make_llm(strong_share=0.5)
     routed = decision(llm.invoke(text))
     assert routed["no_known_tokens"] is True and routed["win_rate"] is None
     assert routed["side"] == "strong"
-    cheap = RouterChatModel(
-        strong=fake("strong"), weak=fake("weak"), strong_share=0.5, no_known_tokens_side="weak"
-    )
+    cheap = make_llm(strong_share=0.5, no_known_tokens_side="weak")
     assert decision(cheap.invoke(text))["side"] == "weak"
 
 
 def test_system_only_prompt_template_routes_on_the_system_text() -> None:
     router = RecordingRouter(0.9)
-    llm = RouterChatModel(strong=fake("strong"), weak=fake("weak"), router=router, threshold=0.5)
+    llm = make_llm(router)
     chain = ChatPromptTemplate([("system", "Summarise: {text}")]) | llm
     message = chain.invoke({"text": "The cat sat on the mat."})
     assert message.content == "strong answer"
@@ -111,22 +112,13 @@ def test_system_only_prompt_template_routes_on_the_system_text() -> None:
 
 
 def test_share_one_sends_every_call_strong() -> None:
-    llm = RouterChatModel(
-        strong=fake("strong"), weak=fake("weak"), router=RecordingRouter(0.01), strong_share=1.0
-    )
+    llm = make_llm(RecordingRouter(0.01), strong_share=1.0)
     assert decision(llm.invoke("hi"))["side"] == "strong"
 
 
 def test_conversation_mode_keeps_the_request_after_a_large_tool_result() -> None:
     router = RecordingRouter()
-    llm = RouterChatModel(
-        strong=fake("strong"),
-        weak=fake("weak"),
-        router=router,
-        threshold=0.5,
-        routing_text_mode="conversation",
-        routing_text_max_tokens=200,
-    )
+    llm = make_llm(router, routing_text_mode="conversation", routing_text_max_tokens=200)
     rows = ", ".join(f'{{"city": "c{i}", "temp": {i % 30}}}' for i in range(2000))
     llm.invoke(
         [
@@ -168,20 +160,12 @@ def rag_chain(llm: RouterChatModel, parse: bool = True) -> Any:
 def test_rag_chain_routes_on_the_question_with_the_hook() -> None:
     question = "When was the Eiffel Tower finished?"
     hooked = RecordingRouter()
-    llm = RouterChatModel(
-        strong=fake("strong"),
-        weak=fake("weak"),
-        router=hooked,
-        threshold=0.5,
-        routing_text_fn=TemplateField([RAG_TEMPLATE], "question"),
-    )
+    llm = make_llm(hooked, routing_text_fn=TemplateField([RAG_TEMPLATE], "question"))
     assert rag_chain(llm).invoke(question) in {"strong answer", "weak answer"}
     assert hooked.texts == [question]
 
     plain = RecordingRouter()
-    baseline = RouterChatModel(
-        strong=fake("strong"), weak=fake("weak"), router=plain, threshold=0.5
-    )
+    baseline = make_llm(plain)
     rag_chain(baseline).invoke(question)
     # Without the hook the router reads the whole filled-in prompt, retrieved context included.
     assert plain.texts[0].startswith("Answer the question using only this context.")
@@ -190,12 +174,7 @@ def test_rag_chain_routes_on_the_question_with_the_hook() -> None:
 
 def test_rag_chain_with_the_bundled_router_scores_the_question() -> None:
     question = "When was the Eiffel Tower finished?"
-    llm = RouterChatModel(
-        strong=fake("strong"),
-        weak=fake("weak"),
-        strong_share=0.5,
-        routing_text_fn=TemplateField([RAG_TEMPLATE], "question"),
-    )
+    llm = make_llm(strong_share=0.5, routing_text_fn=TemplateField([RAG_TEMPLATE], "question"))
     routed = decision(rag_chain(llm, parse=False).invoke(question))
     assert routed["routing_text_source"] == "routing_text_fn"
     assert routed["win_rate"] == pytest.approx(llm.decide(question).win_rate)

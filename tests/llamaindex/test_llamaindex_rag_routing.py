@@ -27,15 +27,26 @@ def index(minilm: Any) -> VectorStoreIndex:
     return VectorStoreIndex.from_documents(DOCUMENTS, embed_model=minilm)
 
 
+@pytest.fixture
+def make_llm(make_scripted: Any) -> Any:
+    """A RouterLLM over two scripted LLMs; a threshold of 0.5 unless a policy is given."""
+
+    def make(router: Any = None, **settings: Any) -> RouterLLM:
+        if "strong_share" not in settings:
+            settings.setdefault("threshold", 0.5)
+        if router is not None:
+            settings["router"] = router
+        return RouterLLM(
+            strong=make_scripted("strong-llm"), weak=make_scripted("weak-llm"), **settings
+        )
+
+    return make
+
+
 @pytest.mark.parametrize("response_mode", ["compact", "refine", "tree_summarize"])
-def test_query_engine_routes_on_the_query(index, make_scripted, make_router, response_mode) -> None:
+def test_query_engine_routes_on_the_query(index, make_llm, make_router, response_mode) -> None:
     router = make_router(0.5)
-    llm = RouterLLM(
-        strong=make_scripted("strong-llm"),
-        weak=make_scripted("weak-llm"),
-        router=router,
-        threshold=0.5,
-    )
+    llm = make_llm(router)
     engine = index.as_query_engine(llm=llm, similarity_top_k=2, response_mode=response_mode)
     with record_decisions() as recorder:
         response = engine.query(QUESTION)
@@ -44,53 +55,32 @@ def test_query_engine_routes_on_the_query(index, make_scripted, make_router, res
     assert {d["routing_text_source"] for d in recorder.decisions} == {"routing_text_fn"}
 
 
-def test_without_route_on_query_the_filled_prompt_is_scored(
-    index, make_scripted, make_router
-) -> None:
+def test_without_route_on_query_the_filled_prompt_is_scored(index, make_llm, make_router) -> None:
     router = make_router(0.5)
-    llm = RouterLLM(
-        strong=make_scripted("strong-llm"),
-        weak=make_scripted("weak-llm"),
-        router=router,
-        threshold=0.5,
-        route_on_query=False,
-    )
+    llm = make_llm(router, route_on_query=False)
     index.as_query_engine(llm=llm, similarity_top_k=2).query(QUESTION)
     [scored] = router.texts
     assert scored.startswith("Context information is below.") and "1889" in scored
     assert scored.rstrip().endswith(f"Query: {QUESTION}\nAnswer:")
 
 
-def test_custom_qa_template_with_query_field(index, make_scripted, make_router) -> None:
+def test_custom_qa_template_with_query_field(index, make_llm, make_router) -> None:
     template = PromptTemplate(
         "Facts:\n{context_str}\nUsing only the facts, reply to: {query_str}\nReply:"
     )
     stock = make_router(0.5)
-    llm = RouterLLM(
-        strong=make_scripted("strong-llm"),
-        weak=make_scripted("weak-llm"),
-        router=stock,
-        threshold=0.5,
-    )
+    llm = make_llm(stock)
     index.as_query_engine(llm=llm, text_qa_template=template).query(QUESTION)
     assert stock.texts[0].startswith("Facts:")  # not a stock template: the default rule applies
 
     hooked = make_router(0.5)
-    llm = RouterLLM(
-        strong=make_scripted("strong-llm"),
-        weak=make_scripted("weak-llm"),
-        router=hooked,
-        threshold=0.5,
-        routing_text_fn=query_field(template),
-    )
+    llm = make_llm(hooked, routing_text_fn=query_field(template))
     index.as_query_engine(llm=llm, text_qa_template=template).query(QUESTION)
     assert hooked.texts == [QUESTION]
 
 
-def test_bundled_router_scores_the_question(index, make_scripted) -> None:
-    llm = RouterLLM(
-        strong=make_scripted("strong-llm"), weak=make_scripted("weak-llm"), strong_share=0.5
-    )
+def test_bundled_router_scores_the_question(index, make_llm) -> None:
+    llm = make_llm(strong_share=0.5)
     with record_decisions() as recorder:
         index.as_query_engine(llm=llm, similarity_top_k=2).query(QUESTION)
     [decision] = recorder.decisions

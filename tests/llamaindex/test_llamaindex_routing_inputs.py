@@ -171,19 +171,15 @@ def test_a_shared_side_is_never_rewired(make_router) -> None:
     shared = MockLLM(max_tokens=2)
     own_manager = shared.callback_manager
     first, second = _counter(), _counter()
-    a = RouterLLM(
-        strong=shared,
-        weak=shared,
-        router=make_router(),
-        threshold=0.5,
-        callback_manager=CallbackManager([first]),
-    )
-    b = RouterLLM(
-        strong=shared,
-        weak=shared,
-        router=make_router(),
-        threshold=0.5,
-        callback_manager=CallbackManager([second]),
+    a, b = (
+        RouterLLM(
+            strong=shared,
+            weak=shared,
+            router=make_router(),
+            threshold=0.5,
+            callback_manager=CallbackManager([counter]),
+        )
+        for counter in (first, second)
     )
     a.complete("one")
     b.complete("two")
