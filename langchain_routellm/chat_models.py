@@ -41,10 +41,12 @@ from pydantic import ConfigDict, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from routellm_base import (
+    DEFAULT_NO_KNOWN_TOKENS_SIDE,
     ChatTurn,
     RoutingDecision,
     RoutingEngine,
     RoutingPolicy,
+    RoutingTextFn,
     RoutingTextOptions,
 )
 from routellm_base.checkpoints import check_router_spec
@@ -206,6 +208,15 @@ class RouterChatModel(BaseChatModel):
     routing_text_max_tokens: int | None = None
     """Token budget (cl100k) of the routing text; ``None``: whole last user turn, or 1024 tokens
     in ``conversation`` mode."""
+    routing_text_fn: RoutingTextFn | None = None
+    """A hook choosing the routing text: gets the conversation as ``routellm_base.ChatTurn``
+    records, returns the text to score (``routing_text_max_tokens`` still applies) or ``None``
+    for the default rule. In a RAG chain, route on the question rather than the filled-in
+    prompt, e.g. ``routellm_base.TemplateField([rag_template_text], "question")``."""
+    no_known_tokens_side: Literal["strong", "weak"] | None = DEFAULT_NO_KNOWN_TOKENS_SIDE
+    """Side of a call whose routing text has no token the router's embedder knows (a script
+    outside its vocabulary, emoji only), which the router cannot score; ``None`` scores it
+    anyway. The decision records ``no_known_tokens``."""
     strong_model_name: str | None = None
     """Name reported for the strong model (``response_metadata["model_name"]``, cost prices);
     default: the model's ``model_name``/``model``/``model_id``, else its class name."""
@@ -351,6 +362,7 @@ class RouterChatModel(BaseChatModel):
                         threshold=self.threshold,
                         strong_share=self.strong_share,
                         routing_text_options=self._routing_text_options(),
+                        no_known_tokens_side=self.no_known_tokens_side,
                     )
         return engine
 
@@ -654,7 +666,9 @@ class RouterChatModel(BaseChatModel):
 
     def _routing_text_options(self) -> RoutingTextOptions:
         return RoutingTextOptions(
-            mode=self.routing_text_mode, max_tokens=self.routing_text_max_tokens
+            mode=self.routing_text_mode,
+            max_tokens=self.routing_text_max_tokens,
+            fn=self.routing_text_fn,
         )
 
     def _router_label(self) -> str:

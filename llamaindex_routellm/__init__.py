@@ -15,6 +15,7 @@ from .base import (
 )
 from .messages import to_chat_turns
 from .observe import RoutingDecisionRecorder, record_decisions
+from .queries import query_field, stock_query_field
 
 __all__ = [
     "DECISION_KWARG",
@@ -24,6 +25,8 @@ __all__ = [
     "RoutingDecisionRecorder",
     "SideNotFunctionCallingError",
     "can_call_functions",
+    "query_field",
     "record_decisions",
+    "stock_query_field",
     "to_chat_turns",
 ]

@@ -36,9 +36,11 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
 from routellm_base import (
+    DEFAULT_NO_KNOWN_TOKENS_SIDE,
     RoutingDecision,
     RoutingEngine,
     RoutingPolicy,
+    RoutingTextFn,
     RoutingTextOptions,
     Side,
 )
@@ -47,6 +49,7 @@ from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.routers.base import Router
 
 from .messages import to_chat_turns, tool_call_messages
+from .queries import stock_query_field
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -141,8 +144,17 @@ class RouterLLM(FunctionCallingLLM):
       produced the response.
     * ``metadata`` reports the smaller context window and output budget of the two sides and
       ``is_chat_model=True`` (each side's own ``chat`` formats prompts its own way).
-    * A side with no callback handlers of its own reports to the router's callback manager;
-      instrumentation spans of the side nest under the router's.
+    * Each call is one LLM event on the router's callback manager (so a
+      ``TokenCountingHandler`` there counts it once). The sides are the caller's objects and
+      are never modified: each keeps its own callback manager, and a handler given to a side
+      sees that side's calls. Instrumentation spans of the side nest under the router's.
+    * In a query engine the router scores the user's query, not the prompt filled with
+      retrieved context: ``route_on_query`` (on by default) reads ``{query_str}`` back out of
+      LlamaIndex's stock QA/refine/summarise templates; ``routing_text_fn`` takes any hook
+      (e.g. :func:`llamaindex_routellm.query_field` over your own template).
+    * A prompt whose routing text has no token the router's embedder knows (e.g. Thai, or
+      emoji only) goes to ``no_known_tokens_side`` (default strong); the decision records
+      ``no_known_tokens``. A conversation with no user message routes on its system text.
     * ``fallback=True`` (off by default) retries a call whose chosen side raised on the other
       side; the decision then records ``fallback_from`` and ``fallback_reason`` (see the field).
 
@@ -187,6 +199,25 @@ class RouterLLM(FunctionCallingLLM):
         description="Token budget (cl100k_base) of the routing text; None keeps the whole last "
         "user turn ('conversation' mode then uses 1024).",
     )
+    routing_text_fn: RoutingTextFn | None = Field(
+        default=None,
+        exclude=True,
+        description="A hook choosing the routing text: gets the conversation as "
+        "routellm_base.ChatTurn records, returns the text to score, or None for the default "
+        "rule (routing_text_max_tokens still applies). Takes precedence over route_on_query.",
+    )
+    route_on_query: bool = Field(
+        default=True,
+        description="When a user or system message is one of LlamaIndex's stock templates "
+        "with a {query_str} (text QA, refine, tree summarise, ...) filled in, route on the "
+        "query alone instead of the query plus retrieved context. Off: score the whole message.",
+    )
+    no_known_tokens_side: Literal["strong", "weak"] | None = Field(
+        default=DEFAULT_NO_KNOWN_TOKENS_SIDE,
+        description="Side of a call whose routing text has no token the router's embedder "
+        "knows (a script outside its vocabulary, emoji only): the router cannot score it. "
+        "None scores it anyway (every such call then gets the same win rate).",
+    )
     strong_model_name: str | None = Field(
         default=None,
         description="Name reported for the strong side (decisions, metadata.model_name); "
@@ -229,6 +260,9 @@ class RouterLLM(FunctionCallingLLM):
         weak_model_name: str | None = None,
         fallback: bool = False,
         callback_manager: CallbackManager | None = None,
+        routing_text_fn: RoutingTextFn | None = None,
+        route_on_query: bool = True,
+        no_known_tokens_side: Literal["strong", "weak"] | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -243,11 +277,14 @@ class RouterLLM(FunctionCallingLLM):
             weak_model_name=weak_model_name,
             fallback=fallback,
             callback_manager=callback_manager or CallbackManager([]),
+            routing_text_fn=routing_text_fn,
+            route_on_query=route_on_query,
+            no_known_tokens_side=no_known_tokens_side,
             **kwargs,
         )
         # Check the cheap settings now so that a bad threshold fails here, not at the first
         # call; the router itself (maybe an embedder) loads lazily on first use.
-        RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
+        self._policy()
         self._text_options()
         check_router_spec(self.router)  # a typo fails here, not at the first call
 
@@ -299,6 +336,8 @@ class RouterLLM(FunctionCallingLLM):
             "router": self._serialize_router(self.router),
             "threshold": self.threshold,
             "strong_share": self.strong_share,
+            "no_known_tokens_side": self.no_known_tokens_side,
+            "route_on_query": self.route_on_query,
             "fallback": self.fallback,
             "strong": _payload(self.strong),
             "weak": _payload(self.weak),
@@ -306,9 +345,19 @@ class RouterLLM(FunctionCallingLLM):
 
     # -- routing --------------------------------------------------------------------------
 
+    def _policy(self) -> RoutingPolicy:
+        return RoutingPolicy(
+            threshold=self.threshold,
+            strong_share=self.strong_share,
+            no_known_tokens_side=self.no_known_tokens_side,
+        )
+
     def _text_options(self) -> RoutingTextOptions:
+        fn = self.routing_text_fn
+        if fn is None and self.route_on_query:
+            fn = stock_query_field()
         return RoutingTextOptions(
-            mode=self.routing_text_mode, max_tokens=self.routing_text_max_tokens
+            mode=self.routing_text_mode, max_tokens=self.routing_text_max_tokens, fn=fn
         )
 
     def _engine_key(self) -> tuple[Any, ...]:
@@ -320,6 +369,9 @@ class RouterLLM(FunctionCallingLLM):
             self.strong_share,
             self.routing_text_mode,
             self.routing_text_max_tokens,
+            self.routing_text_fn,
+            self.route_on_query,
+            self.no_known_tokens_side,
         )
 
     @property
@@ -337,6 +389,7 @@ class RouterLLM(FunctionCallingLLM):
                     threshold=self.threshold,
                     strong_share=self.strong_share,
                     routing_text_options=self._text_options(),
+                    no_known_tokens_side=self.no_known_tokens_side,
                 )
                 current = (key, engine)
                 self._engine_cache.current = current
@@ -487,14 +540,10 @@ class RouterLLM(FunctionCallingLLM):
         return self._atag(stream, decision, start, may_fall_back and first is None, first, nesting)
 
     def _llm_for(self, side: str) -> LLM:
-        llm = self.strong if side == "strong" else self.weak
-        # A side without callback handlers of its own reports to the router's callback manager,
-        # so its LLM events nest under the router's (LlamaIndex passes callback managers down
-        # to sub-components the same way; Settings.llm only sets the router's).
-        mine = self.callback_manager
-        if llm.callback_manager is not mine and not llm.callback_manager.handlers and mine.handlers:
-            llm.callback_manager = mine
-        return llm
+        # The side is used as the caller gave it: its callback manager is its owner's choice
+        # (it may be shared with other routers or called directly), and the router's own LLM
+        # event already reports the call once to the router's handlers.
+        return self.strong if side == "strong" else self.weak
 
     @staticmethod
     def _attach(response: Any, decision: RoutingDecision | dict[str, Any]) -> Any:

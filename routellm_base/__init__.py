@@ -22,9 +22,21 @@ from .errors import (
     RoutingInputError,
     UnknownRouterError,
 )
-from .policy import DEFAULT_STRONG_SHARE, RoutingPolicy, calibrate_threshold
+from .policy import (
+    DEFAULT_NO_KNOWN_TOKENS_SIDE,
+    DEFAULT_STRONG_SHARE,
+    RoutingPolicy,
+    calibrate_threshold,
+)
 from .routers import MFRouter, RandomRouter, Router, SWRankingRouter
-from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
+from .routing_text import (
+    ChatTurn,
+    RoutingText,
+    RoutingTextFn,
+    RoutingTextOptions,
+    TemplateField,
+    routing_text,
+)
 
 __version__ = "0.1.0"
 """The distribution's one version string (pyproject.toml reads it from here)."""
@@ -33,6 +45,7 @@ __all__ = [
     "Calibration",
     "ChatTurn",
     "CheckpointError",
+    "DEFAULT_NO_KNOWN_TOKENS_SIDE",
     "DEFAULT_STRONG_SHARE",
     "EmbedderMismatchError",
     "InvalidPolicyError",
@@ -46,9 +59,11 @@ __all__ = [
     "RoutingInputError",
     "RoutingPolicy",
     "RoutingText",
+    "RoutingTextFn",
     "RoutingTextOptions",
     "SWRankingRouter",
     "Side",
+    "TemplateField",
     "UnknownRouterError",
     "calibrate_threshold",
     "load_router",

@@ -51,9 +51,12 @@ class Calibration:
         """The win-rate threshold that sends ``strong_share`` of reference prompts strong."""
         share = check_unit_interval(strong_share, "strong_share")
         levels = np.linspace(0.0, 1.0, len(self.quantiles))
+        # The ends mean every call and none, not only the reference prompts' range: above
+        # 1.0 (win rates lie in [0, 1]) and 0.0.
         if share == 0.0:
-            # No reference prompt should reach it: just above the highest win rate seen.
-            return float(min(1.0, np.nextafter(self.quantiles[-1], np.inf)))
+            return float(np.nextafter(1.0, np.inf))
+        if share == 1.0:
+            return 0.0
         return float(np.interp(1.0 - share, levels, self.quantiles))
 
     def to_dict(self) -> dict[str, Any]:

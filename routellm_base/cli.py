@@ -31,9 +31,14 @@ def cmd_route(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(decision.to_dict()))
     else:
+        reason = (
+            "no known token in the routing text"
+            if decision.win_rate is None
+            else f"win rate {decision.win_rate:.4f} "
+            f"{'>=' if decision.side == 'strong' else '<'} threshold {decision.threshold:.4f}"
+        )
         print(
-            f"{decision.side} ({decision.model}): win rate {decision.win_rate:.4f} "
-            f"{'>=' if decision.side == 'strong' else '<'} threshold {decision.threshold:.4f} "
+            f"{decision.side} ({decision.model}): {reason} "
             f"[router {decision.router}, {decision.seconds * 1000:.2f} ms]"
         )
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from .decision import SIDES, Side
 from .errors import RoutingInputError
-from .tokens import count_tokens
+from .tokens import MAX_ENCODE_CHARS, measure_tokens
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ class SideTotals:
     cost: float = 0.0
     estimated_calls: int = 0
     """Calls whose tokens were counted with cl100k (the model reported no usage)."""
+    extrapolated_calls: int = 0
+    """Of ``estimated_calls``, those with a text over ``tokens.MAX_ENCODE_CHARS`` characters,
+    whose count was extrapolated from the text's head rather than counted whole."""
     models: dict[str, int] = field(default_factory=dict)
     """Calls per model name on this side."""
 
@@ -145,7 +148,13 @@ class CostReport:
         for side in SIDES:
             t: SideTotals = getattr(self, side)
             models = ", ".join(f"{m} x{n}" for m, n in sorted(t.models.items())) or "-"
-            est = f" ({t.estimated_calls} estimated with cl100k)" if t.estimated_calls else ""
+            est = f" ({t.estimated_calls} estimated with cl100k" if t.estimated_calls else ""
+            if t.extrapolated_calls:
+                est += (
+                    f", {t.extrapolated_calls} extrapolated from the first "
+                    f"{MAX_ENCODE_CHARS:,} characters"
+                )
+            est += ")" if est else ""
             lines.append(
                 f"{side:>6}: {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens, "
                 f"${t.cost:.6f}{est}  [{models}]"
@@ -201,16 +210,18 @@ class CostTracker:
         output_text: str | None = None,
     ) -> None:
         """Add one call. Token counts the model did not report are counted from the texts with
-        ``cl100k_base``; the call is then flagged as estimated."""
+        ``cl100k_base``; the call is then flagged as estimated (and as extrapolated when a text
+        was too long to count whole, see :func:`routellm_base.tokens.measure_tokens`). Text is
+        read as plain text: strings like ``<|endoftext|>`` never raise."""
         if side not in SIDES:
             raise RoutingInputError(f"side must be 'strong' or 'weak', got {side!r}")
-        estimated = False
+        estimated = extrapolated = False
         if input_tokens is None:
-            input_tokens = count_tokens(input_text or "")
+            input_tokens, extrapolated = measure_tokens(input_text or "")
             estimated = True
         if output_tokens is None:
-            output_tokens = count_tokens(output_text or "")
-            estimated = True
+            output_tokens, long_output = measure_tokens(output_text or "")
+            estimated, extrapolated = True, extrapolated or long_output
         price = self.price_of(model)
         cost = price.cost(input_tokens, output_tokens) if price else 0.0
         with self._lock:
@@ -220,6 +231,7 @@ class CostTracker:
             t.output_tokens += int(output_tokens)
             t.cost += cost
             t.estimated_calls += int(estimated)
+            t.extrapolated_calls += int(extrapolated)
             t.models[model] = t.models.get(model, 0) + 1
             if price is None:
                 self._unpriced.add(model)

@@ -15,7 +15,8 @@ class RoutingDecision:
 
     ``win_rate`` is the router's estimate that the strong model's answer beats the weak one's;
     the call went strong when ``win_rate >= threshold`` unless ``forced`` says a caller chose
-    the side. ``win_rate`` is ``None`` only for forced decisions, which skip the router.
+    the side or ``no_known_tokens`` says a rule did. ``win_rate`` is ``None`` exactly then:
+    forced decisions and rule-routed ones skip the router.
     """
 
     side: Side
@@ -28,6 +29,13 @@ class RoutingDecision:
     skipped_parts: tuple[str, ...] = ()
     """Non-text content parts left out of the routing text, e.g. ``("image_url",)``."""
     routing_text_tokens: int | None = None
+    routing_text_source: str | None = None
+    """What the routing text was built from: ``"user"`` (the last user turn), ``"system"``
+    (no user turn, so the system text), ``"routing_text_fn"`` (the caller's hook); ``None``
+    for forced decisions, which read no text."""
+    no_known_tokens: bool = False
+    """The embedder knew no token of the routing text (e.g. a script its vocabulary lacks), so
+    the router could not score it and the engine's ``no_known_tokens_side`` rule chose the side."""
     fallback_from: Side | None = None
     """Set when the chosen side raised and the call fell back to this decision's side."""
     fallback_reason: str | None = None

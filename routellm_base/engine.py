@@ -1,6 +1,8 @@
 """The one engine API the integrations adapt: conversation in, routing decision out.
 
-messages -> routing text -> embedding -> win rate -> policy -> decision.
+messages -> routing text -> embedding -> win rate -> policy -> decision. Routing text the
+router's embedder cannot read (no known token) skips the router and goes by the policy's
+``no_known_tokens_side`` rule.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .checkpoints import load_router
 from .decision import SIDES, RoutingDecision, Side
 from .errors import RoutingInputError
-from .policy import RoutingPolicy, decide_sides
+from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy, decide_sides
 from .routers.base import Router
-from .routing_text import ChatTurn, RoutingTextOptions, routing_text
+from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
 
 Conversation = Sequence[ChatTurn | Mapping[str, Any]] | str
 
@@ -35,9 +39,16 @@ class RoutingEngine:
         threshold: float | None = None,
         strong_share: float | None = None,
         routing_text_options: RoutingTextOptions | None = None,
+        no_known_tokens_side: Side | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
     ) -> None:
+        """``no_known_tokens_side``: the side of a call whose routing text has no token the
+        router's embedder knows (``None``: score it anyway); see :class:`RoutingPolicy`."""
         self.router = router if isinstance(router, Router) else load_router(router)
-        self.policy = RoutingPolicy(threshold=threshold, strong_share=strong_share)
+        self.policy = RoutingPolicy(
+            threshold=threshold,
+            strong_share=strong_share,
+            no_known_tokens_side=no_known_tokens_side,
+        )
         self.routing_text_options = routing_text_options or RoutingTextOptions()
         self._threshold: float | None = None
         self._lock = threading.Lock()
@@ -60,7 +71,9 @@ class RoutingEngine:
         force: Side | None = None,
     ) -> RoutingDecision:
         """Route one conversation (a list of turns, or a bare prompt string)."""
-        return self.decide_many([conversation], strong_model=strong_model, weak_model=weak_model, force=force)[0]
+        return self.decide_many(
+            [conversation], strong_model=strong_model, weak_model=weak_model, force=force
+        )[0]
 
     def decide_many(
         self,
@@ -90,23 +103,44 @@ class RoutingEngine:
                 for _ in conversations
             ]
         texts = [routing_text(c, self.routing_text_options) for c in conversations]
-        rates = self.router.strong_win_rate([t.text for t in texts])
-        strong = decide_sides(rates, threshold)
+        unreadable = self._unreadable([t.text for t in texts])
+        rates = np.full(len(texts), np.nan)
+        scored = [i for i in range(len(texts)) if not unreadable[i]]
+        if scored:
+            rates[scored] = self.router.strong_win_rate([texts[i].text for i in scored])
+        strong = decide_sides(np.nan_to_num(rates, nan=0.0), threshold)
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
-        return [
-            RoutingDecision(
-                side="strong" if go_strong else "weak",
-                model=strong_model if go_strong else weak_model,
-                win_rate=float(rate),
-                threshold=threshold,
-                router=self.router.name,
-                seconds=seconds,
-                skipped_parts=text.skipped_parts,
-                routing_text_tokens=text.tokens,
-                extra={"routing_text_truncated": True} if text.truncated else {},
+        decisions = []
+        for text, rate, go_strong, no_known in zip(texts, rates, strong, unreadable):
+            if no_known:
+                go_strong = self.policy.no_known_tokens_side == "strong"
+            decisions.append(
+                RoutingDecision(
+                    side="strong" if go_strong else "weak",
+                    model=strong_model if go_strong else weak_model,
+                    win_rate=None if no_known else float(rate),
+                    threshold=threshold,
+                    router=self.router.name,
+                    seconds=seconds,
+                    skipped_parts=text.skipped_parts,
+                    routing_text_tokens=text.tokens,
+                    routing_text_source=text.source,
+                    no_known_tokens=no_known,
+                    extra=_extra(text),
+                )
             )
-            for text, rate, go_strong in zip(texts, rates, strong)
-        ]
+        return decisions
+
+    def _unreadable(self, texts: list[str]) -> list[bool]:
+        """Which texts the router's embedder has no token for (when the rule applies and the
+        embedder can tell)."""
+        embedder = self.router.embedder
+        if self.policy.no_known_tokens_side is None or embedder is None or not texts:
+            return [False] * len(texts)
+        counts = embedder.known_token_counts(texts)
+        if counts is None:
+            return [False] * len(texts)
+        return [int(n) == 0 for n in counts]
 
     async def adecide(
         self,
@@ -122,3 +156,7 @@ class RoutingEngine:
         return await asyncio.to_thread(
             self.decide, conversation, strong_model=strong_model, weak_model=weak_model, force=force
         )
+
+
+def _extra(text: RoutingText) -> dict[str, Any]:
+    return {"routing_text_truncated": True} if text.truncated else {}

@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .calibration import Calibration, check_unit_interval
+from .decision import SIDES, Side
 from .errors import InvalidPolicyError
 
 if TYPE_CHECKING:
     from .routers.base import Router
 
 DEFAULT_STRONG_SHARE = 0.5
+DEFAULT_NO_KNOWN_TOKENS_SIDE: Side = "strong"
+"""Where a call goes when the embedder knows no token of its routing text (a script or emoji
+outside its vocabulary): the router has nothing to score, and text the router cannot read is
+text a weak model is likeliest to handle badly."""
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,16 @@ class RoutingPolicy:
     Give either ``threshold`` directly or ``strong_share``, the share of calls that should go to
     the strong model; the share becomes a threshold through the router's stored calibration
     (quantiles of its win rates on a reference prompt set). With neither, ``strong_share`` is 0.5.
+    ``strong_share=0.0`` sends no call strong and ``1.0`` every call.
+
+    ``no_known_tokens_side`` is the side of a call whose routing text has no token the
+    router's embedder knows (default ``"strong"``, see :data:`DEFAULT_NO_KNOWN_TOKENS_SIDE`);
+    ``None`` scores such text anyway, which gives every such call the same win rate.
     """
 
     threshold: float | None = None
     strong_share: float | None = None
+    no_known_tokens_side: Side | None = DEFAULT_NO_KNOWN_TOKENS_SIDE
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.strong_share is not None:
@@ -37,6 +48,11 @@ class RoutingPolicy:
         if self.strong_share is not None:
             object.__setattr__(
                 self, "strong_share", check_unit_interval(self.strong_share, "strong_share")
+            )
+        if self.no_known_tokens_side is not None and self.no_known_tokens_side not in SIDES:
+            raise InvalidPolicyError(
+                "no_known_tokens_side must be 'strong', 'weak' or None, "
+                f"got {self.no_known_tokens_side!r}"
             )
 
     def threshold_for(self, router: Router) -> float:

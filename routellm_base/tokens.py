@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import MissingDependencyError
 
@@ -21,7 +21,7 @@ _TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_bas
 
 
 class TokenEncoding(Protocol):
-    def encode(self, text: str) -> list[int]: ...
+    def encode_ordinary(self, text: str) -> list[int]: ...
 
     def decode(self, tokens: Sequence[int]) -> str: ...
 
@@ -64,15 +64,62 @@ def _load_encoding() -> TokenEncoding:
     return bpe_openai.get_encoding(ENCODING_NAME)
 
 
+MAX_ENCODE_CHARS = 50_000
+"""The longest text tokenised in one piece. Even at 4 tokens a character (the worst case of
+byte-level BPE) that stays under bpe-openai's limits (1M characters, 200k tokens per call), and
+tokenising it takes milliseconds."""
+
+MAX_CHARS_PER_TOKEN = 32
+"""Characters of input read per token of a truncation budget: ample for cl100k, whose tokens
+average about 4 characters of English."""
+
+
+class TokenCount(NamedTuple):
+    """A token count, and whether it was extrapolated rather than counted."""
+
+    tokens: int
+    estimated: bool
+    """True when the text was longer than :data:`MAX_ENCODE_CHARS`: its first
+    ``MAX_ENCODE_CHARS`` characters were counted and the count scaled by length."""
+
+
+def encode_text(text: str) -> list[int]:
+    """``cl100k_base`` ids of ``text`` read as plain text: a string such as ``<|endoftext|>``
+    is counted as the characters it is made of, never as a special token (and never refused).
+
+    Raises ``ValueError`` for text longer than :data:`MAX_ENCODE_CHARS`; callers cut first."""
+    if len(text) > MAX_ENCODE_CHARS:
+        raise ValueError(
+            f"encode_text takes at most {MAX_ENCODE_CHARS} characters, got {len(text)}; "
+            "use measure_tokens or truncate_head for longer text"
+        )
+    return get_encoding().encode_ordinary(text)
+
+
+def measure_tokens(text: str) -> TokenCount:
+    """``cl100k_base`` tokens in ``text``: counted exactly up to :data:`MAX_ENCODE_CHARS`
+    characters, extrapolated from that head beyond it (``estimated=True``). Never raises on
+    content or length."""
+    if len(text) <= MAX_ENCODE_CHARS:
+        return TokenCount(len(encode_text(text)), False)
+    head = text[:MAX_ENCODE_CHARS]
+    return TokenCount(round(len(encode_text(head)) * len(text) / len(head)), True)
+
+
 def count_tokens(text: str) -> int:
-    """Number of ``cl100k_base`` tokens in ``text``."""
-    return len(get_encoding().encode(text))
+    """Number of ``cl100k_base`` tokens in ``text`` (see :func:`measure_tokens`)."""
+    return measure_tokens(text).tokens
 
 
 def truncate_head(text: str, max_tokens: int) -> tuple[str, int, bool]:
-    """Keep the first ``max_tokens`` tokens of ``text``: (text, token count, truncated?)."""
-    encoding = get_encoding()
-    tokens = encoding.encode(text)
-    if len(tokens) <= max_tokens:
-        return text, len(tokens), False
-    return encoding.decode(tokens[:max_tokens]), max_tokens, True
+    """Keep the first ``max_tokens`` tokens of ``text``: (text, token count, truncated?).
+
+    Only the first ``max_tokens * MAX_CHARS_PER_TOKEN`` characters (at most
+    :data:`MAX_ENCODE_CHARS`) are tokenised, so the cost does not grow with the text; when that
+    head holds fewer than ``max_tokens`` tokens it is kept whole (and ``truncated`` is True)."""
+    cut = min(len(text), max_tokens * MAX_CHARS_PER_TOKEN, MAX_ENCODE_CHARS)
+    head = text[:cut]
+    tokens = encode_text(head)
+    if len(tokens) > max_tokens:
+        return get_encoding().decode(tokens[:max_tokens]), max_tokens, True
+    return head, len(tokens), cut < len(text)

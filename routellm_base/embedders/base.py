@@ -80,6 +80,11 @@ class Embedder(ABC):
                             self._cache.popitem(last=False)
         return out
 
+    def known_token_counts(self, texts: Sequence[str]) -> np.ndarray | None:
+        """How many tokens of each text the embedder has vectors for, shape ``(len(texts),)``;
+        ``None`` when the embedder cannot tell (a neural encoder embeds any text)."""
+        return None
+
     @abstractmethod
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:
         """Embed distinct texts; return float32 ``(len(texts), dim)`` with unit-norm rows."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +57,27 @@ class StaticEmbedder(Embedder):
         self.path = path
         super().__init__(name or path.name, int(self.table.shape[1]), cache_size)
 
-    def _embed_uncached(self, texts: list[str]) -> np.ndarray:
+    def _known_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The token ids each text is embedded from: unknown tokens removed, at most
+        ``max_length``."""
         encodings = self.tokenizer.encode_batch_fast(
             [t[: self.max_chars] for t in texts], add_special_tokens=False
         )
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
+        out = []
+        for encoding in encodings:
             ids = np.asarray(encoding.ids, dtype=np.int64)
             if self.unk_id is not None:
                 ids = ids[ids != self.unk_id]
-            ids = ids[: self.max_length]
+            out.append(ids[: self.max_length])
+        return out
+
+    def known_token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens of each text in the table; 0 means the text embeds as the zero vector."""
+        return np.asarray([ids.size for ids in self._known_ids(texts)], dtype=np.int64)
+
+    def _embed_uncached(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, ids in enumerate(self._known_ids(texts)):
             if ids.size == 0:
                 continue
             table_ids = self.mapping[ids] if self.mapping is not None else ids

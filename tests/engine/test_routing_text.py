@@ -39,7 +39,14 @@ def test_non_text_parts_are_skipped_and_recorded():
     ("conversation", "message"),
     [
         ([], "empty conversation"),
-        ([ChatTurn("system", "hi"), ChatTurn("assistant", "hello")], "no user turn"),
+        (
+            [ChatTurn("assistant", "hello"), ChatTurn("tool", "{}")],
+            "no user turn and no system text",
+        ),
+        (
+            [ChatTurn("system", "  "), ChatTurn("assistant", "hello")],
+            "no user turn and no system text",
+        ),
         ([ChatTurn("user", [{"type": "image_url", "image_url": "x"}])], "only non-text parts"),
         ([ChatTurn("user", "   ")], "no text"),
         (["not a turn"], "ChatTurn or a mapping"),
@@ -64,7 +71,11 @@ def test_last_user_budget_truncates_head():
 
 
 def test_conversation_mode_keeps_newest_turns_within_budget():
-    conv = [ChatTurn("user", "old " * 300), ChatTurn("assistant", "reply"), ChatTurn("user", "newest question")]
+    conv = [
+        ChatTurn("user", "old " * 300),
+        ChatTurn("assistant", "reply"),
+        ChatTurn("user", "newest question"),
+    ]
     result = routing_text(conv, RoutingTextOptions(mode="conversation", max_tokens=40))
     assert result.text.endswith("user: newest question")
     assert "assistant: reply" in result.text

@@ -17,7 +17,6 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
-    SystemMessage,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import tool
@@ -441,7 +440,9 @@ _IMAGE_ONLY = HumanMessage(
 )
 BAD_INPUTS = [
     pytest.param([], "empty conversation", id="empty"),
-    pytest.param([SystemMessage("You are terse.")], "no user turn", id="system-only"),
+    pytest.param(
+        [AIMessage("Hello.")], "no user turn and no system text", id="assistant-only"
+    ),
     pytest.param([_IMAGE_ONLY], r"no text to route on \(only non-text parts", id="image-only"),
 ]
 

@@ -382,8 +382,8 @@ def test_policy_errors_come_at_construction() -> None:
 
 def test_no_user_turn_is_a_clear_error() -> None:
     llm = router_model()
-    with pytest.raises(RoutingInputError, match="no user turn"):
-        llm.invoke([SystemMessage("be nice")])
+    with pytest.raises(RoutingInputError, match="no user turn and no system text"):
+        llm.invoke([AIMessage("only an assistant turn")])
     with pytest.raises(RoutingInputError, match="no text to route on"):
         llm.invoke([HumanMessage(content=[{"type": "image_url", "image_url": {"url": "x"}}])])
 

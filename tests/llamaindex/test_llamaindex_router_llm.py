@@ -279,8 +279,8 @@ def test_routing_text_from_blocks_and_modes(strong, weak, make_router) -> None:
 
 def test_unroutable_conversation_is_a_clear_error(strong, weak, make_router) -> None:
     llm = RouterLLM(strong=strong, weak=weak, router=make_router(), threshold=0.5)
-    with pytest.raises(RoutingInputError, match="no user turn"):
-        llm.chat([ChatMessage(role="system", content="only a system prompt")])
+    with pytest.raises(RoutingInputError, match="no user turn and no system text"):
+        llm.chat([ChatMessage(role="assistant", content="only an assistant turn")])
     assert strong.calls == [] and weak.calls == []
 
 
@@ -516,33 +516,22 @@ async def test_instrumentation_for_async_tools_and_completion(
     assert inner, "the side's spans nest under the router's"
 
 
-def test_callbacks_nest_the_chosen_models_llm_event(make_router) -> None:
+def test_callbacks_report_each_call_once_and_leave_the_sides_alone(make_router) -> None:
     handler = _Callbacks()
     manager = CallbackManager([handler])
     strong, weak = MockLLM(max_tokens=5), MockLLM(max_tokens=3)
+    strong_manager, weak_manager = strong.callback_manager, weak.callback_manager
     llm = RouterLLM(
         strong=strong, weak=weak, router=make_router(0.1), threshold=0.5, callback_manager=manager
     )
     response = llm.complete("hello world")
     assert response.text == "text text text"  # weak: max_tokens=3
-    # The side had no handlers of its own, so it reports to the router's callback manager.
-    assert weak.callback_manager is manager and strong.callback_manager is not manager
+    # The caller's side objects are untouched: no callback manager is installed into them.
+    assert weak.callback_manager is weak_manager and strong.callback_manager is strong_manager
     llm_starts = [s for s in handler.starts if s[0] == CBEventType.LLM]
-    assert len(llm_starts) == 2
-    (_, router_id, router_parent, router_payload), (_, side_id, side_parent, side_payload) = (
-        llm_starts
-    )
+    [(_, router_id, _, router_payload)] = llm_starts
     assert router_payload["serialized"]["class_name"] == "RouterLLM"
-    assert side_payload["serialized"]["class_name"] == "MockLLM"
-    # LlamaIndex treats LLM events as leaves (they never become parents), so the side's event
-    # nests in time: it starts after the router's and ends before it, under the same parent.
-    assert side_parent == router_parent
-    assert handler.timeline == [
-        ("start", router_id),
-        ("start", side_id),
-        ("end", side_id),
-        ("end", router_id),
-    ]
+    assert handler.timeline == [("start", router_id), ("end", router_id)]
     router_end = next(e for e in handler.ends if e[1] == router_id)
     assert router_end[2]["completion"].additional_kwargs[ROUTELLM_KEY]["side"] == "weak"
 
@@ -635,18 +624,11 @@ def test_tool_required_reaches_a_side_that_supports_it(make_fc, make_router) -> 
     assert seen == [True, True, False]
 
 
-@pytest.fixture(scope="module")
-def mf_available() -> None:
-    try:
-        routellm_base.load_router("mf")
-    except Exception as exc:  # the bundled checkpoint is built separately
-        pytest.skip(f"bundled 'mf' router not available: {exc}")
-
-
-@pytest.mark.usefixtures("mf_available")
 @pytest.mark.parametrize("router_name", ["mf", "task_experts"])
 def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
-    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5, router=router_name)  # "mf" is the default
+    llm = RouterLLM(
+        strong=strong, weak=weak, strong_share=0.5, router=router_name
+    )  # "mf" is the default
     prompts = [f"Question {i}: explain topic number {i} in detail" for i in range(20)]
     decisions = [llm.complete(p).additional_kwargs[ROUTELLM_KEY] for p in prompts]
     assert {d["router"] for d in decisions} == {router_name}
@@ -659,7 +641,6 @@ def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("mf_available")
 async def test_default_mf_router_async_chat(strong, weak) -> None:
     llm = RouterLLM(strong=strong, weak=weak, threshold=0.5, routing_text_mode="conversation")
     response = await llm.achat(conversation())
