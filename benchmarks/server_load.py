@@ -4,7 +4,7 @@
 
 Starts, as separate processes on 127.0.0.1: an OpenAI-compatible upstream that answers every
 request after a fixed latency (20 ms; a stream sends its first chunk after that latency and the
-rest at once), and `routellm serve` with both sides on that upstream (default router `mf`,
+rest at once), and `routellm serve` with both sides on that upstream (default router `task_experts`,
 `--strong-share 0.5`, `--log-level warning`). Then, for each worker count, concurrency and
 mode (non-streaming, streaming), N closed-loop clients (each sends its next request as soon as
 the last one is answered) call the upstream directly for `--duration` seconds, then the router
@@ -311,7 +311,7 @@ def measure_row(
     for _ in range(args.rounds):
         for url, model, is_routed, pid, out in (
             (upstream[0], "strong-m", False, upstream[1], direct),
-            (router[0], "router-mf", True, router[1], routed),
+            (router[0], "router-task_experts", True, router[1], routed),
         ):
             out.append(
                 asyncio.run(

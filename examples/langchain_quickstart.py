@@ -12,7 +12,7 @@ gpt-4o and gpt-4o-mini list prices to show what the same routing would cost with
 With ``OPENAI_API_KEY`` set and ``langchain-openai`` installed (``pip install langchain-openai``),
 strong is ``gpt-4o`` and weak is ``gpt-4o-mini``; ``--offline`` forces the local models anyway.
 
-The router is the bundled ``mf`` router (``--router`` to choose another). It prints each prompt's
+The router is the bundled default, ``task_experts`` (``--router`` to choose another). It prints each prompt's
 routing decision, then the cost report: tokens and cost per side, share of strong calls, and
 savings against sending every call to the strong model.
 """
@@ -73,7 +73,7 @@ def local_models() -> tuple[BaseChatModel, BaseChatModel]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--router", default="mf", help="bundled router name or checkpoint folder (default: mf)"
+        "--router", default="task_experts", help="bundled router name or checkpoint folder (default: task_experts)"
     )
     parser.add_argument(
         "--strong-share", type=float, default=0.5, help="target share of strong calls"

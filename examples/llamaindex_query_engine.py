@@ -8,7 +8,7 @@ the routing, not a quality gap. Embeddings: local all-MiniLM-L6-v2 (``gt-all-min
 With OPENAI_API_KEY set: strong = gpt-4o, weak = gpt-4o-mini (override with --strong-model /
 --weak-model); needs ``pip install llama-index-llms-openai``. Embeddings stay local.
 
-    python examples/llamaindex_query_engine.py                 # local, bundled "mf" router
+    python examples/llamaindex_query_engine.py                 # local, bundled default router (task_experts)
     python examples/llamaindex_query_engine.py --router random # local, random baseline router
     OPENAI_API_KEY=... python examples/llamaindex_query_engine.py
 """
@@ -83,7 +83,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--router", default="mf", help="'mf' (bundled), 'random', or a checkpoint folder"
+        "--router", default="task_experts", help="'task_experts' (bundled default), 'mf', 'random', or a checkpoint folder"
     )
     parser.add_argument(
         "--strong-share", type=float, default=0.5, help="target share of strong calls"

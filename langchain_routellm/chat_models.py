@@ -49,7 +49,7 @@ from routellm_base import (
     RoutingTextFn,
     RoutingTextOptions,
 )
-from routellm_base.checkpoints import check_router_spec
+from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
 from routellm_base.routers.base import Router
@@ -193,9 +193,9 @@ class RouterChatModel(BaseChatModel):
     """The strong (expensive, better) chat model."""
     weak: BaseChatModel
     """The weak (cheap) chat model."""
-    router: str | Path | Router = "mf"
-    """A bundled router name (``"mf"``, ``"random"``), a checkpoint folder, or a
-    ``routellm_base.Router`` instance."""
+    router: str | Path | Router = DEFAULT_ROUTER
+    """A bundled router name (``"task_experts"``, the default; ``"mf"``; ``"random"``), a
+    checkpoint folder, or a ``routellm_base.Router`` instance."""
     threshold: float | None = None
     """Win-rate threshold in [0, 1]: calls with ``win_rate >= threshold`` go strong. Give this or
     ``strong_share``, not both."""

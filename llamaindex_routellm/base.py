@@ -44,7 +44,7 @@ from routellm_base import (
     RoutingTextOptions,
     Side,
 )
-from routellm_base.checkpoints import check_router_spec
+from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.routers.base import Router
 
@@ -173,9 +173,9 @@ class RouterLLM(FunctionCallingLLM):
     )
     weak: LLM = Field(description="The weak (cheap) LLM; every other call goes here.")
     router: str | Path | Router = Field(
-        default="mf",
+        default=DEFAULT_ROUTER,
         description=(
-            "The router: a bundled name ('mf', the default; 'random'), a checkpoint folder, "
+            "The router: a bundled name ('task_experts', the default; 'mf'; 'random'), a checkpoint folder, "
             "or a routellm_base.Router instance."
         ),
     )
@@ -251,7 +251,7 @@ class RouterLLM(FunctionCallingLLM):
         self,
         strong: LLM,
         weak: LLM,
-        router: str | Path | Router = "mf",
+        router: str | Path | Router = DEFAULT_ROUTER,
         threshold: float | None = None,
         strong_share: float | None = None,
         routing_text_mode: Literal["last_user", "conversation"] = "last_user",

@@ -3,14 +3,14 @@
 Route with the bundled default (no torch, no API key)::
 
     import routellm_base
-    router = routellm_base.load_router("mf")
+    router = routellm_base.load_router()  # the bundled default, task_experts
     router.strong_win_rate(["What is 2+2?"])           # numpy array in [0, 1]
     engine = routellm_base.RoutingEngine(router, strong_share=0.3)
     engine.decide("Prove that sqrt(2) is irrational")  # RoutingDecision
 """
 
 from .calibration import Calibration
-from .checkpoints import load_router, save_checkpoint
+from .checkpoints import DEFAULT_ROUTER, load_router, save_checkpoint
 from .decision import RoutingDecision, Side
 from .engine import RoutingEngine
 from .errors import (
@@ -42,6 +42,7 @@ __version__ = "0.1.0"
 """The distribution's one version string (pyproject.toml reads it from here)."""
 
 __all__ = [
+    "DEFAULT_ROUTER",
     "Calibration",
     "ChatTurn",
     "CheckpointError",

@@ -41,6 +41,10 @@ BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 # name -> (folder under checkpoints/, sha256 of its config.json). The config in turn pins the
 # sha256 of the weights.
+DEFAULT_ROUTER = "task_experts"
+"""The router used when none is named: the bundled commercial-use router that measures best
+(docs/results.md: above ``mf`` on MT Bench, RMB's held-out chat, MMLU and GSM8K)."""
+
 BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     "mf": ("mf-minilm-static", "6edd2b7182dd71440ab291381950f4705a0da6b9fb44db42a96a90789e0e3ce9"),
     "task_experts": ("task-experts-minilm-static", "6325b23f4a4340fcc7b5b0030a70d8a2c4bfb7b60a9cc30664f0e8a44be1f041"),
@@ -104,14 +108,14 @@ def save_checkpoint(
 
 
 def load_router(
-    name_or_path: str | Path | Router = "mf",
+    name_or_path: str | Path | Router = DEFAULT_ROUTER,
     *,
     embedder: Embedder | str | None = None,
     seed: int | None = None,
     strong_model: str | None = None,
     weak_model: str | None = None,
 ) -> Router:
-    """A router by bundled name (``mf``, ``task_experts``, ``random``) or by checkpoint folder.
+    """A router by bundled name (``task_experts``, the default; ``mf``; ``random``) or by checkpoint folder.
 
     ``embedder`` replaces the embedder the checkpoint records (e.g. a local path to the same
     model); it must be the same embedder, or :class:`EmbedderMismatchError` is raised.

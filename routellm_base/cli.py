@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
+from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file
 from .errors import RouteLLMError
 
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     route = sub.add_parser("route", help="print the routing decision for one prompt")
     route.add_argument("prompt")
-    route.add_argument("--router", default="mf", help="bundled router name (mf, random) or checkpoint folder")
+    route.add_argument("--router", default=DEFAULT_ROUTER, help=f"bundled router name (default {DEFAULT_ROUTER}; mf, random) or checkpoint folder")
     _add_policy(route)
     route.add_argument("--strong", default="strong", help="name to report for the strong model")
     route.add_argument("--weak", default="weak", help="name to report for the weak model")
@@ -174,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="the threshold that sends a share of your own prompts strong")
     cal.add_argument("--prompts", required=True, help="your prompts: JSONL with 'prompt', or one per line")
     cal.add_argument("--strong-share", type=float, required=True)
-    cal.add_argument("--router", default="mf")
+    cal.add_argument("--router", default=DEFAULT_ROUTER)
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")
     dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")
-    dc.add_argument("--router", default="mf", help="router whose embedder measures similarity")
+    dc.add_argument("--router", default=DEFAULT_ROUTER, help="router whose embedder measures similarity")
     dc.add_argument("--cosine", type=float, default=0.95, help="near-duplicate threshold")
     dc.add_argument("--json", action="store_true")
     dc.set_defaults(func=cmd_decontaminate)

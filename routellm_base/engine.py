@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import load_router
+from .checkpoints import DEFAULT_ROUTER, load_router
 from .decision import SIDES, RoutingDecision, Side
 from .errors import RoutingInputError
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy, decide_sides
@@ -34,7 +34,7 @@ class RoutingEngine:
 
     def __init__(
         self,
-        router: Router | str | Path = "mf",
+        router: Router | str | Path = DEFAULT_ROUTER,
         *,
         threshold: float | None = None,
         strong_share: float | None = None,

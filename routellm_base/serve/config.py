@@ -2,7 +2,7 @@
 
 A file looks like::
 
-    router = "mf"
+    router = "task_experts"
     strong_share = 0.3
     api_key_env = "ROUTELLM_SERVER_KEYS"   # optional: bearer keys clients must send
 
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..checkpoints import DEFAULT_ROUTER
 from ..decision import SIDES, Side
 from ..errors import RouteLLMError
 from ..policy import RoutingPolicy
@@ -89,7 +90,7 @@ class ServeConfig:
 
     strong: UpstreamConfig
     weak: UpstreamConfig
-    router: str = "mf"
+    router: str = DEFAULT_ROUTER
     """Bundled router name or checkpoint folder."""
     threshold: float | None = None
     strong_share: float | None = None

@@ -17,7 +17,7 @@ def test_bundled_default_ranks_held_out_items_above_chance(data_dir):
     rows = [r for r in load_mmlu(data_dir) + load_gsm8k(data_dir) if holdout_split(r.prompt)]
     diff = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for r in rows])
     decisive = diff != 0
-    rates = load_router("mf").strong_win_rate([r.prompt for r in rows])
+    rates = load_router().strong_win_rate([r.prompt for r in rows])
     auc = roc_auc(rates[decisive], diff[decisive] > 0)
     assert decisive.sum() > 500
     # Standard error of the AUC here is about 0.02: 0.55 is well clear of chance.
@@ -27,7 +27,7 @@ def test_bundled_default_ranks_held_out_items_above_chance(data_dir):
 def test_routing_with_the_default_does_not_import_torch():
     code = (
         "import sys, routellm_base as r\n"
-        "e = r.RoutingEngine('mf', strong_share=0.3)\n"
+        "e = r.RoutingEngine(strong_share=0.3)\n"
         "d = e.decide('Prove that there are infinitely many primes.')\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
         "print(d.side, heavy)\n"
@@ -45,7 +45,7 @@ def test_cli_route_json():
     )
     decision = json.loads(out.stdout)
     assert {"side", "win_rate", "threshold", "router"} <= set(decision)
-    assert decision["router"] == "mf" and 0 <= decision["win_rate"] <= 1
+    assert decision["router"] == "task_experts" and 0 <= decision["win_rate"] <= 1
     assert decision["side"] == ("strong" if decision["win_rate"] >= decision["threshold"] else "weak")
 
 
@@ -82,6 +82,6 @@ def test_cli_calibrate_on_real_chat_prompts(tmp_path, data_dir):
     # The threshold really routes that share: route the same prompts through the engine.
     from routellm_base import RoutingEngine
 
-    engine = RoutingEngine("mf", threshold=result["threshold"])
+    engine = RoutingEngine(threshold=result["threshold"])
     sides = [d.side for d in engine.decide_many(prompts[:200])]
     assert sides.count("strong") / 200 == result["achieved_share"]

@@ -23,7 +23,7 @@ def _models(upstream) -> list[str]:
 
 def test_a_transient_error_is_retried_on_the_same_side(client, upstream):
     upstream.script({"strong-m": [{"status": 503, "retry_after": 0}, {}]})
-    completion = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    completion = client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     assert (
         _routellm(completion)["side"] == "strong" and _routellm(completion)["fallback_from"] is None
     )
@@ -32,7 +32,7 @@ def test_a_transient_error_is_retried_on_the_same_side(client, upstream):
 
 def test_failing_side_falls_back_to_the_other(client, upstream):
     upstream.script({"strong-m": [{"status": 500}]})
-    raw = client.chat.completions.with_raw_response.create(model="router-mf-0.0", messages=MESSAGES)
+    raw = client.chat.completions.with_raw_response.create(model="router-task_experts-0.0", messages=MESSAGES)
     completion = raw.parse()
     decision = _routellm(completion)
     assert decision["side"] == "weak" and decision["model"] == "weak-m"
@@ -52,7 +52,7 @@ def test_failing_side_falls_back_to_the_other(client, upstream):
 def test_stream_falls_back_before_its_first_chunk(client, upstream, failure):
     upstream.script({"weak-m": [failure]})
     chunks = list(
-        client.chat.completions.create(model="router-mf-1.0", messages=MESSAGES, stream=True)
+        client.chat.completions.create(model="router-task_experts-1.0", messages=MESSAGES, stream=True)
     )
     decision = _routellm(chunks[0])
     assert decision["side"] == "strong" and decision["fallback_from"] == "weak"
@@ -62,7 +62,7 @@ def test_stream_falls_back_before_its_first_chunk(client, upstream, failure):
 
 def test_a_stream_broken_after_its_first_chunk_ends_with_an_error(client, upstream):
     upstream.script({"strong-m": [{"drop_after": 2}]})
-    stream = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES, stream=True)
+    stream = client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES, stream=True)
     received = []
     with pytest.raises(openai.APIError, match="strong upstream broke off its answer"):
         for chunk in stream:
@@ -74,7 +74,7 @@ def test_a_stream_broken_after_its_first_chunk_ends_with_an_error(client, upstre
 def test_both_sides_failing_is_a_502(client, upstream):
     upstream.script({"strong-m": [{"status": 503}], "weak-m": [{"status": 500}]})
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+        client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     error = info.value
     assert error.status_code == 502
     assert error.body["type"] == "upstream_error"
@@ -97,7 +97,7 @@ def test_unreachable_upstream_is_a_502(tmp_path):
     try:
         client = openai.OpenAI(base_url=f"{server.base}/v1", api_key="unused", max_retries=0)
         with pytest.raises(openai.InternalServerError) as info:
-            client.chat.completions.create(model="router-mf", messages=MESSAGES)
+            client.chat.completions.create(model="router-task_experts", messages=MESSAGES)
         assert info.value.status_code == 502
         assert "unreachable (ClientConnectorError" in info.value.message
         assert info.value.body["message"].startswith(
@@ -112,7 +112,7 @@ def test_timeouts_on_both_sides_are_a_504(client, upstream):
     upstream.script({"strong-m": slow, "weak-m": slow})
     start = time.perf_counter()
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+        client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     assert info.value.status_code == 504 and info.value.body["type"] == "upstream_timeout"
     assert "timed out" in info.value.message
     assert time.perf_counter() - start < 2 * SERVER_TIMEOUT_S + 1.5  # read timeouts are not retried
@@ -122,7 +122,7 @@ def test_timeouts_on_both_sides_are_a_504(client, upstream):
 def test_an_upstream_refusing_the_request_is_passed_on_without_fallback(client, upstream):
     upstream.script({"strong-m": [{"status": 400}]})
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+        client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     assert "strong upstream refused the request: scripted 400" in info.value.message
     assert info.value.response.headers["x-routellm-side"] == "strong"
     assert _models(upstream) == ["strong-m"]
@@ -142,7 +142,7 @@ def test_a_client_leaving_a_stream_cancels_the_upstream_request(client, upstream
     upstream.script({"strong-m": [{"chunk_delay": 0.2}]})
     words = " ".join(f"w{i}" for i in range(40))  # 8 s of streaming if nobody stopped it
     stream = client.chat.completions.create(
-        model="router-mf-0.0", messages=[{"role": "user", "content": words}], stream=True
+        model="router-task_experts-0.0", messages=[{"role": "user", "content": words}], stream=True
     )
     first = next(iter(stream))
     assert first.choices[0].delta.content == "strong-m:"
@@ -159,7 +159,7 @@ def test_a_client_leaving_before_the_answer_cancels_the_upstream_request(router_
         base_url=f"{router_server.base}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=0.3
     )
     with pytest.raises(openai.APITimeoutError):
-        impatient.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+        impatient.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     events = _wait_for_event(upstream, "disconnected")
     assert [e["event"] for e in events] == ["disconnected"]
     assert _models(upstream) == ["strong-m"]  # cancelled, not retried or fallen back
@@ -167,7 +167,7 @@ def test_a_client_leaving_before_the_answer_cancels_the_upstream_request(router_
 
 def test_an_answer_that_is_not_json_falls_back(client, upstream):
     upstream.script({"strong-m": [{"not_json": True}]})
-    completion = client.chat.completions.create(model="router-mf-0.0", messages=MESSAGES)
+    completion = client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     decision = _routellm(completion)
     assert decision["side"] == "weak" and decision["fallback_from"] == "strong"
     assert "not a JSON object" in decision["fallback_reason"]

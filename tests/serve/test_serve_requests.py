@@ -42,10 +42,10 @@ def test_a_missing_or_wrong_key_is_a_401(router_server, upstream):
     base = f"{router_server.base}/v1"
     with pytest.raises(openai.AuthenticationError, match="invalid API key"):
         openai.OpenAI(base_url=base, api_key="sk-wrong", max_retries=0).chat.completions.create(
-            model="router-mf", messages=USER
+            model="router-task_experts", messages=USER
         )
     error = _error(
-        _post(router_server, json={"model": "router-mf", "messages": USER}, key=None), 401
+        _post(router_server, json={"model": "router-task_experts", "messages": USER}, key=None), 401
     )
     assert "missing API key" in error["message"] and error["code"] == "invalid_api_key"
     with pytest.raises(openai.AuthenticationError):
@@ -58,7 +58,7 @@ def test_every_configured_key_is_accepted_and_health_needs_none(router_server, u
         base_url=f"{router_server.base}/v1", api_key=SECOND_CLIENT_KEY, max_retries=0
     )
     assert (
-        second.chat.completions.create(model="router-mf-0.0", messages=USER)
+        second.chat.completions.create(model="router-task_experts-0.0", messages=USER)
         .choices[0]
         .message.content
     )
@@ -71,11 +71,11 @@ def test_every_configured_key_is_accepted_and_health_needs_none(router_server, u
 def test_a_body_over_the_limit_is_a_413(client, router_server, upstream):
     big = [{"role": "user", "content": "x" * MAX_BODY}]
     with pytest.raises(openai.APIStatusError) as info:
-        client.chat.completions.create(model="router-mf", messages=big)
+        client.chat.completions.create(model="router-task_experts", messages=big)
     assert info.value.status_code == 413 and str(MAX_BODY) in info.value.body["message"]
 
     def chunked():  # no content-length: the limit holds while reading
-        yield b'{"model": "router-mf", "messages": [{"role": "user", "content": "'
+        yield b'{"model": "router-task_experts", "messages": [{"role": "user", "content": "'
         for _ in range(MAX_BODY // 1024 + 1):
             yield b"y" * 1024
         yield b'"}]}'
@@ -85,7 +85,7 @@ def test_a_body_over_the_limit_is_a_413(client, router_server, upstream):
     assert upstream.requests() == []
     # A body just under the limit is served.
     fits = [{"role": "user", "content": "z" * (MAX_BODY - 200)}]
-    assert client.chat.completions.create(model="router-mf-0.0", messages=fits).choices
+    assert client.chat.completions.create(model="router-task_experts-0.0", messages=fits).choices
 
 
 # -- bad requests -------------------------------------------------------------------------------
@@ -96,16 +96,16 @@ def test_a_body_over_the_limit_is_a_413(client, router_server, upstream):
     [
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
-        (b'{"model": "router-mf"}', "missing required field 'messages'"),
-        (b'{"model": "router-mf", "messages": []}', "non-empty list"),
+        (b'{"model": "router-task_experts"}', "missing required field 'messages'"),
+        (b'{"model": "router-task_experts", "messages": []}', "non-empty list"),
         (b'{"messages": [{"role": "user", "content": "hi"}]}', "missing required field 'model'"),
-        (b'{"model": "router-mf", "messages": ["hi"]}', "messages[0] must be an object"),
+        (b'{"model": "router-task_experts", "messages": ["hi"]}', "messages[0] must be an object"),
         (
-            b'{"model": "router-mf", "messages": [{"role": "user", "content": 5}]}',
+            b'{"model": "router-task_experts", "messages": [{"role": "user", "content": 5}]}',
             "messages[0].content",
         ),
         (
-            b'{"model": "router-mf", "stream": "yes", "messages": [{"role": "user", "content": "hi"}]}',
+            b'{"model": "router-task_experts", "stream": "yes", "messages": [{"role": "user", "content": "hi"}]}',
             "'stream'",
         ),
     ],
@@ -119,11 +119,11 @@ def test_malformed_requests_are_a_400(router_server, upstream, content, message)
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ("gpt-4o", "'gpt-4o' is not a routed model: use 'router-mf'"),
+        ("gpt-4o", "'gpt-4o' is not a routed model: use 'router-task_experts'"),
         ("router-bert", "names a router this server does not serve"),
-        ("router-mf-1.5", "must be a number in [0, 1], got '1.5'"),
-        ("router-mf-abc", "must be a number in [0, 1], got 'abc'"),
-        ("router-mf-nan", "must be a number in [0, 1], got 'nan'"),
+        ("router-task_experts-1.5", "must be a number in [0, 1], got '1.5'"),
+        ("router-task_experts-abc", "must be a number in [0, 1], got 'abc'"),
+        ("router-task_experts-nan", "must be a number in [0, 1], got 'nan'"),
     ],
 )
 def test_a_model_that_is_not_routed_is_a_400(client, upstream, model, message):
@@ -134,20 +134,21 @@ def test_a_model_that_is_not_routed_is_a_400(client, upstream, model, message):
 
 
 def test_a_conversation_with_nothing_to_route_on_is_a_400(client, upstream):
-    with pytest.raises(openai.BadRequestError, match="no user turn"):
+    # A system-only conversation routes on its system text (issue 11); one with neither is refused.
+    with pytest.raises(openai.BadRequestError, match="no user turn and no system text"):
         client.chat.completions.create(
-            model="router-mf", messages=[{"role": "system", "content": "Be brief."}]
+            model="router-task_experts", messages=[{"role": "assistant", "content": "Hello."}]
         )
     image_only = [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}
     ]
     with pytest.raises(openai.BadRequestError, match="no text to route on"):
-        client.chat.completions.create(model="router-mf", messages=image_only)
+        client.chat.completions.create(model="router-task_experts", messages=image_only)
     with pytest.raises(
         openai.BadRequestError, match="'routellm_force' must be 'strong', 'weak' or null"
     ):
         client.chat.completions.create(
-            model="router-mf", messages=USER, extra_body={"routellm_force": "medium"}
+            model="router-task_experts", messages=USER, extra_body={"routellm_force": "medium"}
         )
     assert upstream.requests() == []
 
@@ -161,7 +162,7 @@ def test_tool_call_turns_without_content_are_routed(client, upstream):
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "user", "content": "And tomorrow?"},
     ]  # fmt: skip
-    completion = client.chat.completions.create(model="router-mf-0.0", messages=messages)
+    completion = client.chat.completions.create(model="router-task_experts-0.0", messages=messages)
     assert completion.choices[0].message.content == "strong-m: And tomorrow?"
     assert upstream.requests()[0]["body"]["messages"] == messages
 

@@ -22,24 +22,24 @@ def _routellm(obj: object) -> dict:
 
 def test_threshold_in_the_model_name_decides_the_side(client, upstream):
     raw = client.chat.completions.with_raw_response.create(
-        model="router-mf-0.0", messages=[{"role": "user", "content": PROMPT}]
+        model="router-task_experts-0.0", messages=[{"role": "user", "content": PROMPT}]
     )
     completion = raw.parse()
     assert completion.choices[0].message.content == f"strong-m: {PROMPT}"
     decision = _routellm(completion)
     assert decision["side"] == "strong" and decision["model"] == "strong-m"
-    assert decision["router"] == "mf" and decision["threshold"] == 0.0 and not decision["forced"]
+    assert decision["router"] == "task_experts" and decision["threshold"] == 0.0 and not decision["forced"]
     assert 0.0 <= decision["win_rate"] <= 1.0
     assert raw.headers["x-routellm-side"] == "strong"
     assert raw.headers["x-routellm-model"] == "strong-m"
-    assert raw.headers["x-routellm-router"] == "mf"
+    assert raw.headers["x-routellm-router"] == "task_experts"
     assert float(raw.headers["x-routellm-threshold"]) == 0.0
     assert float(raw.headers["x-routellm-win-rate"]) == decision["win_rate"]
     assert raw.headers["x-routellm-forced"] == "false"
     assert "x-routellm-fallback-from" not in raw.headers
 
     weak = client.chat.completions.create(
-        model="router-mf-1.0", messages=[{"role": "user", "content": PROMPT}]
+        model="router-task_experts-1.0", messages=[{"role": "user", "content": PROMPT}]
     )
     assert _routellm(weak)["side"] == "weak"
     assert weak.choices[0].message.content == f"weak-m: {PROMPT}"
@@ -63,7 +63,7 @@ def test_router_name_alone_uses_the_configured_share(client, upstream, router_se
     for prompt in prompts:
         decision = _routellm(
             client.chat.completions.create(
-                model="router-mf", messages=[{"role": "user", "content": prompt}]
+                model="router-task_experts", messages=[{"role": "user", "content": prompt}]
             )
         )
         assert decision["threshold"] == threshold
@@ -73,7 +73,7 @@ def test_router_name_alone_uses_the_configured_share(client, upstream, router_se
 
 def test_request_fields_pass_through_to_the_upstream(client, upstream):
     client.chat.completions.create(
-        model="router-mf-0.0",
+        model="router-task_experts-0.0",
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}],
         temperature=0.2, max_tokens=17, extra_body={"custom_field": {"a": 1}},
     )  # fmt: skip
@@ -86,7 +86,7 @@ def test_request_fields_pass_through_to_the_upstream(client, upstream):
 
 def test_streaming_carries_the_decision_on_the_first_chunk(client, upstream):
     raw = client.chat.completions.with_raw_response.create(
-        model="router-mf-1.0",
+        model="router-task_experts-1.0",
         messages=[{"role": "user", "content": "tell me a story"}],
         stream=True,
     )
@@ -105,7 +105,7 @@ def test_stream_chunks_are_passed_on_as_they_arrive(client, upstream):
     arrivals = []
     start = time.perf_counter()
     for chunk in client.chat.completions.create(
-        model="router-mf-0.0",
+        model="router-task_experts-0.0",
         messages=[{"role": "user", "content": "one two three four"}],
         stream=True,
     ):
@@ -119,7 +119,7 @@ def test_stream_chunks_are_passed_on_as_they_arrive(client, upstream):
 
 def test_forced_side_skips_the_router(client, upstream):
     raw = client.chat.completions.with_raw_response.create(
-        model="router-mf-0.0",
+        model="router-task_experts-0.0",
         messages=[{"role": "user", "content": PROMPT}],
         extra_body={"routellm_force": "weak"},
     )
@@ -127,7 +127,7 @@ def test_forced_side_skips_the_router(client, upstream):
     assert decision["side"] == "weak" and decision["forced"] and decision["win_rate"] is None
     assert raw.headers["x-routellm-forced"] == "true" and "x-routellm-win-rate" not in raw.headers
     strong = client.chat.completions.create(
-        model="router-mf-1.0", messages=[{"role": "user", "content": PROMPT}], extra_body={"routellm_force": "strong"},
+        model="router-task_experts-1.0", messages=[{"role": "user", "content": PROMPT}], extra_body={"routellm_force": "strong"},
         stream=True,
     )  # fmt: skip
     chunks = list(strong)
@@ -141,12 +141,12 @@ async def test_concurrent_clients_each_get_their_own_answer(aclient, upstream):
         prompt = f"question number {i}"
         if i % 2:
             stream = await aclient.chat.completions.create(
-                model="router-mf-0.0", messages=[{"role": "user", "content": prompt}], stream=True
+                model="router-task_experts-0.0", messages=[{"role": "user", "content": prompt}], stream=True
             )
             text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
             return i, text, "strong-m"
         completion = await aclient.chat.completions.create(
-            model="router-mf-1.0", messages=[{"role": "user", "content": prompt}]
+            model="router-task_experts-1.0", messages=[{"role": "user", "content": prompt}]
         )
         return i, completion.choices[0].message.content, "weak-m"
 
@@ -157,19 +157,19 @@ async def test_concurrent_clients_each_get_their_own_answer(aclient, upstream):
 
 
 def test_models_and_health(client, router_server):
-    assert [m.id for m in client.models.list()] == ["router-mf"]
+    assert [m.id for m in client.models.list()] == ["router-task_experts"]
     health = httpx.get(f"{router_server.base}/health").json()
-    assert health["status"] == "ok" and health["router"] == "mf"
+    assert health["status"] == "ok" and health["router"] == "task_experts"
     assert health["strong_model"] == "strong-m" and health["weak_model"] == "weak-m"
 
 
 def test_log_has_requests_but_no_prompt_text(client, upstream, router_server):
     secret = "zebra-quartz-7731 confidential prompt"
     client.chat.completions.create(
-        model="router-mf-0.0", messages=[{"role": "user", "content": secret}]
+        model="router-task_experts-0.0", messages=[{"role": "user", "content": secret}]
     )
     list(client.chat.completions.create(
-        model="router-mf-0.0", messages=[{"role": "user", "content": secret}], stream=True
+        model="router-task_experts-0.0", messages=[{"role": "user", "content": secret}], stream=True
     ))  # fmt: skip
     with contextlib.suppress(openai.BadRequestError):
         client.chat.completions.create(

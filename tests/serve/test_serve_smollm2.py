@@ -37,12 +37,12 @@ def test_routes_to_a_real_local_model(tmp_path):
                 "What is the capital of France?",
                 "Prove that the square root of 2 is irrational.",
             ]
-            for prompt, model in zip(prompts, ["router-mf-0.0", "router-mf-1.0"]):
+            for prompt, model in zip(prompts, ["router-task_experts-0.0", "router-task_experts-1.0"]):
                 completion = client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": prompt}], max_tokens=4
                 )
                 decision = completion.model_extra["routellm"]
-                expected = "smollm2-strong" if model == "router-mf-0.0" else "smollm2-weak"
+                expected = "smollm2-strong" if model == "router-task_experts-0.0" else "smollm2-weak"
                 assert decision["model"] == expected == completion.model
                 assert completion.choices[0].message.content.strip()  # SmolLM2 answered
                 assert completion.usage.completion_tokens > 0
