@@ -23,13 +23,16 @@ from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data import (
     GPT4,
+    MID_TIER,
     MIXTRAL,
+    TOP_TIER,
     ScoredPrompt,
     crossfit_fold,
     load_gsm8k,
     load_llmrouter,
     load_mmlu,
     load_mt_bench,
+    load_rmb,
 )
 from ..decontaminate import contaminated_mask
 from ..embedders.base import Embedder
@@ -47,9 +50,13 @@ def load_arena_prompts(data_dir: str | Path) -> list[str]:
         return [json.loads(line)["prompt"] for line in handle if line.strip()]
 
 
-def pair_auc(rates: np.ndarray, rows: Sequence[ScoredPrompt]) -> dict[str, float]:
-    """AUC of win rate against 'GPT-4 scored higher than Mixtral', over rows where they differ."""
-    diff = np.array([r.scores[GPT4] - r.scores[MIXTRAL] for r in rows])
+PAIRS = {"rmb": (TOP_TIER, MID_TIER)}
+"""Each benchmark's (strong, weak) pair where it is not GPT-4 vs Mixtral."""
+
+
+def pair_auc(rates: np.ndarray, rows: Sequence[ScoredPrompt], strong: str = GPT4, weak: str = MIXTRAL) -> dict[str, float]:
+    """AUC of win rate against 'strong scored higher than weak', over rows where they differ."""
+    diff = np.array([r.scores[strong] - r.scores[weak] for r in rows])
     keep = diff != 0
     return {"auc": roc_auc(rates[keep], diff[keep] > 0), "n_decisive": int(keep.sum()), "n": len(rows)}
 
@@ -68,7 +75,12 @@ class FoldSplit:
     def metrics(self, router: Router) -> dict[str, dict[str, float]]:
         """AUC on the held-out fold of each benchmark and on MT Bench (never trained on)."""
         sets = {**{f"{k}_holdout": v for k, v in self.held_out.items()}, "mt_bench": self.mt_bench}
-        return {name: pair_auc(router.strong_win_rate([r.prompt for r in rows]), rows) for name, rows in sets.items()}
+        return {
+            name: pair_auc(
+                router.strong_win_rate([r.prompt for r in rows]), rows, *PAIRS.get(name.removesuffix("_holdout"), (GPT4, MIXTRAL))
+            )
+            for name, rows in sets.items()
+        }
 
 
 def split_fold(
@@ -76,8 +88,13 @@ def split_fold(
     fold: int,
     embed: Callable[[list[str]], np.ndarray],
     with_llmrouter: bool,
+    with_rmb: bool = False,
 ) -> FoldSplit:
-    """MMLU/GSM8K with ``fold`` held out (and LLMRouter train if asked), decontaminated."""
+    """MMLU/GSM8K with ``fold`` held out (and LLMRouter train, RMB's other folds if asked), decontaminated.
+
+    With ``with_rmb`` RMB's fold ``fold`` is held out too (its fold 0 is the ``rmb`` benchmark),
+    and every training prompt is also decontaminated against it.
+    """
     mmlu, gsm8k = load_mmlu(data_dir), load_gsm8k(data_dir)
     mt_bench = load_mt_bench(data_dir)
     arena = load_arena_prompts(data_dir)
@@ -89,6 +106,10 @@ def split_fold(
         "mmlu": [r for r in mmlu if crossfit_fold(r.prompt, FOLDS) != fold],
         "gsm8k": [r for r in gsm8k if crossfit_fold(r.prompt, FOLDS) != fold],
     }
+    if with_rmb:
+        rmb = load_rmb(data_dir, "all")
+        held_out["rmb"] = [r for r in rmb if crossfit_fold(r.prompt, FOLDS) == fold]
+        train["rmb"] = [r for r in rmb if crossfit_fold(r.prompt, FOLDS) != fold]
     eval_prompts = [r.prompt for rows in held_out.values() for r in rows] + [t for r in mt_bench for t in r.extra["turns"]] + arena
     if with_llmrouter:
         train["llmrouter"] = load_llmrouter(data_dir, "train")
@@ -120,15 +141,23 @@ def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Cal
     return embed
 
 
-def crossfit(data_dir: str | Path, train_fold: Callable[[int], Router], label: str) -> list[dict[str, Any]]:
-    """Cross-fitted APGR/CPT of a recipe on all of MMLU and GSM8K.
+def crossfit(
+    data_dir: str | Path, train_fold: Callable[[int], Router], label: str, names: Sequence[str] = ("mmlu", "gsm8k")
+) -> list[dict[str, Any]]:
+    """Cross-fitted APGR/CPT of a recipe on all of MMLU and GSM8K (and ``rmb``'s every fold, if named).
 
     ``train_fold(k)`` returns the recipe's router trained with fold k held out; each item is
     scored by the fold model that never saw it (nor, after decontamination, any near-duplicate).
+    Each result carries the 200-seed random band on the same items.
     """
-    from ..evals import load_benchmark, quality_curve
+    from ..evals import Benchmark, load_benchmark, quality_curve, random_baseline
 
-    benchmarks = {name: load_benchmark(name, data_dir) for name in ("mmlu", "gsm8k")}
+    def whole(name: str) -> Benchmark:
+        if name == "rmb":  # every fold, not just the held-out one that the named benchmark is
+            return Benchmark("rmb (all folds)", load_rmb(data_dir, "all"), TOP_TIER, MID_TIER)
+        return load_benchmark(name, data_dir)
+
+    benchmarks = {name: whole(name) for name in names}
     rates = {name: np.full(len(b.rows), np.nan) for name, b in benchmarks.items()}
     for fold in range(FOLDS):
         router = train_fold(fold)
@@ -139,6 +168,7 @@ def crossfit(data_dir: str | Path, train_fold: Callable[[int], Router], label: s
     for name, bench in benchmarks.items():
         assert not np.isnan(rates[name]).any()
         curve = quality_curve(rates[name], bench.strong, bench.weak)
+        random_mean, random_std, _ = random_baseline(bench.strong, bench.weak)
         results.append(
             {
                 "router": f"{label} recipe, {FOLDS}-fold cross-fitted",
@@ -148,6 +178,8 @@ def crossfit(data_dir: str | Path, train_fold: Callable[[int], Router], label: s
                 "cpt20": curve.cpt(0.2),
                 "cpt50": curve.cpt(0.5),
                 "cpt80": curve.cpt(0.8),
+                "random_apgr": random_mean,
+                "random_apgr_std": random_std,
             }
         )
     return results
@@ -178,12 +210,12 @@ def fold_record(router: Router, split: FoldSplit, started: float, **family_recor
 
 def save_recipe_checkpoint(
     out: str | Path, router: Router, models: list[str], tensors: dict[str, np.ndarray], training: dict[str, Any],
-    model_card: str, params: dict[str, Any],
+    model_card: str, params: dict[str, Any], benchmarks: Sequence[str] = ("mmlu", "gsm8k"),
 ) -> None:
     """Write a recipe's fold-0 checkpoint; it declares the benchmark folds it trained on."""
     assert router.calibration is not None and router.embedder is not None
-    # The evaluation harness reads this to score MMLU/GSM8K on the held-out fold only.
-    training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in ("mmlu", "gsm8k")}
+    # The evaluation harness reads this to score these benchmarks on the held-out fold only.
+    training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in benchmarks}
     save_checkpoint(
         out, router_family=router.family, tensors=tensors, models=models, strong_model=GPT4, weak_model=MIXTRAL,
         embedder=router.embedder, calibration=router.calibration, model_card=model_card, params=params,

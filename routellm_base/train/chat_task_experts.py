@@ -1,0 +1,195 @@
+"""A research-only recipe: one ``task_experts`` router for chat, knowledge and maths traffic.
+
+    python -m routellm_base.train.chat_task_experts --data-dir ../shared/data --out runs/chat-task-experts [--crossfit]
+
+Three task kinds, fitted jointly (a gate over all three, one ridge expert each):
+
+- ``mmlu`` and ``gsm8k``: RouteLLM correctness of GPT-4-1106-preview vs Mixtral-8x7B (Apache-2.0),
+  the held-out fold removed, exactly as in the bundled ``task_experts``;
+- ``chat``: RMB's open-chat preference pairs (:mod:`routellm_base.data.rmb`): per prompt, the
+  share of top-tier vs mid-tier battles the top tier won, as a gap in [-1, 1], with RMB's
+  held-out fold removed. RMB has no GPT-4-1106 battles; top tier vs mid tier stands in for the
+  GPT-4-class vs Mixtral-class question. Its gaps are *centred* (tie-free judge preferences have
+  no level comparable to correctness gaps; see ``train_task_experts``), and the gate weighs the
+  kinds equally (``gate_class_balance=1``): 970 chat prompts beside 10,000 MMLU items would
+  otherwise never win the gate.
+
+**Licence.** RMB's source repository carries no licence: the checkpoint this writes is for
+research only. It is never bundled with the package; its model card says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..calibration import Calibration
+from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
+from ..embedders import load_embedder
+from ..embedders.base import Embedder
+from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
+from .recipe import (
+    FOLDS,
+    cached_embed,
+    crossfit,
+    fold_record,
+    load_embeddings_cache,
+    save_recipe_checkpoint,
+    split_fold,
+)
+from .task_experts import TaskExpertsTrainConfig, scored_task_rows, train_task_experts
+
+KINDS = ("mmlu", "gsm8k", "chat")
+CENTRED = ("chat",)
+PARAMS = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
+NAME = "chat_task_experts"
+DEFAULT_CONFIG = TaskExpertsTrainConfig(gate_class_balance=1.0, gate_c=10.0)
+
+
+def train_fold(
+    data_dir: str | Path,
+    embedder: Embedder,
+    config: TaskExpertsTrainConfig,
+    fold: int = 0,
+    embeddings_cache: dict[str, np.ndarray] | None = None,
+) -> tuple[TaskExpertsRouter, dict[str, Any], dict[str, np.ndarray]]:
+    """Fit with fold ``fold`` of MMLU, GSM8K and RMB held out; returns router, record, tensors."""
+    started = time.time()
+    embed = cached_embed(embedder, embeddings_cache)
+    split = split_fold(data_dir, fold, embed, with_llmrouter=False, with_rmb=True)
+    texts, kind, gap = scored_task_rows({k: split.train[k] for k in ("mmlu", "gsm8k")}, GPT4, MIXTRAL)
+    chat_texts, _, chat_gap = scored_task_rows({"chat": split.train["rmb"]}, TOP_TIER, MID_TIER)
+    texts = texts + chat_texts
+    kind = np.concatenate([kind, np.full(len(chat_texts), KINDS.index("chat"))])
+    gap = np.concatenate([gap, chat_gap])
+    tensors, report = train_task_experts(texts, embed(texts), kind, gap, KINDS, config, progress=False, centred=CENTRED)
+    router = TaskExpertsRouter(NAME, tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **PARAMS)
+    training = fold_record(
+        router, split, started, task_kinds=report["kinds"],
+        gate_validation_accuracy=report["gate_validation_accuracy"], config=report["config"],
+    )
+    return router, training, tensors
+
+
+def build(
+    data_dir: str | Path,
+    out: str | Path,
+    embedder: Embedder,
+    config: TaskExpertsTrainConfig,
+    embeddings_cache: dict[str, np.ndarray] | None = None,
+    crossfit_results: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Fit with fold 0 held out and write the checkpoint folder."""
+    router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
+    assert router.calibration is not None
+    training["licence"] = "research-only: trained on RMB pairs, whose source carries no licence"
+    card = model_card(embedder, training, router.calibration, crossfit_results)
+    save_recipe_checkpoint(
+        out, router, [GPT4, MIXTRAL], tensors, training, card, PARAMS, benchmarks=("mmlu", "gsm8k", "rmb")
+    )
+    return training
+
+
+def model_card(
+    embedder: Embedder, training: dict[str, Any], calibration: Calibration, crossfit_results: list[dict[str, Any]] | None
+) -> str:
+    metrics = "\n".join(f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |" for name, m in training["metrics"].items())
+    kinds = "\n".join(
+        f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {'yes' if k['centred'] else 'no'} | {k['ridge_penalty']:g} |"
+        for name, k in training["task_kinds"].items()
+    )
+    crossfitted = (
+        "\n".join(
+            f"| {r['benchmark']} | {r['n']} | {r['apgr']:.3f} | {r['random_apgr']:.3f} ± {r['random_apgr_std']:.3f} | {r['cpt50']:.1%} |"
+            for r in crossfit_results
+        )
+        if crossfit_results
+        else "| (run the recipe with --crossfit) | | | | |"
+    )
+    shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
+    return f"""# Router checkpoint: `{NAME}` (RESEARCH ONLY, not for commercial use, never bundled)
+
+Estimates the probability that **gpt-4-1106-preview** (strong) answers better than
+**Mixtral-8x7B-Instruct-v0.1** (weak) on chat, knowledge and maths traffic. A softmax gate on the
+embedding weighs three task kinds; each kind's ridge expert predicts the gap from the embedding,
+log(1 + characters) and log(1 + words); win rate = (1 + gate-weighted gap) / 2. Embedder:
+`{embedder.kind}:{embedder.name}` ({embedder.dim}-d). Routing needs numpy alone.
+
+## Training data and licences
+| kind | source | licence | prompts used |
+| --- | --- | --- | --- |
+| mmlu | RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['mmlu']} |
+| gsm8k | RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['gsm8k']} |
+| chat | RMB helpfulness pairs (Zhou et al.), top tier vs mid tier (80% by sha1 of the prompt) | **none given: research-only** | {training['sources']['rmb']} |
+
+RMB's source repository carries no licence, so this checkpoint may be built and measured for
+research but not redistributed or used commercially. The package never ships it: build it
+yourself with the command below. Training prompts duplicating any evaluation or calibration
+prompt (exact text, or cosine >= 0.95 on this embedder) were removed: {training['removed_as_contaminated']}.
+
+| kind | prompts | mean gap | centred | ridge penalty (5-fold CV) |
+| --- | --- | --- | --- | --- |
+{kinds}
+
+Gate accuracy on 10% of prompts held out: {training['gate_validation_accuracy']:.3f}.
+
+## Metrics (items never trained on)
+AUC of the win rate against "strong scored higher than weak" on items where they differ (GPT-4 vs
+Mixtral; top tier vs mid tier on RMB):
+
+| set | items | decisive | AUC |
+| --- | --- | --- | --- |
+{metrics}
+
+The recipe, {FOLDS}-fold cross-fitted (each item scored by the model that never saw it), with the
+200-seed random band on the same items:
+
+| benchmark | items | APGR | random | CPT(50%) |
+| --- | --- | --- | --- | --- |
+{crossfitted}
+
+## Calibration
+Reference prompts: {calibration.reference}, {calibration.n_prompts} prompts (Apache-2.0).
+strong share → threshold: {shares}.
+
+## Reproduce
+    pip install -e '.[train]'
+    python -m routellm_base.train.chat_task_experts --data-dir ../shared/data --out runs/chat-task-experts --crossfit
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
+    parser.add_argument("--crossfit", action="store_true", help="print (and with --out, record) cross-fitted MMLU/GSM8K/RMB metrics")
+    parser.add_argument("--embedder", default="minilm-l6-static-256")
+    parser.add_argument("--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated")
+    parser.add_argument("--gate-c", type=float, default=DEFAULT_CONFIG.gate_c)
+    parser.add_argument("--gate-class-balance", type=float, default=DEFAULT_CONFIG.gate_class_balance)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not args.out and not args.crossfit:
+        parser.error("give --out, --crossfit or both")
+    cache = load_embeddings_cache(args.embeddings_cache)
+    config = TaskExpertsTrainConfig(gate_c=args.gate_c, gate_class_balance=args.gate_class_balance, seed=args.seed)
+    embedder = load_embedder(args.embedder)
+    results = None
+    if args.crossfit:
+        results = crossfit(
+            args.data_dir, lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0], NAME,
+            names=("mmlu", "gsm8k", "rmb"),
+        )
+        print(json.dumps(results, indent=1))
+    if args.out:
+        training = build(args.data_dir, args.out, embedder, config, cache, results)
+        print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "task_kinds", "metrics", "seconds")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
