@@ -65,11 +65,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
     # The random band goes beside every figure: on 72 MT Bench questions random routing alone
     # moves APGR by about +-0.07, on MMLU by +-0.01.
-    bands = {id(b): random_baseline(b.strong, b.weak)[:2] for b in benchmarks}
-    rows = [
-        {**r.to_dict(), "random_apgr": bands[id(r.benchmark)][0], "random_apgr_std": bands[id(r.benchmark)][1]}
-        for r in results
-    ]
+    # evaluate() re-derives each benchmark's items, so the band is computed on the scored items.
+    bands: dict[tuple[str, int], tuple[float, float]] = {}
+    rows = []
+    for r in results:
+        key = (r.benchmark.name, len(r.benchmark.rows))
+        if key not in bands:
+            bands[key] = random_baseline(r.benchmark.strong, r.benchmark.weak)[:2]
+        rows.append({**r.to_dict(), "random_apgr": bands[key][0], "random_apgr_std": bands[key][1]})
     if args.references:
         rows += [row for b in benchmarks for row in reference_rows(b)]
     if args.plot:
