@@ -219,7 +219,11 @@ class RoutingServer:
     def _engine_for(self, model: Any) -> RoutingEngine:
         """The engine a model name asks for; :class:`ApiError` 400 for any other name."""
         name = self.router_name
-        usage = f"use '{MODEL_PREFIX}{name}' (the server's policy) or '{MODEL_PREFIX}{name}-<threshold>', e.g. '{MODEL_PREFIX}{name}-0.116'"
+        # The example threshold is the server's own: one that fits this router's win rates.
+        usage = (
+            f"use '{MODEL_PREFIX}{name}' (the server's policy) or '{MODEL_PREFIX}{name}-<threshold>', "
+            f"e.g. '{MODEL_PREFIX}{name}-{self.engine.threshold:.3f}'"
+        )
         if not isinstance(model, str):
             raise ApiError(
                 400, f"model must be a string: {usage}", param="model", code="model_not_found"
@@ -238,7 +242,7 @@ class RoutingServer:
                     400,
                     f"the threshold in model {model!r} must be a number in [0, 1], got {text!r}",
                     param="model",
-                    code="model_not_found",
+                    code="invalid_value",
                 )
             return self._engine_at(threshold)
         if rest is not None:

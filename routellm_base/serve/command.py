@@ -39,7 +39,7 @@ def add_serve_parser(sub: Any) -> None:
             help=f"environment variable holding the {side} side's API key",
         )
     sv.add_argument(
-        "--router", default=None, help="bundled router name or checkpoint folder (default mf)"
+        "--router", default=None, help="bundled router name or checkpoint folder (default task_experts)"
     )
     policy = sv.add_mutually_exclusive_group()
     policy.add_argument(

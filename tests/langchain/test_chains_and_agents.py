@@ -209,7 +209,7 @@ def test_real_model_metadata_stop_and_batch(smol_router: RouterChatModel) -> Non
 
 
 @pytest.mark.slow
-def test_default_mf_router_with_real_model(smollm2_loader) -> None:
+def test_default_router_with_real_model(smollm2_loader) -> None:
     llm = RouterChatModel(
         strong=smollm2_loader(model_name="smollm2-as-strong"),
         weak=smollm2_loader(model_name="smollm2-as-weak", max_new_tokens=8),
@@ -217,5 +217,5 @@ def test_default_mf_router_with_real_model(smollm2_loader) -> None:
     )
     msg = llm.invoke("Prove that the square root of 2 is irrational.")
     d = msg.response_metadata["routellm"]
-    assert d["router"] == "mf" and 0.0 <= d["win_rate"] <= 1.0
+    assert d["router"] == routellm_base.DEFAULT_ROUTER == "task_experts" and 0.0 <= d["win_rate"] <= 1.0
     assert msg.response_metadata["model_name"] == f"smollm2-as-{d['side']}"

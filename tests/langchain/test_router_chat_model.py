@@ -471,8 +471,8 @@ def test_model_name_defaults_and_overrides() -> None:
     assert llm2.invoke("hi").response_metadata["model_name"] == "GenericFakeChatModel"
 
 
-def test_default_router_is_mf() -> None:
-    assert RouterChatModel.model_fields["router"].default == "mf"
+def test_default_router_is_task_experts() -> None:
+    assert RouterChatModel.model_fields["router"].default == "task_experts"
 
 
 @pytest.mark.asyncio

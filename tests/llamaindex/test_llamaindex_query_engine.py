@@ -119,14 +119,14 @@ def test_streaming_query_and_forced_side(smollm2_sides, minilm, index, restore_s
     assert len(weak._tokenizer(chunks[-1].text)["input_ids"]) <= weak.max_new_tokens + 2
 
 
-def test_default_mf_router_when_bundled(smollm2_sides, minilm, index, restore_settings) -> None:
-    """The bundled default router ("mf") drives the same query engine. It ships with the
+def test_default_router_when_bundled(smollm2_sides, minilm, index, restore_settings) -> None:
+    """The bundled default router ("task_experts") drives the same query engine. It ships with the
     package: if it fails to load, this test fails (it must not skip the regression it guards)."""
-    routellm_base.load_router("mf")
+    routellm_base.load_router("task_experts")
     strong, weak = smollm2_sides
-    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5)  # router="mf" is the default
+    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5)  # router="task_experts" is the default
     decision = llm.route("Prove that there are infinitely many primes.")
-    assert decision.router == "mf" and decision.win_rate is not None
+    assert decision.router == "task_experts" and decision.win_rate is not None
     response = index.as_query_engine(llm=llm, similarity_top_k=1).query(
         "What do plants make from sunlight?"
     )

@@ -66,7 +66,7 @@ def multiply(a: int, b: int) -> int:
 
 def test_defaults_and_lazy_engine(strong, weak) -> None:
     llm = RouterLLM(strong=strong, weak=weak)
-    assert llm.router == "mf"  # the bundled default, not loaded until the first call
+    assert llm.router == "task_experts"  # the bundled default, not loaded until the first call
     assert llm.threshold is None and llm.strong_share is None
     assert llm.routing_text_mode == "last_user" and llm.routing_text_max_tokens is None
     assert llm._engine_cache.current is None
@@ -628,7 +628,7 @@ def test_tool_required_reaches_a_side_that_supports_it(make_fc, make_router) -> 
 def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
     llm = RouterLLM(
         strong=strong, weak=weak, strong_share=0.5, router=router_name
-    )  # "mf" is the default
+    )  # "task_experts" is the default
     prompts = [f"Question {i}: explain topic number {i} in detail" for i in range(20)]
     decisions = [llm.complete(p).additional_kwargs[ROUTELLM_KEY] for p in prompts]
     assert {d["router"] for d in decisions} == {router_name}
@@ -641,9 +641,9 @@ def test_bundled_router_routes_end_to_end(strong, weak, router_name) -> None:
 
 
 @pytest.mark.asyncio
-async def test_default_mf_router_async_chat(strong, weak) -> None:
+async def test_default_router_async_chat(strong, weak) -> None:
     llm = RouterLLM(strong=strong, weak=weak, threshold=0.5, routing_text_mode="conversation")
     response = await llm.achat(conversation())
     decision = response.additional_kwargs[ROUTELLM_KEY]
-    assert decision["router"] == "mf" and decision["routing_text_tokens"] > 0
+    assert decision["router"] == "task_experts" and decision["routing_text_tokens"] > 0
     assert (strong.calls or weak.calls)[0][0] == "achat"

@@ -55,7 +55,7 @@ def test_counted_routing_text_never_fails_a_call(strong, weak, make_router, sett
 
 @pytest.mark.parametrize("text", ["สวัสดี สบายดีไหม", "😀🎉🔥"])
 def test_unreadable_prompt_goes_by_the_documented_rule(strong, weak, text) -> None:
-    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5)  # bundled "mf"
+    llm = RouterLLM(strong=strong, weak=weak, strong_share=0.5)  # the bundled default
     decision = decision_of(llm.complete(text))
     assert decision["no_known_tokens"] is True and decision["win_rate"] is None
     assert decision["side"] == "strong"  # the default no_known_tokens_side

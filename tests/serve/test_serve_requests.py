@@ -130,7 +130,17 @@ def test_a_model_that_is_not_routed_is_a_400(client, upstream, model, message):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=model, messages=USER)
     assert message in info.value.body["message"] and info.value.body["param"] == "model"
+    assert info.value.body["code"] == ("invalid_value" if "must be a number" in message else "model_not_found")
     assert upstream.requests() == []  # refused, never passed through
+
+
+def test_the_refusal_suggests_a_threshold_that_fits_the_router(client, upstream):
+    # The example must be the server's own calibrated threshold, not another router's (0.116 is mf's).
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=USER)
+    suggested = float(info.value.body["message"].rsplit("router-task_experts-", 1)[1].rstrip("'"))
+    served = client.chat.completions.with_raw_response.create(model="router-task_experts", messages=USER)
+    assert suggested == pytest.approx(float(served.headers["x-routellm-threshold"]), abs=5e-4)
 
 
 def test_a_conversation_with_nothing_to_route_on_is_a_400(client, upstream):
