@@ -36,8 +36,8 @@ from routellm_base.data import (  # noqa: E402
 )
 from routellm_base.embedders import load_embedder  # noqa: E402
 from routellm_base.evals import quality_curve, random_baseline  # noqa: E402
-from routellm_base.routers.task_experts import TaskExpertsRouter, length_features  # noqa: E402
-from routellm_base.train.chat_task_experts import KINDS, PARAMS  # noqa: E402
+from routellm_base.routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter, length_features  # noqa: E402
+from routellm_base.train.chat_task_experts import KINDS  # noqa: E402
 from routellm_base.train.recipe import cached_embed, split_fold  # noqa: E402
 from routellm_base.train.task_experts import (  # noqa: E402
     TaskExpertsTrainConfig,
@@ -133,7 +133,7 @@ def main() -> None:
                 t, k, g, names = t + xt, np.concatenate([k, np.full(len(xt), len(names))]), np.concatenate([g, xg]), names + [name]
         tensors, _ = train_task_experts(t, emb(t), k, g, names, config, progress=False, centred=centred)
         router = TaskExpertsRouter("x", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, kinds=names,
-                                   features=PARAMS["features"])
+                                   features=list(LENGTH_FEATURES))
         return router.strong_win_rate
 
     show("task_experts, MMLU + GSM8K + RMB chat, raw chat gaps, frequency gate",

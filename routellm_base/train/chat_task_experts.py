@@ -23,79 +23,17 @@ research only. It is never bundled with the package; its model card says so.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..calibration import Calibration
-from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
-from ..embedders import load_embedder
 from ..embedders.base import Embedder
-from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
-from .recipe import (
-    FOLDS,
-    cached_embed,
-    crossfit,
-    fold_record,
-    load_embeddings_cache,
-    save_recipe_checkpoint,
-    split_fold,
-)
-from .task_experts import TaskExpertsTrainConfig, scored_task_rows, train_task_experts
+from . import default_task_experts
+from .recipe import FOLDS
+from .task_experts import TaskExpertsTrainConfig
 
 KINDS = ("mmlu", "gsm8k", "chat")
-CENTRED = ("chat",)
-PARAMS = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
 NAME = "chat_task_experts"
 DEFAULT_CONFIG = TaskExpertsTrainConfig(gate_class_balance=0.5, gate_c=10.0)
-
-
-def train_fold(
-    data_dir: str | Path,
-    embedder: Embedder,
-    config: TaskExpertsTrainConfig,
-    fold: int = 0,
-    embeddings_cache: dict[str, np.ndarray] | None = None,
-) -> tuple[TaskExpertsRouter, dict[str, Any], dict[str, np.ndarray]]:
-    """Fit with fold ``fold`` of MMLU, GSM8K and RMB held out; returns router, record, tensors."""
-    started = time.time()
-    embed = cached_embed(embedder, embeddings_cache)
-    split = split_fold(data_dir, fold, embed, with_llmrouter=False, with_rmb=True)
-    texts, kind, gap = scored_task_rows({k: split.train[k] for k in ("mmlu", "gsm8k")}, GPT4, MIXTRAL)
-    chat_texts, _, chat_gap = scored_task_rows({"chat": split.train["rmb"]}, TOP_TIER, MID_TIER)
-    texts = texts + chat_texts
-    kind = np.concatenate([kind, np.full(len(chat_texts), KINDS.index("chat"))])
-    gap = np.concatenate([gap, chat_gap])
-    tensors, report = train_task_experts(texts, embed(texts), kind, gap, KINDS, config, progress=False, centred=CENTRED)
-    router = TaskExpertsRouter(NAME, tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **PARAMS)
-    training = fold_record(
-        router, split, started, task_kinds=report["kinds"],
-        gate_validation_accuracy=report["gate_validation_accuracy"], config=report["config"],
-    )
-    return router, training, tensors
-
-
-def build(
-    data_dir: str | Path,
-    out: str | Path,
-    embedder: Embedder,
-    config: TaskExpertsTrainConfig,
-    embeddings_cache: dict[str, np.ndarray] | None = None,
-    crossfit_results: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Fit with fold 0 held out and write the checkpoint folder."""
-    router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
-    assert router.calibration is not None
-    training["licence"] = "research-only: trained on RMB pairs, whose source carries no licence"
-    card = model_card(embedder, training, router.calibration, crossfit_results)
-    save_recipe_checkpoint(
-        out, router, [GPT4, MIXTRAL], tensors, training, card, PARAMS, benchmarks=("mmlu", "gsm8k", "rmb")
-    )
-    return training
 
 
 def model_card(
@@ -167,31 +105,7 @@ strong share → threshold: {shares}.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="../shared/data")
-    parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
-    parser.add_argument("--crossfit", action="store_true", help="print (and with --out, record) cross-fitted MMLU/GSM8K/RMB metrics")
-    parser.add_argument("--embedder", default="minilm-l6-static-256")
-    parser.add_argument("--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated")
-    parser.add_argument("--gate-c", type=float, default=DEFAULT_CONFIG.gate_c)
-    parser.add_argument("--gate-class-balance", type=float, default=DEFAULT_CONFIG.gate_class_balance)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if not args.out and not args.crossfit:
-        parser.error("give --out, --crossfit or both")
-    cache = load_embeddings_cache(args.embeddings_cache)
-    config = TaskExpertsTrainConfig(gate_c=args.gate_c, gate_class_balance=args.gate_class_balance, seed=args.seed)
-    embedder = load_embedder(args.embedder)
-    results = None
-    if args.crossfit:
-        results = crossfit(
-            args.data_dir, lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0], NAME,
-            names=("mmlu", "gsm8k", "rmb"),
-        )
-        print(json.dumps(results, indent=1))
-    if args.out:
-        training = build(args.data_dir, args.out, embedder, config, cache, results)
-        print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "task_kinds", "metrics", "seconds")}, indent=1))
+    default_task_experts.main(argv, chat=True, name=NAME, default_config=DEFAULT_CONFIG, card=model_card, description=__doc__)
 
 
 if __name__ == "__main__":

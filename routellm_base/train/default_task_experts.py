@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..calibration import Calibration
-from ..data import GPT4, MIXTRAL
+from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
@@ -34,7 +36,6 @@ from .recipe import (
 from .task_experts import TaskExpertsTrainConfig, scored_task_rows, train_task_experts
 
 KINDS = ("mmlu", "gsm8k")
-PARAMS = {"kinds": list(KINDS), "features": list(LENGTH_FEATURES)}
 
 
 def train_fold(
@@ -43,14 +44,30 @@ def train_fold(
     config: TaskExpertsTrainConfig,
     fold: int = 0,
     embeddings_cache: dict[str, np.ndarray] | None = None,
+    *,
+    chat: bool = False,
+    name: str = "task_experts",
 ) -> tuple[TaskExpertsRouter, dict[str, Any], dict[str, np.ndarray]]:
-    """Fit the recipe with MMLU/GSM8K fold ``fold`` held out; returns router, record, tensors."""
+    """Fit the recipe with MMLU/GSM8K fold ``fold`` held out; returns router, record, tensors.
+
+    ``chat`` adds RMB's other folds as a third, centred kind (the research-only
+    :mod:`routellm_base.train.chat_task_experts` recipe); RMB's fold ``fold`` is then held out too.
+    """
     started = time.time()
     embed = cached_embed(embedder, embeddings_cache)
-    split = split_fold(data_dir, fold, embed, with_llmrouter=False)
+    split = split_fold(data_dir, fold, embed, with_llmrouter=False, with_rmb=chat)
     texts, kind, gap = scored_task_rows({k: split.train[k] for k in KINDS}, GPT4, MIXTRAL)
-    tensors, report = train_task_experts(texts, embed(texts), kind, gap, KINDS, config, progress=False)
-    router = TaskExpertsRouter("task_experts", tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, **PARAMS)
+    kinds, centred = KINDS, ()
+    if chat:
+        chat_texts, _, chat_gap = scored_task_rows({"chat": split.train["rmb"]}, TOP_TIER, MID_TIER)
+        texts = texts + chat_texts
+        kind = np.concatenate([kind, np.full(len(chat_texts), len(KINDS))])
+        gap = np.concatenate([gap, chat_gap])
+        kinds, centred = (*KINDS, "chat"), ("chat",)
+    tensors, report = train_task_experts(texts, embed(texts), kind, gap, kinds, config, progress=False, centred=centred)
+    router = TaskExpertsRouter(
+        name, tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, kinds=list(kinds), features=list(LENGTH_FEATURES)
+    )
     training = fold_record(
         router, split, started, task_kinds=report["kinds"],
         gate_validation_accuracy=report["gate_validation_accuracy"], config=report["config"],
@@ -65,12 +82,20 @@ def build(
     config: TaskExpertsTrainConfig,
     embeddings_cache: dict[str, np.ndarray] | None = None,
     crossfit_results: list[dict[str, Any]] | None = None,
+    *,
+    chat: bool = False,
+    name: str = "task_experts",
+    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str] | None = None,
 ) -> dict[str, Any]:
-    """Fit with fold 0 held out and write the checkpoint folder."""
-    router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
+    """Fit with fold 0 held out and write the checkpoint folder (``card`` writes its model card)."""
+    router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache, chat=chat, name=name)
     assert router.calibration is not None
-    card = model_card(embedder, training, router.calibration, crossfit_results)
-    save_recipe_checkpoint(out, router, [GPT4, MIXTRAL], tensors, training, card, PARAMS)
+    if chat:
+        training["licence"] = "research-only: trained on RMB pairs, whose source carries no licence"
+    text = (card or model_card)(embedder, training, router.calibration, crossfit_results)
+    benchmarks = ("mmlu", "gsm8k", "rmb") if chat else ("mmlu", "gsm8k")
+    params = {"kinds": list(router.kinds), "features": list(LENGTH_FEATURES)}
+    save_recipe_checkpoint(out, router, [GPT4, MIXTRAL], tensors, training, text, params, benchmarks=benchmarks)
     return training
 
 
@@ -140,28 +165,43 @@ strong share → threshold: {shares}.
 """
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(
+    argv: list[str] | None = None,
+    *,
+    chat: bool = False,
+    name: str = "task_experts",
+    default_config: TaskExpertsTrainConfig | None = None,
+    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str] | None = None,
+    description: str | None = None,
+) -> None:
+    """The command line of this recipe, and (with ``chat=True``) of the chat recipe."""
+    default_config = default_config or TaskExpertsTrainConfig()
+    parser = argparse.ArgumentParser(description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
-    parser.add_argument("--crossfit", action="store_true", help="print (and with --out, record) cross-fitted MMLU/GSM8K metrics")
+    parser.add_argument("--crossfit", action="store_true", help="print (and with --out, record) cross-fitted metrics")
     parser.add_argument("--embedder", default="minilm-l6-static-256")
     parser.add_argument("--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated")
+    parser.add_argument("--gate-c", type=float, default=default_config.gate_c)
+    parser.add_argument("--gate-class-balance", type=float, default=default_config.gate_class_balance)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")
     cache = load_embeddings_cache(args.embeddings_cache)
-    config = TaskExpertsTrainConfig(seed=args.seed)
+    config = replace(default_config, gate_c=args.gate_c, gate_class_balance=args.gate_class_balance, seed=args.seed)
     embedder = load_embedder(args.embedder)
     results = None
     if args.crossfit:
         results = crossfit(
-            args.data_dir, lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0], "task_experts"
+            args.data_dir,
+            lambda fold: train_fold(args.data_dir, embedder, config, fold, cache, chat=chat, name=name)[0],
+            name,
+            names=("mmlu", "gsm8k", "rmb") if chat else ("mmlu", "gsm8k"),
         )
         print(json.dumps(results, indent=1))
     if args.out:
-        training = build(args.data_dir, args.out, embedder, config, cache, results)
+        training = build(args.data_dir, args.out, embedder, config, cache, results, chat=chat, name=name, card=card)
         print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "task_kinds", "metrics", "seconds")}, indent=1))
 
 
