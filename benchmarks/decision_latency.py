@@ -81,8 +81,8 @@ def main() -> None:
     except ImportError:
         pass
     prompts = arena_prompts(Path(args.data_dir), args.n)
-    rows = [measure("mf / static minilm-l6-256 (default)", load_router("mf"), prompts),
-            measure("task_experts / static minilm-l6-256", load_router("task_experts"), prompts)]
+    rows = [measure("mf / static minilm-l6-256", load_router("mf"), prompts),
+            measure("task_experts / static minilm-l6-256 (default)", load_router("task_experts"), prompts)]
     if args.sw_prompts:
         label, sw = sw_ranking_router(Path(args.data_dir), args.sw_prompts)
         rows.append(measure(label, sw, prompts))

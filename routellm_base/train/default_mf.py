@@ -98,7 +98,7 @@ def model_card(embedder: Embedder, training: dict[str, Any], calibration: Calibr
         f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |" for name, m in metrics.items()
     )
     shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
-    return f"""# Router checkpoint: `mf` (bundled default)
+    return f"""# Router checkpoint: `mf` (bundled)
 
 Matrix-factorisation router (RouteLLM, Ong et al., ICLR 2025, section 4.2) that estimates the
 probability that **gpt-4-1106-preview** (strong) answers better than

@@ -112,7 +112,7 @@ def model_card(
         else "| (run the recipe with --crossfit) | | | |"
     )
     shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
-    return f"""# Router checkpoint: `task_experts` (bundled)
+    return f"""# Router checkpoint: `task_experts` (bundled default)
 
 Estimates the probability that **gpt-4-1106-preview** (strong) answers better than
 **Mixtral-8x7B-Instruct-v0.1** (weak). A softmax gate on the embedding recognises the task kind
