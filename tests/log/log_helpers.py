@@ -1,0 +1,33 @@
+"""Helpers of the routing-log tests: a decision to record and a reader of the stored rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from routellm_base import RoutingDecision
+from routellm_base.log import decisions
+
+
+def decision(side: str = "strong", win_rate: float | None = 0.7) -> RoutingDecision:
+    return RoutingDecision(
+        side=side,  # type: ignore[arg-type]
+        model=f"{side}-model",
+        win_rate=win_rate,
+        threshold=0.5,
+        router="random",
+        seconds=0.001,
+        routing_text_source="user",
+        routing_text_tokens=3,
+    )
+
+
+def rows(url: str) -> list[dict[str, Any]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(select(decisions).order_by(decisions.c.id))
+            return [dict(r._mapping) for r in result]
+    finally:
+        engine.dispose()
