@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
 from .schema import VERSION_TABLE, decisions, metadata
+from .store import read_decisions
 
 __all__ = [
     "VERSION_TABLE",
@@ -32,4 +33,5 @@ __all__ = [
     "decisions",
     "metadata",
     "open_log",
+    "read_decisions",
 ]

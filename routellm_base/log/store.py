@@ -97,6 +97,19 @@ def upgrade(engine: Engine, *, attempts: int = 3) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def read_decisions(target: str | Path) -> list[dict[str, Any]]:
+    """Every row of the log at ``target`` (a path or URL), oldest first, as dicts."""
+    from .schema import decisions
+
+    engine = create_log_engine(log_url(target))
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(select(decisions).order_by(decisions.c.id))
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()
+
+
 def read_salt(engine: Engine) -> str:
     """The log's prompt-hash salt (made by the first migration)."""
     with engine.connect() as connection:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import create_engine, select
-
 from routellm_base import RoutingDecision
-from routellm_base.log import decisions
 
 
 def decision(side: str = "strong", win_rate: float | None = 0.7) -> RoutingDecision:
@@ -21,13 +16,3 @@ def decision(side: str = "strong", win_rate: float | None = 0.7) -> RoutingDecis
         routing_text_source="user",
         routing_text_tokens=3,
     )
-
-
-def rows(url: str) -> list[dict[str, Any]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(select(decisions).order_by(decisions.c.id))
-            return [dict(r._mapping) for r in result]
-    finally:
-        engine.dispose()

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from log_helpers import decision, rows
+from log_helpers import decision
 from sqlalchemy import create_engine
 
 from routellm_base import RoutingEngine
 from routellm_base.errors import RoutingInputError
 from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, open_log
+from routellm_base.log import read_decisions as rows
 
 
 def sqlite_url(path: Path) -> str:
