@@ -53,6 +53,7 @@ from routellm_base import (
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
+from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class _EngineHolder:
     def __init__(self) -> None:
         self.engines: dict[tuple[Any, ...], RoutingEngine] = {}
         self.costs: CostTracker | None = None
-        self.log: RoutingLog | None = None
+        self.log = LazyLog()
         self.lock = threading.Lock()
 
     def __reduce__(self) -> tuple[type[_EngineHolder], tuple[()]]:
@@ -426,16 +427,7 @@ class RouterChatModel(BaseChatModel):
         return holder.costs
 
     def _routing_log(self) -> RoutingLog | None:
-        holder = self._engine_holder
-        if self.log is None:
-            return None
-        if holder.log is None:
-            from routellm_base.log import open_log  # SQLAlchemy only where a log is asked for
-
-            with holder.lock:
-                if holder.log is None:
-                    holder.log = open_log(self.log)
-        return holder.log
+        return self._engine_holder.log.get(self.log)
 
     def bind_tools(
         self,

@@ -47,6 +47,7 @@ from routellm_base import (
 )
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.errors import RouteLLMError, RoutingInputError
+from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
 
 from .messages import to_chat_turns, tool_call_messages
@@ -95,7 +96,7 @@ class _EngineCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.current: tuple[tuple[Any, ...], RoutingEngine] | None = None
-        self.log: RoutingLog | None = None
+        self.log = LazyLog()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _EngineCache:
         return _EngineCache()
@@ -423,16 +424,7 @@ class RouterLLM(FunctionCallingLLM):
         return await asyncio.to_thread(lambda: self.engine)
 
     def _routing_log(self) -> RoutingLog | None:
-        if self.log is None:
-            return None
-        cache = self._engine_cache
-        if cache.log is None:
-            from routellm_base.log import open_log  # SQLAlchemy only where a log is asked for
-
-            with cache.lock:
-                if cache.log is None:
-                    cache.log = open_log(self.log)
-        return cache.log
+        return self._engine_cache.log.get(self.log)
 
     def _record(
         self, decision: RoutingDecision, conversation: Any, usage: Any, started: float

@@ -8,6 +8,7 @@ rolled back on the next open).
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from .schema import settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 5.0
 """How long a SQLite write waits on another writer's lock before it fails (and is counted)."""
+_ALEMBIC_LOCK = threading.Lock()
+"""Alembic keeps the running migration's context in a module global (``alembic.context``), so
+two logs upgrading at once in one process would run each other's migrations: one at a time."""
 
 
 def log_url(target: str | Path) -> URL:
@@ -85,7 +89,7 @@ def upgrade(engine: Engine, *, attempts: int = 3) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     for attempt in range(attempts):
         try:
-            with engine.begin() as connection:
+            with _ALEMBIC_LOCK, engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72110812)")
                 config.attributes["connection"] = connection

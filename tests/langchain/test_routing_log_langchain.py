@@ -110,3 +110,13 @@ def test_copies_share_the_log_and_bad_targets_fail_at_construction(tmp_path: Pat
     with pytest.raises(ValueError, match="does not exist"):  # pydantic's, from RoutingInputError
         router_model(str(tmp_path / "missing" / "log.db"))
     assert os.path.exists(tmp_path / "log.db")
+
+
+def test_a_copy_with_another_log_writes_to_that_log(tmp_path: Path) -> None:
+    llm = router_model(str(tmp_path / "a.db"))
+    llm.invoke("to a")
+    other = llm.model_copy(update={"log": str(tmp_path / "b.db")})  # shares the private holder
+    other.invoke("to b")
+    llm._routing_log().flush(), other._routing_log().flush()
+    assert len(read_decisions(tmp_path / "a.db")) == 1
+    assert len(read_decisions(tmp_path / "b.db")) == 1

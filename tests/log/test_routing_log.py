@@ -294,3 +294,14 @@ def test_an_unwritable_folder_never_raises_and_counts_each_call(tmp_path: Path) 
     log.close()
     stats = log.stats()
     assert (stats.written, stats.failed) == (0, 7) and stats.last_error
+
+
+def test_logs_created_at_once_in_one_process_each_get_their_schema(tmp_path: Path) -> None:
+    # Alembic's migration context is a module global: concurrent upgrades once ran each
+    # other's migrations and left some new logs without tables.
+    logs = [RoutingLog(tmp_path / f"log{i}.db") for i in range(8)]
+    for log in logs:
+        log.record(decision())
+    for log in logs:
+        log.close(timeout=60)
+    assert [log.stats().written for log in logs] == [1] * 8, [log.stats() for log in logs]
