@@ -6,9 +6,10 @@ import asyncio
 import functools
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -52,7 +53,11 @@ from routellm_base import (
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
+from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
+
+if TYPE_CHECKING:
+    from routellm_base.log import RoutingLog
 
 _T = TypeVar("_T")
 
@@ -109,6 +114,7 @@ class _EngineHolder:
     def __init__(self) -> None:
         self.engines: dict[tuple[Any, ...], RoutingEngine] = {}
         self.costs: CostTracker | None = None
+        self.log = LazyLog()
         self.lock = threading.Lock()
 
     def __reduce__(self) -> tuple[type[_EngineHolder], tuple[()]]:
@@ -177,6 +183,10 @@ class RouterChatModel(BaseChatModel):
 
     Copies: ``copy.deepcopy`` and ``pickle`` work before and after the first call; a copy
     rebuilds its engine on first use and keeps its own cost totals.
+
+    Routing log (off by default): ``log="routellm.db"`` (a SQLite file), a SQLAlchemy URL or a
+    :class:`routellm_base.log.RoutingLog` records every answered call once, after the answer,
+    off the call's path (see the ``log`` field).
 
     Fallback (off by default): with ``fallback=True``, a call whose chosen model raises is
     retried once on the other side (see the ``fallback`` field)::
@@ -257,6 +267,15 @@ class RouterChatModel(BaseChatModel):
       counted (:meth:`cost_report`, :class:`~langchain_routellm.RouteLLMCostCallbackHandler`).
     """
 
+    log: Any = None
+    """Where to record every answered call: a SQLite file path, a SQLAlchemy URL (e.g.
+    ``"postgresql+psycopg://user@host/db"``) or a :class:`routellm_base.log.RoutingLog` (for
+    ``store_prompts=True``, a ``redact`` hook, ...). ``None``: no log. A path or URL opens one
+    shared log per process. Recorded after the answer (a stream: after its last chunk) with the
+    decision, both model names, tokens and cost as :meth:`cost_report` counted them, and the
+    latency; prompt text only as the log's ``store_prompts`` says. A failing store never fails
+    the call (see ``RoutingLog.stats()``). Needs the ``log`` extra."""
+
     _engine_holder: _EngineHolder = PrivateAttr(default_factory=_EngineHolder)
     _bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]] | None = PrivateAttr(default=None)
     """Set on ``bind_tools`` / ``with_structured_output`` copies: per side, the model a side's
@@ -270,6 +289,8 @@ class RouterChatModel(BaseChatModel):
         self._routing_text_options()
         check_router_spec(self.router)
         self._new_cost_tracker()  # validates the prices now
+        if self.log is not None:
+            self._routing_log()  # a bad path or URL, or a missing driver, fails here
         return self
 
     # -- LangChain plumbing -------------------------------------------------------------------
@@ -405,6 +426,9 @@ class RouterChatModel(BaseChatModel):
                     holder.costs = self._new_cost_tracker()
         return holder.costs
 
+    def _routing_log(self) -> RoutingLog | None:
+        return self._engine_holder.log.get(self.log)
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
@@ -483,6 +507,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        started = time.perf_counter()
         decision = self._decide(messages, _pop_forced_side(kwargs, run_manager))
 
         def attempt(d: RoutingDecision) -> ChatResult:
@@ -494,7 +519,7 @@ class RouterChatModel(BaseChatModel):
             return model._generate(messages, **call)
 
         result, decision = self._with_fallback(decision, attempt)
-        return self._result(result, decision, messages)
+        return self._result(result, decision, messages, started)
 
     async def _agenerate(
         self,
@@ -503,6 +528,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        started = time.perf_counter()
         decision = await self._adecide(messages, _pop_forced_side(kwargs, run_manager))
 
         async def attempt(d: RoutingDecision) -> ChatResult:
@@ -514,7 +540,7 @@ class RouterChatModel(BaseChatModel):
             return await model._agenerate(messages, **call)
 
         result, decision = await self._awith_fallback(decision, attempt)
-        return self._result(result, decision, messages)
+        return self._result(result, decision, messages, started)
 
     def _stream(
         self,
@@ -523,6 +549,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        started = time.perf_counter()
         decision = self._decide(messages, _pop_forced_side(kwargs, run_manager))
         first_error: Exception | None = None
         while True:
@@ -535,7 +562,7 @@ class RouterChatModel(BaseChatModel):
                 decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_cost(decision, messages, outputs)
+            self._record_call(decision, messages, outputs, started)
             return
 
     async def _astream(
@@ -545,6 +572,7 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        started = time.perf_counter()
         decision = await self._adecide(messages, _pop_forced_side(kwargs, run_manager))
         first_error: Exception | None = None
         while True:
@@ -559,7 +587,7 @@ class RouterChatModel(BaseChatModel):
                 decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_cost(decision, messages, outputs)
+            self._record_call(decision, messages, outputs, started)
             return
 
     def _side_chunks(
@@ -723,7 +751,11 @@ class RouterChatModel(BaseChatModel):
         return {**metadata, "routellm": decision.to_dict(), "model_name": decision.model}
 
     def _result(
-        self, result: ChatResult, decision: RoutingDecision, messages: Sequence[BaseMessage]
+        self,
+        result: ChatResult,
+        decision: RoutingDecision,
+        messages: Sequence[BaseMessage],
+        started: float,
     ) -> ChatResult:
         generations = []
         for generation in result.generations:
@@ -739,7 +771,7 @@ class RouterChatModel(BaseChatModel):
                     generation_info=generation.generation_info,
                 )
             )
-        self._record_cost(decision, messages, [g.message for g in generations])
+        self._record_call(decision, messages, [g.message for g in generations], started)
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
     def _chunk(
@@ -756,16 +788,18 @@ class RouterChatModel(BaseChatModel):
             generation_info=info or None,
         )
 
-    def _record_cost(
+    def _record_call(
         self,
         decision: RoutingDecision,
         messages: Sequence[BaseMessage],
         outputs: Sequence[BaseMessage],
+        started: float,
     ) -> None:
+        """Count the answered call's cost and queue it for the routing log (if any)."""
         if not outputs:
             return
         usage = _sum_usage(outputs)
-        self._cost_tracker().record(
+        cost = self._cost_tracker().record(
             decision.side,
             decision.model,
             input_tokens=usage["input_tokens"] if usage else None,
@@ -773,6 +807,20 @@ class RouterChatModel(BaseChatModel):
             input_text=_messages_text(messages),
             output_text="".join(m.text for m in outputs),
         )
+        log = self._routing_log()
+        if log is not None:
+            log.record(
+                decision,
+                conversation=messages_to_turns(messages),
+                strong_model=self._side_name("strong"),
+                weak_model=self._side_name("weak"),
+                checkpoint_id=self.engine.checkpoint_id,
+                input_tokens=cost.input_tokens,
+                output_tokens=cost.output_tokens,
+                tokens_estimated=cost.estimated,
+                cost_usd=cost.cost,
+                latency_seconds=time.perf_counter() - started,
+            )
 
 
 # -- module helpers -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,7 @@ from routellm_base import (
 )
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.errors import RouteLLMError, RoutingInputError
+from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
 
 from .messages import to_chat_turns, tool_call_messages
@@ -53,6 +55,8 @@ from .queries import stock_query_field
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
+
+    from routellm_base.log import RoutingLog
 
 dispatcher = get_dispatcher(__name__)
 
@@ -92,6 +96,7 @@ class _EngineCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.current: tuple[tuple[Any, ...], RoutingEngine] | None = None
+        self.log = LazyLog()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _EngineCache:
         return _EngineCache()
@@ -245,6 +250,19 @@ class RouterLLM(FunctionCallingLLM):
         ),
     )
 
+    log: Any = Field(
+        default=None,
+        exclude=True,
+        description="Where to record every answered call: a SQLite file path, a SQLAlchemy URL "
+        "(e.g. 'postgresql+psycopg://user@host/db') or a routellm_base.log.RoutingLog (for "
+        "store_prompts=True, a redact hook, ...); None: no log. A path or URL opens one shared "
+        "log per process. Recorded once after the answer (a stream: when consumed to its end) "
+        "with the decision, both model names, the tokens the side reports (prompt_tokens/"
+        "completion_tokens, as LlamaIndex's OpenAI LLM does; else unknown), their cost at the "
+        "log's prices, and the latency. A failing store never fails the call "
+        "(RoutingLog.stats() counts it). Needs the 'log' extra.",
+    )
+
     _engine_cache: _EngineCache = PrivateAttr(default_factory=_EngineCache)
 
     def __init__(
@@ -263,6 +281,7 @@ class RouterLLM(FunctionCallingLLM):
         routing_text_fn: RoutingTextFn | None = None,
         route_on_query: bool = True,
         no_known_tokens_side: Literal["strong", "weak"] | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
+        log: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -280,6 +299,7 @@ class RouterLLM(FunctionCallingLLM):
             routing_text_fn=routing_text_fn,
             route_on_query=route_on_query,
             no_known_tokens_side=no_known_tokens_side,
+            log=log,
             **kwargs,
         )
         # Check the cheap settings now so that a bad threshold fails here, not at the first
@@ -287,6 +307,7 @@ class RouterLLM(FunctionCallingLLM):
         self._policy()
         self._text_options()
         check_router_spec(self.router)  # a typo fails here, not at the first call
+        self._routing_log()  # so does a bad log path or URL, or a missing driver
 
     @classmethod
     def class_name(cls) -> str:
@@ -402,6 +423,32 @@ class RouterLLM(FunctionCallingLLM):
         # Loading a router may load an embedder: keep it off the event loop.
         return await asyncio.to_thread(lambda: self.engine)
 
+    def _routing_log(self) -> RoutingLog | None:
+        return self._engine_cache.log.get(self.log)
+
+    def _record(
+        self, decision: RoutingDecision, conversation: Any, usage: Any, started: float
+    ) -> None:
+        """Queue an answered call for the routing log (if any); ``usage`` is the response (or
+        last chunk) whose ``additional_kwargs`` may carry token counts."""
+        log = self._routing_log()
+        if log is None:
+            return
+        tokens = getattr(usage, "additional_kwargs", None) or {}
+        input_tokens, output_tokens = tokens.get("prompt_tokens"), tokens.get("completion_tokens")
+        known = isinstance(input_tokens, int) and isinstance(output_tokens, int)
+        log.record(
+            decision,
+            conversation=_conversation(conversation),
+            strong_model=self._side_name("strong"),
+            weak_model=self._side_name("weak"),
+            checkpoint_id=self.engine.checkpoint_id,
+            input_tokens=input_tokens if known else None,
+            output_tokens=output_tokens if known else None,
+            tokens_estimated=False if known else None,
+            latency_seconds=time.perf_counter() - started,
+        )
+
     def _side_name(self, side: Side) -> str:
         explicit = self.strong_model_name if side == "strong" else self.weak_model_name
         if explicit:
@@ -503,9 +550,15 @@ class RouterLLM(FunctionCallingLLM):
             raise second from first
 
     def _call(
-        self, decision: RoutingDecision, attempt: Callable[[LLM], Any], may_fall_back: bool
+        self,
+        decision: RoutingDecision,
+        attempt: Callable[[LLM], Any],
+        may_fall_back: bool,
+        conversation: Any,
     ) -> Any:
+        started = time.perf_counter() - decision.seconds
         response, decision, _ = self._with_fallback(decision, attempt, may_fall_back)
+        self._record(decision, conversation, response, started)
         return self._attach(response, decision)
 
     async def _acall(
@@ -513,8 +566,11 @@ class RouterLLM(FunctionCallingLLM):
         decision: RoutingDecision,
         attempt: Callable[[LLM], Awaitable[Any]],
         may_fall_back: bool,
+        conversation: Any,
     ) -> Any:
+        started = time.perf_counter() - decision.seconds
         response, decision, _ = await self._awith_fallback(decision, attempt, may_fall_back)
+        self._record(decision, conversation, response, started)
         return self._attach(response, decision)
 
     def _stream(
@@ -522,22 +578,40 @@ class RouterLLM(FunctionCallingLLM):
         decision: RoutingDecision,
         start: Callable[[LLM], Generator[Any, None, None]],
         may_fall_back: bool,
+        conversation: Any,
     ) -> Generator[Any, None, None]:
         """Start the decided side's stream now (so call-time errors surface at the call) and
         tag its chunks; fall back while no chunk has been yielded."""
-        nesting = _Nesting()
+        nesting, started = _Nesting(), time.perf_counter() - decision.seconds
         stream, decision, first = self._with_fallback(decision, start, may_fall_back)
-        return self._tag(stream, decision, start, may_fall_back and first is None, first, nesting)
+        return self._tag(
+            stream,
+            decision,
+            start,
+            may_fall_back and first is None,
+            first,
+            nesting,
+            (conversation, started),
+        )
 
     async def _astream(
         self,
         decision: RoutingDecision,
         start: Callable[[LLM], Awaitable[AsyncGenerator[Any, None]]],
         may_fall_back: bool,
+        conversation: Any,
     ) -> AsyncGenerator[Any, None]:
-        nesting = _Nesting()
+        nesting, started = _Nesting(), time.perf_counter() - decision.seconds
         stream, decision, first = await self._awith_fallback(decision, start, may_fall_back)
-        return self._atag(stream, decision, start, may_fall_back and first is None, first, nesting)
+        return self._atag(
+            stream,
+            decision,
+            start,
+            may_fall_back and first is None,
+            first,
+            nesting,
+            (conversation, started),
+        )
 
     def _llm_for(self, side: str) -> LLM:
         # The side is used as the caller gave it: its callback manager is its owner's choice
@@ -560,17 +634,20 @@ class RouterLLM(FunctionCallingLLM):
         may_fall_back: bool,
         first_error: Exception | None,
         nesting: _Nesting,
+        call: tuple[Any, float],
     ) -> Generator[Any, None, None]:
         """Every chunk tagged with the decision. A failure before the first chunk starts the
         other side's stream when ``may_fall_back``; after it, the error is re-raised (a partial
-        answer cannot be replaced). A failing fallback stream raises from ``first_error``."""
+        answer cannot be replaced). A failing fallback stream raises from ``first_error``.
+        ``call`` (the conversation and the call's start) goes to the log at the stream's end."""
         while True:
             record = decision.to_dict()
-            started = False
+            started, last = False, None
             try:
                 for chunk in stream:
-                    started = True
+                    started, last = True, chunk
                     yield self._attach(chunk, record)
+                self._record(decision, call[0], last, call[1])
                 return
             except Exception as error:
                 if first_error is not None:
@@ -593,15 +670,17 @@ class RouterLLM(FunctionCallingLLM):
         may_fall_back: bool,
         first_error: Exception | None,
         nesting: _Nesting,
+        call: tuple[Any, float],
     ) -> AsyncGenerator[Any, None]:
         """Async :meth:`_tag`."""
         while True:
             record = decision.to_dict()
-            started = False
+            started, last = False, None
             try:
                 async for chunk in stream:
-                    started = True
+                    started, last = True, chunk
                     yield self._attach(chunk, record)
+                self._record(decision, call[0], last, call[1])
                 return
             except Exception as error:
                 if first_error is not None:
@@ -621,19 +700,23 @@ class RouterLLM(FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         decision, may_fall_back = self._decide(messages, kwargs)
-        return self._call(decision, lambda llm: llm.chat(messages, **kwargs), may_fall_back)
+        return self._call(
+            decision, lambda llm: llm.chat(messages, **kwargs), may_fall_back, messages
+        )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         decision, may_fall_back = self._decide(messages, kwargs)
         return self._stream(
-            decision, lambda llm: llm.stream_chat(messages, **kwargs), may_fall_back
+            decision, lambda llm: llm.stream_chat(messages, **kwargs), may_fall_back, messages
         )
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         decision, may_fall_back = await self._adecide(messages, kwargs)
-        return await self._acall(decision, lambda llm: llm.achat(messages, **kwargs), may_fall_back)
+        return await self._acall(
+            decision, lambda llm: llm.achat(messages, **kwargs), may_fall_back, messages
+        )
 
     @llm_chat_callback()
     async def astream_chat(
@@ -641,7 +724,7 @@ class RouterLLM(FunctionCallingLLM):
     ) -> ChatResponseAsyncGen:
         decision, may_fall_back = await self._adecide(messages, kwargs)
         return await self._astream(
-            decision, lambda llm: llm.astream_chat(messages, **kwargs), may_fall_back
+            decision, lambda llm: llm.astream_chat(messages, **kwargs), may_fall_back, messages
         )
 
     # -- completion -----------------------------------------------------------------------
@@ -653,6 +736,7 @@ class RouterLLM(FunctionCallingLLM):
             decision,
             lambda llm: llm.complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
+            prompt,
         )
 
     @llm_completion_callback()
@@ -664,6 +748,7 @@ class RouterLLM(FunctionCallingLLM):
             decision,
             lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
+            prompt,
         )
 
     @llm_completion_callback()
@@ -675,6 +760,7 @@ class RouterLLM(FunctionCallingLLM):
             decision,
             lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
+            prompt,
         )
 
     @llm_completion_callback()
@@ -686,6 +772,7 @@ class RouterLLM(FunctionCallingLLM):
             decision,
             lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
+            prompt,
         )
 
     # -- tools ----------------------------------------------------------------------------
@@ -830,7 +917,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or self.route(messages, force=force)
         attempt = self._tool_attempt("chat_with_tools", kwargs)
-        return self._call(decision, attempt, self.fallback and prior is None)
+        return self._call(decision, attempt, self.fallback and prior is None, messages)
 
     @llm_chat_callback()
     async def _routed_achat_with_tools(
@@ -839,7 +926,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or await self.aroute(messages, force=force)
         attempt = self._tool_attempt("achat_with_tools", kwargs)
-        return await self._acall(decision, attempt, self.fallback and prior is None)
+        return await self._acall(decision, attempt, self.fallback and prior is None, messages)
 
     @llm_chat_callback()
     def _routed_stream_chat_with_tools(
@@ -848,7 +935,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or self.route(messages, force=force)
         attempt = self._tool_attempt("stream_chat_with_tools", kwargs)
-        return self._stream(decision, attempt, self.fallback and prior is None)
+        return self._stream(decision, attempt, self.fallback and prior is None, messages)
 
     @llm_chat_callback()
     async def _routed_astream_chat_with_tools(
@@ -857,7 +944,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._tools_decision_inputs(kwargs)
         decision = prior or await self.aroute(messages, force=force)
         attempt = self._tool_attempt("astream_chat_with_tools", kwargs)
-        return await self._astream(decision, attempt, self.fallback and prior is None)
+        return await self._astream(decision, attempt, self.fallback and prior is None, messages)
 
     def _prepare_chat_with_tools(
         self,

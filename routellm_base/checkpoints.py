@@ -47,15 +47,24 @@ DEFAULT_ROUTER = "task_experts"
 
 BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     "mf": ("mf-minilm-static", "6edd2b7182dd71440ab291381950f4705a0da6b9fb44db42a96a90789e0e3ce9"),
-    "task_experts": ("task-experts-minilm-static", "6325b23f4a4340fcc7b5b0030a70d8a2c4bfb7b60a9cc30664f0e8a44be1f041"),
+    "task_experts": (
+        "task-experts-minilm-static",
+        "6325b23f4a4340fcc7b5b0030a70d8a2c4bfb7b60a9cc30664f0e8a44be1f041",
+    ),
 }
+
 
 class _CheckpointRouter(Protocol):
     """What a router family's class takes when built from a checkpoint folder."""
 
     def __call__(
-        self, name: str, tensors: dict[str, np.ndarray], models: list[str], strong_model: str,
-        weak_model: str, **kwargs: Any,
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        models: list[str],
+        strong_model: str,
+        weak_model: str,
+        **kwargs: Any,
     ) -> Router: ...
 
 
@@ -128,11 +137,15 @@ def load_router(
         return router
     for_pair = getattr(router, "for_pair", None)
     if for_pair is None:
-        raise UnknownRouterError(f"router {router.name!r} ({router.family}) cannot compare another model pair")
+        raise UnknownRouterError(
+            f"router {router.name!r} ({router.family}) cannot compare another model pair"
+        )
     return for_pair(strong_model or router.strong_model, weak_model or router.weak_model)
 
 
-def _load(name_or_path: str | Path | Router, *, embedder: Embedder | str | None, seed: int | None) -> Router:
+def _load(
+    name_or_path: str | Path | Router, *, embedder: Embedder | str | None, seed: int | None
+) -> Router:
     if isinstance(name_or_path, Router):
         return name_or_path
     key = str(name_or_path)
@@ -142,7 +155,9 @@ def _load(name_or_path: str | Path | Router, *, embedder: Embedder | str | None,
         folder, config_sha = BUNDLED_ROUTERS[key]
         path = BUNDLED_DIR / folder
         if not (path / CONFIG_FILE).is_file():
-            raise CheckpointError(f"bundled router {key!r} is missing: {path / CONFIG_FILE} does not exist")
+            raise CheckpointError(
+                f"bundled router {key!r} is missing: {path / CONFIG_FILE} does not exist"
+            )
         verify_sha256(path / CONFIG_FILE, config_sha, f"bundled router {key!r} config")
         return _load_folder(path, name=key, embedder=embedder)
     check_router_spec(key)
@@ -188,7 +203,9 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
     config = read_config(path)
     family = config.get("router")
     if family not in _ROUTER_CLASSES:
-        raise CheckpointError(f"{path}: unknown router family {family!r}; known: {sorted(_ROUTER_CLASSES)}")
+        raise CheckpointError(
+            f"{path}: unknown router family {family!r}; known: {sorted(_ROUTER_CLASSES)}"
+        )
     files = config.get("files") or {}
     if WEIGHTS_FILE not in files:
         raise CheckpointError(f"{path}/{CONFIG_FILE} records no sha256 for {WEIGHTS_FILE}")
@@ -207,8 +224,12 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
             embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
         embedder_obj.check_matches(recorded, name)
     elif embedder is not None:
-        raise CheckpointError(f"router checkpoint {name!r} ({family}) tokenises its own input; it takes no embedder")
-    calibration = Calibration.from_dict(config["calibration"]) if config.get("calibration") else None
+        raise CheckpointError(
+            f"router checkpoint {name!r} ({family}) tokenises its own input; it takes no embedder"
+        )
+    calibration = (
+        Calibration.from_dict(config["calibration"]) if config.get("calibration") else None
+    )
     return cls(
         name,
         tensors,
@@ -217,6 +238,10 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
         config["weak_model"],
         embedder=embedder_obj,
         calibration=calibration,
-        metadata={"path": str(path), "training": config.get("training", {})},
+        metadata={
+            "path": str(path),
+            "training": config.get("training", {}),
+            "checkpoint_id": files[WEIGHTS_FILE],
+        },
         **config.get("params", {}),
     )

@@ -74,6 +74,18 @@ def as_price(value: PriceLike) -> ModelPrice:
     )
 
 
+@dataclass(frozen=True)
+class CallCost:
+    """Tokens and estimated cost of one call, as :meth:`CostTracker.record` counted them."""
+
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+    """The tokens were counted with cl100k (the model reported no usage)."""
+    cost: float | None
+    """USD; ``None`` when the model has no price."""
+
+
 @dataclass
 class SideTotals:
     """Totals for one side (strong or weak)."""
@@ -208,8 +220,8 @@ class CostTracker:
         output_tokens: int | None = None,
         input_text: str | None = None,
         output_text: str | None = None,
-    ) -> None:
-        """Add one call. Token counts the model did not report are counted from the texts with
+    ) -> CallCost:
+        """Add one call and return its :class:`CallCost`. Token counts the model did not report are counted from the texts with
         ``cl100k_base``; the call is then flagged as estimated (and as extrapolated when a text
         was too long to count whole, see :func:`routellm_base.tokens.measure_tokens`). Text is
         read as plain text: strings like ``<|endoftext|>`` never raise."""
@@ -235,6 +247,7 @@ class CostTracker:
             t.models[model] = t.models.get(model, 0) + 1
             if price is None:
                 self._unpriced.add(model)
+        return CallCost(int(input_tokens), int(output_tokens), estimated, cost if price else None)
 
     def reset(self) -> None:
         with self._lock:

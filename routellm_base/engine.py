@@ -62,6 +62,13 @@ class RoutingEngine:
                     self._threshold = self.policy.threshold_for(self.router)
         return self._threshold
 
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The sha256 of the router's checkpoint weights; ``None`` for a router not loaded
+        from a checkpoint (e.g. ``random``)."""
+        value = self.router.metadata.get("checkpoint_id")
+        return str(value) if value else None
+
     def decide(
         self,
         conversation: Conversation,

@@ -1,0 +1,37 @@
+"""The routing log: every routed call in a SQLite file or any SQLAlchemy database.
+
+Needs the ``log`` extra (``pip install 'langchain-routellm[log]'``)::
+
+    from routellm_base.log import RoutingLog
+    log = RoutingLog("routellm.db")          # or "postgresql+psycopg://user@host/db"
+    log.record(engine.decide("hi"), conversation="hi")
+    log.flush(); log.stats()                 # LogStats(recorded=1, written=1, ...)
+"""
+
+from __future__ import annotations
+
+from ..errors import MissingDependencyError
+
+try:
+    import alembic  # noqa: F401
+    import sqlalchemy  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise MissingDependencyError(
+        f"the routing log needs SQLAlchemy and Alembic ({exc}): "
+        "pip install 'langchain-routellm[log]'"
+    ) from exc
+
+from .routing_log import LogStats, Redactor, RoutingLog, open_log
+from .schema import VERSION_TABLE, decisions, metadata
+from .store import read_decisions
+
+__all__ = [
+    "VERSION_TABLE",
+    "LogStats",
+    "Redactor",
+    "RoutingLog",
+    "decisions",
+    "metadata",
+    "open_log",
+    "read_decisions",
+]

@@ -1,0 +1,430 @@
+"""The routing log: every routed call, written off the call's path by a background thread.
+
+:meth:`RoutingLog.record` only puts a tuple on a bounded queue; a writer thread turns queued
+calls into rows (redaction, prompt hash, cost) and inserts them in batches. Nothing the store
+does (locked, full, read-only, gone) ever reaches the caller: each failure is logged through
+:mod:`logging` (logger ``routellm_base.log``) and counted in :meth:`RoutingLog.stats`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import hmac
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..costs import DEFAULT_PRICES, PriceLike, as_price
+from ..decision import RoutingDecision
+from ..errors import RoutingInputError
+from ..routing_text import ChatTurn, text_of
+from .schema import decisions
+from .store import create_log_engine, log_url, read_salt, upgrade
+
+logger = logging.getLogger("routellm_base.log")
+
+Redactor = Callable[[str], str]
+"""A redaction hook: one message's text in, the text to store (and hash) out."""
+
+DEFAULT_MAX_QUEUE = 10_000
+BATCH = 500
+"""Rows per insert transaction at most."""
+
+
+@dataclass(frozen=True)
+class LogStats:
+    """Counters of a :class:`RoutingLog` since it was made (a snapshot)."""
+
+    recorded: int
+    """Calls handed to :meth:`RoutingLog.record`."""
+    written: int
+    """Rows committed to the store."""
+    dropped: int
+    """Calls not queued: the queue was full, or the log was closed."""
+    failed: int
+    """Calls queued but not stored: the store raised (locked, read-only, full, unreachable) or
+    the redaction hook raised."""
+    pending: int
+    """Calls queued and not yet written or failed."""
+    last_error: str | None
+    """``"<Type>: <message>"`` of the newest failure."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One routed call as the adapter saw it; turned into a row by the writer thread."""
+
+    decision: RoutingDecision
+    created_at: float
+    conversation: Any
+    strong_model: str | None
+    weak_model: str | None
+    checkpoint_id: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    tokens_estimated: bool | None
+    cost_usd: float | None
+    latency_seconds: float | None
+
+
+class RoutingLog:
+    """A routing log in a SQLite file (``target`` a path) or any SQLAlchemy database (a URL,
+    e.g. ``postgresql+psycopg://user@host/db``).
+
+    * ``store_prompts``: store the conversation's text (JSON list of ``{"role", "content"}``).
+      Off by default: only ``prompt_hash`` is stored, an HMAC-SHA256 of that JSON keyed with
+      a random salt made with the log (so equal prompts match within one log while a table of
+      hashes of guessed prompts must be built per log; whoever can read the log can read its
+      salt too, so short guessable prompts are not hidden from them).
+    * ``redact``: applied to each message's text before anything is stored or hashed. If it
+      raises, the call is not stored (counted in ``failed``), never stored unredacted.
+    * ``prices``: USD per 1M input/output tokens per model name, merged over
+      :data:`routellm_base.costs.DEFAULT_PRICES`; fills ``cost_usd`` when the caller gave
+      tokens but no cost.
+    * ``max_queue``: calls waiting to be written at most; a call beyond it is dropped and
+      counted.
+
+    The schema is created or upgraded (Alembic migrations) by the writer thread when it starts.
+    Raises :class:`RoutingInputError` for a malformed URL or a path whose folder is missing,
+    and :class:`MissingDependencyError` when the URL's driver is not installed.
+    """
+
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        store_prompts: bool = False,
+        redact: Redactor | None = None,
+        prices: Mapping[str, PriceLike] | None = None,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
+        if not isinstance(max_queue, int) or max_queue < 1:
+            raise RoutingInputError(f"log: max_queue must be a positive int, got {max_queue!r}")
+        if redact is not None and not callable(redact):
+            raise RoutingInputError(f"log: redact must be a callable str -> str, got {redact!r}")
+        self.url = log_url(target)
+        self.store_prompts = store_prompts
+        self.redact = redact
+        self.prices = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
+        self.max_queue = max_queue
+        self._engine = create_log_engine(self.url)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._counts = {"recorded": 0, "written": 0, "dropped": 0, "failed": 0, "pending": 0}
+        self._last_error: str | None = None
+        self._closed = False
+        self._pid: int | None = None
+        self._queue: queue.Queue[_Call | None] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._salt: bytes | None = None
+        _open_logs.add(self)
+
+    def __repr__(self) -> str:
+        return f"RoutingLog({self.url.render_as_string(hide_password=True)!r})"
+
+    # Copies of a model share its log: a log is a connection to a store, not a value.
+    def __copy__(self) -> RoutingLog:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RoutingLog:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickle (e.g. sent to a worker process) opens the same store with the same settings.
+        options = {
+            "store_prompts": self.store_prompts,
+            "redact": self.redact,
+            "prices": self.prices,
+            "max_queue": self.max_queue,
+        }
+        return (_reopen, (self.url.render_as_string(hide_password=False), options))
+
+    # -- the call's side --------------------------------------------------------------------
+
+    def record(
+        self,
+        decision: RoutingDecision,
+        *,
+        conversation: str | Sequence[ChatTurn | Mapping[str, Any]] | None = None,
+        strong_model: str | None = None,
+        weak_model: str | None = None,
+        checkpoint_id: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        tokens_estimated: bool | None = None,
+        cost_usd: float | None = None,
+        latency_seconds: float | None = None,
+    ) -> None:
+        """Queue one answered call; returns at once and never raises.
+
+        ``decision`` is the decision of the side that answered (after any fallback);
+        ``conversation`` what was routed (a prompt string or turns, as for
+        :meth:`RoutingEngine.decide`); tokens and ``cost_usd`` as known (``None``: unknown);
+        ``latency_seconds`` the whole call, routing included.
+        """
+        try:
+            call = _Call(
+                decision,
+                time.time(),
+                conversation,
+                strong_model,
+                weak_model,
+                checkpoint_id,
+                input_tokens,
+                output_tokens,
+                tokens_estimated,
+                cost_usd,
+                latency_seconds,
+            )
+            with self._lock:
+                self._counts["recorded"] += 1
+                if self._closed:
+                    self._drop("the log is closed")
+                    return
+                self._ensure_writer()
+                try:
+                    self._queue.put_nowait(call)
+                except queue.Full:
+                    self._drop(f"the queue is full ({self.max_queue} calls waiting)")
+                    return
+                self._counts["pending"] += 1
+        except Exception as error:  # bookkeeping must never fail an answered call
+            self._fail(1, error)
+
+    def _drop(self, why: str) -> None:
+        # Called under self._lock. Logged on the first drop and then every 1000th, not each.
+        self._counts["dropped"] += 1
+        if self._counts["dropped"] % 1000 == 1:
+            logger.warning(
+                "routing log %r: call not logged, %s (%d dropped so far)",
+                self,
+                why,
+                self._counts["dropped"],
+            )
+
+    def _ensure_writer(self) -> None:
+        # Under self._lock. A forked child inherits neither the thread nor usable connections.
+        pid = os.getpid()
+        if self._pid == pid and self._thread is not None:
+            return
+        if self._pid is not None and self._pid != pid:
+            self._engine.dispose(close=False)
+            self._queue = queue.Queue(maxsize=self.max_queue)
+            self._counts["pending"] = 0
+        self._pid = pid
+        self._thread = threading.Thread(target=self._run, name="routellm-log-writer", daemon=True)
+        self._thread.start()
+
+    # -- counters, flush, close -------------------------------------------------------------
+
+    def stats(self) -> LogStats:
+        """The counters (see :class:`LogStats`)."""
+        with self._lock:
+            return LogStats(**self._counts, last_error=self._last_error)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued call is written (or has failed); ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._counts["pending"]:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Drain the queue (up to ``timeout`` seconds), stop the writer and release the store.
+        Later calls are counted as dropped. ``False`` when calls were still pending."""
+        drained = self.flush(timeout)
+        with self._lock:
+            if self._closed:
+                return drained
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+        self._engine.dispose()
+        _open_logs.discard(self)
+        return drained
+
+    def __enter__(self) -> RoutingLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._open_store()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _open_store(self) -> bytes | None:
+        """Create or upgrade the schema and read the salt; ``None`` when the store failed
+        (the next batch then tries again)."""
+        try:
+            upgrade(self._engine)
+            self._salt = bytes.fromhex(read_salt(self._engine))
+        except Exception as error:
+            self._fail(0, error)
+        return self._salt
+
+    def _write(self, batch: list[_Call]) -> None:
+        rows: list[dict[str, Any]] = []
+        failed = 0
+        try:
+            salt = self._salt or self._open_store()
+            if salt is None:
+                raise RuntimeError(f"the store is unavailable ({self._last_error})")
+            for call in batch:
+                try:
+                    rows.append(self._row(call, salt))
+                except Exception as error:  # e.g. the redaction hook raised
+                    failed += 1
+                    self._fail(0, error)
+            if rows:
+                with self._engine.begin() as connection:
+                    connection.execute(decisions.insert(), rows)
+        except Exception as error:
+            self._fail(len(batch) - failed, error)
+            rows = []
+        with self._idle:
+            self._counts["written"] += len(rows)
+            self._counts["failed"] += failed
+            self._counts["pending"] -= len(batch)
+            if not self._counts["pending"]:
+                self._idle.notify_all()
+
+    def _fail(self, calls: int, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"[:1000]
+        logger.warning("routing log %r: %d call(s) not stored: %s", self, calls, message)
+        with self._lock:
+            self._counts["failed"] += calls
+            self._last_error = message
+
+    def _row(self, call: _Call, salt: bytes) -> dict[str, Any]:
+        d = call.decision
+        prompt = prompt_hash = None
+        if call.conversation is not None:
+            turns = [
+                {"role": role, "content": self.redact(text) if self.redact else text}
+                for role, text in _turn_texts(call.conversation)
+            ]
+            prompt = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
+            prompt_hash = hmac.new(salt, prompt.encode("utf-8"), hashlib.sha256).hexdigest()
+        cost = call.cost_usd
+        if cost is None and call.input_tokens is not None and call.output_tokens is not None:
+            price = self.prices.get(d.model)
+            cost = price.cost(call.input_tokens, call.output_tokens) if price else None
+        return {
+            "call_id": uuid.uuid4().hex,
+            "created_at": datetime.fromtimestamp(call.created_at, timezone.utc),
+            "router": d.router,
+            "checkpoint_id": call.checkpoint_id,
+            "threshold": d.threshold,
+            "side": d.side,
+            "win_rate": d.win_rate,
+            "model": d.model,
+            "strong_model": call.strong_model,
+            "weak_model": call.weak_model,
+            "forced": d.forced,
+            "fallback_from": d.fallback_from,
+            "fallback_reason": d.fallback_reason,
+            "routing_text_source": d.routing_text_source,
+            "routing_text_tokens": d.routing_text_tokens,
+            "no_known_tokens": d.no_known_tokens,
+            "routing_seconds": d.seconds,
+            "latency_seconds": call.latency_seconds,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "tokens_estimated": call.tokens_estimated,
+            "cost_usd": cost,
+            "prompt_hash": prompt_hash,
+            "prompt": prompt if self.store_prompts else None,
+            "extra": json.dumps(
+                {**d.extra, "skipped_parts": list(d.skipped_parts)} if d.skipped_parts else d.extra,
+                default=str,
+            ),
+        }
+
+
+def _turn_texts(conversation: Any) -> list[tuple[str, str]]:
+    if isinstance(conversation, str):
+        return [("user", conversation)]
+    out = []
+    for turn in conversation:
+        if isinstance(turn, ChatTurn):
+            role, content = turn.role, turn.content
+        else:
+            role, content = str(turn["role"]), turn["content"]
+        out.append((role, text_of(content)[0]))
+    return out
+
+
+def _reopen(url: str, options: dict[str, Any]) -> RoutingLog:
+    return RoutingLog(url, **options)
+
+
+# -- process-wide registry ----------------------------------------------------------------------
+
+_open_logs: weakref.WeakSet[RoutingLog] = weakref.WeakSet()
+_shared: dict[str, RoutingLog] = {}
+_shared_lock = threading.Lock()
+
+
+def open_log(target: RoutingLog | str | Path) -> RoutingLog:
+    """The log for an integration's ``log=`` field: a :class:`RoutingLog` as given, or the one
+    log of this process for that path or URL (made with default settings on first use), so
+    every model and copy naming the same store shares one queue and one writer."""
+    if isinstance(target, RoutingLog):
+        return target
+    if not isinstance(target, str | Path):
+        raise RoutingInputError(
+            f"log must be a file path, a SQLAlchemy URL or a RoutingLog, got {type(target).__name__}"
+        )
+    key = log_url(target).render_as_string(hide_password=False)
+    with _shared_lock:
+        log = _shared.get(key)
+        if log is None or log._closed:
+            log = _shared[key] = RoutingLog(target)
+        return log
+
+
+@atexit.register
+def _close_all() -> None:
+    # Drain what is queued before the interpreter stops the daemon writer threads.
+    for log in list(_open_logs):
+        try:
+            log.close(timeout=10.0)
+        except Exception:  # pragma: no cover - exit must not fail on bookkeeping
+            logger.exception("routing log %r: close at exit failed", log)

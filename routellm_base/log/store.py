@@ -1,0 +1,123 @@
+"""Where the routing log lives: a path or SQLAlchemy URL to an engine, and the schema upgrade.
+
+A path means a SQLite file. SQLite is opened in WAL mode with ``synchronous=NORMAL``: a
+committed row survives a killed writer process, readers never block the writer, and a
+writer that is killed mid-transaction leaves the file readable (the unfinished transaction is
+rolled back on the next open).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from ..errors import MissingDependencyError, RoutingInputError
+from .schema import settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_SECONDS = 5.0
+"""How long a SQLite write waits on another writer's lock before it fails (and is counted)."""
+_ALEMBIC_LOCK = threading.Lock()
+"""Alembic keeps the running migration's context in a module global (``alembic.context``), so
+two logs upgrading at once in one process would run each other's migrations: one at a time."""
+
+
+def log_url(target: str | Path) -> URL:
+    """The SQLAlchemy URL of a log given as a path (a SQLite file) or as a URL.
+
+    Raises :class:`RoutingInputError` for a malformed URL or a path whose folder does not exist.
+    """
+    text = str(target)
+    if "://" in text:
+        try:
+            return make_url(text)
+        except (ArgumentError, ValueError) as exc:
+            raise RoutingInputError(f"log: not a valid SQLAlchemy URL: {text!r} ({exc})") from exc
+    if not text or text == ":memory:":
+        raise RoutingInputError(
+            "log: give a file path or a database URL; an in-memory SQLite log would be lost "
+            "with the writer thread's connection"
+        )
+    path = Path(text).expanduser().absolute()
+    if not path.parent.is_dir():
+        raise RoutingInputError(f"log: folder {path.parent} does not exist (log file {path})")
+    return URL.create("sqlite", database=str(path))
+
+
+def create_log_engine(url: URL) -> Engine:
+    """An engine for ``url``; the driver is imported now, so a missing one fails here."""
+    kwargs: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise MissingDependencyError(
+            f"log: no driver for {url.render_as_string(hide_password=True)!r} ({exc}). "
+            "PostgreSQL: pip install 'langchain-routellm[log]' (psycopg)."
+        ) from exc
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def upgrade(engine: Engine, *, attempts: int = 3) -> None:
+    """Bring the log's schema to the newest version with Alembic (creates it on first use).
+
+    Several processes may open a new log at once: on PostgreSQL they queue on an advisory
+    lock; on SQLite a loser of the race retries and then finds the schema current.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    for attempt in range(attempts):
+        try:
+            with _ALEMBIC_LOCK, engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72110812)")
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def read_decisions(target: str | Path) -> list[dict[str, Any]]:
+    """Every row of the log at ``target`` (a path or URL), oldest first, as dicts."""
+    from .schema import decisions
+
+    engine = create_log_engine(log_url(target))
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(select(decisions).order_by(decisions.c.id))
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()
+
+
+def read_salt(engine: Engine) -> str:
+    """The log's prompt-hash salt (made by the first migration)."""
+    with engine.connect() as connection:
+        value = connection.execute(
+            select(settings.c.value).where(settings.c.key == "prompt_hash_salt")
+        ).scalar_one()
+    return str(value)

@@ -1,0 +1,307 @@
+"""The routing log on a real SQLite file: rows, privacy, schema, concurrency, crashes, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from log_helpers import decision
+from sqlalchemy import create_engine
+
+from routellm_base import RoutingEngine
+from routellm_base.errors import RoutingInputError
+from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, open_log
+from routellm_base.log import read_decisions as rows
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def test_a_recorded_call_becomes_one_row_with_every_field(tmp_path: Path) -> None:
+    engine = RoutingEngine("mf", threshold=0.5)
+    d = engine.decide(
+        "Prove that sqrt(2) is irrational", strong_model="gpt-4o", weak_model="gpt-4o-mini"
+    )
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(
+            d,
+            conversation="Prove that sqrt(2) is irrational",
+            strong_model="gpt-4o",
+            weak_model="gpt-4o-mini",
+            checkpoint_id=engine.checkpoint_id,
+            input_tokens=1000,
+            output_tokens=2000,
+            tokens_estimated=False,
+            latency_seconds=0.25,
+        )
+    assert log.stats().written == 1
+    [row] = rows(sqlite_url(tmp_path / "log.db"))
+    assert row["router"] == "mf" and row["checkpoint_id"] == engine.checkpoint_id
+    assert len(row["checkpoint_id"]) == 64
+    assert row["side"] == d.side and row["model"] == d.model
+    assert row["win_rate"] == pytest.approx(d.win_rate) and row["threshold"] == 0.5
+    assert (row["strong_model"], row["weak_model"]) == ("gpt-4o", "gpt-4o-mini")
+    assert (row["input_tokens"], row["output_tokens"], row["tokens_estimated"]) == (
+        1000,
+        2000,
+        False,
+    )
+    # priced by the log's prices (DEFAULT_PRICES here) since the caller gave no cost
+    price = {
+        "gpt-4o": 1000 * 2.5 / 1e6 + 2000 * 10 / 1e6,
+        "gpt-4o-mini": 1000 * 0.15 / 1e6 + 2000 * 0.6 / 1e6,
+    }
+    assert row["cost_usd"] == pytest.approx(price[d.model])
+    assert row["latency_seconds"] == 0.25 and row["routing_seconds"] == pytest.approx(d.seconds)
+    assert row["routing_text_source"] == "user" and row["no_known_tokens"] is False
+    assert row["forced"] is False and row["fallback_from"] is None
+    assert row["created_at"] is not None and len(row["call_id"]) == 32
+
+
+def test_forced_fallback_and_unscored_decisions_are_recorded_as_such(tmp_path: Path) -> None:
+    engine = RoutingEngine("mf", threshold=0.5)
+    forced = engine.decide("hi", force="weak").fell_back("strong", RuntimeError("rate limit"))
+    unscored = engine.decide("\U0001f600\U0001f600")  # no token the embedder knows
+    assert unscored.no_known_tokens
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(forced, cost_usd=0.5)
+        log.record(unscored)
+    first, second = rows(sqlite_url(tmp_path / "log.db"))
+    assert (
+        first["forced"] is True and first["side"] == "strong" and first["fallback_from"] == "weak"
+    )
+    assert first["fallback_reason"] == "RuntimeError: rate limit" and first["cost_usd"] == 0.5
+    assert first["win_rate"] is None and first["prompt_hash"] is None
+    assert second["no_known_tokens"] is True and second["win_rate"] is None
+    assert second["input_tokens"] is None and second["cost_usd"] is None
+
+
+def test_prompts_are_hashed_not_stored_unless_asked_and_redacted_first(tmp_path: Path) -> None:
+    secret = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "my pin is 4321"},
+    ]
+    with RoutingLog(tmp_path / "hashed.db") as hashed:
+        hashed.record(decision(), conversation=secret)
+        hashed.record(decision(), conversation=secret)
+        hashed.record(decision(), conversation="another prompt")
+    a, b, c = rows(sqlite_url(tmp_path / "hashed.db"))
+    assert a["prompt"] is None and b["prompt"] is None
+    assert a["prompt_hash"] == b["prompt_hash"] != c["prompt_hash"]
+    assert "4321" not in (tmp_path / "hashed.db").read_bytes().decode("latin-1")
+
+    with RoutingLog(tmp_path / "other.db") as other:  # another log, another salt
+        other.record(decision(), conversation=secret)
+    assert rows(sqlite_url(tmp_path / "other.db"))[0]["prompt_hash"] != a["prompt_hash"]
+
+    redact = lambda text: text.replace("4321", "[pin]")  # noqa: E731
+    with RoutingLog(tmp_path / "stored.db", store_prompts=True, redact=redact) as stored:
+        stored.record(decision(), conversation=secret)
+    [row] = rows(sqlite_url(tmp_path / "stored.db"))
+    assert row["prompt"] == (
+        '[{"role":"system","content":"be brief"},{"role":"user","content":"my pin is [pin]"}]'
+    )
+    assert "4321" not in (tmp_path / "stored.db").read_bytes().decode("latin-1")
+
+
+def test_a_failing_redaction_hook_stores_nothing_and_is_counted(tmp_path: Path) -> None:
+    def redact(text: str) -> str:
+        raise ValueError("cannot redact")
+
+    with RoutingLog(tmp_path / "log.db", store_prompts=True, redact=redact) as log:
+        log.record(decision(), conversation="my pin is 4321")
+        log.record(decision())  # no conversation: nothing to redact, stored
+    stats = log.stats()
+    assert (stats.written, stats.failed) == (1, 1)
+    assert "cannot redact" in (stats.last_error or "")
+    assert len(rows(sqlite_url(tmp_path / "log.db"))) == 1
+
+
+def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(decision())
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() == "0001"
+        assert compare_metadata(context, metadata) == []
+    engine.dispose()
+
+
+def test_reopening_an_existing_log_keeps_its_rows_and_salt(tmp_path: Path) -> None:
+    for _ in range(2):
+        with RoutingLog(tmp_path / "log.db") as log:
+            log.record(decision(), conversation="same")
+    first, second = rows(sqlite_url(tmp_path / "log.db"))
+    assert first["prompt_hash"] == second["prompt_hash"]
+
+
+def test_bad_targets_fail_at_construction_with_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RoutingInputError, match="does not exist"):
+        RoutingLog(tmp_path / "missing" / "log.db")
+    with pytest.raises(RoutingInputError, match="not a valid SQLAlchemy URL"):
+        RoutingLog("nonsense://::")
+    with pytest.raises(RoutingInputError, match="max_queue"):
+        RoutingLog(tmp_path / "log.db", max_queue=0)
+    with pytest.raises(RoutingInputError, match="log must be"):
+        open_log(42)  # type: ignore[arg-type]
+
+
+def test_open_log_shares_one_log_per_store(tmp_path: Path) -> None:
+    a = open_log(tmp_path / "log.db")
+    assert open_log(str(tmp_path / "log.db")) is a
+    assert open_log(sqlite_url(tmp_path / "log.db")) is a
+    given = RoutingLog(tmp_path / "log.db")
+    assert open_log(given) is given
+    a.close(), given.close()
+
+
+def test_64_threads_lose_no_decision(tmp_path: Path) -> None:
+    log = RoutingLog(tmp_path / "log.db")
+    barrier = threading.Barrier(64)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for j in range(50):
+            log.record(decision(), conversation=f"thread {i} call {j}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.close(timeout=60)
+    stats = log.stats()
+    assert (stats.recorded, stats.written, stats.dropped, stats.failed) == (3200, 3200, 0, 0)
+    assert len(rows(sqlite_url(tmp_path / "log.db"))) == 3200
+
+
+async def test_64_asyncio_tasks_lose_no_decision(tmp_path: Path) -> None:
+    log = RoutingLog(tmp_path / "log.db")
+
+    async def work(i: int) -> None:
+        for j in range(50):
+            log.record(decision(), conversation=f"task {i} call {j}")
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(work(i) for i in range(64)))
+    assert await asyncio.to_thread(log.close, 60)
+    stats = log.stats()
+    assert (stats.recorded, stats.written, stats.dropped, stats.failed) == (3200, 3200, 0, 0)
+    assert len(rows(sqlite_url(tmp_path / "log.db"))) == 3200
+
+
+def test_a_full_queue_drops_and_counts_but_never_blocks(tmp_path: Path, caplog) -> None:
+    log = RoutingLog(tmp_path / "log.db", max_queue=1)
+    with caplog.at_level(logging.WARNING, logger="routellm_base.log"):
+        start = time.perf_counter()
+        for _ in range(2000):
+            log.record(decision())
+        elapsed = time.perf_counter() - start
+    log.close()
+    stats = log.stats()
+    assert stats.dropped > 0 and stats.written + stats.dropped == 2000
+    assert any("queue is full" in r.getMessage() for r in caplog.records)
+    assert elapsed < 5  # sanity only: 2000 puts never waited on the store
+
+
+def test_after_close_calls_are_dropped_and_counted(tmp_path: Path) -> None:
+    log = RoutingLog(tmp_path / "log.db")
+    log.close()
+    log.record(decision())
+    assert log.stats().dropped == 1
+
+
+WRITER = """
+import sys, time
+from log_helpers import decision
+from routellm_base.log import RoutingLog
+log = RoutingLog(sys.argv[1], store_prompts=True)
+i = 0
+while True:
+    for _ in range(200):
+        log.record(decision(), conversation="x" * 2000 + str(i)); i += 1
+    log.flush()
+    print(log.stats().written, flush=True)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_readable_log(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    try:
+        written = [int(proc.stdout.readline()) for _ in range(5)]  # type: ignore[union-attr]
+        assert written[-1] >= 1000
+        time.sleep(0.05)  # the writer is inside its next batches
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    count = connection.execute("SELECT count(*) FROM routellm_decisions").fetchone()[0]
+    connection.close()
+    assert count >= written[-1]  # every flushed row survived; later ones whole or absent
+    # and the log takes new writes
+    with RoutingLog(path) as log:
+        log.record(decision())
+    assert log.stats().written == 1
+
+
+def test_a_read_only_store_never_raises_and_counts_each_call(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "log.db"
+    with RoutingLog(path) as log:
+        log.record(decision())
+    os.chmod(path, 0o444)
+    ro = RoutingLog(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with caplog.at_level(logging.WARNING, logger="routellm_base.log"):
+        for _ in range(10):
+            ro.record(decision())
+        ro.close()
+    stats = ro.stats()
+    assert (stats.written, stats.failed) == (0, 10)
+    assert "readonly" in (stats.last_error or "").lower()
+    assert any("not stored" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unwritable_folder_never_raises_and_counts_each_call(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    # a file where the database should be opened as a folder: cannot be created by anyone,
+    # root included (a chmod'ed folder does not stop root)
+    (folder / "log.db").mkdir()
+    log = RoutingLog(folder / "log.db")
+    for _ in range(7):
+        log.record(decision())
+    log.close()
+    stats = log.stats()
+    assert (stats.written, stats.failed) == (0, 7) and stats.last_error
+
+
+def test_logs_created_at_once_in_one_process_each_get_their_schema(tmp_path: Path) -> None:
+    # Alembic's migration context is a module global: concurrent upgrades once ran each
+    # other's migrations and left some new logs without tables.
+    logs = [RoutingLog(tmp_path / f"log{i}.db") for i in range(8)]
+    for log in logs:
+        log.record(decision())
+    for log in logs:
+        log.close(timeout=60)
+    assert [log.stats().written for log in logs] == [1] * 8, [log.stats() for log in logs]
