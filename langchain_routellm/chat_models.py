@@ -53,6 +53,7 @@ from routellm_base import (
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
+from routellm_base.engine import engine_settings_key
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
 
@@ -388,14 +389,8 @@ class RouterChatModel(BaseChatModel):
         return engine
 
     def _engine_key(self) -> tuple[Any, ...]:
-        # A Router instance by identity: the engine keeps it alive, so the id stays its own.
-        router = id(self.router) if isinstance(self.router, Router) else str(self.router)
-        return (
-            router,
-            self.threshold,
-            self.strong_share,
-            self.routing_text_mode,
-            self.routing_text_max_tokens,
+        return engine_settings_key(
+            self.router, self.threshold, self.strong_share, self._routing_text_options(), self.no_known_tokens_side
         )
 
     def decide(self, messages: LanguageModelInput, *, force: Side | None = None) -> RoutingDecision:

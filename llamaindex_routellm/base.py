@@ -46,6 +46,7 @@ from routellm_base import (
     Side,
 )
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
+from routellm_base.engine import engine_settings_key
 from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
@@ -383,16 +384,8 @@ class RouterLLM(FunctionCallingLLM):
 
     def _engine_key(self) -> tuple[Any, ...]:
         # Fields may be reassigned after construction; the key makes the cached engine follow.
-        router = self.router if isinstance(self.router, Router) else str(self.router)
-        return (
-            router,
-            self.threshold,
-            self.strong_share,
-            self.routing_text_mode,
-            self.routing_text_max_tokens,
-            self.routing_text_fn,
-            self.route_on_query,
-            self.no_known_tokens_side,
+        return engine_settings_key(
+            self.router, self.threshold, self.strong_share, self._text_options(), self.no_known_tokens_side
         )
 
     @property

@@ -165,5 +165,21 @@ class RoutingEngine:
         )
 
 
+def engine_settings_key(
+    router: Router | str | Path,
+    threshold: float | None,
+    strong_share: float | None,
+    routing_text_options: RoutingTextOptions,
+    no_known_tokens_side: Side | None,
+) -> tuple[Any, ...]:
+    """A hashable key of everything a :class:`RoutingEngine` is built from.
+
+    The integrations cache one engine per key, so an engine follows fields reassigned after
+    construction (or changed by ``model_copy``). A ``Router`` instance counts by identity.
+    """
+    router_key: Any = router if isinstance(router, Router) else str(router)
+    return (router_key, threshold, strong_share, routing_text_options, no_known_tokens_side)
+
+
 def _extra(text: RoutingText) -> dict[str, Any]:
     return {"routing_text_truncated": True} if text.truncated else {}

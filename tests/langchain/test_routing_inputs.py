@@ -101,6 +101,19 @@ def test_unreadable_prompt_goes_by_the_documented_rule(text) -> None:
     assert decision(cheap.invoke(text))["side"] == "weak"
 
 
+def test_a_copy_with_other_routing_input_settings_routes_by_them() -> None:
+    # The cached engine is keyed by every setting it is built from (no_known_tokens_side and
+    # routing_text_fn were missing from the key, so a copy kept the original's rule).
+    llm = make_llm(strong_share=0.5)
+    assert decision(llm.invoke("สวัสดี"))["side"] == "strong"
+    cheap = llm.model_copy(update={"no_known_tokens_side": "weak"})
+    assert decision(cheap.invoke("สวัสดี"))["side"] == "weak"
+    router = RecordingRouter(0.9)
+    hooked = make_llm(router).model_copy(update={"routing_text_fn": lambda turns: "just this"})
+    hooked.invoke("the whole prompt")
+    assert router.texts == ["just this"]
+
+
 def test_system_only_prompt_template_routes_on_the_system_text() -> None:
     router = RecordingRouter(0.9)
     llm = make_llm(router)
