@@ -114,6 +114,11 @@ class RoutingServer:
         self.decide_inline = self._time_decisions() < INLINE_DECISION_MAX_S
         self.upstreams: dict[Side, Upstream] = {}
         self._engine_at = lru_cache(maxsize=256)(self._new_engine)
+        self.routing_log = None
+        if config.log:
+            from ..log import RoutingLog  # SQLAlchemy only when a log is asked for
+
+            self.routing_log = RoutingLog(config.log, store_prompts=config.log_store_prompts)
 
     # -- app -----------------------------------------------------------------------------------
 
@@ -132,6 +137,8 @@ class RoutingServer:
             try:
                 yield
             finally:
+                if self.routing_log is not None:
+                    self.routing_log.close()  # drains what is queued
                 for upstream in self.upstreams.values():
                     await upstream.aclose()
 
@@ -204,9 +211,9 @@ class RoutingServer:
             turns = _turns(body["messages"])
             decision = await self._decide(engine, turns, force, len(raw))
             if body.get("stream") is True:
-                response = await self._stream(request, body, decision, start)
+                response = await self._stream(request, body, decision, start, turns)
             else:
-                response = await self._complete(request, body, decision)
+                response = await self._complete(request, body, decision, start, turns)
         except ApiError as exc:
             _log(start, exc.status, exc.type)
             raise
@@ -298,7 +305,12 @@ class RoutingServer:
     # -- upstream calls ------------------------------------------------------------------------
 
     async def _complete(
-        self, request: Request, body: dict[str, Any], decision: RoutingDecision
+        self,
+        request: Request,
+        body: dict[str, Any],
+        decision: RoutingDecision,
+        start: float,
+        turns: list[ChatTurn],
     ) -> Response:
         async def attempt(upstream: Upstream, payload: bytes, d: RoutingDecision) -> dict[str, Any]:
             raw = await upstream.read(await upstream.open(payload))
@@ -316,12 +328,19 @@ class RoutingServer:
             request, self._with_fallback(body, decision, attempt)
         )
         data["routellm"] = decision.to_dict()
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        self.record(decision, turns, start, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return Response(
             json.dumps(data), media_type="application/json", headers=_decision_headers(decision)
         )
 
     async def _stream(
-        self, request: Request, body: dict[str, Any], decision: RoutingDecision, start: float
+        self,
+        request: Request,
+        body: dict[str, Any],
+        decision: RoutingDecision,
+        start: float,
+        turns: list[ChatTurn],
     ) -> Response:
         async def attempt(
             upstream: Upstream, payload: bytes, d: RoutingDecision
@@ -347,7 +366,31 @@ class RoutingServer:
         decision, (response, chunks, head) = await self._until_disconnect(
             request, self._with_fallback(body, decision, attempt)
         )
-        return _RelayedStream(head, chunks, response, decision, start)
+        return _RelayedStream(
+            head, chunks, response, decision, start, lambda: self.record(decision, turns, start)
+        )
+
+    def record(
+        self,
+        decision: RoutingDecision,
+        turns: list[ChatTurn],
+        start: float,
+        input_tokens: Any = None,
+        output_tokens: Any = None,
+    ) -> None:
+        """Queue an answered request in the routing log, if there is one (never raises)."""
+        if self.routing_log is None:
+            return
+        self.routing_log.record(
+            decision,
+            conversation=turns,
+            strong_model=self.models["strong"],
+            weak_model=self.models["weak"],
+            checkpoint_id=self.engine.checkpoint_id,
+            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
+            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
+            latency_seconds=time.perf_counter() - start,
+        )
 
     async def _with_fallback(
         self,
@@ -470,6 +513,7 @@ class _RelayedStream(StreamingResponse):
         upstream: aiohttp.ClientResponse,
         decision: RoutingDecision,
         start: float,
+        on_complete: Callable[[], None],
     ) -> None:
         super().__init__(
             self._relay(head, chunks),
@@ -479,6 +523,7 @@ class _RelayedStream(StreamingResponse):
         self.upstream = upstream
         self.decision = decision
         self.start = start
+        self.on_complete = on_complete
         self.outcome = "cancelled"
 
     async def _relay(self, head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -498,6 +543,7 @@ class _RelayedStream(StreamingResponse):
             yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
             return
         self.outcome = self.decision.side
+        self.on_complete()  # a stream is recorded once it has been relayed to its end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -93,4 +93,15 @@ def add_serve_parser(sub: Any) -> None:
         help="never call the other side when the chosen one fails",
     )
     sv.add_argument("--log-level", default=None, choices=LOG_LEVELS)
+    sv.add_argument(
+        "--log",
+        default=None,
+        help="record every answered request to this routing log: a SQLite path or a SQLAlchemy URL "
+        "(needs the 'log' extra)",
+    )
+    sv.add_argument(
+        "--log-store-prompts",
+        action="store_true",
+        help="store prompt text in the routing log (default: a salted hash only)",
+    )
     sv.set_defaults(func=cmd_serve)

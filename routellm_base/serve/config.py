@@ -111,6 +111,11 @@ class ServeConfig:
     max_connections: int = 512
     """Pooled connections per side."""
     log_level: str = "info"
+    log: str | None = None
+    """Routing log (``routellm_base.log``): a SQLite path or a SQLAlchemy URL that every answered
+    request is recorded to, off the request's path; ``None``: no log."""
+    log_store_prompts: bool = False
+    """Store the prompt text in the routing log (off: a salted hash only)."""
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -208,6 +213,7 @@ class ServeConfig:
 _FLAT_FLAGS = (
     "router", "threshold", "strong_share", "host", "port", "workers", "api_key_env",
     "max_body_bytes", "timeout", "connect_timeout", "max_retries", "max_connections", "log_level",
+    "log",
 )  # fmt: skip
 
 
@@ -233,6 +239,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             settings[key] = value
     if args.no_fallback:
         settings["fallback"] = False
+    if args.log_store_prompts:
+        settings["log_store_prompts"] = True
     where = f"{args.config} and the command line" if args.config else "the command line"
     return ServeConfig.from_mapping(settings, where)
 
