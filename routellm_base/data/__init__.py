@@ -9,6 +9,7 @@ from .rmb import (
     load_rmb,
     load_rmb_pairs,
     rmb_split,
+    rmb_tier_battles,
     rmb_tier_scores,
     tier_outcome,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "load_rmb",
     "load_rmb_pairs",
     "rmb_split",
+    "rmb_tier_battles",
     "rmb_tier_scores",
     "tier_outcome",
     "GPT4",

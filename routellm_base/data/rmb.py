@@ -143,6 +143,23 @@ def rmb_tier_scores(pairs: list[RMBPair]) -> list[ScoredPrompt]:
     return rows
 
 
+def rmb_tier_battles(pairs: list[RMBPair], strong: str, weak: str) -> list[dict[str, str]]:
+    """The top-vs-mid battles of ``pairs`` as battle records for ``routellm train``, with the top
+    tier named ``strong`` and the mid tier ``weak`` (the pair the trained router will compare).
+
+    Each record is ``{"prompt", "model_a", "model_b", "winner"}``; the winner is always
+    ``model_a``, as RMB has no ties. Pairs that are not top vs mid are left out.
+    """
+    battles = []
+    for pair in pairs:
+        outcome = tier_outcome(pair)
+        if outcome is None:
+            continue
+        winner, loser = (strong, weak) if outcome == 1.0 else (weak, strong)
+        battles.append({"prompt": pair.prompt, "model_a": winner, "model_b": loser, "winner": "model_a"})
+    return battles
+
+
 def load_rmb(
     data_dir: str | Path, split: Literal["holdout", "train", "all"] = "holdout"
 ) -> list[ScoredPrompt]:

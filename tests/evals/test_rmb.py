@@ -16,6 +16,7 @@ from routellm_base.data import (
     load_rmb,
     load_rmb_pairs,
     rmb_split,
+    rmb_tier_battles,
     rmb_tier_scores,
     tier_outcome,
 )
@@ -91,3 +92,12 @@ def test_named_benchmark_and_cli_band(data_dir):
         capture_output=True, text=True, check=True,
     ).stdout
     assert "random (200)" in text and f"{row['random_apgr']:.3f}±{row['random_apgr_std']:.3f}" in text
+
+
+def test_tier_battles_name_the_tiers_as_the_routed_pair():
+    top, mid = RMB_TOP_TIER[1], RMB_MID_TIER[2]
+    battles = rmb_tier_battles([pair("p", top, mid), pair("q", mid, top), pair("r", top, RMB_TOP_TIER[0])], "big", "small")
+    assert battles == [
+        {"prompt": "p", "model_a": "big", "model_b": "small", "winner": "model_a"},
+        {"prompt": "q", "model_a": "small", "model_b": "big", "winner": "model_a"},
+    ]
