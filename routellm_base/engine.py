@@ -144,10 +144,10 @@ class RoutingEngine:
         embedder = self.router.embedder
         if self.policy.no_known_tokens_side is None or embedder is None or not texts:
             return [False] * len(texts)
-        counts = embedder.known_token_counts(texts)
-        if counts is None:
+        unreadable = embedder.unreadable(texts)
+        if unreadable is None:
             return [False] * len(texts)
-        return [int(n) == 0 for n in counts]
+        return [bool(u) for u in unreadable]
 
     async def adecide(
         self,

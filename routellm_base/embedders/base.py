@@ -85,6 +85,11 @@ class Embedder(ABC):
         ``None`` when the embedder cannot tell (a neural encoder embeds any text)."""
         return None
 
+    def unreadable(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Bool ``(len(texts),)``: which texts the embedder has no token for, so that they embed
+        as nothing; ``None`` when the embedder cannot tell. Routing asks this before scoring."""
+        return None
+
     @abstractmethod
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:
         """Embed distinct texts; return float32 ``(len(texts), dim)`` with unit-norm rows."""

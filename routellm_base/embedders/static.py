@@ -75,6 +75,12 @@ class StaticEmbedder(Embedder):
         """Tokens of each text in the table; 0 means the text embeds as the zero vector."""
         return np.asarray([ids.size for ids in self._known_ids(texts)], dtype=np.int64)
 
+    def unreadable(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts with no token in the table: exactly those that embed as the zero vector. Read
+        from the (cached) embeddings, so the router that scores the same texts next does not
+        tokenise them a second time."""
+        return ~np.any(self.embed(list(texts)), axis=1)
+
     def _embed_uncached(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, ids in enumerate(self._known_ids(texts)):

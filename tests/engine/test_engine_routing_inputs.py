@@ -284,3 +284,17 @@ def test_template_field_reads_the_question_back_out_of_a_filled_prompt():
     assert pickle.loads(pickle.dumps(field)) == field
     with pytest.raises(RoutingInputError, match="question"):
         TemplateField(["no fields here {context}"], "question")
+
+
+def test_the_unreadable_check_reuses_the_embedding_the_router_scores():
+    # Asking which texts are unreadable must not tokenise them a second time: the router's
+    # embedding of the same texts comes from the embedder's cache.
+    from routellm_base import load_router
+
+    router = load_router("task_experts")
+    router.embedder._cache.clear()
+    misses, hits = router.embedder.cache_misses, router.embedder.cache_hits
+    decisions = RoutingEngine(router, threshold=0.5).decide_many(["a fresh prompt about monads", "สวัสดี"])
+    assert decisions[1].no_known_tokens and not decisions[0].no_known_tokens
+    assert router.embedder.cache_misses - misses == 2  # each text embedded once
+    assert router.embedder.cache_hits - hits == 1  # the scored text was read back from the cache
