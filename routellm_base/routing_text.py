@@ -194,15 +194,21 @@ def _budgeted(
     )
 
 
-def _anchor_text(
-    turn: ChatTurn, source: RoutingTextSource, options: RoutingTextOptions
-) -> RoutingText:
+def _anchor_content(turn: ChatTurn, source: RoutingTextSource) -> tuple[str, list[str]]:
+    """The anchor turn's text and skipped parts; :class:`RoutingInputError` when it has no text."""
     text, skipped = text_of(turn.content)
     if not text.strip():
         raise RoutingInputError(
             f"the last {'user' if source == 'user' else 'system'} turn has no text to route on"
             + (f" (only non-text parts: {skipped})" if skipped else "")
         )
+    return text, skipped
+
+
+def _anchor_text(
+    turn: ChatTurn, source: RoutingTextSource, options: RoutingTextOptions
+) -> RoutingText:
+    text, skipped = _anchor_content(turn, source)
     return _budgeted(text, skipped, source, options.token_budget)
 
 
@@ -212,12 +218,7 @@ def _conversation_text(
     budget = options.token_budget
     assert budget is not None
     anchor_turn = turns[anchor]
-    anchor_text, skipped = text_of(anchor_turn.content)
-    if not anchor_text.strip():
-        raise RoutingInputError(
-            f"the last {'user' if source == 'user' else 'system'} turn has no text to route on"
-            + (f" (only non-text parts: {skipped})" if skipped else "")
-        )
+    anchor_text, skipped = _anchor_content(anchor_turn, source)
     # The anchor (the request being answered) always goes in first, so a long tool result or
     # document cannot push it out; the rest of the budget goes to the newest other turns.
     head, used, truncated = truncate_head(f"{anchor_turn.role}: {anchor_text}", budget)
