@@ -53,7 +53,7 @@ from routellm_base import (
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
-from routellm_base.engine import engine_settings_key
+from routellm_base.engine_cache import EngineCache, EngineSettings, RouterSpec
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
 
@@ -108,12 +108,13 @@ class _EngineHolder:
     (``bind_tools``, ``with_structured_output``, ``model_copy``).
 
     Engines are kept per routing setting, so a ``model_copy(update={"threshold": ...})`` routes
-    by its own settings. Deep copies and pickles start empty (a lock can be neither): the engine
+    by its own settings, and a router swapped in (:meth:`RouterChatModel.swap_router`) routes
+    for every copy. Deep copies and pickles start empty (a lock can be neither): the engine
     is rebuilt on first use from the copy's own fields, and the copy keeps its own cost totals.
     """
 
     def __init__(self) -> None:
-        self.engines: dict[tuple[Any, ...], RoutingEngine] = {}
+        self.engines = EngineCache()
         self.costs: CostTracker | None = None
         self.log = LazyLog()
         self.lock = threading.Lock()
@@ -189,6 +190,13 @@ class RouterChatModel(BaseChatModel):
     :class:`routellm_base.log.RoutingLog` records every answered call once, after the answer,
     off the call's path (see the ``log`` field).
 
+    Holding the strong share (off by default): ``share_window=1000`` keeps the share of calls
+    sent strong at ``strong_share`` on *this* traffic, with the threshold at the quantile of
+    the last 1000 win rates (see the ``share_window`` field).
+
+    A new router for a live model: ``llm.swap_router("runs/retrained")`` loads it and replaces
+    the router at once for this model and the runnables made from it (see :meth:`swap_router`).
+
     Fallback (off by default): with ``fallback=True``, a call whose chosen model raises is
     retried once on the other side (see the ``fallback`` field)::
 
@@ -213,6 +221,17 @@ class RouterChatModel(BaseChatModel):
     strong_share: float | None = None
     """Target share of calls sent to the strong model, turned into a threshold through the
     router's calibration. With neither this nor ``threshold``, the engine's default (0.5)."""
+    share_window: int | None = None
+    """Hold ``strong_share`` on live traffic (off: ``None``). A number of calls: the threshold
+    is the ``1 - strong_share`` quantile of the win rates of the last ``share_window`` routed
+    calls (forced and rule-routed calls have none and stay out), so the realised strong share
+    follows the target when the traffic scores higher or lower than the router's calibration
+    set. Until 100 calls (or ``share_window``, if smaller) have been routed, the calibration's
+    threshold applies. Each decision records the threshold it used and, in
+    ``extra["share_window"]``, where it came from (``threshold_from``: ``"window"`` or
+    ``"calibration"``), the window's ``size`` and ``fill``. The window is shared by this
+    model's ``bind_tools`` / ``with_structured_output`` runnables and kept per process. Needs
+    ``strong_share`` (or the default share), not ``threshold``."""
     routing_text_mode: Literal["last_user", "conversation"] = "last_user"
     """What the router scores: the last user turn (the paper's choice) or the whole conversation,
     newest turns first, within ``routing_text_max_tokens``."""
@@ -286,7 +305,9 @@ class RouterChatModel(BaseChatModel):
     def _validate(self) -> Self:
         # Fail at construction, not at the first call: the engine validates the policy and
         # routing-text options, so build those parts now (cheap; no router is loaded).
-        RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)
+        RoutingPolicy(
+            threshold=self.threshold, strong_share=self.strong_share, share_window=self.share_window
+        )
         self._routing_text_options()
         check_router_spec(self.router)
         self._new_cost_tracker()  # validates the prices now
@@ -302,12 +323,18 @@ class RouterChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        router = self._router_in_use()
+        # A loaded router's checkpoint id is part of the LLM-cache key, so that a swapped-in
+        # checkpoint (even in a reused folder) never answers from the old router's entries.
+        checkpoint = router.metadata.get("checkpoint_id") if isinstance(router, Router) else None
         return {
             "strong": self._side_name("strong"),
             "weak": self._side_name("weak"),
             "router": self._router_label(),
+            **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
             "threshold": self.threshold,
             "strong_share": self.strong_share,
+            "share_window": self.share_window,
             "routing_text_mode": self.routing_text_mode,
             "routing_text_max_tokens": self.routing_text_max_tokens,
             "stop": self.stop,
@@ -372,30 +399,56 @@ class RouterChatModel(BaseChatModel):
 
     @property
     def engine(self) -> RoutingEngine:
-        """The routing engine, created on first use and cached (thread-safe)."""
-        holder, key = self._engine_holder, self._engine_key()
-        engine = holder.engines.get(key)
-        if engine is None:
-            with holder.lock:
-                engine = holder.engines.get(key)
-                if engine is None:
-                    engine = holder.engines[key] = RoutingEngine(
-                        self.router,
-                        threshold=self.threshold,
-                        strong_share=self.strong_share,
-                        routing_text_options=self._routing_text_options(),
-                        no_known_tokens_side=self.no_known_tokens_side,
-                    )
-        return engine
+        """The routing engine, created on first use and cached (thread-safe). Its ``router``
+        is the router in use (after :meth:`swap_router`, the one swapped in)."""
+        return self._engine_holder.engines.get(self._engine_settings())
 
-    def _engine_key(self) -> tuple[Any, ...]:
-        return engine_settings_key(
-            self.router, self.threshold, self.strong_share, self._routing_text_options(), self.no_known_tokens_side
+    def _engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            self.router,
+            self.threshold,
+            self.strong_share,
+            self._routing_text_options(),
+            self.no_known_tokens_side,
+            self.share_window,
         )
 
+    def swap_router(self, router: str | Path | Router) -> RouterSpec:
+        """Route with ``router`` (a bundled name, a checkpoint folder or a ``Router``) from now
+        on: a retrained checkpoint replaces the router of a live model in one step.
+
+        * The checkpoint is loaded and its engine built (threshold resolved) before anything
+          changes; a bad folder or a ``strong_share`` the new router has no calibration for
+          raises here (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``)
+          and the old router goes on routing.
+        * Calls already routing finish on the old router; every call that starts after this
+          returns uses the new one, with this model's policy (``strong_share`` through the new
+          checkpoint's calibration, or the same fixed ``threshold``). A ``share_window`` starts
+          afresh: the old router's win rates do not apply to the new one.
+        * The runnables made from this model (``bind_tools``, ``with_structured_output``,
+          ``model_copy``), e.g. inside an agent, switch too; ``router`` is set to the new one.
+          LLM-cache keys include the new router's name and checkpoint id.
+        * Loading reads (and hashes) the checkpoint in the calling thread: from async code,
+          ``await asyncio.to_thread(llm.swap_router, path)``.
+
+        Returns the router replaced (the loaded ``Router`` when one was loaded), so
+        ``llm.swap_router(old)`` rolls back.
+        """
+        check_router_spec(router)
+        replaced = self._engine_holder.engines.swap(self._engine_settings(), router)
+        self.router = router
+        return replaced
+
     def decide(self, messages: LanguageModelInput, *, force: Side | None = None) -> RoutingDecision:
-        """How a call with these messages would be routed, without calling any model."""
-        return self._decide(self._convert_input(messages).to_messages(), force)
+        """How a call with these messages would be routed, without calling any model (a dry
+        run: it does not enter a ``share_window``)."""
+        return self.engine.decide(
+            messages_to_turns(self._convert_input(messages).to_messages()),
+            strong_model=self._side_name("strong"),
+            weak_model=self._side_name("weak"),
+            force=force,
+            observe=False,
+        )
 
     def cost_report(self) -> CostReport:
         """Tokens and estimated cost per side, strong share and savings vs always-strong, over
@@ -694,8 +747,13 @@ class RouterChatModel(BaseChatModel):
             fn=self.routing_text_fn,
         )
 
+    def _router_in_use(self) -> RouterSpec:
+        """This model's router, or the one swapped in for it (nothing is loaded)."""
+        return self._engine_holder.engines.router_for(self.router)
+
     def _router_label(self) -> str:
-        return self.router.name if isinstance(self.router, Router) else str(self.router)
+        router = self._router_in_use()
+        return router.name if isinstance(router, Router) else str(router)
 
     def _side_name(self, side: Side) -> str:
         explicit = self.strong_model_name if side == "strong" else self.weak_model_name
@@ -730,10 +788,11 @@ class RouterChatModel(BaseChatModel):
         )
 
     async def _adecide(self, messages: Sequence[BaseMessage], force: Any) -> RoutingDecision:
-        if self._engine_key() not in self._engine_holder.engines:
+        engine = self._engine_holder.engines.peek(self._engine_settings())
+        if engine is None:
             # Loading a router reads (and hashes) a checkpoint: keep it off the event loop.
-            await asyncio.to_thread(lambda: self.engine)
-        return await self.engine.adecide(
+            engine = await asyncio.to_thread(lambda: self.engine)
+        return await engine.adecide(
             messages_to_turns(messages),
             strong_model=self._side_name("strong"),
             weak_model=self._side_name("weak"),
@@ -809,7 +868,7 @@ class RouterChatModel(BaseChatModel):
                 conversation=messages_to_turns(messages),
                 strong_model=self._side_name("strong"),
                 weak_model=self._side_name("weak"),
-                checkpoint_id=self.engine.checkpoint_id,
+                checkpoint_id=decision.checkpoint_id,
                 input_tokens=cost.input_tokens,
                 output_tokens=cost.output_tokens,
                 tokens_estimated=cost.estimated,

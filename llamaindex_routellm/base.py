@@ -9,7 +9,6 @@ tools and provider-specific formatting stay the chosen model's business.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,7 +45,7 @@ from routellm_base import (
     Side,
 )
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
-from routellm_base.engine import engine_settings_key
+from routellm_base.engine_cache import EngineCache, EngineSettings, RouterSpec
 from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
@@ -88,15 +87,15 @@ def _min_known(a: int, b: int) -> int:
 
 
 class _EngineCache:
-    """The lazily built engine and the settings it was built from.
+    """The lazily built engines (per routing setting, following :meth:`RouterLLM.swap_router`)
+    and the log, shared by a model and its ``model_copy`` copies.
 
-    Copies and pickles start empty (a lock can be neither); the engine is then rebuilt on first
-    use from the copy's own fields.
+    Deep copies and pickles start empty (a lock can be neither); the engine is then rebuilt on
+    first use from the copy's own fields.
     """
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.current: tuple[tuple[Any, ...], RoutingEngine] | None = None
+        self.engines = EngineCache()
         self.log = LazyLog()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _EngineCache:
@@ -251,6 +250,19 @@ class RouterLLM(FunctionCallingLLM):
         ),
     )
 
+    share_window: int | None = Field(
+        default=None,
+        description="Hold strong_share on live traffic (off: None). A number of calls: the "
+        "threshold is the (1 - strong_share) quantile of the win rates of the last share_window "
+        "routed calls (forced and rule-routed calls have none and stay out), so the realised "
+        "strong share follows the target when the traffic scores higher or lower than the "
+        "router's calibration set. Until 100 calls (or share_window, if smaller) have been "
+        "routed, the calibration's threshold applies. Each decision records the threshold it "
+        "used and, in extra['share_window'], where it came from (threshold_from: 'window' or "
+        "'calibration'), the window's size and fill. Kept per process; copies made with "
+        "model_copy share it. Needs strong_share (or the default share), not threshold.",
+    )
+
     log: Any = Field(
         default=None,
         exclude=True,
@@ -283,6 +295,7 @@ class RouterLLM(FunctionCallingLLM):
         route_on_query: bool = True,
         no_known_tokens_side: Literal["strong", "weak"] | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
         log: Any = None,
+        share_window: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -301,6 +314,7 @@ class RouterLLM(FunctionCallingLLM):
             route_on_query=route_on_query,
             no_known_tokens_side=no_known_tokens_side,
             log=log,
+            share_window=share_window,
             **kwargs,
         )
         # Check the cheap settings now so that a bad threshold fails here, not at the first
@@ -355,9 +369,10 @@ class RouterLLM(FunctionCallingLLM):
         return {
             "class_name": self.class_name(),
             **self.metadata.model_dump(),
-            "router": self._serialize_router(self.router),
+            "router": self._serialize_router(self._router_in_use()),
             "threshold": self.threshold,
             "strong_share": self.strong_share,
+            "share_window": self.share_window,
             "no_known_tokens_side": self.no_known_tokens_side,
             "route_on_query": self.route_on_query,
             "fallback": self.fallback,
@@ -372,6 +387,7 @@ class RouterLLM(FunctionCallingLLM):
             threshold=self.threshold,
             strong_share=self.strong_share,
             no_known_tokens_side=self.no_known_tokens_side,
+            share_window=self.share_window,
         )
 
     def _text_options(self) -> RoutingTextOptions:
@@ -382,39 +398,57 @@ class RouterLLM(FunctionCallingLLM):
             mode=self.routing_text_mode, max_tokens=self.routing_text_max_tokens, fn=fn
         )
 
-    def _engine_key(self) -> tuple[Any, ...]:
-        # Fields may be reassigned after construction; the key makes the cached engine follow.
-        return engine_settings_key(
-            self.router, self.threshold, self.strong_share, self._text_options(), self.no_known_tokens_side
+    def _engine_settings(self) -> EngineSettings:
+        # Fields may be reassigned after construction; the settings make the engine follow.
+        return EngineSettings(
+            self.router,
+            self.threshold,
+            self.strong_share,
+            self._text_options(),
+            self.no_known_tokens_side,
+            self.share_window,
         )
 
     @property
     def engine(self) -> RoutingEngine:
-        """The routing engine, built on first use (thread-safe) and cached."""
-        key = self._engine_key()
-        current = self._engine_cache.current
-        if current is not None and current[0] == key:
-            return current[1]
-        with self._engine_cache.lock:
-            current = self._engine_cache.current
-            if current is None or current[0] != key:
-                engine = RoutingEngine(
-                    self.router,
-                    threshold=self.threshold,
-                    strong_share=self.strong_share,
-                    routing_text_options=self._text_options(),
-                    no_known_tokens_side=self.no_known_tokens_side,
-                )
-                current = (key, engine)
-                self._engine_cache.current = current
-            return current[1]
+        """The routing engine, built on first use (thread-safe) and cached. Its ``router`` is
+        the router in use (after :meth:`swap_router`, the one swapped in)."""
+        return self._engine_cache.engines.get(self._engine_settings())
 
     async def _aengine(self) -> RoutingEngine:
-        current = self._engine_cache.current
-        if current is not None and current[0] == self._engine_key():
-            return current[1]
+        engine = self._engine_cache.engines.peek(self._engine_settings())
+        if engine is not None:
+            return engine
         # Loading a router may load an embedder: keep it off the event loop.
         return await asyncio.to_thread(lambda: self.engine)
+
+    def _router_in_use(self) -> RouterSpec:
+        """This model's router, or the one swapped in for it (nothing is loaded)."""
+        return self._engine_cache.engines.router_for(self.router)
+
+    def swap_router(self, router: str | Path | Router) -> RouterSpec:
+        """Route with ``router`` (a bundled name, a checkpoint folder or a ``Router``) from now
+        on: a retrained checkpoint replaces the router of a live LLM in one step.
+
+        * The checkpoint is loaded and its engine built (threshold resolved) before anything
+          changes; a bad folder or a ``strong_share`` the new router has no calibration for
+          raises here (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``)
+          and the old router goes on routing.
+        * Calls already routing finish on the old router; every call that starts after this
+          returns uses the new one, with this LLM's policy (``strong_share`` through the new
+          checkpoint's calibration, or the same fixed ``threshold``). A ``share_window``
+          starts afresh: the old router's win rates do not apply to the new one.
+        * Copies made with ``model_copy`` switch too; ``router`` is set to the new one.
+        * Loading reads (and hashes) the checkpoint in the calling thread: from async code,
+          ``await asyncio.to_thread(llm.swap_router, path)``.
+
+        Returns the router replaced (the loaded ``Router`` when one was loaded), so
+        ``llm.swap_router(old)`` rolls back.
+        """
+        check_router_spec(router)
+        replaced = self._engine_cache.engines.swap(self._engine_settings(), router)
+        self.router = router
+        return replaced
 
     def _routing_log(self) -> RoutingLog | None:
         return self._engine_cache.log.get(self.log)
@@ -435,7 +469,7 @@ class RouterLLM(FunctionCallingLLM):
             conversation=_conversation(conversation),
             strong_model=self._side_name("strong"),
             weak_model=self._side_name("weak"),
-            checkpoint_id=self.engine.checkpoint_id,
+            checkpoint_id=decision.checkpoint_id,
             input_tokens=input_tokens if known else None,
             output_tokens=output_tokens if known else None,
             tokens_estimated=False if known else None,
@@ -457,15 +491,30 @@ class RouterLLM(FunctionCallingLLM):
     def route(
         self, messages: str | Sequence[ChatMessage], *, force: Side | None = None
     ) -> RoutingDecision:
-        """The decision for a prompt or a conversation, without calling either LLM."""
-        return self.engine.decide(_conversation(messages), force=force, **self._model_names())
+        """The decision for a prompt or a conversation, without calling either LLM (a dry run:
+        it does not enter a ``share_window``)."""
+        return self._route(messages, force, observe=False)
 
     async def aroute(
         self, messages: str | Sequence[ChatMessage], *, force: Side | None = None
     ) -> RoutingDecision:
         """:meth:`route` without blocking the event loop (the router runs in a worker thread)."""
+        return await self._aroute(messages, force, observe=False)
+
+    def _route(
+        self, messages: str | Sequence[ChatMessage], force: Side | None, *, observe: bool
+    ) -> RoutingDecision:
+        return self.engine.decide(
+            _conversation(messages), force=force, observe=observe, **self._model_names()
+        )
+
+    async def _aroute(
+        self, messages: str | Sequence[ChatMessage], force: Side | None, *, observe: bool
+    ) -> RoutingDecision:
         engine = await self._aengine()
-        return await engine.adecide(_conversation(messages), force=force, **self._model_names())
+        return await engine.adecide(
+            _conversation(messages), force=force, observe=observe, **self._model_names()
+        )
 
     @staticmethod
     def _pop_routing(kwargs: dict[str, Any]) -> tuple[Side | None, RoutingDecision | None]:
@@ -482,7 +531,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._pop_routing(kwargs)
         if prior is not None:
             return prior, False
-        return self.route(messages, force=force), self.fallback
+        return self._route(messages, force, observe=True), self.fallback
 
     async def _adecide(
         self, messages: str | Sequence[ChatMessage], kwargs: dict[str, Any]
@@ -490,7 +539,7 @@ class RouterLLM(FunctionCallingLLM):
         force, prior = self._pop_routing(kwargs)
         if prior is not None:
             return prior, False
-        return await self.aroute(messages, force=force), self.fallback
+        return await self._aroute(messages, force, observe=True), self.fallback
 
     # -- fallback -------------------------------------------------------------------------
 
@@ -908,7 +957,7 @@ class RouterLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponse:
         force, prior = self._tools_decision_inputs(kwargs)
-        decision = prior or self.route(messages, force=force)
+        decision = prior or self._route(messages, force, observe=True)
         attempt = self._tool_attempt("chat_with_tools", kwargs)
         return self._call(decision, attempt, self.fallback and prior is None, messages)
 
@@ -917,7 +966,7 @@ class RouterLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponse:
         force, prior = self._tools_decision_inputs(kwargs)
-        decision = prior or await self.aroute(messages, force=force)
+        decision = prior or await self._aroute(messages, force, observe=True)
         attempt = self._tool_attempt("achat_with_tools", kwargs)
         return await self._acall(decision, attempt, self.fallback and prior is None, messages)
 
@@ -926,7 +975,7 @@ class RouterLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseGen:
         force, prior = self._tools_decision_inputs(kwargs)
-        decision = prior or self.route(messages, force=force)
+        decision = prior or self._route(messages, force, observe=True)
         attempt = self._tool_attempt("stream_chat_with_tools", kwargs)
         return self._stream(decision, attempt, self.fallback and prior is None, messages)
 
@@ -935,7 +984,7 @@ class RouterLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         force, prior = self._tools_decision_inputs(kwargs)
-        decision = prior or await self.aroute(messages, force=force)
+        decision = prior or await self._aroute(messages, force, observe=True)
         attempt = self._tool_attempt("astream_chat_with_tools", kwargs)
         return await self._astream(decision, attempt, self.fallback and prior is None, messages)
 
@@ -955,7 +1004,9 @@ class RouterLLM(FunctionCallingLLM):
         ``router.chat(**prepared)`` goes to the same side without routing again.
         """
         force, prior = self._tools_decision_inputs(kwargs)
-        decision = prior or self.route(tool_call_messages(user_msg, chat_history), force=force)
+        decision = prior or self._route(
+            tool_call_messages(user_msg, chat_history), force, observe=True
+        )
         side: FunctionCallingLLM = self._llm_for(decision.side)  # type: ignore[assignment]
         call = self._tool_kwargs(
             tools, user_msg, chat_history, verbose, allow_parallel_tool_calls, False, kwargs

@@ -26,6 +26,10 @@ class RoutingDecision:
     router: str
     seconds: float
     forced: bool = False
+    checkpoint_id: str | None = None
+    """The sha256 of the weights of the router that decided (``None``: a router not loaded from
+    a checkpoint). Taken from the same engine as the win rate and threshold, so it names the
+    router of this decision even while a new router is being swapped in."""
     skipped_parts: tuple[str, ...] = ()
     """Non-text content parts left out of the routing text, e.g. ``("image_url",)``."""
     routing_text_tokens: int | None = None
@@ -40,6 +44,10 @@ class RoutingDecision:
     """Set when the chosen side raised and the call fell back to this decision's side."""
     fallback_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    """Further facts: ``routing_text_truncated``; ``share_window`` when the engine holds its
+    strong share on live traffic (``{"threshold_from": "window" | "calibration", "size",
+    "fill", "target_share"}``: ``threshold`` came from the window's quantile or, during
+    warm-up, from the calibration; ``fill`` win rates were in the window of ``size``)."""
 
     def fell_back(self, other_model: str, error: BaseException) -> RoutingDecision:
         """This decision after the chosen side raised ``error`` and the call went to the other side."""

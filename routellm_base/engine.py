@@ -21,6 +21,7 @@ from .errors import RoutingInputError
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy, decide_sides
 from .routers.base import Router
 from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
+from .share_window import ShareWindow
 
 Conversation = Sequence[ChatTurn | Mapping[str, Any]] | str
 
@@ -28,8 +29,9 @@ Conversation = Sequence[ChatTurn | Mapping[str, Any]] | str
 class RoutingEngine:
     """Decides, per conversation, whether the strong or the weak model should answer.
 
-    Thread-safe: routers and embedders guard their shared state, and the threshold is resolved
-    once, under a lock.
+    Thread-safe: routers and embedders guard their shared state, the threshold is resolved
+    once, under a lock, and a share window (``share_window``) updates under its own lock.
+    The router is fixed for an engine's life; the integrations swap routers by swapping engines.
     """
 
     def __init__(
@@ -40,22 +42,47 @@ class RoutingEngine:
         strong_share: float | None = None,
         routing_text_options: RoutingTextOptions | None = None,
         no_known_tokens_side: Side | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
+        share_window: int | None = None,
+        share_window_warmup: int | None = None,
     ) -> None:
         """``no_known_tokens_side``: the side of a call whose routing text has no token the
-        router's embedder knows (``None``: score it anyway); see :class:`RoutingPolicy`."""
-        self.router = router if isinstance(router, Router) else load_router(router)
+        router's embedder knows (``None``: score it anyway); see :class:`RoutingPolicy`.
+
+        ``share_window`` (calls; opt-in): hold ``strong_share`` on the traffic routed here, with
+        the threshold at the ``1 - strong_share`` quantile of the last ``share_window`` scored
+        win rates, starting from the calibration's threshold until ``share_window_warmup``
+        calls (default ``min(share_window, 100)``) are in the window. Each decision records
+        it in ``extra["share_window"]``. Raises :class:`InvalidPolicyError` for a bad policy.
+        """
         self.policy = RoutingPolicy(
             threshold=threshold,
             strong_share=strong_share,
             no_known_tokens_side=no_known_tokens_side,
+            share_window=share_window,
+            share_window_warmup=share_window_warmup,
         )
+        self.router = router if isinstance(router, Router) else load_router(router)
         self.routing_text_options = routing_text_options or RoutingTextOptions()
+        self.window = (
+            None
+            if share_window is None
+            else ShareWindow(share_window, self.policy.target_share, share_window_warmup)
+        )
         self._threshold: float | None = None
         self._lock = threading.Lock()
 
     @property
     def threshold(self) -> float:
-        """The win-rate threshold in force (resolved from ``strong_share`` on first use)."""
+        """The win-rate threshold in force: the policy's (resolved from ``strong_share`` on
+        first use) or, with a share window past its warm-up, the window's current quantile."""
+        if self.window is not None:
+            return self.window.peek(self.calibrated_threshold).threshold
+        return self.calibrated_threshold
+
+    @property
+    def calibrated_threshold(self) -> float:
+        """The policy's own threshold: ``threshold`` as given, or ``strong_share`` through the
+        router's calibration (where a share window starts)."""
         if self._threshold is None:
             with self._lock:
                 if self._threshold is None:
@@ -76,10 +103,18 @@ class RoutingEngine:
         strong_model: str = "strong",
         weak_model: str = "weak",
         force: Side | None = None,
+        observe: bool = True,
     ) -> RoutingDecision:
-        """Route one conversation (a list of turns, or a bare prompt string)."""
+        """Route one conversation (a list of turns, or a bare prompt string).
+
+        ``observe=False`` is a dry run: the win rate does not enter the share window.
+        """
         return self.decide_many(
-            [conversation], strong_model=strong_model, weak_model=weak_model, force=force
+            [conversation],
+            strong_model=strong_model,
+            weak_model=weak_model,
+            force=force,
+            observe=observe,
         )[0]
 
     def decide_many(
@@ -89,23 +124,28 @@ class RoutingEngine:
         strong_model: str = "strong",
         weak_model: str = "weak",
         force: Side | None = None,
+        observe: bool = True,
     ) -> list[RoutingDecision]:
-        """Route several conversations with one batched router call."""
+        """Route several conversations with one batched router call (and, with a share window,
+        one threshold)."""
         if force is not None and force not in SIDES:
             raise RoutingInputError(f"force must be 'strong', 'weak' or None, got {force!r}")
         start = time.perf_counter()
-        threshold = self.threshold
+        calibrated = self.calibrated_threshold
         if force is not None:
+            held = None if self.window is None else self.window.peek(calibrated)
             seconds = (time.perf_counter() - start) / max(len(conversations), 1)
             return [
                 RoutingDecision(
                     side=force,
                     model=strong_model if force == "strong" else weak_model,
                     win_rate=None,
-                    threshold=threshold,
+                    threshold=calibrated if held is None else held.threshold,
                     router=self.router.name,
                     seconds=seconds,
                     forced=True,
+                    checkpoint_id=self.checkpoint_id,
+                    extra={} if held is None else {"share_window": held.to_dict()},
                 )
                 for _ in conversations
             ]
@@ -115,12 +155,26 @@ class RoutingEngine:
         scored = [i for i in range(len(texts)) if not unreadable[i]]
         if scored:
             rates[scored] = self.router.strong_win_rate([texts[i].text for i in scored])
+        held = None
+        if self.window is not None:
+            # The calls are routed with the window as it stood, then their win rates enter it;
+            # rule-routed calls (no known token) have no win rate and stay out, as they stay
+            # out of a calibration.
+            held = (
+                self.window.take(rates[scored], calibrated)
+                if observe
+                else self.window.peek(calibrated)
+            )
+        threshold = calibrated if held is None else held.threshold
         strong = decide_sides(np.nan_to_num(rates, nan=0.0), threshold)
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
         decisions = []
         for text, rate, go_strong, no_known in zip(texts, rates, strong, unreadable):
             if no_known:
                 go_strong = self.policy.no_known_tokens_side == "strong"
+            extra = _extra(text)
+            if held is not None:
+                extra["share_window"] = held.to_dict()
             decisions.append(
                 RoutingDecision(
                     side="strong" if go_strong else "weak",
@@ -129,11 +183,12 @@ class RoutingEngine:
                     threshold=threshold,
                     router=self.router.name,
                     seconds=seconds,
+                    checkpoint_id=self.checkpoint_id,
                     skipped_parts=text.skipped_parts,
                     routing_text_tokens=text.tokens,
                     routing_text_source=text.source,
                     no_known_tokens=no_known,
-                    extra=_extra(text),
+                    extra=extra,
                 )
             )
         return decisions
@@ -156,29 +211,19 @@ class RoutingEngine:
         strong_model: str = "strong",
         weak_model: str = "weak",
         force: Side | None = None,
+        observe: bool = True,
     ) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
         import asyncio  # only async callers pay for importing it
 
         return await asyncio.to_thread(
-            self.decide, conversation, strong_model=strong_model, weak_model=weak_model, force=force
+            self.decide,
+            conversation,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            force=force,
+            observe=observe,
         )
-
-
-def engine_settings_key(
-    router: Router | str | Path,
-    threshold: float | None,
-    strong_share: float | None,
-    routing_text_options: RoutingTextOptions,
-    no_known_tokens_side: Side | None,
-) -> tuple[Any, ...]:
-    """A hashable key of everything a :class:`RoutingEngine` is built from.
-
-    The integrations cache one engine per key, so an engine follows fields reassigned after
-    construction (or changed by ``model_copy``). A ``Router`` instance counts by identity.
-    """
-    router_key: Any = router if isinstance(router, Router) else str(router)
-    return (router_key, threshold, strong_share, routing_text_options, no_known_tokens_side)
 
 
 def _extra(text: RoutingText) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import numpy as np
 from .calibration import Calibration, check_unit_interval
 from .decision import SIDES, Side
 from .errors import InvalidPolicyError
+from .share_window import check_window
 
 if TYPE_CHECKING:
     from .routers.base import Router
@@ -34,15 +35,32 @@ class RoutingPolicy:
     ``no_known_tokens_side`` is the side of a call whose routing text has no token the
     router's embedder knows (default ``"strong"``, see :data:`DEFAULT_NO_KNOWN_TOKENS_SIDE`);
     ``None`` scores such text anyway, which gives every such call the same win rate.
+
+    ``share_window`` (opt-in, a number of calls) holds ``strong_share`` on the traffic itself:
+    the threshold becomes the ``1 - strong_share`` quantile of the win rates of the last
+    ``share_window`` scored calls (:class:`~routellm_base.share_window.ShareWindow`), and the
+    calibration's threshold serves until ``share_window_warmup`` calls (default
+    ``min(share_window, 100)``) have been scored. It needs a share, not a fixed ``threshold``.
     """
 
     threshold: float | None = None
     strong_share: float | None = None
     no_known_tokens_side: Side | None = DEFAULT_NO_KNOWN_TOKENS_SIDE
+    share_window: int | None = None
+    share_window_warmup: int | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.strong_share is not None:
             raise InvalidPolicyError("give either threshold or strong_share, not both")
+        if self.share_window is not None:
+            if self.threshold is not None:
+                raise InvalidPolicyError(
+                    "share_window holds a strong_share on live traffic; it does not apply to a "
+                    "fixed threshold: give strong_share instead of threshold"
+                )
+            check_window(self.share_window, self.share_window_warmup)
+        elif self.share_window_warmup is not None:
+            raise InvalidPolicyError("share_window_warmup needs a share_window")
         if self.threshold is not None:
             object.__setattr__(self, "threshold", check_unit_interval(self.threshold, "threshold"))
         if self.strong_share is not None:
@@ -55,11 +73,17 @@ class RoutingPolicy:
                 f"got {self.no_known_tokens_side!r}"
             )
 
+    @property
+    def target_share(self) -> float:
+        """The share of calls meant to go strong (``strong_share``, else the default)."""
+        return DEFAULT_STRONG_SHARE if self.strong_share is None else self.strong_share
+
     def threshold_for(self, router: Router) -> float:
-        """The threshold this policy means for ``router``."""
+        """The threshold this policy means for ``router`` (with a ``share_window``: the
+        calibration's threshold, which the window starts from)."""
         if self.threshold is not None:
             return self.threshold
-        share = DEFAULT_STRONG_SHARE if self.strong_share is None else self.strong_share
+        share = self.target_share
         if router.calibration is None:
             raise InvalidPolicyError(
                 f"router {router.name!r} has no stored calibration, so a strong_share cannot be "

@@ -108,7 +108,10 @@ class RoutingServer:
         self.router = load_router(config.router)
         self.router_name = self.router.name
         self.engine = RoutingEngine(
-            self.router, threshold=config.threshold, strong_share=config.strong_share
+            self.router,
+            threshold=config.threshold,
+            strong_share=config.strong_share,
+            share_window=config.share_window,
         )
         self.models = {"strong": config.strong.model, "weak": config.weak.model}
         self.decide_inline = self._time_decisions() < INLINE_DECISION_MAX_S
@@ -174,15 +177,17 @@ class RoutingServer:
     # -- endpoints -----------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        return _json(
-            {
-                "status": "ok",
-                "router": self.router_name,
-                "threshold": self.engine.threshold,
-                "strong_model": self.models["strong"],
-                "weak_model": self.models["weak"],
-            }
-        )
+        body = {
+            "status": "ok",
+            "router": self.router_name,
+            "threshold": self.engine.threshold,
+            "strong_model": self.models["strong"],
+            "weak_model": self.models["weak"],
+        }
+        window = self.engine.window
+        if window is not None:  # where this process's threshold comes from now
+            body["share_window"] = window.peek(self.engine.calibrated_threshold).to_dict()
+        return _json(body)
 
     async def list_models(self, request: Request) -> Response:
         self._authorise(request)
@@ -293,12 +298,13 @@ class RoutingServer:
                 "Explain the difference between a list and a tuple in Python, with an example.",
             )
         ]
+        # Dry runs (observe=False): the probe prompt must not enter a share window.
         for _ in range(3):
-            self.engine.decide(prompt)
+            self.engine.decide(prompt, observe=False)
         times = []
         for _ in range(7):
             start = time.perf_counter()
-            self.engine.decide(prompt)
+            self.engine.decide(prompt, observe=False)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -329,7 +335,9 @@ class RoutingServer:
         )
         data["routellm"] = decision.to_dict()
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        self.record(decision, turns, start, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self.record(
+            decision, turns, start, usage.get("prompt_tokens"), usage.get("completion_tokens")
+        )
         return Response(
             json.dumps(data), media_type="application/json", headers=_decision_headers(decision)
         )
@@ -386,7 +394,7 @@ class RoutingServer:
             conversation=turns,
             strong_model=self.models["strong"],
             weak_model=self.models["weak"],
-            checkpoint_id=self.engine.checkpoint_id,
+            checkpoint_id=decision.checkpoint_id,
             input_tokens=input_tokens if isinstance(input_tokens, int) else None,
             output_tokens=output_tokens if isinstance(output_tokens, int) else None,
             latency_seconds=time.perf_counter() - start,

@@ -39,7 +39,9 @@ def add_serve_parser(sub: Any) -> None:
             help=f"environment variable holding the {side} side's API key",
         )
     sv.add_argument(
-        "--router", default=None, help="bundled router name or checkpoint folder (default task_experts)"
+        "--router",
+        default=None,
+        help="bundled router name or checkpoint folder (default task_experts)",
     )
     policy = sv.add_mutually_exclusive_group()
     policy.add_argument(
@@ -47,6 +49,13 @@ def add_serve_parser(sub: Any) -> None:
     )
     policy.add_argument(
         "--threshold", type=float, help="win-rate threshold of model 'router-<router>'"
+    )
+    sv.add_argument(
+        "--share-window",
+        type=int,
+        default=None,
+        help="hold the strong share on live traffic: threshold at the quantile of the last N win "
+        "rates of 'router-<router>' (per process; needs a share, not --threshold)",
     )
     sv.add_argument(
         "--host", default=None, help="address to bind (default 127.0.0.1: this machine only)"

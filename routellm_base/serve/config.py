@@ -94,6 +94,10 @@ class ServeConfig:
     """Bundled router name or checkpoint folder."""
     threshold: float | None = None
     strong_share: float | None = None
+    share_window: int | None = None
+    """Hold the strong share of ``router-<router>`` on the traffic served (calls): the threshold
+    is the ``1 - strong_share`` quantile of the last ``share_window`` win rates, per server
+    process (see :class:`~routellm_base.share_window.ShareWindow`); ``None``: off."""
     host: str = "127.0.0.1"
     port: int = 6060
     workers: int = 1
@@ -125,7 +129,9 @@ class ServeConfig:
                     f"{side} must be an UpstreamConfig, got {type(upstream).__name__}"
                 )
             upstream.check(side)
-        RoutingPolicy(threshold=self.threshold, strong_share=self.strong_share)  # validates both
+        RoutingPolicy(  # validates the policy
+            threshold=self.threshold, strong_share=self.strong_share, share_window=self.share_window
+        )
         if not isinstance(self.router, str) or not self.router:
             raise ServeConfigError(
                 f"router must be a router name or checkpoint folder, got {self.router!r}"
@@ -211,7 +217,7 @@ class ServeConfig:
 
 
 _FLAT_FLAGS = (
-    "router", "threshold", "strong_share", "host", "port", "workers", "api_key_env",
+    "router", "threshold", "strong_share", "share_window", "host", "port", "workers", "api_key_env",
     "max_body_bytes", "timeout", "connect_timeout", "max_retries", "max_connections", "log_level",
     "log",
 )  # fmt: skip

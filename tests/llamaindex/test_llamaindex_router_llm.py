@@ -69,7 +69,7 @@ def test_defaults_and_lazy_engine(strong, weak) -> None:
     assert llm.router == "task_experts"  # the bundled default, not loaded until the first call
     assert llm.threshold is None and llm.strong_share is None
     assert llm.routing_text_mode == "last_user" and llm.routing_text_max_tokens is None
-    assert llm._engine_cache.current is None
+    assert not llm._engine_cache.engines
     assert isinstance(llm, FunctionCallingLLM)
     assert RouterLLM.class_name() == "RouterLLM"
     for name in ("strong", "weak", "router", "threshold", "strong_share", "routing_text_mode"):
@@ -309,7 +309,7 @@ def test_copies_and_serialisation(strong, weak, make_router) -> None:
     llm.complete("warm the engine")
     clone = copy.deepcopy(llm)
     assert clone.router is router  # routers are shared, not copied
-    assert clone._engine_cache.current is None  # rebuilt lazily from the copy's own fields
+    assert not clone._engine_cache.engines  # rebuilt lazily from the copy's own fields
     assert clone.complete("x").additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
     data = llm.to_dict()
     assert data["class_name"] == "RouterLLM" and data["router"] == "recording"
@@ -413,7 +413,7 @@ def test_tool_calls_of_a_response_without_a_decision(fc_strong, fc_weak) -> None
     assert llm.get_tool_calls_from_response(empty, error_on_no_tool_call=False) == []
     with pytest.raises(ValueError, match="strong-fc: no tool call"):
         llm.get_tool_calls_from_response(empty, error_on_no_tool_call=True)
-    assert llm._engine_cache.current is None  # parsing never loads the router
+    assert not llm._engine_cache.engines  # parsing never loads the router
 
 
 # -- instrumentation and callbacks ----------------------------------------------------------
