@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
-from .schema import VERSION_TABLE, decisions, metadata
+from .schema import VERSION_TABLE, comparisons, decisions, feedback, metadata
 from .store import read_decisions
 
 __all__ = [
@@ -30,7 +30,9 @@ __all__ = [
     "LogStats",
     "Redactor",
     "RoutingLog",
+    "comparisons",
     "decisions",
+    "feedback",
     "metadata",
     "open_log",
     "read_decisions",

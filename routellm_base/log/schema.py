@@ -62,3 +62,57 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 """Per-log settings; ``prompt_hash_salt`` is the salt of every ``prompt_hash`` in this log."""
+
+comparisons = Table(
+    "routellm_comparisons",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("answered_side", String(6), nullable=False),
+    Column("strong_model", String(200)),
+    Column("weak_model", String(200)),
+    Column("strong_answer", Text),
+    Column("weak_answer", Text),
+    Column("shadow_error", Text),
+    Column("shadow_latency_seconds", Float),
+    Column("shadow_input_tokens", Integer),
+    Column("shadow_output_tokens", Integer),
+    Column("shadow_cost_usd", Float),
+    Column("verdict", String(6)),
+    Column("verdict_source", String(16)),
+    Column("judge_model", String(200)),
+    Column("judged_at", DateTime(timezone=True)),
+    Column("strong_first_verdict", String(1)),
+    Column("weak_first_verdict", String(1)),
+    Column("unparseable", Integer, nullable=False, default=0, server_default="0"),
+    Column("judge_error", Text),
+)
+"""One row per shadow comparison: the call (``call_id``, a decision's) was also sent to the side
+that did not answer it (``answered_side`` is the side the user got), after the user's answer.
+
+* ``strong_answer`` / ``weak_answer``: the two answers, redacted, only with ``store_prompts``
+  (else NULL); ``shadow_error``: ``"<Type>: <message>"`` when the shadow call raised (NULL when
+  it answered); the shadow call's latency, tokens and cost where known.
+* ``verdict``: ``"strong"``, ``"weak"`` or ``"tie"``, NULL until judged or when the judgment was
+  unreadable; ``verdict_source``: ``"judge"`` (an LLM judge) or ``"golden"`` (a human's label
+  written into the row); ``strong_first_verdict`` / ``weak_first_verdict``: the judge's parsed
+  ``A``/``B``/``C`` in each answer order (NULL: unreadable); ``unparseable``: how many of this
+  item's judgments (all judging runs together) had no readable verdict; ``judge_error``: the
+  judge call's failure, if any.
+"""
+
+feedback = Table(
+    "routellm_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("rating", Integer),
+    Column("label", String(6)),
+    Column("source", String(64), nullable=False),
+)
+"""User feedback and golden labels on a call (its decision's ``call_id``): ``rating`` +1 (thumbs
+up) or -1 (thumbs down) on the answer the user got, and/or ``label``, the side that answers
+better (``"strong"``, ``"weak"`` or ``"tie"``); ``source`` says who gave it (``"user"``,
+``"golden"``, an app's name)."""

@@ -135,9 +135,45 @@ def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> Non
     engine = create_engine(sqlite_url(tmp_path / "log.db"))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         assert compare_metadata(context, metadata) == []
     engine.dispose()
+
+
+def test_a_schema_1_log_is_upgraded_in_place_keeping_its_rows_and_salt(tmp_path: Path) -> None:
+    # A log written by the previous release (schema 0001) gains the comparison and feedback
+    # tables when a newer RoutingLog opens it; its decisions and salt are untouched.
+    from alembic import command
+    from alembic.config import Config
+
+    from routellm_base.log.store import MIGRATIONS
+
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO routellm_decisions (call_id, created_at, router, threshold, side, model, "
+            "forced, no_known_tokens, routing_seconds) VALUES "
+            "('old', '2025-01-01 00:00:00', 'mf', 0.5, 'weak', 'w', 0, 0, 0.001)"
+        )
+        salt = connection.exec_driver_sql("SELECT value FROM routellm_log_settings").scalar()
+        tables = {r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
+    assert "routellm_comparisons" not in tables
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(decision())
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() == "0002"
+        assert compare_metadata(context, metadata) == []
+        assert (
+            connection.exec_driver_sql("SELECT value FROM routellm_log_settings").scalar() == salt
+        )
+    engine.dispose()
+    assert [r["call_id"] for r in rows(tmp_path / "log.db")][0] == "old"
+    assert len(rows(tmp_path / "log.db")) == 2
 
 
 def test_reopening_an_existing_log_keeps_its_rows_and_salt(tmp_path: Path) -> None:

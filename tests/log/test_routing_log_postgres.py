@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from log_helpers import decision
 from sqlalchemy import create_engine, text
 
-from routellm_base.log import RoutingLog, read_decisions
+from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, read_decisions
 
 
 def test_several_writers_on_one_new_database_lose_no_decision(postgres_url: str) -> None:
@@ -41,8 +43,10 @@ def test_several_writers_on_one_new_database_lose_no_decision(postgres_url: str)
     with engine.connect() as connection:
         assert (
             connection.execute(text("SELECT version_num FROM routellm_log_version")).scalar()
-            == "0001"
+            == "0002"
         )
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, metadata) == []  # every table, on PostgreSQL too
     engine.dispose()
 
 
