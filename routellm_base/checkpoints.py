@@ -182,6 +182,27 @@ def check_router_spec(name_or_path: str | Path | Router) -> None:
     )
 
 
+def stored_calibration(name_or_path: str | Path) -> tuple[str | None, Calibration | None]:
+    """A router's checkpoint id (sha256 of its weights) and stored calibration, read from its
+    ``config.json`` without loading weights or embedder. ``random`` gives ``(None, uniform)``.
+
+    Raises :class:`UnknownRouterError` for a name that is neither bundled nor a folder and
+    :class:`CheckpointError` for a folder that is not a checkpoint.
+    """
+    key = str(name_or_path)
+    if key == "random":
+        return None, RandomRouter().calibration
+    check_router_spec(key)
+    path = BUNDLED_DIR / BUNDLED_ROUTERS[key][0] if key in BUNDLED_ROUTERS else Path(key).expanduser()
+    config = read_config(path)
+    checkpoint_id = (config.get("files") or {}).get(WEIGHTS_FILE)
+    calibration = config.get("calibration")
+    return (
+        str(checkpoint_id) if checkpoint_id else None,
+        Calibration.from_dict(calibration) if calibration else None,
+    )
+
+
 def read_config(path: Path) -> dict[str, Any]:
     config_path = path / CONFIG_FILE
     if not config_path.is_file():

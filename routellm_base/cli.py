@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_judge_parser(sub)
     add_serve_parser(sub)
+    from .report_command import add_report_parser
+
+    add_report_parser(sub)
 
     dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
     dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")

@@ -1,0 +1,915 @@
+"""``routellm report``: what a routing log says about the traffic it recorded.
+
+* **Traffic**: calls and the strong share per time bin (and the threshold in force, which moves
+  when a ``share_window`` holds the share).
+* **Cost**: what the calls cost and what the same tokens would have cost had every call gone to
+  the strong model (RouteLLM's accounting: same prompts and answers, strong-model prices), at
+  :data:`routellm_base.costs.DEFAULT_PRICES` merged with the prices given, as the log prices.
+* **Judged**: of the calls with a judged shadow comparison (``routellm_comparisons``), the strong
+  model's judged win rate per bucket of the router's win rate, beside the router's own mean
+  estimate, and the rank agreement (AUC) between the two: does the router rank *this* traffic?
+* **Drift**: the distribution of the router's win rates on this traffic against its checkpoint's
+  calibration set, as the Kolmogorov-Smirnov distance and the population stability index.
+
+Reads any log :class:`~routellm_base.log.RoutingLog` writes (a SQLite file or a SQLAlchemy URL);
+it never writes to it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import inspect, select
+
+from ..calibration import Calibration
+from ..checkpoints import stored_calibration
+from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
+from ..errors import CheckpointError, MissingDependencyError, RoutingInputError, UnknownRouterError
+from .schema import comparisons, decisions
+from .store import create_log_engine, log_url
+
+BIN_CHOICES_S = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+"""Time-bin widths the report picks from (seconds): the smallest giving at most
+:data:`MAX_AUTO_BINS` bins."""
+MAX_AUTO_BINS = 24
+PSI_BINS = 10
+"""PSI compares the shares of traffic in the calibration set's deciles (10% each)."""
+PSI_FLOOR = 1e-4
+"""A share of 0 is counted as this in the PSI's logarithm (the usual guard)."""
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class TimeBin:
+    """Calls whose ``created_at`` falls in ``[start, start + seconds)`` (UTC)."""
+
+    start: datetime
+    seconds: int
+    calls: int
+    strong: int
+    cost_usd: float
+    """Sum of the known costs of these calls (USD)."""
+    always_strong_usd: float
+    """What the calls with known tokens would have cost on their strong model (USD)."""
+    threshold_median: float | None
+    """Median threshold of the scored (not forced) calls; ``None`` without one."""
+
+    @property
+    def strong_share(self) -> float:
+        return self.strong / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """Spend against always-strong, over the calls whose both figures are known."""
+
+    calls_compared: int
+    """Calls with tokens, a known cost and a priced strong model."""
+    cost_usd: float
+    """What those calls cost."""
+    always_strong_usd: float
+    """What their tokens would have cost on their strong model."""
+    total_cost_usd: float
+    """Known cost of every call (compared or not)."""
+    calls_without_tokens: int
+    unpriced_models: tuple[str, ...]
+    """Models with no price, whose calls cost or compare as unknown (pass their prices)."""
+
+    @property
+    def savings_usd(self) -> float:
+        return self.always_strong_usd - self.cost_usd
+
+    @property
+    def savings_share(self) -> float | None:
+        return self.savings_usd / self.always_strong_usd if self.always_strong_usd > 0 else None
+
+
+@dataclass(frozen=True)
+class JudgedBucket:
+    """Judged calls whose router win rate lies in ``[low, high]``."""
+
+    low: float
+    high: float
+    judged: int
+    strong_wins: int
+    weak_wins: int
+    ties: int
+    router_win_rate: float
+    """The router's mean win rate over these calls (its own estimate of the strong-win rate)."""
+
+    @property
+    def strong_win_rate(self) -> float:
+        """Judged strong-win rate, ties counted half (as in Chatbot Arena battles)."""
+        return (self.strong_wins + 0.5 * self.ties) / self.judged
+
+    @property
+    def interval_95(self) -> tuple[float, float]:
+        """Wilson 95% interval of :attr:`strong_win_rate` over ``judged`` calls."""
+        return wilson_interval(self.strong_win_rate, self.judged)
+
+
+@dataclass(frozen=True)
+class JudgedSummary:
+    """Judged shadow comparisons joined to their calls' win rates."""
+
+    available: bool
+    """The log has a comparisons table (schema 0002 or later)."""
+    comparisons: int
+    """Comparison rows in the log (judged or not)."""
+    judged: int
+    """Calls with a verdict and a router win rate (the latest verdict per call)."""
+    by_source: dict[str, int]
+    """Judged calls per ``verdict_source`` (``judge``, ``golden``)."""
+    buckets: tuple[JudgedBucket, ...]
+    auc: float | None
+    """Probability that a call the strong model won has a higher router win rate than one the
+    weak model won (ties in verdict left out, ties in win rate counted half): 0.5 is a router
+    that ranks this traffic at chance, 1.0 a perfect ranking. ``None`` without both kinds."""
+    decisive: int
+    """Judged calls with a strong or weak verdict (those the AUC compares)."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The router's win rates on the logged traffic against its checkpoint's calibration set."""
+
+    router: str
+    checkpoint_id: str | None
+    calls: int
+    """Scored calls of this router and checkpoint (forced and rule-routed calls have no win
+    rate)."""
+    reference: str | None
+    """The calibration set's name; ``None`` when no calibration was found (see ``note``)."""
+    reference_size: int | None
+    ks: float | None
+    """Kolmogorov-Smirnov distance: the largest difference, over every threshold, between the
+    share of this traffic and the share of the calibration set at or above it, i.e. how far the
+    realised strong share can be from a ``strong_share`` that the calibration turned into a
+    threshold."""
+    ks_critical_95: float | None
+    """The KS distance that two samples of these sizes from one distribution exceed 5% of the
+    time (``1.358 * sqrt((n + m) / (n m))``); a larger ``ks`` is drift, not noise. ``None``
+    when the calibration records no size (e.g. the exact uniform of ``random``)."""
+    psi: float | None
+    """Population stability index over the calibration set's deciles: below 0.1 stable, 0.1 to
+    0.25 a moderate shift, above 0.25 a major one (the usual reading)."""
+    threshold: float | None
+    """The median threshold these calls were routed with."""
+    expected_share: float | None
+    """Share of the calibration set at or above ``threshold``: the share it was chosen for."""
+    realised_share: float | None
+    """Share of these calls whose win rate is at or above ``threshold``."""
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Calls routed under a ``share_window`` (decisions' ``extra["share_window"]``)."""
+
+    calls: int
+    from_window: int
+    """Of those, routed with the window's quantile (the rest: calibration, during warm-up)."""
+    target_shares: tuple[float, ...]
+    realised_share: float
+    """Strong share of the scored calls routed with the window's quantile."""
+    threshold_range: tuple[float, float] | None
+    """Lowest and highest threshold the window gave."""
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """Everything ``routellm report`` shows; :meth:`format` for a terminal, :meth:`to_dict`
+    for JSON."""
+
+    log: str
+    calls: int
+    first: datetime | None
+    last: datetime | None
+    strong: int
+    forced: int
+    fallbacks: int
+    no_known_tokens: int
+    routers: dict[str, int]
+    bins: tuple[TimeBin, ...]
+    cost: CostSummary
+    judged: JudgedSummary
+    drift: tuple[Drift, ...]
+    window: WindowSummary | None
+    win_rates: dict[str, list[float]] = field(repr=False, default_factory=dict)
+    """Win rates per drift group (``router@checkpoint``), for the plot; not in :meth:`to_dict`."""
+    calibrations: dict[str, Calibration] = field(repr=False, default_factory=dict)
+
+    @property
+    def strong_share(self) -> float:
+        return self.strong / self.calls if self.calls else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (times as ISO 8601 strings, shares in [0, 1], USD)."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            return value
+
+        data = {
+            "log": self.log,
+            "calls": self.calls,
+            "first": self.first,
+            "last": self.last,
+            "strong": self.strong,
+            "strong_share": self.strong_share,
+            "forced": self.forced,
+            "fallbacks": self.fallbacks,
+            "no_known_tokens": self.no_known_tokens,
+            "routers": self.routers,
+            "bins": [{**asdict(b), "strong_share": b.strong_share} for b in self.bins],
+            "cost": {
+                **asdict(self.cost),
+                "savings_usd": self.cost.savings_usd,
+                "savings_share": self.cost.savings_share,
+            },
+            "judged": {
+                **asdict(self.judged),
+                "buckets": [
+                    {
+                        **asdict(b),
+                        "strong_win_rate": b.strong_win_rate,
+                        "interval_95": list(b.interval_95),
+                    }
+                    for b in self.judged.buckets
+                ],
+            },
+            "drift": [asdict(d) for d in self.drift],
+            "window": None if self.window is None else asdict(self.window),
+        }
+        return plain(data)
+
+    def format(self) -> str:
+        """The report as text for a terminal (80 columns)."""
+        return "\n".join(_format(self))
+
+
+def build_report(
+    target: str | Path,
+    *,
+    prices: Mapping[str, PriceLike] | None = None,
+    every: int | None = None,
+    buckets: int = 5,
+    routers: Sequence[str | Path] = (),
+) -> LogReport:
+    """The report of the log at ``target`` (a SQLite path or a SQLAlchemy URL).
+
+    ``prices``: USD per 1M input/output tokens per model, merged over ``DEFAULT_PRICES``;
+    ``every``: time-bin width in seconds (default: the smallest of :data:`BIN_CHOICES_S` giving
+    at most 24 bins); ``buckets``: win-rate buckets of the judged calls (equal counts);
+    ``routers``: more router names or checkpoint folders in which to look for a logged
+    checkpoint's calibration (the logged router name is tried first).
+
+    Raises :class:`RoutingInputError` when there is no log at ``target`` or it is not a routing
+    log, or for a bad ``every`` / ``buckets``.
+    """
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise RoutingInputError(
+            f"report: every must be a positive number of seconds, got {every!r}"
+        )
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+        raise RoutingInputError(f"report: buckets must be a positive int, got {buckets!r}")
+    price_table = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
+    url = log_url(target)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise RoutingInputError(f"report: no routing log at {url.database}")
+    engine = create_log_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            if decisions.name not in tables:
+                raise RoutingInputError(
+                    f"report: {url.render_as_string(hide_password=True)} is not a routing log "
+                    f"(no {decisions.name} table)"
+                )
+            rows = [dict(r._mapping) for r in connection.execute(_decision_query())]
+            judged_rows = None
+            if comparisons.name in tables:
+                judged_rows = [
+                    dict(r._mapping)
+                    for r in connection.execute(
+                        select(
+                            comparisons.c.id,
+                            comparisons.c.call_id,
+                            comparisons.c.verdict,
+                            comparisons.c.verdict_source,
+                        ).order_by(comparisons.c.id)
+                    )
+                ]
+    finally:
+        engine.dispose()
+    for row in rows:
+        row["created_at"] = _utc(row["created_at"])
+        row["extra"] = _extra(row["extra"])
+        row["cost"] = _call_cost(row, price_table)
+        row["always_strong"] = _always_strong_cost(row, price_table)
+    times = [r["created_at"] for r in rows]
+    drift, win_rates, calibrations = _drift(rows, routers)
+    return LogReport(
+        log=url.render_as_string(hide_password=True),
+        calls=len(rows),
+        first=min(times) if times else None,
+        last=max(times) if times else None,
+        strong=sum(r["side"] == "strong" for r in rows),
+        forced=sum(bool(r["forced"]) for r in rows),
+        fallbacks=sum(r["fallback_from"] is not None for r in rows),
+        no_known_tokens=sum(bool(r["no_known_tokens"]) for r in rows),
+        routers=dict(Counter(r["router"] for r in rows).most_common()),
+        bins=_bins(rows, every),
+        cost=_cost(rows),
+        judged=_judged(rows, judged_rows, buckets),
+        drift=drift,
+        window=_window(rows),
+        win_rates=win_rates,
+        calibrations=calibrations,
+    )
+
+
+def parse_every(text: str) -> int:
+    """``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` or a number of seconds -> seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match or int(match.group(1)) == 0:
+        raise RoutingInputError(
+            f"report: --every must be a positive count with a unit s, m, h, d or w (e.g. 1h), "
+            f"got {text!r}"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def wilson_interval(share: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a share observed over ``n`` trials (95% by default)."""
+    if n == 0:
+        return (0.0, 1.0)
+    denominator = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Mann-Whitney AUC: P(a positive's score > a negative's), score ties counted half."""
+    scores = np.concatenate([positive, negative])
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    # Rank of each distinct value: the mean of the ranks its ties occupy (1-based).
+    ends = np.cumsum(counts)
+    mean_rank = ends - (counts - 1) / 2.0
+    ranks = mean_rank[inverse]
+    n_pos, n_neg = len(positive), len(negative)
+    u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _decision_query() -> Any:
+    c = decisions.c
+    return select(
+        c.call_id, c.created_at, c.router, c.checkpoint_id, c.threshold, c.side, c.win_rate,
+        c.model, c.strong_model, c.forced, c.fallback_from, c.no_known_tokens,
+        c.input_tokens, c.output_tokens, c.cost_usd, c.extra,
+    ).order_by(c.id)  # fmt: skip
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns the stored UTC time without its zone; PostgreSQL returns it aware.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _extra(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _bins(rows: list[dict[str, Any]], every: int | None) -> tuple[TimeBin, ...]:
+    if not rows:
+        return ()
+    stamps = [r["created_at"].timestamp() for r in rows]
+    if every is None:
+        span = max(stamps) - min(stamps)
+        every = next((s for s in BIN_CHOICES_S if span / s < MAX_AUTO_BINS), BIN_CHOICES_S[-1])
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for stamp, row in zip(stamps, rows):
+        groups.setdefault(int(stamp // every) * every, []).append(row)
+    bins = []
+    for start in sorted(groups):
+        group = groups[start]
+        thresholds = [r["threshold"] for r in group if not r["forced"]]
+        bins.append(
+            TimeBin(
+                start=datetime.fromtimestamp(start, timezone.utc),
+                seconds=every,
+                calls=len(group),
+                strong=sum(r["side"] == "strong" for r in group),
+                cost_usd=sum(r["cost"] or 0.0 for r in group),
+                always_strong_usd=sum(r["always_strong"] or 0.0 for r in group),
+                threshold_median=float(np.median(thresholds)) if thresholds else None,
+            )
+        )
+    return tuple(bins)
+
+
+def _call_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
+    """The call's cost as logged, else its tokens at its model's price; ``None``: unknown."""
+    if row["cost_usd"] is not None:
+        return float(row["cost_usd"])
+    if row["input_tokens"] is None or row["output_tokens"] is None:
+        return None
+    price = prices.get(row["model"])
+    return price.cost(row["input_tokens"], row["output_tokens"]) if price else None
+
+
+def _always_strong_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
+    """The call's tokens on its strong model: its own cost when it went strong; ``None``:
+    unknown (no tokens, or no price for the strong model)."""
+    if row["input_tokens"] is None or row["output_tokens"] is None:
+        return None
+    if row["side"] == "strong":
+        return row["cost"]  # the same call on the same model
+    price = prices.get(row["strong_model"] or "")
+    return price.cost(row["input_tokens"], row["output_tokens"]) if price else None
+
+
+def _cost(rows: list[dict[str, Any]]) -> CostSummary:
+    compared = 0
+    cost = always = total = 0.0
+    without_tokens = 0
+    unpriced: set[str] = set()
+    for row in rows:
+        tokens = row["input_tokens"], row["output_tokens"]
+        known_tokens = tokens[0] is not None and tokens[1] is not None
+        actual = row["cost"]
+        if actual is None and known_tokens:
+            unpriced.add(row["model"])
+        total += actual or 0.0
+        if not known_tokens:
+            without_tokens += 1
+            continue
+        counterfactual = row["always_strong"]
+        if counterfactual is None and row["side"] != "strong":
+            unpriced.add(row["strong_model"] or "(strong model not logged)")
+        if actual is None or counterfactual is None:
+            continue
+        compared += 1
+        cost += actual
+        always += counterfactual
+    return CostSummary(compared, cost, always, total, without_tokens, tuple(sorted(unpriced)))
+
+
+def _judged(
+    rows: list[dict[str, Any]], judged_rows: list[dict[str, Any]] | None, n_buckets: int
+) -> JudgedSummary:
+    if judged_rows is None:
+        return JudgedSummary(False, 0, 0, {}, (), None, 0)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in judged_rows:  # oldest first: a later verdict on the same call wins
+        if row["verdict"] in ("strong", "weak", "tie"):
+            latest[row["call_id"]] = row
+    rates = {r["call_id"]: r["win_rate"] for r in rows if r["win_rate"] is not None}
+    pairs = [(rates[c], row["verdict"]) for c, row in latest.items() if c in rates]
+    by_source = dict(
+        Counter(latest[c]["verdict_source"] or "unknown" for c in latest if c in rates)
+    )
+    if not pairs:
+        return JudgedSummary(True, len(judged_rows), 0, by_source, (), None, 0)
+    win_rate = np.array([p[0] for p in pairs])
+    verdict = np.array([p[1] for p in pairs])
+    edges = np.unique(np.quantile(win_rate, np.linspace(0, 1, min(n_buckets, len(pairs)) + 1)))
+    # Bucket k holds edges[k] <= w < edges[k + 1]; the last one includes its upper edge.
+    index = np.clip(np.searchsorted(edges, win_rate, side="right") - 1, 0, max(len(edges) - 2, 0))
+    buckets = []
+    for k in range(max(len(edges) - 1, 1)):
+        member = index == k
+        if not member.any():
+            continue
+        v = verdict[member]
+        buckets.append(
+            JudgedBucket(
+                low=float(win_rate[member].min()),
+                high=float(win_rate[member].max()),
+                judged=int(member.sum()),
+                strong_wins=int((v == "strong").sum()),
+                weak_wins=int((v == "weak").sum()),
+                ties=int((v == "tie").sum()),
+                router_win_rate=float(win_rate[member].mean()),
+            )
+        )
+    positive, negative = win_rate[verdict == "strong"], win_rate[verdict == "weak"]
+    auc = rank_auc(positive, negative) if len(positive) and len(negative) else None
+    return JudgedSummary(
+        True,
+        len(judged_rows),
+        len(pairs),
+        by_source,
+        tuple(buckets),
+        auc,
+        len(positive) + len(negative),
+    )
+
+
+def _drift(
+    rows: list[dict[str, Any]], extra_routers: Sequence[str | Path]
+) -> tuple[tuple[Drift, ...], dict[str, list[float]], dict[str, Calibration]]:
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["win_rate"] is not None:
+            groups.setdefault((row["router"], row["checkpoint_id"]), []).append(row)
+    results, win_rates, calibrations = [], {}, {}
+    for (router, checkpoint_id), group in sorted(groups.items(), key=lambda g: -len(g[1])):
+        rates = np.sort(np.array([r["win_rate"] for r in group], dtype=np.float64))
+        threshold = float(np.median([r["threshold"] for r in group]))
+        name = f"{router}@{checkpoint_id[:12]}" if checkpoint_id else router
+        win_rates[name] = rates.tolist()
+        calibration, note = _find_calibration(router, checkpoint_id, extra_routers)
+        realised = float((rates >= threshold).mean())
+        if calibration is None:
+            results.append(
+                Drift(
+                    router,
+                    checkpoint_id,
+                    len(rates),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    threshold,
+                    None,
+                    realised,
+                    note,
+                )  # fmt: skip
+            )
+            continue
+        calibrations[name] = calibration
+        ks = _ks_distance(rates, calibration)
+        m = calibration.n_prompts
+        critical = 1.358 * math.sqrt((len(rates) + m) / (len(rates) * m)) if m else None
+        results.append(
+            Drift(
+                router=router,
+                checkpoint_id=checkpoint_id,
+                calls=len(rates),
+                reference=calibration.reference,
+                reference_size=m or None,
+                ks=ks,
+                ks_critical_95=critical,
+                psi=_psi(rates, calibration),
+                threshold=threshold,
+                expected_share=1.0 - _calibration_cdf(calibration, np.array([threshold]))[0],
+                realised_share=realised,
+                note=note,
+            )
+        )
+    return tuple(results), win_rates, calibrations
+
+
+def _find_calibration(
+    router: str, checkpoint_id: str | None, extra_routers: Sequence[str | Path]
+) -> tuple[Calibration | None, str | None]:
+    """The calibration of the checkpoint that routed (matched by checkpoint id), looked for
+    under the logged router name and then ``extra_routers``; else ``None`` and why."""
+    tried = []
+    for spec in [router, *extra_routers]:
+        try:
+            found_id, calibration = stored_calibration(spec)
+        except (UnknownRouterError, CheckpointError) as exc:
+            tried.append(f"{spec}: {exc}")
+            continue
+        if found_id != checkpoint_id:
+            tried.append(f"{spec}: another checkpoint ({(found_id or 'none')[:12]})")
+            continue
+        if calibration is None:
+            return None, f"{spec} has no stored calibration"
+        return calibration, None
+    return (
+        None,
+        "no calibration found for this checkpoint (pass --router PATH); tried " + "; ".join(tried),
+    )
+
+
+def _calibration_cdf(calibration: Calibration, x: np.ndarray) -> np.ndarray:
+    """Share of the calibration set below ``x``: its stored quantile function inverted (linear
+    between stored quantiles)."""
+    quantiles = np.asarray(calibration.quantiles)
+    levels = np.linspace(0.0, 1.0, len(quantiles))
+    # Equal quantiles (a flat stretch) would make interp ambiguous: keep each value's last level.
+    values, last = np.unique(quantiles[::-1], return_index=True)
+    return np.interp(x, values, levels[::-1][last], left=0.0, right=1.0)
+
+
+def _ks_distance(sorted_rates: np.ndarray, calibration: Calibration) -> float:
+    n = len(sorted_rates)
+    cdf = _calibration_cdf(calibration, sorted_rates)
+    above = np.arange(1, n + 1) / n - cdf
+    below = cdf - np.arange(0, n) / n
+    return float(max(above.max(), below.max()))
+
+
+def _psi(rates: np.ndarray, calibration: Calibration) -> float:
+    edges = np.interp(
+        np.linspace(0, 1, PSI_BINS + 1)[1:-1],
+        np.linspace(0, 1, len(calibration.quantiles)),
+        calibration.quantiles,
+    )
+    counts = np.bincount(np.searchsorted(edges, rates, side="right"), minlength=PSI_BINS)
+    actual = np.maximum(counts / len(rates), PSI_FLOOR)
+    expected = 1.0 / PSI_BINS
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _window(rows: list[dict[str, Any]]) -> WindowSummary | None:
+    held = [r for r in rows if isinstance(r["extra"].get("share_window"), dict)]
+    if not held:
+        return None
+    scored = [r for r in held if r["extra"]["share_window"].get("threshold_from") == "window"]
+    routed = [r for r in scored if r["win_rate"] is not None and not r["forced"]]
+    thresholds = [r["threshold"] for r in routed]
+    return WindowSummary(
+        calls=len(held),
+        from_window=len(scored),
+        target_shares=tuple(
+            sorted({float(r["extra"]["share_window"].get("target_share", math.nan)) for r in held})
+        ),
+        realised_share=(
+            sum(r["side"] == "strong" for r in routed) / len(routed) if routed else 0.0
+        ),
+        threshold_range=(min(thresholds), max(thresholds)) if thresholds else None,
+    )
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.4f}" if abs(value) < 100 else f"${value:,.2f}"
+
+
+def _format(report: LogReport) -> list[str]:
+    lines = [f"routing log {report.log}"]
+    if not report.calls:
+        return [*lines, "no calls recorded yet"]
+    lines.append(
+        f"{report.calls} calls from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
+        f"UTC, strong share {_pct(report.strong_share)}"
+    )
+    lines.append(
+        f"forced {report.forced}, fallbacks {report.fallbacks}, "
+        f"no known tokens {report.no_known_tokens}"
+    )
+    lines.append("routers: " + ", ".join(f"{r} x{n}" for r, n in report.routers.items()))
+
+    width = report.bins[0].seconds if report.bins else 0
+    lines += ["", f"Traffic per {_duration(width)} (UTC)"]
+    lines.append(f"  {'from':<16} {'calls':>7} {'strong':>7} {'cost':>12} {'threshold':>10}")
+    for b in report.bins:
+        threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
+        lines.append(
+            f"  {b.start:%Y-%m-%d %H:%M} {b.calls:>7} {_pct(b.strong_share):>7} "
+            f"{_usd(b.cost_usd):>12} {threshold:>10}"
+        )
+    if report.window is not None:
+        w = report.window
+        span = (
+            f", threshold {w.threshold_range[0]:.4f}-{w.threshold_range[1]:.4f}"
+            if w.threshold_range
+            else ""
+        )
+        targets = ", ".join(f"{t:.1%}" for t in w.target_shares)
+        lines.append(
+            f"  share window: {w.calls} calls, {w.from_window} routed with the window's quantile"
+        )
+        lines.append(f"    target {targets}, realised {_pct(w.realised_share)}{span}")
+
+    c = report.cost
+    lines += ["", "Cost against always-strong (same tokens at the strong model's price)"]
+    if c.calls_compared:
+        lines.append(
+            f"  {c.calls_compared} calls: {_usd(c.cost_usd)} spent, {_usd(c.always_strong_usd)} "
+            f"always-strong, saved {_usd(c.savings_usd)} ({_pct(c.savings_share)})"
+        )
+    else:
+        lines.append("  no call has both a known cost and a priced strong model")
+    lines.append(f"  known spend over all calls: {_usd(c.total_cost_usd)}")
+    if c.calls_without_tokens:
+        lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
+    if c.unpriced_models:
+        lines.append(
+            f"  no price for: {', '.join(c.unpriced_models)} (give --price MODEL=IN,OUT, "
+            "USD per 1M tokens)"
+        )
+
+    j = report.judged
+    lines += ["", "Judged strong-win rate by router win rate (shadow comparisons)"]
+    if not j.available:
+        lines.append("  this log has no comparisons table (schema older than 0002)")
+    elif not j.judged:
+        lines.append(f"  no judged comparison yet ({j.comparisons} comparisons recorded)")
+    else:
+        sources = ", ".join(f"{s} {n}" for s, n in sorted(j.by_source.items()))
+        lines.append(f"  {j.judged} judged calls ({sources}) of {j.comparisons} comparisons")
+        lines.append(
+            f"  {'win rate':<15} {'n':>5} {'strong':>7} {'weak':>6} {'tie':>5} "
+            f"{'router says':>11} {'judged':>7} {'95% interval':>15}"
+        )
+        for b in j.buckets:
+            low, high = b.interval_95
+            lines.append(
+                f"  {b.low:.3f}-{b.high:.3f}     {b.judged:>5} {b.strong_wins:>7} {b.weak_wins:>6} "
+                f"{b.ties:>5} {b.router_win_rate:>11.3f} {b.strong_win_rate:>7.3f} "
+                f"{f'{low:.2f}-{high:.2f}':>15}"
+            )
+        if j.auc is None:
+            lines.append("  AUC: needs both strong and weak wins")
+        else:
+            lines.append(
+                f"  AUC {j.auc:.3f} over {j.decisive} decisive verdicts: the chance that a call the "
+                "strong model won"
+            )
+            lines.append("    scored higher than one it lost (0.5: the router ranks at chance)")
+
+    lines += ["", "Drift of the win rates against the checkpoint's calibration set"]
+    if not report.drift:
+        lines.append("  no scored call")
+    for d in report.drift:
+        label = f"{d.router}@{d.checkpoint_id[:12]}" if d.checkpoint_id else d.router
+        lines.append(f"  {label}: {d.calls} scored calls")
+        if d.ks is None:
+            lines.append(f"    {d.note}")
+            continue
+        size = f", {d.reference_size} prompts" if d.reference_size else ""
+        noise = (
+            f" (above {d.ks_critical_95:.3f}: more than sampling noise, 95%)"
+            if d.ks_critical_95
+            else ""
+        )
+        lines.append(f"    calibration: {d.reference}{size}")
+        lines.append(f"    KS distance {d.ks:.3f}{noise}:")
+        lines.append(
+            "      the strong share can differ by up to this from the share that a calibrated "
+            "threshold"
+        )
+        lines.append("      was chosen for")
+        lines.append(
+            f"    PSI {d.psi:.3f} ({_psi_reading(d.psi)}; <0.1 stable, 0.1-0.25 moderate, "
+            ">0.25 major)"
+        )
+        lines.append(
+            f"    at threshold {d.threshold:.4f}: calibration set {_pct(d.expected_share)} "
+            f"strong, this traffic {_pct(d.realised_share)}"
+        )
+    return lines
+
+
+def _psi_reading(psi: float | None) -> str:
+    if psi is None:
+        return "-"
+    return "stable" if psi < 0.1 else "moderate shift" if psi <= 0.25 else "major shift"
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}" if count > 1 else unit
+    return f"{seconds} s"
+
+
+# -- plot ---------------------------------------------------------------------------------------
+
+
+def plot_report(report: LogReport, path: str | Path) -> Path:
+    """Write a PNG of the report's four parts (traffic and strong share over time, cumulative
+    cost against always-strong, judged against estimated win rate per bucket, the win-rate
+    distribution against the calibration set). Needs matplotlib (the ``report`` extra):
+    :class:`MissingDependencyError` names it when missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"routellm report --plot needs matplotlib ({exc}): "
+            "pip install 'langchain-routellm[report]'"
+        ) from exc
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    _plot_traffic(axes[0][0], report)
+    _plot_cost(axes[0][1], report)
+    _plot_judged(axes[1][0], report)
+    _plot_drift(axes[1][1], report)
+    fig.suptitle(f"routellm report: {report.calls} calls", fontsize=12)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _plot_traffic(ax: Any, report: LogReport) -> None:
+    ax.set_title("calls and strong share")
+    if not report.bins:
+        ax.text(0.5, 0.5, "no calls", ha="center", transform=ax.transAxes)
+        return
+    starts = [b.start for b in report.bins]
+    width = report.bins[0].seconds / 86400 * 0.8  # matplotlib dates are in days
+    ax.bar(starts, [b.calls for b in report.bins], width=width, color="#bbb", align="edge")
+    ax.set_ylabel("calls")
+    share = ax.twinx()
+    share.plot(starts, [b.strong_share * 100 for b in report.bins], "o-", color="tab:red")
+    if report.window is not None:
+        for target in report.window.target_shares:
+            share.axhline(target * 100, ls="--", color="tab:red", lw=1)
+    share.set_ylabel("strong share (%)", color="tab:red")
+    share.set_ylim(0, 100)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+
+
+def _plot_cost(ax: Any, report: LogReport) -> None:
+    ax.set_title("cumulative cost (USD)")
+    starts = [b.start for b in report.bins]
+    ax.plot(starts, np.cumsum([b.cost_usd for b in report.bins]), "o-", label="spent")
+    always = np.cumsum([b.always_strong_usd for b in report.bins])
+    ax.plot(starts, always, "s--", color="tab:green", label="always strong")
+    c = report.cost
+    # No "$" in matplotlib text: a pair of them starts mathtext.
+    ax.text(
+        0.02,
+        0.95,
+        f"{c.calls_compared} calls: {c.cost_usd:,.4f} spent, {c.always_strong_usd:,.4f} "
+        f"always-strong, saved {_pct(c.savings_share)}",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=9,
+    )
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _plot_judged(ax: Any, report: LogReport) -> None:
+    ax.set_title("judged strong-win rate by router win rate")
+    buckets = report.judged.buckets
+    if not buckets:
+        ax.text(0.5, 0.5, "no judged comparisons", ha="center", transform=ax.transAxes)
+        return
+    x = [b.router_win_rate for b in buckets]
+    y = [b.strong_win_rate for b in buckets]
+    low = [b.strong_win_rate - b.interval_95[0] for b in buckets]
+    high = [b.interval_95[1] - b.strong_win_rate for b in buckets]
+    ax.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3)
+    for b in buckets:
+        ax.annotate(f"n={b.judged}", (b.router_win_rate, b.strong_win_rate), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="router's estimate")
+    auc = report.judged.auc
+    ax.set_xlabel("router win rate (bucket mean)")
+    ax.set_ylabel("judged strong-win rate")
+    ax.legend(title=None if auc is None else f"AUC {auc:.3f}", fontsize=8)
+
+
+def _plot_drift(ax: Any, report: LogReport) -> None:
+    ax.set_title("win-rate distribution: traffic vs calibration set")
+    if not report.win_rates:
+        ax.text(0.5, 0.5, "no scored calls", ha="center", transform=ax.transAxes)
+        return
+    for name, rates in report.win_rates.items():
+        values = np.asarray(rates)
+        ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
+                label=f"traffic {name} (n={len(values)})")  # fmt: skip
+        calibration = report.calibrations.get(name)
+        if calibration is not None:
+            ax.plot(calibration.quantiles, np.linspace(0, 1, len(calibration.quantiles)), "--",
+                    label=f"calibration: {calibration.reference[:40]}")  # fmt: skip
+    ks = [f"KS {d.ks:.3f}, PSI {d.psi:.3f}" for d in report.drift if d.ks is not None]
+    if ks:
+        ax.text(0.02, 0.95, "; ".join(ks[:2]), transform=ax.transAxes, va="top", fontsize=9)
+    ax.set_xlabel("win rate")
+    ax.set_ylabel("cumulative share")
+    ax.legend(fontsize=7, loc="lower right")

@@ -1,0 +1,80 @@
+"""The ``routellm report`` subcommand (arguments only; the report is
+:mod:`routellm_base.log.report`, imported when the command runs so that ``routellm --help``
+needs no SQLAlchemy)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .errors import RoutingInputError
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .log.report import build_report, parse_every, plot_report
+
+    report = build_report(
+        args.log,
+        prices=dict(_price(text) for text in args.price),
+        every=parse_every(args.every) if args.every else None,
+        buckets=args.buckets,
+        routers=args.router,
+    )
+    if args.plot:
+        plot_report(report, args.plot)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        print(report.format())
+        if args.plot:
+            print(f"\nplot: {args.plot}")
+    return 0
+
+
+def _price(text: str) -> tuple[str, tuple[float, float]]:
+    """``MODEL=IN,OUT`` (USD per 1M input / output tokens) -> ``(MODEL, (IN, OUT))``."""
+    model, _, pair = text.rpartition("=")
+    parts = pair.split(",")
+    try:
+        if not model or len(parts) != 2:
+            raise ValueError
+        return model, (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise RoutingInputError(
+            f"--price must be MODEL=IN,OUT in USD per 1M tokens (e.g. gpt-4o=2.5,10), got {text!r}"
+        ) from None
+
+
+def add_report_parser(sub: Any) -> None:
+    """Add ``report`` to the ``routellm`` subcommands."""
+    rp = sub.add_parser(
+        "report",
+        help="what a routing log shows: traffic and strong share over time, cost against "
+        "always-strong, judged win rate by win-rate bucket, drift against the calibration",
+    )
+    rp.add_argument(
+        "--log", required=True, help="the routing log: a SQLite path or a SQLAlchemy URL"
+    )
+    rp.add_argument("--plot", default=None, help="also write a PNG (needs the 'report' extra)")
+    rp.add_argument("--json", action="store_true", help="print one JSON object")
+    rp.add_argument(
+        "--every", default=None, help="time-bin width, e.g. 15m, 1h, 1d (default: at most 24 bins)"
+    )
+    rp.add_argument(
+        "--buckets", type=int, default=5, help="win-rate buckets of the judged calls (equal counts)"
+    )
+    rp.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        help="MODEL=IN,OUT: USD per 1M input/output tokens, over the default prices; repeatable",
+    )
+    rp.add_argument(
+        "--router",
+        action="append",
+        default=[],
+        help="a router name or checkpoint folder holding a logged checkpoint's calibration "
+        "(when the logged name does not find it); repeatable",
+    )
+    rp.set_defaults(func=cmd_report)

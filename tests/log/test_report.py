@@ -1,0 +1,305 @@
+"""``routellm report`` on real logs: a SQLite file and a PostgreSQL database written by
+``RoutingLog`` from real prompts routed by the bundled router, with shadow comparisons judged by
+real labels (AlpacaEval's GPT-4-turbo judgments, GSM8K correctness). Every figure is checked
+against an independent computation (scikit-learn's AUC, SciPy's KS test, prices by hand)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kstest
+from sklearn.metrics import roc_auc_score
+from sqlalchemy import create_engine, insert, select, text, update
+
+from routellm_base import RoutingEngine, load_router
+from routellm_base.cli import main
+from routellm_base.costs import DEFAULT_PRICES
+from routellm_base.errors import MissingDependencyError, RoutingInputError
+from routellm_base.log import RoutingLog, comparisons, decisions
+from routellm_base.log.report import build_report, parse_every, plot_report, rank_auc
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+STRONG, WEAK = "gpt-4o", "gpt-4o-mini"
+
+
+def _labelled_prompts(data_dir: Path) -> list[tuple[str, str]]:
+    """150 AlpacaEval prompts then 150 GSM8K problems, each with the side that answers better:
+    AlpacaEval's judge preference of gpt4_1106_preview over Mixtral (>1.5: Mixtral), GSM8K's
+    correctness of gpt-4-1106-preview against Mixtral (both right or both wrong: a tie)."""
+    prompts = {}
+    for line in (data_dir / "alpaca_eval/prompts.jsonl").read_text().splitlines():
+        if line.strip():
+            item = json.loads(line)
+            prompts[str(item["prompt_id"])] = item["prompt"]
+    chat = []
+    with open(data_dir / "alpaca_eval/judgments.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["model_2"] == "Mixtral-8x7B-Instruct-v0.1_concise":
+                preference = float(row["preference"])
+                verdict = "weak" if preference > 1.5 else "strong" if preference < 1.5 else "tie"
+                chat.append((prompts[row["prompt_id"]], verdict))
+    maths = []
+    with open(data_dir / "routellm/routellm/evals/gsm8k/gsm8k_responses.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            strong = row["gpt-4-1106-preview"] == "True"
+            weak = row["mistralai/Mixtral-8x7B-Instruct-v0.1"] == "True"
+            maths.append(
+                (row["prompt"], "tie" if strong == weak else "strong" if strong else "weak")
+            )
+    return chat[:150] + maths[:150]
+
+
+def _write_log(target: str, data_dir: Path) -> list[dict]:
+    """300 routed calls one minute apart from START (the last 10 forced strong), judged
+    comparisons for every other call; returns what was written, per call."""
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.3, share_window=50)
+    log = RoutingLog(target)
+    calls = []
+    for i, (prompt, verdict) in enumerate(_labelled_prompts(data_dir)):
+        decision = engine.decide(prompt, strong_model=STRONG, weak_model=WEAK,
+                                 force="strong" if i >= 290 else None)  # fmt: skip
+        tokens = (len(prompt) // 4 + 1, 200 + i)
+        log.record(decision, conversation=prompt, strong_model=STRONG, weak_model=WEAK,
+                   checkpoint_id=decision.checkpoint_id, input_tokens=tokens[0],
+                   output_tokens=tokens[1])  # fmt: skip
+        calls.append({"decision": decision, "tokens": tokens, "verdict": verdict})
+    assert log.close(timeout=60) and log.stats().written == 300
+    db = create_engine(target if "://" in target else f"sqlite:///{target}")
+    with db.begin() as connection:
+        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
+        for i, (call_id, call) in enumerate(zip(list(ids), calls)):
+            call["call_id"] = call_id
+            connection.execute(
+                update(decisions)
+                .where(decisions.c.call_id == call_id)
+                .values(created_at=START + timedelta(minutes=i))
+            )
+        rows = []
+        for i, call in enumerate(calls):
+            if i % 2:
+                continue
+            judged = i % 10 != 0  # a fifth of the comparisons wait for their judge
+            rows.append(
+                {
+                    "call_id": call["call_id"],
+                    "created_at": START + timedelta(minutes=i, seconds=30),
+                    "answered_side": call["decision"].side,
+                    "verdict": call["verdict"] if judged else None,
+                    "verdict_source": ("golden" if i % 6 == 0 else "judge") if judged else None,
+                }
+            )
+        # A call judged twice: the later verdict counts.
+        twice = calls[2]
+        rows.insert(0, {**rows[1], "verdict": "tie" if twice["verdict"] != "tie" else "weak"})
+        connection.execute(insert(comparisons), rows)
+    db.dispose()
+    return calls
+
+
+def _expected(calls: list[dict], calibration) -> dict:  # type: ignore[no-untyped-def]
+    """The report's figures computed independently of it."""
+    strong_price, weak_price = DEFAULT_PRICES[STRONG], DEFAULT_PRICES[WEAK]
+    spent = always = 0.0
+    for call in calls:
+        price = strong_price if call["decision"].side == "strong" else weak_price
+        spent += price.cost(*call["tokens"])
+        always += strong_price.cost(*call["tokens"])
+    judged_index = [i for i in range(290) if i % 2 == 0 and i % 10 != 0]
+    judged = [calls[i] for i in judged_index]
+    golden = sum(i % 6 == 0 for i in judged_index)
+    decisive = [c for c in judged if c["verdict"] != "tie"]
+    scored = np.array([c["decision"].win_rate for c in calls[:290]])
+    quantiles = np.asarray(calibration.quantiles)
+    levels = np.linspace(0, 1, len(quantiles))
+    ks = kstest(scored, lambda x: np.interp(x, quantiles, levels, left=0.0, right=1.0)).statistic
+    edges = np.interp(np.linspace(0, 1, 11)[1:-1], levels, quantiles)
+    shares = np.maximum(
+        np.bincount(np.searchsorted(edges, scored, "right"), minlength=10) / 290, 1e-4
+    )
+    return {
+        "strong": sum(c["decision"].side == "strong" for c in calls),
+        "spent": spent,
+        "always": always,
+        "judged": len(judged),
+        "by_source": {"golden": golden, "judge": len(judged) - golden},
+        "auc": roc_auc_score(
+            [c["verdict"] == "strong" for c in decisive], [c["decision"].win_rate for c in decisive]
+        ),
+        "ks": ks,
+        "psi": float(np.sum((shares - 0.1) * np.log(shares / 0.1))),
+        "window_calls": 300,
+    }
+
+
+@pytest.fixture(scope="module")
+def sqlite_log(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, list]:
+    path = tmp_path_factory.mktemp("report") / "log.db"
+    return path, _write_log(str(path), data_dir)
+
+
+def _check(report, calls: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    calibration = load_router("task_experts").calibration
+    expected = _expected(calls, calibration)
+    assert report.calls == 300 and report.forced == 10 and report.strong == expected["strong"]
+    assert (report.first, report.last) == (START, START + timedelta(minutes=299))
+    assert report.routers == {"task_experts": 300}
+    # Time bins: 300 minutes -> 20 bins of 15 minutes (the smallest width giving at most 24).
+    assert [(b.start, b.calls) for b in report.bins] == [
+        (START + timedelta(minutes=15 * k), 15) for k in range(20)
+    ]
+    assert sum(b.strong for b in report.bins) == report.strong
+    assert sum(b.cost_usd for b in report.bins) == pytest.approx(expected["spent"])
+    assert sum(b.always_strong_usd for b in report.bins) == pytest.approx(expected["always"])
+    cost = report.cost
+    assert cost.calls_compared == 300 and cost.unpriced_models == ()
+    assert cost.cost_usd == pytest.approx(expected["spent"])
+    assert cost.always_strong_usd == pytest.approx(expected["always"])
+    assert cost.savings_usd == pytest.approx(expected["always"] - expected["spent"])
+    judged = report.judged
+    assert judged.available and judged.comparisons == 151 and judged.judged == expected["judged"]
+    assert sum(b.judged for b in judged.buckets) == expected["judged"] and len(judged.buckets) == 5
+    assert judged.by_source == expected["by_source"]
+    assert judged.auc == pytest.approx(expected["auc"])
+    lows = [b.low for b in judged.buckets]
+    assert lows == sorted(lows) and all(
+        b.low <= b.router_win_rate <= b.high for b in judged.buckets
+    )
+    [drift] = report.drift
+    assert drift.calls == 290 and drift.reference_size == 498
+    assert drift.checkpoint_id == load_router("task_experts").metadata["checkpoint_id"]
+    assert drift.ks == pytest.approx(expected["ks"], abs=1e-9)
+    assert drift.psi == pytest.approx(expected["psi"])
+    assert report.window is not None and report.window.calls == expected["window_calls"]
+    assert report.window.from_window == 250  # the first 50 calls warm the window up
+
+
+def test_report_of_a_sqlite_log_matches_independent_figures(sqlite_log):
+    path, calls = sqlite_log
+    _check(build_report(path), calls)
+
+
+def test_report_of_a_postgresql_log_matches(postgres_url: str, data_dir: Path):
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"report_{uuid.uuid4().hex[:8]}"  # its own database: other tests share the default
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    calls = _write_log(url, data_dir)
+    report = build_report(url)
+    _check(report, calls)
+    assert report.log.endswith(f"/{name}")
+
+
+def test_the_text_report_reads_in_a_terminal(sqlite_log):
+    path, _ = sqlite_log
+    text_report = build_report(path, every=2 * 3600).format()
+    for heading in (
+        "Traffic per 2 hours (UTC)",
+        "Cost against always-strong",
+        "Judged strong-win rate by router win rate",
+        "Drift of the win rates against the checkpoint's calibration set",
+        "KS distance",
+        "PSI",
+        "share window: 300 calls, 250 routed with the window's quantile",
+    ):
+        assert heading in text_report
+    assert max(len(line) for line in text_report.splitlines()) <= 100
+    # Bins are aligned to UTC multiples of their width: 08:00, 10:00, 12:00.
+    rows = [line.split()[:3] for line in text_report.splitlines() if line.startswith("  2026-")]
+    assert rows == [["2026-03-02", "08:00", "60"], ["2026-03-02", "10:00", "120"],
+                    ["2026-03-02", "12:00", "120"]]  # fmt: skip
+
+
+def test_cli_report_json_text_and_plot(sqlite_log, tmp_path: Path, capsys):
+    path, calls = sqlite_log
+    assert main(["report", "--log", str(path), "--json", "--every", "1h", "--buckets", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calls"] == 300 and len(data["bins"]) == 5 and len(data["judged"]["buckets"]) == 3
+    assert data["first"] == START.isoformat()
+    assert data["drift"][0]["ks"] > data["drift"][0]["ks_critical_95"]  # maths is not chat
+    plot = tmp_path / "report.png"
+    assert main(["report", "--log", str(path), "--plot", str(plot)]) == 0
+    assert "Judged strong-win rate" in capsys.readouterr().out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000
+
+
+def test_unpriced_models_are_named_and_prices_can_be_given(tmp_path: Path):
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.5)
+    log = RoutingLog(tmp_path / "log.db")
+    for prompt in ("What is 2 + 2?", "Prove that there are infinitely many primes."):
+        decision = engine.decide(prompt, strong_model="big", weak_model="small", force="weak")
+        log.record(decision, conversation=prompt, strong_model="big", weak_model="small",
+                   input_tokens=1000, output_tokens=1000)  # fmt: skip
+    log.close()
+    cost = build_report(tmp_path / "log.db").cost
+    assert cost.calls_compared == 0 and cost.unpriced_models == ("big", "small")
+    cost = build_report(tmp_path / "log.db", prices={"big": (10, 30), "small": (1, 3)}).cost
+    assert cost.calls_compared == 2 and cost.unpriced_models == ()
+    assert (cost.cost_usd, cost.always_strong_usd) == pytest.approx((0.008, 0.08))
+    assert cost.savings_share == pytest.approx(0.9)
+
+
+def test_a_log_without_comparisons_or_calibration_says_so(tmp_path: Path):
+    from sqlalchemy import Column, MetaData, Table
+
+    # A schema-1 log (no comparisons table), written by hand, with a router that is not found.
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    meta = MetaData()
+    table = Table(decisions.name, meta, *(Column(c.name, c.type) for c in decisions.columns))
+    meta.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(table), [{
+            "call_id": "a" * 32, "created_at": START, "router": "gone-router",
+            "checkpoint_id": "f" * 64, "threshold": 0.5, "side": "weak", "win_rate": 0.3,
+            "model": "small", "strong_model": "big", "forced": False, "no_known_tokens": False,
+            "routing_seconds": 0.001, "extra": "{}",
+        }])  # fmt: skip
+    engine.dispose()
+    report = build_report(db)
+    assert not report.judged.available and report.window is None
+    assert "no comparisons table" in report.format()
+    [drift] = report.drift
+    assert drift.ks is None and "no calibration found for this checkpoint" in drift.note
+    assert "gone-router" in drift.note and "--router" in drift.note
+
+
+def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys, monkeypatch):
+    with pytest.raises(RoutingInputError, match="no routing log at"):
+        build_report(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()  # reading never creates a log
+    empty = tmp_path / "other.db"
+    create_engine(f"sqlite:///{empty}").connect().execute(text("CREATE TABLE t (x INT)"))
+    with pytest.raises(RoutingInputError, match="is not a routing log"):
+        build_report(empty)
+    for bad in ("0h", "1y", "h"):
+        with pytest.raises(RoutingInputError, match="--every must be"):
+            parse_every(bad)
+    assert parse_every("15m") == 900 and parse_every("2d") == 172800 and parse_every("30") == 30
+    assert main(["report", "--log", str(empty), "--price", "gpt-4o:2.5"]) == 2
+    assert "--price must be MODEL=IN,OUT" in capsys.readouterr().err
+
+
+def test_a_plot_without_matplotlib_names_the_extra(sqlite_log, tmp_path: Path, monkeypatch):
+    path, _ = sqlite_log
+    report = build_report(path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"langchain-routellm\[report\]"):
+        plot_report(report, tmp_path / "x.png")
+
+
+def test_rank_auc_counts_ties_half():
+    assert rank_auc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert rank_auc(np.array([0.5]), np.array([0.5])) == 0.5
+    rng = np.random.default_rng(0)
+    pos, neg = rng.integers(0, 5, 40) / 4, rng.integers(0, 5, 30) / 4
+    labels = [1] * 40 + [0] * 30
+    assert rank_auc(pos, neg) == pytest.approx(roc_auc_score(labels, np.concatenate([pos, neg])))
