@@ -193,7 +193,9 @@ def stored_calibration(name_or_path: str | Path) -> tuple[str | None, Calibratio
     if key == "random":
         return None, RandomRouter().calibration
     check_router_spec(key)
-    path = BUNDLED_DIR / BUNDLED_ROUTERS[key][0] if key in BUNDLED_ROUTERS else Path(key).expanduser()
+    path = (
+        BUNDLED_DIR / BUNDLED_ROUTERS[key][0] if key in BUNDLED_ROUTERS else Path(key).expanduser()
+    )
     config = read_config(path)
     checkpoint_id = (config.get("files") or {}).get(WEIGHTS_FILE)
     calibration = config.get("calibration")
