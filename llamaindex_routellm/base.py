@@ -428,24 +428,19 @@ class RouterLLM(FunctionCallingLLM):
 
     def swap_router(self, router: str | Path | Router) -> RouterSpec:
         """Route with ``router`` (a bundled name, a checkpoint folder or a ``Router``) from now
-        on: a retrained checkpoint replaces the router of a live LLM in one step.
+        on: a retrained checkpoint replaces the router of a live LLM in one step, as
+        :meth:`routellm_base.engine_cache.EngineCache.swap` describes.
 
-        * The checkpoint is loaded and its engine built (threshold resolved) before anything
-          changes; a bad folder or a ``strong_share`` the new router has no calibration for
-          raises here (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``)
-          and the old router goes on routing.
-        * Calls already routing finish on the old router; every call that starts after this
-          returns uses the new one, with this LLM's policy (``strong_share`` through the new
-          checkpoint's calibration, or the same fixed ``threshold``). A ``share_window``
-          starts afresh: the old router's win rates do not apply to the new one.
+        * A bad folder, or a ``strong_share`` the new router has no calibration for, raises
+          (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``) and changes
+          nothing. Calls in flight finish on the old router; calls started after this returns
+          use the new one.
         * Copies made with ``model_copy`` switch too; ``router`` is set to the new one.
-        * Loading reads (and hashes) the checkpoint in the calling thread: from async code,
-          ``await asyncio.to_thread(llm.swap_router, path)``.
+        * From async code: ``await asyncio.to_thread(llm.swap_router, path)`` (loading reads
+          the checkpoint).
 
-        Returns the router replaced (the loaded ``Router`` when one was loaded), so
-        ``llm.swap_router(old)`` rolls back.
+        Returns the router replaced, so ``llm.swap_router(old)`` rolls back.
         """
-        check_router_spec(router)
         replaced = self._engine_cache.engines.swap(self._engine_settings(), router)
         self.router = router
         return replaced

@@ -131,12 +131,19 @@ class EngineCache:
         """Route with ``router`` from now on, for the model whose settings these are and for
         every model sharing this cache whose router was the same one.
 
-        The new router is loaded and its engine built, with its threshold resolved, before
-        anything changes: a missing checkpoint, or a ``strong_share`` the new router has no
-        calibration for, raises here (:class:`~routellm_base.errors.UnknownRouterError`,
-        :class:`~routellm_base.errors.CheckpointError`,
-        :class:`~routellm_base.errors.InvalidPolicyError`) and leaves the old router routing.
-        Returns the router replaced (loaded, when an engine had loaded it).
+        * The new router is loaded and its engine built, with its threshold resolved, before
+          anything changes: a missing checkpoint, or a ``strong_share`` the new router has no
+          calibration for, raises here (:class:`~routellm_base.errors.UnknownRouterError`,
+          :class:`~routellm_base.errors.CheckpointError`,
+          :class:`~routellm_base.errors.InvalidPolicyError`) and leaves the old router routing.
+        * Calls in flight keep the engine they started with; every engine lookup after this
+          returns gets the new one. The settings' policy carries over (``strong_share``
+          through the new checkpoint's calibration, or the same fixed ``threshold``); a
+          ``share_window`` starts afresh, as the old router's win rates do not apply.
+        * Loading reads (and hashes) the checkpoint in the calling thread.
+
+        Returns the router replaced (the loaded ``Router`` when an engine had loaded it, else
+        the name or folder), so swapping it back rolls back.
         """
         loaded = router if isinstance(router, Router) else load_router(router)
         new_settings = replace(settings, router=loaded)
