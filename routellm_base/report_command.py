@@ -12,7 +12,8 @@ from .errors import RoutingInputError
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .log.report import build_report, parse_every, plot_report
+    from .log.report import build_report, parse_every
+    from .log.report_plot import plot_report
 
     report = build_report(
         args.log,

@@ -12,7 +12,7 @@
   calibration set, as the Kolmogorov-Smirnov distance and the population stability index.
 
 Reads any log :class:`~routellm_base.log.RoutingLog` writes (a SQLite file or a SQLAlchemy URL);
-it never writes to it.
+it never writes to it. The plot is :mod:`routellm_base.log.report_plot`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sqlalchemy import inspect, select
 from ..calibration import Calibration
 from ..checkpoints import stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
-from ..errors import CheckpointError, MissingDependencyError, RoutingInputError, UnknownRouterError
+from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions
 from .store import create_log_engine, log_url
 
@@ -664,11 +664,13 @@ def _window(rows: list[dict[str, Any]]) -> WindowSummary | None:
 # -- text ---------------------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> str:
+def share_text(value: float | None) -> str:
+    """A share as a percentage for the report's text (``-``: unknown)."""
     return "-" if value is None else f"{value:.1%}"
 
 
-def _usd(value: float) -> str:
+def usd_text(value: float) -> str:
+    """US dollars for the report's text: 4 decimals under $100, else 2."""
     return f"${value:,.4f}" if abs(value) < 100 else f"${value:,.2f}"
 
 
@@ -678,7 +680,7 @@ def _format(report: LogReport) -> list[str]:
         return [*lines, "no calls recorded yet"]
     lines.append(
         f"{report.calls} calls from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
-        f"UTC, strong share {_pct(report.strong_share)}"
+        f"UTC, strong share {share_text(report.strong_share)}"
     )
     lines.append(
         f"forced {report.forced}, fallbacks {report.fallbacks}, "
@@ -692,8 +694,8 @@ def _format(report: LogReport) -> list[str]:
     for b in report.bins:
         threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
         lines.append(
-            f"  {b.start:%Y-%m-%d %H:%M} {b.calls:>7} {_pct(b.strong_share):>7} "
-            f"{_usd(b.cost_usd):>12} {threshold:>10}"
+            f"  {b.start:%Y-%m-%d %H:%M} {b.calls:>7} {share_text(b.strong_share):>7} "
+            f"{usd_text(b.cost_usd):>12} {threshold:>10}"
         )
     if report.window is not None:
         w = report.window
@@ -706,18 +708,18 @@ def _format(report: LogReport) -> list[str]:
         lines.append(
             f"  share window: {w.calls} calls, {w.from_window} routed with the window's quantile"
         )
-        lines.append(f"    target {targets}, realised {_pct(w.realised_share)}{span}")
+        lines.append(f"    target {targets}, realised {share_text(w.realised_share)}{span}")
 
     c = report.cost
     lines += ["", "Cost against always-strong (same tokens at the strong model's price)"]
     if c.calls_compared:
         lines.append(
-            f"  {c.calls_compared} calls: {_usd(c.cost_usd)} spent, {_usd(c.always_strong_usd)} "
-            f"always-strong, saved {_usd(c.savings_usd)} ({_pct(c.savings_share)})"
+            f"  {c.calls_compared} calls: {usd_text(c.cost_usd)} spent, {usd_text(c.always_strong_usd)} "
+            f"always-strong, saved {usd_text(c.savings_usd)} ({share_text(c.savings_share)})"
         )
     else:
         lines.append("  no call has both a known cost and a priced strong model")
-    lines.append(f"  known spend over all calls: {_usd(c.total_cost_usd)}")
+    lines.append(f"  known spend over all calls: {usd_text(c.total_cost_usd)}")
     if c.calls_without_tokens:
         lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
     if c.unpriced_models:
@@ -782,8 +784,8 @@ def _format(report: LogReport) -> list[str]:
             ">0.25 major)"
         )
         lines.append(
-            f"    at threshold {d.threshold:.4f}: calibration set {_pct(d.expected_share)} "
-            f"strong, this traffic {_pct(d.realised_share)}"
+            f"    at threshold {d.threshold:.4f}: calibration set {share_text(d.expected_share)} "
+            f"strong, this traffic {share_text(d.realised_share)}"
         )
     return lines
 
@@ -800,116 +802,3 @@ def _duration(seconds: int) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count > 1 else ''}" if count > 1 else unit
     return f"{seconds} s"
-
-
-# -- plot ---------------------------------------------------------------------------------------
-
-
-def plot_report(report: LogReport, path: str | Path) -> Path:
-    """Write a PNG of the report's four parts (traffic and strong share over time, cumulative
-    cost against always-strong, judged against estimated win rate per bucket, the win-rate
-    distribution against the calibration set). Needs matplotlib (the ``report`` extra):
-    :class:`MissingDependencyError` names it when missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"routellm report --plot needs matplotlib ({exc}): "
-            "pip install 'langchain-routellm[report]'"
-        ) from exc
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    _plot_traffic(axes[0][0], report)
-    _plot_cost(axes[0][1], report)
-    _plot_judged(axes[1][0], report)
-    _plot_drift(axes[1][1], report)
-    fig.suptitle(f"routellm report: {report.calls} calls", fontsize=12)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def _plot_traffic(ax: Any, report: LogReport) -> None:
-    ax.set_title("calls and strong share")
-    if not report.bins:
-        ax.text(0.5, 0.5, "no calls", ha="center", transform=ax.transAxes)
-        return
-    starts = [b.start for b in report.bins]
-    width = report.bins[0].seconds / 86400 * 0.8  # matplotlib dates are in days
-    ax.bar(starts, [b.calls for b in report.bins], width=width, color="#bbb", align="edge")
-    ax.set_ylabel("calls")
-    share = ax.twinx()
-    share.plot(starts, [b.strong_share * 100 for b in report.bins], "o-", color="tab:red")
-    if report.window is not None:
-        for target in report.window.target_shares:
-            share.axhline(target * 100, ls="--", color="tab:red", lw=1)
-    share.set_ylabel("strong share (%)", color="tab:red")
-    share.set_ylim(0, 100)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-
-
-def _plot_cost(ax: Any, report: LogReport) -> None:
-    ax.set_title("cumulative cost (USD)")
-    starts = [b.start for b in report.bins]
-    ax.plot(starts, np.cumsum([b.cost_usd for b in report.bins]), "o-", label="spent")
-    always = np.cumsum([b.always_strong_usd for b in report.bins])
-    ax.plot(starts, always, "s--", color="tab:green", label="always strong")
-    c = report.cost
-    # No "$" in matplotlib text: a pair of them starts mathtext.
-    ax.text(
-        0.02,
-        0.95,
-        f"{c.calls_compared} calls: {c.cost_usd:,.4f} spent, {c.always_strong_usd:,.4f} "
-        f"always-strong, saved {_pct(c.savings_share)}",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=9,
-    )
-    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    ax.legend(fontsize=8, loc="lower right")
-
-
-def _plot_judged(ax: Any, report: LogReport) -> None:
-    ax.set_title("judged strong-win rate by router win rate")
-    buckets = report.judged.buckets
-    if not buckets:
-        ax.text(0.5, 0.5, "no judged comparisons", ha="center", transform=ax.transAxes)
-        return
-    x = [b.router_win_rate for b in buckets]
-    y = [b.strong_win_rate for b in buckets]
-    low = [b.strong_win_rate - b.interval_95[0] for b in buckets]
-    high = [b.interval_95[1] - b.strong_win_rate for b in buckets]
-    ax.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3)
-    for b in buckets:
-        ax.annotate(f"n={b.judged}", (b.router_win_rate, b.strong_win_rate), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="router's estimate")
-    auc = report.judged.auc
-    ax.set_xlabel("router win rate (bucket mean)")
-    ax.set_ylabel("judged strong-win rate")
-    ax.legend(title=None if auc is None else f"AUC {auc:.3f}", fontsize=8)
-
-
-def _plot_drift(ax: Any, report: LogReport) -> None:
-    ax.set_title("win-rate distribution: traffic vs calibration set")
-    if not report.win_rates:
-        ax.text(0.5, 0.5, "no scored calls", ha="center", transform=ax.transAxes)
-        return
-    for name, rates in report.win_rates.items():
-        values = np.asarray(rates)
-        ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                label=f"traffic {name} (n={len(values)})")  # fmt: skip
-        calibration = report.calibrations.get(name)
-        if calibration is not None:
-            ax.plot(calibration.quantiles, np.linspace(0, 1, len(calibration.quantiles)), "--",
-                    label=f"calibration: {calibration.reference[:40]}")  # fmt: skip
-    ks = [f"KS {d.ks:.3f}, PSI {d.psi:.3f}" for d in report.drift if d.ks is not None]
-    if ks:
-        ax.text(0.02, 0.95, "; ".join(ks[:2]), transform=ax.transAxes, va="top", fontsize=9)
-    ax.set_xlabel("win rate")
-    ax.set_ylabel("cumulative share")
-    ax.legend(fontsize=7, loc="lower right")

@@ -23,7 +23,8 @@ from routellm_base.cli import main
 from routellm_base.costs import DEFAULT_PRICES
 from routellm_base.errors import MissingDependencyError, RoutingInputError
 from routellm_base.log import RoutingLog, comparisons, decisions
-from routellm_base.log.report import build_report, parse_every, plot_report, rank_auc
+from routellm_base.log.report import build_report, parse_every, rank_auc
+from routellm_base.log.report_plot import plot_report
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 STRONG, WEAK = "gpt-4o", "gpt-4o-mini"
