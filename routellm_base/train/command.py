@@ -160,6 +160,11 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.time() - started, 1),
         "command": "routellm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
+    if args.trained_on_benchmark:
+        from .recipe import FOLDS
+
+        # The evaluation harness reads this to score these benchmarks on their held-out fold only.
+        training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in args.trained_on_benchmark}
     if args.family == "task_experts":
         training["task_kinds"] = report["kinds"]
         training["gate_validation_accuracy"] = report["gate_validation_accuracy"]
@@ -319,6 +324,9 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument("--cosine", type=float, default=NEAR_DUPLICATE_COSINE)
     tr.add_argument("--calibration-prompts", help="reference prompts whose win-rate quantiles are stored for --strong-share")
     tr.add_argument("--data-licence", help="licence of the training data, written into the model card")
+    tr.add_argument("--trained-on-benchmark", action="append", choices=("mmlu", "gsm8k", "rmb"),
+                    help="the data holds this named benchmark's items outside its held-out fold (crossfit_fold != 0); "
+                         "`routellm eval` then scores it on that fold only; repeatable")
     tr.add_argument("--dim", type=int, default=128)
     tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
     tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert), 1e-4 (causal_llm)")

@@ -118,3 +118,23 @@ def test_train_cli_rejects_unknown_reference_models(tmp_path, data_dir):
         capture_output=True, text=True,
     )
     assert result.returncode == 2 and "'gpt-5' is in no battle" in result.stderr
+
+
+def test_trained_on_benchmark_makes_eval_score_the_held_out_fold_only(tmp_path, data_dir):
+    from routellm_base.data import crossfit_fold
+
+    rows = load_gsm8k(data_dir)
+    write_scored_jsonl([r for r in rows if crossfit_fold(r.prompt) != 0], tmp_path / "train.jsonl")
+    out = tmp_path / "sw"
+    subprocess.run(
+        [sys.executable, "-m", "routellm_base", "train", "sw_ranking", "--data", f"scores:{tmp_path / 'train.jsonl'}",
+         "--strong", GPT4, "--weak", MIXTRAL, "--out", str(out), "--trained-on-benchmark", "gsm8k", "--no-progress"],
+        check=True, capture_output=True, text=True,
+    )
+    assert load_router(out).metadata["training"]["trained_on_benchmarks"] == {"gsm8k": {"held_out_percent": 20}}
+    result = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "eval", "--benchmark", "gsm8k", "--data-dir", str(data_dir),
+         "--router", str(out), "--json", "--no-progress"],
+        check=True, capture_output=True, text=True,
+    )
+    assert json.loads(result.stdout)[0]["n"] == sum(crossfit_fold(r.prompt) == 0 for r in rows)
