@@ -51,7 +51,9 @@ LICENCE = "none given for RMB (research-only); RouteLLM MMLU/GSM8K correctness: 
 BENCHMARKS = ("mmlu", "gsm8k", "rmb")
 
 
-def write_training_files(data_dir: str | Path, work: Path, mmlu_items: int, seed: int) -> dict[str, Path]:
+def write_training_files(
+    data_dir: str | Path, work: Path, mmlu_items: int, seed: int
+) -> dict[str, Path]:
     """The recipe's training and exclusion files under ``work``: battles and scored JSONL as
     ``routellm train`` reads them, and every evaluation prompt to decontaminate against."""
     work.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,11 @@ def write_training_files(data_dir: str | Path, work: Path, mmlu_items: int, seed
     gsm8k = [r for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) != 0]
     if mmlu_items < len(mmlu):
         mmlu = random.Random(seed).sample(mmlu, mmlu_items)
-    files = {"chat": work / "rmb_tier_battles.jsonl", "mmlu": work / "mmlu.jsonl", "gsm8k": work / "gsm8k.jsonl"}
+    files = {
+        "chat": work / "rmb_tier_battles.jsonl",
+        "mmlu": work / "mmlu.jsonl",
+        "gsm8k": work / "gsm8k.jsonl",
+    }
     battles = rmb_tier_battles(rmb_split(load_rmb_pairs(data_dir), "train"), GPT4, MIXTRAL)
     files["chat"].write_text("".join(json.dumps(b) + "\n" for b in battles), encoding="utf-8")
     write_scored_jsonl(mmlu, files["mmlu"])
@@ -69,7 +75,9 @@ def write_training_files(data_dir: str | Path, work: Path, mmlu_items: int, seed
     held_out += [r.prompt for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) == 0]
     held_out += [t for r in load_mt_bench(data_dir) for t in r.extra["turns"]]
     files["exclude"] = work / "evaluation_prompts.jsonl"
-    files["exclude"].write_text("".join(json.dumps({"prompt": t}) + "\n" for t in held_out), encoding="utf-8")
+    files["exclude"].write_text(
+        "".join(json.dumps({"prompt": t}) + "\n" for t in held_out), encoding="utf-8"
+    )
     files["calibration"] = Path(data_dir) / "arena_hard" / "questions.jsonl"
     return files
 
@@ -110,22 +118,34 @@ source contains.
 def main(argv: list[str] | None = None) -> None:
     from ..cli import main as cli_main
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default="../shared/data")
-    parser.add_argument("--out", required=True, help="checkpoint folder to write; its training files go to OUT/../OUT.name-data")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint folder to write; its training files go to OUT/../OUT.name-data",
+    )
     parser.add_argument("--mmlu-items", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
-    files = write_training_files(args.data_dir, out.parent / f"{out.name}-data", args.mmlu_items, args.seed)
+    files = write_training_files(
+        args.data_dir, out.parent / f"{out.name}-data", args.mmlu_items, args.seed
+    )
     code = cli_main(train_argv(files, out, args.seed, args.epochs))
     if code:
         sys.exit(code)
     card = out / "MODEL_CARD.md"
-    card.write_text(research_only_card(card.read_text(encoding="utf-8"), args.mmlu_items), encoding="utf-8")
-    print(f"wrote {out}; score it with: routellm eval --benchmark mt-bench --benchmark rmb --benchmark mmlu "
-          f"--benchmark gsm8k --data-dir {args.data_dir} --router {out}")
+    card.write_text(
+        research_only_card(card.read_text(encoding="utf-8"), args.mmlu_items), encoding="utf-8"
+    )
+    print(
+        f"wrote {out}; score it with: routellm eval --benchmark mt-bench --benchmark rmb --benchmark mmlu "
+        f"--benchmark gsm8k --data-dir {args.data_dir} --router {out}"
+    )
 
 
 if __name__ == "__main__":

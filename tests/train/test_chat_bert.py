@@ -7,7 +7,12 @@ RMB's battles named after the routed pair, and every evaluation prompt handed to
 import json
 
 from routellm_base.data import GPT4, MIXTRAL, crossfit_fold, load_gsm8k, load_mt_bench, load_rmb
-from routellm_base.train.chat_bert import BENCHMARKS, research_only_card, train_argv, write_training_files
+from routellm_base.train.chat_bert import (
+    BENCHMARKS,
+    research_only_card,
+    train_argv,
+    write_training_files,
+)
 from routellm_base.train.command import add_train_parser
 
 
@@ -18,7 +23,9 @@ def _read(path):
 def test_training_files_hold_out_fold_zero_and_exclude_every_evaluation_prompt(tmp_path, data_dir):
     files = write_training_files(data_dir, tmp_path, mmlu_items=200, seed=0)
     chat, mmlu, gsm8k = _read(files["chat"]), _read(files["mmlu"]), _read(files["gsm8k"])
-    assert len(mmlu) == 200 and len(gsm8k) == sum(crossfit_fold(r.prompt) != 0 for r in load_gsm8k(data_dir))
+    assert len(mmlu) == 200 and len(gsm8k) == sum(
+        crossfit_fold(r.prompt) != 0 for r in load_gsm8k(data_dir)
+    )
     assert all(crossfit_fold(r["prompt"]) != 0 for r in chat + mmlu + gsm8k)
     assert {frozenset((b["model_a"], b["model_b"])) for b in chat} == {frozenset((GPT4, MIXTRAL))}
     excluded = {r["prompt"] for r in _read(files["exclude"])}
@@ -34,7 +41,11 @@ def test_train_command_declares_the_folds_and_the_licence(tmp_path):
     add_train_parser(parser.add_subparsers(dest="command"))
     files = {k: tmp_path / k for k in ("chat", "mmlu", "gsm8k", "exclude", "calibration")}
     args = parser.parse_args(train_argv(files, tmp_path / "out", seed=1, epochs=3))
-    assert args.family == "bert" and args.trained_on_benchmark == list(BENCHMARKS) and args.seed == 1
+    assert (
+        args.family == "bert" and args.trained_on_benchmark == list(BENCHMARKS) and args.seed == 1
+    )
     assert "research-only" in args.data_licence
     card = research_only_card("# Router checkpoint (bert)\n\nbody", 3000)
-    assert card.startswith("# Router checkpoint: `chat_bert` (RESEARCH ONLY") and card.endswith("body")
+    assert card.startswith("# Router checkpoint: `chat_bert` (RESEARCH ONLY") and card.endswith(
+        "body"
+    )
