@@ -133,7 +133,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .policy import calibrate_threshold
 
-    prompts = [text for _, text in read_prompt_file(args.prompts)]
+    kind, sep, target = args.prompts.partition(":")
+    if sep and kind == "log":
+        from .log.training_data import logged_prompts
+
+        prompts = logged_prompts(target)
+    else:
+        prompts = [text for _, text in read_prompt_file(args.prompts)]
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
@@ -177,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser("calibrate", help="the threshold that sends a share of your own prompts strong")
-    cal.add_argument("--prompts", required=True, help="your prompts: JSONL with 'prompt', or one per line")
+    cal.add_argument(
+        "--prompts", required=True,
+        help="your prompts: JSONL with 'prompt', one per line, or log:PATH (the routed calls of a routing "
+        "log written with store_prompts=True)",
+    )
     cal.add_argument("--strong-share", type=float, required=True)
     cal.add_argument("--router", default=DEFAULT_ROUTER)
     cal.add_argument("--json", action="store_true")

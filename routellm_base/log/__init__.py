@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
 from .schema import VERSION_TABLE, comparisons, decisions, feedback, metadata
-from .store import read_decisions
+from .store import read_comparisons, read_decisions, read_feedback
 
 __all__ = [
     "VERSION_TABLE",
@@ -35,5 +35,7 @@ __all__ = [
     "feedback",
     "metadata",
     "open_log",
+    "read_comparisons",
     "read_decisions",
+    "read_feedback",
 ]

@@ -23,6 +23,7 @@ from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .battles import Battles
 from .data import (
     battles_from_alpaca_eval,
+    battles_from_objects,
     battles_from_scored_file,
     load_battles_jsonl,
     merge_battles,
@@ -49,9 +50,14 @@ def _option(args: argparse.Namespace, name: str) -> Any:
     return DEFAULTS[args.family][name] if value is None else value
 
 
-def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[str]]:
-    """``PATH`` (battles JSONL), ``scores:PATH`` (scored JSONL) or ``alpaca:JUDGMENTS.csv,PROMPTS.jsonl``."""
+def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
+    """``PATH`` (battles JSONL), ``scores:PATH`` (scored JSONL), ``alpaca:JUDGMENTS.csv,PROMPTS.jsonl``
+    or ``log:PATH`` (a routing log's labelled calls, see :mod:`routellm_base.log.training_data`).
+
+    Also returns the data's files, or for a log a ``{"path", "sha256"}`` of the battles read."""
     kind, sep, rest = spec.partition(":")
+    if sep and kind == "log":
+        return _log_battles(rest, spec, model_map)
     if sep and kind == "scores":
         return battles_from_scored_file(rest, model_map), [rest]
     if sep and kind == "alpaca":
@@ -62,6 +68,28 @@ def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[
     if not Path(spec).is_file():
         raise FileNotFoundError(f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL)")
     return load_battles_jsonl(spec, model_map), [spec]
+
+
+def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
+    import hashlib
+    import json
+
+    from ..log.training_data import labelled_calls, log_battle_objects
+
+    calls, summary = labelled_calls(target)
+    objects = log_battle_objects(calls)
+    battles = battles_from_objects(objects, spec, model_map)
+    print(f"note: {spec}: {summary.battles} battles {summary.by_source}; left out: {summary.no_prompt} "
+          f"without a stored prompt, {summary.strong_side_ratings} rated only on a strong answer, "
+          f"{summary.no_decision} without a decision row, {summary.unjudged_comparisons} unjudged "
+          f"comparisons; {summary.superseded} superseded", file=sys.stderr)
+    # A log keeps growing: record what was read (the battles' content hash), not the file's.
+    digest = hashlib.sha256("".join(json.dumps(o, sort_keys=True) + "\n" for _, o in objects).encode())
+    return battles, [{"path": spec, "sha256": digest.hexdigest()}]
+
+
+def _data_entry(source: Any) -> dict[str, str]:
+    return source if isinstance(source, dict) else {"path": str(source), "sha256": sha256_file(source)}
 
 
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,7 +179,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     training = {
         "family": args.family,
-        "data": [{"path": str(f), "sha256": sha256_file(f)} for f in files],
+        "data": [_data_entry(f) for f in files],
         "battles": len(battles),
         "battle_outcomes": battles.counts,
         "prompts": len(battles.prompts),
@@ -178,7 +206,7 @@ def kind_names(specs: list[str]) -> list[str]:
     names: list[str] = []
     for spec in specs:
         kind, sep, rest = spec.partition(":")
-        path = rest.partition(",")[0] if sep and kind in ("scores", "alpaca") else spec
+        path = rest.partition(",")[0] if sep and kind in ("scores", "alpaca", "log") else spec
         stem = Path(path).stem or "data"
         name, n = stem, 2
         while name in names:
@@ -308,7 +336,9 @@ def add_train_parser(sub: Any) -> None:
     tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra, except sw_ranking)")
     tr.add_argument("family", choices=FAMILIES)
     tr.add_argument("--data", action="append", required=True,
-                    help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable "
+                    help="battles JSONL, scores:SCORED.jsonl (golden labels), alpaca:JUDGMENTS.csv,PROMPTS.jsonl or "
+                         "log:PATH (a routing log's judged comparisons, golden labels and ratings; needs "
+                         "store_prompts=True); repeatable "
                          "(task_experts: each --data is one task kind, named after its file)")
     tr.add_argument("--out", required=True, help="checkpoint folder to write")
     tr.add_argument("--strong", required=True, help="reference strong model (a model in the battles)")

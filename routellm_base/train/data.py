@@ -39,6 +39,15 @@ def parse_model_map(pairs: Iterable[str]) -> dict[str, str]:
 
 def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = None) -> Battles:
     """Battles from a JSONL file; a malformed line raises ``ValueError`` naming file and line."""
+    return battles_from_objects(iter_jsonl_objects(path), str(path), model_map)
+
+
+def battles_from_objects(
+    objects: Iterable[tuple[str, dict]], source: str, model_map: Mapping[str, str] | None = None
+) -> Battles:
+    """Battles from ``(where, battle dict)`` pairs (the JSONL form; ``where`` names the item in
+    errors, ``source`` the whole set). A malformed item raises ``ValueError`` naming it; no item
+    at all raises too."""
     model_map = model_map or {}
     prompts: list[str] = []
     prompt_ids: dict[str, int] = {}
@@ -57,7 +66,7 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
             models.append(name)
         return model_ids[name]
 
-    for where, obj in iter_jsonl_objects(path):
+    for where, obj in objects:
         for key in ("prompt", "model_a", "model_b", "winner"):
             if not isinstance(obj.get(key), str):
                 raise ValueError(f"{where}: field {key!r} missing or not a string")
@@ -76,7 +85,7 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
         outcomes.append(OUTCOME[obj["winner"]])
         kinds[obj["winner"]] += 1
     if not outcomes:
-        raise ValueError(f"{path} holds no battles")
+        raise ValueError(f"{source} holds no battles")
     return Battles(
         prompts,
         np.asarray(p_idx, dtype=np.int64),
@@ -123,15 +132,11 @@ def battles_from_alpaca_eval(
 
 
 def _battles_from_records(records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]) -> Battles:
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
-        for prompt, a, b, winner in records:
-            tmp.write(json.dumps({"prompt": prompt, "model_a": a, "model_b": b, "winner": winner}) + "\n")
-    try:
-        return load_battles_jsonl(tmp.name, model_map)
-    finally:
-        Path(tmp.name).unlink()
+    objects = (
+        (f"judgment {i}", {"prompt": prompt, "model_a": a, "model_b": b, "winner": winner})
+        for i, (prompt, a, b, winner) in enumerate(records, 1)
+    )
+    return battles_from_objects(objects, "the judgments", model_map)
 
 
 def merge_battles(parts: list[Battles]) -> Battles:
