@@ -69,16 +69,29 @@ def judge_log(
                 f"log {target}: {counts['skipped_no_text']} comparisons wait for a judge, but their "
                 f"prompts or answers are not stored: {NO_PROMPT_HINT}"
             )
-        counts.update(items=len(items) + counts["skipped_no_text"], judged=0, strong_wins=0,
-                      weak_wins=0, ties=0, unparseable=0)
+        counts.update(
+            items=len(items) + counts["skipped_no_text"],
+            judged=0,
+            strong_wins=0,
+            weak_wins=0,
+            ties=0,
+            unparseable=0,
+        )
         done: list[tuple[int, PairVerdict | None, str | None]] = []
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="routellm-judge")
         try:
-            futures = [(item, pool.submit(judge.judge, item.question, item.strong_answer, item.weak_answer))
-                       for item in items]
+            futures = [
+                (
+                    item,
+                    pool.submit(judge.judge, item.question, item.strong_answer, item.weak_answer),
+                )
+                for item in items
+            ]
             for item, verdict in _results(futures):
                 if isinstance(verdict, BaseException):
-                    done.append((item.comparison_id, None, f"{type(verdict).__name__}: {verdict}"[:1000]))
+                    done.append(
+                        (item.comparison_id, None, f"{type(verdict).__name__}: {verdict}"[:1000])
+                    )
                     _write(engine, done, judge.model)
                     raise verdict
                 done.append((item.comparison_id, verdict, None))
@@ -94,7 +107,9 @@ def judge_log(
         engine.dispose()
 
 
-def _waiting(engine: Engine, retry_unparseable: bool, limit: int | None) -> tuple[list[_Item], dict[str, int]]:
+def _waiting(
+    engine: Engine, retry_unparseable: bool, limit: int | None
+) -> tuple[list[_Item], dict[str, int]]:
     c, d = comparisons, decisions
     query = (
         select(c.c.id, c.c.unparseable, c.c.strong_answer, c.c.weak_answer, d.c.prompt)
@@ -132,7 +147,9 @@ def _count(counts: dict[str, int], verdict: PairVerdict) -> None:
     counts[{"strong": "strong_wins", "weak": "weak_wins", "tie": "ties"}[verdict.winner]] += 1
 
 
-def _write(engine: Engine, done: list[tuple[int, PairVerdict | None, str | None]], model: str) -> None:
+def _write(
+    engine: Engine, done: list[tuple[int, PairVerdict | None, str | None]], model: str
+) -> None:
     if not done:
         return
     c = comparisons.c

@@ -88,7 +88,9 @@ def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary
     try:
         upgrade(engine)  # a log of an older schema gains the tables read here
         with engine.connect() as connection:
-            golden, ratings = _feedback_by_call(connection.execute(select(feedback).order_by(feedback.c.id)))
+            golden, ratings = _feedback_by_call(
+                connection.execute(select(feedback).order_by(feedback.c.id))
+            )
             verdicts: dict[str, str] = {}
             summary = LabelSummary()
             for row in connection.execute(select(comparisons).order_by(comparisons.c.id)):
@@ -152,7 +154,12 @@ def log_battle_objects(calls: list[LabelledCall]) -> list[tuple[str, dict[str, s
     return [
         (
             f"call {c.call_id} ({c.source})",
-            {"prompt": c.prompt, "model_a": c.strong_model, "model_b": c.weak_model, "winner": c.winner},
+            {
+                "prompt": c.prompt,
+                "model_a": c.strong_model,
+                "model_b": c.weak_model,
+                "winner": c.winner,
+            },
         )
         for c in calls
     ]
@@ -182,7 +189,9 @@ def logged_prompts(target: str | Path) -> list[str]:
             raise RouteLLMError(
                 f"log {target}: {len(stored)} routed calls, but no prompt text is stored: {NO_PROMPT_HINT}"
             )
-        raise RouteLLMError(f"log {target}: no call the router scored (forced calls are not counted)")
+        raise RouteLLMError(
+            f"log {target}: no call the router scored (forced calls are not counted)"
+        )
     return prompts
 
 
@@ -207,7 +216,11 @@ def _feedback_by_call(rows: Any) -> tuple[_Latest, _Latest]:
 
 
 def _evidence(
-    call_id: str, side: str, golden: dict[str, str], verdicts: dict[str, str], ratings: dict[str, int]
+    call_id: str,
+    side: str,
+    golden: dict[str, str],
+    verdicts: dict[str, str],
+    ratings: dict[str, int],
 ) -> tuple[str, str] | None:
     if call_id in golden:
         return golden[call_id], "golden"
