@@ -57,7 +57,13 @@ from routellm_base.engine import engine_settings_key
 from routellm_base.judging import PairwiseJudge
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
-from routellm_base.shadow import LazyShadow, ShadowAnswer, ShadowRunner, check_shadow_rate
+from routellm_base.shadow import (
+    LazyShadow,
+    ShadowAnswer,
+    ShadowRunner,
+    ShadowStats,
+    check_shadow_rate,
+)
 
 if TYPE_CHECKING:
     from routellm_base.log import RoutingLog
@@ -433,7 +439,11 @@ class RouterChatModel(BaseChatModel):
 
     def _engine_key(self) -> tuple[Any, ...]:
         return engine_settings_key(
-            self.router, self.threshold, self.strong_share, self._routing_text_options(), self.no_known_tokens_side
+            self.router,
+            self.threshold,
+            self.strong_share,
+            self._routing_text_options(),
+            self.no_known_tokens_side,
         )
 
     def decide(self, messages: LanguageModelInput, *, force: Side | None = None) -> RoutingDecision:
@@ -469,7 +479,11 @@ class RouterChatModel(BaseChatModel):
 
     def _shadow_runner(self) -> ShadowRunner | None:
         return self._engine_holder.shadow.get(
-            self._routing_log(), self.shadow_rate, self.shadow_seed, self.judge, self._pairwise_judge
+            self._routing_log(),
+            self.shadow_rate,
+            self.shadow_seed,
+            self.judge,
+            self._pairwise_judge,
         )
 
     def _pairwise_judge(self) -> PairwiseJudge | None:
@@ -481,6 +495,12 @@ class RouterChatModel(BaseChatModel):
             return str(judge.invoke(messages).text)
 
         return PairwiseJudge(chat, _model_name(judge))
+
+    def shadow_stats(self) -> ShadowStats | None:
+        """The shadow comparisons' counters (sampled, answered, judged, unparseable, failures,
+        ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
+        runner = self._shadow_runner()
+        return None if runner is None else runner.stats()
 
     def flush_log(self, timeout: float | None = None) -> bool:
         """Wait until the shadow comparisons started so far are done (and judged) and everything

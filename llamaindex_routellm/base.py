@@ -51,7 +51,13 @@ from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.judging import PairwiseJudge
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
-from routellm_base.shadow import LazyShadow, ShadowAnswer, ShadowRunner, check_shadow_rate
+from routellm_base.shadow import (
+    LazyShadow,
+    ShadowAnswer,
+    ShadowRunner,
+    ShadowStats,
+    check_shadow_rate,
+)
 
 from .messages import to_chat_turns, tool_call_messages
 from .queries import stock_query_field
@@ -353,7 +359,9 @@ class RouterLLM(FunctionCallingLLM):
             raise RoutingInputError("shadow_rate needs a log= to record the shadow comparisons in")
         if self.judge is not None:
             if not self.shadow_rate:
-                raise RoutingInputError("judge= judges shadow comparisons: it needs shadow_rate > 0")
+                raise RoutingInputError(
+                    "judge= judges shadow comparisons: it needs shadow_rate > 0"
+                )
             if not isinstance(self.judge, LLM | PairwiseJudge):
                 raise RoutingInputError(
                     f"judge must be a LlamaIndex LLM or a PairwiseJudge, got {type(self.judge).__name__}"
@@ -434,7 +442,11 @@ class RouterLLM(FunctionCallingLLM):
     def _engine_key(self) -> tuple[Any, ...]:
         # Fields may be reassigned after construction; the key makes the cached engine follow.
         return engine_settings_key(
-            self.router, self.threshold, self.strong_share, self._text_options(), self.no_known_tokens_side
+            self.router,
+            self.threshold,
+            self.strong_share,
+            self._text_options(),
+            self.no_known_tokens_side,
         )
 
     @property
@@ -470,7 +482,11 @@ class RouterLLM(FunctionCallingLLM):
 
     def _shadow_runner(self) -> ShadowRunner | None:
         return self._engine_cache.shadow.get(
-            self._routing_log(), self.shadow_rate, self.shadow_seed, self.judge, self._pairwise_judge
+            self._routing_log(),
+            self.shadow_rate,
+            self.shadow_seed,
+            self.judge,
+            self._pairwise_judge,
         )
 
     def _pairwise_judge(self) -> PairwiseJudge | None:
@@ -483,6 +499,12 @@ class RouterLLM(FunctionCallingLLM):
             return judge.chat(turns).message.content or ""
 
         return PairwiseJudge(chat, judge.metadata.model_name)
+
+    def shadow_stats(self) -> ShadowStats | None:
+        """The shadow comparisons' counters (sampled, answered, judged, unparseable, failures,
+        ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
+        runner = self._shadow_runner()
+        return None if runner is None else runner.stats()
 
     def flush_log(self, timeout: float | None = None) -> bool:
         """Wait until the shadow comparisons started so far are done (and judged) and everything
@@ -534,7 +556,11 @@ class RouterLLM(FunctionCallingLLM):
             self._offer_shadow(decision, conversation, usage, shadow)
 
     def _offer_shadow(
-        self, decision: RoutingDecision, conversation: Any, answer: Any, shadow: Callable[[LLM], Any]
+        self,
+        decision: RoutingDecision,
+        conversation: Any,
+        answer: Any,
+        shadow: Callable[[LLM], Any],
     ) -> None:
         runner = self._shadow_runner()
         if runner is None:
@@ -544,7 +570,10 @@ class RouterLLM(FunctionCallingLLM):
         def call_other() -> ShadowAnswer:
             response = shadow(other)
             tokens = getattr(response, "additional_kwargs", None) or {}
-            input_tokens, output_tokens = tokens.get("prompt_tokens"), tokens.get("completion_tokens")
+            input_tokens, output_tokens = (
+                tokens.get("prompt_tokens"),
+                tokens.get("completion_tokens"),
+            )
             known = isinstance(input_tokens, int) and isinstance(output_tokens, int)
             return ShadowAnswer(
                 _response_text(response),

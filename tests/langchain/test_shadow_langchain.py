@@ -120,8 +120,8 @@ def test_a_judge_that_echoes_the_instructions_is_counted_unparseable(tmp_path: P
     assert llm.flush_log(30)
     (row,) = read_comparisons(tmp_path / "log.db")
     assert (row["verdict"], row["unparseable"]) == (None, 2)
-    runner = llm._shadow_runner()
-    assert runner is not None and runner.stats().unparseable == 1
+    stats = llm.shadow_stats()
+    assert stats is not None and stats.unparseable == 1
     log.close()
 
 

@@ -166,3 +166,21 @@ def test_log_shadow_judge_train_calibrate_route(
     sides = [routed.decide(p).side for p in held_out[0] + held_out[1]]
     assert sides[:15].count("strong") >= 12 and sides[15:].count("weak") >= 12, sides
     log.close()
+
+
+def test_the_learning_loop_example_runs_offline(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "learning_loop.py"
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "judged=40, unparseable=0" in lines[1]
+    assert "40 battles {'judge': 40}" in done.stderr
+    assert lines[3].startswith("threshold ") and "sends 50.0% of 40 prompts strong" in lines[3]
+    rates = [float(line.split()[0]) for line in lines[-4:]]
+    assert min(rates[:2]) > max(rates[2:])  # unseen arithmetic above unseen chat
+    assert (tmp_path / "router" / "model_card.md").exists() or any((tmp_path / "router").iterdir())

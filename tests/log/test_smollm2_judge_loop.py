@@ -99,7 +99,8 @@ def test_smollm2_judges_shadow_comparisons_in_process_and_from_the_cli(
         )  # fmt: skip
         llm = traffic(tmp_path / "inprocess.db", judge)
         assert llm.flush_log(120)
-        stats = llm._shadow_runner().stats()  # type: ignore[union-attr]
+        stats = llm.shadow_stats()
+        assert stats is not None
         n = len(QUESTIONS)
         assert (stats.sampled, stats.answered, stats.judge_failed, stats.failed) == (n, n, 0, 0)
         judged, unparseable = check_rows(tmp_path / "inprocess.db")
