@@ -230,3 +230,18 @@ def test_calibrate_on_logged_prompts(tmp_path: Path, capsys: pytest.CaptureFixtu
     empty.close()
     rc = main(["calibrate", "--prompts", f"log:{tmp_path / 'empty.db'}", "--strong-share", "0.3"])
     assert rc == 2 and "store_prompts=True" in capsys.readouterr().err
+
+
+def test_judge_command_arguments_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["judge", "--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1"]
+    cases = [
+        ([], "give --input ANSWERS.jsonl or --log PATH"),
+        (["--input", "a.jsonl", "--log", "x.db"], "give --input ANSWERS.jsonl or --log PATH"),
+        (["--input", "a.jsonl", "--strong", "s"], "--input needs --weak, --out"),
+        (["--log", "x.db", "--out", "b.jsonl"], "--log takes no --out"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
