@@ -62,7 +62,8 @@ from routellm_base.shadow import (
     ShadowAnswer,
     ShadowRunner,
     ShadowStats,
-    check_shadow_rate,
+    check_shadow_settings,
+    flush_shadow_and_log,
 )
 
 if TYPE_CHECKING:
@@ -330,17 +331,9 @@ class RouterChatModel(BaseChatModel):
         self._new_cost_tracker()  # validates the prices now
         if self.log is not None:
             self._routing_log()  # a bad path or URL, or a missing driver, fails here
-        check_shadow_rate(self.shadow_rate)
-        if self.shadow_rate and self.log is None:
-            raise ValueError("shadow_rate needs a log= to record the shadow comparisons in")
-        if self.judge is not None:
-            if not self.shadow_rate:
-                raise ValueError("judge= judges shadow comparisons: it needs shadow_rate > 0")
-            if not isinstance(self.judge, BaseChatModel | PairwiseJudge):
-                raise ValueError(
-                    f"judge must be a LangChain chat model or a PairwiseJudge, got "
-                    f"{type(self.judge).__name__}"
-                )
+        check_shadow_settings(
+            self.shadow_rate, self.log, self.judge, BaseChatModel, "LangChain chat model"
+        )
         return self
 
     # -- LangChain plumbing -------------------------------------------------------------------
@@ -505,13 +498,7 @@ class RouterChatModel(BaseChatModel):
     def flush_log(self, timeout: float | None = None) -> bool:
         """Wait until the shadow comparisons started so far are done (and judged) and everything
         queued for the log is written; ``False`` if ``timeout`` seconds passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        runner = self._shadow_runner()
-        if runner is not None and not runner.flush(timeout):
-            return False
-        log = self._routing_log()
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return log is None or log.flush(left)
+        return flush_shadow_and_log(self._shadow_runner(), self._routing_log(), timeout)
 
     def bind_tools(
         self,

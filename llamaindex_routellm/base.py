@@ -56,7 +56,8 @@ from routellm_base.shadow import (
     ShadowAnswer,
     ShadowRunner,
     ShadowStats,
-    check_shadow_rate,
+    check_shadow_settings,
+    flush_shadow_and_log,
 )
 
 from .messages import to_chat_turns, tool_call_messages
@@ -354,18 +355,7 @@ class RouterLLM(FunctionCallingLLM):
         self._text_options()
         check_router_spec(self.router)  # a typo fails here, not at the first call
         self._routing_log()  # so does a bad log path or URL, or a missing driver
-        check_shadow_rate(self.shadow_rate)
-        if self.shadow_rate and self.log is None:
-            raise RoutingInputError("shadow_rate needs a log= to record the shadow comparisons in")
-        if self.judge is not None:
-            if not self.shadow_rate:
-                raise RoutingInputError(
-                    "judge= judges shadow comparisons: it needs shadow_rate > 0"
-                )
-            if not isinstance(self.judge, LLM | PairwiseJudge):
-                raise RoutingInputError(
-                    f"judge must be a LlamaIndex LLM or a PairwiseJudge, got {type(self.judge).__name__}"
-                )
+        check_shadow_settings(self.shadow_rate, self.log, self.judge, LLM, "LlamaIndex LLM")
 
     @classmethod
     def class_name(cls) -> str:
@@ -509,13 +499,7 @@ class RouterLLM(FunctionCallingLLM):
     def flush_log(self, timeout: float | None = None) -> bool:
         """Wait until the shadow comparisons started so far are done (and judged) and everything
         queued for the log is written; ``False`` if ``timeout`` seconds passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        runner = self._shadow_runner()
-        if runner is not None and not runner.flush(timeout):
-            return False
-        log = self._routing_log()
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return log is None or log.flush(left)
+        return flush_shadow_and_log(self._shadow_runner(), self._routing_log(), timeout)
 
     def _shadow_call(
         self, kwargs: Mapping[str, Any], call: Callable[[LLM], Any]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .routing_text import ChatTurn, text_of
+from .routing_text import ChatTurn, turn_texts
 
 __all__ = [
     "JUDGE_SYSTEM_PROMPT",
@@ -115,13 +115,7 @@ def judge_question(conversation: str | Sequence[ChatTurn | Mapping[str, Any]]) -
     """
     if isinstance(conversation, str):
         return conversation
-    turns = []
-    for turn in conversation:
-        if isinstance(turn, ChatTurn):
-            role, content = turn.role, turn.content
-        else:
-            role, content = str(turn["role"]), turn["content"]
-        turns.append((role, text_of(content)[0]))
+    turns = turn_texts(conversation)
     if len(turns) == 1 and turns[0][0] == "user":
         return turns[0][1]
     return "\n\n".join(f"{role}: {text}" for role, text in turns)

@@ -254,14 +254,8 @@ class ShadowRunner:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued job has finished (its comparison handed to the sink);
         ``False`` on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._counts["pending"]:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+            return self._idle.wait_for(lambda: not self._counts["pending"], timeout)
 
     def close(self, timeout: float | None = EXIT_TIMEOUT) -> bool:
         """Refuse new jobs and wait for the queued ones (``False`` if some were still running)."""
@@ -392,6 +386,39 @@ class LazyShadow:
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return a[0] is b[0] and a[1] == b[1] and a[2] == b[2] and a[3] is b[3]
+
+
+def flush_shadow_and_log(
+    runner: ShadowRunner | None, log: Any, timeout: float | None = None
+) -> bool:
+    """Wait for ``runner``'s queued shadow jobs, then for ``log`` (a ``RoutingLog``) to write
+    what is queued, within ``timeout`` seconds in all; either may be ``None``. ``False`` on
+    timeout. What the integrations' ``flush_log()`` does."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if runner is not None and not runner.flush(timeout):
+        return False
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return log is None or bool(log.flush(left))
+
+
+def check_shadow_settings(
+    rate: Any, log: Any, judge: Any, judge_type: type, judge_kind: str
+) -> None:
+    """An integration's ``shadow_rate`` / ``log`` / ``judge`` fields, checked together: a rate in
+    [0, 1], a log when the rate is above 0, and a judge (an instance of ``judge_type``, named
+    ``judge_kind`` in the error, or a :class:`PairwiseJudge`) only with a rate above 0. Raises
+    :class:`RoutingInputError` naming what is wrong."""
+    rate = check_shadow_rate(rate)
+    if rate and log is None:
+        raise RoutingInputError("shadow_rate needs a log= to record the shadow comparisons in")
+    if judge is None:
+        return
+    if not rate:
+        raise RoutingInputError("judge= judges shadow comparisons: it needs shadow_rate > 0")
+    if not isinstance(judge, judge_type | PairwiseJudge):
+        raise RoutingInputError(
+            f"judge must be a {judge_kind} or a PairwiseJudge, got {type(judge).__name__}"
+        )
 
 
 def check_shadow_rate(rate: Any) -> float:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from ..costs import DEFAULT_PRICES, PriceLike, as_price
 from ..decision import RoutingDecision
 from ..errors import RoutingInputError
-from ..routing_text import ChatTurn, text_of
+from ..routing_text import ChatTurn, turn_texts
 from ..shadow import Comparison
 from .schema import comparisons, decisions, feedback
 from .store import create_log_engine, log_url, read_salt, upgrade
@@ -309,14 +309,8 @@ class RoutingLog:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued call is written (or has failed); ``False`` on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._counts["pending"]:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+            return self._idle.wait_for(lambda: not self._counts["pending"], timeout)
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Drain the queue (up to ``timeout`` seconds), stop the writer and release the store.
@@ -482,7 +476,7 @@ class RoutingLog:
         if call.conversation is not None:
             turns = [
                 {"role": role, "content": self.redact(text) if self.redact else text}
-                for role, text in _turn_texts(call.conversation)
+                for role, text in turn_texts(call.conversation)
             ]
             prompt = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
             prompt_hash = hmac.new(salt, prompt.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -523,19 +517,6 @@ class RoutingLog:
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
-
-
-def _turn_texts(conversation: Any) -> list[tuple[str, str]]:
-    if isinstance(conversation, str):
-        return [("user", conversation)]
-    out = []
-    for turn in conversation:
-        if isinstance(turn, ChatTurn):
-            role, content = turn.role, turn.content
-        else:
-            role, content = str(turn["role"]), turn["content"]
-        out.append((role, text_of(content)[0]))
-    return out
 
 
 def _reopen(url: str, options: dict[str, Any]) -> RoutingLog:
