@@ -144,7 +144,8 @@ def test_unparseable_judgments_are_counted_never_guessed(tmp_path: Path) -> None
         decision("weak"), conversation="q", answer="fine", call_other=lambda: ShadowAnswer("fine")
     )
     assert runner.flush(10) and log.flush(10)
-    first, second = read_comparisons(tmp_path / "log.db")
+    rows = {r["weak_answer"]: r for r in read_comparisons(tmp_path / "log.db")}
+    first, second = rows["bad"], rows["fine"]  # written by parallel workers, in either order
     assert (first["verdict"], first["unparseable"]) == (None, 1)
     assert (first["strong_first_verdict"], first["weak_first_verdict"]) == ("A", None)
     assert first["verdict_source"] is None and first["judge_model"] == "scripted-judge"
