@@ -103,14 +103,18 @@ def battles_from_scored_file(
     """Golden-label augmentation from a scored-prompt JSONL file (correctness or grades)."""
     model_map = model_map or {}
     rows = [
-        ScoredPrompt(r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source)
+        ScoredPrompt(
+            r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source
+        )
         for r in load_scored_jsonl(path)
     ]
     return battles_from_scores(rows, margin=margin)
 
 
 def battles_from_alpaca_eval(
-    judgments_csv: str | Path, prompts_jsonl: str | Path, model_map: Mapping[str, str] | None = None,
+    judgments_csv: str | Path,
+    prompts_jsonl: str | Path,
+    model_map: Mapping[str, str] | None = None,
     tie_band: float = 0.0,
 ) -> Battles:
     """Judge preferences (AlpacaEval's ``prompt_id, model_1, model_2, preference`` in [1, 2]).
@@ -118,20 +122,32 @@ def battles_from_alpaca_eval(
     Preference above 1.5 means model_2's answer was preferred; within ``tie_band`` of 1.5 is a tie.
     """
     with open(prompts_jsonl, encoding="utf-8") as handle:
-        prompts = {str(json.loads(line)["prompt_id"]): json.loads(line)["prompt"] for line in handle if line.strip()}
+        prompts = {
+            str(json.loads(line)["prompt_id"]): json.loads(line)["prompt"]
+            for line in handle
+            if line.strip()
+        }
     model_map = model_map or {}
     records = []
     with open(judgments_csv, encoding="utf-8", newline="") as handle:
         for i, row in enumerate(csv.DictReader(handle), 2):
             if row["prompt_id"] not in prompts:
-                raise ValueError(f"{judgments_csv}:{i}: prompt_id {row['prompt_id']} not in {prompts_jsonl}")
+                raise ValueError(
+                    f"{judgments_csv}:{i}: prompt_id {row['prompt_id']} not in {prompts_jsonl}"
+                )
             preference = float(row["preference"]) - 1.5
-            winner = "tie" if abs(preference) <= tie_band else ("model_b" if preference > 0 else "model_a")
+            winner = (
+                "tie"
+                if abs(preference) <= tie_band
+                else ("model_b" if preference > 0 else "model_a")
+            )
             records.append((prompts[row["prompt_id"]], row["model_1"], row["model_2"], winner))
     return _battles_from_records(records, model_map)
 
 
-def _battles_from_records(records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]) -> Battles:
+def _battles_from_records(
+    records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]
+) -> Battles:
     objects = (
         (f"judgment {i}", {"prompt": prompt, "model_a": a, "model_b": b, "winner": winner})
         for i, (prompt, a, b, winner) in enumerate(records, 1)
@@ -167,6 +183,11 @@ def merge_battles(parts: list[Battles]) -> Battles:
         outcomes.append(part.outcome)
         counts.update(part.counts)
     return Battles(
-        prompts, np.concatenate(p_idx), np.concatenate(a_idx), np.concatenate(b_idx),
-        np.concatenate(outcomes), models, dict(counts),
+        prompts,
+        np.concatenate(p_idx),
+        np.concatenate(a_idx),
+        np.concatenate(b_idx),
+        np.concatenate(outcomes),
+        models,
+        dict(counts),
     )

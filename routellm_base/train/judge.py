@@ -113,7 +113,9 @@ def _is_transient(exc: BaseException) -> bool:
         import openai
     except ImportError:  # a scripted client raising its own errors
         return isinstance(exc, (ConnectionError, TimeoutError))
-    if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+    if isinstance(
+        exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+    ):
         return True  # APIConnectionError includes APITimeoutError
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in _TRANSIENT_STATUS or exc.status_code >= 500
@@ -134,7 +136,11 @@ class _Requester:
     """Sends chat completions with bounded retries; counts requests and retries (thread-safe)."""
 
     def __init__(
-        self, client: Any, model: str, max_tokens: int | None, retry: RetryPolicy,
+        self,
+        client: Any,
+        model: str,
+        max_tokens: int | None,
+        retry: RetryPolicy,
         sleep: Callable[[float], None],
     ) -> None:
         self.client, self.model, self.max_tokens = client, model, max_tokens
@@ -222,7 +228,12 @@ def judge_battles(
         pool.shutdown(wait=True, cancel_futures=True)
 
     battles = [
-        {"prompt": item.prompt, "model_a": strong_model, "model_b": weak_model, "winner": rec["winner"]}
+        {
+            "prompt": item.prompt,
+            "model_a": strong_model,
+            "model_b": weak_model,
+            "winner": rec["winner"],
+        }
         for item, rec in zip(work, records)
         if rec["winner"] is not None
     ]
@@ -261,7 +272,9 @@ def load_answer_items(
         if not isinstance(strong, str) or not isinstance(weak, str):
             skipped.append(where)
             continue
-        items.append(JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1]))))
+        items.append(
+            JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1])))
+        )
     return items, skipped
 
 
@@ -272,11 +285,15 @@ def _make_client(base_url: str | None, api_key_env: str, timeout: float) -> Any:
     try:
         from openai import OpenAI
     except ImportError as exc:
-        raise MissingDependencyError("routellm judge needs the openai client: pip install openai") from exc
+        raise MissingDependencyError(
+            "routellm judge needs the openai client: pip install openai"
+        ) from exc
     api_key = os.environ.get(api_key_env)
     if not api_key:
         if base_url is None:
-            raise RouteLLMError(f"no API key: set ${api_key_env} (or pass --base-url for a local server)")
+            raise RouteLLMError(
+                f"no API key: set ${api_key_env} (or pass --base-url for a local server)"
+            )
         api_key = "unused"  # local OpenAI-compatible servers often ignore the key
     # max_retries=0: retries are ours (bounded, counted), not the client's hidden ones.
     return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
@@ -293,7 +310,11 @@ def cmd_judge(args: argparse.Namespace) -> int:
     items, skipped = load_answer_items(args.input, args.strong, args.weak)
     client = _make_client(args.base_url, args.api_key_env, args.timeout)
     result = judge_battles(
-        items, client, args.judge_model, args.strong, args.weak,
+        items,
+        client,
+        args.judge_model,
+        args.strong,
+        args.weak,
         concurrency=args.concurrency,
         max_tokens=args.max_tokens,
         retry=RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
@@ -320,7 +341,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
             f"{s['requests']} requests, {s['retries']} retries -> {out}"
         )
     for where in skipped[:5]:
-        print(f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped", file=sys.stderr)
+        print(
+            f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -335,12 +359,18 @@ def _judge_log(args: argparse.Namespace) -> int:
         )
     client = _make_client(args.base_url, args.api_key_env, args.timeout)
     send = _Requester(
-        client, args.judge_model, args.max_tokens,
-        RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff), time.sleep,
+        client,
+        args.judge_model,
+        args.max_tokens,
+        RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
+        time.sleep,
     )
     counts = judge_log(
-        args.log, PairwiseJudge(send, args.judge_model), concurrency=args.concurrency,
-        retry_unparseable=args.retry_unparseable, limit=args.limit,
+        args.log,
+        PairwiseJudge(send, args.judge_model),
+        concurrency=args.concurrency,
+        retry_unparseable=args.retry_unparseable,
+        limit=args.limit,
     )
     counts = {**counts, "requests": send.requests, "retries": send.retries}
     if args.json:
@@ -370,33 +400,58 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
             "(--base-url, default the OpenAI API)."
         ),
     )
-    judge.add_argument("--input",
-                       help='answers JSONL: {"prompt": ..., "answers": {MODEL: ANSWER, ...}} a line')
+    judge.add_argument(
+        "--input", help='answers JSONL: {"prompt": ..., "answers": {MODEL: ANSWER, ...}} a line'
+    )
     judge.add_argument(
         "--log",
         help="instead of --input: a routing log (SQLite path or SQLAlchemy URL) whose unjudged shadow "
         "comparisons are judged, their verdicts written back into it (needs store_prompts=True)",
     )
-    judge.add_argument("--strong", help="with --input: strong model, its key in 'answers' and model_a of the battles")
-    judge.add_argument("--weak", help="with --input: weak model, its key in 'answers' and model_b of the battles")
+    judge.add_argument(
+        "--strong",
+        help="with --input: strong model, its key in 'answers' and model_a of the battles",
+    )
+    judge.add_argument(
+        "--weak", help="with --input: weak model, its key in 'answers' and model_b of the battles"
+    )
     judge.add_argument("--judge-model", required=True, help="model name sent to the endpoint")
     judge.add_argument(
-        "--base-url", default=None,
+        "--base-url",
+        default=None,
         help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); prompts and answers are sent there",
     )
-    judge.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable holding the API key (optional with --base-url)")
+    judge.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (optional with --base-url)",
+    )
     judge.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
-    judge.add_argument("--max-retries", type=int, default=4, help="retries of a transient error per request")
-    judge.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles each retry)")
+    judge.add_argument(
+        "--max-retries", type=int, default=4, help="retries of a transient error per request"
+    )
+    judge.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        help="first retry delay in seconds (doubles each retry)",
+    )
     judge.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     judge.add_argument("--max-tokens", type=int, default=1024, help="judgment length limit")
     judge.add_argument("--out", help="with --input: battles JSONL to write")
-    judge.add_argument("--records", default=None, help="with --input: also write every raw judgment and verdict (JSONL)")
-    judge.add_argument("--retry-unparseable", action="store_true",
-                       help="with --log: judge again the comparisons an earlier judgment left unreadable")
-    judge.add_argument("--limit", type=int, default=None, help="with --log: judge at most this many comparisons")
+    judge.add_argument(
+        "--records",
+        default=None,
+        help="with --input: also write every raw judgment and verdict (JSONL)",
+    )
+    judge.add_argument(
+        "--retry-unparseable",
+        action="store_true",
+        help="with --log: judge again the comparisons an earlier judgment left unreadable",
+    )
+    judge.add_argument(
+        "--limit", type=int, default=None, help="with --log: judge at most this many comparisons"
+    )
     judge.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     judge.set_defaults(func=cmd_judge)
     return judge
-
