@@ -54,8 +54,17 @@ from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.costs import CostReport, CostTracker, PriceLike
 from routellm_base.decision import SIDES, Side
 from routellm_base.engine_cache import EngineCache, EngineSettings, RouterSpec
+from routellm_base.judging import PairwiseJudge
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
+from routellm_base.shadow import (
+    LazyShadow,
+    ShadowAnswer,
+    ShadowRunner,
+    ShadowStats,
+    check_shadow_settings,
+    flush_shadow_and_log,
+)
 
 if TYPE_CHECKING:
     from routellm_base.log import RoutingLog
@@ -64,6 +73,9 @@ _T = TypeVar("_T")
 
 FORCE_KWARG = "routellm_force"
 """Call kwarg (and config ``metadata`` key) that forces a side: ``"strong"`` or ``"weak"``."""
+
+_TOOL_KWARGS = ("tools", "functions", "tool_choice", "response_format")
+"""Call kwargs that make a call a tool call or structured output: such calls are not shadowed."""
 
 _TRACING_ONLY_KWARGS = ("ls_structured_output_format", "structured_output_format")
 """Kwargs a side's ``with_structured_output`` binds for tracing. ``BaseChatModel`` removes them
@@ -117,6 +129,7 @@ class _EngineHolder:
         self.engines = EngineCache()
         self.costs: CostTracker | None = None
         self.log = LazyLog()
+        self.shadow = LazyShadow()
         self.lock = threading.Lock()
 
     def __reduce__(self) -> tuple[type[_EngineHolder], tuple[()]]:
@@ -196,6 +209,14 @@ class RouterChatModel(BaseChatModel):
 
     A new router for a live model: ``llm.swap_router("runs/retrained")`` loads it and replaces
     the router at once for this model and the runnables made from it (see :meth:`swap_router`).
+
+    Learning from traffic (off by default): with a log, ``shadow_rate=0.02`` also sends 2% of
+    calls to the other side after the answer is returned, and ``judge=`` (any chat model) judges
+    the two answers in the background; ``response_metadata["routellm"]["call_id"]`` is the key
+    for feedback (``RoutingLog.feedback``). See the ``shadow_rate`` and ``judge`` fields::
+
+        llm = RouterChatModel(strong=..., weak=..., log="routellm.db", shadow_rate=0.02,
+                              judge=ChatOpenAI(model="gpt-4o", temperature=0))
 
     Fallback (off by default): with ``fallback=True``, a call whose chosen model raises is
     retried once on the other side (see the ``fallback`` field)::
@@ -295,6 +316,24 @@ class RouterChatModel(BaseChatModel):
     decision, both model names, tokens and cost as :meth:`cost_report` counted them, and the
     latency; prompt text only as the log's ``store_prompts`` says. A failing store never fails
     the call (see ``RoutingLog.stats()``). Needs the ``log`` extra."""
+    shadow_rate: float = 0.0
+    """Share of answered calls (in [0, 1]) also sent to the *other* side, for a shadow
+    comparison in the ``log`` (which it needs). The shadow call starts after the user's answer
+    is complete (a stream: after its last chunk), runs in a background thread through the other
+    side's ``invoke`` with the same messages and call arguments (also for async calls, so it
+    never runs on the caller's event loop), and never delays or fails the call: its failure is
+    recorded in the comparison. Not shadowed: calls that fell back, and calls with tools or
+    structured output (a judge compares answers, not tool choices). Answers are stored only as
+    the log's ``store_prompts`` says. :meth:`flush_log` waits for running shadow calls."""
+    shadow_seed: int | None = None
+    """Seeds the shadow sampling (``None``: unseeded), for reproducible runs."""
+    judge: Any = None
+    """A chat model (usually the strong one, at temperature 0) that judges each shadow
+    comparison in the background, with ``routellm judge``'s pairwise logic (both answer orders;
+    disagreement is a tie; an unreadable verdict is counted in the log's ``unparseable``, never
+    guessed), or a ``routellm_base.judging.PairwiseJudge``. The judge sees the prompt and both
+    answers. ``None``: leave comparisons unjudged (judge later with ``routellm judge --log``).
+    Needs ``shadow_rate > 0``."""
 
     _engine_holder: _EngineHolder = PrivateAttr(default_factory=_EngineHolder)
     _bound: dict[Side, tuple[BaseChatModel, dict[str, Any]]] | None = PrivateAttr(default=None)
@@ -313,6 +352,9 @@ class RouterChatModel(BaseChatModel):
         self._new_cost_tracker()  # validates the prices now
         if self.log is not None:
             self._routing_log()  # a bad path or URL, or a missing driver, fails here
+        check_shadow_settings(
+            self.shadow_rate, self.log, self.judge, BaseChatModel, "LangChain chat model"
+        )
         return self
 
     # -- LangChain plumbing -------------------------------------------------------------------
@@ -472,6 +514,36 @@ class RouterChatModel(BaseChatModel):
     def _routing_log(self) -> RoutingLog | None:
         return self._engine_holder.log.get(self.log)
 
+    def _shadow_runner(self) -> ShadowRunner | None:
+        return self._engine_holder.shadow.get(
+            self._routing_log(),
+            self.shadow_rate,
+            self.shadow_seed,
+            self.judge,
+            self._pairwise_judge,
+        )
+
+    def _pairwise_judge(self) -> PairwiseJudge | None:
+        judge = self.judge
+        if judge is None or isinstance(judge, PairwiseJudge):
+            return judge
+
+        def chat(messages: list[dict[str, str]]) -> str:
+            return str(judge.invoke(messages).text)
+
+        return PairwiseJudge(chat, _model_name(judge))
+
+    def shadow_stats(self) -> ShadowStats | None:
+        """The shadow comparisons' counters (sampled, answered, judged, unparseable, failures,
+        ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
+        runner = self._shadow_runner()
+        return None if runner is None else runner.stats()
+
+    def flush_log(self, timeout: float | None = None) -> bool:
+        """Wait until the shadow comparisons started so far are done (and judged) and everything
+        queued for the log is written; ``False`` if ``timeout`` seconds passed first."""
+        return flush_shadow_and_log(self._shadow_runner(), self._routing_log(), timeout)
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
@@ -562,7 +634,7 @@ class RouterChatModel(BaseChatModel):
             return model._generate(messages, **call)
 
         result, decision = self._with_fallback(decision, attempt)
-        return self._result(result, decision, messages, started)
+        return self._result(result, decision, messages, started, (stop, kwargs))
 
     async def _agenerate(
         self,
@@ -583,7 +655,7 @@ class RouterChatModel(BaseChatModel):
             return await model._agenerate(messages, **call)
 
         result, decision = await self._awith_fallback(decision, attempt)
-        return self._result(result, decision, messages, started)
+        return self._result(result, decision, messages, started, (stop, kwargs))
 
     def _stream(
         self,
@@ -605,7 +677,7 @@ class RouterChatModel(BaseChatModel):
                 decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_call(decision, messages, outputs, started)
+            self._record_call(decision, messages, outputs, started, (stop, kwargs))
             return
 
     async def _astream(
@@ -630,7 +702,7 @@ class RouterChatModel(BaseChatModel):
                 decision = self._stream_fallback(decision, error, outputs, first_error)
                 first_error = error
                 continue
-            self._record_call(decision, messages, outputs, started)
+            self._record_call(decision, messages, outputs, started, (stop, kwargs))
             return
 
     def _side_chunks(
@@ -805,6 +877,7 @@ class RouterChatModel(BaseChatModel):
         decision: RoutingDecision,
         messages: Sequence[BaseMessage],
         started: float,
+        call: tuple[list[str] | None, Mapping[str, Any]],
     ) -> ChatResult:
         generations = []
         for generation in result.generations:
@@ -820,7 +893,7 @@ class RouterChatModel(BaseChatModel):
                     generation_info=generation.generation_info,
                 )
             )
-        self._record_call(decision, messages, [g.message for g in generations], started)
+        self._record_call(decision, messages, [g.message for g in generations], started, call)
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
     def _chunk(
@@ -843,8 +916,10 @@ class RouterChatModel(BaseChatModel):
         messages: Sequence[BaseMessage],
         outputs: Sequence[BaseMessage],
         started: float,
+        call: tuple[list[str] | None, Mapping[str, Any]],
     ) -> None:
-        """Count the answered call's cost and queue it for the routing log (if any)."""
+        """Count the answered call's cost, queue it for the routing log (if any) and offer it
+        for a shadow comparison. ``call`` is the call's ``(stop, kwargs)``."""
         if not outputs:
             return
         usage = _sum_usage(outputs)
@@ -870,6 +945,43 @@ class RouterChatModel(BaseChatModel):
                 cost_usd=cost.cost,
                 latency_seconds=time.perf_counter() - started,
             )
+        if self.shadow_rate:
+            self._offer_shadow(decision, messages, outputs, call)
+
+    def _offer_shadow(
+        self,
+        decision: RoutingDecision,
+        messages: Sequence[BaseMessage],
+        outputs: Sequence[BaseMessage],
+        call: tuple[list[str] | None, Mapping[str, Any]],
+    ) -> None:
+        stop, kwargs = call
+        if self._bound is not None or any(k in kwargs for k in _TOOL_KWARGS):
+            return  # tools or structured output: nothing a pairwise answer judge can compare
+        runner = self._shadow_runner()
+        if runner is None:
+            return
+        other: Side = "weak" if decision.side == "strong" else "strong"
+        model, other_call = self._side_call(other, stop, kwargs)
+        history = list(messages)
+
+        def call_other() -> ShadowAnswer:
+            message = model.invoke(history, **other_call)
+            usage = getattr(message, "usage_metadata", None)
+            return ShadowAnswer(
+                str(message.text),
+                usage["input_tokens"] if usage else None,
+                usage["output_tokens"] if usage else None,
+            )
+
+        runner.submit(
+            decision,
+            conversation=messages_to_turns(messages),
+            answer="".join(str(m.text) for m in outputs),
+            call_other=call_other,
+            strong_model=self._side_name("strong"),
+            weak_model=self._side_name("weak"),
+        )
 
 
 # -- module helpers -------------------------------------------------------------------------------

@@ -47,8 +47,17 @@ from routellm_base import (
 from routellm_base.checkpoints import DEFAULT_ROUTER, check_router_spec
 from routellm_base.engine_cache import EngineCache, EngineSettings, RouterSpec
 from routellm_base.errors import RouteLLMError, RoutingInputError
+from routellm_base.judging import PairwiseJudge
 from routellm_base.log_field import LazyLog
 from routellm_base.routers.base import Router
+from routellm_base.shadow import (
+    LazyShadow,
+    ShadowAnswer,
+    ShadowRunner,
+    ShadowStats,
+    check_shadow_settings,
+    flush_shadow_and_log,
+)
 
 from .messages import to_chat_turns, tool_call_messages
 from .queries import stock_query_field
@@ -97,6 +106,7 @@ class _EngineCache:
     def __init__(self) -> None:
         self.engines = EngineCache()
         self.log = LazyLog()
+        self.shadow = LazyShadow()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _EngineCache:
         return _EngineCache()
@@ -162,6 +172,10 @@ class RouterLLM(FunctionCallingLLM):
       ``no_known_tokens``. A conversation with no user message routes on its system text.
     * ``fallback=True`` (off by default) retries a call whose chosen side raised on the other
       side; the decision then records ``fallback_from`` and ``fallback_reason`` (see the field).
+    * Learning from traffic (off by default): with a ``log``, ``shadow_rate=0.02`` also sends 2%
+      of calls to the other side after the answer is returned, and ``judge=`` (any LLM) judges
+      the two answers in the background; ``additional_kwargs["routellm"]["call_id"]`` is the
+      key for feedback (``RoutingLog.feedback``). See those fields.
 
     Example::
 
@@ -275,6 +289,32 @@ class RouterLLM(FunctionCallingLLM):
         "log's prices, and the latency. A failing store never fails the call "
         "(RoutingLog.stats() counts it). Needs the 'log' extra.",
     )
+    shadow_rate: float = Field(
+        default=0.0,
+        description="Share of answered calls (0..1) also sent to the *other* side for a shadow "
+        "comparison in the log (which it needs). The shadow call starts after the user's answer "
+        "is complete (a stream: when consumed to its end), runs in a background thread through "
+        "the other side's chat (or complete, for completion calls) with the same arguments "
+        "(also for async calls, so it never runs on the caller's event loop), and never delays "
+        "or fails the call: its failure is recorded in the comparison. Not shadowed: calls "
+        "that fell back, and tool calls (a judge compares answers, not tool choices). Answers "
+        "are stored only as the log's store_prompts says. flush_log() waits for running "
+        "shadow calls.",
+    )
+    shadow_seed: int | None = Field(
+        default=None,
+        description="Seeds the shadow sampling (None: unseeded), for reproducible runs.",
+    )
+    judge: Any = Field(
+        default=None,
+        exclude=True,
+        description="An LLM (usually the strong one, at temperature 0) that judges each shadow "
+        "comparison in the background with routellm judge's pairwise logic (both answer "
+        "orders; disagreement is a tie; an unreadable verdict is counted in the log's "
+        "unparseable, never guessed), or a routellm_base.judging.PairwiseJudge. The judge sees "
+        "the prompt and both answers. None: leave comparisons unjudged (judge later with "
+        "routellm judge --log). Needs shadow_rate > 0.",
+    )
 
     _engine_cache: _EngineCache = PrivateAttr(default_factory=_EngineCache)
 
@@ -296,6 +336,9 @@ class RouterLLM(FunctionCallingLLM):
         no_known_tokens_side: Literal["strong", "weak"] | None = DEFAULT_NO_KNOWN_TOKENS_SIDE,
         log: Any = None,
         share_window: int | None = None,
+        shadow_rate: float = 0.0,
+        shadow_seed: int | None = None,
+        judge: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -315,6 +358,9 @@ class RouterLLM(FunctionCallingLLM):
             no_known_tokens_side=no_known_tokens_side,
             log=log,
             share_window=share_window,
+            shadow_rate=shadow_rate,
+            shadow_seed=shadow_seed,
+            judge=judge,
             **kwargs,
         )
         # Check the cheap settings now so that a bad threshold fails here, not at the first
@@ -323,6 +369,7 @@ class RouterLLM(FunctionCallingLLM):
         self._text_options()
         check_router_spec(self.router)  # a typo fails here, not at the first call
         self._routing_log()  # so does a bad log path or URL, or a missing driver
+        check_shadow_settings(self.shadow_rate, self.log, self.judge, LLM, "LlamaIndex LLM")
 
     @classmethod
     def class_name(cls) -> str:
@@ -448,11 +495,55 @@ class RouterLLM(FunctionCallingLLM):
     def _routing_log(self) -> RoutingLog | None:
         return self._engine_cache.log.get(self.log)
 
+    def _shadow_runner(self) -> ShadowRunner | None:
+        return self._engine_cache.shadow.get(
+            self._routing_log(),
+            self.shadow_rate,
+            self.shadow_seed,
+            self.judge,
+            self._pairwise_judge,
+        )
+
+    def _pairwise_judge(self) -> PairwiseJudge | None:
+        judge = self.judge
+        if judge is None or isinstance(judge, PairwiseJudge):
+            return judge
+
+        def chat(messages: list[dict[str, str]]) -> str:
+            turns = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
+            return judge.chat(turns).message.content or ""
+
+        return PairwiseJudge(chat, judge.metadata.model_name)
+
+    def shadow_stats(self) -> ShadowStats | None:
+        """The shadow comparisons' counters (sampled, answered, judged, unparseable, failures,
+        ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
+        runner = self._shadow_runner()
+        return None if runner is None else runner.stats()
+
+    def flush_log(self, timeout: float | None = None) -> bool:
+        """Wait until the shadow comparisons started so far are done (and judged) and everything
+        queued for the log is written; ``False`` if ``timeout`` seconds passed first."""
+        return flush_shadow_and_log(self._shadow_runner(), self._routing_log(), timeout)
+
+    def _shadow_call(
+        self, kwargs: Mapping[str, Any], call: Callable[[LLM], Any]
+    ) -> Callable[[LLM], Any] | None:
+        """``call`` (a side's plain ``chat`` or ``complete``) when this call may be shadowed:
+        shadowing is on and the call is not pinned to a decision a tool request was built for."""
+        return call if self.shadow_rate and DECISION_KWARG not in kwargs else None
+
     def _record(
-        self, decision: RoutingDecision, conversation: Any, usage: Any, started: float
+        self,
+        decision: RoutingDecision,
+        conversation: Any,
+        usage: Any,
+        started: float,
+        shadow: Callable[[LLM], Any] | None = None,
     ) -> None:
-        """Queue an answered call for the routing log (if any); ``usage`` is the response (or
-        last chunk) whose ``additional_kwargs`` may carry token counts."""
+        """Queue an answered call for the routing log (if any) and offer it for a shadow
+        comparison (``shadow`` makes the call on a side); ``usage`` is the response (or last
+        chunk) whose ``additional_kwargs`` may carry token counts."""
         log = self._routing_log()
         if log is None:
             return
@@ -469,6 +560,42 @@ class RouterLLM(FunctionCallingLLM):
             output_tokens=output_tokens if known else None,
             tokens_estimated=False if known else None,
             latency_seconds=time.perf_counter() - started,
+        )
+        if shadow is not None:
+            self._offer_shadow(decision, conversation, usage, shadow)
+
+    def _offer_shadow(
+        self,
+        decision: RoutingDecision,
+        conversation: Any,
+        answer: Any,
+        shadow: Callable[[LLM], Any],
+    ) -> None:
+        runner = self._shadow_runner()
+        if runner is None:
+            return
+        other = self._llm_for("weak" if decision.side == "strong" else "strong")
+
+        def call_other() -> ShadowAnswer:
+            response = shadow(other)
+            tokens = getattr(response, "additional_kwargs", None) or {}
+            input_tokens, output_tokens = (
+                tokens.get("prompt_tokens"),
+                tokens.get("completion_tokens"),
+            )
+            known = isinstance(input_tokens, int) and isinstance(output_tokens, int)
+            return ShadowAnswer(
+                _response_text(response),
+                input_tokens if known else None,
+                output_tokens if known else None,
+            )
+
+        runner.submit(
+            decision,
+            conversation=_conversation(conversation),
+            answer=_response_text(answer),
+            call_other=call_other,
+            **self._model_names(),
         )
 
     def _side_name(self, side: Side) -> str:
@@ -592,10 +719,11 @@ class RouterLLM(FunctionCallingLLM):
         attempt: Callable[[LLM], Any],
         may_fall_back: bool,
         conversation: Any,
+        shadow: Callable[[LLM], Any] | None = None,
     ) -> Any:
         started = time.perf_counter() - decision.seconds
         response, decision, _ = self._with_fallback(decision, attempt, may_fall_back)
-        self._record(decision, conversation, response, started)
+        self._record(decision, conversation, response, started, shadow)
         return self._attach(response, decision)
 
     async def _acall(
@@ -604,10 +732,11 @@ class RouterLLM(FunctionCallingLLM):
         attempt: Callable[[LLM], Awaitable[Any]],
         may_fall_back: bool,
         conversation: Any,
+        shadow: Callable[[LLM], Any] | None = None,
     ) -> Any:
         started = time.perf_counter() - decision.seconds
         response, decision, _ = await self._awith_fallback(decision, attempt, may_fall_back)
-        self._record(decision, conversation, response, started)
+        self._record(decision, conversation, response, started, shadow)
         return self._attach(response, decision)
 
     def _stream(
@@ -616,6 +745,7 @@ class RouterLLM(FunctionCallingLLM):
         start: Callable[[LLM], Generator[Any, None, None]],
         may_fall_back: bool,
         conversation: Any,
+        shadow: Callable[[LLM], Any] | None = None,
     ) -> Generator[Any, None, None]:
         """Start the decided side's stream now (so call-time errors surface at the call) and
         tag its chunks; fall back while no chunk has been yielded."""
@@ -628,7 +758,7 @@ class RouterLLM(FunctionCallingLLM):
             may_fall_back and first is None,
             first,
             nesting,
-            (conversation, started),
+            (conversation, started, shadow),
         )
 
     async def _astream(
@@ -637,6 +767,7 @@ class RouterLLM(FunctionCallingLLM):
         start: Callable[[LLM], Awaitable[AsyncGenerator[Any, None]]],
         may_fall_back: bool,
         conversation: Any,
+        shadow: Callable[[LLM], Any] | None = None,
     ) -> AsyncGenerator[Any, None]:
         nesting, started = _Nesting(), time.perf_counter() - decision.seconds
         stream, decision, first = await self._awith_fallback(decision, start, may_fall_back)
@@ -647,7 +778,7 @@ class RouterLLM(FunctionCallingLLM):
             may_fall_back and first is None,
             first,
             nesting,
-            (conversation, started),
+            (conversation, started, shadow),
         )
 
     def _llm_for(self, side: str) -> LLM:
@@ -671,12 +802,13 @@ class RouterLLM(FunctionCallingLLM):
         may_fall_back: bool,
         first_error: Exception | None,
         nesting: _Nesting,
-        call: tuple[Any, float],
+        call: tuple[Any, float, Callable[[LLM], Any] | None],
     ) -> Generator[Any, None, None]:
         """Every chunk tagged with the decision. A failure before the first chunk starts the
         other side's stream when ``may_fall_back``; after it, the error is re-raised (a partial
         answer cannot be replaced). A failing fallback stream raises from ``first_error``.
-        ``call`` (the conversation and the call's start) goes to the log at the stream's end."""
+        ``call`` (the conversation, the call's start and its shadow call) goes to the log at the
+        stream's end."""
         while True:
             record = decision.to_dict()
             started, last = False, None
@@ -684,7 +816,7 @@ class RouterLLM(FunctionCallingLLM):
                 for chunk in stream:
                     started, last = True, chunk
                     yield self._attach(chunk, record)
-                self._record(decision, call[0], last, call[1])
+                self._record(decision, call[0], last, call[1], call[2])
                 return
             except Exception as error:
                 if first_error is not None:
@@ -707,7 +839,7 @@ class RouterLLM(FunctionCallingLLM):
         may_fall_back: bool,
         first_error: Exception | None,
         nesting: _Nesting,
-        call: tuple[Any, float],
+        call: tuple[Any, float, Callable[[LLM], Any] | None],
     ) -> AsyncGenerator[Any, None]:
         """Async :meth:`_tag`."""
         while True:
@@ -717,7 +849,7 @@ class RouterLLM(FunctionCallingLLM):
                 async for chunk in stream:
                     started, last = True, chunk
                     yield self._attach(chunk, record)
-                self._record(decision, call[0], last, call[1])
+                self._record(decision, call[0], last, call[1], call[2])
                 return
             except Exception as error:
                 if first_error is not None:
@@ -736,80 +868,108 @@ class RouterLLM(FunctionCallingLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        shadow = self._shadow_call(kwargs, lambda llm: llm.chat(messages, **kwargs))
         decision, may_fall_back = self._decide(messages, kwargs)
         return self._call(
-            decision, lambda llm: llm.chat(messages, **kwargs), may_fall_back, messages
+            decision, lambda llm: llm.chat(messages, **kwargs), may_fall_back, messages, shadow
         )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        shadow = self._shadow_call(kwargs, lambda llm: llm.chat(messages, **kwargs))
         decision, may_fall_back = self._decide(messages, kwargs)
         return self._stream(
-            decision, lambda llm: llm.stream_chat(messages, **kwargs), may_fall_back, messages
+            decision,
+            lambda llm: llm.stream_chat(messages, **kwargs),
+            may_fall_back,
+            messages,
+            shadow,
         )
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        shadow = self._shadow_call(kwargs, lambda llm: llm.chat(messages, **kwargs))
         decision, may_fall_back = await self._adecide(messages, kwargs)
         return await self._acall(
-            decision, lambda llm: llm.achat(messages, **kwargs), may_fall_back, messages
+            decision, lambda llm: llm.achat(messages, **kwargs), may_fall_back, messages, shadow
         )
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
+        shadow = self._shadow_call(kwargs, lambda llm: llm.chat(messages, **kwargs))
         decision, may_fall_back = await self._adecide(messages, kwargs)
         return await self._astream(
-            decision, lambda llm: llm.astream_chat(messages, **kwargs), may_fall_back, messages
+            decision,
+            lambda llm: llm.astream_chat(messages, **kwargs),
+            may_fall_back,
+            messages,
+            shadow,
         )
 
     # -- completion -----------------------------------------------------------------------
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        shadow = self._shadow_call(
+            kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs)
+        )
         decision, may_fall_back = self._decide(prompt, kwargs)
         return self._call(
             decision,
             lambda llm: llm.complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
             prompt,
+            shadow,
         )
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
+        shadow = self._shadow_call(
+            kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs)
+        )
         decision, may_fall_back = self._decide(prompt, kwargs)
         return self._stream(
             decision,
             lambda llm: llm.stream_complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
             prompt,
+            shadow,
         )
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
+        shadow = self._shadow_call(
+            kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs)
+        )
         decision, may_fall_back = await self._adecide(prompt, kwargs)
         return await self._acall(
             decision,
             lambda llm: llm.acomplete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
             prompt,
+            shadow,
         )
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
+        shadow = self._shadow_call(
+            kwargs, lambda llm: llm.complete(prompt, formatted=formatted, **kwargs)
+        )
         decision, may_fall_back = await self._adecide(prompt, kwargs)
         return await self._astream(
             decision,
             lambda llm: llm.astream_complete(prompt, formatted=formatted, **kwargs),
             may_fall_back,
             prompt,
+            shadow,
         )
 
     # -- tools ----------------------------------------------------------------------------
@@ -1074,6 +1234,13 @@ def _payload(llm: LLM) -> dict[str, Any]:
 
 def _conversation(messages: str | Sequence[ChatMessage]) -> Any:
     return messages if isinstance(messages, str) else to_chat_turns(messages)
+
+
+def _response_text(response: Any) -> str:
+    """The text of a chat or completion response (a stream's last chunk holds all of it)."""
+    message = getattr(response, "message", None)
+    text = message.content if message is not None else getattr(response, "text", None)
+    return text or ""
 
 
 def _as_decision(value: Any) -> RoutingDecision | None:

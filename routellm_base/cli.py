@@ -14,7 +14,9 @@ from .errors import RouteLLMError
 
 def _add_policy(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--strong-share", type=float, help="target share of calls sent to the strong model")
+    group.add_argument(
+        "--strong-share", type=float, help="target share of calls sent to the strong model"
+    )
     group.add_argument("--threshold", type=float, help="route strong when win rate >= this")
 
 
@@ -60,7 +62,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     routers = [load_router(r, seed=args.seed, **pair) for r in args.router]
     # Every router of a benchmark is scored on the same items: those none of them trained on.
     benchmarks = [
-        common_items(routers, load_benchmark(b, args.data_dir, args.strong, args.weak)) for b in args.benchmark
+        common_items(routers, load_benchmark(b, args.data_dir, args.strong, args.weak))
+        for b in args.benchmark
     ]
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
     # The random band goes beside every figure: on 72 MT Bench questions random routing alone
@@ -80,6 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
+
         def pct(value: float | None) -> str:
             return "never" if value is None else f"{value * 100:.1f}%"
 
@@ -114,7 +118,8 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
     embedder = load_router(args.router).embedder
     train_texts, eval_texts = [t for _, t in train], [t for _, t in evals]
     mask = contaminated_mask(
-        train_texts, eval_texts,
+        train_texts,
+        eval_texts,
         embedder.embed(train_texts) if embedder else None,
         embedder.embed(eval_texts) if embedder else None,
         threshold=args.cosine,
@@ -123,7 +128,9 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"train": len(train), "eval": len(evals), "flagged": flagged}))
     else:
-        print(f"{len(flagged)} of {len(train)} training prompts duplicate one of {len(evals)} evaluation prompts")
+        print(
+            f"{len(flagged)} of {len(train)} training prompts duplicate one of {len(evals)} evaluation prompts"
+        )
         for item in flagged:
             print(item)
     return 0
@@ -133,25 +140,48 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .policy import calibrate_threshold
 
-    prompts = [text for _, text in read_prompt_file(args.prompts)]
+    kind, sep, target = args.prompts.partition(":")
+    if sep and kind == "log":
+        from .log.training_data import logged_prompts
+
+        prompts = logged_prompts(target)
+    else:
+        prompts = [text for _, text in read_prompt_file(args.prompts)]
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
     if args.json:
-        print(json.dumps({"router": router.name, "prompts": len(prompts), "strong_share": args.strong_share,
-                          "threshold": threshold, "achieved_share": achieved}))
+        print(
+            json.dumps(
+                {
+                    "router": router.name,
+                    "prompts": len(prompts),
+                    "strong_share": args.strong_share,
+                    "threshold": threshold,
+                    "achieved_share": achieved,
+                }
+            )
+        )
     else:
-        print(f"threshold {threshold:.6f} sends {achieved:.1%} of {len(prompts)} prompts strong "
-              f"(target {args.strong_share:.1%}, router {router.name})")
+        print(
+            f"threshold {threshold:.6f} sends {achieved:.1%} of {len(prompts)} prompts strong "
+            f"(target {args.strong_share:.1%}, router {router.name})"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="routellm", description="Learned routing between a strong and a weak LLM.")
+    parser = argparse.ArgumentParser(
+        prog="routellm", description="Learned routing between a strong and a weak LLM."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     route = sub.add_parser("route", help="print the routing decision for one prompt")
     route.add_argument("prompt")
-    route.add_argument("--router", default=DEFAULT_ROUTER, help=f"bundled router name (default {DEFAULT_ROUTER}; mf, random) or checkpoint folder")
+    route.add_argument(
+        "--router",
+        default=DEFAULT_ROUTER,
+        help=f"bundled router name (default {DEFAULT_ROUTER}; mf, random) or checkpoint folder",
+    )
     _add_policy(route)
     route.add_argument("--strong", default="strong", help="name to report for the strong model")
     route.add_argument("--weak", default="weak", help="name to report for the weak model")
@@ -160,24 +190,58 @@ def build_parser() -> argparse.ArgumentParser:
     route.set_defaults(func=cmd_route)
 
     ev = sub.add_parser("eval", help="score routers on benchmarks (PGR, APGR, CPT)")
-    ev.add_argument("--benchmark", action="append", required=True, help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; repeatable")
-    ev.add_argument("--data-dir", default=None, help="folder with routellm/ (a RouteLLM checkout or ../shared/data)")
-    ev.add_argument("--router", action="append", required=True, help="router name or checkpoint folder; repeatable")
-    ev.add_argument("--strong", default=None, help="strong model (a key of 'scores'); default gpt-4-1106-preview for named benchmarks")
-    ev.add_argument("--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks")
+    ev.add_argument(
+        "--benchmark",
+        action="append",
+        required=True,
+        help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; repeatable",
+    )
+    ev.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with routellm/ (a RouteLLM checkout or ../shared/data)",
+    )
+    ev.add_argument(
+        "--router",
+        action="append",
+        required=True,
+        help="router name or checkpoint folder; repeatable",
+    )
+    ev.add_argument(
+        "--strong",
+        default=None,
+        help="strong model (a key of 'scores'); default gpt-4-1106-preview for named benchmarks",
+    )
+    ev.add_argument(
+        "--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks"
+    )
     ev.add_argument("--seed", type=int, default=0, help="seed of the random router")
     ev.add_argument(
-        "--retarget", action="store_true",
+        "--retarget",
+        action="store_true",
         help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead of their reference pair",
     )
-    ev.add_argument("--references", action="store_true", help="add random-baseline (200 seeds) and oracle rows")
-    ev.add_argument("--json", action="store_true", help="print a JSON list, one object per router and benchmark")
-    ev.add_argument("--plot", default=None, help="write a PNG of performance against strong-call share")
+    ev.add_argument(
+        "--references", action="store_true", help="add random-baseline (200 seeds) and oracle rows"
+    )
+    ev.add_argument(
+        "--json", action="store_true", help="print a JSON list, one object per router and benchmark"
+    )
+    ev.add_argument(
+        "--plot", default=None, help="write a PNG of performance against strong-call share"
+    )
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
-    cal = sub.add_parser("calibrate", help="the threshold that sends a share of your own prompts strong")
-    cal.add_argument("--prompts", required=True, help="your prompts: JSONL with 'prompt', or one per line")
+    cal = sub.add_parser(
+        "calibrate", help="the threshold that sends a share of your own prompts strong"
+    )
+    cal.add_argument(
+        "--prompts",
+        required=True,
+        help="your prompts: JSONL with 'prompt', one per line, or log:PATH (the routed calls of a routing "
+        "log written with store_prompts=True)",
+    )
     cal.add_argument("--strong-share", type=float, required=True)
     cal.add_argument("--router", default=DEFAULT_ROUTER)
     cal.add_argument("--json", action="store_true")
@@ -194,10 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
 
-    dc = sub.add_parser("decontaminate", help="flag training prompts that duplicate evaluation prompts")
-    dc.add_argument("--train", required=True, help="training prompts: JSONL with 'prompt' (and 'id'), or one per line")
+    dc = sub.add_parser(
+        "decontaminate", help="flag training prompts that duplicate evaluation prompts"
+    )
+    dc.add_argument(
+        "--train",
+        required=True,
+        help="training prompts: JSONL with 'prompt' (and 'id'), or one per line",
+    )
     dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")
-    dc.add_argument("--router", default=DEFAULT_ROUTER, help="router whose embedder measures similarity")
+    dc.add_argument(
+        "--router", default=DEFAULT_ROUTER, help="router whose embedder measures similarity"
+    )
     dc.add_argument("--cosine", type=float, default=0.95, help="near-duplicate threshold")
     dc.add_argument("--json", action="store_true")
     dc.set_defaults(func=cmd_decontaminate)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 Side = Literal["strong", "weak"]
 SIDES: tuple[Side, Side] = ("strong", "weak")
+
+
+def new_call_id() -> str:
+    """A fresh call id: 32 lowercase hex characters (a random UUID)."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class RoutingDecision:
     strong share on live traffic (``{"threshold_from": "window" | "calibration", "size",
     "fill", "target_share"}``: ``threshold`` came from the window's quantile or, during
     warm-up, from the calibration; ``fill`` win rates were in the window of ``size``)."""
+    call_id: str = field(default_factory=new_call_id)
+    """Identifies the call this decision routes (32 hex characters, made with the decision and
+    kept through a fallback): the routing log's ``call_id``, and what
+    :meth:`routellm_base.log.RoutingLog.feedback` takes to attach feedback to the call."""
 
     def fell_back(self, other_model: str, error: BaseException) -> RoutingDecision:
         """This decision after the chosen side raised ``error`` and the call went to the other side."""

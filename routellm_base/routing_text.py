@@ -332,3 +332,11 @@ def _template_pattern(template: str, routed_field: str) -> re.Pattern[str] | Non
         return None
     # Templates are often stripped or given trailing spaces when filled; tolerate both ends.
     return re.compile(r"\s*" + "".join(parts) + r"\s*", re.DOTALL)
+
+
+def turn_texts(conversation: Sequence[ChatTurn | Mapping[str, Any]] | str) -> list[tuple[str, str]]:
+    """``(role, text)`` of every turn, oldest first (a prompt string is one user turn); only
+    text parts are kept (see :func:`text_of`)."""
+    if isinstance(conversation, str):
+        return [("user", conversation)]
+    return [(turn.role, text_of(turn.content)[0]) for turn in map(_as_turn, conversation)]

@@ -6,6 +6,12 @@ Needs the ``log`` extra (``pip install 'langchain-routellm[log]'``)::
     log = RoutingLog("routellm.db")          # or "postgresql+psycopg://user@host/db"
     log.record(engine.decide("hi"), conversation="hi")
     log.flush(); log.stats()                 # LogStats(recorded=1, written=1, ...)
+    log.feedback(call_id, rating=-1)         # a thumbs down on the call with that id
+
+Tables: ``routellm_decisions`` (one row per call), ``routellm_comparisons`` (shadow
+comparisons and their judge verdicts, :mod:`routellm_base.shadow`), ``routellm_feedback``
+(ratings and golden labels). :mod:`.judge_log` judges stored comparisons,
+:mod:`.training_data` turns a log into battles and calibration prompts.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
 from .schema import VERSION_TABLE, comparisons, decisions, feedback, metadata
-from .store import read_decisions
+from .store import read_comparisons, read_decisions, read_feedback
 
 __all__ = [
     "VERSION_TABLE",
@@ -35,5 +41,7 @@ __all__ = [
     "feedback",
     "metadata",
     "open_log",
+    "read_comparisons",
     "read_decisions",
+    "read_feedback",
 ]

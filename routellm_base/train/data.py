@@ -39,6 +39,15 @@ def parse_model_map(pairs: Iterable[str]) -> dict[str, str]:
 
 def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = None) -> Battles:
     """Battles from a JSONL file; a malformed line raises ``ValueError`` naming file and line."""
+    return battles_from_objects(iter_jsonl_objects(path), str(path), model_map)
+
+
+def battles_from_objects(
+    objects: Iterable[tuple[str, dict]], source: str, model_map: Mapping[str, str] | None = None
+) -> Battles:
+    """Battles from ``(where, battle dict)`` pairs (the JSONL form; ``where`` names the item in
+    errors, ``source`` the whole set). A malformed item raises ``ValueError`` naming it; no item
+    at all raises too."""
     model_map = model_map or {}
     prompts: list[str] = []
     prompt_ids: dict[str, int] = {}
@@ -57,7 +66,7 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
             models.append(name)
         return model_ids[name]
 
-    for where, obj in iter_jsonl_objects(path):
+    for where, obj in objects:
         for key in ("prompt", "model_a", "model_b", "winner"):
             if not isinstance(obj.get(key), str):
                 raise ValueError(f"{where}: field {key!r} missing or not a string")
@@ -76,7 +85,7 @@ def load_battles_jsonl(path: str | Path, model_map: Mapping[str, str] | None = N
         outcomes.append(OUTCOME[obj["winner"]])
         kinds[obj["winner"]] += 1
     if not outcomes:
-        raise ValueError(f"{path} holds no battles")
+        raise ValueError(f"{source} holds no battles")
     return Battles(
         prompts,
         np.asarray(p_idx, dtype=np.int64),
@@ -94,14 +103,18 @@ def battles_from_scored_file(
     """Golden-label augmentation from a scored-prompt JSONL file (correctness or grades)."""
     model_map = model_map or {}
     rows = [
-        ScoredPrompt(r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source)
+        ScoredPrompt(
+            r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source
+        )
         for r in load_scored_jsonl(path)
     ]
     return battles_from_scores(rows, margin=margin)
 
 
 def battles_from_alpaca_eval(
-    judgments_csv: str | Path, prompts_jsonl: str | Path, model_map: Mapping[str, str] | None = None,
+    judgments_csv: str | Path,
+    prompts_jsonl: str | Path,
+    model_map: Mapping[str, str] | None = None,
     tie_band: float = 0.0,
 ) -> Battles:
     """Judge preferences (AlpacaEval's ``prompt_id, model_1, model_2, preference`` in [1, 2]).
@@ -109,29 +122,37 @@ def battles_from_alpaca_eval(
     Preference above 1.5 means model_2's answer was preferred; within ``tie_band`` of 1.5 is a tie.
     """
     with open(prompts_jsonl, encoding="utf-8") as handle:
-        prompts = {str(json.loads(line)["prompt_id"]): json.loads(line)["prompt"] for line in handle if line.strip()}
+        prompts = {
+            str(json.loads(line)["prompt_id"]): json.loads(line)["prompt"]
+            for line in handle
+            if line.strip()
+        }
     model_map = model_map or {}
     records = []
     with open(judgments_csv, encoding="utf-8", newline="") as handle:
         for i, row in enumerate(csv.DictReader(handle), 2):
             if row["prompt_id"] not in prompts:
-                raise ValueError(f"{judgments_csv}:{i}: prompt_id {row['prompt_id']} not in {prompts_jsonl}")
+                raise ValueError(
+                    f"{judgments_csv}:{i}: prompt_id {row['prompt_id']} not in {prompts_jsonl}"
+                )
             preference = float(row["preference"]) - 1.5
-            winner = "tie" if abs(preference) <= tie_band else ("model_b" if preference > 0 else "model_a")
+            winner = (
+                "tie"
+                if abs(preference) <= tie_band
+                else ("model_b" if preference > 0 else "model_a")
+            )
             records.append((prompts[row["prompt_id"]], row["model_1"], row["model_2"], winner))
     return _battles_from_records(records, model_map)
 
 
-def _battles_from_records(records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]) -> Battles:
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
-        for prompt, a, b, winner in records:
-            tmp.write(json.dumps({"prompt": prompt, "model_a": a, "model_b": b, "winner": winner}) + "\n")
-    try:
-        return load_battles_jsonl(tmp.name, model_map)
-    finally:
-        Path(tmp.name).unlink()
+def _battles_from_records(
+    records: list[tuple[str, str, str, str]], model_map: Mapping[str, str]
+) -> Battles:
+    objects = (
+        (f"judgment {i}", {"prompt": prompt, "model_a": a, "model_b": b, "winner": winner})
+        for i, (prompt, a, b, winner) in enumerate(records, 1)
+    )
+    return battles_from_objects(objects, "the judgments", model_map)
 
 
 def merge_battles(parts: list[Battles]) -> Battles:
@@ -162,6 +183,11 @@ def merge_battles(parts: list[Battles]) -> Battles:
         outcomes.append(part.outcome)
         counts.update(part.counts)
     return Battles(
-        prompts, np.concatenate(p_idx), np.concatenate(a_idx), np.concatenate(b_idx),
-        np.concatenate(outcomes), models, dict(counts),
+        prompts,
+        np.concatenate(p_idx),
+        np.concatenate(a_idx),
+        np.concatenate(b_idx),
+        np.concatenate(outcomes),
+        models,
+        dict(counts),
     )

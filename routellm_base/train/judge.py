@@ -1,16 +1,11 @@
-"""LLM-judge augmentation: a judge model compares the strong and the weak model's answers.
+"""``routellm judge``: LLM-judge augmentation over an OpenAI-compatible endpoint.
 
 RouteLLM augments its preference data with judge labels (GPT-4 in the paper): for each prompt,
 the strong and the weak model's answers are shown to a judge, whose verdict becomes a battle.
-The judge prompt is MT-Bench's pairwise prompt (``pair-v2``): the rubric as the system prompt,
-the question and the two answers as Assistant A and Assistant B, and a final verdict of
-``[[A]]``, ``[[B]]`` or ``[[C]]`` (tie).
-
-Position bias is cancelled by judging every item twice, strong answer first and then weak
-answer first. The two verdicts are combined as MT-Bench does: if both name the same model it
-wins, otherwise (disagreement, or a tie in either order) the battle is a tie. A judgment with no
-verdict, or with more than one different verdict, is unparseable: the item is counted and
-skipped, never guessed.
+The judging itself (MT-Bench's pairwise prompt, both answer orders, disagreement is a tie,
+unparseable verdicts counted and never guessed) is :mod:`routellm_base.judging`; this module
+sends its requests to an endpoint, with bounded retries, for an answers file or (``--log``) for
+the shadow comparisons of a routing log (:mod:`routellm_base.log.judge_log`).
 
 Input, JSONL::
 
@@ -29,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -41,6 +35,14 @@ from typing import Any
 
 from ..data.scored import iter_jsonl_objects
 from ..errors import MissingDependencyError, RouteLLMError
+from ..judging import (
+    JUDGE_SYSTEM_PROMPT,
+    JUDGE_USER_TEMPLATE,
+    PairwiseJudge,
+    combine_verdicts,
+    judge_messages,
+    parse_verdict,
+)
 
 __all__ = [
     "JUDGE_SYSTEM_PROMPT",
@@ -57,27 +59,6 @@ __all__ = [
     "parse_verdict",
 ]
 
-# MT-Bench's pairwise judge prompt ("pair-v2", FastChat llm_judge/data/judge_prompts.jsonl).
-JUDGE_SYSTEM_PROMPT = (
-    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
-    "assistants to the user question displayed below. You should choose the assistant that follows "
-    "the user's instructions and answers the user's question better. Your evaluation should consider "
-    "factors such as the helpfulness, relevance, accuracy, depth, creativity, and level of detail of "
-    "their responses. Begin your evaluation by comparing the two responses and provide a short "
-    "explanation. Avoid any position biases and ensure that the order in which the responses were "
-    "presented does not influence your decision. Do not allow the length of the responses to "
-    "influence your evaluation. Do not favor certain names of the assistants. Be as objective as "
-    "possible. After providing your explanation, output your final verdict by strictly following "
-    'this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" '
-    "for a tie."
-)
-JUDGE_USER_TEMPLATE = (
-    "[User Question]\n{question}\n\n"
-    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
-    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
-)
-
-_VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 # Status codes worth retrying: timeout, conflict, rate limit, server errors.
 _TRANSIENT_STATUS = {408, 409, 429}
 
@@ -124,44 +105,6 @@ class JudgeResult:
     """Per item: id, the raw judgment and parsed verdict of each order, and the outcome."""
 
 
-# -- verdicts ---------------------------------------------------------------------------------
-
-
-def parse_verdict(text: str | None) -> str | None:
-    """``"A"``, ``"B"`` or ``"C"`` (tie) from a judgment, or None when it cannot be read.
-
-    Unreadable: no ``[[A]]``/``[[B]]``/``[[C]]`` at all, or more than one different one (a judge
-    that repeats the format instructions); no guess is made.
-    """
-    found = set(_VERDICT.findall(text or ""))
-    return found.pop() if len(found) == 1 else None
-
-
-def combine_verdicts(strong_first: str, weak_first: str) -> str:
-    """The battle winner from the two orders' verdicts (``model_a`` is the strong model).
-
-    ``strong_first`` judged with the strong answer as Assistant A, ``weak_first`` with it as
-    Assistant B. Both name the strong model: ``model_a``; both name the weak one: ``model_b``;
-    otherwise (they disagree, or either is a tie) ``tie``.
-    """
-    for verdict in (strong_first, weak_first):
-        if verdict not in ("A", "B", "C"):
-            raise ValueError(f"verdict {verdict!r} is not A, B or C")
-    strong = {"A": "strong", "B": "weak", "C": "tie"}[strong_first]
-    swapped = {"A": "weak", "B": "strong", "C": "tie"}[weak_first]
-    if strong == swapped == "strong":
-        return "model_a"
-    if strong == swapped == "weak":
-        return "model_b"
-    return "tie"
-
-
-def judge_messages(prompt: str, answer_a: str, answer_b: str) -> list[dict[str, str]]:
-    """The chat messages of one pairwise judgment (``answer_a`` shown as Assistant A)."""
-    user = JUDGE_USER_TEMPLATE.format(question=prompt, answer_a=answer_a, answer_b=answer_b)
-    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-
 # -- requests ---------------------------------------------------------------------------------
 
 
@@ -170,7 +113,9 @@ def _is_transient(exc: BaseException) -> bool:
         import openai
     except ImportError:  # a scripted client raising its own errors
         return isinstance(exc, (ConnectionError, TimeoutError))
-    if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+    if isinstance(
+        exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+    ):
         return True  # APIConnectionError includes APITimeoutError
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in _TRANSIENT_STATUS or exc.status_code >= 500
@@ -191,7 +136,11 @@ class _Requester:
     """Sends chat completions with bounded retries; counts requests and retries (thread-safe)."""
 
     def __init__(
-        self, client: Any, model: str, max_tokens: int | None, retry: RetryPolicy,
+        self,
+        client: Any,
+        model: str,
+        max_tokens: int | None,
+        retry: RetryPolicy,
         sleep: Callable[[float], None],
     ) -> None:
         self.client, self.model, self.max_tokens = client, model, max_tokens
@@ -260,19 +209,15 @@ def judge_battles(
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     work = [it if isinstance(it, JudgeItem) else JudgeItem(**it) for it in items]
     send = _Requester(client, judge_model, max_tokens, retry or RetryPolicy(), sleep)
+    judge = PairwiseJudge(send, judge_model)
 
     def judge_one(item: JudgeItem) -> dict[str, Any]:
-        raw = [
-            send(judge_messages(item.prompt, item.strong_answer, item.weak_answer)),
-            send(judge_messages(item.prompt, item.weak_answer, item.strong_answer)),
-        ]
-        first, second = (parse_verdict(text) for text in raw)
-        winner = None if first is None or second is None else combine_verdicts(first, second)
+        verdict = judge.judge(item.prompt, item.strong_answer, item.weak_answer)
         return {
             "id": item.id,
-            "strong_first": {"judgment": raw[0], "verdict": first},
-            "weak_first": {"judgment": raw[1], "verdict": second},
-            "winner": winner,
+            "strong_first": {"judgment": verdict.judgments[0], "verdict": verdict.strong_first},
+            "weak_first": {"judgment": verdict.judgments[1], "verdict": verdict.weak_first},
+            "winner": verdict.battle_winner,
         }
 
     pool = ThreadPoolExecutor(max_workers=concurrency)
@@ -283,7 +228,12 @@ def judge_battles(
         pool.shutdown(wait=True, cancel_futures=True)
 
     battles = [
-        {"prompt": item.prompt, "model_a": strong_model, "model_b": weak_model, "winner": rec["winner"]}
+        {
+            "prompt": item.prompt,
+            "model_a": strong_model,
+            "model_b": weak_model,
+            "winner": rec["winner"],
+        }
         for item, rec in zip(work, records)
         if rec["winner"] is not None
     ]
@@ -322,7 +272,9 @@ def load_answer_items(
         if not isinstance(strong, str) or not isinstance(weak, str):
             skipped.append(where)
             continue
-        items.append(JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1]))))
+        items.append(
+            JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1])))
+        )
     return items, skipped
 
 
@@ -333,21 +285,36 @@ def _make_client(base_url: str | None, api_key_env: str, timeout: float) -> Any:
     try:
         from openai import OpenAI
     except ImportError as exc:
-        raise MissingDependencyError("routellm judge needs the openai client: pip install openai") from exc
+        raise MissingDependencyError(
+            "routellm judge needs the openai client: pip install openai"
+        ) from exc
     api_key = os.environ.get(api_key_env)
     if not api_key:
         if base_url is None:
-            raise RouteLLMError(f"no API key: set ${api_key_env} (or pass --base-url for a local server)")
+            raise RouteLLMError(
+                f"no API key: set ${api_key_env} (or pass --base-url for a local server)"
+            )
         api_key = "unused"  # local OpenAI-compatible servers often ignore the key
     # max_retries=0: retries are ours (bounded, counted), not the client's hidden ones.
     return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
+    if (args.input is None) == (args.log is None):
+        raise RouteLLMError("give --input ANSWERS.jsonl or --log PATH (not both)")
+    if args.log is not None:
+        return _judge_log(args)
+    missing = [f"--{n}" for n in ("strong", "weak", "out") if getattr(args, n) is None]
+    if missing:
+        raise RouteLLMError(f"--input needs {', '.join(missing)}")
     items, skipped = load_answer_items(args.input, args.strong, args.weak)
     client = _make_client(args.base_url, args.api_key_env, args.timeout)
     result = judge_battles(
-        items, client, args.judge_model, args.strong, args.weak,
+        items,
+        client,
+        args.judge_model,
+        args.strong,
+        args.weak,
         concurrency=args.concurrency,
         max_tokens=args.max_tokens,
         retry=RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
@@ -374,7 +341,49 @@ def cmd_judge(args: argparse.Namespace) -> int:
             f"{s['requests']} requests, {s['retries']} retries -> {out}"
         )
     for where in skipped[:5]:
-        print(f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped", file=sys.stderr)
+        print(
+            f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _judge_log(args: argparse.Namespace) -> int:
+    from ..log.judge_log import judge_log
+
+    given = [f"--{n}" for n in ("strong", "weak", "out", "records") if getattr(args, n) is not None]
+    if given:
+        raise RouteLLMError(
+            f"--log takes no {', '.join(given)}: the models are the log's and the verdicts are "
+            "written into the log"
+        )
+    client = _make_client(args.base_url, args.api_key_env, args.timeout)
+    send = _Requester(
+        client,
+        args.judge_model,
+        args.max_tokens,
+        RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
+        time.sleep,
+    )
+    counts = judge_log(
+        args.log,
+        PairwiseJudge(send, args.judge_model),
+        concurrency=args.concurrency,
+        retry_unparseable=args.retry_unparseable,
+        limit=args.limit,
+    )
+    counts = {**counts, "requests": send.requests, "retries": send.retries}
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print(
+            f"judged {counts['judged']} of {counts['items']} waiting comparisons in {args.log} with "
+            f"{args.judge_model}: strong wins {counts['strong_wins']}, weak wins {counts['weak_wins']}, "
+            f"ties {counts['ties']}; unparseable {counts['unparseable']}, prompts or answers not stored "
+            f"{counts['skipped_no_text']}, unparseable before (not retried) "
+            f"{counts['skipped_unparseable_before']}; {counts['requests']} requests, "
+            f"{counts['retries']} retries"
+        )
     return 0
 
 
@@ -385,30 +394,64 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
         help="LLM-judge battles from strong vs weak answers (sends prompts and answers to the judge endpoint)",
         description=(
             "Judge each prompt's strong and weak answers with an LLM judge (MT-Bench pairwise "
-            "prompt, both answer orders) and write battles JSONL for 'routellm train'. "
+            "prompt, both answer orders) and write battles JSONL for 'routellm train', or judge "
+            "a routing log's shadow comparisons in place (--log). "
             "PRIVACY: every prompt and both answers are sent to the judge endpoint "
             "(--base-url, default the OpenAI API)."
         ),
     )
-    judge.add_argument("--input", required=True,
-                       help='answers JSONL: {"prompt": ..., "answers": {MODEL: ANSWER, ...}} a line')
-    judge.add_argument("--strong", required=True, help="strong model: its key in 'answers' and model_a of the battles")
-    judge.add_argument("--weak", required=True, help="weak model: its key in 'answers' and model_b of the battles")
+    judge.add_argument(
+        "--input", help='answers JSONL: {"prompt": ..., "answers": {MODEL: ANSWER, ...}} a line'
+    )
+    judge.add_argument(
+        "--log",
+        help="instead of --input: a routing log (SQLite path or SQLAlchemy URL) whose unjudged shadow "
+        "comparisons are judged, their verdicts written back into it (needs store_prompts=True)",
+    )
+    judge.add_argument(
+        "--strong",
+        help="with --input: strong model, its key in 'answers' and model_a of the battles",
+    )
+    judge.add_argument(
+        "--weak", help="with --input: weak model, its key in 'answers' and model_b of the battles"
+    )
     judge.add_argument("--judge-model", required=True, help="model name sent to the endpoint")
     judge.add_argument(
-        "--base-url", default=None,
+        "--base-url",
+        default=None,
         help="OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); prompts and answers are sent there",
     )
-    judge.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable holding the API key (optional with --base-url)")
+    judge.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (optional with --base-url)",
+    )
     judge.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
-    judge.add_argument("--max-retries", type=int, default=4, help="retries of a transient error per request")
-    judge.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles each retry)")
+    judge.add_argument(
+        "--max-retries", type=int, default=4, help="retries of a transient error per request"
+    )
+    judge.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        help="first retry delay in seconds (doubles each retry)",
+    )
     judge.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     judge.add_argument("--max-tokens", type=int, default=1024, help="judgment length limit")
-    judge.add_argument("--out", required=True, help="battles JSONL to write")
-    judge.add_argument("--records", default=None, help="also write every raw judgment and verdict (JSONL)")
+    judge.add_argument("--out", help="with --input: battles JSONL to write")
+    judge.add_argument(
+        "--records",
+        default=None,
+        help="with --input: also write every raw judgment and verdict (JSONL)",
+    )
+    judge.add_argument(
+        "--retry-unparseable",
+        action="store_true",
+        help="with --log: judge again the comparisons an earlier judgment left unreadable",
+    )
+    judge.add_argument(
+        "--limit", type=int, default=None, help="with --log: judge at most this many comparisons"
+    )
     judge.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     judge.set_defaults(func=cmd_judge)
     return judge
-

@@ -58,3 +58,57 @@ def test_an_unreachable_server_never_raises_and_counts_each_call(postgres_url: s
     log.close(timeout=60)
     stats = log.stats()
     assert (stats.written, stats.failed) == (0, 5) and "connect" in (stats.last_error or "").lower()
+
+
+def test_comparisons_feedback_judging_and_training_data_on_postgres(postgres_url: str) -> None:
+    # The whole learning path on a server database: shadow comparisons written by the writer
+    # thread, verdicts written back by judge_log, feedback, and the battles read out again.
+    from routellm_base.judging import PairwiseJudge
+    from routellm_base.log import read_comparisons, read_feedback
+    from routellm_base.log.judge_log import judge_log
+    from routellm_base.log.training_data import labelled_calls
+    from routellm_base.shadow import ShadowAnswer, ShadowRunner
+
+    server = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:  # a database of its own: exact counts below
+        connection.execute(text("CREATE DATABASE learning"))
+    server.dispose()
+    postgres_url = postgres_url.rsplit("/", 1)[0] + "/learning"
+    log = RoutingLog(postgres_url, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    ids = []
+    for i, side in enumerate(("strong", "weak", "weak")):
+        d = decision(side)
+        ids.append(d.call_id)
+        log.record(d, conversation=f"pg question {i}", strong_model="S", weak_model="W")
+        runner.submit(
+            d,
+            conversation=f"pg question {i}",
+            answer=f"{side} answer",
+            call_other=lambda side=side: ShadowAnswer(
+                ("weak" if side == "strong" else "strong") + " answer"
+            ),
+            strong_model="S",
+            weak_model="W",
+        )
+    log.feedback(ids[2], label="weak", source="golden")
+    assert runner.flush(30) and log.flush(30)
+
+    def chat(messages: list[dict[str, str]]) -> str:
+        shown_a = messages[1]["content"].split("[The Start of Assistant A's Answer]\n")[1]
+        return "[[A]]" if shown_a.startswith("strong") else "[[B]]"
+
+    counts = judge_log(postgres_url, PairwiseJudge(chat, "pg-judge"))
+    assert (counts["items"], counts["strong_wins"]) == (3, 3)
+    rows = read_comparisons(postgres_url)
+    assert sorted(r["call_id"] for r in rows) == sorted(ids)  # written by parallel workers
+    assert [r["verdict"] for r in rows] == ["strong"] * 3
+    assert rows[0]["judged_at"].tzinfo is not None
+    assert [(r["call_id"], r["label"]) for r in read_feedback(postgres_url)] == [(ids[2], "weak")]
+    calls, _ = labelled_calls(postgres_url)
+    assert {c.call_id: (c.winner, c.source) for c in calls} == {
+        ids[0]: ("model_a", "judge"),
+        ids[1]: ("model_a", "judge"),
+        ids[2]: ("model_b", "golden"),
+    }
+    log.close()

@@ -1,0 +1,168 @@
+"""Judge the unjudged shadow comparisons of a routing log (``routellm judge --log PATH``).
+
+A comparison is judged when its shadow call answered, it has no verdict yet and (unless
+``retry_unparseable``) no earlier judgment of it was unreadable. The judge needs the question
+and both answers, so the log must have been written with ``store_prompts=True``. Each judged row
+gets its verdict (``strong``/``weak``/``tie``, or none when unreadable), ``verdict_source``
+``judge``, the judge model, the time, both orders' parsed verdicts, and its ``unparseable``
+count raised by the unreadable judgments of this run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from ..errors import RouteLLMError
+from ..judging import PairVerdict, PairwiseJudge, judge_question
+from .schema import comparisons, decisions
+from .store import create_log_engine, log_url, upgrade
+from .training_data import NO_PROMPT_HINT
+
+WRITE_EVERY = 50
+"""Verdicts per update transaction: a long run keeps what it judged if it is stopped."""
+
+
+@dataclass(frozen=True)
+class _Item:
+    comparison_id: int
+    question: str
+    strong_answer: str
+    weak_answer: str
+
+
+def judge_log(
+    target: str | Path,
+    judge: PairwiseJudge,
+    *,
+    concurrency: int = 4,
+    retry_unparseable: bool = False,
+    limit: int | None = None,
+) -> dict[str, int]:
+    """Judge the log's unjudged comparisons with ``judge`` (at most ``concurrency`` at a time,
+    at most ``limit`` items) and write the verdicts into the log.
+
+    Returns the counts: ``items`` (comparisons waiting), ``judged`` (readable verdicts),
+    ``strong_wins``, ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable
+    judgment: no verdict written), ``skipped_unparseable_before`` (left alone without
+    ``retry_unparseable``) and ``skipped_no_text`` (prompt or answers not stored).
+
+    Raises :class:`RouteLLMError` when comparisons wait but none has its prompt and answers
+    stored (naming ``store_prompts=True``). An error of the judge stops the run: the verdicts
+    already obtained are written, the failing item gets ``judge_error``, and the error is raised.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    engine = create_log_engine(log_url(target))
+    try:
+        upgrade(engine)
+        items, counts = _waiting(engine, retry_unparseable, limit)
+        if counts["skipped_no_text"] and not items:
+            raise RouteLLMError(
+                f"log {target}: {counts['skipped_no_text']} comparisons wait for a judge, but their "
+                f"prompts or answers are not stored: {NO_PROMPT_HINT}"
+            )
+        counts.update(
+            items=len(items) + counts["skipped_no_text"],
+            judged=0,
+            strong_wins=0,
+            weak_wins=0,
+            ties=0,
+            unparseable=0,
+        )
+        done: list[tuple[int, PairVerdict | None, str | None]] = []
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="routellm-judge")
+        try:
+            futures = [
+                (
+                    item,
+                    pool.submit(judge.judge, item.question, item.strong_answer, item.weak_answer),
+                )
+                for item in items
+            ]
+            for item, verdict in _results(futures):
+                if isinstance(verdict, BaseException):
+                    done.append(
+                        (item.comparison_id, None, f"{type(verdict).__name__}: {verdict}"[:1000])
+                    )
+                    _write(engine, done, judge.model)
+                    raise verdict
+                done.append((item.comparison_id, verdict, None))
+                _count(counts, verdict)
+                if len(done) >= WRITE_EVERY:
+                    _write(engine, done, judge.model)
+                    done = []
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _write(engine, done, judge.model)
+        return counts
+    finally:
+        engine.dispose()
+
+
+def _waiting(
+    engine: Engine, retry_unparseable: bool, limit: int | None
+) -> tuple[list[_Item], dict[str, int]]:
+    c, d = comparisons, decisions
+    query = (
+        select(c.c.id, c.c.unparseable, c.c.strong_answer, c.c.weak_answer, d.c.prompt)
+        .select_from(c.outerjoin(d, d.c.call_id == c.c.call_id))
+        .where(c.c.verdict.is_(None), c.c.shadow_error.is_(None))
+        .order_by(c.c.id)
+    )
+    items: list[_Item] = []
+    counts = {"skipped_unparseable_before": 0, "skipped_no_text": 0}
+    with engine.connect() as connection:
+        for row in connection.execute(query):
+            if row.unparseable and not retry_unparseable:
+                counts["skipped_unparseable_before"] += 1
+            elif row.prompt is None or row.strong_answer is None or row.weak_answer is None:
+                counts["skipped_no_text"] += 1
+            elif limit is None or len(items) < limit:
+                question = judge_question(json.loads(row.prompt))
+                items.append(_Item(row.id, question, row.strong_answer, row.weak_answer))
+    return items, counts
+
+
+def _results(futures: list[tuple[_Item, Future[PairVerdict]]]) -> Iterator[tuple[_Item, Any]]:
+    for item, future in futures:
+        try:
+            yield item, future.result()
+        except Exception as error:
+            yield item, error
+
+
+def _count(counts: dict[str, int], verdict: PairVerdict) -> None:
+    if verdict.winner is None:
+        counts["unparseable"] += 1
+        return
+    counts["judged"] += 1
+    counts[{"strong": "strong_wins", "weak": "weak_wins", "tie": "ties"}[verdict.winner]] += 1
+
+
+def _write(
+    engine: Engine, done: list[tuple[int, PairVerdict | None, str | None]], model: str
+) -> None:
+    if not done:
+        return
+    c = comparisons.c
+    with engine.begin() as connection:
+        for comparison_id, verdict, error in done:
+            values: dict[str, Any] = {"judge_model": model, "judge_error": error}
+            if verdict is not None:
+                values.update(
+                    verdict=verdict.winner,
+                    verdict_source=None if verdict.winner is None else "judge",
+                    judged_at=datetime.fromtimestamp(verdict.judged_at, timezone.utc),
+                    strong_first_verdict=verdict.strong_first,
+                    weak_first_verdict=verdict.weak_first,
+                    unparseable=c.unparseable + verdict.unparseable,
+                )
+            connection.execute(update(comparisons).where(c.id == comparison_id).values(**values))

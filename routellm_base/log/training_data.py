@@ -1,0 +1,231 @@
+"""Training data out of a routing log: labelled calls as battles, and logged prompts.
+
+Each call yields at most one battle between its strong model (``model_a``) and its weak model
+(``model_b``), on its prompt, from the best evidence the log holds for it:
+
+1. a **golden label** (a feedback row's ``label``): ``strong`` -> ``model_a``, ``weak`` ->
+   ``model_b``, ``tie`` -> ``tie``;
+2. else a **judge verdict** on a shadow comparison of the call (``strong``/``weak``/``tie``
+   alike);
+3. else a **rating** of the answer the user got: -1 (thumbs down) on a *weak* answer ->
+   ``model_a`` (the strong model should have answered); +1 on a weak answer -> ``tie`` (the weak
+   answer was good enough, with no evidence that the strong one would have lost). A rating of a
+   *strong* answer says nothing about the weak model and gives no battle (counted).
+
+Within one kind the newest row wins (older ones are counted as superseded). The battle's prompt
+is the call's routing text under the default rule (its last user turn, or its system text when
+it has none), read from the stored conversation: training needs a log written with
+``store_prompts=True``; calls without a stored prompt are counted and left out, and a log where
+no labelled call has one raises :class:`~routellm_base.errors.RouteLLMError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from ..errors import RouteLLMError
+from ..routing_text import routing_text
+from .schema import comparisons, decisions, feedback
+from .store import create_log_engine, log_url, upgrade
+
+_FROM_LABEL = {"strong": "model_a", "weak": "model_b", "tie": "tie"}
+NO_PROMPT_HINT = (
+    "the routing log stores prompt text only when opened with store_prompts=True "
+    "(RoutingLog(path, store_prompts=True), or serve --log-store-prompts)"
+)
+
+
+@dataclass(frozen=True)
+class LabelledCall:
+    """One call's battle: its prompt (routing text), models, winner and where it came from."""
+
+    call_id: str
+    prompt: str
+    strong_model: str
+    weak_model: str
+    winner: str
+    """``model_a`` (strong won), ``model_b`` (weak won) or ``tie``."""
+    source: str
+    """``golden``, ``judge`` or ``rating``."""
+    win_rate: float | None
+    """The router's win rate when the call was routed (``None``: forced or not scored)."""
+
+
+@dataclass
+class LabelSummary:
+    """What :func:`labelled_calls` used and left out, by reason."""
+
+    battles: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    superseded: int = 0
+    """Labels, verdicts or ratings replaced by a newer one of the same kind for the same call."""
+    strong_side_ratings: int = 0
+    """Calls whose only evidence is a rating of a strong answer (no battle)."""
+    no_prompt: int = 0
+    """Labelled calls whose prompt was not stored."""
+    no_decision: int = 0
+    """Labels, verdicts or ratings whose call has no decision row (never written, or another log)."""
+    unjudged_comparisons: int = 0
+    """Comparisons without a verdict (not judged yet, unparseable, or a failed shadow call)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary]:
+    """Every call of the log at ``target`` with a battle, oldest call first, and the summary.
+
+    Raises :class:`RouteLLMError` when no call is labelled, or when labelled calls exist but
+    none has a stored prompt (naming ``store_prompts=True``).
+    """
+    engine = create_log_engine(log_url(target))
+    try:
+        upgrade(engine)  # a log of an older schema gains the tables read here
+        with engine.connect() as connection:
+            golden, ratings = _feedback_by_call(
+                connection.execute(select(feedback).order_by(feedback.c.id))
+            )
+            verdicts: dict[str, str] = {}
+            summary = LabelSummary()
+            for row in connection.execute(select(comparisons).order_by(comparisons.c.id)):
+                if row.verdict is None:
+                    summary.unjudged_comparisons += 1
+                    continue
+                summary.superseded += row.call_id in verdicts
+                verdicts[row.call_id] = _FROM_LABEL[row.verdict]
+            summary.superseded += golden.superseded + ratings.superseded
+            wanted = set(golden.values) | set(verdicts) | set(ratings.values)
+            found = []
+            ids = sorted(wanted)
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                query = select(decisions).where(decisions.c.call_id.in_(ids[start : start + 500]))
+                found += connection.execute(query).all()
+    finally:
+        engine.dispose()
+    rows = {r.call_id: r for r in sorted(found, key=lambda r: r.id)}
+
+    calls: list[LabelledCall] = []
+    summary.no_decision = len(wanted - set(rows))
+    for call_id, row in rows.items():
+        evidence = _evidence(call_id, row.side, golden.values, verdicts, ratings.values)
+        if evidence is None:
+            summary.strong_side_ratings += 1
+            continue
+        if row.prompt is None:
+            summary.no_prompt += 1
+            continue
+        winner, source = evidence
+        calls.append(
+            LabelledCall(
+                call_id,
+                routing_text(json.loads(row.prompt)).text,
+                row.strong_model,
+                row.weak_model,
+                winner,
+                source,
+                row.win_rate,
+            )
+        )
+    summary.battles = len(calls)
+    summary.by_source = dict(Counter(c.source for c in calls))
+    if not calls:
+        if summary.no_prompt:
+            raise RouteLLMError(
+                f"log {target}: {summary.no_prompt} labelled calls, but none has its prompt "
+                f"stored, and training needs the prompt text: {NO_PROMPT_HINT}"
+            )
+        raise RouteLLMError(
+            f"log {target}: no call has a golden label, a judged comparison or a usable rating "
+            f"({summary.unjudged_comparisons} comparisons not judged: run routellm judge --log; "
+            f"{summary.strong_side_ratings} calls rated only on a strong answer; "
+            f"{summary.no_decision} labels without a decision row)"
+        )
+    return calls, summary
+
+
+def log_battle_objects(calls: list[LabelledCall]) -> list[tuple[str, dict[str, str]]]:
+    """The calls as battles JSONL objects, each with where it came from (for error messages)."""
+    return [
+        (
+            f"call {c.call_id} ({c.source})",
+            {
+                "prompt": c.prompt,
+                "model_a": c.strong_model,
+                "model_b": c.weak_model,
+                "winner": c.winner,
+            },
+        )
+        for c in calls
+    ]
+
+
+def logged_prompts(target: str | Path) -> list[str]:
+    """The routing texts of the calls the router scored (not forced, not routed by the
+    no-known-tokens rule), oldest first, repeats kept (they are part of the traffic).
+
+    Raises :class:`RouteLLMError` when the log has no such call with a stored prompt.
+    """
+    engine = create_log_engine(log_url(target))
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            query = (
+                select(decisions.c.prompt)
+                .where(decisions.c.win_rate.is_not(None))
+                .order_by(decisions.c.id)
+            )
+            stored = list(connection.execute(query).scalars())
+    finally:
+        engine.dispose()
+    prompts = [routing_text(json.loads(p)).text for p in stored if p is not None]
+    if not prompts:
+        if stored:
+            raise RouteLLMError(
+                f"log {target}: {len(stored)} routed calls, but no prompt text is stored: {NO_PROMPT_HINT}"
+            )
+        raise RouteLLMError(
+            f"log {target}: no call the router scored (forced calls are not counted)"
+        )
+    return prompts
+
+
+@dataclass
+class _Latest:
+    values: dict[str, Any] = field(default_factory=dict)
+    superseded: int = 0
+
+    def put(self, call_id: str, value: Any) -> None:
+        self.superseded += call_id in self.values
+        self.values[call_id] = value
+
+
+def _feedback_by_call(rows: Any) -> tuple[_Latest, _Latest]:
+    golden, ratings = _Latest(), _Latest()
+    for row in rows:
+        if row.label is not None:
+            golden.put(row.call_id, _FROM_LABEL[row.label])
+        if row.rating is not None:
+            ratings.put(row.call_id, row.rating)
+    return golden, ratings
+
+
+def _evidence(
+    call_id: str,
+    side: str,
+    golden: dict[str, str],
+    verdicts: dict[str, str],
+    ratings: dict[str, int],
+) -> tuple[str, str] | None:
+    if call_id in golden:
+        return golden[call_id], "golden"
+    if call_id in verdicts:
+        return verdicts[call_id], "judge"
+    if side == "weak":
+        return ("model_a" if ratings[call_id] < 0 else "tie"), "rating"
+    return None

@@ -1,0 +1,247 @@
+"""From a routing log to training data: judging stored comparisons, the documented mapping of
+verdicts, golden labels and ratings to battles, and logged prompts for calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from log_helpers import decision
+
+from routellm_base.cli import main
+from routellm_base.errors import RouteLLMError
+from routellm_base.judging import PairwiseJudge
+from routellm_base.log import RoutingLog, read_comparisons
+from routellm_base.log.judge_log import judge_log
+from routellm_base.log.training_data import labelled_calls, logged_prompts
+from routellm_base.shadow import ShadowAnswer, ShadowRunner
+
+
+def good_answer_judge(replies: dict[str, str] | None = None) -> PairwiseJudge:
+    """Names the answer starting with "good"; ``replies`` maps a question to a fixed judgment."""
+    replies = replies or {}
+    calls: list[str] = []
+
+    def chat(messages: list[dict[str, str]]) -> str:
+        user = messages[1]["content"]
+        question = user.split("[User Question]\n")[1].split("\n\n[The Start")[0]
+        calls.append(question)
+        if question in replies:
+            return replies[question]
+        shown_a = user.split("[The Start of Assistant A's Answer]\n")[1]
+        return "[[A]]" if shown_a.startswith("good") else "[[B]]"
+
+    judge = PairwiseJudge(chat, "scripted")
+    judge.calls = calls  # type: ignore[attr-defined]
+    return judge
+
+
+def logged_call(
+    log: RoutingLog,
+    runner: ShadowRunner | None,
+    prompt: str,
+    side: str,
+    answer: str,
+    other: str | Exception,
+) -> str:
+    """One routed call (and its shadow comparison, with a runner); returns its call_id."""
+    d = decision(side, win_rate=0.6)
+    log.record(
+        d, conversation=[{"role": "user", "content": prompt}], strong_model="S", weak_model="W"
+    )
+
+    def call_other() -> ShadowAnswer:
+        if isinstance(other, Exception):
+            raise other
+        return ShadowAnswer(other)
+
+    if runner is not None:
+        runner.submit(
+            d,
+            conversation=prompt,
+            answer=answer,
+            call_other=call_other,
+            strong_model="S",
+            weak_model="W",
+        )
+    return d.call_id
+
+
+def test_judging_a_log_writes_verdicts_and_counts_what_it_could_not_judge(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)  # no in-process judge: comparisons wait
+    logged_call(log, runner, "q1", "strong", "good s", "bad w")
+    logged_call(log, runner, "q2", "weak", "good w", "bad s")
+    logged_call(log, runner, "q3", "weak", "w", ConnectionError("down"))  # nothing to judge
+    logged_call(log, runner, "q4", "strong", "s", "w")  # unreadable verdict below
+    assert runner.flush(10) and log.flush(10)
+    judge = good_answer_judge({"q4": "no verdict here"})
+    counts = judge_log(path, judge)
+    assert counts == {
+        "items": 3,
+        "judged": 2,
+        "strong_wins": 1,
+        "weak_wins": 1,
+        "ties": 0,
+        "unparseable": 1,
+        "skipped_unparseable_before": 0,
+        "skipped_no_text": 0,
+    }
+    rows = {r["strong_answer"]: r for r in read_comparisons(path)}
+    assert rows["good s"]["verdict"] == "strong" and rows["bad s"]["verdict"] == "weak"
+    assert (
+        rows["good s"]["verdict_source"] == "judge" and rows["good s"]["judge_model"] == "scripted"
+    )
+    assert (rows["s"]["verdict"], rows["s"]["unparseable"]) == (None, 2)
+    assert rows[None]["shadow_error"] == "ConnectionError: down" and rows[None]["verdict"] is None
+    # A second run leaves judged and unreadable items alone ...
+    again = judge_log(path, judge)
+    assert again["items"] == 0 and again["skipped_unparseable_before"] == 1
+    # ... unless asked to retry the unreadable ones; the count of unreadable judgments grows.
+    retried = judge_log(path, judge, retry_unparseable=True)
+    assert retried["unparseable"] == 1
+    assert {r["strong_answer"]: r for r in read_comparisons(path)}["s"]["unparseable"] == 4
+    assert judge.calls.count("q4") == 4  # type: ignore[attr-defined]
+    log.close()
+
+
+def test_judging_a_log_without_stored_text_names_store_prompts(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path)  # store_prompts off: prompts and answers are not kept
+    runner = ShadowRunner(log, 1.0)
+    logged_call(log, runner, "q", "strong", "s", "w")
+    assert runner.flush(10) and log.flush(10)
+    with pytest.raises(RouteLLMError, match="store_prompts=True"):
+        judge_log(path, good_answer_judge())
+    log.close()
+
+
+def test_a_judge_error_stops_the_run_and_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    logged_call(log, runner, "q", "strong", "s", "w")
+    assert runner.flush(10) and log.flush(10)
+
+    def broken(messages: list[dict[str, str]]) -> str:
+        raise RuntimeError("quota exhausted")
+
+    with pytest.raises(RuntimeError, match="quota exhausted"):
+        judge_log(path, PairwiseJudge(broken, "j"), concurrency=1)
+    (row,) = read_comparisons(path)
+    assert row["judge_error"] == "RuntimeError: quota exhausted" and row["verdict"] is None
+    log.close()
+
+
+def test_verdicts_golden_labels_and_ratings_become_one_battle_per_call(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0, judge=good_answer_judge())
+    judged_strong = logged_call(log, runner, "judged strong", "strong", "good", "bad")
+    overruled = logged_call(log, runner, "judge overruled", "weak", "bad", "good")
+    thumbs_down_weak = logged_call(log, None, "thumbs down weak", "weak", "", "")
+    thumbs_up_weak = logged_call(log, None, "thumbs up weak", "weak", "", "")
+    rated_strong = logged_call(log, None, "rated strong", "strong", "", "")
+    changed_mind = logged_call(log, None, "changed mind", "weak", "", "")
+    assert runner.flush(10)
+    log.feedback(overruled, label="weak", source="golden")  # golden beats the judge's "strong"
+    log.feedback(thumbs_down_weak, rating=-1)
+    log.feedback(thumbs_up_weak, rating=1)
+    log.feedback(rated_strong, rating=1)  # says nothing about the weak model
+    log.feedback(changed_mind, rating=1)
+    log.feedback(changed_mind, rating=-1)  # the newer rating wins
+    log.feedback("0" * 32, label="tie")  # a call this log never saw
+    assert log.flush(10)
+    calls, summary = labelled_calls(path)
+    got = {c.prompt: (c.winner, c.source) for c in calls}
+    assert got == {
+        "judged strong": ("model_a", "judge"),
+        "judge overruled": ("model_b", "golden"),
+        "thumbs down weak": ("model_a", "rating"),
+        "thumbs up weak": ("tie", "rating"),
+        "changed mind": ("model_a", "rating"),
+    }
+    assert [c.call_id for c in calls][:2] == [judged_strong, overruled]  # oldest first
+    assert {(c.strong_model, c.weak_model) for c in calls} == {("S", "W")}
+    assert summary.by_source == {"judge": 1, "golden": 1, "rating": 3}
+    assert (summary.strong_side_ratings, summary.no_decision, summary.superseded) == (1, 1, 1)
+    log.close()
+
+
+def test_training_from_a_log_without_prompts_names_store_prompts(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path)
+    call_id = logged_call(log, None, "q", "weak", "", "")
+    log.feedback(call_id, rating=-1)
+    assert log.flush(10)
+    with pytest.raises(RouteLLMError, match="store_prompts=True"):
+        labelled_calls(path)
+    with pytest.raises(RouteLLMError, match="store_prompts=True"):
+        logged_prompts(path)
+    log.close()
+
+
+def test_an_unlabelled_log_says_what_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    logged_call(log, runner, "q", "weak", "a", "b")
+    assert runner.flush(10) and log.flush(10)
+    with pytest.raises(RouteLLMError, match="1 comparisons not judged: run routellm judge --log"):
+        labelled_calls(path)
+    log.close()
+
+
+def test_logged_prompts_are_the_routed_calls_routing_texts(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    conversation = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "second question"},
+    ]
+    log.record(decision(), conversation=conversation)
+    log.record(decision(), conversation="second question")  # repeats are traffic: kept
+    log.record(decision(win_rate=None), conversation="forced or unscored: left out")
+    assert log.flush(10)
+    assert logged_prompts(path) == ["second question", "second question"]
+    log.close()
+
+
+def test_calibrate_on_logged_prompts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    topics = ["prove a theorem", "write a haiku", "fix my python", "plan a trip", "explain tax law"]
+    for i in range(50):
+        log.record(
+            decision(), conversation=f"Please {topics[i % 5]} about item {i} in {i * 7} words"
+        )
+    assert log.flush(10)
+    log.close()
+    rc = main(["calibrate", "--prompts", f"log:{path}", "--strong-share", "0.3", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prompts"] == 50 and out["achieved_share"] == pytest.approx(0.3, abs=0.021)
+    empty = RoutingLog(tmp_path / "empty.db")
+    empty.record(decision(), conversation="not stored")
+    empty.close()
+    rc = main(["calibrate", "--prompts", f"log:{tmp_path / 'empty.db'}", "--strong-share", "0.3"])
+    assert rc == 2 and "store_prompts=True" in capsys.readouterr().err
+
+
+def test_judge_command_arguments_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["judge", "--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1"]
+    cases = [
+        ([], "give --input ANSWERS.jsonl or --log PATH"),
+        (["--input", "a.jsonl", "--log", "x.db"], "give --input ANSWERS.jsonl or --log PATH"),
+        (["--input", "a.jsonl", "--strong", "s"], "--input needs --weak, --out"),
+        (["--log", "x.db", "--out", "b.jsonl"], "--log takes no --out"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
