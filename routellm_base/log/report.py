@@ -22,7 +22,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from ..calibration import Calibration
 from ..checkpoints import stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
-from .schema import comparisons, decisions
+from .schema import comparisons, decisions, feedback
 from .store import create_log_engine, log_url
 
 BIN_CHOICES_S = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
@@ -314,6 +314,25 @@ def build_report(
                         ).order_by(comparisons.c.id)
                     )
                 ]
+            n_comparisons = len(judged_rows or ())
+            if judged_rows is not None and feedback.name in tables:
+                # A label given through RoutingLog.feedback (golden or a user's) outranks a
+                # judge's verdict, as in training (log.training_data): it comes last and wins.
+                judged_rows += [
+                    {
+                        "id": r.id,
+                        "call_id": r.call_id,
+                        "verdict": r.label,
+                        "verdict_source": f"label:{r.source}",
+                    }
+                    for r in connection.execute(
+                        select(
+                            feedback.c.id, feedback.c.call_id, feedback.c.label, feedback.c.source
+                        )
+                        .where(feedback.c.label.is_not(None))
+                        .order_by(feedback.c.id)
+                    )
+                ]
     finally:
         engine.dispose()
     for row in rows:
@@ -335,7 +354,7 @@ def build_report(
         routers=dict(Counter(r["router"] for r in rows).most_common()),
         bins=_bins(rows, every),
         cost=_cost(rows),
-        judged=_judged(rows, judged_rows, buckets),
+        judged=replace(_judged(rows, judged_rows, buckets), comparisons=n_comparisons),
         drift=drift,
         window=_window(rows),
         win_rates=win_rates,

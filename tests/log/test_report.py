@@ -304,3 +304,33 @@ def test_rank_auc_counts_ties_half():
     pos, neg = rng.integers(0, 5, 40) / 4, rng.integers(0, 5, 30) / 4
     labels = [1] * 40 + [0] * 30
     assert rank_auc(pos, neg) == pytest.approx(roc_auc_score(labels, np.concatenate([pos, neg])))
+
+
+def test_golden_labels_given_as_feedback_count_and_outrank_the_judge(tmp_path: Path):
+    # Golden labels live in routellm_feedback (RoutingLog.feedback), not in comparisons.verdict;
+    # training reads them first (log.training_data), and so must the report's judged buckets.
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.3)
+    db = tmp_path / "labels.db"
+    log = RoutingLog(db)
+    prompts = [
+        "What is 17 * 23?",
+        "Write a haiku about rain.",
+        "Prove that there are infinitely many primes.",
+    ]
+    decisions_made = [engine.decide(p, strong_model=STRONG, weak_model=WEAK) for p in prompts]
+    for prompt, decision in zip(prompts, decisions_made):
+        log.record(decision, conversation=prompt, strong_model=STRONG, weak_model=WEAK)
+    first, second, _ = (d.call_id for d in decisions_made)
+    log.feedback(first, label="strong", source="golden")
+    log.feedback(second, label="tie", source="golden")
+    assert log.close(timeout=30) and log.stats().written == 5  # 3 calls, 2 feedback rows
+    with create_engine(f"sqlite:///{db}").begin() as connection:  # a judge said "weak" on the first
+        connection.execute(insert(comparisons), [{"call_id": first, "created_at": START, "answered_side": "weak",
+                                                  "verdict": "weak", "verdict_source": "judge"}])  # fmt: skip
+    judged = build_report(db).judged
+    assert judged.comparisons == 1 and judged.judged == 2
+    assert judged.by_source == {"label:golden": 2}
+    assert (
+        sum(b.strong_wins for b in judged.buckets) == 1 and sum(b.ties for b in judged.buckets) == 1
+    )
+    assert sum(b.weak_wins for b in judged.buckets) == 0
