@@ -1,8 +1,9 @@
 """The learning loop end to end, offline: a RouterChatModel logs its calls and shadow
 comparisons, ``routellm judge --log`` judges them over a real loopback HTTP server, ``routellm
 train --data log:`` trains a router on the verdicts, ``routellm calibrate --prompts log:``
-calibrates it on the logged traffic, and the new router, back in a RouterChatModel, routes
-the kind of prompt the weak model failed on to the strong one."""
+calibrates it on the logged traffic, the new router, swapped into the live RouterChatModel, routes
+the kind of prompt the weak model failed on to the strong one, and ``routellm report`` reads
+the log back."""
 
 from __future__ import annotations
 
@@ -165,6 +166,19 @@ def test_log_shadow_judge_train_calibrate_route(
     )
     sides = [routed.decide(p).side for p in held_out[0] + held_out[1]]
     assert sides[:15].count("strong") >= 12 and sides[15:].count("weak") >= 12, sides
+
+    # 6. Swap it into the live model, route the held-out traffic, and read the report.
+    llm.threshold = calibrated["threshold"]  # the new router has no calibration of its own
+    llm.swap_router(checkpoint)
+    llm.shadow_rate = 0.0
+    for prompt in held_out[0] + held_out[1]:
+        llm.invoke(prompt)
+    assert llm.flush_log(60)
+    rc = main(["report", "--log", str(path), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["calls"] == 100 and report["routers"] == {"random": 70, str(checkpoint): 30}
+    assert report["judged"]["judged"] == 70 and report["judged"]["by_source"] == {"judge": 70}
     log.close()
 
 
