@@ -48,13 +48,18 @@ Sources, and how a stored label becomes a verdict:
 A deployment's pair other than GPT-4/Mixtral keeps its own names in the log; the bundled kinds'
 GPT-4/Mixtral are mapped onto them with ``--model-map``.
 
-With ``--minilm`` sources (default: the chat ones) the same curve is run again with the full
+For the ``--chat`` sources (default: alpaca, rmb) the same curve is run again with the full
 all-MiniLM-L6-v2 encoder (``--embedder sentence_transformer``), beside the static embedder on the
-same rows. To keep that affordable on 2 CPU cores the bundled MMLU kind is subsampled (3,000
+same rows; to keep that affordable on 2 CPU cores the bundled MMLU kind is subsampled (3,000
 prompts, seed 0) in those columns, and the encoder's outputs are cached on disk under
-``--cache``. Everything else runs on the bundled static embedder. ``--quick`` is a smoke run
-(one seed, N = 0 and 100, no MiniLM). Results: Markdown tables on stdout and
-``<cache>/results.json``.
+``--cache``. ``--bert`` adds an end-to-end fine-tuned encoder (``routellm train bert`` on the log
+alone) at the largest N of the first stream order. For those sources a diagnostic line also
+refits bundled + log outside the CLI with the log kind centred (as ``chat_task_experts`` does),
+to tell whether the labels or the way the log's kind joins the bundled ones hold it back.
+Everything else runs on the bundled static embedder. ``--quick`` is a smoke run (one seed, N = 0
+and 100, no MiniLM). Results: Markdown tables on stdout and ``<cache>/results.json``. A full
+run takes about 11 minutes on 2 shared cores (5 of them embedding with MiniLM the first time),
+``--bert`` about 8 more.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ from routellm_base.data import (  # noqa: E402
     load_llmrouter,
     load_mmlu,
     load_rmb_pairs,
+    load_scored_jsonl,
     tier_outcome,
     write_scored_jsonl,
 )
@@ -104,9 +110,12 @@ from routellm_base.embedders import load_embedder  # noqa: E402
 from routellm_base.evals import quality_curve, random_baseline  # noqa: E402
 from routellm_base.judging import PairVerdict  # noqa: E402
 from routellm_base.log import RoutingLog  # noqa: E402
+from routellm_base.log.training_data import labelled_calls  # noqa: E402
 from routellm_base.routers.base import Router  # noqa: E402
+from routellm_base.routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter  # noqa: E402
 from routellm_base.shadow import Comparison  # noqa: E402
 from routellm_base.train.recipe import FOLDS, load_embeddings_cache, split_fold  # noqa: E402
+from routellm_base.train.task_experts import TaskExpertsTrainConfig, train_task_experts  # noqa: E402
 
 STATIC = "minilm-l6-static-256"
 MINILM = "sentence_transformer"
@@ -155,6 +164,9 @@ class Variant:
     embedder: str
     bundled: tuple[str, ...]
     """Scored JSONL files of the bundled kinds trained beside the log (empty: the log alone)."""
+    family: str = "task_experts"
+    largest_only: bool = False
+    """Trained only at the largest N of the first stream order (too slow for the whole curve)."""
 
 
 @dataclass
@@ -334,8 +346,8 @@ def run_cli(argv: list[str]) -> str:
 
 
 def train(variant: Variant, source: Source, log: Path | None, exclude: Path, out: Path) -> Router:
-    """``routellm train task_experts`` on the variant's bundled kinds and the log; the new router."""
-    argv = ["train", "task_experts"]
+    """``routellm train FAMILY`` on the variant's bundled kinds and the log; the new router."""
+    argv = ["train", variant.family]
     for path in variant.bundled:
         argv += ["--data", f"scores:{path}"]
     if log is not None:
@@ -347,6 +359,8 @@ def train(variant: Variant, source: Source, log: Path | None, exclude: Path, out
             "--model-map",
             f"{MIXTRAL}={source.weak_model}",
         ]
+    if variant.family == "bert":  # the settings of docs/results.md's bert runs, fixed beforehand
+        argv += ["--epochs", "3", "--max-length", "128"]
     argv += [
         "--strong",
         source.strong_model,
@@ -374,7 +388,10 @@ def apgr(rates: np.ndarray, items: Sequence[Item]) -> float:
 
 def log_kind_prompts(router: Router) -> int:
     """Prompts the training run took from the log (its task kind), read from the checkpoint."""
-    return int(router.metadata["training"]["task_kinds"][LOG_KIND]["prompts"])
+    training = router.metadata["training"]
+    if "task_kinds" not in training:  # a family without kinds, trained on the log alone
+        return int(training["prompts"])
+    return int(training["task_kinds"][LOG_KIND]["prompts"])
 
 
 def realised_share(rates: np.ndarray, threshold: float) -> float:
@@ -389,6 +406,7 @@ def replay(
     cache: Path,
     bundled: Router,
     engine: RoutingEngine,
+    diagnose: bool = False,
 ) -> dict[str, Any]:
     """Run the loop for one source over every stream seed; fills ``rp.rows``; returns extras."""
     source, later_texts = rp.source, [i.prompt for i in rp.later]
@@ -444,6 +462,8 @@ def replay(
             if stats.failed or stats.dropped or stats.written != stats.recorded:
                 raise RuntimeError(f"{source.name}: the routing log lost records: {stats}")
             for v in variants:
+                if v.largest_only and (n != sizes[-1] or seed != seeds[0]):
+                    continue
                 router = train(v, source, db, exclude, run / v.key)
                 rp.rows[v.key][n].append(apgr(router.strong_win_rate(later_texts), rp.later))
                 rp.log_battles[v.key][n].append(log_kind_prompts(router))
@@ -451,7 +471,53 @@ def replay(
         log.close()
         if seed == seeds[0] and judged:
             extras["calibration"] = calibration_check(rp, db, run / variants[0].key, bundled)
+            if diagnose:
+                extras["centring"] = centring_diagnostic(rp, db, variants[0].bundled)
     return extras
+
+
+def centring_diagnostic(rp: Replay, db: Path, bundled_files: Sequence[str]) -> dict[str, float]:
+    """Not the product path: the rows that ``routellm train task_experts`` fits for bundled +
+    log (largest N, first stream order, static embedder), refitted with the log kind centred
+    and the gate's prior balanced, the two choices of the ``chat_task_experts`` recipe. Tells
+    whether the log's labels or the way its kind joins the bundled ones hold bundled + log back.
+    The first entry refits the CLI's own choices and must match its figure."""
+    static = load_embedder(STATIC)
+    source, later_texts = rp.source, [i.prompt for i in rp.later]
+    kinds = {
+        Path(f).stem: [(r.prompt, r.scores[GPT4] - r.scores[MIXTRAL]) for r in load_scored_jsonl(f)]
+        for f in bundled_files
+    }
+    outcome = {"model_a": 1.0, "model_b": -1.0, "tie": 0.0}
+    kinds[LOG_KIND] = [(c.prompt, outcome[c.winner]) for c in labelled_calls(db)[0]]
+    texts, kind, gap = [], [], []
+    for k, rows in enumerate(kinds.values()):  # one target per prompt, in first-seen order
+        by_prompt: dict[str, list[float]] = {}
+        for prompt, g in rows:
+            by_prompt.setdefault(prompt, []).append(g)
+        texts += list(by_prompt)
+        kind += [k] * len(by_prompt)
+        gap += [float(np.mean(g)) for g in by_prompt.values()]
+    emb = static.embed(texts)
+    keep = ~contaminated_mask(texts, later_texts, emb, static.embed(later_texts))
+    texts = [t for t, ok in zip(texts, keep, strict=True) if ok]
+    names, out = list(kinds), {}
+    for label, centred, balance in (
+        ("as the CLI fits it (uncentred, gate prior at the kinds' frequencies)", (), 0.0),
+        ("log kind centred", (LOG_KIND,), 0.0),
+        ("log kind centred, gate balance 0.5", (LOG_KIND,), 0.5),
+    ):
+        config = TaskExpertsTrainConfig(gate_class_balance=balance)
+        tensors, _ = train_task_experts(
+            texts, emb[keep], np.array(kind)[keep], np.array(gap)[keep], names, config,
+            progress=False, centred=centred,
+        )  # fmt: skip
+        router = TaskExpertsRouter(
+            "diagnostic", tensors, [source.strong_model, source.weak_model], source.strong_model,
+            source.weak_model, embedder=static, kinds=names, features=list(LENGTH_FEATURES),
+        )  # fmt: skip
+        out[label] = apgr(router.strong_win_rate(later_texts), rp.later)
+    return out
 
 
 def calibration_check(rp: Replay, db: Path, retrained: Path, bundled: Router) -> dict[str, float]:
@@ -578,6 +644,12 @@ def print_replay(
         cap = " (all)" if n == len(rp.earlier) else ""
         cells = [summary(rp.rows[v.key][n]) for v in variants]
         print(f"| {n:,}{cap} | " + " | ".join(cells) + " |")
+    if "centring" in extras:
+        fits = "; ".join(f"{k}: {v:.3f}" for k, v in extras["centring"].items())
+        print(
+            f"\nDiagnostic, not the product path (bundled + log, largest N, stream order 0, refitted "
+            f"outside the CLI): {fits}."
+        )
     if "calibration" in extras:
         shares = "; ".join(f"{k}: {v:.1%}" for k, v in extras["calibration"].items())
         print(
@@ -601,9 +673,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--sources", default="alpaca,rmb,mmlu,gsm8k,llmrouter")
     parser.add_argument(
-        "--minilm",
+        "--chat",
         default="alpaca,rmb",
-        help="sources also run on full all-MiniLM-L6-v2 ('' for none)",
+        help="sources that also get the all-MiniLM-L6-v2 columns and the centring diagnostic "
+        "('' for none)",
+    )
+    parser.add_argument(
+        "--bert",
+        action="store_true",
+        help="also fine-tune the encoder (routellm train bert) on the log alone of each --chat "
+        "source, at the largest N of the first stream order (about 4 minutes each on 2 cores)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="stream orders")
     parser.add_argument(
@@ -614,7 +693,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seeds = list(range(1 if args.quick else args.seeds))
     wanted_sizes = (0, 100) if args.quick else SIZES
     names = [n for n in args.sources.split(",") if n]
-    minilm_names = set() if args.quick else {n for n in args.minilm.split(",") if n} & set(names)
+    minilm_names = set() if args.quick else {n for n in args.chat.split(",") if n} & set(names)
     cache: Path = args.cache
     cache.mkdir(parents=True, exist_ok=True)
 
@@ -653,6 +732,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
         Variant("minilm_log", "MiniLM: log alone", MINILM, ()),
     ]
+    if args.bert:
+        minilm_variants.append(
+            Variant("bert_log", "MiniLM fine-tuned (bert): log alone", STATIC, (), "bert", True)
+        )
 
     replays = {
         n: split_source(load_source(n, args.data_dir), bundled_prompts, static.embed) for n in names
@@ -676,7 +759,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         strong, weak = np.array([i.strong for i in later]), np.array([i.weak for i in later])
         band = random_baseline(strong, weak)[:2]
         bundled_apgr = apgr(bundled.strong_win_rate([i.prompt for i in later]), later)
-        extras = replay(rp, variants, sizes, seeds, cache, bundled, engine)
+        extras = replay(
+            rp, variants, sizes, seeds, cache, bundled, engine, diagnose=name in minilm_names
+        )
         print_replay(rp, variants, sizes, band, bundled_apgr, extras, len(seeds))
         results["sources"][name] = {
             "title": rp.source.title,
