@@ -27,6 +27,7 @@ from .hashing import sha256_file, verify_sha256
 from .routers.base import Router
 from .routers.bert import BertRouter  # torch-free at import: torch loads when a router is built
 from .routers.causal_llm import CausalLLMRouter  # torch-free at import, as bert
+from .routers.gated import GatedRouter  # scikit-learn loads when a router is built
 from .routers.mf import MFRouter
 from .routers.random import RandomRouter
 from .routers.sw_ranking import SWRankingRouter
@@ -74,6 +75,7 @@ _ROUTER_CLASSES: dict[str, _CheckpointRouter] = {
     "bert": BertRouter,
     "causal_llm": CausalLLMRouter,
     "task_experts": TaskExpertsRouter,
+    "gated": GatedRouter,
 }
 
 
@@ -90,10 +92,13 @@ def save_checkpoint(
     model_card: str,
     params: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    pinned_files: list[str] | None = None,
 ) -> Path:
     """Write a checkpoint folder and return its path.
 
-    ``embedder`` is None for a family that tokenises its own input (``bert``).
+    ``embedder`` is None for a family that tokenises its own input (``bert``). ``pinned_files``
+    are further files already in the folder (paths relative to it, e.g. a ``gated`` router's
+    experts' ``config.json``) whose sha256 the config records; loading verifies them all.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +114,10 @@ def save_checkpoint(
         "calibration": calibration.to_dict() if calibration else None,
         "params": params or {},
         "training": training or {},
-        "files": {WEIGHTS_FILE: sha256_file(out / WEIGHTS_FILE)},
+        "files": {
+            WEIGHTS_FILE: sha256_file(out / WEIGHTS_FILE),
+            **{name: sha256_file(out / name) for name in pinned_files or []},
+        },
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
     (out / CARD_FILE).write_text(model_card)
@@ -235,7 +243,11 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"{path} lacks {WEIGHTS_FILE}")
-    verify_sha256(weights_path, files[WEIGHTS_FILE], f"router checkpoint {name!r} weights")
+    for relative, sha in files.items():
+        pinned = path / relative
+        if not pinned.is_file():
+            raise CheckpointError(f"{path} lacks {relative}, which its {CONFIG_FILE} pins")
+        verify_sha256(pinned, sha, f"router checkpoint {name!r} file {relative}")
     tensors = load_file(str(weights_path))
     cls = _ROUTER_CLASSES[family]
     embedder_obj: Embedder | None = None

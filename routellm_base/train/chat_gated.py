@@ -1,0 +1,310 @@
+"""A research-only recipe: one ``gated`` router for chat, knowledge and maths traffic.
+
+    python -m routellm_base.train.chat_gated --data-dir ../shared/data --out runs/chat-gated [--seeds 0 1]
+
+Three task kinds, each with fold 0 of 5 (by sha1 of the prompt) held out and every training
+prompt decontaminated against the evaluation prompts (as :mod:`routellm_base.train.recipe`):
+
+- ``mmlu`` and ``gsm8k``: the ridge experts of :mod:`routellm_base.train.chat_task_experts`
+  (RouteLLM's GPT-4-1106 vs Mixtral correctness, Apache-2.0), written as one-kind
+  ``task_experts`` checkpoints;
+- ``chat``: all-MiniLM-L6-v2 fine-tuned end to end (the ``bert`` family) on RMB's top-tier vs
+  mid-tier battles of folds 1-4 alone, named GPT-4-1106 vs Mixtral, one checkpoint per seed in
+  ``--seeds``; their gaps are averaged (a seed ensemble: one seed alone moves MT Bench by
+  ±0.01-0.04). Settings fixed before any figure was seen: 3 epochs at most with early stopping,
+  128 tokens. ``--chat-expert ridge`` uses the ridge chat expert instead (no torch; seconds).
+  The chat gap is put on the ridge chat expert's scale: same mean and spread over the 498
+  Arena-Hard prompts (unlabelled; calibration only).
+- the gate: character n-gram TF-IDF softmax regression over the three kinds' training prompts
+  (:mod:`routellm_base.train.gated`), chosen over the static-embedding gate of
+  ``chat_task_experts`` for its accuracy on the held-out folds, not for any benchmark's APGR.
+
+About 12 minutes on 2 CPU cores with two seeds (each bert about 5-6 minutes); minutes on a GPU.
+
+**Licence.** RMB's source repository carries no licence: the checkpoint this writes is for
+research only. It is never bundled with the package; its model card says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..calibration import Calibration
+from ..checkpoints import load_router, save_checkpoint
+from ..data import GPT4, MIXTRAL
+from ..embedders import load_embedder
+from ..routers.base import Router
+from ..routers.gated import GATE_SETTINGS, GatedRouter
+from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
+from . import chat_bert
+from .chat_task_experts import DEFAULT_CONFIG
+from .default_task_experts import train_fold
+from .gated import fit_text_gate
+from .recipe import ARENA_REFERENCE, FOLDS, cached_embed, split_fold
+
+NAME = "chat_gated"
+KINDS = ("mmlu", "gsm8k", "chat")
+SOURCES = {"mmlu": "mmlu", "gsm8k": "gsm8k", "chat": "rmb"}
+"""Each kind's source in the recipe's fold split (and its ``routellm eval`` benchmark)."""
+CHAT_LICENCE = "none given: research-only (RMB)"
+
+
+def chat_bert_argv(files: dict[str, Path], out: Path, seed: int, epochs: int) -> list[str]:
+    """The ``routellm train bert`` command line of one chat expert: RMB tier battles only."""
+    return [
+        "train", "bert", "--data", str(files["chat"]), "--strong", GPT4, "--weak", MIXTRAL,
+        "--exclude", str(files["exclude"]), "--calibration-prompts", str(files["calibration"]),
+        "--data-licence", CHAT_LICENCE, "--epochs", str(epochs), "--max-length", "128",
+        "--seed", str(seed), "--no-progress", "--out", str(out), "--trained-on-benchmark", "rmb",
+    ]  # fmt: skip
+
+
+def _one_kind_expert(
+    out: Path, tensors: dict[str, np.ndarray], k: int, embedder: Any, kind: str
+) -> TaskExpertsRouter:
+    """Write kind ``k``'s ridge expert as a one-kind ``task_experts`` checkpoint (its gate is 1)."""
+    one = {
+        "gate_weight": np.zeros((1, tensors["gate_weight"].shape[1])),
+        "gate_bias": np.zeros(1),
+        "expert_weight": tensors["expert_weight"][k : k + 1],
+        "expert_bias": tensors["expert_bias"][k : k + 1],
+    }
+    card = (
+        f"# `{kind}` expert of a `{NAME}` router (RESEARCH ONLY as part of it)\n\n"
+        f"The ridge expert for {kind} traffic, fold 0 held out; see the parent folder's MODEL_CARD.md.\n"
+    )
+    params = {"kinds": [kind], "features": list(LENGTH_FEATURES)}
+    save_checkpoint(
+        out, router_family="task_experts", tensors=one, models=[GPT4, MIXTRAL], strong_model=GPT4, weak_model=MIXTRAL,
+        embedder=embedder, calibration=None, model_card=card, params=params,
+        training={"trained_on_benchmarks": {SOURCES[kind]: {"held_out_percent": 100 // FOLDS}}, "part_of": NAME},
+    )  # fmt: skip
+    return TaskExpertsRouter(
+        out.name,
+        one,
+        [GPT4, MIXTRAL],
+        GPT4,
+        MIXTRAL,
+        embedder=embedder,
+        kinds=[kind],
+        features=list(LENGTH_FEATURES),
+    )
+
+
+def build(
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    seeds: list[int],
+    epochs: int = 3,
+    chat_expert: str = "bert",
+    embedder_name: str = "minilm-l6-static-256",
+) -> dict[str, Any]:
+    """Train every part with fold 0 held out and write the ``gated`` checkpoint folder ``out``."""
+    from ..cli import main as cli_main
+
+    started = time.time()
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    experts_dir = out / "experts"
+    embedder = load_embedder(embedder_name)
+    cache: dict[str, np.ndarray] = {}
+    split = split_fold(
+        data_dir, 0, cached_embed(embedder, cache), with_llmrouter=False, with_rmb=True
+    )
+    static, _, tensors = train_fold(
+        data_dir, embedder, DEFAULT_CONFIG, 0, cache, chat=True, name=NAME
+    )
+    assert list(static.kinds) == list(KINDS)
+    experts: dict[str, list[Router]] = {}
+    paths: dict[str, list[str]] = {}
+    for k, kind in enumerate(KINDS[:2]):
+        experts[kind] = [_one_kind_expert(experts_dir / kind, tensors, k, embedder, kind)]
+        paths[kind] = [f"experts/{kind}"]
+    ridge_chat = _one_kind_expert(experts_dir / "chat-ridge", tensors, 2, embedder, "chat")
+    scale, shift = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+    if chat_expert == "ridge":
+        experts["chat"], paths["chat"] = [ridge_chat], ["experts/chat-ridge"]
+    else:
+        files = chat_bert.write_training_files(data_dir, out.parent / f"{out.name}-data", 0, 0)
+        experts["chat"], paths["chat"] = [], []
+        for seed in seeds:
+            folder = experts_dir / f"chat-bert-s{seed}"
+            code = cli_main(chat_bert_argv(files, folder, seed, epochs))
+            if code:
+                raise SystemExit(
+                    f"training the chat expert (seed {seed}) failed with exit code {code}"
+                )
+            experts["chat"].append(load_router(folder))
+            paths["chat"].append(f"experts/chat-bert-s{seed}")
+        # The fine-tuned gap onto the ridge chat expert's scale: same mean and spread on Arena-Hard.
+        bert_gap = np.mean(
+            [2 * r.strong_win_rate(split.arena) - 1 for r in experts["chat"]], axis=0
+        )
+        ridge_gap = 2 * ridge_chat.strong_win_rate(split.arena) - 1
+        scale[2] = float(ridge_gap.std() / bert_gap.std())
+        shift[2] = float(ridge_gap.mean() - scale[2] * bert_gap.mean())
+    gate_texts = [r.prompt for kind in KINDS for r in split.train[SOURCES[kind]]]
+    gate_kind = np.concatenate(
+        [np.full(len(split.train[SOURCES[kind]]), k) for k, kind in enumerate(KINDS)]
+    )
+    gate, gate_record = fit_text_gate(gate_texts, gate_kind, len(KINDS))
+    gate_record["held_out_accuracy"] = {
+        kind: round(
+            float(
+                (
+                    gate.probabilities([r.prompt for r in split.held_out[SOURCES[kind]]]).argmax(1)
+                    == k
+                ).mean()
+            ),
+            4,
+        )
+        for k, kind in enumerate(KINDS)
+    }
+    params = {
+        "kinds": list(KINDS),
+        "experts": paths,
+        "expert_scale": scale,
+        "expert_shift": shift,
+        "gate": dict(GATE_SETTINGS),
+    }
+    router = GatedRouter(
+        NAME, gate.tensors(), [GPT4, MIXTRAL], GPT4, MIXTRAL, **params, expert_routers=experts
+    )
+    calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
+    training = {
+        "held_out_fold": 0,
+        "sources": {k: len(v) for k, v in split.train.items()},
+        "removed_as_contaminated": split.removed_as_contaminated,
+        "chat_expert": chat_expert
+        if chat_expert == "ridge"
+        else f"bert, seeds {seeds}, {epochs} epochs at most",
+        "gate": gate_record,
+        "metrics": split.metrics(router),
+        "licence": "research-only: trained on RMB pairs, whose source carries no licence",
+        "trained_on_benchmarks": {
+            name: {"held_out_percent": 100 // FOLDS} for name in SOURCES.values()
+        },
+        "seconds": round(time.time() - started, 1),
+    }
+    if chat_expert != "ridge":
+        shutil.rmtree(experts_dir / "chat-ridge")
+    pinned = [f"{p}/config.json" for kind in KINDS for p in paths[kind]]
+    save_checkpoint(
+        out, router_family="gated", tensors=gate.tensors(), models=[GPT4, MIXTRAL], strong_model=GPT4, weak_model=MIXTRAL,
+        embedder=None, calibration=calibration, model_card=model_card(training, calibration, scale, shift), params=params,
+        training=training, pinned_files=pinned,
+    )  # fmt: skip
+    return training
+
+
+def model_card(
+    training: dict[str, Any], calibration: Calibration, scale: list[float], shift: list[float]
+) -> str:
+    gate = training["gate"]
+    accuracy = " · ".join(f"{kind} {acc:.3f}" for kind, acc in gate["held_out_accuracy"].items())
+    metrics = "\n".join(
+        f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |"
+        for name, m in training["metrics"].items()
+    )
+    shares = " · ".join(
+        f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}"
+        for s in (0.1, 0.2, 0.3, 0.5, 0.7)
+    )
+    return f"""# Router checkpoint: `{NAME}` (RESEARCH ONLY, not for commercial use, never bundled)
+
+Estimates the probability that **gpt-4-1106-preview** (strong) answers better than
+**Mixtral-8x7B-Instruct-v0.1** (weak) on chat, knowledge and maths traffic. A text gate
+(character n-gram TF-IDF softmax regression) says which of three task kinds a prompt is; each
+kind has its own expert router under `experts/`; win rate = (1 + gate-weighted gap) / 2.
+
+| kind | expert | training data | licence | gap scale, shift |
+| --- | --- | --- | --- | --- |
+| mmlu | ridge on a static MiniLM embedding | RouteLLM MMLU correctness, GPT-4 vs Mixtral, folds 1-{FOLDS - 1} ({training["sources"]["mmlu"]} prompts) | Apache-2.0 | {scale[0]:g}, {shift[0]:g} |
+| gsm8k | ridge on a static MiniLM embedding | RouteLLM GSM8K correctness, GPT-4 vs Mixtral, folds 1-{FOLDS - 1} ({training["sources"]["gsm8k"]} prompts) | Apache-2.0 | {scale[1]:g}, {shift[1]:g} |
+| chat | {training["chat_expert"]} | RMB helpfulness pairs (Zhou et al.), top tier vs mid tier, folds 1-{FOLDS - 1} ({training["sources"]["rmb"]} prompts) | **none given: research-only** | {scale[2]:.4f}, {shift[2]:+.4f} |
+
+RMB's source repository carries no licence, so this checkpoint may be built and measured for
+research but not redistributed or used commercially. The package never ships it: build it
+yourself with the command below. Training prompts duplicating any evaluation or calibration
+prompt (exact text, or cosine >= 0.95 on the static embedder) were removed:
+{training["removed_as_contaminated"]}. Routing needs torch and transformers (the chat expert) and
+scikit-learn (the gate): `pip install 'langchain-routellm[train]'`.
+
+## Gate
+Character n-grams 2-5 (`char_wb`), 2**18 hashed buckets, sublinear TF-IDF; L2 penalty C =
+{gate["C"]:g} by 4-fold cross-validated log loss ({gate["cv_log_loss"]}). Accuracy on the held-out
+fold 0 of each kind's source: {accuracy}.
+
+## Metrics (items never trained on)
+AUC of the win rate against "strong scored higher than weak" on items where they differ (GPT-4 vs
+Mixtral; top tier vs mid tier on RMB):
+
+| set | items | decisive | AUC |
+| --- | --- | --- | --- |
+{metrics}
+
+APGR: `routellm eval --benchmark mt-bench --benchmark rmb --benchmark mmlu --benchmark gsm8k
+--data-dir ../shared/data --router <this folder>` scores MMLU, GSM8K and RMB on fold 0 only.
+
+## Calibration
+Reference prompts: {calibration.reference}, {calibration.n_prompts} prompts (Apache-2.0).
+strong share → threshold: {shares}.
+
+## Reproduce
+    pip install -e '.[train]'
+    python -m routellm_base.train.{NAME} --data-dir ../shared/data --out runs/chat-gated --seeds 0 1
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument(
+        "--out", required=True, help="checkpoint folder to write (replaced if it exists)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1], help="one fine-tuned chat expert per seed"
+    )
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--chat-expert", choices=("bert", "ridge"), default="bert")
+    args = parser.parse_args(argv)
+    try:
+        training = build(
+            args.data_dir,
+            args.out,
+            seeds=args.seeds,
+            epochs=args.epochs,
+            chat_expert=args.chat_expert,
+        )
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    print(
+        json.dumps(
+            {
+                k: training[k]
+                for k in ("sources", "removed_as_contaminated", "gate", "metrics", "seconds")
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"wrote {args.out}; score it with: routellm eval --benchmark mt-bench --benchmark rmb --benchmark mmlu "
+        f"--benchmark gsm8k --data-dir {args.data_dir} --router {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
