@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langchain_routellm import RouterChatModel
-from routellm_base import RandomRouter, load_router
+from routellm_base import RandomRouter, RoutingEngine, load_router
 from routellm_base.cli import main as routellm
 from routellm_base.judging import PairwiseJudge
 from routellm_base.log import RoutingLog
@@ -91,17 +91,18 @@ def main(folder: Path) -> None:
     print(f"logged {len(traffic)} calls and their shadow comparisons in {db}")
     print(llm.shadow_stats())
 
-    # Retrain on the judged traffic, then calibrate on it (the same as the command line:
-    # routellm train sw_ranking --data log:traffic.db ...; routellm calibrate --prompts log:...).
-    routellm(["train", "sw_ranking", "--data", f"log:{db}", "--out", str(checkpoint),
-              "--strong", "big", "--weak", "small", "--no-progress"])  # fmt: skip
+    # Retrain on the judged traffic and store its calibration on the logged prompts (the same as
+    # routellm train task_experts --data log:traffic.db --calibration-prompts log:traffic.db ...),
+    # then print the threshold for half of that traffic (routellm calibrate --prompts log:...).
+    routellm(["train", "task_experts", "--data", f"log:{db}", "--calibration-prompts", f"log:{db}",
+              "--out", str(checkpoint), "--strong", "big", "--weak", "small", "--no-progress"])  # fmt: skip
     routellm(["calibrate", "--prompts", f"log:{db}", "--strong-share", "0.5",
               "--router", str(checkpoint)])  # fmt: skip
 
-    router = load_router(checkpoint)
-    unseen = [MATH[25], MATH[28], CHAT[25], CHAT[28]]
-    for prompt, win_rate in zip(unseen, router.strong_win_rate(unseen)):
-        print(f"{win_rate:.3f}  {prompt}")
+    engine = RoutingEngine(load_router(checkpoint), strong_share=0.5)  # its stored calibration
+    for prompt in [MATH[25], MATH[28], CHAT[25], CHAT[28]]:
+        decision = engine.decide(prompt)
+        print(f"{decision.win_rate:.3f}  {decision.side:6}  {prompt}")
     log.close()
 
 

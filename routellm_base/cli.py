@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from .checkpoints import DEFAULT_ROUTER
-from .data.scored import read_prompt_file
+from .data.scored import read_prompt_file, read_prompts
 from .errors import RouteLLMError
 
 
@@ -140,13 +140,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .policy import calibrate_threshold
 
-    kind, sep, target = args.prompts.partition(":")
-    if sep and kind == "log":
-        from .log.training_data import logged_prompts
-
-        prompts = logged_prompts(target)
-    else:
-        prompts = [text for _, text in read_prompt_file(args.prompts)]
+    prompts, _ = read_prompts(args.prompts)
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())

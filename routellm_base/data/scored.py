@@ -60,6 +60,19 @@ def read_prompt_file(path: str | Path, later_turns: bool = False) -> list[tuple[
     return pairs
 
 
+def read_prompts(spec: str) -> tuple[list[str], str]:
+    """Prompts and a name for them, from ``log:PATH`` (a routing log's scored calls, stored with
+    ``store_prompts=True``; see :func:`routellm_base.log.training_data.logged_prompts`) or from
+    a prompt file as :func:`read_prompt_file` reads it. Used for calibration prompts."""
+    kind, sep, target = spec.partition(":")
+    if sep and kind == "log":
+        from ..log.training_data import logged_prompts  # the log extra, only when asked for
+
+        prompts = logged_prompts(target)
+        return prompts, f"routing log {Path(target).name} ({len(prompts)} prompts)"
+    prompts = [text for _, text in read_prompt_file(spec)]
+    return prompts, f"{Path(spec).name} ({len(prompts)} prompts)"
+
 def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
     """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
 

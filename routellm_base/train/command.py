@@ -13,7 +13,7 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
-from ..data.scored import read_prompt_file
+from ..data.scored import read_prompt_file, read_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
 from ..embedders import load_embedder
 from ..hashing import sha256_file
@@ -241,11 +241,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     calibration = None
     if args.calibration_prompts:
-        texts = [t for _, t in read_prompt_file(args.calibration_prompts)]
-        calibration = Calibration.from_win_rates(
-            router.strong_win_rate(texts),
-            f"{Path(args.calibration_prompts).name} ({len(texts)} prompts)",
-        )
+        texts, reference = read_prompts(args.calibration_prompts)
+        calibration = Calibration.from_win_rates(router.strong_win_rate(texts), reference)
 
     training = {
         "family": args.family,
@@ -464,7 +461,9 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument("--cosine", type=float, default=NEAR_DUPLICATE_COSINE)
     tr.add_argument(
         "--calibration-prompts",
-        help="reference prompts whose win-rate quantiles are stored for --strong-share",
+        help="reference prompts whose win-rate quantiles are stored for --strong-share: JSONL with "
+        "'prompt', one per line, or log:PATH (the routed calls of a routing log written with "
+        "store_prompts=True)",
     )
     tr.add_argument(
         "--data-licence", help="licence of the training data, written into the model card"

@@ -124,6 +124,8 @@ def test_log_shadow_judge_train_calibrate_route(
             "big",
             "--weak",
             "small",
+            "--calibration-prompts",
+            f"log:{path}",
             "--no-progress",
         ]  # fmt: skip
     )
@@ -131,6 +133,8 @@ def test_log_shadow_judge_train_calibrate_route(
     note = capsys.readouterr().err
     assert "70 battles {'judge': 70}" in note
     router = load_router(checkpoint)
+    # Its calibration was stored from the logged traffic, so strong_share works with it.
+    assert router.calibration is not None and router.calibration.reference.startswith("routing log")
     math_rate = router.strong_win_rate(held_out[0])
     chat_rate = router.strong_win_rate(held_out[1])
     # Learned from this traffic: it ranks unseen math questions (where the weak model failed)
@@ -156,6 +160,9 @@ def test_log_shadow_judge_train_calibrate_route(
     assert calibrated["prompts"] == 70 and calibrated["achieved_share"] == pytest.approx(
         0.5, abs=0.03
     )
+    assert router.calibration.threshold_for_share(0.5) == pytest.approx(
+        calibrated["threshold"], abs=0.01
+    )
 
     # 5. Route with it: math goes strong, chat weak, most of the time.
     routed = RouterChatModel(
@@ -168,7 +175,7 @@ def test_log_shadow_judge_train_calibrate_route(
     assert sides[:15].count("strong") >= 12 and sides[15:].count("weak") >= 12, sides
 
     # 6. Swap it into the live model, route the held-out traffic, and read the report.
-    llm.threshold = calibrated["threshold"]  # the new router has no calibration of its own
+    llm.threshold = calibrated["threshold"]  # the threshold `routellm calibrate` printed
     llm.swap_router(checkpoint)
     llm.shadow_rate = 0.0
     for prompt in held_out[0] + held_out[1]:
@@ -197,4 +204,6 @@ def test_the_learning_loop_example_runs_offline(tmp_path: Path) -> None:
     assert lines[3].startswith("threshold ") and "sends 50.0% of 40 prompts strong" in lines[3]
     rates = [float(line.split()[0]) for line in lines[-4:]]
     assert min(rates[:2]) > max(rates[2:])  # unseen arithmetic above unseen chat
+    # The stored calibration turns strong_share=0.5 into a threshold between them.
+    assert [line.split()[1] for line in lines[-4:]] == ["strong", "strong", "weak", "weak"]
     assert (tmp_path / "router" / "model_card.md").exists() or any((tmp_path / "router").iterdir())
