@@ -786,11 +786,13 @@ def _format(report: LogReport) -> list[str]:
             lines.append(f"    {d.note}")
             continue
         size = f", {d.reference_size} prompts" if d.reference_size else ""
-        noise = (
-            f" (above {d.ks_critical_95:.3f}: more than sampling noise, 95%)"
-            if d.ks_critical_95
-            else ""
-        )
+        noise = ""
+        if d.ks_critical_95:
+            noise = (
+                f" (above {d.ks_critical_95:.3f}: more than sampling noise, 95%)"
+                if d.ks > d.ks_critical_95
+                else f" (not above {d.ks_critical_95:.3f}, its 95% sampling-noise level: could be chance)"
+            )
         lines.append(f"    calibration: {d.reference}{size}")
         lines.append(f"    KS distance {d.ks:.3f}{noise}:")
         lines.append(

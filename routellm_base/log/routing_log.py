@@ -190,8 +190,9 @@ class RoutingLog:
 
         ``decision`` is the decision of the side that answered (after any fallback; its
         ``call_id`` is the row's); ``conversation`` what was routed (a prompt string or turns,
-        as for :meth:`RoutingEngine.decide`); tokens and ``cost_usd`` as known (``None``:
-        unknown); ``latency_seconds`` the whole call, routing included.
+        as for :meth:`RoutingEngine.decide`); ``checkpoint_id`` defaults to the decision's; tokens
+        and ``cost_usd`` as known (``None``: unknown); ``latency_seconds`` the whole call, routing
+        included.
         """
         try:
             self._put(
@@ -487,7 +488,7 @@ class RoutingLog:
             "call_id": d.call_id,
             "created_at": _utc(call.created_at),
             "router": d.router,
-            "checkpoint_id": call.checkpoint_id,
+            "checkpoint_id": call.checkpoint_id or d.checkpoint_id,
             "threshold": d.threshold,
             "side": d.side,
             "win_rate": d.win_rate,

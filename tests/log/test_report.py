@@ -213,6 +213,7 @@ def test_the_text_report_reads_in_a_terminal(sqlite_log):
     ):
         assert heading in text_report
     assert max(len(line) for line in text_report.splitlines()) <= 100
+    assert "more than sampling noise" in text_report  # the fixture's maths traffic is not chat
     # Bins are aligned to UTC multiples of their width: 08:00, 10:00, 12:00.
     rows = [line.split()[:3] for line in text_report.splitlines() if line.startswith("  2026-")]
     assert rows == [["2026-03-02", "08:00", "60"], ["2026-03-02", "10:00", "120"],
@@ -246,6 +247,25 @@ def test_unpriced_models_are_named_and_prices_can_be_given(tmp_path: Path):
     assert cost.calls_compared == 2 and cost.unpriced_models == ()
     assert (cost.cost_usd, cost.always_strong_usd) == pytest.approx((0.008, 0.08))
     assert cost.savings_share == pytest.approx(0.9)
+
+
+def test_drift_inside_the_noise_level_is_not_called_more_than_noise(tmp_path: Path, data_dir: Path):
+    # Traffic drawn from the calibration set itself: its KS distance is chance.
+    prompts = [
+        json.loads(line)["prompt"] for line in (data_dir / "arena_hard" / "questions.jsonl").open()
+    ]
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.5)
+    log = RoutingLog(tmp_path / "log.db")
+    for prompt in prompts[:40]:
+        log.record(engine.decide(prompt, strong_model="big", weak_model="small"), conversation=prompt,
+                   strong_model="big", weak_model="small")  # fmt: skip
+    log.close()
+    report = build_report(tmp_path / "log.db")
+    [drift] = report.drift
+    assert drift.ks is not None and drift.ks < drift.ks_critical_95
+    assert (
+        "could be chance" in report.format() and "more than sampling noise" not in report.format()
+    )
 
 
 def test_a_log_without_comparisons_or_calibration_says_so(tmp_path: Path):
