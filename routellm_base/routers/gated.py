@@ -20,7 +20,7 @@ time, against 92 / 99 / 85% for a softmax on all-MiniLM-L6-v2 embeddings (docs/r
 A checkpoint folder holds the gate in ``weights.safetensors`` and each expert as a checkpoint
 folder of its own under it (``experts/<name>/``); ``config.json`` pins the sha256 of every
 expert's ``config.json``, which pins that expert's weights. The gate needs scikit-learn (its
-hashing vectoriser); the experts need whatever their families need.
+hashing vectoriser: the ``gated`` extra); the experts need whatever their families need.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _sklearn() -> tuple[Any, Any]:
         from sklearn.preprocessing import normalize
     except ImportError as exc:
         raise MissingDependencyError(
-            "the gated router's gate needs scikit-learn: pip install 'langchain-routellm[train]'"
+            "the gated router's gate needs scikit-learn: pip install 'langchain-routellm[gated]'"
         ) from exc
     return HashingVectorizer, normalize
 
@@ -121,10 +121,11 @@ class TextGate:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def tensors(self) -> dict[str, np.ndarray]:
+        # C order: safetensors writes an array's buffer as it lies (scikit-learn's coef_ need not be C).
         return {
-            "gate_idf": self.idf.astype(np.float32),
-            "gate_weight": self.weight.astype(np.float32),
-            "gate_bias": self.bias.astype(np.float32),
+            "gate_idf": np.ascontiguousarray(self.idf, np.float32),
+            "gate_weight": np.ascontiguousarray(self.weight, np.float32),
+            "gate_bias": np.ascontiguousarray(self.bias, np.float32),
         }
 
 
@@ -220,14 +221,7 @@ class GatedRouter(Router):
     def expected_gap(self, texts: list[str]) -> np.ndarray:
         """The gate-weighted gap, strong minus weak, for each text."""
         gate = self.kind_probabilities(texts)
-        gaps = np.zeros_like(gate)
-        # Each kind's expert is asked only about the texts the gate gives it weight (>= 1e-6), so
-        # a quiz does not run the chat encoder; a text's answer moves by less than 1e-6.
-        for k in range(len(self.kinds)):
-            rows = np.flatnonzero(gate[:, k] >= 1e-6)
-            if len(rows):
-                gaps[rows, k] = self._kind_gap(k, [texts[i] for i in rows])
-        return (gate * gaps).sum(axis=1)
+        return (gate * self.kind_gaps(texts)).sum(axis=1)
 
     def _win_rate(self, texts: list[str]) -> np.ndarray:
         return (1.0 + self.expected_gap(texts)) / 2.0

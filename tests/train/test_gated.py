@@ -44,8 +44,9 @@ def test_text_gate_tells_quiz_word_problem_and_chat_apart_on_held_out_prompts(da
     train = [[p for p in s if crossfit_fold(p) != 0][:400] for s in sources]
     held_out = [[p for p in s if crossfit_fold(p) == 0][:150] for s in sources]
     kind = np.concatenate([np.full(len(t), k) for k, t in enumerate(train)])
-    gate, record = fit_text_gate([p for t in train for p in t], kind, 3)
-    assert record["C"] in (1.0, 10.0, 100.0) and record["texts_per_kind"] == [400, 400, 400]
+    gate, record = fit_text_gate([p for t in train for p in t], kind, 3, cs=(10.0,))
+    assert record["C"] == 10.0 and record["texts_per_kind"] == [400, 400, 400]
+    assert 0 < record["cv_log_loss"]["10"] < 0.5
     for k, prompts in enumerate(held_out):
         probabilities = gate.probabilities(prompts)
         assert probabilities.shape == (len(prompts), 3)
@@ -63,7 +64,7 @@ def test_two_kind_gate_is_the_logistic_regression_as_a_softmax():
         f"Which is {i}?\nA. {i}\nB. {i + 1}\nC. {i + 2}\nD. {i + 3}\nAnswer:" for i in range(20)
     ]
     chat = [f"write me a friendly note about topic number {i}, please" for i in range(20)]
-    gate, _ = fit_text_gate(quiz + chat, np.array([0] * 20 + [1] * 20), 2)
+    gate, _ = fit_text_gate(quiz + chat, np.array([0] * 20 + [1] * 20), 2, cs=(10.0,))
     assert gate.weight.shape == (2, GATE_SETTINGS["n_features"])
     p = gate.probabilities(
         ["Which is 99?\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:", "write me a note about cats, please"]
@@ -72,7 +73,7 @@ def test_two_kind_gate_is_the_logistic_regression_as_a_softmax():
 
 
 class _Constant(Router):
-    """A unit-test expert: a fixed win rate, counting how many texts it was asked about."""
+    """A unit-test expert: a fixed win rate, counting the texts it was asked about."""
 
     family = "constant"
 
@@ -94,7 +95,7 @@ def _gate_tensors(bias):
     }
 
 
-def test_win_rate_is_the_gate_weighted_scaled_gap_and_an_unweighted_kind_is_not_asked():
+def test_win_rate_is_the_gate_weighted_mean_of_each_kinds_scaled_ensemble_gap():
     a, b, c = _Constant(0.9), _Constant(0.6), _Constant(0.1)
     router = GatedRouter(
         "unit", _gate_tensors([0.0, np.log(3.0), -40.0]), ["s", "w"], "s", "w", kinds=["a", "b", "c"],
@@ -103,7 +104,7 @@ def test_win_rate_is_the_gate_weighted_scaled_gap_and_an_unweighted_kind_is_not_
     rates = router.strong_win_rate(["one", "two"])
     # P = (1/4, 3/4, ~0); gaps: a 0.8, b 0.5 * mean(0.2, -0.2) + 0.1 = 0.1.
     np.testing.assert_allclose(rates, (1 + 0.25 * 0.8 + 0.75 * 0.1) / 2, atol=1e-9)
-    assert (a.asked, b.asked, c.asked) == (2, 2, 0)
+    assert (a.asked, b.asked, c.asked) == (2, 2, 2)
 
 
 def test_inconsistent_gated_configs_are_refused_with_the_reason():
@@ -223,3 +224,54 @@ def test_chat_expert_command_trains_bert_on_rmb_battles_alone_and_declares_rmb(t
     assert args.family == "bert" and args.data == [str(files["chat"])] and args.seed == 1
     assert args.trained_on_benchmark == ["rmb"] and "research-only" in args.data_licence
     assert (args.epochs, args.max_length) == (3, 128)
+
+
+def test_gated_checkpoint_routes_inside_a_langchain_chain(gated_checkpoint):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    from langchain_routellm import RouterChatModel
+
+    def model(text):
+        return GenericFakeChatModel(messages=iter([AIMessage(content=text)] * 4))
+
+    router = load_router(gated_checkpoint)
+    quiz = (
+        "Glycogen breakdown in muscle results in:\nA. glucose\nB. G1P\nC. G6P\nD. lactate\nAnswer:"
+    )
+    threshold = float(router.strong_win_rate([quiz])[0])
+    llm = RouterChatModel(
+        router=str(gated_checkpoint),
+        strong=model("strong"),
+        weak=model("weak"),
+        threshold=threshold,
+    )
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
+    reply = chain.invoke({"q": quiz})
+    decision = reply.response_metadata["routellm"]
+    assert decision["win_rate"] == pytest.approx(threshold) and decision["side"] == "strong"
+    assert (chain | StrOutputParser()).invoke({"q": quiz}) == "strong"
+
+
+def test_recipe_refuses_to_write_over_a_folder_that_is_not_empty(tmp_path, data_dir, capsys):
+    from routellm_base.train.chat_gated import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--chat-expert", "ridge"])
+    assert exit_info.value.code == 1
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_gate_tensors_survive_safetensors_whatever_the_weights_memory_order(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    n = GATE_SETTINGS["n_features"]
+    weight = np.asfortranarray(np.random.default_rng(0).normal(size=(3, n)))  # as coef_ may be
+    gate = TextGate(np.ones(n), weight, np.zeros(3))
+    save_file(gate.tensors(), str(tmp_path / "gate.safetensors"))
+    loaded = load_file(str(tmp_path / "gate.safetensors"))
+    np.testing.assert_allclose(loaded["gate_weight"], weight.astype(np.float32))
