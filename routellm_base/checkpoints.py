@@ -240,15 +240,12 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
     files = config.get("files") or {}
     if WEIGHTS_FILE not in files:
         raise CheckpointError(f"{path}/{CONFIG_FILE} records no sha256 for {WEIGHTS_FILE}")
-    weights_path = path / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(f"{path} lacks {WEIGHTS_FILE}")
-    for relative, sha in files.items():
+    for relative, sha in files.items():  # the weights and any further pinned file
         pinned = path / relative
         if not pinned.is_file():
             raise CheckpointError(f"{path} lacks {relative}, which its {CONFIG_FILE} pins")
         verify_sha256(pinned, sha, f"router checkpoint {name!r} file {relative}")
-    tensors = load_file(str(weights_path))
+    tensors = load_file(str(path / WEIGHTS_FILE))
     cls = _ROUTER_CLASSES[family]
     embedder_obj: Embedder | None = None
     if getattr(cls, "uses_embedder", True):

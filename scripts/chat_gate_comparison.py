@@ -46,7 +46,7 @@ def report(name: str, predict) -> None:
 
 
 print("| gate | " + " | ".join(KINDS) + " |\n| --- | --- | --- | --- |")
-router, _, _ = train_fold(args.data_dir, static, DEFAULT_CONFIG, 0, cache, chat=True)
+router, _, _ = train_fold(args.data_dir, static, DEFAULT_CONFIG, 0, cache, chat=True, split=split)
 report(
     "softmax on the static embedding (chat_task_experts)",
     lambda p: router.kind_probabilities(p).argmax(1),

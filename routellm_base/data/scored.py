@@ -73,6 +73,7 @@ def read_prompts(spec: str) -> tuple[list[str], str]:
     prompts = [text for _, text in read_prompt_file(spec)]
     return prompts, f"{Path(spec).name} ({len(prompts)} prompts)"
 
+
 def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
     """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
 

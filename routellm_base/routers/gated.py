@@ -176,13 +176,14 @@ class GatedRouter(Router):
             )
         self.expert_scale = np.asarray(expert_scale, np.float64)
         self.expert_shift = np.asarray(expert_shift, np.float64)
-        self.expert_paths = {kind: list(paths) for kind, paths in (experts or {}).items()}
-        self.experts = expert_routers if expert_routers is not None else self._load_experts()
+        self.experts = (
+            expert_routers if expert_routers is not None else self._load_experts(experts or {})
+        )
         lacking = [kind for kind in self.kinds if not self.experts.get(kind)]
         if lacking:
             raise CheckpointError(f"gated checkpoint {name!r} has no expert for kinds {lacking}")
 
-    def _load_experts(self) -> dict[str, list[Router]]:
+    def _load_experts(self, paths_by_kind: dict[str, list[str]]) -> dict[str, list[Router]]:
         from ..checkpoints import load_router  # the checkpoint module builds this class
 
         root = self.metadata.get("path")
@@ -191,7 +192,7 @@ class GatedRouter(Router):
                 f"gated router {self.name!r} names expert folders but no checkpoint path"
             )
         experts: dict[str, list[Router]] = {}
-        for kind, paths in self.expert_paths.items():
+        for kind, paths in paths_by_kind.items():
             if kind not in self.kinds:
                 raise CheckpointError(
                     f"gated checkpoint {self.name!r}: expert kind {kind!r} is not one of {self.kinds}"

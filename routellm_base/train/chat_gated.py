@@ -115,12 +115,8 @@ def gate_prompts(
     """
     chat = [r.prompt for r in split.train["rmb"]]
     extra = sorted({p.prompt for p in rmb_split(load_rmb_pairs(data_dir), "train")} - set(chat))
-    evaluation = (
-        [r.prompt for rows in split.held_out.values() for r in rows]
-        + [t for r in split.mt_bench for t in r.extra["turns"]]
-        + split.arena
-    )
     if extra:
+        evaluation = split.evaluation_prompts
         bad = contaminated_mask(extra, evaluation, embed(extra), embed(evaluation))
         chat += [p for p, b in zip(extra, bad, strict=True) if not b]
     return [[r.prompt for r in split.train["mmlu"]], [r.prompt for r in split.train["gsm8k"]], chat]
@@ -171,7 +167,7 @@ def build(
         data_dir, 0, cached_embed(embedder, cache), with_llmrouter=False, with_rmb=True
     )
     static, _, tensors = train_fold(
-        data_dir, embedder, DEFAULT_CONFIG, 0, cache, chat=True, name=NAME
+        data_dir, embedder, DEFAULT_CONFIG, 0, cache, chat=True, name=NAME, split=split
     )
     assert list(static.kinds) == list(KINDS)
     _say(started, "ridge experts fitted (mmlu, gsm8k, chat), fold 0 held out and decontaminated")

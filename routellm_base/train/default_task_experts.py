@@ -26,6 +26,7 @@ from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .recipe import (
     FOLDS,
+    FoldSplit,
     cached_embed,
     crossfit,
     fold_record,
@@ -47,15 +48,18 @@ def train_fold(
     *,
     chat: bool = False,
     name: str = "task_experts",
+    split: FoldSplit | None = None,
 ) -> tuple[TaskExpertsRouter, dict[str, Any], dict[str, np.ndarray]]:
     """Fit the recipe with MMLU/GSM8K fold ``fold`` held out; returns router, record, tensors.
 
     ``chat`` adds RMB's other folds as a third, centred kind (the research-only
     :mod:`routellm_base.train.chat_task_experts` recipe); RMB's fold ``fold`` is then held out too.
+    ``split`` is that fold's :func:`split_fold`, when the caller already made it.
     """
     started = time.time()
     embed = cached_embed(embedder, embeddings_cache)
-    split = split_fold(data_dir, fold, embed, with_llmrouter=False, with_rmb=chat)
+    if split is None:
+        split = split_fold(data_dir, fold, embed, with_llmrouter=False, with_rmb=chat)
     texts, kind, gap = scored_task_rows({k: split.train[k] for k in KINDS}, GPT4, MIXTRAL)
     kinds, centred = KINDS, ()
     if chat:

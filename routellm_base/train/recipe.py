@@ -71,6 +71,9 @@ class FoldSplit:
     mt_bench: list[ScoredPrompt]
     arena: list[str]
     removed_as_contaminated: dict[str, int]
+    evaluation_prompts: list[str]
+    """Every prompt the training rows were decontaminated against (held-out folds, MT Bench's
+    turns, Arena-Hard, LLMRouter's test split when used)."""
 
     def metrics(self, router: Router) -> dict[str, dict[str, float]]:
         """AUC on the held-out fold of each benchmark and on MT Bench (never trained on)."""
@@ -121,7 +124,7 @@ def split_fold(
         mask = contaminated_mask(prompts, eval_prompts, embed(prompts), eval_emb)
         removed[source] = int(mask.sum())
         train[source] = [r for r, bad in zip(rows, mask, strict=True) if not bad]
-    return FoldSplit(fold, train, held_out, mt_bench, arena, removed)
+    return FoldSplit(fold, train, held_out, mt_bench, arena, removed, eval_prompts)
 
 
 def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Callable[[list[str]], np.ndarray]:
