@@ -40,7 +40,6 @@ from ..data import (
     load_mt_bench,
     load_rmb,
     load_rmb_pairs,
-    rmb_split,
     rmb_tier_battles,
 )
 from ..data.scored import write_scored_jsonl
@@ -52,13 +51,17 @@ BENCHMARKS = ("mmlu", "gsm8k", "rmb")
 
 
 def write_training_files(
-    data_dir: str | Path, work: Path, mmlu_items: int, seed: int
+    data_dir: str | Path, work: Path, mmlu_items: int, seed: int, fold: int = 0
 ) -> dict[str, Path]:
     """The recipe's training and exclusion files under ``work``: battles and scored JSONL as
-    ``routellm train`` reads them, and every evaluation prompt to decontaminate against."""
+    ``routellm train`` reads them, and every evaluation prompt to decontaminate against.
+
+    ``fold`` (of :data:`FOLDS`, by sha1 of the prompt) is held out of every source; fold 0 is
+    what ``routellm eval`` scores, the others serve cross-fitting.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    mmlu = [r for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) != 0]
-    gsm8k = [r for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) != 0]
+    mmlu = [r for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) != fold]
+    gsm8k = [r for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) != fold]
     if mmlu_items < len(mmlu):
         mmlu = random.Random(seed).sample(mmlu, mmlu_items)
     files = {
@@ -66,13 +69,14 @@ def write_training_files(
         "mmlu": work / "mmlu.jsonl",
         "gsm8k": work / "gsm8k.jsonl",
     }
-    battles = rmb_tier_battles(rmb_split(load_rmb_pairs(data_dir), "train"), GPT4, MIXTRAL)
+    pairs = [p for p in load_rmb_pairs(data_dir) if crossfit_fold(p.prompt, FOLDS) != fold]
+    battles = rmb_tier_battles(pairs, GPT4, MIXTRAL)
     files["chat"].write_text("".join(json.dumps(b) + "\n" for b in battles), encoding="utf-8")
     write_scored_jsonl(mmlu, files["mmlu"])
     write_scored_jsonl(gsm8k, files["gsm8k"])
-    held_out = [r.prompt for r in load_rmb(data_dir)]
-    held_out += [r.prompt for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) == 0]
-    held_out += [r.prompt for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) == 0]
+    held_out = [r.prompt for r in load_rmb(data_dir, "all") if crossfit_fold(r.prompt, FOLDS) == fold]
+    held_out += [r.prompt for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) == fold]
+    held_out += [r.prompt for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) == fold]
     held_out += [t for r in load_mt_bench(data_dir) for t in r.extra["turns"]]
     files["exclude"] = work / "evaluation_prompts.jsonl"
     files["exclude"].write_text(

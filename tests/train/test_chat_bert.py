@@ -6,6 +6,8 @@ RMB's battles named after the routed pair, and every evaluation prompt handed to
 
 import json
 
+import pytest
+
 from routellm_base.data import GPT4, MIXTRAL, crossfit_fold, load_gsm8k, load_mt_bench, load_rmb
 from routellm_base.train.chat_bert import (
     BENCHMARKS,
@@ -20,16 +22,21 @@ def _read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_training_files_hold_out_fold_zero_and_exclude_every_evaluation_prompt(tmp_path, data_dir):
-    files = write_training_files(data_dir, tmp_path, mmlu_items=200, seed=0)
+@pytest.mark.parametrize("fold", [0, 3])
+def test_training_files_hold_out_one_fold_and_exclude_every_evaluation_prompt(
+    tmp_path, data_dir, fold
+):
+    files = write_training_files(data_dir, tmp_path, mmlu_items=200, seed=0, fold=fold)
     chat, mmlu, gsm8k = _read(files["chat"]), _read(files["mmlu"]), _read(files["gsm8k"])
     assert len(mmlu) == 200 and len(gsm8k) == sum(
-        crossfit_fold(r.prompt) != 0 for r in load_gsm8k(data_dir)
+        crossfit_fold(r.prompt) != fold for r in load_gsm8k(data_dir)
     )
-    assert all(crossfit_fold(r["prompt"]) != 0 for r in chat + mmlu + gsm8k)
+    assert all(crossfit_fold(r["prompt"]) != fold for r in chat + mmlu + gsm8k)
+    assert len(chat) > 2000  # RMB's top-vs-mid battles of the four other folds
     assert {frozenset((b["model_a"], b["model_b"])) for b in chat} == {frozenset((GPT4, MIXTRAL))}
     excluded = {r["prompt"] for r in _read(files["exclude"])}
-    assert {r.prompt for r in load_rmb(data_dir)} <= excluded
+    held_out = {r.prompt for r in load_rmb(data_dir, "all") if crossfit_fold(r.prompt) == fold}
+    assert held_out and held_out <= excluded
     assert {t for r in load_mt_bench(data_dir) for t in r.extra["turns"]} <= excluded
     assert not excluded & {r["prompt"] for r in chat + mmlu + gsm8k}
 

@@ -224,6 +224,54 @@ def test_chat_expert_command_trains_bert_on_rmb_battles_alone_and_declares_rmb(t
     assert args.family == "bert" and args.data == [str(files["chat"])] and args.seed == 1
     assert args.trained_on_benchmark == ["rmb"] and "research-only" in args.data_licence
     assert (args.epochs, args.max_length) == (3, 128)
+    # A cross-fitting fold's expert trained on RMB's fold 0: it must not claim fold 0 is held out.
+    other = parser.parse_args(chat_bert_argv(files, tmp_path / "out", seed=1, epochs=3, fold=2))
+    assert other.trained_on_benchmark in (None, [])
+
+
+class _Length(Router):
+    """A unit-test stand-in for one fold's trained router: longer prompts win more often."""
+
+    family = "length"
+
+    def _win_rate(self, texts):
+        return np.array([min(len(t), 2000) / 2000 for t in texts])
+
+
+def test_crossfit_trains_each_other_fold_once_and_scores_every_item_by_its_fold_router(
+    monkeypatch, data_dir
+):
+    """The plumbing of ``--crossfit`` on the real benchmarks; training is stood in for (it is
+    the recipe's own ``train_parts``, run for fold 0 by the recipe test above)."""
+    from routellm_base.evals import load_benchmark
+    from routellm_base.train import chat_gated
+
+    trained, folders = [], []
+
+    def fake_parts(data_dir_, work, data_work, fold, **options):
+        trained.append((fold, options["seeds"]))
+        folders.append(work)
+        work.mkdir(parents=True)
+        return chat_gated.FoldParts(_Length(f"fold {fold}"), None, {}, [], [], {})
+
+    monkeypatch.setattr(chat_gated, "train_parts", fake_parts)
+    figures = chat_gated.crossfit_figures(data_dir, _Length("fold 0"), {"seeds": [0, 1]})
+    assert sorted(trained) == [(k, [0, 1]) for k in (1, 2, 3, 4)]
+    assert not any(f.exists() for f in folders)  # fold routers are temporaries
+    pooled = {r["benchmark"]: r for r in figures["pooled"]}
+    assert pooled["rmb"]["n"] == len(load_rmb(data_dir, "all")) > 4 * len(load_rmb(data_dir))
+    assert pooled["mmlu"]["n"] == len(load_mmlu(data_dir))
+    assert pooled["gsm8k"]["n"] == len(load_gsm8k(data_dir))
+    assert all(0.3 < r["apgr"] < 0.8 and r["random_apgr_std"] > 0 for r in pooled.values())
+    # Every fold router routes MT Bench the same way here, so each fold's figure is the same.
+    mt = load_benchmark("mt-bench", data_dir)
+    from routellm_base.evals import quality_curve
+
+    expected = quality_curve(_Length("x").strong_win_rate(mt.prompts), mt.strong, mt.weak).apgr()
+    assert figures["mt_bench_apgr_by_fold"] == [round(expected, 4)] * 5
+    card = chat_gated.crossfit_section(figures)
+    assert "| rmb | 1237 |" in card and f"mean {expected:.3f}" in card
+    assert "--crossfit" in chat_gated.crossfit_section(None)
 
 
 def test_gated_checkpoint_routes_inside_a_langchain_chain(gated_checkpoint):
