@@ -11,7 +11,7 @@ count raised by the unreadable judgments of this run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,7 +40,7 @@ class _Item:
 
 def judge_log(
     target: str | Path,
-    judge: PairwiseJudge,
+    judge: PairwiseJudge | Callable[[], PairwiseJudge],
     *,
     concurrency: int = 4,
     retry_unparseable: bool = False,
@@ -48,6 +48,9 @@ def judge_log(
 ) -> dict[str, int]:
     """Judge the log's unjudged comparisons with ``judge`` (at most ``concurrency`` at a time,
     at most ``limit`` items) and write the verdicts into the log.
+
+    ``judge`` may be a zero-argument factory: it is then called only when a comparison waits,
+    so a log with nothing to judge needs no judge endpoint or API key.
 
     Returns the counts: ``items`` (comparisons waiting), ``judged`` (readable verdicts),
     ``strong_wins``, ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable
@@ -77,6 +80,10 @@ def judge_log(
             ties=0,
             unparseable=0,
         )
+        if not items:
+            return counts
+        if not isinstance(judge, PairwiseJudge):
+            judge = judge()
         done: list[tuple[int, PairVerdict | None, str | None]] = []
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="routellm-judge")
         try:

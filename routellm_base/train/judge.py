@@ -357,22 +357,24 @@ def _judge_log(args: argparse.Namespace) -> int:
             f"--log takes no {', '.join(given)}: the models are the log's and the verdicts are "
             "written into the log"
         )
-    client = _make_client(args.base_url, args.api_key_env, args.timeout)
-    send = _Requester(
-        client,
-        args.judge_model,
-        args.max_tokens,
-        RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff),
-        time.sleep,
-    )
+    senders: list[_Requester] = []
+
+    def make_judge() -> PairwiseJudge:
+        # Built only when a comparison waits: a log with nothing to judge needs no API key.
+        client = _make_client(args.base_url, args.api_key_env, args.timeout)
+        policy = RetryPolicy(max_retries=args.max_retries, base_delay=args.backoff)
+        senders.append(_Requester(client, args.judge_model, args.max_tokens, policy, time.sleep))
+        return PairwiseJudge(senders[0], args.judge_model)
+
     counts = judge_log(
         args.log,
-        PairwiseJudge(send, args.judge_model),
+        make_judge,
         concurrency=args.concurrency,
         retry_unparseable=args.retry_unparseable,
         limit=args.limit,
     )
-    counts = {**counts, "requests": send.requests, "retries": send.retries}
+    requests, retries = (senders[0].requests, senders[0].retries) if senders else (0, 0)
+    counts = {**counts, "requests": requests, "retries": retries}
     if args.json:
         print(json.dumps(counts))
     else:

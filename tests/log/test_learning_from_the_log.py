@@ -245,3 +245,26 @@ def test_judge_command_arguments_are_checked(
     for extra, message in cases:
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err
+
+
+def test_judge_command_needs_no_api_key_when_nothing_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ROUTELLM_TEST_JUDGE_KEY", raising=False)
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    logged_call(log, runner, "q1", "weak", "w", ConnectionError("down"))  # nothing to judge
+    assert runner.flush(10) and log.flush(10)
+    argv = ["judge", "--log", str(path), "--judge-model", "j", "--api-key-env", "ROUTELLM_TEST_JUDGE_KEY"]
+    argv.append("--json")
+    assert main(argv) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["items"], counts["judged"], counts["requests"]) == (0, 0, 0)
+    # Once a comparison waits, the missing key is named before anything is sent.
+    logged_call(log, runner, "q2", "strong", "s", "w")
+    assert runner.flush(10) and log.flush(10)
+    assert main(argv) != 0
+    assert "ROUTELLM_TEST_JUDGE_KEY" in capsys.readouterr().err
+    assert read_comparisons(path)[-1]["verdict"] is None
+    log.close()
