@@ -151,7 +151,8 @@ def crossfit(
 
     ``train_fold(k)`` returns the recipe's router trained with fold k held out; each item is
     scored by the fold model that never saw it (nor, after decontamination, any near-duplicate).
-    Each result carries the 200-seed random band on the same items.
+    Each result carries the 200-seed random band on the same items and ``apgr_by_fold``, each
+    fold's APGR under its own router (the pooled figure also ranks items across fold routers).
     """
     from ..evals import Benchmark, load_benchmark, quality_curve, random_baseline
 
@@ -162,11 +163,14 @@ def crossfit(
 
     benchmarks = {name: whole(name) for name in names}
     rates = {name: np.full(len(b.rows), np.nan) for name, b in benchmarks.items()}
+    by_fold: dict[str, list[float]] = {name: [] for name in names}
     for fold in range(FOLDS):
         router = train_fold(fold)
         for name, bench in benchmarks.items():
             idx = [i for i, r in enumerate(bench.rows) if crossfit_fold(r.prompt, FOLDS) == fold]
             rates[name][idx] = router.strong_win_rate([bench.rows[i].prompt for i in idx])
+            curve = quality_curve(rates[name][idx], bench.strong[idx], bench.weak[idx])
+            by_fold[name].append(round(curve.apgr(), 4))
     results = []
     for name, bench in benchmarks.items():
         assert not np.isnan(rates[name]).any()
@@ -183,6 +187,7 @@ def crossfit(
                 "cpt80": curve.cpt(0.8),
                 "random_apgr": random_mean,
                 "random_apgr_std": random_std,
+                "apgr_by_fold": by_fold[name],
             }
         )
     return results

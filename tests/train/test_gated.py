@@ -263,10 +263,18 @@ def test_crossfit_trains_each_other_fold_once_and_scores_every_item_by_its_fold_
     assert pooled["mmlu"]["n"] == len(load_mmlu(data_dir))
     assert pooled["gsm8k"]["n"] == len(load_gsm8k(data_dir))
     assert all(0.3 < r["apgr"] < 0.8 and r["random_apgr_std"] > 0 for r in pooled.values())
+    assert all(len(r["apgr_by_fold"]) == 5 for r in pooled.values())
+    # Each fold's own figure is its items' APGR: RMB's fold 2, computed here independently.
+    from routellm_base.data.rmb import MID_TIER, TOP_TIER
+    from routellm_base.evals import quality_curve
+    from routellm_base.evals.benchmarks import Benchmark
+
+    fold2 = Benchmark("rmb", [r for r in load_rmb(data_dir, "all") if crossfit_fold(r.prompt) == 2], TOP_TIER, MID_TIER)
+    own = quality_curve(_Length("x").strong_win_rate(fold2.prompts), fold2.strong, fold2.weak).apgr()
+    assert pooled["rmb"]["apgr_by_fold"][2] == round(own, 4)
+    assert len(set(pooled["rmb"]["apgr_by_fold"])) > 1
     # Every fold router routes MT Bench the same way here, so each fold's figure is the same.
     mt = load_benchmark("mt-bench", data_dir)
-    from routellm_base.evals import quality_curve
-
     expected = quality_curve(_Length("x").strong_win_rate(mt.prompts), mt.strong, mt.weak).apgr()
     assert figures["mt_bench_apgr_by_fold"] == [round(expected, 4)] * 5
     card = chat_gated.crossfit_section(figures)
