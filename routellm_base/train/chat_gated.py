@@ -122,10 +122,10 @@ def gate_prompts(
     """Each kind's gate training prompts, in :data:`KINDS` order.
 
     MMLU and GSM8K: the experts' training prompts. Chat: every RMB prompt outside the held-out
-    fold, also
-    those with no top-tier vs mid-tier battle. The gate learns the kind and needs no outcome, so
-    it has about 30% more chat prompts than the chat expert. The extra prompts are decontaminated
-    like the experts' (exact text, or cosine >= 0.95 to an evaluation or calibration prompt).
+    fold, also those with no top-tier vs mid-tier battle. The gate learns the kind and needs no
+    outcome, so it has about 30% more chat prompts than the chat expert. The extra prompts are
+    decontaminated like the experts' (exact text, or cosine >= 0.95 to an evaluation or
+    calibration prompt).
     """
     chat = [r.prompt for r in split.train["rmb"]]
     rmb = {
