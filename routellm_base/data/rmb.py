@@ -95,14 +95,17 @@ def load_rmb_pairs(data_dir: str | Path) -> list[RMBPair]:
     return pairs
 
 
-def rmb_split(pairs: list[RMBPair], split: Literal["holdout", "train", "all"]) -> list[RMBPair]:
-    """Fold 0 (``holdout``, about 20% of prompts), the other folds (``train``) or ``all``."""
+def rmb_split(
+    pairs: list[RMBPair], split: Literal["holdout", "train", "all"], fold: int = 0
+) -> list[RMBPair]:
+    """Fold ``fold`` of 5 by sha1 of the prompt (``holdout``, about 20% of prompts; fold 0 is the
+    ``rmb`` benchmark, the others serve cross-fitting), the other folds (``train``) or ``all``."""
     if split == "all":
         return list(pairs)
     if split not in ("holdout", "train"):
         raise ValueError(f"RMB split must be 'holdout', 'train' or 'all', not {split!r}")
     want_holdout = split == "holdout"
-    return [p for p in pairs if (crossfit_fold(p.prompt, RMB_FOLDS) == 0) == want_holdout]
+    return [p for p in pairs if (crossfit_fold(p.prompt, RMB_FOLDS) == fold) == want_holdout]
 
 
 def tier_outcome(pair: RMBPair) -> float | None:
@@ -161,7 +164,7 @@ def rmb_tier_battles(pairs: list[RMBPair], strong: str, weak: str) -> list[dict[
 
 
 def load_rmb(
-    data_dir: str | Path, split: Literal["holdout", "train", "all"] = "holdout"
+    data_dir: str | Path, split: Literal["holdout", "train", "all"] = "holdout", fold: int = 0
 ) -> list[ScoredPrompt]:
     """RMB as a benchmark: top tier vs mid tier per prompt, on the held-out fold by default."""
-    return rmb_tier_scores(rmb_split(load_rmb_pairs(data_dir), split))
+    return rmb_tier_scores(rmb_split(load_rmb_pairs(data_dir), split, fold))

@@ -40,6 +40,7 @@ from ..data import (
     load_mt_bench,
     load_rmb,
     load_rmb_pairs,
+    rmb_split,
     rmb_tier_battles,
 )
 from ..data.scored import write_scored_jsonl
@@ -69,12 +70,11 @@ def write_training_files(
         "mmlu": work / "mmlu.jsonl",
         "gsm8k": work / "gsm8k.jsonl",
     }
-    pairs = [p for p in load_rmb_pairs(data_dir) if crossfit_fold(p.prompt, FOLDS) != fold]
-    battles = rmb_tier_battles(pairs, GPT4, MIXTRAL)
+    battles = rmb_tier_battles(rmb_split(load_rmb_pairs(data_dir), "train", fold), GPT4, MIXTRAL)
     files["chat"].write_text("".join(json.dumps(b) + "\n" for b in battles), encoding="utf-8")
     write_scored_jsonl(mmlu, files["mmlu"])
     write_scored_jsonl(gsm8k, files["gsm8k"])
-    held_out = [r.prompt for r in load_rmb(data_dir, "all") if crossfit_fold(r.prompt, FOLDS) == fold]
+    held_out = [r.prompt for r in load_rmb(data_dir, "holdout", fold)]
     held_out += [r.prompt for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) == fold]
     held_out += [r.prompt for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) == fold]
     held_out += [t for r in load_mt_bench(data_dir) for t in r.extra["turns"]]

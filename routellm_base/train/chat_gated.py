@@ -47,7 +47,7 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..checkpoints import load_router, save_checkpoint
-from ..data import GPT4, MIXTRAL, crossfit_fold, load_rmb_pairs
+from ..data import GPT4, MIXTRAL, load_rmb_pairs, rmb_split
 from ..decontaminate import contaminated_mask
 from ..embedders import Embedder, load_embedder
 from ..routers.base import Router
@@ -128,9 +128,7 @@ def gate_prompts(
     calibration prompt).
     """
     chat = [r.prompt for r in split.train["rmb"]]
-    rmb = {
-        p.prompt for p in load_rmb_pairs(data_dir) if crossfit_fold(p.prompt, FOLDS) != split.fold
-    }
+    rmb = {p.prompt for p in rmb_split(load_rmb_pairs(data_dir), "train", split.fold)}
     extra = sorted(rmb - set(chat))
     if extra:
         evaluation = split.evaluation_prompts
