@@ -12,6 +12,13 @@ released BERT router returns ``1 - P(tie) - P(weak wins)``, i.e. P(strong wins) 
 RouteLLM's BERT also classifies from the [CLS] token; this router mean-pools, which is how
 all-MiniLM-L6-v2 was pre-trained to produce sentence embeddings.
 
+A prompt longer than ``max_length`` tokens is cut by the checkpoint's ``truncation``: ``head``
+keeps its first tokens (RouteLLM's choice, and the default of checkpoints that name none);
+``head_tail`` keeps the first half and the last half of the budget, so the instruction that
+often follows a pasted document survives (Sun et al., 2019, *How to Fine-Tune BERT for Text
+Classification?*, found head+tail the best truncation for long texts). Training and routing cut
+the same way: :func:`encode_prompts` serves both.
+
 torch and transformers are imported when a router is built, never when this module is imported.
 The checkpoint's weights hold the full fine-tuned state dict (``encoder.*`` and ``head.*``); the
 base folder supplies only the architecture config and the tokenizer.
@@ -30,6 +37,11 @@ from .classifier import CLASSIFIER_LABELS, ClassifierRouter
 
 BERT_LABELS = CLASSIFIER_LABELS
 BASE_WEIGHTS_FILE = "model.safetensors"
+TRUNCATIONS = ("head", "head_tail")
+"""How a prompt over ``max_length`` tokens is cut: its first tokens, or its first and last."""
+_CHARS_PER_TOKEN_CAP = 16
+"""Characters kept per token of budget at each end before tokenising, so a megabyte prompt
+costs no more than a long one (no tokenizer here yields tokens of 16+ characters on average)."""
 
 
 def _torch_and_transformers() -> tuple[Any, Any]:
@@ -103,6 +115,36 @@ def build_classifier(base_path: Path, num_labels: int = len(BERT_LABELS), pretra
     return tokenizer, MeanPooledClassifier()
 
 
+def encode_prompts(tokenizer: Any, texts: list[str], max_length: int, truncation: str) -> dict[str, Any]:
+    """The encoder's input for ``texts``: a dict of ``input_ids`` and ``attention_mask`` (and
+    ``token_type_ids`` where the tokenizer makes them), torch tensors of shape (len(texts), n)
+    with n <= ``max_length`` (special tokens included), padded to the longest.
+
+    ``truncation`` is one of :data:`TRUNCATIONS`; anything else raises ``ValueError``.
+    """
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, not {truncation!r}")
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    if truncation == "head":
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {k: v for k, v in batch.items() if k in keys}
+    # The special tokens the tokenizer puts before and after a text ([CLS] ... [SEP] for BERT).
+    probe, bare = tokenizer("x")["input_ids"], tokenizer("x", add_special_tokens=False)["input_ids"]
+    before = next(i for i in range(len(probe)) if probe[i : i + len(bare)] == bare)
+    after = len(probe) - before - len(bare)
+    budget = max(max_length - before - after, 2)
+    head = budget // 2
+    cap = budget * _CHARS_PER_TOKEN_CAP
+    clipped = [t if len(t) <= 2 * cap else t[:cap] + " " + t[-cap:] for t in texts]
+    ids = tokenizer(clipped, truncation=False, verbose=False)["input_ids"]
+    kept = [
+        x if len(x) <= max_length else x[: before + head] + x[len(x) - (budget - head) - after :]
+        for x in ids
+    ]
+    batch = tokenizer.pad({"input_ids": kept}, padding=True, return_tensors="pt")
+    return {k: v for k, v in batch.items() if k in keys}
+
+
 class BertRouter(ClassifierRouter):
     family = "bert"
 
@@ -118,6 +160,7 @@ class BertRouter(ClassifierRouter):
         base_sha256: str | None = None,
         base_path: str | None = None,
         max_length: int = 256,
+        truncation: str = "head",
         batch_size: int = 32,
         tie_weight: float = 0.5,
         num_labels: int = len(BERT_LABELS),
@@ -127,6 +170,8 @@ class BertRouter(ClassifierRouter):
     ) -> None:
         if num_labels != len(BERT_LABELS) or pooling != "mean":
             raise CheckpointError(f"bert checkpoint {name!r}: expected 3 labels and mean pooling, got {num_labels}, {pooling!r}")
+        if truncation not in TRUNCATIONS:
+            raise CheckpointError(f"bert checkpoint {name!r}: truncation must be one of {TRUNCATIONS}, not {truncation!r}")
         torch, _ = _torch_and_transformers()
         super().__init__(
             name, tie_weight=tie_weight, batch_size=batch_size, torch=torch,
@@ -136,6 +181,7 @@ class BertRouter(ClassifierRouter):
         self.base_model = base_model
         self.base_sha256 = base_sha256
         self.max_length = int(max_length)
+        self.truncation = truncation
         self._device = torch.device(device)
         path = resolve_base_path(base_model, base_path, base_sha256)
         self.tokenizer, self.model = build_classifier(path)
@@ -156,6 +202,5 @@ class BertRouter(ClassifierRouter):
         self.model.to(self._device).eval()
 
     def _logits(self, texts: list[str]) -> Any:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        batch = {k: v.to(self._device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        return self.model(**batch)
+        batch = encode_prompts(self.tokenizer, texts, self.max_length, self.truncation)
+        return self.model(**{k: v.to(self._device) for k, v in batch.items()})

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from ..hashing import sha256_file
-from ..routers.bert import BASE_WEIGHTS_FILE, BERT_LABELS, build_classifier, resolve_base_path
+from ..routers.bert import (
+    BASE_WEIGHTS_FILE,
+    BERT_LABELS,
+    build_classifier,
+    encode_prompts,
+    resolve_base_path,
+)
 from .battles import Battles
 from .loop import fit, fit_report, pair_rows
 from .mf import _torch
@@ -29,6 +35,8 @@ class BertTrainConfig:
     lr: float = 3e-5
     weight_decay: float = 0.01
     max_length: int = 128
+    truncation: str = "head"
+    """How prompts over ``max_length`` tokens are cut (:data:`routers.bert.TRUNCATIONS`)."""
     validation_fraction: float = 0.1
     patience: int = 1
     seed: int = 0
@@ -61,9 +69,7 @@ def train_bert(
     y = torch.from_numpy(rows.labels)
 
     def batch_loss(batch: np.ndarray) -> Any:
-        enc = tokenizer([texts[p] for p in rows.prompt_of[batch]], padding=True, truncation=True,
-                        max_length=config.max_length, return_tensors="pt")
-        enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        enc = encode_prompts(tokenizer, [texts[p] for p in rows.prompt_of[batch]], config.max_length, config.truncation)
         return torch.nn.functional.cross_entropy(model(**enc), y[torch.from_numpy(batch)], reduction="sum")
 
     result = fit(

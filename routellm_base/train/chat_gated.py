@@ -67,7 +67,12 @@ CHAT_LICENCE = "none given: research-only (RMB)"
 
 
 def chat_bert_argv(
-    files: dict[str, Path], out: Path, seed: int, epochs: int, fold: int = 0
+    files: dict[str, Path],
+    out: Path,
+    seed: int,
+    epochs: int,
+    fold: int = 0,
+    truncation: str = "head",
 ) -> list[str]:
     """The ``routellm train bert`` command line of one chat expert: RMB tier battles only.
 
@@ -80,7 +85,7 @@ def chat_bert_argv(
         "train", "bert", "--data", str(files["chat"]), "--strong", GPT4, "--weak", MIXTRAL,
         "--exclude", str(files["exclude"]), "--calibration-prompts", str(files["calibration"]),
         "--data-licence", CHAT_LICENCE, "--epochs", str(epochs), "--max-length", "128",
-        "--seed", str(seed), "--no-progress", "--out", str(out), *declared,
+        "--truncation", truncation, "--seed", str(seed), "--no-progress", "--out", str(out), *declared,
     ]  # fmt: skip
 
 
@@ -181,6 +186,7 @@ def train_parts(
     seeds: list[int],
     epochs: int,
     chat_expert: str,
+    truncation: str = "head",
     embedder: Embedder,
     cache: dict[str, np.ndarray],
     started: float,
@@ -218,7 +224,7 @@ def train_parts(
             _say(
                 started, f"fine-tuning the chat expert, seed {seed}, fold {fold} held out (minutes)"
             )
-            code = cli_main(chat_bert_argv(files, folder, seed, epochs, fold))
+            code = cli_main(chat_bert_argv(files, folder, seed, epochs, fold, truncation))
             if code:
                 raise SystemExit(
                     f"training the chat expert (seed {seed}, fold {fold}) failed with exit code {code}"
@@ -249,6 +255,7 @@ def build(
     seeds: list[int],
     epochs: int = 3,
     chat_expert: str = "bert",
+    truncation: str = "head",
     crossfit: bool = False,
     embedder_name: str = "minilm-l6-static-256",
 ) -> dict[str, Any]:
@@ -265,8 +272,8 @@ def build(
         raise FileExistsError(f"{out} already exists and is not empty; give a new folder")
     embedder = load_embedder(embedder_name)
     cache: dict[str, np.ndarray] = {}
-    options = {"seeds": seeds, "epochs": epochs, "chat_expert": chat_expert, "embedder": embedder, "cache": cache,
-               "started": started}  # fmt: skip
+    options = {"seeds": seeds, "epochs": epochs, "chat_expert": chat_expert, "truncation": truncation,
+               "embedder": embedder, "cache": cache, "started": started}  # fmt: skip
     parts = train_parts(data_dir, out, out.parent / f"{out.name}-data", 0, **options)
     split, router = parts.split, parts.router
     _say(started, "calibrating on Arena-Hard and scoring the held-out folds")
@@ -284,14 +291,16 @@ def build(
         "removed_as_contaminated": split.removed_as_contaminated,
         "chat_expert": chat_expert
         if chat_expert == "ridge"
-        else f"bert, seeds {seeds}, {epochs} epochs at most",
+        else f"bert, seeds {seeds}, {epochs} epochs at most, {truncation} truncation at 128 tokens",
         "gate": parts.gate_record,
         "metrics": split.metrics(router),
         "licence": "research-only: trained on RMB pairs, whose source carries no licence",
         "trained_on_benchmarks": {
             name: {"held_out_percent": 100 // FOLDS} for name in SOURCES.values()
         },
-        "command": reproduce_command(data_dir, out, seeds, epochs, chat_expert, crossfit),
+        "command": reproduce_command(
+            data_dir, out, seeds, epochs, chat_expert, crossfit, truncation
+        ),
     }
     if crossfit:
         training["crossfit"] = crossfit_figures(data_dir, router, options)
@@ -348,12 +357,13 @@ def reproduce_command(
     epochs: int,
     chat_expert: str,
     crossfit: bool = False,
+    truncation: str = "head",
 ) -> str:
     """The command line that rebuilds this checkpoint."""
     options = (
         "--chat-expert ridge"
         if chat_expert == "ridge"
-        else f"--seeds {' '.join(map(str, seeds))} --epochs {epochs}"
+        else f"--seeds {' '.join(map(str, seeds))} --epochs {epochs} --truncation {truncation}"
     )
     options += " --crossfit" if crossfit else ""
     return f"python -m routellm_base.train.{NAME} --data-dir {data_dir} --out {out} {options}"
@@ -461,6 +471,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--chat-expert", choices=("bert", "ridge"), default="bert")
     parser.add_argument(
+        "--truncation",
+        choices=("head", "head_tail"),
+        default="head",
+        help="how the chat expert cuts prompts over 128 tokens: the first tokens, or the first and "
+        "last 63 (routellm train bert --truncation)",
+    )
+    parser.add_argument(
         "--crossfit",
         action="store_true",
         help="also train with each other fold held out and report 5-fold cross-fitted APGR (5x the time)",
@@ -473,6 +490,7 @@ def main(argv: list[str] | None = None) -> None:
             seeds=args.seeds,
             epochs=args.epochs,
             chat_expert=args.chat_expert,
+            truncation=args.truncation,
             crossfit=args.crossfit,
         )
     except (SystemExit, FileExistsError) as exc:

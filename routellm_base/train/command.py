@@ -165,6 +165,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"),
             max_length=args.max_length,
+            truncation=args.truncation,
             seed=args.seed,
         )
         tensors, report = train_bert(
@@ -174,7 +175,10 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             "base_model": bert_config.base_model,
             "base_sha256": report["base_sha256"],
             "base_path": base_path,
-            "max_length": 256,
+            # head_tail's cut depends on the budget, so routing keeps the training length; a head
+            # cut routes on up to 256 tokens, as checkpoints have since the family was added.
+            "max_length": args.max_length if args.truncation == "head_tail" else 256,
+            "truncation": args.truncation,
             "tie_weight": 0.5,
             "num_labels": 3,
             "pooling": "mean",
@@ -341,6 +345,13 @@ def _train_task_experts(
     return tensors, report, {"kinds": kinds, "features": list(LENGTH_FEATURES)}
 
 
+def _bert_cut(params: dict[str, Any], trained_length: int) -> str:
+    """The model card's words for how a bert checkpoint cuts long prompts."""
+    if params["truncation"] == "head_tail":
+        return f"first and last halves of {params['max_length']} tokens, in training and routing"
+    return f"first {trained_length} tokens in training and first {params['max_length']} in routing"
+
+
 def _model_card(
     args: argparse.Namespace,
     battles: Battles,
@@ -381,6 +392,7 @@ def _model_card(
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
             f"(strong wins / tie / weak wins) on the {report['n_battles_train']} battles between the reference pair; "
             f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
+            f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
     elif args.family == "causal_llm":
@@ -486,6 +498,14 @@ def add_train_parser(sub: Any) -> None:
         default=128,
         help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
         "in training and routing",
+    )
+    tr.add_argument(
+        "--truncation",
+        choices=("head", "head_tail"),
+        default="head",
+        help="bert: how a prompt over --max-length tokens is cut, in training and routing: its first "
+        "tokens (head), or its first and last halves of the budget (head_tail; routing then uses "
+        "--max-length too)",
     )
     tr.add_argument(
         "--base-model",

@@ -110,3 +110,70 @@ def test_importing_the_engine_stays_torch_free():
     )
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+def _tokenizer():
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from routellm_base.routers.bert import resolve_base_path
+
+    return AutoTokenizer.from_pretrained(str(resolve_base_path("all-MiniLM-L6-v2")), local_files_only=True)
+
+
+def test_head_tail_truncation_keeps_both_ends_of_a_long_prompt():
+    pytest.importorskip("torch")
+    from routellm_base.routers.bert import encode_prompts
+
+    tokenizer = _tokenizer()
+    document = " ".join(f"fact{i}" for i in range(300))
+    long = f"Background: {document}\nQuestion: which colour is the zebra?"
+    batch = encode_prompts(tokenizer, ["Hi there", long], 32, "head_tail")
+    assert batch["input_ids"].shape == (2, 32) and batch["attention_mask"][1].sum() == 32
+    kept = tokenizer.decode(batch["input_ids"][1], skip_special_tokens=True)
+    assert kept.startswith("background : fact0") and kept.endswith("which colour is the zebra?")
+    assert "fact150" not in kept  # the middle is what goes
+    ids = batch["input_ids"][1].tolist()
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    head = encode_prompts(tokenizer, ["Hi there", long], 32, "head")
+    assert "zebra" not in tokenizer.decode(head["input_ids"][1])
+    # a prompt within the budget is encoded exactly as the head cut encodes it
+    assert batch["input_ids"][0].tolist() == head["input_ids"][0].tolist()
+    assert batch["attention_mask"][0].tolist() == head["attention_mask"][0].tolist()
+    # a multi-megabyte prompt keeps its ending without tokenising all of it
+    huge = encode_prompts(tokenizer, ["word " * 1_000_000 + "final question?"], 32, "head_tail")
+    assert tokenizer.decode(huge["input_ids"][0], skip_special_tokens=True).endswith("final question?")
+    with pytest.raises(ValueError, match="'middle'"):
+        encode_prompts(tokenizer, ["x"], 32, "middle")
+
+
+def test_a_head_tail_checkpoint_routes_on_the_end_of_a_long_prompt(tmp_path, data_dir):
+    pytest.importorskip("torch")
+    rows = load_gsm8k(data_dir)
+    write_scored_jsonl(rows[:40], tmp_path / "train.jsonl")
+    out = tmp_path / "ckpt"
+    subprocess.run(
+        [sys.executable, "-m", "routellm_base", "train", "bert", "--data", f"scores:{tmp_path / 'train.jsonl'}",
+         "--strong", GPT4, "--weak", MIXTRAL, "--out", str(out), "--epochs", "1", "--max-length", "32",
+         "--truncation", "head_tail", "--data-licence", "MIT", "--no-progress"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["params"]["truncation"] == "head_tail" and config["params"]["max_length"] == 32
+    assert "first and last halves of 32 tokens" in (out / "MODEL_CARD.md").read_text()
+    router = load_router(out)
+    assert router.truncation == "head_tail"
+    shared = " ".join(f"item {i} costs {i} dollars." for i in range(100))
+    prompts = [f"{shared} How much do items 3 and 4 cost together?", f"{shared} Write a poem about the sea."]
+    tail_rates = router.strong_win_rate(prompts)
+    assert tail_rates[0] != tail_rates[1]  # the endings differ, and the router saw them
+
+    config["params"]["truncation"] = "head"
+    (out / "config.json").write_text(json.dumps(config))
+    head_rates = load_router(out).strong_win_rate(prompts)
+    np.testing.assert_allclose(head_rates[0], head_rates[1], rtol=1e-6)  # the same first 32 tokens
+
+    config["params"]["truncation"] = "middle"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="truncation must be one of"):
+        load_router(out)

@@ -223,7 +223,9 @@ def test_chat_expert_command_trains_bert_on_rmb_battles_alone_and_declares_rmb(t
     args = parser.parse_args(chat_bert_argv(files, tmp_path / "out", seed=1, epochs=3))
     assert args.family == "bert" and args.data == [str(files["chat"])] and args.seed == 1
     assert args.trained_on_benchmark == ["rmb"] and "research-only" in args.data_licence
-    assert (args.epochs, args.max_length) == (3, 128)
+    assert (args.epochs, args.max_length, args.truncation) == (3, 128, "head")
+    cut = parser.parse_args(chat_bert_argv(files, tmp_path / "out", 1, 3, truncation="head_tail"))
+    assert cut.truncation == "head_tail"
     # A cross-fitting fold's expert trained on RMB's fold 0: it must not claim fold 0 is held out.
     other = parser.parse_args(chat_bert_argv(files, tmp_path / "out", seed=1, epochs=3, fold=2))
     assert other.trained_on_benchmark in (None, [])
