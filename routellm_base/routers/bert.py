@@ -82,17 +82,28 @@ def resolve_base_path(base_model: str, base_path: str | Path | None = None, base
     return path
 
 
-def build_classifier(base_path: Path, num_labels: int = len(BERT_LABELS), pretrained: bool = False) -> tuple[Any, Any]:
+def build_classifier(
+    base_path: Path, num_labels: int = len(BERT_LABELS), pretrained: bool = False, progress: bool = True
+) -> tuple[Any, Any]:
     """(tokenizer, module): a BERT encoder with mean pooling and a linear head.
 
     ``pretrained`` loads the base encoder's weights (for training); otherwise the architecture
-    alone is built, to be filled from a checkpoint's state dict.
+    alone is built, to be filled from a checkpoint's state dict. ``progress=False`` silences
+    transformers' weight-loading bar for this load (its switch is process-wide, so it is restored).
     """
     torch, transformers = _torch_and_transformers()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base_path), local_files_only=True)
     if pretrained:
-        encoder = transformers.AutoModel.from_pretrained(str(base_path), local_files_only=True)
+        bars = transformers.utils.logging
+        silenced = not progress and bars.is_progress_bar_enabled()
+        if silenced:
+            bars.disable_progress_bar()
+        try:
+            encoder = transformers.AutoModel.from_pretrained(str(base_path), local_files_only=True)
+        finally:
+            if silenced:
+                bars.enable_progress_bar()
     else:
         config = transformers.AutoConfig.from_pretrained(str(base_path), local_files_only=True)
         encoder = transformers.AutoModel.from_config(config)

@@ -64,7 +64,7 @@ def train_bert(
 
     base_path = resolve_base_path(config.base_model, config.base_path)
     base_sha256 = sha256_file(base_path / BASE_WEIGHTS_FILE) if (base_path / BASE_WEIGHTS_FILE).is_file() else None
-    tokenizer, model = build_classifier(base_path, pretrained=True)
+    tokenizer, model = build_classifier(base_path, pretrained=True, progress=progress)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     y = torch.from_numpy(rows.labels)
 

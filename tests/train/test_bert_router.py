@@ -48,18 +48,21 @@ def bert_checkpoint(tmp_path_factory, data_dir):
         for row in rows[1000:1020]:
             handle.write(json.dumps({"prompt": row.prompt}) + "\n")
     out = tmp / "ckpt"
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, "-m", "routellm_base", "train", "bert", "--data", f"scores:{tmp / 'train.jsonl'}",
          "--strong", GPT4, "--weak", MIXTRAL, "--out", str(out), "--epochs", "1", "--max-length", "64",
          "--calibration-prompts", str(tmp / "calibration.jsonl"), "--data-licence", "MIT", "--no-progress"],
         check=True, capture_output=True, text=True,
     )
+    (tmp / "stderr.txt").write_text(run.stderr)
     return out
 
 
 def test_train_cli_writes_a_loadable_bert_checkpoint(bert_checkpoint):
     config = json.loads((bert_checkpoint / "config.json").read_text())
     assert config["router"] == "bert" and config["embedder"] is None
+    # --no-progress silences transformers' weight-loading bar too
+    assert "Loading weights" not in (bert_checkpoint.parent / "stderr.txt").read_text()
     assert config["params"]["base_model"] == "all-MiniLM-L6-v2" and len(config["params"]["base_sha256"]) == 64
     card = (bert_checkpoint / "MODEL_CARD.md").read_text()
     assert "all-MiniLM-L6-v2" in card and "Apache-2.0" in card and "routellm train bert" in card
