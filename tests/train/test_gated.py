@@ -279,6 +279,7 @@ def test_crossfit_trains_each_other_fold_once_and_scores_every_item_by_its_fold_
     mt = load_benchmark("mt-bench", data_dir)
     expected = quality_curve(_Length("x").strong_win_rate(mt.prompts), mt.strong, mt.weak).apgr()
     assert figures["mt_bench_apgr_by_fold"] == [round(expected, 4)] * 5
+    assert figures["mt_bench_apgr_mean"] == round(expected, 4)
     card = chat_gated.crossfit_section(figures)
     assert "| rmb | 1237 |" in card and f"mean {expected:.3f}" in card
     assert "--crossfit" in chat_gated.crossfit_section(None)
