@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # What was parsed, not sys.argv: recipes call main() in-process, and a checkpoint records the
+    # command line that rebuilds it.
+    args.command_line = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -257,7 +257,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "removed_as_contaminated_battles": removed,
         "decontaminated_against": [str(p) for p in args.exclude or []],
         "seconds": round(time.time() - started, 1),
-        "command": "routellm " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "routellm " + shlex.join(args.command_line),
     }
     if args.trained_on_benchmark:
         from .recipe import FOLDS

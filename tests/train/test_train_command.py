@@ -138,3 +138,18 @@ def test_trained_on_benchmark_makes_eval_score_the_held_out_fold_only(tmp_path, 
         check=True, capture_output=True, text=True,
     )
     assert json.loads(result.stdout)[0]["n"] == sum(crossfit_fold(r.prompt) == 0 for r in rows)
+
+
+def test_a_checkpoint_trained_in_process_records_the_command_that_built_it(tmp_path, data_dir):
+    """Recipes call the CLI's ``main(argv)`` in-process; the checkpoint must record that argv,
+    not the recipe's own ``sys.argv`` (it recorded ``routellm --data-dir ...`` before)."""
+    from routellm_base.cli import main
+
+    write_scored_jsonl(load_gsm8k(data_dir)[:80], tmp_path / "t.jsonl")
+    argv = ["train", "sw_ranking", "--data", f"scores:{tmp_path / 't.jsonl'}", "--strong", GPT4,
+            "--weak", MIXTRAL, "--out", str(tmp_path / "with space"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    command = load_router(tmp_path / "with space").metadata["training"]["command"]
+    assert command.startswith("routellm train sw_ranking --data scores:")
+    assert f"--out '{tmp_path / 'with space'}'" in command  # quoted so it can be pasted into a shell
+    assert f"routellm train sw_ranking --data scores:{tmp_path / 't.jsonl'}" in (tmp_path / "with space" / "MODEL_CARD.md").read_text()
