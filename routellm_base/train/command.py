@@ -103,6 +103,8 @@ def _data_entry(source: Any) -> dict[str, str]:
 
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
+    if args.truncation is not None and args.family != "bert":
+        raise ValueError(f"--truncation cuts bert's prompts; {args.family} takes none")
     model_map = parse_model_map(args.model_map or [])
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
     spec_battles = [b for b, _ in loaded]
@@ -165,7 +167,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"),
             max_length=args.max_length,
-            truncation=args.truncation,
+            truncation=args.truncation or "head",
             seed=args.seed,
         )
         tensors, report = train_bert(
@@ -177,8 +179,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             "base_path": base_path,
             # head_tail's cut depends on the budget, so routing keeps the training length; a head
             # cut routes on up to 256 tokens, as checkpoints have since the family was added.
-            "max_length": args.max_length if args.truncation == "head_tail" else 256,
-            "truncation": args.truncation,
+            "max_length": args.max_length if bert_config.truncation == "head_tail" else 256,
+            "truncation": bert_config.truncation,
             "tie_weight": 0.5,
             "num_labels": 3,
             "pooling": "mean",
@@ -502,10 +504,9 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--truncation",
         choices=("head", "head_tail"),
-        default="head",
         help="bert: how a prompt over --max-length tokens is cut, in training and routing: its first "
-        "tokens (head), or its first and last halves of the budget (head_tail; routing then uses "
-        "--max-length too)",
+        "tokens (head, the default), or its first and last halves of the budget (head_tail; "
+        "routing then uses --max-length too)",
     )
     tr.add_argument(
         "--base-model",

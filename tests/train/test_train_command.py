@@ -118,6 +118,13 @@ def test_train_cli_rejects_unknown_reference_models(tmp_path, data_dir):
         capture_output=True, text=True,
     )
     assert result.returncode == 2 and "'gpt-5' is in no battle" in result.stderr
+    cut = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "train", "sw_ranking", "--data", f"scores:{tmp_path / 't.jsonl'}",
+         "--strong", GPT4, "--weak", MIXTRAL, "--truncation", "head_tail", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cut.returncode == 2 and "--truncation cuts bert's prompts; sw_ranking takes none" in cut.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_trained_on_benchmark_makes_eval_score_the_held_out_fold_only(tmp_path, data_dir):
