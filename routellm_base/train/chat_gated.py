@@ -14,8 +14,8 @@ prompt decontaminated against the evaluation prompts (as :mod:`routellm_base.tra
   ±0.01-0.04). Settings fixed before any figure was seen: 3 epochs at most with early stopping,
   128 tokens (the first; ``--truncation head_tail`` keeps the first and last 63 instead, which
   measured +0.006 on RMB and -0.017 on MT Bench cross-fitted, docs/results.md).
-  ``--chat-expert ridge`` uses the ridge chat expert instead (about 4 minutes; routing then
-  needs no torch, only ``[gated]``).
+  ``--chat-expert ridge`` uses the ridge chat expert instead (about 2-4 minutes; it trains and
+  routes with ``[gated]`` alone, no torch).
   The chat gap is put on the ridge chat expert's scale: same mean and spread over the 498
   Arena-Hard prompts (unlabelled; calibration only).
 - the gate: character n-gram TF-IDF softmax regression over the three kinds' training prompts,

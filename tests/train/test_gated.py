@@ -28,8 +28,18 @@ from routellm_base.train.gated import fit_text_gate  # noqa: E402
 @pytest.fixture(scope="module")
 def gated_checkpoint(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("gated") / "ck"
+    # The ridge variant trains with `[gated]` alone: torch and transformers are made unimportable.
+    no_torch = (
+        "import runpy, sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers', 'sentence_transformers'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "runpy.run_module('routellm_base.train.chat_gated', run_name='__main__')\n"
+    )
     subprocess.run(
-        [sys.executable, "-m", "routellm_base.train.chat_gated", "--data-dir", str(data_dir), "--out", str(out), "--chat-expert", "ridge"],
+        [sys.executable, "-c", no_torch, "--data-dir", str(data_dir), "--out", str(out), "--chat-expert", "ridge"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return out
