@@ -39,9 +39,6 @@ BERT_LABELS = CLASSIFIER_LABELS
 BASE_WEIGHTS_FILE = "model.safetensors"
 TRUNCATIONS = ("head", "head_tail")
 """How a prompt over ``max_length`` tokens is cut: its first tokens, or its first and last."""
-_CHARS_PER_TOKEN_CAP = 16
-"""Characters kept per token of budget at each end before tokenising, so a megabyte prompt
-costs no more than a long one (no tokenizer here yields tokens of 16+ characters on average)."""
 
 
 def _torch_and_transformers() -> tuple[Any, Any]:
@@ -126,28 +123,37 @@ def build_classifier(
     return tokenizer, MeanPooledClassifier()
 
 
-def encode_prompts(tokenizer: Any, texts: list[str], max_length: int, truncation: str) -> dict[str, Any]:
-    """The encoder's input for ``texts``: a dict of ``input_ids`` and ``attention_mask`` (and
-    ``token_type_ids`` where the tokenizer makes them), torch tensors of shape (len(texts), n)
-    with n <= ``max_length`` (special tokens included), padded to the longest.
+def encode_prompts(
+    tokenizer: Any, texts: list[str], max_length: int, truncation: str
+) -> dict[str, Any]:
+    """The encoder's input for ``texts``: torch tensors of shape (len(texts), n), n <=
+    ``max_length`` special tokens included, padded to the longest: ``input_ids`` and
+    ``attention_mask``, and with the ``head`` cut also ``token_type_ids`` where the tokenizer
+    makes them (all zeros for one text, which the encoder assumes when they are absent).
 
-    ``truncation`` is one of :data:`TRUNCATIONS`; anything else raises ``ValueError``.
+    Raises ``ValueError`` for a ``truncation`` not in :data:`TRUNCATIONS`, or for ``head_tail``
+    when ``max_length`` leaves fewer than 2 tokens beside the special tokens.
     """
     if truncation not in TRUNCATIONS:
         raise ValueError(f"truncation must be one of {TRUNCATIONS}, not {truncation!r}")
     keys = ("input_ids", "attention_mask", "token_type_ids")
     if truncation == "head":
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        batch = tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         return {k: v for k, v in batch.items() if k in keys}
     # The special tokens the tokenizer puts before and after a text ([CLS] ... [SEP] for BERT).
     probe, bare = tokenizer("x")["input_ids"], tokenizer("x", add_special_tokens=False)["input_ids"]
-    before = next(i for i in range(len(probe)) if probe[i : i + len(bare)] == bare)
+    before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
+    if before is None:
+        raise ValueError(f"head_tail: cannot find the text between {type(tokenizer).__name__}'s special tokens")
     after = len(probe) - before - len(bare)
-    budget = max(max_length - before - after, 2)
+    budget = max_length - before - after
+    if budget < 2:
+        raise ValueError(f"head_tail: max_length {max_length} leaves {budget} tokens for the text; give at least {before + after + 2}")
     head = budget // 2
-    cap = budget * _CHARS_PER_TOKEN_CAP
-    clipped = [t if len(t) <= 2 * cap else t[:cap] + " " + t[-cap:] for t in texts]
-    ids = tokenizer(clipped, truncation=False, verbose=False)["input_ids"]
+    # The whole text is tokenised, as the head cut's truncation does too.
+    ids = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
     kept = [
         x if len(x) <= max_length else x[: before + head] + x[len(x) - (budget - head) - after :]
         for x in ids

@@ -295,7 +295,7 @@ def build(
         "removed_as_contaminated": split.removed_as_contaminated,
         "chat_expert": chat_expert
         if chat_expert == "ridge"
-        else f"bert, seeds {seeds}, {epochs} epochs at most, {truncation} truncation at 128 tokens",
+        else f"bert, seeds {seeds}, {epochs} epochs at most, trained on 128 tokens ({truncation} cut)",
         "gate": parts.gate_record,
         "metrics": split.metrics(router),
         "licence": "research-only: trained on RMB pairs, whose source carries no licence",
@@ -481,9 +481,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--truncation",
         choices=("head", "head_tail"),
-        default="head",
-        help="how the chat expert cuts prompts over 128 tokens: the first tokens, or the first and "
-        "last 63 (routellm train bert --truncation)",
+        help="how the bert chat expert cuts prompts over 128 tokens: the first tokens (head, the "
+        "default), or the first and last 63 (routellm train bert --truncation)",
     )
     parser.add_argument(
         "--crossfit",
@@ -492,6 +491,8 @@ def main(argv: list[str] | None = None) -> None:
         "(about 4x the time)",
     )
     args = parser.parse_args(argv)
+    if args.truncation and args.chat_expert == "ridge":
+        parser.error("--truncation cuts the bert chat expert's prompts; the ridge expert takes none")
     try:
         training = build(
             args.data_dir,
@@ -499,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
             seeds=args.seeds,
             epochs=args.epochs,
             chat_expert=args.chat_expert,
-            truncation=args.truncation,
+            truncation=args.truncation or "head",
             crossfit=args.crossfit,
         )
     except (SystemExit, FileExistsError) as exc:

@@ -180,11 +180,13 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             # head_tail's cut depends on the budget, so routing keeps the training length; a head
             # cut routes on up to 256 tokens, as checkpoints have since the family was added.
             "max_length": args.max_length if bert_config.truncation == "head_tail" else 256,
-            "truncation": bert_config.truncation,
             "tie_weight": 0.5,
             "num_labels": 3,
             "pooling": "mean",
         }
+        if bert_config.truncation != "head":
+            # Only then: a head checkpoint stays loadable by versions that predate the option.
+            params["truncation"] = bert_config.truncation
         router = BertRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     elif args.family == "causal_llm":
         from ..routers.causal_llm import DEFAULT_BASE, CausalLLMRouter
@@ -349,7 +351,7 @@ def _train_task_experts(
 
 def _bert_cut(params: dict[str, Any], trained_length: int) -> str:
     """The model card's words for how a bert checkpoint cuts long prompts."""
-    if params["truncation"] == "head_tail":
+    if params.get("truncation") == "head_tail":
         return f"first and last halves of {params['max_length']} tokens, in training and routing"
     return f"first {trained_length} tokens in training and first {params['max_length']} in routing"
 

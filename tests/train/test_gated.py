@@ -236,6 +236,11 @@ def test_chat_expert_command_trains_bert_on_rmb_battles_alone_and_declares_rmb(t
     assert (args.epochs, args.max_length, args.truncation) == (3, 128, "head")
     cut = parser.parse_args(chat_bert_argv(files, tmp_path / "out", 1, 3, truncation="head_tail"))
     assert cut.truncation == "head_tail"
+    from routellm_base.train.chat_gated import main
+
+    with pytest.raises(SystemExit) as refused:  # the ridge expert cuts nothing: an error, not ignored
+        main(["--out", str(tmp_path / "r"), "--chat-expert", "ridge", "--truncation", "head_tail"])
+    assert refused.value.code == 2 and not (tmp_path / "r").exists()
     # A cross-fitting fold's expert trained on RMB's fold 0: it must not claim fold 0 is held out.
     other = parser.parse_args(chat_bert_argv(files, tmp_path / "out", seed=1, epochs=3, fold=2))
     assert other.trained_on_benchmark in (None, [])
