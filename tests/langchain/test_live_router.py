@@ -212,7 +212,10 @@ def test_no_call_sees_a_half_swapped_router_under_concurrent_swaps(tmp_path: Pat
     assert _decision(llm.invoke("x"))["router"] == _decision(bound.invoke("y"))["router"] == "a"
     log.flush()
     rows = read_decisions(tmp_path / "log.db")
-    assert len(rows) == len(seen) + 2
+    # Thousands of calls can outrun the writer: beyond max_queue a call is dropped, and counted.
+    stats = log.stats()
+    assert stats.recorded == len(seen) + 2 and stats.failed == 0
+    assert len(rows) == stats.written == stats.recorded - stats.dropped > 0
     assert all(r["checkpoint_id"] == r["router"] * 64 for r in rows)
     assert len(llm._engine_holder.engines) == 1
     log.close()
