@@ -29,12 +29,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoTokenizer
 
-from routellm_base.data import crossfit_fold, load_rmb_pairs
-from routellm_base.data.rmb import RMB_FOLDS, RMB_MID_TIER, RMB_TOP_TIER, tier_outcome
+from routellm_base.data import crossfit_fold, load_rmb_pairs, rmb_tier_scores
+from routellm_base.data.rmb import RMB_FOLDS, RMB_MID_TIER, RMB_TOP_TIER, TOP_TIER, tier_outcome
 from routellm_base.decontaminate import contaminated_mask
 from routellm_base.embedders import load_embedder
 from routellm_base.evals import load_benchmark, quality_curve
 from routellm_base.routers.bert import resolve_base_path
+from routellm_base.train.task_experts import fit_ridge
 
 parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,11 +53,10 @@ mt = load_benchmark("mt-bench", args.data_dir)
 mt_emb = np.asarray(static.embed(mt.prompts), np.float64)
 
 top_vs_mid = [(p, o) for p in pairs if (o := tier_outcome(p)) is not None]
-outcomes: dict[str, list[float]] = defaultdict(list)
-for p, o in top_vs_mid:
-    outcomes[p.prompt].append(o)
-scored = np.array([index[p] for p in outcomes])
-share = np.array([np.mean(outcomes[prompts[i]]) for i in scored])
+tier_rows = rmb_tier_scores(pairs)  # per prompt: the top tier's share of its top-vs-mid battles
+scored = np.array([index[r.prompt] for r in tier_rows])
+share = np.array([r.scores[TOP_TIER] for r in tier_rows])
+battles = np.array([r.extra["battles"] for r in tier_rows], float)
 
 
 def tier_pair(p):
@@ -65,18 +65,15 @@ def tier_pair(p):
 
 
 def ridge(x, y, w, penalty=30.0):
-    xa = np.hstack([x, np.ones((len(x), 1))])
-    a = (xa * w[:, None]).T @ xa + penalty * np.eye(xa.shape[1])
-    a[-1, -1] -= penalty
-    beta = np.linalg.solve(a, (xa * w[:, None]).T @ y)
-    return lambda q: q @ beta[:-1]
+    # fit_ridge rescales the row weights to mean 1; dividing the penalty by their mean keeps it
+    # the penalty on battle-count weights.
+    weight, _ = fit_ridge(x, y, penalty / w.mean(), w)
+    return lambda q: q @ weight
 
 
 def tier_share(train, x=emb):
-    rows = [i for i in scored if train[i]]
-    y = np.array([np.mean(outcomes[prompts[i]]) for i in rows])
-    w = np.array([len(outcomes[prompts[i]]) for i in rows], float)
-    return ridge(x[rows], y, w)
+    mine = train[scored]
+    return ridge(x[scored[mine]], share[mine], battles[mine])
 
 
 def pair_residual(train, x=emb):
