@@ -55,6 +55,7 @@ from ..data import GPT4, MIXTRAL, load_rmb_pairs, rmb_split
 from ..decontaminate import contaminated_mask
 from ..embedders import Embedder, load_embedder
 from ..routers.base import Router
+from ..routers.bert import TRUNCATIONS
 from ..routers.gated import GATE_SETTINGS, GatedRouter, TextGate
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from . import chat_bert
@@ -480,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chat-expert", choices=("bert", "ridge"), default="bert")
     parser.add_argument(
         "--truncation",
-        choices=("head", "head_tail"),
+        choices=TRUNCATIONS,
         help="how the bert chat expert cuts prompts over 128 tokens: the first tokens (head, the "
         "default), or the first and last 63 (routellm train bert --truncation)",
     )

@@ -17,6 +17,7 @@ from ..data.scored import read_prompt_file, read_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
 from ..embedders import load_embedder
 from ..hashing import sha256_file
+from ..routers.bert import TRUNCATIONS
 from ..routers.mf import MFRouter
 from ..routers.sw_ranking import SWRankingRouter
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
@@ -505,7 +506,7 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--truncation",
-        choices=("head", "head_tail"),
+        choices=TRUNCATIONS,
         help="bert: how a prompt over --max-length tokens is cut, in training and routing: its first "
         "tokens (head, the default), or its first and last halves of the budget (head_tail; "
         "routing then uses --max-length too)",
