@@ -62,7 +62,15 @@ from . import chat_bert
 from .chat_task_experts import DEFAULT_CONFIG
 from .default_task_experts import train_fold
 from .gated import fit_text_gate
-from .recipe import ARENA_REFERENCE, FOLDS, FoldSplit, cached_embed, crossfit, split_fold
+from .recipe import (
+    ARENA_REFERENCE,
+    FOLDS,
+    FoldSplit,
+    cached_embed,
+    crossfit,
+    crossfit_table,
+    split_fold,
+)
 
 NAME = "chat_gated"
 KINDS = ("mmlu", "gsm8k", "chat")
@@ -379,21 +387,11 @@ def reproduce_command(
 
 
 def crossfit_section(figures: dict[str, Any] | None) -> str:
-    """The model card's cross-fitted table, or how to get it."""
+    """The model card's cross-fitted table, with MT Bench under each fold's router, or how to get it."""
     if not figures:
-        return "Cross-fitted over all folds: run the recipe with `--crossfit`."
-    rows = "\n".join(
-        f"| {r['benchmark']} | {r['n']} | {r['apgr']:.3f} | {r['random_apgr']:.3f} ± {r['random_apgr_std']:.3f} | "
-        f"{' · '.join(f'{v:.3f}' for v in r['apgr_by_fold'])} |"
-        for r in figures["pooled"]
-    )
+        return crossfit_table(None)
     mt = figures["mt_bench_apgr_by_fold"]
-    return f"""The recipe, {FOLDS}-fold cross-fitted (each item scored by the fold's router that never saw it;
-the fold routers were discarded), with the 200-seed random band on the same items:
-
-| benchmark | items | APGR | random | APGR of folds 0-{FOLDS - 1}, each under its own router |
-| --- | --- | --- | --- | --- |
-{rows}
+    return f"""{crossfit_table(figures["pooled"])}
 
 MT Bench (72 questions, never trained on) under each fold's router: {" · ".join(f"{v:.3f}" for v in mt)}
 (mean {np.mean(mt):.3f})."""

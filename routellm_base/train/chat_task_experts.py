@@ -28,7 +28,7 @@ from typing import Any
 from ..calibration import Calibration
 from ..embedders.base import Embedder
 from . import default_task_experts
-from .recipe import FOLDS
+from .recipe import crossfit_table
 from .task_experts import TaskExpertsTrainConfig
 
 KINDS = ("mmlu", "gsm8k", "chat")
@@ -43,14 +43,6 @@ def model_card(
     kinds = "\n".join(
         f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {'yes' if k['centred'] else 'no'} | {k['ridge_penalty']:g} |"
         for name, k in training["task_kinds"].items()
-    )
-    crossfitted = (
-        "\n".join(
-            f"| {r['benchmark']} | {r['n']} | {r['apgr']:.3f} | {r['random_apgr']:.3f} ± {r['random_apgr_std']:.3f} | {r['cpt50']:.1%} |"
-            for r in crossfit_results
-        )
-        if crossfit_results
-        else "| (run the recipe with --crossfit) | | | | |"
     )
     shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
     return f"""# Router checkpoint: `{NAME}` (RESEARCH ONLY, not for commercial use, never bundled)
@@ -87,12 +79,7 @@ Mixtral; top tier vs mid tier on RMB):
 | --- | --- | --- | --- |
 {metrics}
 
-The recipe, {FOLDS}-fold cross-fitted (each item scored by the model that never saw it), with the
-200-seed random band on the same items:
-
-| benchmark | items | APGR | random | CPT(50%) |
-| --- | --- | --- | --- | --- |
-{crossfitted}
+{crossfit_table(crossfit_results)}
 
 ## Calibration
 Reference prompts: {calibration.reference}, {calibration.n_prompts} prompts (Apache-2.0).

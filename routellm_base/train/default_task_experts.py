@@ -25,10 +25,10 @@ from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .recipe import (
-    FOLDS,
     FoldSplit,
     cached_embed,
     crossfit,
+    crossfit_table,
     fold_record,
     load_embeddings_cache,
     save_recipe_checkpoint,
@@ -110,11 +110,6 @@ def model_card(
     kinds = "\n".join(
         f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {k['ridge_penalty']:g} |" for name, k in training["task_kinds"].items()
     )
-    crossfitted = (
-        "\n".join(f"| {r['benchmark']} | {r['n']} | {r['apgr']:.3f} | {r['cpt50']:.1%} |" for r in crossfit_results)
-        if crossfit_results
-        else "| (run the recipe with --crossfit) | | | |"
-    )
     shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
     return f"""# Router checkpoint: `task_experts` (bundled default)
 
@@ -149,11 +144,7 @@ AUC of the win rate against "GPT-4 scored higher than Mixtral" on items where th
 | --- | --- | --- | --- |
 {metrics}
 
-The recipe, {FOLDS}-fold cross-fitted (each item scored by the model that never saw it):
-
-| benchmark | items | APGR | CPT(50%) |
-| --- | --- | --- | --- |
-{crossfitted}
+{crossfit_table(crossfit_results)}
 
 Known limits: it learned what separates GPT-4 from Mixtral on knowledge questions and maths word
 problems only. On open-ended chat (MT Bench) and on other task kinds (RouterBench ARC, MBPP,

@@ -249,3 +249,18 @@ def test_class_balanced_gate_stops_a_large_kind_swallowing_a_small_one():
     assert shares[0.0] < 0.2 < 0.6 < shares[1.0]  # the small kind is recognised once the prior is even
     with pytest.raises(ValueError, match="gate_class_balance must be in"):
         TaskExpertsTrainConfig(gate_class_balance=2.0)
+
+
+def test_crossfit_table_shows_each_folds_figure_and_the_random_band_beside_the_pooled_one():
+    from routellm_base.train.recipe import crossfit_table
+
+    row = {"benchmark": "gsm8k", "n": 1307, "apgr": 0.6251, "random_apgr": 0.5012, "random_apgr_std": 0.0188,
+           "cpt50": 0.318, "apgr_by_fold": [0.628, 0.623, 0.693, 0.603, 0.611]}  # fmt: skip
+    table = crossfit_table([row])
+    assert "| gsm8k | 1307 | 0.625 | 0.501 ± 0.019 | 31.8% | 0.628 · 0.623 · 0.693 · 0.603 · 0.611 |" in table
+    assert "--crossfit" in crossfit_table(None) and "--crossfit" in crossfit_table([])
+    # The bundled card was written by the same function from its recipe's --crossfit run.
+    from routellm_base.checkpoints import BUNDLED_DIR, BUNDLED_ROUTERS
+
+    card = (BUNDLED_DIR / BUNDLED_ROUTERS["task_experts"][0] / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "| mmlu | 14037 | 0.640 | 0.500 ± 0.009 | 30.3% |" in card and "APGR of folds 0-4" in card
