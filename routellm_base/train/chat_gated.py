@@ -346,7 +346,7 @@ def crossfit_figures(
                 data_dir, work / f"fold-{fold}", work / f"data-{fold}", fold, **options
             ).router
         rates = router.strong_win_rate(mt_bench.prompts)
-        mt_apgr.append(round(quality_curve(rates, mt_bench.strong, mt_bench.weak).apgr(), 4))
+        mt_apgr.append(quality_curve(rates, mt_bench.strong, mt_bench.weak).apgr())
         return router
 
     with tempfile.TemporaryDirectory(prefix="chat-gated-crossfit-") as tmp:
@@ -359,7 +359,7 @@ def crossfit_figures(
     return {
         "pooled": results,
         "mt_bench_apgr_by_fold": mt_apgr,
-        "mt_bench_apgr_mean": round(float(np.mean(mt_apgr)), 4),
+        "mt_bench_apgr_mean": float(np.mean(mt_apgr)),
     }
 
 

@@ -170,7 +170,7 @@ def crossfit(
             idx = [i for i, r in enumerate(bench.rows) if crossfit_fold(r.prompt, FOLDS) == fold]
             rates[name][idx] = router.strong_win_rate([bench.rows[i].prompt for i in idx])
             curve = quality_curve(rates[name][idx], bench.strong[idx], bench.weak[idx])
-            by_fold[name].append(round(curve.apgr(), 4))
+            by_fold[name].append(curve.apgr())
     results = []
     for name, bench in benchmarks.items():
         assert not np.isnan(rates[name]).any()
