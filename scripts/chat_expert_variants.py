@@ -1,0 +1,183 @@
+"""The fine-tuned chat expert, cross-fitted: regularised variants and ensembles with static scorers
+(docs/results.md, "The fine-tuned chat expert, cross-fitted").
+
+    python scripts/chat_expert_variants.py --data-dir ../shared/data --work runs/chat-expert-variants
+
+For each variant and each of RMB's 5 folds k, the chat expert of ``chat_gated`` (``routellm train
+bert`` on RMB's top-vs-mid battles, seed 0, 3 epochs at most with early stopping, 128 tokens) is
+trained with fold k held out and decontaminated against, exactly as ``chat_gated --crossfit``
+trains it, and scores fold k's prompts and MT Bench (never trained on). Variants:
+
+- ``head``: the recipe's expert as it is;
+- ``freeze4``: the embeddings module and the first 4 of MiniLM's 6 layers frozen, so about 3.6M
+  of 22.7M weights train (the usual remedy for a small, noisy training set);
+- ``ep2``: no validation split and two full epochs, so the second epoch's weights are kept
+  (the recipe's early stopping on validation loss kept the first epoch on every fold), trained
+  on all the fold's training prompts (the recipe holds 10% out for validation).
+
+Both are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
+``train_bert`` here: they are experiments, not options of the library. Each fold's win rates are kept under ``--work``, so a
+second run only prints. RMB is pooled over all 1,237 prompts with each fold's scores standardised
+by their spread over every RMB prompt (as ``scripts/chat_label_ideas.py`` does); MT Bench is the
+mean of the five fold experts' APGR. The ensembles add, per fold, the expert's standardised score to a
+static ridge (tier share, penalty 30) and kNN (k = 100, cosine) on ``minilm-l6-static-256``,
+cross-fitted the same way. About 30 minutes per variant on 2 idle CPU cores.
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+import routellm_base.train.bert as bert_training
+from routellm_base.checkpoints import load_router
+from routellm_base.cli import main as cli_main
+from routellm_base.data import crossfit_fold, load_rmb_pairs, rmb_tier_scores
+from routellm_base.data.rmb import RMB_FOLDS, TOP_TIER
+from routellm_base.decontaminate import contaminated_mask
+from routellm_base.embedders import load_embedder
+from routellm_base.evals import load_benchmark, quality_curve
+from routellm_base.train import chat_bert
+from routellm_base.train.chat_gated import chat_bert_argv
+from routellm_base.train.task_experts import fit_ridge
+
+VARIANTS = ("head", "freeze4", "ep2")
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
+parser.add_argument("--data-dir", default="../shared/data")
+parser.add_argument("--work", required=True, help="keeps each fold's expert and its win rates")
+parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+args = parser.parse_args()
+work = Path(args.work)
+work.mkdir(parents=True, exist_ok=True)
+
+pairs = load_rmb_pairs(args.data_dir)
+prompts = sorted({p.prompt for p in pairs})
+index = {p: i for i, p in enumerate(prompts)}
+fold = np.array([crossfit_fold(p, RMB_FOLDS) for p in prompts])
+mt = load_benchmark("mt-bench", args.data_dir)
+y = np.full(len(prompts), np.nan)  # the top tier's share of its top-vs-mid battles
+w = np.zeros(len(prompts))
+for row in rmb_tier_scores(pairs):
+    y[index[row.prompt]] = row.scores[TOP_TIER]
+    w[index[row.prompt]] = row.extra["battles"]
+labelled = ~np.isnan(y)
+
+frozen_layers = 0
+build_classifier = bert_training.build_classifier
+
+
+def build_with_frozen_layers(*a, **kw):
+    tokenizer, model = build_classifier(*a, **kw)
+    if frozen_layers:
+        for module in (model.encoder.embeddings, *model.encoder.encoder.layer[:frozen_layers]):
+            module.requires_grad_(False)
+    return tokenizer, model
+
+
+bert_training.build_classifier = build_with_frozen_layers
+last_epoch = False
+train_bert = bert_training.train_bert
+
+
+def train_to_the_last_epoch(battles, strong, weak, config, progress=True):
+    if last_epoch:  # no validation rows: the last epoch's weights are kept
+        config = dataclasses.replace(config, validation_fraction=0.0, epochs=2)
+    return train_bert(battles, strong, weak, config, progress)
+
+
+bert_training.train_bert = train_to_the_last_epoch
+
+
+def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Win rates of the fold-k expert on every RMB prompt and on MT Bench, trained if not kept."""
+    global frozen_layers, last_epoch
+    rmb_file, mt_file = work / f"{variant}-f{k}-rmb.npy", work / f"{variant}-f{k}-mt.npy"
+    if not rmb_file.exists():
+        out = work / f"{variant}-f{k}"
+        if not (out / "config.json").exists():
+            files = chat_bert.write_training_files(args.data_dir, work / f"data-f{k}", 0, 0, fold=k)
+            argv = chat_bert_argv(files, out, 0, 3, k, "head")
+            frozen_layers = 4 if variant == "freeze4" else 0
+            last_epoch = variant == "ep2"
+            if cli_main(argv) != 0:
+                raise SystemExit(f"training {variant}, fold {k} failed")
+            # Without validation rows the epoch with the lowest training loss is kept: the second.
+            card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+            if variant == "ep2" and "best epoch 1," not in card:
+                raise SystemExit(f"{out}: the second epoch was not the one kept")
+        router = load_router(out)
+        np.save(rmb_file, router.strong_win_rate(prompts))
+        np.save(mt_file, router.strong_win_rate(mt.prompts))
+    return np.load(rmb_file), np.load(mt_file)
+
+
+static = load_embedder("minilm-l6-static-256")
+emb = np.asarray(static.embed(prompts), np.float64)
+mt_emb = np.asarray(static.embed(mt.prompts), np.float64)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fold-k static scorer on every RMB prompt and on MT Bench (near-duplicates removed)."""
+    held = fold == k
+    train = ~held
+    train[train] = ~contaminated_mask(
+        [prompts[i] for i in np.flatnonzero(train)],
+        [prompts[i] for i in np.flatnonzero(held)],
+        unit(emb[train]),
+        unit(emb[held]),
+    )
+    rows = train & labelled
+    if name == "ridge":
+        weight, _ = fit_ridge(emb[rows], y[rows], 30.0 / w[rows].mean(), w[rows])
+        return emb @ weight, mt_emb @ weight
+    neighbours, targets, weights = unit(emb[rows]), y[rows], w[rows]
+
+    def knn(q):
+        nearest = np.argsort(-(unit(q) @ neighbours.T), axis=1)[:, :100]
+        return np.array([np.average(targets[i], weights=weights[i]) for i in nearest])
+
+    return knn(emb), knn(mt_emb)
+
+
+def report(parts: list[str]) -> str:
+    pooled = np.zeros(len(prompts))
+    mt_apgr, per_fold = [], []
+    for k in range(RMB_FOLDS):
+        total, total_mt = np.zeros(len(prompts)), np.zeros(len(mt.prompts))
+        for part in parts:
+            rmb, on_mt = static_scores(part, k) if part in ("ridge", "knn") else expert_scores(part, k)
+            total += (rmb - rmb.mean()) / rmb.std()
+            total_mt += (on_mt - rmb.mean()) / rmb.std()
+        held = labelled & (fold == k)
+        pooled[held] = total[held]
+        per_fold.append(quality_curve(total[held], y[held], 1 - y[held]).apgr())
+        mt_apgr.append(quality_curve(total_mt, mt.strong, mt.weak).apgr())
+    apgr = quality_curve(pooled[labelled], y[labelled], 1 - y[labelled]).apgr()
+    return (
+        f"{apgr:.3f} ({' · '.join(f'{v:.3f}' for v in per_fold)}) | "
+        f"{np.mean(mt_apgr):.3f} ({' · '.join(f'{v:.3f}' for v in mt_apgr)})"
+    )
+
+
+LABELS = {
+    "head": "the expert (`head`)",
+    "freeze4": "`freeze4`: embeddings and the first 4 of 6 layers frozen",
+    "ep2": "`ep2`: the second epoch kept (no validation split)",
+    "ridge": "static ridge (tier share)",
+    "knn": "static kNN (k = 100)",
+}
+print("| chat scorer, cross-fitted | RMB, 1,237 prompts (folds 0-4) | MT Bench, mean of 5 (each fold's) |")
+print("| --- | --- | --- |")
+for variant in args.variants:
+    print(f"| {LABELS[variant]} | {report([variant])} |", flush=True)
+    if variant == "head":
+        for statics in (["ridge"], ["knn"], ["ridge", "knn"]):
+            label = " + ".join(["the expert", *(LABELS[s] for s in statics)])
+            print(f"| {label} | {report(['head', *statics])} |", flush=True)
