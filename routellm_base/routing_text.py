@@ -48,7 +48,9 @@ class RoutingTextOptions:
     turn, then the other turns newest first, within ``max_tokens``."""
     max_tokens: int | None = None
     """Token budget in ``cl100k_base`` tokens; ``None`` keeps the whole last user turn
-    (the embedder still applies its own input limit). Required for ``conversation``: default 1024."""
+    (the embedder still applies its own input limit). Required for ``conversation``: default 1024.
+    A budget keeps the start of a longer turn, so a router that reads a prompt's ending (``bert``
+    with ``truncation="head_tail"``) should route without one."""
     fn: RoutingTextFn | None = None
     """A hook that picks the routing text itself, e.g. the user's question out of a
     retrieval-augmented prompt (see :class:`TemplateField`). It gets the turns as

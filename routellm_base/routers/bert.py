@@ -131,26 +131,30 @@ def encode_prompts(
     ``attention_mask``, and with the ``head`` cut also ``token_type_ids`` where the tokenizer
     makes them (all zeros for one text, which the encoder assumes when they are absent).
 
-    Raises ``ValueError`` for a ``truncation`` not in :data:`TRUNCATIONS`, or for ``head_tail``
-    when ``max_length`` leaves fewer than 2 tokens beside the special tokens.
+    Raises ``ValueError`` for a ``truncation`` not in :data:`TRUNCATIONS`, or when ``max_length``
+    leaves no token for the text beside the special tokens (fewer than 2 for ``head_tail``).
     """
     if truncation not in TRUNCATIONS:
         raise ValueError(f"truncation must be one of {TRUNCATIONS}, not {truncation!r}")
     keys = ("input_ids", "attention_mask", "token_type_ids")
+    # The special tokens the tokenizer puts before and after a text ([CLS] ... [SEP] for BERT).
+    probe, bare = tokenizer("x")["input_ids"], tokenizer("x", add_special_tokens=False)["input_ids"]
+    before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
+    if before is None:
+        raise ValueError(f"{truncation}: cannot find the text between {type(tokenizer).__name__}'s special tokens")
+    after = len(probe) - before - len(bare)
+    budget = max_length - before - after
+    least = 2 if truncation == "head_tail" else 1  # head_tail keeps at least one token of each end
+    if budget < least:
+        raise ValueError(
+            f"{truncation}: max_length {max_length} leaves {max(budget, 0)} of its tokens for the text "
+            f"beside {before + after} special tokens; give at least {before + after + least}"
+        )
     if truncation == "head":
         batch = tokenizer(
             texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         return {k: v for k, v in batch.items() if k in keys}
-    # The special tokens the tokenizer puts before and after a text ([CLS] ... [SEP] for BERT).
-    probe, bare = tokenizer("x")["input_ids"], tokenizer("x", add_special_tokens=False)["input_ids"]
-    before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
-    if before is None:
-        raise ValueError(f"head_tail: cannot find the text between {type(tokenizer).__name__}'s special tokens")
-    after = len(probe) - before - len(bare)
-    budget = max_length - before - after
-    if budget < 2:
-        raise ValueError(f"head_tail: max_length {max_length} leaves {budget} tokens for the text; give at least {before + after + 2}")
     head = budget // 2
     # The whole text is tokenised, as the head cut's truncation does too.
     ids = tokenizer(texts, truncation=False, verbose=False)["input_ids"]

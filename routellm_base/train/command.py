@@ -395,7 +395,7 @@ def _model_card(
         encoder = (
             f"Base encoder: `{params['base_model']}` (6-layer BERT, sentence-transformers; licence {licence}), "
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
-            f"(strong wins / tie / weak wins) on the {report['n_battles_train']} battles between the reference pair; "
+            f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {report['n_battles_train'] + report['n_battles_validation']} battles between the reference pair (the rest validate); "
             f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
             f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "

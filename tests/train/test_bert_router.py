@@ -151,8 +151,12 @@ def test_head_tail_truncation_keeps_both_ends_of_a_long_prompt():
     assert "middle words" in whole and whole.endswith("end")
     with pytest.raises(ValueError, match="'middle'"):
         encode_prompts(tokenizer, ["x"], 32, "middle")
-    with pytest.raises(ValueError, match="max_length 3 leaves 1 tokens"):
+    with pytest.raises(ValueError, match="max_length 3 leaves 1 of its tokens .* give at least 4"):
         encode_prompts(tokenizer, ["x"], 3, "head_tail")
+    # The head cut needs room for one token of text too; at 1 the encoder failed on a tensor shape.
+    with pytest.raises(ValueError, match="head: max_length 1 leaves 0 of its tokens .* give at least 3"):
+        encode_prompts(tokenizer, ["x"], 1, "head")
+    assert encode_prompts(tokenizer, ["a long text"], 3, "head")["input_ids"].shape == (1, 3)
 
 
 def test_a_head_tail_checkpoint_routes_on_the_end_of_a_long_prompt(tmp_path, data_dir):
