@@ -139,22 +139,23 @@ def encode_prompts(
     keys = ("input_ids", "attention_mask", "token_type_ids")
     # The special tokens the tokenizer puts before and after a text ([CLS] ... [SEP] for BERT).
     probe, bare = tokenizer("x")["input_ids"], tokenizer("x", add_special_tokens=False)["input_ids"]
-    before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
-    if before is None:
-        raise ValueError(f"{truncation}: cannot find the text between {type(tokenizer).__name__}'s special tokens")
-    after = len(probe) - before - len(bare)
-    budget = max_length - before - after
+    specials = len(probe) - len(bare)
     least = 2 if truncation == "head_tail" else 1  # head_tail keeps at least one token of each end
-    if budget < least:
+    if max_length - specials < least:
         raise ValueError(
-            f"{truncation}: max_length {max_length} leaves {max(budget, 0)} of its tokens for the text "
-            f"beside {before + after} special tokens; give at least {before + after + least}"
+            f"{truncation}: max_length {max_length} leaves {max(max_length - specials, 0)} of its tokens for the "
+            f"text beside {specials} special tokens; give at least {specials + least}"
         )
     if truncation == "head":
         batch = tokenizer(
             texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         return {k: v for k, v in batch.items() if k in keys}
+    before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
+    if before is None:
+        raise ValueError(f"head_tail: cannot find the text between {type(tokenizer).__name__}'s special tokens")
+    after = specials - before
+    budget = max_length - specials
     head = budget // 2
     # The whole text is tokenised, as the head cut's truncation does too.
     ids = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
