@@ -26,6 +26,7 @@ cross-fitted the same way. About 30 minutes per variant on 2 idle CPU cores.
 
 import argparse
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from routellm_base.data import crossfit_fold, load_rmb_pairs, rmb_tier_scores
 from routellm_base.data.rmb import RMB_FOLDS, TOP_TIER
 from routellm_base.decontaminate import contaminated_mask
 from routellm_base.embedders import load_embedder
+from routellm_base.embedders.base import l2_normalise
 from routellm_base.evals import load_benchmark, quality_curve
 from routellm_base.train import chat_bert
 from routellm_base.train.chat_gated import chat_bert_argv
@@ -91,6 +93,7 @@ def train_to_the_last_epoch(battles, strong, weak, config, progress=True):
 bert_training.train_bert = train_to_the_last_epoch
 
 
+@functools.cache
 def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Win rates of the fold-k expert on every RMB prompt and on MT Bench, trained if not kept."""
     global frozen_layers, last_epoch
@@ -119,10 +122,7 @@ emb = np.asarray(static.embed(prompts), np.float64)
 mt_emb = np.asarray(static.embed(mt.prompts), np.float64)
 
 
-def unit(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-
-
+@functools.cache  # each scorer and fold is fitted once, however many rows use it
 def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The fold-k static scorer on every RMB prompt and on MT Bench (near-duplicates removed)."""
     held = fold == k
@@ -130,17 +130,17 @@ def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     train[train] = ~contaminated_mask(
         [prompts[i] for i in np.flatnonzero(train)],
         [prompts[i] for i in np.flatnonzero(held)],
-        unit(emb[train]),
-        unit(emb[held]),
+        l2_normalise(emb[train]),
+        l2_normalise(emb[held]),
     )
     rows = train & labelled
     if name == "ridge":
         weight, _ = fit_ridge(emb[rows], y[rows], 30.0 / w[rows].mean(), w[rows])
         return emb @ weight, mt_emb @ weight
-    neighbours, targets, weights = unit(emb[rows]), y[rows], w[rows]
+    neighbours, targets, weights = l2_normalise(emb[rows]), y[rows], w[rows]
 
     def knn(q):
-        nearest = np.argsort(-(unit(q) @ neighbours.T), axis=1)[:, :100]
+        nearest = np.argsort(-(l2_normalise(q) @ neighbours.T), axis=1)[:, :100]
         return np.array([np.average(targets[i], weights=weights[i]) for i in nearest])
 
     return knn(emb), knn(mt_emb)

@@ -33,6 +33,7 @@ from routellm_base.data import crossfit_fold, load_rmb_pairs, rmb_tier_scores
 from routellm_base.data.rmb import RMB_FOLDS, RMB_MID_TIER, RMB_TOP_TIER, TOP_TIER, tier_outcome
 from routellm_base.decontaminate import contaminated_mask
 from routellm_base.embedders import load_embedder
+from routellm_base.embedders.base import l2_normalise
 from routellm_base.evals import load_benchmark, quality_curve
 from routellm_base.routers.bert import resolve_base_path
 from routellm_base.train.task_experts import fit_ridge
@@ -144,8 +145,8 @@ def crossfit(make, x=emb, x_mt=mt_emb):
         train[train] = ~contaminated_mask(
             [prompts[i] for i in np.flatnonzero(train)],
             [prompts[i] for i in np.flatnonzero(held)],
-            x[train] / np.linalg.norm(x[train], axis=1, keepdims=True).clip(1e-12),
-            x[held] / np.linalg.norm(x[held], axis=1, keepdims=True).clip(1e-12),
+            l2_normalise(x[train]),
+            l2_normalise(x[held]),
         )
         scorer = make(train, x)
         on_fold = held[scored]
