@@ -30,7 +30,9 @@ def cmd_route(args: argparse.Namespace) -> int:
         strong_share=args.strong_share,
         routing_text_options=RoutingTextOptions(max_tokens=args.max_tokens),
     )
-    decision = engine.decide(args.prompt, strong_model=args.strong, weak_model=args.weak)
+    decision = engine.decide(
+        args.prompt, strong_model=args.strong or "strong", weak_model=args.weak or "weak"
+    )
     if args.json:
         print(json.dumps(decision.to_dict()))
     else:
@@ -40,8 +42,10 @@ def cmd_route(args: argparse.Namespace) -> int:
             else f"win rate {decision.win_rate:.4f} "
             f"{'>=' if decision.side == 'strong' else '<'} threshold {decision.threshold:.4f}"
         )
+        # The model name is only worth printing when the caller named the models.
+        named = f" ({decision.model})" if args.strong or args.weak else ""
         print(
-            f"{decision.side} ({decision.model}): {reason} "
+            f"{decision.side}{named}: {reason} "
             f"[router {decision.router}, {decision.seconds * 1000:.2f} ms]"
         )
     return 0
@@ -177,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"bundled router name (default {DEFAULT_ROUTER}; mf, random) or checkpoint folder",
     )
     _add_policy(route)
-    route.add_argument("--strong", default="strong", help="name to report for the strong model")
-    route.add_argument("--weak", default="weak", help="name to report for the weak model")
+    route.add_argument("--strong", help="name to report for the strong model (default: strong)")
+    route.add_argument("--weak", help="name to report for the weak model (default: weak)")
     route.add_argument("--max-tokens", type=int, default=None, help="routing-text token budget")
     route.add_argument("--json", action="store_true", help="print one JSON object")
     route.set_defaults(func=cmd_route)

@@ -55,6 +55,12 @@ def test_cli_policy_flags_and_errors():
         capture_output=True, text=True, check=True,
     )
     assert out.stdout.startswith("strong (gpt-4o)")
+    # With no model named, the side alone: not "weak (weak)".
+    unnamed = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "route", "--threshold", "1", "hi"],
+        capture_output=True, text=True, check=True,
+    )
+    assert unnamed.stdout.startswith("weak: win rate ")
     bad = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--strong-share", "1.5", "hi"],
         capture_output=True, text=True,
