@@ -357,6 +357,24 @@ def _bert_cut(params: dict[str, Any], trained_length: int) -> str:
     return f"first {trained_length} tokens in training and first {params['max_length']} in routing"
 
 
+def _validation_line(report: dict[str, Any]) -> str:
+    """The model card's words for which epoch was kept, from the trainer's report: the split is
+    named by its battle counts, as API callers may choose any validation fraction or none."""
+    ran = len(report["validation_loss_history"])
+    kept = f"epoch {report['best_epoch'] + 1} of the {ran} run"
+    if not report["n_battles_validation"]:
+        return (
+            f"No validation split: {kept} was kept, the one with the lowest training loss "
+            f"({report['best_validation_loss']:.4f}).\n"
+        )
+    held = report["n_battles_validation"]
+    total = held + report["n_battles_train"]
+    return (
+        f"Validation ({held} of {total} battles, split by prompt): {kept} was kept, the one with "
+        f"the lowest validation loss ({report['best_validation_loss']:.4f}).\n"
+    )
+
+
 def _model_card(
     args: argparse.Namespace,
     battles: Battles,
@@ -382,10 +400,7 @@ def _model_card(
             f"{report['battles_of_other_pairs_unused']}.\n"
         )
     elif report:
-        validation = (
-            f"Validation (10% of prompts held out): best epoch {report['best_epoch']}, "
-            f"loss {report['best_validation_loss']:.4f}.\n"
-        )
+        validation = _validation_line(report)
     else:
         validation = "No training step: the router ranks by similarity to the stored battles.\n"
     if args.family == "bert":
@@ -395,7 +410,7 @@ def _model_card(
         encoder = (
             f"Base encoder: `{params['base_model']}` (6-layer BERT, sentence-transformers; licence {licence}), "
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
-            f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {report['n_battles_train'] + report['n_battles_validation']} battles between the reference pair (the rest validate); "
+            f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {report['n_battles_train'] + report['n_battles_validation']} battles between the reference pair; "
             f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
             f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "

@@ -160,3 +160,18 @@ def test_a_checkpoint_trained_in_process_records_the_command_that_built_it(tmp_p
     assert command.startswith("routellm train sw_ranking --data scores:")
     assert f"--out '{tmp_path / 'with space'}'" in command  # quoted so it can be pasted into a shell
     assert f"routellm train sw_ranking --data scores:{tmp_path / 't.jsonl'}" in (tmp_path / "with space" / "MODEL_CARD.md").read_text()
+
+
+def test_model_card_names_the_validation_split_it_had():
+    from routellm_base.train.command import _validation_line
+
+    split = {"validation_loss_history": [0.9, 0.8, 0.85], "best_epoch": 1, "best_validation_loss": 0.8,
+             "n_battles_train": 268, "n_battles_validation": 32}  # fmt: skip
+    assert _validation_line(split) == (
+        "Validation (32 of 300 battles, split by prompt): epoch 2 of the 3 run was kept, "
+        "the one with the lowest validation loss (0.8000).\n"
+    )
+    # An API caller's validation_fraction=0: no split to name, and the kept epoch said plainly.
+    none = {**split, "n_battles_train": 300, "n_battles_validation": 0, "validation_loss_history": [0.9, 0.7],
+            "best_validation_loss": 0.7}  # fmt: skip
+    assert _validation_line(none).startswith("No validation split: epoch 2 of the 2 run was kept")
