@@ -13,20 +13,31 @@ trains it, and scores fold k's prompts and MT Bench (never trained on). Variants
   of 22.7M weights train (the usual remedy for a small, noisy training set);
 - ``ep2``: no validation split and two full epochs, so the second epoch's weights are kept
   (the recipe's early stopping on validation loss kept the first epoch on every fold), trained
-  on all the fold's training prompts (the recipe holds 10% out for validation).
+  on all the fold's training prompts (the recipe holds 10% out for validation);
+- ``top_vs_rest``: more battles per prompt: the top tier's battles against the two 7B models
+  (Llama-2-7b-chat, vicuna-7b) are added to its battles against the mid tier, about 1,050 more
+  per fold; evaluation stays top vs mid.
 
-Both are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
+The first two are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
 ``train_bert`` here: they are experiments, not options of the library. Each fold's win rates are kept under ``--work``, so a
 second run only prints. RMB is pooled over all 1,237 prompts with each fold's scores standardised
 by their spread over every RMB prompt (as ``scripts/chat_label_ideas.py`` does); MT Bench is the
 mean of the five fold experts' APGR. The ensembles add, per fold, the expert's standardised score to a
 static ridge (tier share, penalty 30) and kNN (k = 100, cosine) on ``minilm-l6-static-256``,
 cross-fitted the same way. About 30 minutes per variant on 2 idle CPU cores.
+
+``--by-category`` then prints where the first variant's RMB figure comes from (docs/results.md,
+"Where RMB's signal is"): its APGR inside each of RMB's 12 task categories with each one's random
+band, routers told each held-out prompt's true category or subcategory (cross-fitted priors),
+how well a prompt's own battles agree inside a category, and which RMB categories the Arena-Hard
+prompts fall nearest to.
 """
 
 import argparse
 import dataclasses
 import functools
+import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,23 +45,37 @@ import numpy as np
 import routellm_base.train.bert as bert_training
 from routellm_base.checkpoints import load_router
 from routellm_base.cli import main as cli_main
-from routellm_base.data import crossfit_fold, load_rmb_pairs, rmb_tier_scores
-from routellm_base.data.rmb import RMB_FOLDS, TOP_TIER
+from routellm_base.data import GPT4, MIXTRAL, crossfit_fold, load_rmb_pairs, rmb_tier_scores
+from routellm_base.data.rmb import (
+    RMB_FOLDS,
+    RMB_MID_TIER,
+    RMB_TOP_TIER,
+    TOP_TIER,
+    rmb_split,
+    tier_outcome,
+)
 from routellm_base.decontaminate import contaminated_mask
 from routellm_base.embedders import load_embedder
 from routellm_base.embedders.base import l2_normalise
-from routellm_base.evals import load_benchmark, quality_curve
+from routellm_base.evals import load_benchmark, quality_curve, random_baseline
 from routellm_base.train import chat_bert
 from routellm_base.train.chat_gated import chat_bert_argv
 from routellm_base.train.task_experts import fit_ridge
 
-VARIANTS = ("head", "freeze4", "ep2")
+VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest")
+LOW_TIER = ("Llama-2-7b-chat-hf", "vicuna-7b-v1.5")
 parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
 )
 parser.add_argument("--data-dir", default="../shared/data")
 parser.add_argument("--work", required=True, help="keeps each fold's expert and its win rates")
 parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+parser.add_argument(
+    "--by-category",
+    action="store_true",
+    help="also print where the expert's RMB figure comes from: its APGR inside each of RMB's "
+    "12 categories, beside routers that are told each prompt's true category",
+)
 args = parser.parse_args()
 work = Path(args.work)
 work.mkdir(parents=True, exist_ok=True)
@@ -65,6 +90,10 @@ w = np.zeros(len(prompts))
 for row in rmb_tier_scores(pairs):
     y[index[row.prompt]] = row.scores[TOP_TIER]
     w[index[row.prompt]] = row.extra["battles"]
+subcategory = np.array([""] * len(prompts), dtype=object)  # e.g. "Code/Debugging"
+for pair in pairs:
+    subcategory[index[pair.prompt]] = subcategory[index[pair.prompt]] or pair.category
+category = np.array([c.split("/", 1)[0] for c in subcategory], dtype=object)
 labelled = ~np.isnan(y)
 
 frozen_layers = 0
@@ -93,6 +122,22 @@ def train_to_the_last_epoch(battles, strong, weak, config, progress=True):
 bert_training.train_bert = train_to_the_last_epoch
 
 
+def top_vs_rest_battles(k: int) -> list[dict[str, str]]:
+    """Fold k's training battles of a top-tier model against a mid-tier or 7B one, the top tier
+    named GPT-4-1106 and the other Mixtral, as ``rmb_tier_battles`` names them."""
+    battles = []
+    for pair in rmb_split(pairs, "train", k):
+        rest = (*RMB_MID_TIER, *LOW_TIER)
+        if pair.winner in RMB_TOP_TIER and pair.loser in rest:
+            winner, loser = GPT4, MIXTRAL
+        elif pair.winner in rest and pair.loser in RMB_TOP_TIER:
+            winner, loser = MIXTRAL, GPT4
+        else:
+            continue
+        battles.append({"prompt": pair.prompt, "model_a": winner, "model_b": loser, "winner": "model_a"})
+    return battles
+
+
 @functools.cache
 def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Win rates of the fold-k expert on every RMB prompt and on MT Bench, trained if not kept."""
@@ -102,6 +147,11 @@ def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         out = work / f"{variant}-f{k}"
         if not (out / "config.json").exists():
             files = chat_bert.write_training_files(args.data_dir, work / f"data-f{k}", 0, 0, fold=k)
+            if variant == "top_vs_rest":
+                files["chat"] = work / f"data-f{k}" / "top_vs_rest_battles.jsonl"
+                files["chat"].write_text(
+                    "".join(json.dumps(b) + "\n" for b in top_vs_rest_battles(k)), encoding="utf-8"
+                )
             argv = chat_bert_argv(files, out, 0, 3, k, "head")
             frozen_layers = 4 if variant == "freeze4" else 0
             last_epoch = variant == "ep2"
@@ -109,7 +159,7 @@ def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
                 raise SystemExit(f"training {variant}, fold {k} failed")
             # Without validation rows the epoch with the lowest training loss is kept: the second.
             card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
-            if variant == "ep2" and "best epoch 1," not in card:
+            if variant == "ep2" and "epoch 2 of the 2 run was kept" not in card:
                 raise SystemExit(f"{out}: the second epoch was not the one kept")
         router = load_router(out)
         np.save(rmb_file, router.strong_win_rate(prompts))
@@ -146,6 +196,100 @@ def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     return knn(emb), knn(mt_emb)
 
 
+def pooled_scores(parts: list[str]) -> np.ndarray:
+    """Each RMB prompt's score from the fold that held it out, standardised per fold."""
+    pooled = np.zeros(len(prompts))
+    for k in range(RMB_FOLDS):
+        total = np.zeros(len(prompts))
+        for part in parts:
+            rmb = static_scores(part, k)[0] if part in ("ridge", "knn") else expert_scores(part, k)[0]
+            total += (rmb - rmb.mean()) / rmb.std()
+        pooled[fold == k] = total[fold == k]
+    return pooled
+
+
+def category_prior(groups: np.ndarray) -> np.ndarray:
+    """Cross-fitted: each held-out prompt scored by the mean top-tier share of the training
+    folds' prompts in its true group (category or subcategory); NaN outside the labelled rows."""
+    prior = np.full(len(prompts), np.nan)
+    for k in range(RMB_FOLDS):
+        train = labelled & (fold != k)
+        for i in np.flatnonzero(labelled & (fold == k)):
+            prior[i] = y[train & (groups == groups[i])].mean()
+    return prior
+
+
+def apgr_of(scores: np.ndarray, rows: np.ndarray) -> float:
+    return quality_curve(scores[rows], y[rows], 1 - y[rows]).apgr()
+
+
+def where_the_signal_is(variant: str) -> None:
+    """The expert's APGR inside each category, and routers told each prompt's true category."""
+    expert = pooled_scores([variant])
+    print(f"\n| RMB category | prompts | top tier's mean share | {variant} APGR | random (200) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in sorted(set(category[labelled])):
+        rows = labelled & (category == name)
+        mean, std, _ = random_baseline(y[rows], 1 - y[rows])
+        print(
+            f"| {name} | {rows.sum()} | {y[rows].mean():.3f} | {apgr_of(expert, rows):.3f} | "
+            f"{mean:.3f} ± {std:.3f} |"
+        )
+    prior = category_prior(category)
+    z_prior = (prior - np.nanmean(prior)) / np.nanstd(prior)
+    rows = {
+        f"{LABELS[variant]}, for reference": expert,
+        "the true category's prior (12 categories)": prior,
+        f"the true subcategory's prior ({len(set(subcategory[labelled]))} subcategories)": category_prior(
+            subcategory
+        ),
+        f"{LABELS[variant]} + the true category's prior (standardised, equal weight)": expert + z_prior,
+    }
+    print("\n| scorer, cross-fitted (true categories are not known at routing) | RMB (folds 0-4) |")
+    print("| --- | --- |")
+    for label, scores in rows.items():
+        per_fold = " · ".join(f"{apgr_of(scores, labelled & (fold == k)):.3f}" for k in range(RMB_FOLDS))
+        print(f"| {label} | {apgr_of(scores, labelled):.3f} ({per_fold}) |")
+    print(f"\nSplit-half agreement of a prompt's own battles, inside categories: r = {split_half():.2f}")
+    print(f"Arena-Hard prompts by the category of their 10 nearest RMB prompts: {arena_hard_mix()}")
+
+
+def split_half(repeats: int = 50) -> float:
+    """Mean correlation, over random splits, between the top tier's share in one half of a
+    prompt's top-vs-mid battles and in the other, each category's mean removed. Pairwise set
+    only (a best-of-n set judges one best answer against each loser, which would agree by
+    construction), prompts with two battles or more."""
+    outcomes: dict[str, list[float]] = {}
+    for pair in pairs:
+        outcome = tier_outcome(pair)
+        if pair.set == "pairwise" and outcome is not None:
+            outcomes.setdefault(pair.prompt, []).append(outcome)
+    kept = [(p, o) for p, o in outcomes.items() if len(o) >= 2]
+    groups = np.array([category[index[p]] for p, _ in kept])
+    rng = np.random.default_rng(0)
+    rs = []
+    for _ in range(repeats):
+        halves = np.zeros((len(kept), 2))
+        for row, (_, o) in enumerate(kept):
+            order = rng.permutation(len(o))
+            halves[row] = np.mean([o[i] for i in order[: len(o) // 2]]), np.mean([o[i] for i in order[len(o) // 2 :]])
+        for name in set(groups):
+            halves[groups == name] -= halves[groups == name].mean(axis=0)
+        rs.append(np.corrcoef(halves[:, 0], halves[:, 1])[0, 1])
+    return float(np.mean(rs))
+
+
+def arena_hard_mix() -> str:
+    """How Arena-Hard's prompts spread over RMB's categories: each takes the most common
+    category among its 10 nearest labelled RMB prompts (static MiniLM, cosine)."""
+    questions = Path(args.data_dir) / "arena_hard" / "questions.jsonl"
+    texts = [json.loads(line)["prompt"] for line in questions.read_text(encoding="utf-8").splitlines()]
+    queries = l2_normalise(np.asarray(static.embed(texts), np.float64))
+    near = np.argsort(-(queries @ l2_normalise(emb[labelled]).T), axis=1)[:, :10]
+    votes = [Counter(category[labelled][row]).most_common(1)[0][0] for row in near]
+    return ", ".join(f"{name} {n}" for name, n in Counter(votes).most_common())
+
+
 def report(parts: list[str]) -> str:
     pooled = np.zeros(len(prompts))
     mt_apgr, per_fold = [], []
@@ -170,6 +314,7 @@ LABELS = {
     "head": "the expert (`head`)",
     "freeze4": "`freeze4`: embeddings and the first 4 of 6 layers frozen",
     "ep2": "`ep2`: the second epoch kept (no validation split)",
+    "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the 7B models",
     "ridge": "static ridge (tier share)",
     "knn": "static kNN (k = 100)",
 }
@@ -181,3 +326,5 @@ for variant in args.variants:
         for statics in (["ridge"], ["knn"], ["ridge", "knn"]):
             label = " + ".join(["the expert", *(LABELS[s] for s in statics)])
             print(f"| {label} | {report(['head', *statics])} |", flush=True)
+if args.by_category:
+    where_the_signal_is(args.variants[0])
