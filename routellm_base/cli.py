@@ -42,8 +42,8 @@ def cmd_route(args: argparse.Namespace) -> int:
             else f"win rate {decision.win_rate:.4f} "
             f"{'>=' if decision.side == 'strong' else '<'} threshold {decision.threshold:.4f}"
         )
-        # The model name is only worth printing when the caller named the models.
-        named = f" ({decision.model})" if args.strong or args.weak else ""
+        # The model name is only worth printing when the caller named the chosen side's model.
+        named = f" ({decision.model})" if (args.strong, args.weak)[decision.side == "weak"] else ""
         print(
             f"{decision.side}{named}: {reason} "
             f"[router {decision.router}, {decision.seconds * 1000:.2f} ms]"

@@ -61,6 +61,12 @@ def test_cli_policy_flags_and_errors():
         capture_output=True, text=True, check=True,
     )
     assert unnamed.stdout.startswith("weak: win rate ")
+    # Naming only the strong model does not name the weak side after the side.
+    half = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "route", "--threshold", "1", "--strong", "gpt-4o", "hi"],
+        capture_output=True, text=True, check=True,
+    )
+    assert half.stdout.startswith("weak: win rate ")
     bad = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--strong-share", "1.5", "hi"],
         capture_output=True, text=True,
