@@ -159,7 +159,7 @@ def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
                 raise SystemExit(f"training {variant}, fold {k} failed")
             # Without validation rows the epoch with the lowest training loss is kept: the second.
             card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
-            if variant == "ep2" and "epoch 2 of the 2 run was kept" not in card:
+            if variant == "ep2" and "kept epoch 2 of 2," not in card:
                 raise SystemExit(f"{out}: the second epoch was not the one kept")
         router = load_router(out)
         np.save(rmb_file, router.strong_win_rate(prompts))

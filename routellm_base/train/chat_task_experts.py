@@ -69,7 +69,7 @@ prompt (exact text, or cosine >= 0.95 on this embedder) were removed: {training[
 | --- | --- | --- | --- | --- |
 {kinds}
 
-Gate accuracy on 10% of prompts held out: {training['gate_validation_accuracy']:.3f}.
+Gate accuracy on {training['config']['validation_fraction']:.0%} of prompts held out: {training['gate_validation_accuracy']:.3f}.
 
 ## Metrics (items never trained on)
 AUC of the win rate against "strong scored higher than weak" on items where they differ (GPT-4 vs

@@ -357,21 +357,21 @@ def _bert_cut(params: dict[str, Any], trained_length: int) -> str:
     return f"first {trained_length} tokens in training and first {params['max_length']} in routing"
 
 
-def _validation_line(report: dict[str, Any]) -> str:
+def _validation_line(report: dict[str, Any], battles: str = "battles") -> str:
     """The model card's words for which epoch was kept, from the trainer's report: the split is
-    named by its battle counts, as API callers may choose any validation fraction or none."""
-    ran = len(report["validation_loss_history"])
-    kept = f"epoch {report['best_epoch'] + 1} of the {ran} run"
+    named by its battle counts (``battles`` says which: the classifiers train on the reference
+    pair's only), as API callers may choose any validation fraction or none."""
+    kept = f"kept epoch {report['best_epoch'] + 1} of {len(report['validation_loss_history'])}"
     if not report["n_battles_validation"]:
         return (
-            f"No validation split: {kept} was kept, the one with the lowest training loss "
+            f"No validation split: {kept}, the lowest training loss "
             f"({report['best_validation_loss']:.4f}).\n"
         )
     held = report["n_battles_validation"]
     total = held + report["n_battles_train"]
     return (
-        f"Validation ({held} of {total} battles, split by prompt): {kept} was kept, the one with "
-        f"the lowest validation loss ({report['best_validation_loss']:.4f}).\n"
+        f"Validation ({held} of {total} {battles}, split by prompt): {kept}, the lowest "
+        f"validation loss ({report['best_validation_loss']:.4f}).\n"
     )
 
 
@@ -395,12 +395,13 @@ def _model_card(
             "Task kinds (one per --data), with the reference pair's mean score gap (strong minus weak), the ridge "
             "penalty chosen by 5-fold cross-validation and its cross-validated squared error:\n\n"
             "| kind | prompts | mean gap | penalty | CV MSE |\n| --- | --- | --- | --- | --- |\n"
-            f"{kinds}\n\nGate accuracy on 10% of prompts held out: "
+            f"{kinds}\n\nGate accuracy on {report['config']['validation_fraction']:.0%} of prompts held out: "
             f"{'n/a (one kind)' if accuracy is None else f'{accuracy:.3f}'}. Battles of other pairs, unused: "
             f"{report['battles_of_other_pairs_unused']}.\n"
         )
     elif report:
-        validation = _validation_line(report)
+        pair_only = args.family in ("bert", "causal_llm")
+        validation = _validation_line(report, "reference-pair battles" if pair_only else "battles")
     else:
         validation = "No training step: the router ranks by similarity to the stored battles.\n"
     if args.family == "bert":

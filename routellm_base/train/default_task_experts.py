@@ -135,7 +135,7 @@ text, or cosine >= 0.95 on this embedder) were removed: {training['removed_as_co
 | --- | --- | --- | --- |
 {kinds}
 
-Gate accuracy on 10% of prompts held out: {training['gate_validation_accuracy']:.3f}.
+Gate accuracy on {training['config']['validation_fraction']:.0%} of prompts held out: {training['gate_validation_accuracy']:.3f}.
 
 ## Metrics (items never trained on)
 AUC of the win rate against "GPT-4 scored higher than Mixtral" on items where they differ:

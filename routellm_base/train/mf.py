@@ -97,7 +97,8 @@ def train_mf(
             loss.backward()
             optimiser.step()
         with torch.no_grad():
-            val_loss = float(loss_of(val_idx)) if len(val_idx) else float(loss)
+            # With no validation split, the whole training set's loss (not the last batch's).
+            val_loss = float(loss_of(val_idx if len(val_idx) else train_idx))
         history.append(val_loss)
         if val_loss < best[0] - 1e-5:
             state = {

@@ -59,3 +59,27 @@ def test_mf_learns_which_prompts_need_the_strong_model(tmp_path):
     held_out = [f"prompt {i}" for i in range(1000, n)]
     rates = router.strong_win_rate(held_out)
     assert roc_auc(rates, hard[1000:]) > 0.9
+
+
+def test_mf_without_validation_keeps_the_epoch_of_lowest_training_loss():
+    """validation_fraction=0 (API only): each epoch is judged by the loss over every training
+    battle, so the reported loss is that of the returned weights, not of a last minibatch."""
+    pytest.importorskip("torch")
+    from routellm_base.train.mf import MFTrainConfig, train_mf
+
+    rng = np.random.default_rng(1)
+    vectors = l2_normalise(rng.normal(size=(300, 16)).astype(np.float32))
+    rows = [ScoredPrompt(str(i), f"p{i}", {"big": float(rng.random() < 0.8), "small": float(v[0] > 0)})
+            for i, v in enumerate(vectors)]  # fmt: skip
+    battles = battles_from_scores(rows, models=["big", "small"])
+    config = MFTrainConfig(dim=8, epochs=5, lr=3e-2, batch_size=64, validation_fraction=0.0)
+    embeddings = vectors[[int(p[1:]) for p in battles.prompts]]  # rows in the battles' prompt order
+    tensors, report = train_mf(embeddings, battles, config, progress=False)
+    assert report["n_battles_validation"] == 0 and report["best_validation_loss"] == min(report["validation_loss_history"])
+
+    v = tensors["model_embeddings"] / np.linalg.norm(tensors["model_embeddings"], axis=1, keepdims=True)
+    x = embeddings[battles.prompt_index] @ tensors["proj_weight"].T + tensors["proj_bias"]
+    z = (x * (v[battles.model_a] - v[battles.model_b]) * tensors["classifier_weight"]).sum(axis=1)
+    y = battles.outcome
+    loss = np.mean(np.logaddexp(0, z) - y * z)  # binary cross-entropy with logits, unit weights
+    assert report["best_validation_loss"] == pytest.approx(loss, rel=1e-4)

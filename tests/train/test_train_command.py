@@ -168,10 +168,10 @@ def test_model_card_names_the_validation_split_it_had():
     split = {"validation_loss_history": [0.9, 0.8, 0.85], "best_epoch": 1, "best_validation_loss": 0.8,
              "n_battles_train": 268, "n_battles_validation": 32}  # fmt: skip
     assert _validation_line(split) == (
-        "Validation (32 of 300 battles, split by prompt): epoch 2 of the 3 run was kept, "
-        "the one with the lowest validation loss (0.8000).\n"
+        "Validation (32 of 300 battles, split by prompt): kept epoch 2 of 3, the lowest validation loss (0.8000).\n"
     )
+    assert _validation_line(split, "reference-pair battles").startswith("Validation (32 of 300 reference-pair battles")
     # An API caller's validation_fraction=0: no split to name, and the kept epoch said plainly.
     none = {**split, "n_battles_train": 300, "n_battles_validation": 0, "validation_loss_history": [0.9, 0.7],
             "best_validation_loss": 0.7}  # fmt: skip
-    assert _validation_line(none).startswith("No validation split: epoch 2 of the 2 run was kept")
+    assert _validation_line(none) == "No validation split: kept epoch 2 of 2, the lowest training loss (0.7000).\n"
