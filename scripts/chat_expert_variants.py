@@ -14,11 +14,11 @@ trains it, and scores fold k's prompts and MT Bench (never trained on). Variants
 - ``ep2``: no validation split and two full epochs, so the second epoch's weights are kept
   (the recipe's early stopping on validation loss kept the first epoch on every fold), trained
   on all the fold's training prompts (the recipe holds 10% out for validation);
-- ``top_vs_rest``: more battles per prompt: the top tier's battles against the two 7B models
-  (Llama-2-7b-chat, vicuna-7b) are added to its battles against the mid tier, about 1,050 more
+- ``top_vs_rest``: more battles per prompt: the top tier's battles against the two low-tier 7B
+  models (Llama-2-7b-chat, vicuna-7b; Mistral-7B is mid tier) are added to its battles against the mid tier, about 1,050 more
   per fold; evaluation stays top vs mid.
 
-The first two are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
+``freeze4`` and ``ep2`` are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
 ``train_bert`` here: they are experiments, not options of the library. Each fold's win rates are kept under ``--work``, so a
 second run only prints. RMB is pooled over all 1,237 prompts with each fold's scores standardised
 by their spread over every RMB prompt (as ``scripts/chat_label_ideas.py`` does); MT Bench is the
@@ -60,9 +60,10 @@ from routellm_base.embedders.base import l2_normalise
 from routellm_base.evals import load_benchmark, quality_curve, random_baseline
 from routellm_base.train import chat_bert
 from routellm_base.train.chat_gated import chat_bert_argv
-from routellm_base.train.task_experts import fit_ridge
+from routellm_base.train.task_experts import TaskExpertsTrainConfig, fit_gate, fit_ridge
 
 VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest")
+STATIC = ("ridge", "knn", "category")
 LOW_TIER = ("Llama-2-7b-chat-hf", "vicuna-7b-v1.5")
 parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +173,9 @@ emb = np.asarray(static.embed(prompts), np.float64)
 mt_emb = np.asarray(static.embed(mt.prompts), np.float64)
 
 
+gate_accuracy: dict[int, float] = {}  # the category gate's accuracy on each held-out fold
+
+
 @functools.cache  # each scorer and fold is fitted once, however many rows use it
 def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The fold-k static scorer on every RMB prompt and on MT Bench (near-duplicates removed)."""
@@ -187,6 +191,19 @@ def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     if name == "ridge":
         weight, _ = fit_ridge(emb[rows], y[rows], 30.0 / w[rows].mean(), w[rows])
         return emb @ weight, mt_emb @ weight
+    if name == "category":  # softmax gate over RMB's categories, each scored by its prior
+        names = sorted(set(category[labelled]))
+        kind = np.array([names.index(c) for c in category[train]])
+        gate_w, gate_b = fit_gate(l2_normalise(emb[train]), kind, len(names), TaskExpertsTrainConfig())
+        prior = np.array([y[rows & (category == c)].mean() for c in names])
+
+        def predicted(q):
+            logits = l2_normalise(q) @ gate_w.T + gate_b
+            odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return odds / odds.sum(axis=1, keepdims=True)
+
+        gate_accuracy[k] = float(np.mean(predicted(emb[held]).argmax(axis=1) == [names.index(c) for c in category[held]]))
+        return predicted(emb) @ prior, predicted(mt_emb) @ prior
     neighbours, targets, weights = l2_normalise(emb[rows]), y[rows], w[rows]
 
     def knn(q):
@@ -202,7 +219,7 @@ def pooled_scores(parts: list[str]) -> np.ndarray:
     for k in range(RMB_FOLDS):
         total = np.zeros(len(prompts))
         for part in parts:
-            rmb = static_scores(part, k)[0] if part in ("ridge", "knn") else expert_scores(part, k)[0]
+            rmb = static_scores(part, k)[0] if part in STATIC else expert_scores(part, k)[0]
             total += (rmb - rmb.mean()) / rmb.std()
         pooled[fold == k] = total[fold == k]
     return pooled
@@ -226,39 +243,62 @@ def apgr_of(scores: np.ndarray, rows: np.ndarray) -> float:
 def where_the_signal_is(variant: str) -> None:
     """The expert's APGR inside each category, and routers told each prompt's true category."""
     expert = pooled_scores([variant])
-    print(f"\n| RMB category | prompts | top tier's mean share | {variant} APGR | random (200) |")
-    print("| --- | --- | --- | --- | --- |")
-    for name in sorted(set(category[labelled])):
+    names = sorted(set(category[labelled]))
+    # The expert split in two: its mean over each category's prompts (which kind of task), and
+    # what is left inside the category (which prompt of that kind).
+    between = np.zeros(len(prompts))
+    for name in names:
+        group = labelled & (category == name)
+        between[group] = expert[group].mean()
+    within = expert - between
+    print(f"\n| RMB category | prompts | top tier's mean share | {variant}: mean score | {variant}: APGR inside | random (200) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in names:
         rows = labelled & (category == name)
         mean, std, _ = random_baseline(y[rows], 1 - y[rows])
         print(
-            f"| {name} | {rows.sum()} | {y[rows].mean():.3f} | {apgr_of(expert, rows):.3f} | "
-            f"{mean:.3f} ± {std:.3f} |"
+            f"| {name} | {rows.sum()} | {y[rows].mean():.3f} | {between[rows][0]:+.3f} | "
+            f"{apgr_of(expert, rows):.3f} | {mean:.3f} ± {std:.3f} |"
         )
     prior = category_prior(category)
-    z_prior = (prior - np.nanmean(prior)) / np.nanstd(prior)
+    z_prior = np.zeros(len(prompts))
+    for k in range(RMB_FOLDS):  # standardised per fold, as the expert's scores are
+        held = labelled & (fold == k)
+        z_prior[held] = (prior[held] - prior[held].mean()) / prior[held].std()
     rows = {
         f"{LABELS[variant]}, for reference": expert,
+        f"its category means alone (each prompt scored by its category's mean {variant} score)": between,
+        f"what is left inside categories ({variant} minus its category's mean)": within,
         "the true category's prior (12 categories)": prior,
         f"the true subcategory's prior ({len(set(subcategory[labelled]))} subcategories)": category_prior(
             subcategory
         ),
         f"{LABELS[variant]} + the true category's prior (standardised, equal weight)": expert + z_prior,
     }
-    print("\n| scorer, cross-fitted (true categories are not known at routing) | RMB (folds 0-4) |")
+    mean, std, _ = random_baseline(y[labelled], 1 - y[labelled])
+    print(
+        f"\n| scorer, cross-fitted (true categories are not known at routing) | RMB (folds 0-4; random {mean:.3f} ± {std:.3f}) |"
+    )
     print("| --- | --- |")
     for label, scores in rows.items():
         per_fold = " · ".join(f"{apgr_of(scores, labelled & (fold == k)):.3f}" for k in range(RMB_FOLDS))
         print(f"| {label} | {apgr_of(scores, labelled):.3f} ({per_fold}) |")
-    print(f"\nSplit-half agreement of a prompt's own battles, inside categories: r = {split_half():.2f}")
+    alone, both = report(["category"]), report([variant, "category"])
+    print(
+        f"\nA predicted category instead of the true one (softmax gate on the static embedding, "
+        f"{np.mean(list(gate_accuracy.values())):.1%} of held-out prompts put in their true category), "
+        f"RMB | MT Bench as in the first table:\n- its prior alone: {alone}\n- with {LABELS[variant]}: {both}"
+    )
+    r, n = split_half()
+    print(f"\nSplit-half agreement of a prompt's own battles, inside categories: r = {r:.2f} over {n} prompts")
     print(f"Arena-Hard prompts by the category of their 10 nearest RMB prompts: {arena_hard_mix()}")
 
 
-def split_half(repeats: int = 50) -> float:
+def split_half(repeats: int = 50) -> tuple[float, int]:
     """Mean correlation, over random splits, between the top tier's share in one half of a
     prompt's top-vs-mid battles and in the other, each category's mean removed. Pairwise set
     only (a best-of-n set judges one best answer against each loser, which would agree by
-    construction), prompts with two battles or more."""
+    construction), prompts with two battles or more; also returns how many prompts."""
     outcomes: dict[str, list[float]] = {}
     for pair in pairs:
         outcome = tier_outcome(pair)
@@ -276,7 +316,7 @@ def split_half(repeats: int = 50) -> float:
         for name in set(groups):
             halves[groups == name] -= halves[groups == name].mean(axis=0)
         rs.append(np.corrcoef(halves[:, 0], halves[:, 1])[0, 1])
-    return float(np.mean(rs))
+    return float(np.mean(rs)), len(kept)
 
 
 def arena_hard_mix() -> str:
@@ -296,7 +336,7 @@ def report(parts: list[str]) -> str:
     for k in range(RMB_FOLDS):
         total, total_mt = np.zeros(len(prompts)), np.zeros(len(mt.prompts))
         for part in parts:
-            rmb, on_mt = static_scores(part, k) if part in ("ridge", "knn") else expert_scores(part, k)
+            rmb, on_mt = static_scores(part, k) if part in STATIC else expert_scores(part, k)
             total += (rmb - rmb.mean()) / rmb.std()
             total_mt += (on_mt - rmb.mean()) / rmb.std()
         held = labelled & (fold == k)
@@ -317,6 +357,7 @@ LABELS = {
     "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the 7B models",
     "ridge": "static ridge (tier share)",
     "knn": "static kNN (k = 100)",
+    "category": "a predicted category's prior",
 }
 print("| chat scorer, cross-fitted | RMB, 1,237 prompts (folds 0-4) | MT Bench, mean of 5 (each fold's) |")
 print("| --- | --- | --- |")
