@@ -24,7 +24,7 @@ second run only prints. RMB is pooled over all 1,237 prompts with each fold's sc
 by their spread over every RMB prompt (as ``scripts/chat_label_ideas.py`` does); MT Bench is the
 mean of the five fold experts' APGR. The ensembles add, per fold, the expert's standardised score to a
 static ridge (tier share, penalty 30) and kNN (k = 100, cosine) on ``minilm-l6-static-256``,
-cross-fitted the same way. About 30 minutes per variant on 2 idle CPU cores.
+cross-fitted the same way. 30-40 minutes per variant on 2 idle CPU cores.
 
 ``--by-category`` then prints where the first variant's RMB figure comes from (docs/results.md,
 "Where RMB's signal is"): its APGR inside each of RMB's 12 task categories with each one's random
@@ -354,7 +354,7 @@ LABELS = {
     "head": "the expert (`head`)",
     "freeze4": "`freeze4`: embeddings and the first 4 of 6 layers frozen",
     "ep2": "`ep2`: the second epoch kept (no validation split)",
-    "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the 7B models",
+    "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the low-tier 7B models",
     "ridge": "static ridge (tier share)",
     "knn": "static kNN (k = 100)",
     "category": "a predicted category's prior",
