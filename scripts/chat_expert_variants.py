@@ -29,8 +29,8 @@ cross-fitted the same way. 30-40 minutes per variant on 2 idle CPU cores.
 ``--by-category`` then prints where the first variant's RMB figure comes from (docs/results.md,
 "Where RMB's signal is"): its APGR inside each of RMB's 12 task categories with each one's random
 band, routers told each held-out prompt's true category or subcategory (cross-fitted priors),
-how well a prompt's own battles agree inside a category, and which RMB categories the Arena-Hard
-prompts fall nearest to.
+how well two battles of one prompt agree inside a category (with and without a model's answer
+in common), and which RMB categories the Arena-Hard prompts fall nearest to.
 """
 
 import argparse
@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import json
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -289,33 +290,43 @@ def where_the_signal_is(variant: str) -> None:
         f"{np.mean(list(gate_accuracy.values())):.1%} of held-out prompts put in their true category), "
         f"RMB | MT Bench as in the first table:\n- its prior alone: {alone}\n- with {LABELS[variant]}: {both}"
     )
-    r, n = split_half()
-    print(f"\nSplit-half agreement of a prompt's own battles, inside categories: r = {r:.2f} over {n} prompts")
+    (r_own, n_own), (r_shared, n_shared) = battle_agreement(False), battle_agreement(True)
+    print(
+        f"\nTwo battles of one prompt, inside categories: with no model in common r = {r_own:.3f} over "
+        f"{n_own} prompts (standard error about {1 / np.sqrt(n_own):.3f}); sharing a model's answer "
+        f"r = {r_shared:.3f} over {n_shared} prompts"
+    )
     print(f"Arena-Hard prompts by the category of their 10 nearest RMB prompts: {arena_hard_mix()}")
 
 
-def split_half(repeats: int = 50) -> tuple[float, int]:
-    """Mean correlation, over random splits, between the top tier's share in one half of a
-    prompt's top-vs-mid battles and in the other, each category's mean removed. Pairwise set
-    only (a best-of-n set judges one best answer against each loser, which would agree by
-    construction), prompts with two battles or more; also returns how many prompts."""
-    outcomes: dict[str, list[float]] = {}
+def battle_agreement(shared: bool, repeats: int = 50) -> tuple[float, int]:
+    """How much two top-vs-mid battles of one prompt agree, inside categories: the correlation
+    of their outcomes over prompts, each category's mean removed, averaged over ``repeats``
+    random draws of one pair of battles per prompt. ``shared``: the two battles have a model (so
+    one answer) in common; otherwise they share none, and only the prompt links them. Pairwise
+    set only (a best-of-n set judges one best answer against each loser by construction).
+    Also returns how many prompts had such a pair of battles."""
+    battles: dict[str, list[tuple[float, frozenset[str]]]] = {}
     for pair in pairs:
         outcome = tier_outcome(pair)
         if pair.set == "pairwise" and outcome is not None:
-            outcomes.setdefault(pair.prompt, []).append(outcome)
-    kept = [(p, o) for p, o in outcomes.items() if len(o) >= 2]
-    groups = np.array([category[index[p]] for p, _ in kept])
+            battles.setdefault(pair.prompt, []).append((outcome, frozenset((pair.winner, pair.loser))))
+    candidates = {
+        p: [(i, j) for i, j in combinations(range(len(b)), 2) if bool(b[i][1] & b[j][1]) == shared]
+        for p, b in battles.items()
+    }
+    kept = [p for p, c in candidates.items() if c]
+    groups = np.array([category[index[p]] for p in kept])
     rng = np.random.default_rng(0)
     rs = []
     for _ in range(repeats):
-        halves = np.zeros((len(kept), 2))
-        for row, (_, o) in enumerate(kept):
-            order = rng.permutation(len(o))
-            halves[row] = np.mean([o[i] for i in order[: len(o) // 2]]), np.mean([o[i] for i in order[len(o) // 2 :]])
+        drawn = np.zeros((len(kept), 2))
+        for row, p in enumerate(kept):
+            i, j = candidates[p][rng.integers(len(candidates[p]))]
+            drawn[row] = battles[p][i][0], battles[p][j][0]
         for name in set(groups):
-            halves[groups == name] -= halves[groups == name].mean(axis=0)
-        rs.append(np.corrcoef(halves[:, 0], halves[:, 1])[0, 1])
+            drawn[groups == name] -= drawn[groups == name].mean(axis=0)
+        rs.append(np.corrcoef(drawn[:, 0], drawn[:, 1])[0, 1])
     return float(np.mean(rs)), len(kept)
 
 
