@@ -290,27 +290,45 @@ def where_the_signal_is(variant: str) -> None:
         f"{np.mean(list(gate_accuracy.values())):.1%} of held-out prompts put in their true category), "
         f"RMB | MT Bench as in the first table:\n- its prior alone: {alone}\n- with {LABELS[variant]}: {both}"
     )
-    (r_own, n_own), (r_shared, n_shared) = battle_agreement(False), battle_agreement(True)
-    print(
-        f"\nTwo battles of one prompt, inside categories: with no model in common r = {r_own:.3f} over "
-        f"{n_own} prompts (standard error about {1 / np.sqrt(n_own):.3f}); sharing a model's answer "
-        f"r = {r_shared:.3f} over {n_shared} prompts"
-    )
+    print("\nTwo top-vs-mid battles of one prompt (pairwise set), inside categories:")
+    for pair_means in (False, True):
+        (r_own, n_own), (r_shared, n_shared) = battle_agreement(False, pair_means), battle_agreement(True, pair_means)
+        removed = "each model pair's mean also removed" if pair_means else "category means removed"
+        print(
+            f"- {removed}: "
+            f"no model in common r = {r_own:.3f} over {n_own} prompts (standard error about "
+            f"{1 / np.sqrt(n_own):.3f}); sharing a model r = {r_shared:.3f} over {n_shared} prompts"
+        )
+    inside = np.zeros(len(prompts))
+    for name in names:
+        group = labelled & (category == name)
+        inside[group] = y[group] - y[group].mean()
+    r_expert = np.corrcoef(within[labelled], inside[labelled])[0, 1]
+    print(f"- the expert against a prompt's top-tier share, both inside categories: r = {r_expert:.3f}")
     print(f"Arena-Hard prompts by the category of their 10 nearest RMB prompts: {arena_hard_mix()}")
 
 
-def battle_agreement(shared: bool, repeats: int = 50) -> tuple[float, int]:
+def battle_agreement(shared: bool, pair_means: bool = False, repeats: int = 50) -> tuple[float, int]:
     """How much two top-vs-mid battles of one prompt agree, inside categories: the correlation
     of their outcomes over prompts, each category's mean removed, averaged over ``repeats``
     random draws of one pair of battles per prompt. ``shared``: the two battles have a model (so
     one answer) in common; otherwise they share none, and only the prompt links them. Pairwise
     set only (a best-of-n set judges one best answer against each loser by construction).
+    ``pair_means``: first subtract each model pair's mean outcome over all these battles, so that
+    lopsided pairs (gemini-1.5-pro vs Mistral-7B) and close ones do not count as disagreement.
     Also returns how many prompts had such a pair of battles."""
     battles: dict[str, list[tuple[float, frozenset[str]]]] = {}
     for pair in pairs:
         outcome = tier_outcome(pair)
         if pair.set == "pairwise" and outcome is not None:
             battles.setdefault(pair.prompt, []).append((outcome, frozenset((pair.winner, pair.loser))))
+    if pair_means:
+        by_pair: dict[frozenset[str], list[float]] = {}
+        for b in battles.values():
+            for outcome, models in b:
+                by_pair.setdefault(models, []).append(outcome)
+        means = {models: float(np.mean(o)) for models, o in by_pair.items()}
+        battles = {p: [(o - means[m], m) for o, m in b] for p, b in battles.items()}
     candidates = {
         p: [(i, j) for i, j in combinations(range(len(b)), 2) if bool(b[i][1] & b[j][1]) == shared]
         for p, b in battles.items()
