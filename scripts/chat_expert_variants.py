@@ -252,7 +252,10 @@ def where_the_signal_is(variant: str) -> None:
         group = labelled & (category == name)
         between[group] = expert[group].mean()
     within = expert - between
-    print(f"\n| RMB category | prompts | top tier's mean share | {variant}: mean score | {variant}: APGR inside | random (200) |")
+    print(
+        f"\n| RMB category | prompts | top tier's mean share | `{variant}`: mean score (standardised) | "
+        f"`{variant}`: APGR inside the category | random (200) |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
         rows = labelled & (category == name)
@@ -268,8 +271,8 @@ def where_the_signal_is(variant: str) -> None:
         z_prior[held] = (prior[held] - prior[held].mean()) / prior[held].std()
     rows = {
         f"{LABELS[variant]}, for reference": expert,
-        f"its category means alone (each prompt scored by its category's mean {variant} score)": between,
-        f"what is left inside categories ({variant} minus its category's mean)": within,
+        "its category means alone (each prompt scored by its category's mean expert score)": between,
+        "what is left inside categories (the expert minus its category's mean)": within,
         "the true category's prior (12 categories)": prior,
         f"the true subcategory's prior ({len(set(subcategory[labelled]))} subcategories)": category_prior(
             subcategory
