@@ -177,9 +177,10 @@ mt_emb = np.asarray(static.embed(mt.prompts), np.float64)
 gate_accuracy: dict[int, float] = {}  # the category gate's accuracy on each held-out fold
 
 
-@functools.cache  # each scorer and fold is fitted once, however many rows use it
-def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fold-k static scorer on every RMB prompt and on MT Bench (near-duplicates removed)."""
+@functools.cache
+def training_rows(k: int) -> np.ndarray:
+    """The prompts a fold-k static scorer may train on: the other folds, less near-duplicates of
+    fold k's prompts."""
     held = fold == k
     train = ~held
     train[train] = ~contaminated_mask(
@@ -188,6 +189,13 @@ def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         l2_normalise(emb[train]),
         l2_normalise(emb[held]),
     )
+    return train
+
+
+@functools.cache  # each scorer and fold is fitted once, however many rows use it
+def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fold-k static scorer on every RMB prompt and on MT Bench (near-duplicates removed)."""
+    held, train = fold == k, training_rows(k)
     rows = train & labelled
     if name == "ridge":
         weight, _ = fit_ridge(emb[rows], y[rows], 30.0 / w[rows].mean(), w[rows])
@@ -214,15 +222,22 @@ def static_scores(name: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     return knn(emb), knn(mt_emb)
 
 
+def fold_scores(parts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of the fold-k scorers ``parts`` on every RMB prompt and on MT Bench, each
+    standardised by its spread over every RMB prompt."""
+    total, total_mt = np.zeros(len(prompts)), np.zeros(len(mt.prompts))
+    for part in parts:
+        rmb, on_mt = static_scores(part, k) if part in STATIC else expert_scores(part, k)
+        total += (rmb - rmb.mean()) / rmb.std()
+        total_mt += (on_mt - rmb.mean()) / rmb.std()
+    return total, total_mt
+
+
 def pooled_scores(parts: list[str]) -> np.ndarray:
     """Each RMB prompt's score from the fold that held it out, standardised per fold."""
     pooled = np.zeros(len(prompts))
     for k in range(RMB_FOLDS):
-        total = np.zeros(len(prompts))
-        for part in parts:
-            rmb = static_scores(part, k)[0] if part in STATIC else expert_scores(part, k)[0]
-            total += (rmb - rmb.mean()) / rmb.std()
-        pooled[fold == k] = total[fold == k]
+        pooled[fold == k] = fold_scores(parts, k)[0][fold == k]
     return pooled
 
 
@@ -237,6 +252,16 @@ def category_prior(groups: np.ndarray) -> np.ndarray:
     return prior
 
 
+def category_means(values: np.ndarray) -> np.ndarray:
+    """Each labelled prompt's value replaced by the mean over its category's labelled prompts
+    (zero elsewhere)."""
+    means = np.zeros(len(prompts))
+    for name in set(category[labelled]):
+        group = labelled & (category == name)
+        means[group] = values[group].mean()
+    return means
+
+
 def apgr_of(scores: np.ndarray, rows: np.ndarray) -> float:
     return quality_curve(scores[rows], y[rows], 1 - y[rows]).apgr()
 
@@ -247,10 +272,7 @@ def where_the_signal_is(variant: str) -> None:
     names = sorted(set(category[labelled]))
     # The expert split in two: its mean over each category's prompts (which kind of task), and
     # what is left inside the category (which prompt of that kind).
-    between = np.zeros(len(prompts))
-    for name in names:
-        group = labelled & (category == name)
-        between[group] = expert[group].mean()
+    between = category_means(expert)
     within = expert - between
     print(
         f"\n| RMB category | prompts | top tier's mean share | `{variant}`: mean score (standardised) | "
@@ -302,10 +324,7 @@ def where_the_signal_is(variant: str) -> None:
             f"no model in common r = {r_own:.3f} over {n_own} prompts (standard error about "
             f"{1 / np.sqrt(n_own):.3f}); sharing a model r = {r_shared:.3f} over {n_shared} prompts"
         )
-    inside = np.zeros(len(prompts))
-    for name in names:
-        group = labelled & (category == name)
-        inside[group] = y[group] - y[group].mean()
+    inside = y - category_means(y)
     r_expert = np.corrcoef(within[labelled], inside[labelled])[0, 1]
     print(f"- the expert against a prompt's top-tier share, both inside categories: r = {r_expert:.3f}")
     print(f"Arena-Hard prompts by the category of their 10 nearest RMB prompts: {arena_hard_mix()}")
@@ -363,19 +382,10 @@ def arena_hard_mix() -> str:
 
 
 def report(parts: list[str]) -> str:
-    pooled = np.zeros(len(prompts))
-    mt_apgr, per_fold = [], []
-    for k in range(RMB_FOLDS):
-        total, total_mt = np.zeros(len(prompts)), np.zeros(len(mt.prompts))
-        for part in parts:
-            rmb, on_mt = static_scores(part, k) if part in STATIC else expert_scores(part, k)
-            total += (rmb - rmb.mean()) / rmb.std()
-            total_mt += (on_mt - rmb.mean()) / rmb.std()
-        held = labelled & (fold == k)
-        pooled[held] = total[held]
-        per_fold.append(quality_curve(total[held], y[held], 1 - y[held]).apgr())
-        mt_apgr.append(quality_curve(total_mt, mt.strong, mt.weak).apgr())
-    apgr = quality_curve(pooled[labelled], y[labelled], 1 - y[labelled]).apgr()
+    pooled = pooled_scores(parts)
+    per_fold = [apgr_of(pooled, labelled & (fold == k)) for k in range(RMB_FOLDS)]
+    mt_apgr = [quality_curve(fold_scores(parts, k)[1], mt.strong, mt.weak).apgr() for k in range(RMB_FOLDS)]
+    apgr = apgr_of(pooled, labelled)
     return (
         f"{apgr:.3f} ({' · '.join(f'{v:.3f}' for v in per_fold)}) | "
         f"{np.mean(mt_apgr):.3f} ({' · '.join(f'{v:.3f}' for v in mt_apgr)})"
