@@ -10,12 +10,16 @@ from collections.abc import Callable
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
 from .errors import RouteLLMError
+from .policy import DEFAULT_STRONG_SHARE
 
 
 def _add_policy(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--strong-share", type=float, help="target share of calls sent to the strong model"
+        "--strong-share",
+        type=float,
+        help=f"target share of calls sent to the strong model (default {DEFAULT_STRONG_SHARE}, "
+        "through the router's calibration)",
     )
     group.add_argument("--threshold", type=float, help="route strong when win rate >= this")
 
@@ -181,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"bundled router name (default {DEFAULT_ROUTER}; mf, random) or checkpoint folder",
     )
     _add_policy(route)
-    route.add_argument("--strong", help="name to report for the strong model (default: strong)")
-    route.add_argument("--weak", help="name to report for the weak model (default: weak)")
+    # Labels only: the router scores the pair it was trained for (load_router's strong_model=
+    # and weak_model= pick another pair of a many-model mf checkpoint).
+    route.add_argument("--strong", help="name to print for the strong model (a label only)")
+    route.add_argument("--weak", help="name to print for the weak model (a label only)")
     route.add_argument("--max-tokens", type=int, default=None, help="routing-text token budget")
     route.add_argument("--json", action="store_true", help="print one JSON object")
     route.set_defaults(func=cmd_route)
