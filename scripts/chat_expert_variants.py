@@ -16,7 +16,10 @@ trains it, and scores fold k's prompts and MT Bench (never trained on). Variants
   on all the fold's training prompts (the recipe holds 10% out for validation);
 - ``top_vs_rest``: more battles per prompt: the top tier's battles against the two low-tier 7B
   models (Llama-2-7b-chat, vicuna-7b; Mistral-7B is mid tier) are added to its battles against the mid tier, about 1,050 more
-  per fold; evaluation stays top vs mid.
+  per fold; evaluation stays top vs mid;
+- ``half``, ``quarter``: a learning curve: the recipe's expert trained on the battles of a fixed
+  half or quarter of each fold's training prompts (chosen by a hash of the prompt, so the
+  quarter lies inside the half), to see how the chat figure grows with labelled prompts.
 
 ``freeze4`` and ``ep2`` are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
 ``train_bert`` here: they are experiments, not options of the library. Each fold's win rates are kept under ``--work``, so a
@@ -36,6 +39,7 @@ in common), and which RMB categories the Arena-Hard prompts fall nearest to.
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 from collections import Counter
 from itertools import combinations
@@ -63,7 +67,8 @@ from routellm_base.train import chat_bert
 from routellm_base.train.chat_gated import chat_bert_argv
 from routellm_base.train.task_experts import TaskExpertsTrainConfig, fit_gate, fit_ridge
 
-VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest")
+VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest", "half", "quarter")
+SHARES = {"half": 0.5, "quarter": 0.25}
 STATIC = ("ridge", "knn", "category")
 LOW_TIER = ("Llama-2-7b-chat-hf", "vicuna-7b-v1.5")
 parser = argparse.ArgumentParser(
@@ -140,6 +145,12 @@ def top_vs_rest_battles(k: int) -> list[dict[str, str]]:
     return battles
 
 
+def in_share(prompt: str, share: float) -> bool:
+    """Whether a training prompt is in the first ``share`` of prompts by a hash of its text."""
+    digest = hashlib.sha1(f"subsample:{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
 @functools.cache
 def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Win rates of the fold-k expert on every RMB prompt and on MT Bench, trained if not kept."""
@@ -154,6 +165,14 @@ def expert_scores(variant: str, k: int) -> tuple[np.ndarray, np.ndarray]:
                 files["chat"].write_text(
                     "".join(json.dumps(b) + "\n" for b in top_vs_rest_battles(k)), encoding="utf-8"
                 )
+            if variant in SHARES:
+                kept = [
+                    line
+                    for line in files["chat"].read_text(encoding="utf-8").splitlines()
+                    if in_share(json.loads(line)["prompt"], SHARES[variant])
+                ]
+                files["chat"] = work / f"data-f{k}" / f"{variant}_battles.jsonl"
+                files["chat"].write_text("".join(line + "\n" for line in kept), encoding="utf-8")
             argv = chat_bert_argv(files, out, 0, 3, k, "head")
             frozen_layers = 4 if variant == "freeze4" else 0
             last_epoch = variant == "ep2"
@@ -397,6 +416,8 @@ LABELS = {
     "freeze4": "`freeze4`: embeddings and the first 4 of 6 layers frozen",
     "ep2": "`ep2`: the second epoch kept (no validation split)",
     "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the low-tier 7B models",
+    "half": "`half`: trained on half of each fold's training prompts",
+    "quarter": "`quarter`: trained on a quarter of each fold's training prompts",
     "ridge": "static ridge (tier share)",
     "knn": "static kNN (k = 100)",
     "category": "a predicted category's prior",
