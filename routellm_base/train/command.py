@@ -357,21 +357,36 @@ def _bert_cut(params: dict[str, Any], trained_length: int) -> str:
     return f"first {trained_length} tokens in training and first {params['max_length']} in routing"
 
 
-def _validation_line(report: dict[str, Any], battles: str = "battles") -> str:
+PROMPT_BLIND = {
+    "mf": "each model pair's share of training wins",
+    "bert": "the training battles' label frequencies",
+    "causal_llm": "the training battles' label frequencies",
+}
+
+
+def _validation_line(report: dict[str, Any], family: str, battles: str = "battles") -> str:
     """The model card's words for which epoch was kept, from the trainer's report: the split is
     named by its battle counts (``battles`` says which: the classifiers train on the reference
     pair's only), as API callers may choose any validation fraction or none."""
-    kept = f"kept epoch {report['best_epoch'] + 1} of {len(report['validation_loss_history'])}"
+    run, limit = len(report["validation_loss_history"]), report["config"]["epochs"]
+    patience = report["config"]["patience"]
+    kept = f"kept epoch {report['best_epoch'] + 1} of {run}"
+    if run < limit:
+        kept += f" (of at most {limit}; stopped after {patience} epoch{'s' * (patience != 1)} without improvement)"
+    blind = (
+        f"A prompt-blind predictor ({PROMPT_BLIND[family]}) scores {report['prompt_blind_loss']:.4f} "
+        "on the same battles: how far the router's loss is below it is what it learned from prompts.\n"
+    )
     if not report["n_battles_validation"]:
         return (
             f"No validation split: {kept}, the lowest training loss "
-            f"({report['best_validation_loss']:.4f}).\n"
+            f"({report['best_validation_loss']:.4f}). {blind}"
         )
     held = report["n_battles_validation"]
     total = held + report["n_battles_train"]
     return (
         f"Validation ({held} of {total} {battles}, split by prompt): {kept}, the lowest "
-        f"validation loss ({report['best_validation_loss']:.4f}).\n"
+        f"validation loss ({report['best_validation_loss']:.4f}). {blind}"
     )
 
 
@@ -401,7 +416,9 @@ def _model_card(
         )
     elif report:
         pair_only = args.family in ("bert", "causal_llm")
-        validation = _validation_line(report, "reference-pair battles" if pair_only else "battles")
+        validation = _validation_line(
+            report, args.family, "reference-pair battles" if pair_only else "battles"
+        )
     else:
         validation = "No training step: the router ranks by similarity to the stored battles.\n"
     if args.family == "bert":

@@ -141,12 +141,24 @@ def fit(
     return FitResult(best_state, best_epoch, best_loss, history)
 
 
+def frequency_loss(labels: np.ndarray, train_rows: np.ndarray, scored_rows: np.ndarray, n_labels: int) -> float:
+    """Mean cross-entropy (nats) on ``scored_rows`` of a prompt-blind predictor: every battle gets
+    the training rows' label frequencies (add-one smoothed, so a label unseen in training is not
+    an infinite loss). The loss a classifier must beat to have learned anything from prompts."""
+    counts = np.bincount(labels[train_rows], minlength=n_labels) + 1.0
+    return float(-np.log(counts / counts.sum())[labels[scored_rows]].mean())
+
+
 def fit_report(result: FitResult, rows: PairRows, label_names: tuple[str, ...]) -> dict[str, Any]:
-    """The report fields every classifier trainer records: label counts, best epoch, split sizes."""
+    """The report fields every classifier trainer records: label counts, best epoch, split sizes,
+    and the prompt-blind loss on the rows the kept epoch was chosen on (validation rows, or the
+    training rows when there are none)."""
+    scored = rows.val_rows if len(rows.val_rows) else rows.train_rows
     return {
         "label_counts": {name: int((rows.labels == i).sum()) for i, name in enumerate(label_names)},
         "best_epoch": result.best_epoch,
         "best_validation_loss": result.best_validation_loss,
+        "prompt_blind_loss": frequency_loss(rows.labels, rows.train_rows, scored, len(label_names)),
         "validation_loss_history": result.history,
         "n_battles_train": len(rows.train_rows),
         "n_battles_validation": len(rows.val_rows),

@@ -13,7 +13,16 @@ import pytest
 from routellm_base import CheckpointError, RoutingEngine, load_router
 from routellm_base.data import GPT4, MIXTRAL, load_gsm8k, write_scored_jsonl
 from routellm_base.train.battles import Battles
-from routellm_base.train.loop import pair_labels
+from routellm_base.train.loop import frequency_loss, pair_labels
+
+
+def test_frequency_loss_is_the_prompt_blind_cross_entropy():
+    labels = np.array([0, 0, 0, 1, 2, 0, 2])
+    train, scored = np.arange(5), np.array([5, 6])
+    # training counts 3 / 1 / 1, add-one smoothed: 4/8, 2/8, 2/8; scored labels 0 and 2
+    assert frequency_loss(labels, train, scored, 3) == pytest.approx(-(np.log(4 / 8) + np.log(2 / 8)) / 2)
+    # a label never seen in training costs log(total), not infinity
+    assert frequency_loss(np.array([0, 0, 1]), np.arange(2), np.array([2]), 3) == pytest.approx(np.log(5))
 
 
 def test_pair_labels_read_outcome_from_the_strong_side():
@@ -69,7 +78,8 @@ def test_train_cli_writes_a_loadable_bert_checkpoint(bert_checkpoint):
     assert "truncation" not in config["params"]
     card = (bert_checkpoint / "MODEL_CARD.md").read_text()
     assert "all-MiniLM-L6-v2" in card and "Apache-2.0" in card and "routellm train bert" in card
-    assert re.search(r"Validation \(\d+ of \d+ reference-pair battles, split by prompt\): kept epoch \d of \d,", card)
+    assert re.search(r"Validation \(\d+ of \d+ reference-pair battles, split by prompt\): kept epoch \d of \d[, ]", card)
+    assert re.search(r"A prompt-blind predictor \(the training battles' label frequencies\) scores \d\.\d{4}", card)
 
     router = load_router(bert_checkpoint)
     assert router.family == "bert" and router.embedder is None and router.truncation == "head"

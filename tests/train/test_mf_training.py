@@ -22,6 +22,24 @@ def test_golden_label_battles_keep_ties():
     assert len(restricted) == 2
 
 
+def test_pair_mean_loss_is_the_prompt_blind_loss_of_each_pair():
+    from routellm_base.train.mf import pair_mean_loss
+
+    rows = [ScoredPrompt(str(i), f"p{i}", s) for i, s in enumerate(
+        [{"big": 1, "small": 0}, {"big": 1, "small": 0}, {"big": 0, "small": 0}, {"big": 1, "small": 0}, {"mid": 1, "small": 0}]
+    )]  # fmt: skip
+    battles = battles_from_scores(rows, models=["big", "small", "mid"])
+    train = np.array([True, True, True, False, False])
+    weights = np.ones(len(battles))
+    # big vs small in training: 2 wins and a tie = 2.5 of 3, smoothed (2.5 + 1) / (3 + 2) = 0.7;
+    # mid vs small never battled in training: 0.5
+    expected = (-np.log(0.7) - np.log(0.5)) / 2
+    assert pair_mean_loss(battles, weights, train, ~train) == pytest.approx(expected)
+    # read from the other side, the same pair gives the same loss
+    flipped = battles_from_scores(rows, models=["small", "big", "mid"])
+    assert pair_mean_loss(flipped, weights, train, ~train) == pytest.approx(expected)
+
+
 class VectorEmbedder(Embedder):
     kind = "vector"
 
