@@ -40,11 +40,15 @@ def cmd_route(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(decision.to_dict()))
     else:
+        # A strong share of 0 sets the threshold just above 1, which 4 places would print as 1.0000.
+        threshold = (
+            "above 1 (no call goes strong)" if decision.threshold > 1.0 else f"{decision.threshold:.4f}"
+        )
         reason = (
             "no known token in the routing text"
             if decision.win_rate is None
             else f"win rate {decision.win_rate:.4f} "
-            f"{'>=' if decision.side == 'strong' else '<'} threshold {decision.threshold:.4f}"
+            f"{'>=' if decision.side == 'strong' else '<'} threshold {threshold}"
         )
         # The model name is only worth printing when the caller named the chosen side's model.
         named = f" ({decision.model})" if (args.strong, args.weak)[decision.side == "weak"] else ""

@@ -67,6 +67,12 @@ def test_cli_policy_flags_and_errors():
         capture_output=True, text=True, check=True,
     )
     assert half.stdout.startswith("weak: win rate ")
+    # A strong share of 0 puts the threshold just above 1; it is not printed as 1.0000.
+    none_strong = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "route", "--strong-share", "0", "hi"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "< threshold above 1 (no call goes strong)" in none_strong.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--strong-share", "1.5", "hi"],
         capture_output=True, text=True,
