@@ -17,9 +17,11 @@ trains it, and scores fold k's prompts and MT Bench (never trained on). Variants
 - ``top_vs_rest``: more battles per prompt: the top tier's battles against the two low-tier 7B
   models (Llama-2-7b-chat, vicuna-7b; Mistral-7B is mid tier) are added to its battles against the mid tier, about 1,050 more
   per fold; evaluation stays top vs mid;
-- ``half``, ``quarter``: a learning curve: the recipe's expert trained on the battles of a fixed
-  half or quarter of each fold's training prompts (chosen by a hash of the prompt, so the
-  quarter lies inside the half), to see how the chat figure grows with labelled prompts.
+- ``half``, ``quarter``, ``other_quarter``: a learning curve: the recipe's expert trained on the
+  battles of a fixed half or quarter of each fold's training prompts (chosen by a hash of the
+  prompt: the two quarters are disjoint and make up the half), to see how the chat figure grows
+  with labelled prompts. With all three in ``--variants``, a learning-curve table follows
+  (docs/results.md, "A learning curve"; ``head`` is trained if not kept).
 
 ``freeze4`` and ``ep2`` are applied by wrapping ``routellm_base.train.bert``'s ``build_classifier`` and
 ``train_bert`` here: they are experiments, not options of the library. Each fold's win rates are kept under ``--work``, so a
@@ -67,8 +69,9 @@ from routellm_base.train import chat_bert
 from routellm_base.train.chat_gated import chat_bert_argv
 from routellm_base.train.task_experts import TaskExpertsTrainConfig, fit_gate, fit_ridge
 
-VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest", "half", "quarter")
-SHARES = {"half": 0.5, "quarter": 0.25}
+VARIANTS = ("head", "freeze4", "ep2", "top_vs_rest", "half", "quarter", "other_quarter")
+# Which training prompts each learning-curve variant keeps: a range of a hash of the prompt.
+SHARES = {"half": (0.0, 0.5), "quarter": (0.0, 0.25), "other_quarter": (0.25, 0.5)}
 STATIC = ("ridge", "knn", "category")
 LOW_TIER = ("Llama-2-7b-chat-hf", "vicuna-7b-v1.5")
 parser = argparse.ArgumentParser(
@@ -145,10 +148,10 @@ def top_vs_rest_battles(k: int) -> list[dict[str, str]]:
     return battles
 
 
-def in_share(prompt: str, share: float) -> bool:
-    """Whether a training prompt is in the first ``share`` of prompts by a hash of its text."""
+def in_share(prompt: str, share: tuple[float, float]) -> bool:
+    """Whether a training prompt's hash, read as a number in [0, 1), lies in ``share``."""
     digest = hashlib.sha1(f"subsample:{prompt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
+    return share[0] <= int.from_bytes(digest[:8], "big") / 2**64 < share[1]
 
 
 @functools.cache
@@ -411,6 +414,32 @@ def report(parts: list[str]) -> str:
     )
 
 
+def learning_curve() -> None:
+    """The expert trained on a quarter, the other quarter, a half and all of each fold's training
+    prompts: pooled RMB, split as in ``--by-category`` into its category means and what is left
+    inside categories."""
+    print(
+        "\n| chat expert, cross-fitted | training prompts a fold (mean) | RMB (folds 0-4) | "
+        "its category means alone | inside categories | MT Bench, mean of 5 (each fold's) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    names = {"quarter": "`quarter`", "other_quarter": "`other_quarter`", "half": "`half` (the two quarters)",
+             "head": "all (the expert, `head`)"}  # fmt: skip
+    for variant, label in names.items():
+        counts = []
+        for k in range(RMB_FOLDS):
+            name = "rmb_tier_battles" if variant == "head" else f"{variant}_battles"
+            lines = (work / f"data-f{k}" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+            counts.append(len({json.loads(line)["prompt"] for line in lines}))
+        expert = pooled_scores([variant])
+        between = category_means(expert)
+        rmb, on_mt = report([variant]).split(" | ")
+        print(
+            f"| {label} | {np.mean(counts):.0f} | {rmb} | {apgr_of(between, labelled):.3f} | "
+            f"{apgr_of(expert - between, labelled):.3f} | {on_mt} |"
+        )
+
+
 LABELS = {
     "head": "the expert (`head`)",
     "freeze4": "`freeze4`: embeddings and the first 4 of 6 layers frozen",
@@ -418,6 +447,7 @@ LABELS = {
     "top_vs_rest": "`top_vs_rest`: + the top tier's battles against the low-tier 7B models",
     "half": "`half`: trained on half of each fold's training prompts",
     "quarter": "`quarter`: trained on a quarter of each fold's training prompts",
+    "other_quarter": "`other_quarter`: trained on the other quarter of the half",
     "ridge": "static ridge (tier share)",
     "knn": "static kNN (k = 100)",
     "category": "a predicted category's prior",
@@ -430,5 +460,7 @@ for variant in args.variants:
         for statics in (["ridge"], ["knn"], ["ridge", "knn"]):
             label = " + ".join(["the expert", *(LABELS[s] for s in statics)])
             print(f"| {label} | {report(['head', *statics])} |", flush=True)
+if {"half", "quarter", "other_quarter"} <= set(args.variants):
+    learning_curve()
 if args.by_category:
     where_the_signal_is(args.variants[0])
