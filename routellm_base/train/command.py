@@ -369,13 +369,15 @@ def _validation_line(report: dict[str, Any], family: str, battles: str = "battle
     named by its battle counts (``battles`` says which: the classifiers train on the reference
     pair's only), as API callers may choose any validation fraction or none."""
     run, limit = len(report["validation_loss_history"]), report["config"]["epochs"]
-    patience = report["config"]["patience"]
     kept = f"kept epoch {report['best_epoch'] + 1} of {run}"
-    if run < limit:
-        kept += f" (of at most {limit}; stopped after {patience} epoch{'s' * (patience != 1)} without improvement)"
+    if run < limit:  # early stopping: the epochs after the kept one did not improve on it
+        after = run - report["best_epoch"] - 1
+        kept += f" (of at most {limit}; stopped after {after} epoch{'s' * (after != 1)} without improvement)"
+    in_sample = "" if report["n_battles_validation"] else ", both in-sample"
+    # For comparison only: a router at or above it has shown nothing learned from the prompts.
     blind = (
-        f"A prompt-blind predictor ({PROMPT_BLIND[family]}) scores {report['prompt_blind_loss']:.4f} "
-        "on the same battles: how far the router's loss is below it is what it learned from prompts.\n"
+        f"For comparison, a prompt-blind predictor ({PROMPT_BLIND[family]}) scores "
+        f"{report['prompt_blind_loss']:.4f} on the same battles{in_sample}.\n"
     )
     if not report["n_battles_validation"]:
         return (

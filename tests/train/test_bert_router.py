@@ -25,6 +25,21 @@ def test_frequency_loss_is_the_prompt_blind_cross_entropy():
     assert frequency_loss(np.array([0, 0, 1]), np.arange(2), np.array([2]), 3) == pytest.approx(np.log(5))
 
 
+def test_fit_report_scores_the_prompt_blind_predictor_on_the_validation_rows():
+    from routellm_base.train.loop import FitResult, PairRows, fit_report
+
+    labels = np.array([0, 0, 0, 0, 2, 2, 1])  # training rows mostly strong wins, validation weak
+    rows = PairRows(labels, np.arange(7), train_rows=np.arange(4), val_rows=np.arange(4, 7))
+    report = fit_report(FitResult({}, 0, 1.0, [1.0]), rows, ("strong", "tie", "weak"))
+    assert report["prompt_blind_loss"] == pytest.approx(frequency_loss(labels, rows.train_rows, rows.val_rows, 3))
+    assert report["prompt_blind_loss"] != pytest.approx(frequency_loss(labels, rows.train_rows, rows.train_rows, 3))
+    # without validation rows, the training rows themselves
+    no_val = PairRows(labels, np.arange(7), train_rows=np.arange(7), val_rows=np.arange(0))
+    assert fit_report(FitResult({}, 0, 1.0, [1.0]), no_val, ("strong", "tie", "weak"))["prompt_blind_loss"] == pytest.approx(
+        frequency_loss(labels, no_val.train_rows, no_val.train_rows, 3)
+    )
+
+
 def test_pair_labels_read_outcome_from_the_strong_side():
     # models: 0 strong, 1 weak, 2 other; outcome is model_a's score (1 win, 0.5 tie, 0 loss)
     battles = Battles(

@@ -38,6 +38,10 @@ def test_pair_mean_loss_is_the_prompt_blind_loss_of_each_pair():
     # read from the other side, the same pair gives the same loss
     flipped = battles_from_scores(rows, models=["small", "big", "mid"])
     assert pair_mean_loss(flipped, weights, train, ~train) == pytest.approx(expected)
+    # battle weights count in the shares and in the mean: the tie weighs 3, the mid battle 2
+    weights = np.array([1.0, 1.0, 3.0, 1.0, 2.0])
+    share = (2 + 1.5 + 1) / (5 + 2)  # big's weighted wins over small, smoothed
+    assert pair_mean_loss(battles, weights, train, ~train) == pytest.approx((-np.log(share) - 2 * np.log(0.5)) / 3)
 
 
 class VectorEmbedder(Embedder):
@@ -83,7 +87,7 @@ def test_mf_without_validation_keeps_the_epoch_of_lowest_training_loss():
     """validation_fraction=0 (API only): each epoch is judged by the loss over every training
     battle, so the reported loss is that of the returned weights, not of a last minibatch."""
     pytest.importorskip("torch")
-    from routellm_base.train.mf import MFTrainConfig, train_mf
+    from routellm_base.train.mf import MFTrainConfig, pair_mean_loss, train_mf
 
     rng = np.random.default_rng(1)
     vectors = l2_normalise(rng.normal(size=(300, 16)).astype(np.float32))
@@ -93,6 +97,7 @@ def test_mf_without_validation_keeps_the_epoch_of_lowest_training_loss():
     config = MFTrainConfig(dim=8, epochs=5, lr=3e-2, batch_size=64, validation_fraction=0.0)
     embeddings = vectors[[int(p[1:]) for p in battles.prompts]]  # rows in the battles' prompt order
     tensors, report = train_mf(embeddings, battles, config, progress=False)
+    all_rows = np.ones(len(battles), bool)
     assert report["n_battles_validation"] == 0 and report["best_validation_loss"] == min(report["validation_loss_history"])
 
     v = tensors["model_embeddings"] / np.linalg.norm(tensors["model_embeddings"], axis=1, keepdims=True)
@@ -101,3 +106,23 @@ def test_mf_without_validation_keeps_the_epoch_of_lowest_training_loss():
     y = battles.outcome
     loss = np.mean(np.logaddexp(0, z) - y * z)  # binary cross-entropy with logits, unit weights
     assert report["best_validation_loss"] == pytest.approx(loss, rel=1e-4)
+    # no validation split: the prompt-blind comparison is over the training battles too
+    assert report["prompt_blind_loss"] == pytest.approx(pair_mean_loss(battles, np.ones(len(battles)), all_rows, all_rows))
+
+
+def test_mf_report_compares_with_the_prompt_blind_loss_on_its_validation_battles():
+    pytest.importorskip("torch")
+    from routellm_base.train.mf import MFTrainConfig, pair_mean_loss, train_mf
+
+    rng = np.random.default_rng(2)
+    rows = [ScoredPrompt(str(i), f"p{i}", {"big": float(rng.random() < 0.8), "small": float(rng.random() < 0.3)})
+            for i in range(400)]  # fmt: skip
+    battles = battles_from_scores(rows, models=["big", "small"])
+    weights = rng.uniform(0.5, 2.0, len(battles))
+    config = MFTrainConfig(dim=4, epochs=2, validation_fraction=0.3, seed=5)
+    _, report = train_mf(rng.normal(size=(len(battles.prompts), 8)).astype(np.float32), battles, config, weights, progress=False)
+    # the trainer's split: the same seeded draw over prompts
+    is_val = np.less(np.random.default_rng(5).random(len(battles.prompts)), 0.3)[battles.prompt_index]
+    assert report["n_battles_validation"] == is_val.sum() > 0
+    assert report["prompt_blind_loss"] == pytest.approx(pair_mean_loss(battles, weights, ~is_val, is_val))
+    assert report["prompt_blind_loss"] != pytest.approx(pair_mean_loss(battles, weights, ~is_val, ~is_val))

@@ -168,27 +168,26 @@ def test_model_card_names_the_validation_split_it_had():
     split = {"validation_loss_history": [0.9, 0.8, 0.85], "best_epoch": 1, "best_validation_loss": 0.8,
              "prompt_blind_loss": 0.81234, "n_battles_train": 268, "n_battles_validation": 32,
              "config": {"epochs": 3, "patience": 1}}  # fmt: skip
-    blind = (
-        " A prompt-blind predictor (the training battles' label frequencies) scores 0.8123 on the same battles: "
-        "how far the router's loss is below it is what it learned from prompts.\n"
-    )
+    blind = " For comparison, a prompt-blind predictor (the training battles' label frequencies) scores 0.8123 on the same battles"
     assert _validation_line(split, "bert") == (
         "Validation (32 of 300 battles, split by prompt): kept epoch 2 of 3, the lowest validation loss (0.8000)."
-        + blind
+        + blind + ".\n"
     )
     assert _validation_line(split, "bert", "reference-pair battles").startswith(
         "Validation (32 of 300 reference-pair battles"
     )
     assert "(each model pair's share of training wins) scores 0.8123" in _validation_line(split, "mf")
-    # Early stopping is said, with the epoch limit it cut short.
+    # Early stopping is said, with the epoch limit it cut short and the epochs run after the kept one.
     stopped = {**split, "config": {"epochs": 7, "patience": 1}}
     assert "kept epoch 2 of 3 (of at most 7; stopped after 1 epoch without improvement), the lowest" in (
         _validation_line(stopped, "bert")
     )
-    assert "stopped after 2 epochs without" in _validation_line({**split, "config": {"epochs": 7, "patience": 2}}, "mf")
-    # An API caller's validation_fraction=0: no split to name, and the kept epoch said plainly.
+    longer = {**split, "validation_loss_history": [0.9, 0.8, 0.85, 0.82], "config": {"epochs": 7, "patience": 2}}
+    assert "kept epoch 2 of 4 (of at most 7; stopped after 2 epochs without improvement)" in _validation_line(longer, "mf")
+    # An API caller's validation_fraction=0: no split to name, the kept epoch said plainly, and
+    # the comparison marked as measured on the training battles themselves.
     none = {**split, "n_battles_train": 300, "n_battles_validation": 0, "validation_loss_history": [0.9, 0.7],
             "best_validation_loss": 0.7, "config": {"epochs": 2, "patience": 1}}  # fmt: skip
     assert _validation_line(none, "bert") == (
-        "No validation split: kept epoch 2 of 2, the lowest training loss (0.7000)." + blind
+        "No validation split: kept epoch 2 of 2, the lowest training loss (0.7000)." + blind + ", both in-sample.\n"
     )
