@@ -24,6 +24,19 @@ def check_unit_interval(value: Any, what: str) -> float:
     return value
 
 
+def end_threshold(strong_share: float) -> float | None:
+    """The threshold of a share at either end, which needs no calibration: a share of 1.0 sends
+    every call strong (threshold 0.0), and 0.0 none (a threshold just above 1.0, as win rates lie
+    in [0, 1]). ``None`` for a share between the ends. Errors: :class:`InvalidPolicyError` for a
+    share outside [0, 1]."""
+    share = check_unit_interval(strong_share, "strong_share")
+    if share == 0.0:
+        return float(np.nextafter(1.0, np.inf))
+    if share == 1.0:
+        return 0.0
+    return None
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Quantiles of a router's win rates on a reference prompt set.
@@ -49,15 +62,12 @@ class Calibration:
 
     def threshold_for_share(self, strong_share: float) -> float:
         """The win-rate threshold that sends ``strong_share`` of reference prompts strong."""
-        share = check_unit_interval(strong_share, "strong_share")
+        # The ends mean every call and none, not only the reference prompts' range.
+        end = end_threshold(strong_share)
+        if end is not None:
+            return end
         levels = np.linspace(0.0, 1.0, len(self.quantiles))
-        # The ends mean every call and none, not only the reference prompts' range: above
-        # 1.0 (win rates lie in [0, 1]) and 0.0.
-        if share == 0.0:
-            return float(np.nextafter(1.0, np.inf))
-        if share == 1.0:
-            return 0.0
-        return float(np.interp(1.0 - share, levels, self.quantiles))
+        return float(np.interp(1.0 - float(strong_share), levels, self.quantiles))
 
     def to_dict(self) -> dict[str, Any]:
         return {"reference": self.reference, "n_prompts": self.n_prompts, "quantiles": list(self.quantiles)}

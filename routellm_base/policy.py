@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .calibration import Calibration, check_unit_interval
+from .calibration import Calibration, check_unit_interval, end_threshold
 from .decision import SIDES, Side
 from .errors import InvalidPolicyError
 from .share_window import check_window
@@ -84,11 +84,16 @@ class RoutingPolicy:
         if self.threshold is not None:
             return self.threshold
         share = self.target_share
+        end = end_threshold(share)  # none or every call strong: no calibration needed
+        if end is not None:
+            return end
         if router.calibration is None:
             raise InvalidPolicyError(
-                f"router {router.name!r} has no stored calibration, so a strong_share cannot be "
-                "turned into a threshold; give a threshold, or calibrate on your own prompts "
-                "with routellm_base.calibrate_threshold()"
+                f"router {router.name!r} has no stored calibration, so a strong_share between 0 "
+                "and 1 cannot be turned into a threshold; give a threshold (`routellm calibrate "
+                "--router ROUTER --prompts FILE --strong-share S` prints one for your prompts; "
+                "in Python, routellm_base.calibrate_threshold()), or retrain with "
+                "--calibration-prompts FILE to store a calibration in the checkpoint"
             )
         return router.calibration.threshold_for_share(share)
 

@@ -12,6 +12,7 @@ from routellm_base import (
     RoutingPolicy,
     calibrate_threshold,
 )
+from routellm_base.policy import decide_sides
 
 
 @pytest.mark.parametrize(
@@ -44,8 +45,14 @@ def test_default_share_is_half():
 def test_share_needs_a_calibration():
     router = RandomRouter()
     router.calibration = None
-    with pytest.raises(InvalidPolicyError, match="no stored calibration"):
+    with pytest.raises(InvalidPolicyError, match="no stored calibration") as error:
         RoutingPolicy(strong_share=0.3).threshold_for(router)
+    assert "routellm calibrate --router ROUTER --prompts FILE" in str(error.value)
+    # The ends need no calibration: a share of 0 sends no call strong, 1 every call.
+    none = RoutingPolicy(strong_share=0.0).threshold_for(router)
+    assert none > 1.0 and not decide_sides(np.array([0.0, 0.5, 1.0]), none).any()
+    every = RoutingPolicy(strong_share=1.0).threshold_for(router)
+    assert every == 0.0 and decide_sides(np.array([0.0, 0.5, 1.0]), every).all()
 
 
 @settings(max_examples=60, deadline=None)
