@@ -373,6 +373,10 @@ def _validation_line(report: dict[str, Any], family: str, battles: str = "battle
     if run < limit:  # early stopping: the epochs after the kept one did not improve on it
         after = run - report["best_epoch"] - 1
         kept += f" (of at most {limit}; stopped after {after} epoch{'s' * (after != 1)} without improvement)"
+    elif report["best_epoch"] == run - 1 and run > 1:
+        kept += " (the epoch limit; the loss was still falling)"
+    else:
+        kept += " (the epoch limit)"
     in_sample = "" if report["n_battles_validation"] else ", both in-sample"
     # For comparison only: a router at or above it has shown nothing learned from the prompts.
     blind = (
@@ -387,7 +391,7 @@ def _validation_line(report: dict[str, Any], family: str, battles: str = "battle
     held = report["n_battles_validation"]
     total = held + report["n_battles_train"]
     return (
-        f"Validation ({held} of {total} {battles}, split by prompt): {kept}, the lowest "
+        f"Validation ({held} of {total} {battles}, split by prompt with seed {report['config']['seed']}): {kept}, the lowest "
         f"validation loss ({report['best_validation_loss']:.4f}). {blind}"
     )
 
@@ -431,7 +435,7 @@ def _model_card(
             f"Base encoder: `{params['base_model']}` (6-layer BERT, sentence-transformers; licence {licence}), "
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
             f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {report['n_battles_train'] + report['n_battles_validation']} battles between the reference pair; "
-            f"labels {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
+            f"labels of all {report['n_battles_train'] + report['n_battles_validation']}: {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
             f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
@@ -447,7 +451,7 @@ def _model_card(
             f"label-token head ({report['trained_parameters']} parameters) fine-tuned to answer "
             f"{' / '.join(params['label_tokens'])} (strong wins / tie / weak wins) to an instruction prompt holding the "
             f"user's prompt (first {params['max_length']} tokens), on the {report['n_battles_train']} battles between "
-            f"the reference pair; labels {report['label_counts']}. Win rate = P(strong wins) + "
+            f"the reference pair; labels of all {report['n_battles_train'] + report['n_battles_validation']}: {report['label_counts']}. Win rate = P(strong wins) + "
             f"{params['tie_weight']} * P(tie), from one forward pass.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )

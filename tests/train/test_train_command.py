@@ -167,10 +167,11 @@ def test_model_card_names_the_validation_split_it_had():
 
     split = {"validation_loss_history": [0.9, 0.8, 0.85], "best_epoch": 1, "best_validation_loss": 0.8,
              "prompt_blind_loss": 0.81234, "n_battles_train": 268, "n_battles_validation": 32,
-             "config": {"epochs": 3, "patience": 1}}  # fmt: skip
+             "config": {"epochs": 3, "patience": 1, "seed": 0}}  # fmt: skip
     blind = " For comparison, a prompt-blind predictor (the training battles' label frequencies) scores 0.8123 on the same battles"
     assert _validation_line(split, "bert") == (
-        "Validation (32 of 300 battles, split by prompt): kept epoch 2 of 3, the lowest validation loss (0.8000)."
+        "Validation (32 of 300 battles, split by prompt with seed 0): kept epoch 2 of 3 (the epoch limit), "
+        "the lowest validation loss (0.8000)."
         + blind + ".\n"
     )
     assert _validation_line(split, "bert", "reference-pair battles").startswith(
@@ -178,16 +179,22 @@ def test_model_card_names_the_validation_split_it_had():
     )
     assert "(each model pair's share of training wins) scores 0.8123" in _validation_line(split, "mf")
     # Early stopping is said, with the epoch limit it cut short and the epochs run after the kept one.
-    stopped = {**split, "config": {"epochs": 7, "patience": 1}}
+    stopped = {**split, "config": {"epochs": 7, "patience": 1, "seed": 0}}
     assert "kept epoch 2 of 3 (of at most 7; stopped after 1 epoch without improvement), the lowest" in (
         _validation_line(stopped, "bert")
     )
-    longer = {**split, "validation_loss_history": [0.9, 0.8, 0.85, 0.82], "config": {"epochs": 7, "patience": 2}}
-    assert "kept epoch 2 of 4 (of at most 7; stopped after 2 epochs without improvement)" in _validation_line(longer, "mf")
+    longer = {**split, "validation_loss_history": [0.9, 0.8, 0.85, 0.82], "config": {"epochs": 7, "patience": 2, "seed": 3}}
+    assert "split by prompt with seed 3): kept epoch 2 of 4 (of at most 7; stopped after 2 epochs without improvement)" in (
+        _validation_line(longer, "mf")
+    )
+    # Stopped by the epoch limit with the last epoch the best: the loss was still falling.
+    falling = {**split, "validation_loss_history": [0.9, 0.8], "best_epoch": 1, "config": {"epochs": 2, "patience": 1, "seed": 0}}
+    assert "kept epoch 2 of 2 (the epoch limit; the loss was still falling)" in _validation_line(falling, "bert")
     # An API caller's validation_fraction=0: no split to name, the kept epoch said plainly, and
     # the comparison marked as measured on the training battles themselves.
     none = {**split, "n_battles_train": 300, "n_battles_validation": 0, "validation_loss_history": [0.9, 0.7],
-            "best_validation_loss": 0.7, "config": {"epochs": 2, "patience": 1}}  # fmt: skip
+            "best_validation_loss": 0.7, "config": {"epochs": 2, "patience": 1, "seed": 0}}  # fmt: skip
     assert _validation_line(none, "bert") == (
-        "No validation split: kept epoch 2 of 2, the lowest training loss (0.7000)." + blind + ", both in-sample.\n"
+        "No validation split: kept epoch 2 of 2 (the epoch limit; the loss was still falling), the lowest training "
+        "loss (0.7000)." + blind + ", both in-sample.\n"
     )
