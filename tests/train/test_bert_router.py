@@ -93,8 +93,8 @@ def test_train_cli_writes_a_loadable_bert_checkpoint(bert_checkpoint):
     assert "truncation" not in config["params"]
     card = (bert_checkpoint / "MODEL_CARD.md").read_text()
     assert "all-MiniLM-L6-v2" in card and "Apache-2.0" in card and "routellm train bert" in card
-    assert re.search(r"Validation \(\d+ of \d+ reference-pair battles, split by prompt\): kept epoch \d of \d[, ]", card)
-    assert re.search(r"A prompt-blind predictor \(the training battles' label frequencies\) scores \d\.\d{4}", card)
+    assert re.search(r"Validation \(\d+ of \d+ reference-pair battles, split by prompt with seed \d+\): kept epoch \d of \d[, ]", card)
+    assert re.search(r"For comparison, a prompt-blind predictor \(the training battles' label frequencies\) scores \d\.\d{4}", card)
 
     router = load_router(bert_checkpoint)
     assert router.family == "bert" and router.embedder is None and router.truncation == "head"
