@@ -170,8 +170,8 @@ class RoutingEngine:
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
         decisions = []
         for text, rate, go_strong, no_known in zip(texts, rates, strong, unreadable):
-            if no_known:
-                go_strong = self.policy.no_known_tokens_side == "strong"
+            if no_known:  # a strong share of 0 or 1 holds for these calls too
+                go_strong = (self.policy.end_side or self.policy.no_known_tokens_side) == "strong"
             extra = _extra(text)
             if held is not None:
                 extra["share_window"] = held.to_dict()

@@ -30,7 +30,8 @@ class RoutingPolicy:
     Give either ``threshold`` directly or ``strong_share``, the share of calls that should go to
     the strong model; the share becomes a threshold through the router's stored calibration
     (quantiles of its win rates on a reference prompt set). With neither, ``strong_share`` is 0.5.
-    ``strong_share=0.0`` sends no call strong and ``1.0`` every call.
+    ``strong_share=0.0`` sends no call strong and ``1.0`` every call, whatever the win rates
+    and the no-known-tokens rule, and neither needs a calibration.
 
     ``no_known_tokens_side`` is the side of a call whose routing text has no token the
     router's embedder knows (default ``"strong"``, see :data:`DEFAULT_NO_KNOWN_TOKENS_SIDE`);
@@ -74,6 +75,15 @@ class RoutingPolicy:
             )
 
     @property
+    def end_side(self) -> Side | None:
+        """``"weak"`` for a strong share of 0 and ``"strong"`` for 1 (every call goes there,
+        calls the no-known-tokens rule routes included); ``None`` otherwise, and for a fixed
+        threshold."""
+        if self.threshold is not None or self.target_share not in (0.0, 1.0):
+            return None
+        return "strong" if self.target_share == 1.0 else "weak"
+
+    @property
     def target_share(self) -> float:
         """The share of calls meant to go strong (``strong_share``, else the default)."""
         return DEFAULT_STRONG_SHARE if self.strong_share is None else self.strong_share
@@ -88,12 +98,16 @@ class RoutingPolicy:
         if end is not None:
             return end
         if router.calibration is None:
+            window = " (a share_window starts from it too)" if self.share_window is not None else ""
             raise InvalidPolicyError(
-                f"router {router.name!r} has no stored calibration, so a strong_share between 0 "
-                "and 1 cannot be turned into a threshold; give a threshold (`routellm calibrate "
-                "--router ROUTER --prompts FILE --strong-share S` prints one for your prompts; "
-                "in Python, routellm_base.calibrate_threshold()), or retrain with "
-                "--calibration-prompts FILE to store a calibration in the checkpoint"
+                f"router {router.name!r} has no stored calibration for {router.strong_model!r} vs "
+                f"{router.weak_model!r} (trained without --calibration-prompts, or loaded for "
+                "another pair than the one it was calibrated on), so a strong_share between 0 and "
+                f"1 cannot be turned into a threshold{window}. Give a threshold: "
+                "routellm_base.calibrate_threshold(router, prompts, strong_share) finds one on your "
+                "prompts for this router and pair (`routellm calibrate --router DIR --prompts FILE "
+                "--strong-share S` for a checkpoint's own pair); or retrain with "
+                "--calibration-prompts FILE to store a calibration"
             )
         return router.calibration.threshold_for_share(share)
 

@@ -162,6 +162,18 @@ def test_unreadable_side_is_configurable(bundled_embedder):
         RoutingPolicy(no_known_tokens_side="medium")  # type: ignore[arg-type]
 
 
+def test_a_strong_share_of_0_or_1_holds_for_unreadable_text_too(bundled_embedder):
+    """The ends promise no call strong and every call strong: the no-known-tokens rule yields."""
+    router = ScriptedRouter({}, default=0.9, embedder=bundled_embedder)
+    router.calibration = None  # the ends need none
+    none = RoutingEngine(router, strong_share=0.0).decide_many([*UNREADABLE, "hello world"])
+    assert [d.side for d in none] == ["weak"] * 4 and none[0].no_known_tokens
+    every = RoutingEngine(router, strong_share=1.0, no_known_tokens_side="weak").decide_many([*UNREADABLE, "hi"])
+    assert [d.side for d in every] == ["strong"] * 4 and every[0].no_known_tokens
+    # a fixed threshold keeps the rule
+    assert RoutingEngine(router, threshold=0.0, no_known_tokens_side="weak").decide(UNREADABLE[0]).side == "weak"
+
+
 def test_bundled_router_flags_thai_and_emoji():
     engine = RoutingEngine("mf", strong_share=0.5, no_known_tokens_side="weak")
     for text in UNREADABLE:

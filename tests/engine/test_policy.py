@@ -47,7 +47,11 @@ def test_share_needs_a_calibration():
     router.calibration = None
     with pytest.raises(InvalidPolicyError, match="no stored calibration") as error:
         RoutingPolicy(strong_share=0.3).threshold_for(router)
-    assert "routellm calibrate --router ROUTER --prompts FILE" in str(error.value)
+    message = str(error.value)
+    assert f"no stored calibration for {router.strong_model!r} vs {router.weak_model!r}" in message
+    assert "routellm calibrate --router DIR --prompts FILE" in message and "share_window" not in message
+    with pytest.raises(InvalidPolicyError, match="a share_window starts from it too"):
+        RoutingPolicy(strong_share=0.3, share_window=50).threshold_for(router)
     # The ends need no calibration: a share of 0 sends no call strong, 1 every call.
     none = RoutingPolicy(strong_share=0.0).threshold_for(router)
     assert none > 1.0 and not decide_sides(np.array([0.0, 0.5, 1.0]), none).any()
