@@ -1,17 +1,18 @@
-"""Judge labels of the routed pair from another judge: does a chat expert trained on AlpacaEval's
-GPT-4-turbo verdicts of GPT-4-1106 vs Mixtral route MT Bench and RMB? (docs/results.md, "A
-learning curve").
+"""Judge labels of the routed pair from AlpacaEval: does a chat expert trained on its GPT-4-turbo
+verdicts of GPT-4-1106 vs a concise-prompted Mixtral route MT Bench and RMB? (docs/results.md,
+"Judge labels of the routed pair from AlpacaEval").
 
     python scripts/chat_judge_transfer.py --data-dir ../shared/data --work runs/chat-judge-transfer --seeds 0 1
 
 For each seed, ``routellm train bert`` (as the ``chat_gated`` chat expert is trained: 3 epochs at
 most with early stopping, 128 tokens, head cut) learns from AlpacaEval's 805 prompts, one
 pairwise verdict each of ``gpt4_1106_preview`` against ``Mixtral-8x7B-Instruct-v0.1_concise``
-(preference above 1.5: Mixtral's answer preferred), both mapped to RouteLLM's names. Every RMB
-prompt and every MT Bench turn is excluded from training (exact and near-duplicate, as
-``--exclude`` does). The expert then scores MT Bench (72 questions, GPT-4 single-answer grades of
-the same two models) and all 1,237 RMB prompts with a top-vs-mid battle (none trained on, so no
-cross-fitting is needed). About 4 minutes a seed on 2 CPU cores. AlpacaEval's judgments are
+(preference above 1.5: Mixtral's answer preferred), both mapped to RouteLLM's names. The 1,237
+RMB prompts with a top-vs-mid battle and every MT Bench turn are excluded from training (exact
+and near-duplicate, as ``--exclude`` does). The expert then scores MT Bench (72 questions, GPT-4
+single-answer grades of GPT-4-1106 and the plain Mixtral) and those RMB prompts (none trained on,
+so no cross-fitting is needed), and its win rates' Spearman correlation with prompt length
+(characters) and, on MT Bench, with the strong-minus-weak grade gap. About 4 minutes a seed on 2 CPU cores. AlpacaEval's judgments are
 CC BY-NC 4.0.
 """
 
@@ -21,6 +22,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from routellm_base.checkpoints import load_router
 from routellm_base.cli import main as cli_main
@@ -55,8 +57,12 @@ exclude.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in held_out), 
 share = np.array([r.scores[TOP_TIER] for r in rmb])
 mt_band, rmb_band = random_baseline(mt.strong, mt.weak)[1], random_baseline(share, 1 - share)[1]
 print(f"AlpacaEval verdicts: {len(rows)}, GPT-4-1106 preferred in {strong_preferred:.0%}")
-print(f"| chat expert trained on AlpacaEval's verdicts | MT Bench (72; ±{mt_band:.3f}) | RMB, all 1,237 prompts (±{rmb_band:.3f}) |")
-print("| --- | --- | --- |")
+print(
+    f"| chat expert trained on AlpacaEval's verdicts | MT Bench ({len(mt.prompts)}; ±{mt_band:.3f}) | "
+    f"RMB, {len(rmb):,} prompts (±{rmb_band:.3f}) | Spearman with length, MT Bench / RMB | "
+    "Spearman with MT Bench's grade gap |"
+)
+print("| --- | --- | --- | --- | --- |")
 for seed in args.seeds:
     out = work / f"expert-s{seed}"
     if not (out / "config.json").exists():
@@ -71,6 +77,13 @@ for seed in args.seeds:
         if cli_main(argv) != 0:
             raise SystemExit(f"training seed {seed} failed")
     router = load_router(out)
-    on_mt = quality_curve(router.strong_win_rate(mt.prompts), mt.strong, mt.weak).apgr()
-    on_rmb = quality_curve(router.strong_win_rate([r.prompt for r in rmb]), share, 1 - share).apgr()
-    print(f"| seed {seed} | {on_mt:.3f} | {on_rmb:.3f} |", flush=True)
+    mt_rates, rmb_rates = router.strong_win_rate(mt.prompts), router.strong_win_rate([r.prompt for r in rmb])
+    on_mt = quality_curve(mt_rates, mt.strong, mt.weak).apgr()
+    on_rmb = quality_curve(rmb_rates, share, 1 - share).apgr()
+    length_mt = spearmanr(mt_rates, [len(p) for p in mt.prompts]).statistic
+    length_rmb = spearmanr(rmb_rates, [len(r.prompt) for r in rmb]).statistic
+    gap = spearmanr(mt_rates, np.asarray(mt.strong) - np.asarray(mt.weak)).statistic
+    print(
+        f"| seed {seed} | {on_mt:.3f} | {on_rmb:.3f} | {length_mt:+.2f} / {length_rmb:+.2f} | {gap:+.2f} |",
+        flush=True,
+    )
