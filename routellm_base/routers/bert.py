@@ -17,7 +17,10 @@ keeps its first tokens (RouteLLM's choice, and the default of checkpoints that n
 ``head_tail`` keeps the first half and the last half of the budget, so the instruction that
 often follows a pasted document survives (Sun et al., 2019, *How to Fine-Tune BERT for Text
 Classification?*, found head+tail the best truncation for long texts). Training and routing cut
-the same way: :func:`encode_prompts` serves both.
+the same way (:func:`encode_prompts` serves both), though not to the same budget for ``head``:
+``routellm train bert`` trains on ``--max-length`` tokens and writes ``max_length`` 256 for
+routing, as head checkpoints always have; a ``head_tail`` checkpoint routes at its training
+length, because its cut depends on the budget.
 
 torch and transformers are imported when a router is built, never when this module is imported.
 The checkpoint's weights hold the full fine-tuned state dict (``encoder.*`` and ``head.*``); the
