@@ -69,7 +69,13 @@ def battles_from_objects(
     for where, obj in objects:
         for key in ("prompt", "model_a", "model_b", "winner"):
             if not isinstance(obj.get(key), str):
-                raise ValueError(f"{where}: field {key!r} missing or not a string")
+                hint = (
+                    " (this looks like a scored-prompt line: give the file as --data scores:PATH, "
+                    "or read it with battles_from_scored_file)"
+                    if isinstance(obj.get("scores"), dict)
+                    else ""
+                )
+                raise ValueError(f"{where}: field {key!r} missing or not a string{hint}")
         if obj["winner"] not in OUTCOME:
             raise ValueError(f"{where}: winner {obj['winner']!r} is not one of {list(WINNERS)}")
         a, b = model_id(obj["model_a"]), model_id(obj["model_b"])

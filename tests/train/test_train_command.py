@@ -43,6 +43,9 @@ def test_battles_jsonl_keeps_and_counts_ties(tmp_path):
         ({"prompt": "p", "model_a": "a", "model_b": "b", "winner": "draw"}, "winner 'draw' is not one of"),
         ({"prompt": "p", "model_a": "a", "winner": "tie"}, "field 'model_b' missing"),
         ({"prompt": "p", "model_a": "a", "model_b": "a", "winner": "tie"}, "a model battles itself"),
+        # a scored-prompt line given without the scores: prefix says so
+        ({"id": "q1", "prompt": "p", "scores": {"a": 1, "b": 0}},
+         r"field 'model_a' missing or not a string \(this looks like a scored-prompt line: give the file as --data scores:PATH"),
     ],
 )
 def test_malformed_battles_name_the_line(tmp_path, row, message):
