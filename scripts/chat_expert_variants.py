@@ -403,15 +403,20 @@ def arena_hard_mix() -> str:
     return ", ".join(f"{name} {n}" for name, n in Counter(votes).most_common())
 
 
-def report(parts: list[str]) -> str:
+def report_cells(parts: list[str]) -> tuple[str, str]:
+    """The RMB cell (pooled APGR and each fold's) and the MT Bench cell (mean of the five fold
+    scorers and each one's) of the sum of ``parts``."""
     pooled = pooled_scores(parts)
     per_fold = [apgr_of(pooled, labelled & (fold == k)) for k in range(RMB_FOLDS)]
     mt_apgr = [quality_curve(fold_scores(parts, k)[1], mt.strong, mt.weak).apgr() for k in range(RMB_FOLDS)]
-    apgr = apgr_of(pooled, labelled)
     return (
-        f"{apgr:.3f} ({' · '.join(f'{v:.3f}' for v in per_fold)}) | "
-        f"{np.mean(mt_apgr):.3f} ({' · '.join(f'{v:.3f}' for v in mt_apgr)})"
+        f"{apgr_of(pooled, labelled):.3f} ({' · '.join(f'{v:.3f}' for v in per_fold)})",
+        f"{np.mean(mt_apgr):.3f} ({' · '.join(f'{v:.3f}' for v in mt_apgr)})",
     )
+
+
+def report(parts: list[str]) -> str:
+    return " | ".join(report_cells(parts))
 
 
 def learning_curve() -> None:
@@ -433,7 +438,7 @@ def learning_curve() -> None:
             counts.append(len({json.loads(line)["prompt"] for line in lines}))
         expert = pooled_scores([variant])
         between = category_means(expert)
-        rmb, on_mt = report([variant]).split(" | ")
+        rmb, on_mt = report_cells([variant])
         print(
             f"| {label} | {np.mean(counts):.0f} | {rmb} | {apgr_of(between, labelled):.3f} | "
             f"{apgr_of(expert - between, labelled):.3f} | {on_mt} |"

@@ -12,8 +12,8 @@ RMB prompts with a top-vs-mid battle and every MT Bench turn are excluded from t
 and near-duplicate, as ``--exclude`` does). The expert then scores MT Bench (72 questions, GPT-4
 single-answer grades of GPT-4-1106 and the plain Mixtral) and those RMB prompts (none trained on,
 so no cross-fitting is needed), and its win rates' Spearman correlation with prompt length
-(characters) and, on MT Bench, with the strong-minus-weak grade gap. About 4 minutes a seed on 2 CPU cores. AlpacaEval's judgments are
-CC BY-NC 4.0.
+(characters) and, on MT Bench, with the strong-minus-weak grade gap. About 4 minutes a seed on 2
+CPU cores. AlpacaEval's judgments are CC BY-NC 4.0.
 """
 
 import argparse

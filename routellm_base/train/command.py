@@ -427,6 +427,8 @@ def _model_card(
         )
     else:
         validation = "No training step: the router ranks by similarity to the stored battles.\n"
+    if args.family in ("bert", "causal_llm"):
+        pair_battles = report["n_battles_train"] + report["n_battles_validation"]
     if args.family == "bert":
         assert params is not None
         known = "all-MiniLM-L6-v2" in str(params["base_model"]) and not params["base_path"]
@@ -434,8 +436,8 @@ def _model_card(
         encoder = (
             f"Base encoder: `{params['base_model']}` (6-layer BERT, sentence-transformers; licence {licence}), "
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
-            f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {report['n_battles_train'] + report['n_battles_validation']} battles between the reference pair; "
-            f"labels of all {report['n_battles_train'] + report['n_battles_validation']}: {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
+            f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {pair_battles} battles between the reference pair; "
+            f"labels of all {pair_battles}: {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
             f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
@@ -451,7 +453,7 @@ def _model_card(
             f"label-token head ({report['trained_parameters']} parameters) fine-tuned to answer "
             f"{' / '.join(params['label_tokens'])} (strong wins / tie / weak wins) to an instruction prompt holding the "
             f"user's prompt (first {params['max_length']} tokens), on the {report['n_battles_train']} battles between "
-            f"the reference pair; labels of all {report['n_battles_train'] + report['n_battles_validation']}: {report['label_counts']}. Win rate = P(strong wins) + "
+            f"the reference pair; labels of all {pair_battles}: {report['label_counts']}. Win rate = P(strong wins) + "
             f"{params['tie_weight']} * P(tie), from one forward pass.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
