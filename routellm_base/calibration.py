@@ -70,8 +70,16 @@ class Calibration:
         return float(np.interp(1.0 - float(strong_share), levels, self.quantiles))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference, "n_prompts": self.n_prompts, "quantiles": list(self.quantiles)}
+        return {
+            "reference": self.reference,
+            "n_prompts": self.n_prompts,
+            "quantiles": list(self.quantiles),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
-        return cls(tuple(float(q) for q in data["quantiles"]), str(data["reference"]), int(data["n_prompts"]))
+        return cls(
+            tuple(float(q) for q in data["quantiles"]),
+            str(data["reference"]),
+            int(data["n_prompts"]),
+        )

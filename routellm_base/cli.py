@@ -42,7 +42,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     else:
         # A strong share of 0 sets the threshold just above 1, which 4 places would print as 1.0000.
         threshold = (
-            "above 1 (no call goes strong)" if decision.threshold > 1.0 else f"{decision.threshold:.4f}"
+            "above 1 (no call goes strong)"
+            if decision.threshold > 1.0
+            else f"{decision.threshold:.4f}"
         )
         reason = (
             "no known token in the routing text"

@@ -138,7 +138,9 @@ def _load_uncached(model_dir: str, gguf_file: str | None) -> LocalModel:
     tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
     model.eval()
-    return LocalModel(tokenizer=tokenizer, model=model, lock=threading.Lock(), key=(model_dir, gguf_file))
+    return LocalModel(
+        tokenizer=tokenizer, model=model, lock=threading.Lock(), key=(model_dir, gguf_file)
+    )
 
 
 def load_smollm2() -> LocalModel:
@@ -192,7 +194,9 @@ def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
 # -- generation -------------------------------------------------------------------------------
 
 
-def _options(tokenizer: Any, inputs: dict[str, Any], settings: GenerationSettings) -> dict[str, Any]:
+def _options(
+    tokenizer: Any, inputs: dict[str, Any], settings: GenerationSettings
+) -> dict[str, Any]:
     """``generate()`` keyword arguments besides the inputs."""
     prompt_len = int(inputs["input_ids"].shape[1])
     pad = tokenizer.pad_token_id
@@ -248,7 +252,11 @@ class TextStream(Iterator[str]):
     """
 
     def __init__(
-        self, local: LocalModel, inputs: dict[str, Any], options: dict[str, Any], stop: Sequence[str] | None
+        self,
+        local: LocalModel,
+        inputs: dict[str, Any],
+        options: dict[str, Any],
+        stop: Sequence[str] | None,
     ) -> None:
         self.input_tokens = int(inputs["input_ids"].shape[1])
         self.output_tokens = 0

@@ -159,7 +159,9 @@ def rmb_tier_battles(pairs: list[RMBPair], strong: str, weak: str) -> list[dict[
         if outcome is None:
             continue
         winner, loser = (strong, weak) if outcome == 1.0 else (weak, strong)
-        battles.append({"prompt": pair.prompt, "model_a": winner, "model_b": loser, "winner": "model_a"})
+        battles.append(
+            {"prompt": pair.prompt, "model_a": winner, "model_b": loser, "winner": "model_a"}
+        )
     return battles
 
 

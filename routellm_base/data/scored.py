@@ -56,7 +56,11 @@ def read_prompt_file(path: str | Path, later_turns: bool = False) -> list[tuple[
         key = str(obj.get("id", where.rsplit(":", 1)[1]))
         pairs.append((key, obj["prompt"]))
         if later_turns:
-            pairs += [(f"{key}/turn{k}", t) for k, t in enumerate(obj.get("turns", [])[1:], 2) if isinstance(t, str)]
+            pairs += [
+                (f"{key}/turn{k}", t)
+                for k, t in enumerate(obj.get("turns", [])[1:], 2)
+                if isinstance(t, str)
+            ]
     return pairs
 
 
@@ -87,7 +91,11 @@ def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[Score
                 raise ValueError(f"{where}: field {key!r} missing or of the wrong type")
         scores: dict[str, float] = {}
         for model, value in obj["scores"].items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"{where}: score of {model!r} is {value!r}, not a finite number")
             scores[str(model)] = float(value)
         rows.append(ScoredPrompt(str(obj["id"]), obj["prompt"], scores, source or path.stem))
@@ -97,4 +105,6 @@ def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[Score
 def write_scored_jsonl(rows: Iterable[ScoredPrompt], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps({"id": row.id, "prompt": row.prompt, "scores": row.scores}) + "\n")
+            handle.write(
+                json.dumps({"id": row.id, "prompt": row.prompt, "scores": row.scores}) + "\n"
+            )

@@ -23,7 +23,11 @@ csv.field_size_limit(sys.maxsize)
 
 def _evals_dir(data_dir: str | Path) -> Path:
     root = Path(data_dir)
-    for candidate in (root / "routellm" / "routellm" / "evals", root / "routellm" / "evals", root / "evals"):
+    for candidate in (
+        root / "routellm" / "routellm" / "evals",
+        root / "routellm" / "evals",
+        root / "evals",
+    ):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(
@@ -57,18 +61,24 @@ def _correctness_rows(
                 continue
             where = f"{path}:{i}"
             scores = {GPT4: _flag(rec[GPT4], where), MIXTRAL: _flag(rec[MIXTRAL], where)}
-            rows.append(ScoredPrompt(f"{id_prefix}/{i}", rec["prompt"], scores, source, dict(extra or {})))
+            rows.append(
+                ScoredPrompt(f"{id_prefix}/{i}", rec["prompt"], scores, source, dict(extra or {}))
+            )
     return rows
 
 
 def load_mmlu(data_dir: str | Path, drop_contaminated: bool = True) -> list[ScoredPrompt]:
     """MMLU (57 subjects), GPT-4 and Mixtral correctness; the paper's contamination filter applied."""
     evals = _evals_dir(data_dir) / "mmlu"
-    contaminated = _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    contaminated = (
+        _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    )
     rows: list[ScoredPrompt] = []
     for path in sorted((evals / "responses").glob("mmlu_*.csv")):
         subject = path.stem.removeprefix("mmlu_")
-        rows += _correctness_rows(path, contaminated, f"mmlu/{subject}", "mmlu", {"subject": subject})
+        rows += _correctness_rows(
+            path, contaminated, f"mmlu/{subject}", "mmlu", {"subject": subject}
+        )
     if not rows:
         raise FileNotFoundError(f"no MMLU response files in {evals / 'responses'}")
     return rows
@@ -77,7 +87,9 @@ def load_mmlu(data_dir: str | Path, drop_contaminated: bool = True) -> list[Scor
 def load_gsm8k(data_dir: str | Path, drop_contaminated: bool = True) -> list[ScoredPrompt]:
     """GSM8K, GPT-4 and Mixtral correctness; the paper's contamination filter applied."""
     evals = _evals_dir(data_dir) / "gsm8k"
-    contaminated = _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    contaminated = (
+        _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    )
     return _correctness_rows(evals / "gsm8k_responses.csv", contaminated, "gsm8k", "gsm8k")
 
 
@@ -88,7 +100,9 @@ def load_mt_bench(data_dir: str | Path, drop_contaminated: bool = True) -> list[
     published files).
     """
     evals = _evals_dir(data_dir) / "mt_bench"
-    contaminated = _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    contaminated = (
+        _contaminated(evals / "contaminated_prompts.jsonl") if drop_contaminated else set()
+    )
     grades: dict[int, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     with open(evals / "judgements.jsonl", encoding="utf-8") as handle:
         for line in handle:

@@ -63,7 +63,9 @@ def _build(kind: str, name: str, spec: dict[str, Any]) -> Embedder:
             return StaticEmbedder(spec["path"], name=name, sha256=spec.get("sha256"))
         if name not in BUNDLED_STATIC_SHA256:
             raise CheckpointError(f"no bundled static embedder named {name!r}")
-        return StaticEmbedder(BUNDLED_EMBEDDERS_DIR / name, name=name, sha256=BUNDLED_STATIC_SHA256[name])
+        return StaticEmbedder(
+            BUNDLED_EMBEDDERS_DIR / name, name=name, sha256=BUNDLED_STATIC_SHA256[name]
+        )
     if kind == "sentence_transformer":
         from .sentence_transformer import MINILM_NAME, SentenceTransformerEmbedder
 

@@ -22,7 +22,9 @@ class OpenAIEmbedder(Embedder):
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if model not in OPENAI_DIMS:
-            raise ValueError(f"unknown OpenAI embedding model {model!r}; known: {sorted(OPENAI_DIMS)}")
+            raise ValueError(
+                f"unknown OpenAI embedding model {model!r}; known: {sorted(OPENAI_DIMS)}"
+            )
         if client is None:
             try:
                 from openai import OpenAI

@@ -20,10 +20,19 @@ from ..data import (
     load_scored_jsonl,
 )
 
-NAMED_BENCHMARKS = {"mt-bench": load_mt_bench, "mmlu": load_mmlu, "gsm8k": load_gsm8k, "rmb": load_rmb}
-NAMED_PAIRS = {name: (GPT4, MIXTRAL) for name in ("mt-bench", "mmlu", "gsm8k")} | {"rmb": (TOP_TIER, MID_TIER)}
+NAMED_BENCHMARKS = {
+    "mt-bench": load_mt_bench,
+    "mmlu": load_mmlu,
+    "gsm8k": load_gsm8k,
+    "rmb": load_rmb,
+}
+NAMED_PAIRS = {name: (GPT4, MIXTRAL) for name in ("mt-bench", "mmlu", "gsm8k")} | {
+    "rmb": (TOP_TIER, MID_TIER)
+}
 """Each named benchmark's default (strong, weak) pair."""
-NAMED_NOTES = {name: "RouteLLM contamination filter applied" for name in ("mt-bench", "mmlu", "gsm8k")} | {
+NAMED_NOTES = {
+    name: "RouteLLM contamination filter applied" for name in ("mt-bench", "mmlu", "gsm8k")
+} | {
     "rmb": "RMB held-out fold 0 of 5 by prompt: share of top-tier vs mid-tier battles won (research-only data)"
 }
 
@@ -73,11 +82,16 @@ def load_benchmark(
     """
     if name_or_path in NAMED_BENCHMARKS:
         if data_dir is None:
-            raise ValueError(f"benchmark {name_or_path!r} needs --data-dir (a RouteLLM checkout or ../shared/data)")
+            raise ValueError(
+                f"benchmark {name_or_path!r} needs --data-dir (a RouteLLM checkout or ../shared/data)"
+            )
         rows = NAMED_BENCHMARKS[name_or_path](data_dir)
         name = name_or_path
         notes = [NAMED_NOTES[name]]
-        strong_model, weak_model = strong_model or NAMED_PAIRS[name][0], weak_model or NAMED_PAIRS[name][1]
+        strong_model, weak_model = (
+            strong_model or NAMED_PAIRS[name][0],
+            weak_model or NAMED_PAIRS[name][1],
+        )
     else:
         path = Path(name_or_path)
         if not path.is_file():
@@ -85,7 +99,9 @@ def load_benchmark(
                 f"benchmark {name_or_path!r} is neither one of {sorted(NAMED_BENCHMARKS)} nor a JSONL file"
             )
         if not strong_model or not weak_model:
-            raise ValueError(f"benchmark file {path} needs --strong and --weak model names (keys of 'scores')")
+            raise ValueError(
+                f"benchmark file {path} needs --strong and --weak model names (keys of 'scores')"
+            )
         rows = load_scored_jsonl(path)
         name, notes = path.name, []
     usable = [r for r in rows if strong_model in r.scores and weak_model in r.scores]

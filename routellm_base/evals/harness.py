@@ -50,7 +50,9 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
         return benchmark
     percent = int(trained[benchmark.name]["held_out_percent"])
     keep = [holdout_split(r.prompt, percent) for r in benchmark.rows]
-    return benchmark.restricted(keep, f"held-out {percent}% only: {router.name} was trained on the rest")
+    return benchmark.restricted(
+        keep, f"held-out {percent}% only: {router.name} was trained on the rest"
+    )
 
 
 def common_items(routers: Sequence[Router], benchmark: Benchmark) -> Benchmark:
@@ -67,11 +69,16 @@ def evaluate(
     bench = items_not_trained_on(router, benchmark)
     prompts = bench.prompts
     batches = progress_bar(
-        range(0, len(prompts), batch_size), enabled=progress, desc=f"{router.name} on {bench.name}", unit="batch",
+        range(0, len(prompts), batch_size),
+        enabled=progress,
+        desc=f"{router.name} on {bench.name}",
+        unit="batch",
         leave=False,
     )
     rates = np.concatenate([router.strong_win_rate(prompts[i : i + batch_size]) for i in batches])
-    return EvalResult(router.name, bench, quality_curve(rates, bench.strong, bench.weak), list(bench.notes))
+    return EvalResult(
+        router.name, bench, quality_curve(rates, bench.strong, bench.weak), list(bench.notes)
+    )
 
 
 def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any]]:
@@ -79,7 +86,12 @@ def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any
     strong, weak = benchmark.strong, benchmark.weak
     mean, std, cpts = random_baseline(strong, weak, seeds=seeds)
     oracle = oracle_curve(strong, weak)
-    common = {"benchmark": benchmark.name, "n": len(benchmark.rows), "strong_score": float(strong.mean()), "weak_score": float(weak.mean())}
+    common = {
+        "benchmark": benchmark.name,
+        "n": len(benchmark.rows),
+        "strong_score": float(strong.mean()),
+        "weak_score": float(weak.mean()),
+    }
     return [
         {
             "router": f"random ({seeds} seeds)",
@@ -88,7 +100,12 @@ def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any
             "apgr_std": std,
             **{f"cpt{int(t * 100)}": cpts[t][0] for t in CPT_TARGETS},
         },
-        {"router": "oracle", **common, "apgr": oracle.apgr(), **{f"cpt{int(t * 100)}": oracle.cpt(t) for t in CPT_TARGETS}},
+        {
+            "router": "oracle",
+            **common,
+            "apgr": oracle.apgr(),
+            **{f"cpt{int(t * 100)}": oracle.cpt(t) for t in CPT_TARGETS},
+        },
     ]
 
 
@@ -106,11 +123,17 @@ def plot_curves(results: Sequence[EvalResult], path: str) -> None:
     for ax, name in zip(axes[0], names):
         group = [r for r in results if r.benchmark.name == name]
         for result in group:
-            ax.plot(result.curve.shares * 100, result.curve.performance, label=f"{result.router} (APGR {result.curve.apgr():.3f})")
+            ax.plot(
+                result.curve.shares * 100,
+                result.curve.performance,
+                label=f"{result.router} (APGR {result.curve.apgr():.3f})",
+            )
         bench = group[0].benchmark
         oracle = oracle_curve(bench.strong, bench.weak)
         ax.plot(oracle.shares * 100, oracle.performance, ":", color="grey", label="oracle")
-        ax.axhline(oracle.strong_score, color="green", ls="--", lw=1, label=f"strong: {bench.strong_model}")
+        ax.axhline(
+            oracle.strong_score, color="green", ls="--", lw=1, label=f"strong: {bench.strong_model}"
+        )
         ax.axhline(oracle.weak_score, color="red", ls="--", lw=1, label=f"weak: {bench.weak_model}")
         ax.set_title(f"{name} (n={len(bench.rows)})")
         ax.set_xlabel("strong-model calls (%)")

@@ -53,7 +53,9 @@ class Router(ABC):
             return np.empty(0, dtype=np.float64)
         rates = np.asarray(self._win_rate(texts), dtype=np.float64)
         if rates.shape != (len(texts),):
-            raise RuntimeError(f"router {self.name} returned shape {rates.shape} for {len(texts)} texts")
+            raise RuntimeError(
+                f"router {self.name} returned shape {rates.shape} for {len(texts)} texts"
+            )
         return np.clip(np.nan_to_num(rates, nan=0.5), 0.0, 1.0)
 
     @abstractmethod

@@ -55,7 +55,9 @@ def _torch_and_transformers() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def resolve_base_path(base_model: str, base_path: str | Path | None = None, base_sha256: str | None = None) -> Path:
+def resolve_base_path(
+    base_model: str, base_path: str | Path | None = None, base_sha256: str | None = None
+) -> Path:
     """The local folder of the base encoder: ``base_path``, else the packaged all-MiniLM-L6-v2.
 
     Only local folders are used (never the Hugging Face Hub). When ``base_sha256`` is given, the
@@ -68,7 +70,9 @@ def resolve_base_path(base_model: str, base_path: str | Path | None = None, base
     if base_path:
         path = Path(base_path).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"base encoder folder {path} does not exist (only local paths are used)")
+            raise FileNotFoundError(
+                f"base encoder folder {path} does not exist (only local paths are used)"
+            )
     elif base_model == MINILM_NAME:
         path = packaged_minilm_path()
     else:
@@ -83,7 +87,10 @@ def resolve_base_path(base_model: str, base_path: str | Path | None = None, base
 
 
 def build_classifier(
-    base_path: Path, num_labels: int = len(BERT_LABELS), pretrained: bool = False, progress: bool = True
+    base_path: Path,
+    num_labels: int = len(BERT_LABELS),
+    pretrained: bool = False,
+    progress: bool = True,
 ) -> tuple[Any, Any]:
     """(tokenizer, module): a BERT encoder with mean pooling and a linear head.
 
@@ -156,7 +163,9 @@ def encode_prompts(
         return {k: v for k, v in batch.items() if k in keys}
     before = next((i for i in range(len(probe)) if probe[i : i + len(bare)] == bare), None)
     if before is None:
-        raise ValueError(f"head_tail: cannot find the text between {type(tokenizer).__name__}'s special tokens")
+        raise ValueError(
+            f"head_tail: cannot find the text between {type(tokenizer).__name__}'s special tokens"
+        )
     after = specials - before
     budget = max_length - specials
     head = budget // 2
@@ -194,13 +203,22 @@ class BertRouter(ClassifierRouter):
         **kwargs: Any,
     ) -> None:
         if num_labels != len(BERT_LABELS) or pooling != "mean":
-            raise CheckpointError(f"bert checkpoint {name!r}: expected 3 labels and mean pooling, got {num_labels}, {pooling!r}")
+            raise CheckpointError(
+                f"bert checkpoint {name!r}: expected 3 labels and mean pooling, got {num_labels}, {pooling!r}"
+            )
         if truncation not in TRUNCATIONS:
-            raise CheckpointError(f"bert checkpoint {name!r}: truncation must be one of {TRUNCATIONS}, not {truncation!r}")
+            raise CheckpointError(
+                f"bert checkpoint {name!r}: truncation must be one of {TRUNCATIONS}, not {truncation!r}"
+            )
         torch, _ = _torch_and_transformers()
         super().__init__(
-            name, tie_weight=tie_weight, batch_size=batch_size, torch=torch,
-            strong_model=strong_model, weak_model=weak_model, **kwargs,
+            name,
+            tie_weight=tie_weight,
+            batch_size=batch_size,
+            torch=torch,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            **kwargs,
         )
         self.models = list(models)
         self.base_model = base_model
@@ -221,8 +239,10 @@ class BertRouter(ClassifierRouter):
             )
         for key, value in state.items():
             if tuple(value.shape) != tuple(expected[key].shape):
-                raise CheckpointError(f"bert checkpoint {name!r}: tensor {key} has shape {tuple(value.shape)}, "
-                                      f"expected {tuple(expected[key].shape)}")
+                raise CheckpointError(
+                    f"bert checkpoint {name!r}: tensor {key} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(expected[key].shape)}"
+                )
         self.model.load_state_dict(state, strict=True)
         self.model.to(self._device).eval()
 

@@ -66,8 +66,11 @@ def _torch() -> Any:
     return torch
 
 
-def resolve_base(base_model: str = DEFAULT_BASE, base_path: str | Path | None = None,
-                 base_sha256: str | None = None) -> tuple[Path, Path]:
+def resolve_base(
+    base_model: str = DEFAULT_BASE,
+    base_path: str | Path | None = None,
+    base_sha256: str | None = None,
+) -> tuple[Path, Path]:
     """(model path for :func:`load_local_model`, weights file to hash) of the base causal LM.
 
     ``base_path`` is a local ``.gguf`` file or a transformers folder (with ``model.safetensors``);
@@ -104,7 +107,9 @@ def label_token_ids_of(tokenizer: Any, label_tokens: Sequence[str] = LABEL_TOKEN
     for token in label_tokens:
         encoded = tokenizer.encode(token, add_special_tokens=False)
         if len(encoded) != 1:
-            raise CheckpointError(f"label token {token!r} is {len(encoded)} tokens in this tokenizer, not one")
+            raise CheckpointError(
+                f"label token {token!r} is {len(encoded)} tokens in this tokenizer, not one"
+            )
         ids.append(int(encoded[0]))
     if len(set(ids)) != len(ids):
         raise CheckpointError(f"label tokens {list(label_tokens)} are not distinct tokens")
@@ -118,7 +123,8 @@ class PromptEncoder:
         marker = "\x00USER-PROMPT\x00"
         template = tokenizer.apply_chat_template(
             [{"role": "system", "content": instruction}, {"role": "user", "content": marker}],
-            tokenize=False, add_generation_prompt=True,
+            tokenize=False,
+            add_generation_prompt=True,
         )
         before, sep, after = template.partition(marker)
         if not sep:
@@ -132,7 +138,9 @@ class PromptEncoder:
 
     def ids(self, text: str) -> list[int]:
         # The user's text is plain text: special-token strings in it are not special tokens.
-        body = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        body = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)[
+            "input_ids"
+        ]
         return self.prefix + list(body[: self.max_length]) + self.suffix
 
     def batch(self, texts: Sequence[str]) -> dict[str, Any]:
@@ -146,8 +154,8 @@ class PromptEncoder:
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions}
 
@@ -160,10 +168,14 @@ def trained_parameter_names(model: Any, train_layers: int) -> list[str]:
     names = []
     for name, _ in model.named_parameters():
         match = _LAYER.match(name)
-        if (match and int(match.group(1)) >= n_layers - train_layers) or name == "model.norm.weight":
+        if (
+            match and int(match.group(1)) >= n_layers - train_layers
+        ) or name == "model.norm.weight":
             names.append(name)
     if "model.norm.weight" not in names:
-        raise CheckpointError(f"the base model ({type(model).__name__}) is not a Llama-style decoder (no model.norm)")
+        raise CheckpointError(
+            f"the base model ({type(model).__name__}) is not a Llama-style decoder (no model.norm)"
+        )
     return names
 
 
@@ -209,13 +221,20 @@ class CausalLLMRouter(ClassifierRouter):
         **kwargs: Any,
     ) -> None:
         if len(label_tokens) != len(CAUSAL_LLM_LABELS):
-            raise CheckpointError(f"causal_llm checkpoint {name!r}: expected 3 label tokens, got {list(label_tokens)}")
+            raise CheckpointError(
+                f"causal_llm checkpoint {name!r}: expected 3 label tokens, got {list(label_tokens)}"
+            )
         from ..local_models import load_local_model
 
         torch = _torch()
         super().__init__(
-            name, tie_weight=tie_weight, batch_size=batch_size, torch=torch,
-            strong_model=strong_model, weak_model=weak_model, **kwargs,
+            name,
+            tie_weight=tie_weight,
+            batch_size=batch_size,
+            torch=torch,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            **kwargs,
         )
         self.models = list(models)
         self.base_model = base_model
@@ -227,8 +246,10 @@ class CausalLLMRouter(ClassifierRouter):
         local = load_local_model(path)
         ids = label_token_ids_of(local.tokenizer, self.label_tokens)
         if label_token_ids is not None and list(label_token_ids) != ids:
-            raise CheckpointError(f"causal_llm checkpoint {name!r}: label tokens {self.label_tokens} are ids {ids} "
-                                  f"in this tokenizer, the checkpoint was trained with {list(label_token_ids)}")
+            raise CheckpointError(
+                f"causal_llm checkpoint {name!r}: label tokens {self.label_tokens} are ids {ids} "
+                f"in this tokenizer, the checkpoint was trained with {list(label_token_ids)}"
+            )
         trained = trained_parameter_names(local.model, self.train_layers)
         missing = sorted(set(trained) - set(tensors) | ({LABEL_HEAD} - set(tensors)))
         unexpected = sorted(set(tensors) - set(trained) - {LABEL_HEAD})
@@ -241,14 +262,18 @@ class CausalLLMRouter(ClassifierRouter):
         params = dict(self.model.named_parameters())
         hidden = int(self.model.config.hidden_size)
         if tuple(tensors[LABEL_HEAD].shape) != (len(CAUSAL_LLM_LABELS), hidden):
-            raise CheckpointError(f"causal_llm checkpoint {name!r}: {LABEL_HEAD} has shape "
-                                  f"{tuple(tensors[LABEL_HEAD].shape)}, expected (3, {hidden})")
+            raise CheckpointError(
+                f"causal_llm checkpoint {name!r}: {LABEL_HEAD} has shape "
+                f"{tuple(tensors[LABEL_HEAD].shape)}, expected (3, {hidden})"
+            )
         with torch.no_grad():
             for key in trained:
                 value = torch.from_numpy(np.array(tensors[key], dtype=np.float32))
                 if tuple(value.shape) != tuple(params[key].shape):
-                    raise CheckpointError(f"causal_llm checkpoint {name!r}: tensor {key} has shape "
-                                          f"{tuple(value.shape)}, expected {tuple(params[key].shape)}")
+                    raise CheckpointError(
+                        f"causal_llm checkpoint {name!r}: tensor {key} has shape "
+                        f"{tuple(value.shape)}, expected {tuple(params[key].shape)}"
+                    )
                 params[key].copy_(value)
         self.model.eval()
         self.label_head = torch.from_numpy(np.array(tensors[LABEL_HEAD], dtype=np.float32))

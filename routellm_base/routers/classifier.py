@@ -26,9 +26,13 @@ class ClassifierRouter(Router):
     uses_embedder = False
     """The router tokenises its own input: checkpoints record no embedder for it."""
 
-    def __init__(self, name: str, *, tie_weight: float, batch_size: int, torch: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, name: str, *, tie_weight: float, batch_size: int, torch: Any, **kwargs: Any
+    ) -> None:
         if not 0.0 <= tie_weight <= 1.0:
-            raise CheckpointError(f"{self.family} checkpoint {name!r}: tie_weight {tie_weight} is not in [0, 1]")
+            raise CheckpointError(
+                f"{self.family} checkpoint {name!r}: tie_weight {tie_weight} is not in [0, 1]"
+            )
         super().__init__(name, **kwargs)
         self.tie_weight = float(tie_weight)
         self.batch_size = int(batch_size)

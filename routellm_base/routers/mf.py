@@ -35,7 +35,9 @@ class MFRouter(Router):
             raise CheckpointError(f"MF checkpoint {name!r} lacks tensors {missing}")
         for model in (strong_model, weak_model):
             if model not in models:
-                raise CheckpointError(f"MF checkpoint {name!r} does not know model {model!r}; it knows {models}")
+                raise CheckpointError(
+                    f"MF checkpoint {name!r} does not know model {model!r}; it knows {models}"
+                )
         super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
         self.models = list(models)
         self.tensors = {k: np.asarray(tensors[k], dtype=np.float64) for k in MF_TENSORS}
@@ -59,7 +61,9 @@ class MFRouter(Router):
             strong_model,
             weak_model,
             embedder=self.embedder,
-            calibration=None if (strong_model, weak_model) != (self.strong_model, self.weak_model) else self.calibration,
+            calibration=None
+            if (strong_model, weak_model) != (self.strong_model, self.weak_model)
+            else self.calibration,
             metadata=self.metadata,
         )
 

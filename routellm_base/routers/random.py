@@ -18,7 +18,9 @@ class RandomRouter(Router):
     family = "random"
 
     def __init__(self, seed: int | None = None, name: str = "random") -> None:
-        uniform = Calibration(tuple(np.linspace(0.0, 1.0, 1001).tolist()), "uniform distribution", 0)
+        uniform = Calibration(
+            tuple(np.linspace(0.0, 1.0, 1001).tolist()), "uniform distribution", 0
+        )
         super().__init__(name, calibration=uniform)
         self.seed = seed
         self._rng = np.random.default_rng(seed)

@@ -49,7 +49,9 @@ class SWRankingRouter(Router):
             raise CheckpointError(f"SW ranking checkpoint {name!r} lacks tensors {missing}")
         for model in (strong_model, weak_model):
             if model not in models:
-                raise CheckpointError(f"SW ranking checkpoint {name!r} does not know model {model!r}")
+                raise CheckpointError(
+                    f"SW ranking checkpoint {name!r} does not know model {model!r}"
+                )
         super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
         self.models = list(models)
         self.prompt_embeddings = np.asarray(tensors["prompt_embeddings"], dtype=np.float32)
@@ -59,15 +61,21 @@ class SWRankingRouter(Router):
         outcome = np.asarray(tensors["outcome"], dtype=np.float32)
         n_models = len(models)
         if a.max(initial=0) >= n_models or b.max(initial=0) >= n_models:
-            raise CheckpointError(f"SW ranking checkpoint {name!r} names a model index out of range")
+            raise CheckpointError(
+                f"SW ranking checkpoint {name!r} names a model index out of range"
+            )
         if "battle_prompt" in tensors:
             battle_prompt = np.asarray(tensors["battle_prompt"], dtype=np.int64)
         elif len(a) == n_prompts:
             battle_prompt = np.arange(n_prompts)
         else:
-            raise CheckpointError(f"SW ranking checkpoint {name!r}: battles and prompts differ in number and no battle_prompt index")
+            raise CheckpointError(
+                f"SW ranking checkpoint {name!r}: battles and prompts differ in number and no battle_prompt index"
+            )
         if battle_prompt.shape != a.shape or battle_prompt.max(initial=0) >= n_prompts:
-            raise CheckpointError(f"SW ranking checkpoint {name!r}: battle_prompt does not index its prompts")
+            raise CheckpointError(
+                f"SW ranking checkpoint {name!r}: battle_prompt does not index its prompts"
+            )
         self.strong_index = models.index(strong_model)
         self.weak_index = models.index(weak_model)
         self.prior_battles = prior_battles
@@ -94,10 +102,15 @@ class SWRankingRouter(Router):
         """The same battle index comparing another pair of the models it holds battles of."""
         for model in (strong_model, weak_model):
             if model not in self.models:
-                raise CheckpointError(f"SW ranking checkpoint {self.name!r} does not know model {model!r}; it knows {self.models}")
+                raise CheckpointError(
+                    f"SW ranking checkpoint {self.name!r} does not know model {model!r}; it knows {self.models}"
+                )
         other = copy.copy(self)  # shares the (read-only) battle arrays
         other.strong_model, other.weak_model = strong_model, weak_model
-        other.strong_index, other.weak_index = self.models.index(strong_model), self.models.index(weak_model)
+        other.strong_index, other.weak_index = (
+            self.models.index(strong_model),
+            self.models.index(weak_model),
+        )
         if (strong_model, weak_model) != (self.strong_model, self.weak_model):
             other.calibration = None  # the stored quantiles describe the reference pair only
         return other
@@ -106,7 +119,10 @@ class SWRankingRouter(Router):
         assert self.embedder is not None
         queries = self.embedder.embed(texts)
         return np.concatenate(
-            [self._batch(queries[i : i + self.query_batch]) for i in range(0, len(queries), self.query_batch)]
+            [
+                self._batch(queries[i : i + self.query_batch])
+                for i in range(0, len(queries), self.query_batch)
+            ]
         )
 
     def _batch(self, queries: np.ndarray) -> np.ndarray:
@@ -118,8 +134,13 @@ class SWRankingRouter(Router):
         pair_counts = (weights @ self.prompt_pair).astype(np.float64)  # (Q, pairs)
         # A weak prior of one tied battle per observed pair keeps the fit finite.
         prior = self.prior_battles
-        wins += prior * 0.5 * (
-            np.bincount(self.pair_lo, minlength=len(self.models)) + np.bincount(self.pair_hi, minlength=len(self.models))
+        wins += (
+            prior
+            * 0.5
+            * (
+                np.bincount(self.pair_lo, minlength=len(self.models))
+                + np.bincount(self.pair_hi, minlength=len(self.models))
+            )
         )
         pair_counts += prior
         strength = np.ones_like(wins)

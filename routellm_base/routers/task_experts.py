@@ -64,10 +64,19 @@ class TaskExpertsRouter(Router):
             raise CheckpointError(
                 f"task_experts checkpoint {name!r} uses features {features}; this library computes {list(LENGTH_FEATURES)}"
             )
-        gate_w, gate_b = np.asarray(tensors["gate_weight"], np.float64), np.asarray(tensors["gate_bias"], np.float64)
-        exp_w, exp_b = np.asarray(tensors["expert_weight"], np.float64), np.asarray(tensors["expert_bias"], np.float64)
+        gate_w, gate_b = (
+            np.asarray(tensors["gate_weight"], np.float64),
+            np.asarray(tensors["gate_bias"], np.float64),
+        )
+        exp_w, exp_b = (
+            np.asarray(tensors["expert_weight"], np.float64),
+            np.asarray(tensors["expert_bias"], np.float64),
+        )
         k = len(kinds)
-        if not (gate_w.shape[0] == gate_b.shape[0] == exp_w.shape[0] == exp_b.shape[0] == k) or k == 0:
+        if (
+            not (gate_w.shape[0] == gate_b.shape[0] == exp_w.shape[0] == exp_b.shape[0] == k)
+            or k == 0
+        ):
             raise CheckpointError(
                 f"task_experts checkpoint {name!r}: {k} kinds but tensors of shapes gate {gate_w.shape}, "
                 f"experts {exp_w.shape}"
@@ -80,10 +89,17 @@ class TaskExpertsRouter(Router):
         super().__init__(name, strong_model=strong_model, weak_model=weak_model, **kwargs)
         self.models = list(models)
         self.kinds = list(kinds)
-        self.tensors = {"gate_weight": gate_w, "gate_bias": gate_b, "expert_weight": exp_w, "expert_bias": exp_b}
+        self.tensors = {
+            "gate_weight": gate_w,
+            "gate_bias": gate_b,
+            "expert_weight": exp_w,
+            "expert_bias": exp_b,
+        }
         dim = gate_w.shape[1]
         if self.embedder is not None and self.embedder.dim != dim:
-            raise CheckpointError(f"task_experts checkpoint {name!r} expects {dim}-d embeddings, its embedder gives {self.embedder.dim}")
+            raise CheckpointError(
+                f"task_experts checkpoint {name!r} expects {dim}-d embeddings, its embedder gives {self.embedder.dim}"
+            )
 
     def kind_probabilities(self, texts: list[str]) -> np.ndarray:
         """P(kind | prompt) for each text: (n, len(kinds)), columns in :attr:`kinds` order."""

@@ -63,20 +63,43 @@ def train_bert(
     texts = battles.prompts
 
     base_path = resolve_base_path(config.base_model, config.base_path)
-    base_sha256 = sha256_file(base_path / BASE_WEIGHTS_FILE) if (base_path / BASE_WEIGHTS_FILE).is_file() else None
+    base_sha256 = (
+        sha256_file(base_path / BASE_WEIGHTS_FILE)
+        if (base_path / BASE_WEIGHTS_FILE).is_file()
+        else None
+    )
     tokenizer, model = build_classifier(base_path, pretrained=True, progress=progress)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     y = torch.from_numpy(rows.labels)
 
     def batch_loss(batch: np.ndarray) -> Any:
-        enc = encode_prompts(tokenizer, [texts[p] for p in rows.prompt_of[batch]], config.max_length, config.truncation)
-        return torch.nn.functional.cross_entropy(model(**enc), y[torch.from_numpy(batch)], reduction="sum")
+        enc = encode_prompts(
+            tokenizer,
+            [texts[p] for p in rows.prompt_of[batch]],
+            config.max_length,
+            config.truncation,
+        )
+        return torch.nn.functional.cross_entropy(
+            model(**enc), y[torch.from_numpy(batch)], reduction="sum"
+        )
 
     result = fit(
-        model=model, optimiser=optimiser, batch_loss=batch_loss,
-        snapshot=lambda: {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()},
-        train_rows=rows.train_rows, val_rows=rows.val_rows, epochs=config.epochs, batch_size=config.batch_size,
-        patience=config.patience, rng=rng, desc="bert steps", progress=progress,
+        model=model,
+        optimiser=optimiser,
+        batch_loss=batch_loss,
+        snapshot=lambda: {
+            k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()
+        },
+        train_rows=rows.train_rows,
+        val_rows=rows.val_rows,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        rng=rng,
+        desc="bert steps",
+        progress=progress,
     )
     report = {
         "config": asdict(config),

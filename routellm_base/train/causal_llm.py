@@ -97,8 +97,12 @@ def train_causal_llm(
         optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
 
         def batch_loss(batch: np.ndarray) -> Any:
-            logits = label_logits(model, head, encoder.batch([texts[p] for p in rows.prompt_of[batch]]))
-            return torch.nn.functional.cross_entropy(logits, y[torch.from_numpy(batch)], reduction="sum")
+            logits = label_logits(
+                model, head, encoder.batch([texts[p] for p in rows.prompt_of[batch]])
+            )
+            return torch.nn.functional.cross_entropy(
+                logits, y[torch.from_numpy(batch)], reduction="sum"
+            )
 
         def snapshot() -> dict[str, np.ndarray]:
             state = {name: params[name].detach().float().numpy().copy() for name in trained}
@@ -106,9 +110,18 @@ def train_causal_llm(
             return state
 
         result = fit(
-            model=model, optimiser=optimiser, batch_loss=batch_loss, snapshot=snapshot,
-            train_rows=rows.train_rows, val_rows=rows.val_rows, epochs=config.epochs, batch_size=config.batch_size,
-            patience=config.patience, rng=rng, desc="causal_llm steps", progress=progress,
+            model=model,
+            optimiser=optimiser,
+            batch_loss=batch_loss,
+            snapshot=snapshot,
+            train_rows=rows.train_rows,
+            val_rows=rows.val_rows,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            patience=config.patience,
+            rng=rng,
+            desc="causal_llm steps",
+            progress=progress,
         )
     finally:
         for p, required in zip(frozen, was_required):

@@ -491,7 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.truncation and args.chat_expert == "ridge":
-        parser.error("--truncation cuts the bert chat expert's prompts; the ridge expert takes none")
+        parser.error(
+            "--truncation cuts the bert chat expert's prompts; the ridge expert takes none"
+        )
     try:
         training = build(
             args.data_dir,

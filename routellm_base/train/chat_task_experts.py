@@ -37,14 +37,23 @@ DEFAULT_CONFIG = TaskExpertsTrainConfig(gate_class_balance=0.5, gate_c=10.0)
 
 
 def model_card(
-    embedder: Embedder, training: dict[str, Any], calibration: Calibration, crossfit_results: list[dict[str, Any]] | None
+    embedder: Embedder,
+    training: dict[str, Any],
+    calibration: Calibration,
+    crossfit_results: list[dict[str, Any]] | None,
 ) -> str:
-    metrics = "\n".join(f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |" for name, m in training["metrics"].items())
+    metrics = "\n".join(
+        f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |"
+        for name, m in training["metrics"].items()
+    )
     kinds = "\n".join(
         f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {'yes' if k['centred'] else 'no'} | {k['ridge_penalty']:g} |"
         for name, k in training["task_kinds"].items()
     )
-    shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
+    shares = " · ".join(
+        f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}"
+        for s in (0.1, 0.2, 0.3, 0.5, 0.7)
+    )
     return f"""# Router checkpoint: `{NAME}` (RESEARCH ONLY, not for commercial use, never bundled)
 
 Estimates the probability that **gpt-4-1106-preview** (strong) answers better than
@@ -56,20 +65,20 @@ log(1 + characters) and log(1 + words); win rate = (1 + gate-weighted gap) / 2. 
 ## Training data and licences
 | kind | source | licence | prompts used |
 | --- | --- | --- | --- |
-| mmlu | RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['mmlu']} |
-| gsm8k | RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['gsm8k']} |
-| chat | RMB helpfulness pairs (Zhou et al.), top tier vs mid tier (80% by sha1 of the prompt) | **none given: research-only** | {training['sources']['rmb']} |
+| mmlu | RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["mmlu"]} |
+| gsm8k | RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["gsm8k"]} |
+| chat | RMB helpfulness pairs (Zhou et al.), top tier vs mid tier (80% by sha1 of the prompt) | **none given: research-only** | {training["sources"]["rmb"]} |
 
 RMB's source repository carries no licence, so this checkpoint may be built and measured for
 research but not redistributed or used commercially. The package never ships it: build it
 yourself with the command below. Training prompts duplicating any evaluation or calibration
-prompt (exact text, or cosine >= 0.95 on this embedder) were removed: {training['removed_as_contaminated']}.
+prompt (exact text, or cosine >= 0.95 on this embedder) were removed: {training["removed_as_contaminated"]}.
 
 | kind | prompts | mean gap | centred | ridge penalty (5-fold CV) |
 | --- | --- | --- | --- | --- |
 {kinds}
 
-Gate accuracy on {training['config']['validation_fraction']:.0%} of prompts held out: {training['gate_validation_accuracy']:.3f}.
+Gate accuracy on {training["config"]["validation_fraction"]:.0%} of prompts held out: {training["gate_validation_accuracy"]:.3f}.
 
 ## Metrics (items never trained on)
 AUC of the win rate against "strong scored higher than weak" on items where they differ (GPT-4 vs
@@ -92,7 +101,14 @@ strong share → threshold: {shares}.
 
 
 def main(argv: list[str] | None = None) -> None:
-    default_task_experts.main(argv, chat=True, name=NAME, default_config=DEFAULT_CONFIG, card=model_card, description=__doc__)
+    default_task_experts.main(
+        argv,
+        chat=True,
+        name=NAME,
+        default_config=DEFAULT_CONFIG,
+        card=model_card,
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":

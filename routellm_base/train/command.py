@@ -268,7 +268,9 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         from .recipe import FOLDS
 
         # The evaluation harness reads this to score these benchmarks on their held-out fold only.
-        training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in args.trained_on_benchmark}
+        training["trained_on_benchmarks"] = {
+            name: {"held_out_percent": 100 // FOLDS} for name in args.trained_on_benchmark
+        }
     if args.family == "task_experts":
         training["task_kinds"] = report["kinds"]
         training["gate_validation_accuracy"] = report["gate_validation_accuracy"]

@@ -69,8 +69,13 @@ def train_fold(
 
     router = MFRouter("mf", tensors, models, GPT4, MIXTRAL, embedder=embedder)
     training = fold_record(
-        router, split, started, battles=len(battles), battle_outcomes=battles.counts,
-        source_weights=SOURCE_WEIGHTS, report=report,
+        router,
+        split,
+        started,
+        battles=len(battles),
+        battle_outcomes=battles.counts,
+        source_weights=SOURCE_WEIGHTS,
+        report=report,
     )
     return router, training, tensors
 
@@ -87,7 +92,13 @@ def build(
     assert router.calibration is not None
     card = model_card(embedder, training, router.calibration)
     save_recipe_checkpoint(
-        out, router, router.models, tensors, {k: v for k, v in training.items() if k != "report"}, card, {}
+        out,
+        router,
+        router.models,
+        tensors,
+        {k: v for k, v in training.items() if k != "report"},
+        card,
+        {},
     )
     return training
 
@@ -97,7 +108,10 @@ def model_card(embedder: Embedder, training: dict[str, Any], calibration: Calibr
     rows = "\n".join(
         f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |" for name, m in metrics.items()
     )
-    shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
+    shares = " · ".join(
+        f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}"
+        for s in (0.1, 0.2, 0.3, 0.5, 0.7)
+    )
     return f"""# Router checkpoint: `mf` (bundled)
 
 Matrix-factorisation router (RouteLLM, Ong et al., ICLR 2025, section 4.2) that estimates the
@@ -109,15 +123,15 @@ with numpy alone.
 ## Training data and licences
 | source | licence | prompts used |
 | --- | --- | --- |
-| RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['mmlu']} |
-| RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['gsm8k']} |
-| LLMRouter (ulab-uiuc) train split, 9 open models, all pairs | MIT | {training['sources']['llmrouter']} |
+| RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["mmlu"]} |
+| RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["gsm8k"]} |
+| LLMRouter (ulab-uiuc) train split, 9 open models, all pairs | MIT | {training["sources"]["llmrouter"]} |
 
 All allow commercial use; this checkpoint is released under Apache-2.0. The paper's contamination
 filter was applied, and training prompts duplicating any evaluation or calibration prompt (exact
-text, or cosine >= 0.95 on this embedder) were removed: {training['removed_as_contaminated']}.
-Battles: {training['battles']} golden-label battles (higher score wins, equal scores are ties kept
-as half a win each): {training['battle_outcomes']}. Source weights in the loss: {training['source_weights']}.
+text, or cosine >= 0.95 on this embedder) were removed: {training["removed_as_contaminated"]}.
+Battles: {training["battles"]} golden-label battles (higher score wins, equal scores are ties kept
+as half a win each): {training["battle_outcomes"]}. Source weights in the loss: {training["source_weights"]}.
 
 ## Metrics (items never trained on)
 AUC of the win rate against "GPT-4 scored higher than Mixtral" on items where they differ.
@@ -140,12 +154,20 @@ strong share → threshold: {shares}.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
-    parser.add_argument("--crossfit", action="store_true", help="print cross-fitted MMLU/GSM8K metrics of the recipe")
+    parser.add_argument(
+        "--crossfit",
+        action="store_true",
+        help="print cross-fitted MMLU/GSM8K metrics of the recipe",
+    )
     parser.add_argument("--embedder", default="minilm-l6-static-256")
-    parser.add_argument("--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated")
+    parser.add_argument(
+        "--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated"
+    )
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -153,13 +175,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     cache = load_embeddings_cache(args.embeddings_cache)
-    config = MFTrainConfig(dim=args.dim, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed)
+    config = MFTrainConfig(
+        dim=args.dim, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed
+    )
     embedder = load_embedder(args.embedder)
     if args.out:
         training = build(args.data_dir, args.out, embedder, config, cache)
-        print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "battles", "metrics", "seconds")}, indent=1))
+        print(
+            json.dumps(
+                {
+                    k: training[k]
+                    for k in ("sources", "removed_as_contaminated", "battles", "metrics", "seconds")
+                },
+                indent=1,
+            )
+        )
     if args.crossfit:
-        results = crossfit(args.data_dir, lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0], "mf")
+        results = crossfit(
+            args.data_dir,
+            lambda fold: train_fold(args.data_dir, embedder, config, fold, cache)[0],
+            "mf",
+        )
         print(json.dumps(results, indent=1))
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")

@@ -68,13 +68,26 @@ def train_fold(
         kind = np.concatenate([kind, np.full(len(chat_texts), len(KINDS))])
         gap = np.concatenate([gap, chat_gap])
         kinds, centred = (*KINDS, "chat"), ("chat",)
-    tensors, report = train_task_experts(texts, embed(texts), kind, gap, kinds, config, progress=False, centred=centred)
+    tensors, report = train_task_experts(
+        texts, embed(texts), kind, gap, kinds, config, progress=False, centred=centred
+    )
     router = TaskExpertsRouter(
-        name, tensors, [GPT4, MIXTRAL], GPT4, MIXTRAL, embedder=embedder, kinds=list(kinds), features=list(LENGTH_FEATURES)
+        name,
+        tensors,
+        [GPT4, MIXTRAL],
+        GPT4,
+        MIXTRAL,
+        embedder=embedder,
+        kinds=list(kinds),
+        features=list(LENGTH_FEATURES),
     )
     training = fold_record(
-        router, split, started, task_kinds=report["kinds"],
-        gate_validation_accuracy=report["gate_validation_accuracy"], config=report["config"],
+        router,
+        split,
+        started,
+        task_kinds=report["kinds"],
+        gate_validation_accuracy=report["gate_validation_accuracy"],
+        config=report["config"],
     )
     return router, training, tensors
 
@@ -89,28 +102,43 @@ def build(
     *,
     chat: bool = False,
     name: str = "task_experts",
-    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str] | None = None,
+    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str]
+    | None = None,
 ) -> dict[str, Any]:
     """Fit with fold 0 held out and write the checkpoint folder (``card`` writes its model card)."""
-    router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache, chat=chat, name=name)
+    router, training, tensors = train_fold(
+        data_dir, embedder, config, 0, embeddings_cache, chat=chat, name=name
+    )
     assert router.calibration is not None
     if chat:
         training["licence"] = "research-only: trained on RMB pairs, whose source carries no licence"
     text = (card or model_card)(embedder, training, router.calibration, crossfit_results)
     benchmarks = ("mmlu", "gsm8k", "rmb") if chat else ("mmlu", "gsm8k")
     params = {"kinds": list(router.kinds), "features": list(LENGTH_FEATURES)}
-    save_recipe_checkpoint(out, router, [GPT4, MIXTRAL], tensors, training, text, params, benchmarks=benchmarks)
+    save_recipe_checkpoint(
+        out, router, [GPT4, MIXTRAL], tensors, training, text, params, benchmarks=benchmarks
+    )
     return training
 
 
 def model_card(
-    embedder: Embedder, training: dict[str, Any], calibration: Calibration, crossfit_results: list[dict[str, Any]] | None
+    embedder: Embedder,
+    training: dict[str, Any],
+    calibration: Calibration,
+    crossfit_results: list[dict[str, Any]] | None,
 ) -> str:
-    metrics = "\n".join(f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |" for name, m in training["metrics"].items())
-    kinds = "\n".join(
-        f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {k['ridge_penalty']:g} |" for name, k in training["task_kinds"].items()
+    metrics = "\n".join(
+        f"| {name} | {m['n']} | {m['n_decisive']} | {m['auc']:.3f} |"
+        for name, m in training["metrics"].items()
     )
-    shares = " · ".join(f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}" for s in (0.1, 0.2, 0.3, 0.5, 0.7))
+    kinds = "\n".join(
+        f"| {name} | {k['prompts']} | {k['mean_gap']:+.3f} | {k['ridge_penalty']:g} |"
+        for name, k in training["task_kinds"].items()
+    )
+    shares = " · ".join(
+        f"{int(s * 100)}% → {calibration.threshold_for_share(s):.4f}"
+        for s in (0.1, 0.2, 0.3, 0.5, 0.7)
+    )
     return f"""# Router checkpoint: `task_experts` (bundled default)
 
 Estimates the probability that **gpt-4-1106-preview** (strong) answers better than
@@ -124,18 +152,18 @@ log(1 + words); win rate = (1 + gate-weighted gap) / 2. Embedder: `{embedder.kin
 ## Training data and licences
 | source | licence | prompts used |
 | --- | --- | --- |
-| RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['mmlu']} |
-| RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training['sources']['gsm8k']} |
+| RouteLLM MMLU correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["mmlu"]} |
+| RouteLLM GSM8K correctness, GPT-4 vs Mixtral (80% by sha1 of the prompt) | Apache-2.0 | {training["sources"]["gsm8k"]} |
 
 Both allow commercial use; this checkpoint is released under Apache-2.0. The paper's contamination
 filter was applied, and training prompts duplicating any evaluation or calibration prompt (exact
-text, or cosine >= 0.95 on this embedder) were removed: {training['removed_as_contaminated']}.
+text, or cosine >= 0.95 on this embedder) were removed: {training["removed_as_contaminated"]}.
 
 | kind | prompts | mean gap | ridge penalty (5-fold CV) |
 | --- | --- | --- | --- |
 {kinds}
 
-Gate accuracy on {training['config']['validation_fraction']:.0%} of prompts held out: {training['gate_validation_accuracy']:.3f}.
+Gate accuracy on {training["config"]["validation_fraction"]:.0%} of prompts held out: {training["gate_validation_accuracy"]:.3f}.
 
 ## Metrics (items never trained on)
 AUC of the win rate against "GPT-4 scored higher than Mixtral" on items where they differ:
@@ -166,38 +194,80 @@ def main(
     chat: bool = False,
     name: str = "task_experts",
     default_config: TaskExpertsTrainConfig | None = None,
-    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str] | None = None,
+    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str]
+    | None = None,
     description: str | None = None,
 ) -> None:
     """The command line of this recipe, and (with ``chat=True``) of the chat recipe."""
     default_config = default_config or TaskExpertsTrainConfig()
-    parser = argparse.ArgumentParser(description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
-    parser.add_argument("--crossfit", action="store_true", help="print (and with --out, record) cross-fitted metrics")
+    parser.add_argument(
+        "--crossfit",
+        action="store_true",
+        help="print (and with --out, record) cross-fitted metrics",
+    )
     parser.add_argument("--embedder", default="minilm-l6-static-256")
-    parser.add_argument("--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated")
+    parser.add_argument(
+        "--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated"
+    )
     parser.add_argument("--gate-c", type=float, default=default_config.gate_c)
-    parser.add_argument("--gate-class-balance", type=float, default=default_config.gate_class_balance)
+    parser.add_argument(
+        "--gate-class-balance", type=float, default=default_config.gate_class_balance
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")
     cache = load_embeddings_cache(args.embeddings_cache)
-    config = replace(default_config, gate_c=args.gate_c, gate_class_balance=args.gate_class_balance, seed=args.seed)
+    config = replace(
+        default_config,
+        gate_c=args.gate_c,
+        gate_class_balance=args.gate_class_balance,
+        seed=args.seed,
+    )
     embedder = load_embedder(args.embedder)
     results = None
     if args.crossfit:
         results = crossfit(
             args.data_dir,
-            lambda fold: train_fold(args.data_dir, embedder, config, fold, cache, chat=chat, name=name)[0],
+            lambda fold: train_fold(
+                args.data_dir, embedder, config, fold, cache, chat=chat, name=name
+            )[0],
             name,
             names=("mmlu", "gsm8k", "rmb") if chat else ("mmlu", "gsm8k"),
         )
         print(json.dumps(results, indent=1))
     if args.out:
-        training = build(args.data_dir, args.out, embedder, config, cache, results, chat=chat, name=name, card=card)
-        print(json.dumps({k: training[k] for k in ("sources", "removed_as_contaminated", "task_kinds", "metrics", "seconds")}, indent=1))
+        training = build(
+            args.data_dir,
+            args.out,
+            embedder,
+            config,
+            cache,
+            results,
+            chat=chat,
+            name=name,
+            card=card,
+        )
+        print(
+            json.dumps(
+                {
+                    k: training[k]
+                    for k in (
+                        "sources",
+                        "removed_as_contaminated",
+                        "task_kinds",
+                        "metrics",
+                        "seconds",
+                    )
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -40,14 +40,23 @@ class PairRows:
 
 
 def pair_rows(
-    battles: Battles, strong: str, weak: str, family: str, validation_fraction: float, rng: np.random.Generator
+    battles: Battles,
+    strong: str,
+    weak: str,
+    family: str,
+    validation_fraction: float,
+    rng: np.random.Generator,
 ) -> PairRows:
     """:func:`pair_labels` and :func:`split_by_prompt`; a pair that never battled is an error."""
     idx, labels = pair_labels(battles, strong, weak)
     if len(idx) == 0:
-        raise ValueError(f"no battle between {strong!r} and {weak!r}: the {family} router learns one pair")
+        raise ValueError(
+            f"no battle between {strong!r} and {weak!r}: the {family} router learns one pair"
+        )
     prompt_of = battles.prompt_index[idx]
-    train_rows, val_rows = split_by_prompt(prompt_of, len(battles.prompts), validation_fraction, rng)
+    train_rows, val_rows = split_by_prompt(
+        prompt_of, len(battles.prompts), validation_fraction, rng
+    )
     return PairRows(labels, prompt_of, train_rows, val_rows)
 
 
@@ -141,7 +150,9 @@ def fit(
     return FitResult(best_state, best_epoch, best_loss, history)
 
 
-def frequency_loss(labels: np.ndarray, train_rows: np.ndarray, scored_rows: np.ndarray, n_labels: int) -> float:
+def frequency_loss(
+    labels: np.ndarray, train_rows: np.ndarray, scored_rows: np.ndarray, n_labels: int
+) -> float:
     """Mean cross-entropy (nats) on ``scored_rows`` of a prompt-blind predictor: every battle gets
     the training rows' label frequencies (add-one smoothed, so a label unseen in training is not
     an infinite loss). The loss a classifier must beat to have learned anything from prompts."""

@@ -29,23 +29,34 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise MissingDependencyError("training needs torch: pip install 'langchain-routellm[train]'") from exc
+        raise MissingDependencyError(
+            "training needs torch: pip install 'langchain-routellm[train]'"
+        ) from exc
     return torch
 
 
-def pair_mean_loss(battles: Battles, weights: np.ndarray, train: np.ndarray, scored: np.ndarray) -> float:
+def pair_mean_loss(
+    battles: Battles, weights: np.ndarray, train: np.ndarray, scored: np.ndarray
+) -> float:
     """Weighted logistic loss (nats) on the ``scored`` battles (a boolean mask) of a prompt-blind
     predictor: P(model_a wins) is the weighted share of the two models' ``train`` battles that
     model_a won (ties half), smoothed by one win and one loss, so an unseen pair reads 0.5. The
     loss an mf router must beat to have learned anything from prompts."""
     wins: dict[tuple[int, int], float] = {}
     total: dict[tuple[int, int], float] = {}
-    for a, b, y, w in zip(battles.model_a[train], battles.model_b[train], battles.outcome[train], weights[train]):
+    for a, b, y, w in zip(
+        battles.model_a[train], battles.model_b[train], battles.outcome[train], weights[train]
+    ):
         for key, won in (((int(a), int(b)), y), ((int(b), int(a)), 1.0 - y)):
             wins[key] = wins.get(key, 0.0) + float(w) * float(won)
             total[key] = total.get(key, 0.0) + float(w)
     a, b = battles.model_a[scored], battles.model_b[scored]
-    p = np.array([(wins.get((int(i), int(j)), 0.0) + 1.0) / (total.get((int(i), int(j)), 0.0) + 2.0) for i, j in zip(a, b)])
+    p = np.array(
+        [
+            (wins.get((int(i), int(j)), 0.0) + 1.0) / (total.get((int(i), int(j)), 0.0) + 2.0)
+            for i, j in zip(a, b)
+        ]
+    )
     y, w = battles.outcome[scored].astype(np.float64), weights[scored].astype(np.float64)
     return float(np.sum(w * -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))) / w.sum())
 
@@ -69,7 +80,11 @@ def train_mf(
     n_prompts, text_dim = prompt_embeddings.shape
     val_prompts = np.less(rng.random(n_prompts), config.validation_fraction)
     is_val = val_prompts[battles.prompt_index]
-    weights = np.ones(len(battles), dtype=np.float32) if battle_weights is None else battle_weights.astype(np.float32)
+    weights = (
+        np.ones(len(battles), dtype=np.float32)
+        if battle_weights is None
+        else battle_weights.astype(np.float32)
+    )
 
     emb = torch.from_numpy(np.asarray(prompt_embeddings, dtype=np.float32))
     tensors = {
@@ -132,7 +147,9 @@ def train_mf(
         "config": asdict(config),
         "best_epoch": best[1],
         "best_validation_loss": best[0],
-        "prompt_blind_loss": pair_mean_loss(battles, weights, ~is_val, is_val if is_val.any() else ~is_val),
+        "prompt_blind_loss": pair_mean_loss(
+            battles, weights, ~is_val, is_val if is_val.any() else ~is_val
+        ),
         "validation_loss_history": history,
         "n_battles_train": len(train_idx),
         "n_battles_validation": len(val_idx),

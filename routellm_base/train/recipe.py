@@ -54,11 +54,17 @@ PAIRS = {"rmb": (TOP_TIER, MID_TIER)}
 """Each benchmark's (strong, weak) pair where it is not GPT-4 vs Mixtral."""
 
 
-def pair_auc(rates: np.ndarray, rows: Sequence[ScoredPrompt], strong: str = GPT4, weak: str = MIXTRAL) -> dict[str, float]:
+def pair_auc(
+    rates: np.ndarray, rows: Sequence[ScoredPrompt], strong: str = GPT4, weak: str = MIXTRAL
+) -> dict[str, float]:
     """AUC of win rate against 'strong scored higher than weak', over rows where they differ."""
     diff = np.array([r.scores[strong] - r.scores[weak] for r in rows])
     keep = diff != 0
-    return {"auc": roc_auc(rates[keep], diff[keep] > 0), "n_decisive": int(keep.sum()), "n": len(rows)}
+    return {
+        "auc": roc_auc(rates[keep], diff[keep] > 0),
+        "n_decisive": int(keep.sum()),
+        "n": len(rows),
+    }
 
 
 @dataclass
@@ -80,7 +86,9 @@ class FoldSplit:
         sets = {**{f"{k}_holdout": v for k, v in self.held_out.items()}, "mt_bench": self.mt_bench}
         return {
             name: pair_auc(
-                router.strong_win_rate([r.prompt for r in rows]), rows, *PAIRS.get(name.removesuffix("_holdout"), (GPT4, MIXTRAL))
+                router.strong_win_rate([r.prompt for r in rows]),
+                rows,
+                *PAIRS.get(name.removesuffix("_holdout"), (GPT4, MIXTRAL)),
             )
             for name, rows in sets.items()
         }
@@ -113,7 +121,11 @@ def split_fold(
         rmb = load_rmb(data_dir, "all")
         held_out["rmb"] = [r for r in rmb if crossfit_fold(r.prompt, FOLDS) == fold]
         train["rmb"] = [r for r in rmb if crossfit_fold(r.prompt, FOLDS) != fold]
-    eval_prompts = [r.prompt for rows in held_out.values() for r in rows] + [t for r in mt_bench for t in r.extra["turns"]] + arena
+    eval_prompts = (
+        [r.prompt for rows in held_out.values() for r in rows]
+        + [t for r in mt_bench for t in r.extra["turns"]]
+        + arena
+    )
     if with_llmrouter:
         train["llmrouter"] = load_llmrouter(data_dir, "train")
         eval_prompts += [r.prompt for r in load_llmrouter(data_dir, "test")]
@@ -127,7 +139,9 @@ def split_fold(
     return FoldSplit(fold, train, held_out, mt_bench, arena, removed, eval_prompts)
 
 
-def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Callable[[list[str]], np.ndarray]:
+def cached_embed(
+    embedder: Embedder, cache: dict[str, np.ndarray] | None
+) -> Callable[[list[str]], np.ndarray]:
     """``embedder.embed`` that remembers what it embedded (seeded from ``cache``, if given).
 
     A recipe passes over the same prompts several times (decontamination, training, metrics):
@@ -139,13 +153,18 @@ def cached_embed(embedder: Embedder, cache: dict[str, np.ndarray] | None) -> Cal
         missing = [t for t in dict.fromkeys(texts) if t not in memo]
         if missing:
             memo.update(zip(missing, embedder.embed(missing), strict=True))
-        return np.stack([memo[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
+        return (
+            np.stack([memo[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
+        )
 
     return embed
 
 
 def crossfit(
-    data_dir: str | Path, train_fold: Callable[[int], Router], label: str, names: Sequence[str] = ("mmlu", "gsm8k")
+    data_dir: str | Path,
+    train_fold: Callable[[int], Router],
+    label: str,
+    names: Sequence[str] = ("mmlu", "gsm8k"),
 ) -> list[dict[str, Any]]:
     """Cross-fitted APGR/CPT of a recipe on all of MMLU and GSM8K (and ``rmb``'s every fold, if named).
 
@@ -224,10 +243,14 @@ def load_embeddings_cache(spec: str | None) -> dict[str, np.ndarray] | None:
     return dict(zip(prompts, np.load(emb_path), strict=True))
 
 
-def fold_record(router: Router, split: FoldSplit, started: float, **family_record: Any) -> dict[str, Any]:
+def fold_record(
+    router: Router, split: FoldSplit, started: float, **family_record: Any
+) -> dict[str, Any]:
     """Score a fold's router on never-trained items, calibrate it on Arena-Hard, and say what it was fit on."""
     metrics = split.metrics(router)
-    router.calibration = Calibration.from_win_rates(router.strong_win_rate(split.arena), ARENA_REFERENCE)
+    router.calibration = Calibration.from_win_rates(
+        router.strong_win_rate(split.arena), ARENA_REFERENCE
+    )
     return {
         "held_out_fold": split.fold,
         "sources": {k: len(v) for k, v in split.train.items()},
@@ -239,15 +262,31 @@ def fold_record(router: Router, split: FoldSplit, started: float, **family_recor
 
 
 def save_recipe_checkpoint(
-    out: str | Path, router: Router, models: list[str], tensors: dict[str, np.ndarray], training: dict[str, Any],
-    model_card: str, params: dict[str, Any], benchmarks: Sequence[str] = ("mmlu", "gsm8k"),
+    out: str | Path,
+    router: Router,
+    models: list[str],
+    tensors: dict[str, np.ndarray],
+    training: dict[str, Any],
+    model_card: str,
+    params: dict[str, Any],
+    benchmarks: Sequence[str] = ("mmlu", "gsm8k"),
 ) -> None:
     """Write a recipe's fold-0 checkpoint; it declares the benchmark folds it trained on."""
     assert router.calibration is not None and router.embedder is not None
     # The evaluation harness reads this to score these benchmarks on the held-out fold only.
-    training["trained_on_benchmarks"] = {name: {"held_out_percent": 100 // FOLDS} for name in benchmarks}
+    training["trained_on_benchmarks"] = {
+        name: {"held_out_percent": 100 // FOLDS} for name in benchmarks
+    }
     save_checkpoint(
-        out, router_family=router.family, tensors=tensors, models=models, strong_model=GPT4, weak_model=MIXTRAL,
-        embedder=router.embedder, calibration=router.calibration, model_card=model_card, params=params,
+        out,
+        router_family=router.family,
+        tensors=tensors,
+        models=models,
+        strong_model=GPT4,
+        weak_model=MIXTRAL,
+        embedder=router.embedder,
+        calibration=router.calibration,
+        model_card=model_card,
+        params=params,
         training=training,
     )

@@ -48,7 +48,9 @@ class TaskExpertsTrainConfig:
             raise ValueError(f"gate_class_balance must be in [0, 1], got {self.gate_class_balance}")
 
 
-def pair_gap_targets(battles: Battles, strong: str, weak: str) -> tuple[np.ndarray, np.ndarray, int]:
+def pair_gap_targets(
+    battles: Battles, strong: str, weak: str
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(prompt indices, gap in [-1, 1], battles of other pairs) from the battles of one pair."""
     idx, strong_outcome = pair_outcomes(battles, strong, weak)
     prompts = battles.prompt_index[idx]
@@ -79,7 +81,10 @@ def fit_ridge(
     else:
         w = np.asarray(weights, dtype=np.float64)
         w = w / w.mean()
-        mean_x, mean_y = (w[:, None] * features).sum(axis=0) / w.sum(), float((w * target).sum() / w.sum())
+        mean_x, mean_y = (
+            (w[:, None] * features).sum(axis=0) / w.sum(),
+            float((w * target).sum() / w.sum()),
+        )
         root = np.sqrt(w)
         xc, yc = (features - mean_x) * root[:, None], (target - mean_y) * root
     gram = xc.T @ xc + penalty * np.eye(features.shape[1])
@@ -87,10 +92,14 @@ def fit_ridge(
     return weight, float(mean_y - mean_x @ weight)
 
 
-def fit_ridge_cv(features: np.ndarray, target: np.ndarray, penalties: Sequence[float], folds: int, seed: int) -> RidgeFit:
+def fit_ridge_cv(
+    features: np.ndarray, target: np.ndarray, penalties: Sequence[float], folds: int, seed: int
+) -> RidgeFit:
     """Pick the penalty by k-fold squared error, then fit on every row."""
     if len(target) < 2 * folds:
-        raise ValueError(f"an expert needs at least {2 * folds} labelled prompts to cross-validate its penalty; it has {len(target)}")
+        raise ValueError(
+            f"an expert needs at least {2 * folds} labelled prompts to cross-validate its penalty; it has {len(target)}"
+        )
     fold = np.random.default_rng(seed).permutation(len(target)) % folds
     cv_mse = {}
     for penalty in penalties:
@@ -104,7 +113,9 @@ def fit_ridge_cv(features: np.ndarray, target: np.ndarray, penalties: Sequence[f
     return RidgeFit(weight, bias, best, cv_mse)
 
 
-def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: TaskExpertsTrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def fit_gate(
+    embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: TaskExpertsTrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Softmax regression of the kind on the embedding (scikit-learn's L-BFGS; the loss is convex).
 
     With ``gate_class_balance=0`` classes keep their training frequencies as the prior, so a
@@ -117,12 +128,18 @@ def fit_gate(embeddings: np.ndarray, kind: np.ndarray, n_kinds: int, config: Tas
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
-        raise MissingDependencyError("training task_experts needs scikit-learn: pip install 'langchain-routellm[train]'") from exc
-    model = LogisticRegression(C=config.gate_c, max_iter=config.gate_max_iter, random_state=config.seed)
+        raise MissingDependencyError(
+            "training task_experts needs scikit-learn: pip install 'langchain-routellm[train]'"
+        ) from exc
+    model = LogisticRegression(
+        C=config.gate_c, max_iter=config.gate_max_iter, random_state=config.seed
+    )
     counts = np.bincount(kind, minlength=n_kinds).astype(np.float64)
     row_weight = (counts.max() / counts[kind]) ** config.gate_class_balance
     model.fit(embeddings, kind, sample_weight=row_weight)
-    if n_kinds == 2:  # scikit-learn keeps one logit for two classes: the second class's, against zero
+    if (
+        n_kinds == 2
+    ):  # scikit-learn keeps one logit for two classes: the second class's, against zero
         weight[1], bias[1] = model.coef_[0], model.intercept_[0]
     else:
         weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
@@ -175,7 +192,11 @@ def train_task_experts(
     for k, name in iterator:
         rows = kind == k
         try:
-            fits.append(fit_ridge_cv(features[rows], gap[rows], config.ridge_penalties, config.cv_folds, config.seed))
+            fits.append(
+                fit_ridge_cv(
+                    features[rows], gap[rows], config.ridge_penalties, config.cv_folds, config.seed
+                )
+            )
         except ValueError as exc:
             raise ValueError(f"task kind {name!r}: {exc}") from exc
 
