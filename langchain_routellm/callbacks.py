@@ -19,9 +19,9 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
 
     Pass it as a callback (``config={"callbacks": [handler]}``, or in the router's
     ``callbacks=``); read :meth:`report`. Each routed call is one ``RouterChatModel`` run whose
-    answer carries the decision (``response_metadata["routellm"]``), so each call is counted
-    once, on the side that answered; runs of other models and cache hits are ignored. Where a model reports no ``usage_metadata``,
-    tokens are counted with tiktoken's ``cl100k_base`` (offline) and flagged as estimated.
+    answer carries the decision, so each call is counted once, on the side that answered; runs
+    of other models and cache hits are ignored. Tokens a model does not report are counted
+    with cl100k and flagged as estimated.
 
     ``prices``: USD per 1M input/output tokens by model name, e.g. ``{"gpt-4o": (2.5, 10.0)}``,
     merged over ``routellm_base.costs.DEFAULT_PRICES``. ``strong_model``: the model whose price

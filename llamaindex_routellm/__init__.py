@@ -6,7 +6,6 @@ engines and function-calling agents.
 """
 
 from .base import (
-    DECISION_KWARG,
     FORCE_KWARG,
     ROUTELLM_KEY,
     RouterLLM,
@@ -18,7 +17,6 @@ from .observe import RoutingDecisionRecorder, record_decisions
 from .queries import query_field, stock_query_field
 
 __all__ = [
-    "DECISION_KWARG",
     "FORCE_KWARG",
     "ROUTELLM_KEY",
     "RouterLLM",

@@ -10,41 +10,35 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-from llama_index.core.instrumentation.events.llm import (
-    LLMChatEndEvent,
-    LLMChatStartEvent,
-    LLMCompletionEndEvent,
-    LLMCompletionStartEvent,
-)
+from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 
-from .base import ROUTELLM_KEY, RouterLLM
+from .base import ROUTELLM_KEY
 
 
 class RoutingDecisionRecorder(BaseEventHandler):
     """An instrumentation event handler that keeps each routed call's decision dict.
 
-    Only the router's own end events count (the chosen side's events share the response
-    object, so they would count each call twice).
+    A call's decision is kept once, by its ``call_id``: the chosen side's end event may carry
+    the same response object (a stream's last chunk) as the router's own.
     """
 
     decisions: list[dict[str, Any]] = Field(
         default_factory=list, description="Decision dicts, in call order."
     )
-    _router_spans: set[str] = PrivateAttr(default_factory=set)
+    _seen: set[str] = PrivateAttr(default_factory=set)
 
     @classmethod
     def class_name(cls) -> str:
         return "RoutingDecisionRecorder"
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        is_start = isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent))
-        is_end = isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent))
-        if is_start and event.model_dict.get("class_name") == RouterLLM.class_name():
-            self._router_spans.add(str(event.span_id))
-        elif is_end and event.span_id in self._router_spans and event.response is not None:
-            decision = event.response.additional_kwargs.get(ROUTELLM_KEY)
-            if decision is not None:
-                self.decisions.append(decision)
+        response = getattr(event, "response", None)
+        if not isinstance(event, LLMChatEndEvent | LLMCompletionEndEvent) or response is None:
+            return
+        decision = response.additional_kwargs.get(ROUTELLM_KEY)
+        if isinstance(decision, dict) and decision.get("call_id") not in self._seen:
+            self._seen.add(decision.get("call_id"))
+            self.decisions.append(decision)
 
 
 @contextmanager

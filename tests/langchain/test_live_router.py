@@ -118,7 +118,7 @@ def test_swap_router_replaces_a_bundled_checkpoint_for_the_model_and_its_copies(
     rows = read_decisions(tmp_path / "log.db")
     assert [r["router"] for r in rows] == ["task_experts", "mf", "mf", "task_experts"]
     assert rows[1]["checkpoint_id"] == mf.metadata["checkpoint_id"] != rows[0]["checkpoint_id"]
-    assert len(llm._engine_holder.engines) == 1  # the replaced router's engines are dropped
+    assert len(llm._services.engines) == 1  # the replaced router's engines are dropped
     log.close()
 
 
@@ -217,7 +217,7 @@ def test_no_call_sees_a_half_swapped_router_under_concurrent_swaps(tmp_path: Pat
     assert stats.recorded == len(seen) + 2 and stats.failed == 0
     assert len(rows) == stats.written == stats.recorded - stats.dropped > 0
     assert all(r["checkpoint_id"] == r["router"] * 64 for r in rows)
-    assert len(llm._engine_holder.engines) == 1
+    assert len(llm._services.engines) == 1
     log.close()
 
 

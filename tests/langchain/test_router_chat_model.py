@@ -390,7 +390,7 @@ def test_no_user_turn_is_a_clear_error() -> None:
 
 def test_engine_is_lazy_cached_and_thread_safe() -> None:
     llm = router_model()
-    assert not llm._engine_holder.engines  # nothing loaded at construction
+    assert not llm._services.engines  # nothing loaded at construction
     engines = []
     barrier = threading.Barrier(8)
 

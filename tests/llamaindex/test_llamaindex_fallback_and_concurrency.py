@@ -30,7 +30,7 @@ from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 from llama_index.core.tools import FunctionTool
 from routing_prompts import PROMPTS
 
-from llamaindex_routellm import DECISION_KWARG, ROUTELLM_KEY, RouterLLM, SideNotFunctionCallingError
+from llamaindex_routellm import ROUTELLM_KEY, RouterLLM, SideNotFunctionCallingError
 from routellm_base.errors import InvalidPolicyError, RoutingInputError, UnknownRouterError
 
 # -- fakes ----------------------------------------------------------------------------------------
@@ -296,14 +296,23 @@ async def test_cancellation_never_falls_back(weak, make_router) -> None:
     assert weak.calls == []
 
 
-def test_a_pinned_prepared_decision_does_not_fall_back(weak, make_router) -> None:
+def test_a_prepared_tool_call_falls_back_and_the_other_side_prepares_its_own(
+    fc_weak, make_router
+) -> None:
+    # FunctionCallingLLM's template: prepare, then chat(**prepared). The prepared request pins
+    # no side, so the routed chat falls back and the weak side prepares its own request.
+    strong = FailingFunctionLLM()
     llm = RouterLLM(
-        strong=failing(), weak=weak, router=make_router(0.1), threshold=0.5, fallback=True
+        strong=strong, weak=fc_weak, router=make_router(0.9), threshold=0.5, fallback=True
     )
-    pinned = llm.route("hi", force="strong")
-    with pytest.raises(RuntimeError, match="boom"):
-        llm.chat(user("hi"), **{DECISION_KWARG: pinned})
-    assert weak.calls == []
+    tool = FunctionTool.from_defaults(fn=multiply)
+    prepared = llm._prepare_chat_with_tools([tool], user_msg="What is 6 times 7?")
+    assert fc_weak.events == []  # nothing is prepared for a side before the call is routed
+    response = llm.chat(**prepared)
+    record = response.additional_kwargs[ROUTELLM_KEY]
+    assert (record["side"], record["fallback_from"]) == ("weak", "strong")
+    assert strong.calls == ["chat"]
+    assert fc_weak.events == ["prepare", "validate"] and fc_weak.seen_tools == [["multiply"]]
 
 
 # -- fallback: streams -----------------------------------------------------------------------------

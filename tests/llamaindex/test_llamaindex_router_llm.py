@@ -34,7 +34,6 @@ from llama_index.core.tools import FunctionTool
 
 import routellm_base
 from llamaindex_routellm import (
-    DECISION_KWARG,
     FORCE_KWARG,
     ROUTELLM_KEY,
     RouterLLM,
@@ -69,7 +68,7 @@ def test_defaults_and_lazy_engine(strong, weak) -> None:
     assert llm.router == "task_experts"  # the bundled default, not loaded until the first call
     assert llm.threshold is None and llm.strong_share is None
     assert llm.routing_text_mode == "last_user" and llm.routing_text_max_tokens is None
-    assert not llm._engine_cache.engines
+    assert not llm._services.engines
     assert isinstance(llm, FunctionCallingLLM)
     assert RouterLLM.class_name() == "RouterLLM"
     for name in ("strong", "weak", "router", "threshold", "strong_share", "routing_text_mode"):
@@ -309,7 +308,7 @@ def test_copies_and_serialisation(strong, weak, make_router) -> None:
     llm.complete("warm the engine")
     clone = copy.deepcopy(llm)
     assert clone.router is router  # routers are shared, not copied
-    assert not clone._engine_cache.engines  # rebuilt lazily from the copy's own fields
+    assert not clone._services.engines  # rebuilt lazily from the copy's own fields
     assert clone.complete("x").additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
     data = llm.to_dict()
     assert data["class_name"] == "RouterLLM" and data["router"] == "recording"
@@ -379,18 +378,22 @@ async def test_async_tools(fc_strong, fc_weak, make_router) -> None:
     assert fc_strong.events == [] and threading.main_thread().name not in router.threads
 
 
-def test_prepare_chat_with_tools_keeps_the_decision(fc_strong, fc_weak, make_router) -> None:
+def test_prepare_chat_with_tools_leaves_the_request_to_the_chosen_side(
+    fc_strong, fc_weak, make_router
+) -> None:
+    # FunctionCallingLLM's template: prepare, chat(**prepared), validate. The router's prepared
+    # request is the conversation and the tools; the side routed to prepares its own.
     router = make_router(0.9)
     llm = RouterLLM(strong=fc_strong, weak=fc_weak, router=router, threshold=0.5)
     tool = FunctionTool.from_defaults(fn=multiply)
     prepared = llm._prepare_chat_with_tools([tool], user_msg="6*7?")
-    assert fc_strong.events == ["prepare"] and prepared["tools"] == [tool]
-    assert prepared[DECISION_KWARG].side == "strong"
-    response = llm.chat(**prepared)  # same side, no second routing
+    assert prepared["tools"] == [tool] and [m.content for m in prepared["messages"]] == ["6*7?"]
+    assert router.texts == [] and fc_strong.events == []  # nothing routed or prepared yet
+    response = llm.chat(**prepared)
     assert len(router.texts) == 1
     assert response.additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
     assert llm._validate_chat_with_tools_response(response, [tool]) is response
-    assert fc_strong.events == ["prepare", "validate"]
+    assert fc_strong.events == ["prepare", "validate"] and fc_weak.events == []
 
 
 def test_a_side_that_cannot_call_functions_is_named(fc_strong, weak, make_router) -> None:
@@ -413,7 +416,7 @@ def test_tool_calls_of_a_response_without_a_decision(fc_strong, fc_weak) -> None
     assert llm.get_tool_calls_from_response(empty, error_on_no_tool_call=False) == []
     with pytest.raises(ValueError, match="strong-fc: no tool call"):
         llm.get_tool_calls_from_response(empty, error_on_no_tool_call=True)
-    assert not llm._engine_cache.engines  # parsing never loads the router
+    assert not llm._services.engines  # parsing never loads the router
 
 
 # -- instrumentation and callbacks ----------------------------------------------------------
@@ -508,9 +511,11 @@ async def test_instrumentation_for_async_tools_and_completion(
     completion_ends = [e for e in events.events if isinstance(e, LLMCompletionEndEvent)]
     assert completion_ends[-1].response.additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
     names = {s.id_.split("-")[0] for s in spans.completed_spans}
-    assert {"RouterLLM.astream_chat_with_tools", "RouterLLM.acomplete"} <= names
+    # FunctionCallingLLM's *_with_tools template opens no span of its own (for any LLM); the
+    # routed call is the router's astream_chat span, which the template calls.
+    assert {"RouterLLM.astream_chat", "RouterLLM.acomplete"} <= names
     tools_span = next(
-        s for s in spans.completed_spans if s.id_.startswith("RouterLLM.astream_chat_with_tools")
+        s for s in spans.completed_spans if s.id_.startswith("RouterLLM.astream_chat-")
     )
     inner = [s for s in spans.completed_spans if s.parent_id == tools_span.id_]
     assert inner, "the side's spans nest under the router's"
@@ -619,7 +624,7 @@ def test_tool_required_reaches_a_side_that_supports_it(make_fc, make_router) -> 
     llm = RouterLLM(strong=side, weak=make_fc("weak-fc"), router=make_router(0.9), threshold=0.5)
     tool = FunctionTool.from_defaults(fn=multiply)
     llm.chat_with_tools([tool], user_msg="1*2?", tool_required=True)
-    llm._prepare_chat_with_tools([tool], user_msg="1*2?", tool_required=True)
+    llm.chat(**llm._prepare_chat_with_tools([tool], user_msg="1*2?", tool_required=True))
     llm.chat_with_tools([tool], user_msg="1*2?")
     assert seen == [True, True, False]
 

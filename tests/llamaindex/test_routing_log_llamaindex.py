@@ -1,4 +1,5 @@
-"""RouterLLM(log=...): each answered call is one row, tokens where the side reports them."""
+"""RouterLLM(log=...): each answered call is one row, with the tokens the side reports, else
+cl100k estimates flagged as such (the cost tracker RouterChatModel uses)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,10 @@ async def test_each_call_is_recorded_once_after_the_answer(tmp_path: Path) -> No
     assert len(rows) == 7
     assert rows[0]["prompt"] == '[{"role":"user","content":"hello"}]'
     assert rows[1]["prompt"] == '[{"role":"user","content":"complete me"}]'
-    assert all(r["input_tokens"] is None and r["cost_usd"] is None for r in rows)
+    # The scripted sides report no usage: tokens are counted with cl100k and flagged, and
+    # priced at the default prices of gpt-4o / gpt-4o-mini.
+    assert all(r["tokens_estimated"] and r["input_tokens"] > 0 for r in rows)
+    assert all(r["cost_usd"] > 0 for r in rows)
     assert {(r["strong_model"], r["weak_model"]) for r in rows} == {("gpt-4o", "gpt-4o-mini")}
     log.close()
 
@@ -80,3 +84,23 @@ def test_an_unwritable_store_leaves_every_call_answering(tmp_path: Path) -> None
     log = llm._routing_log()
     log.flush()
     assert (log.stats().written, log.stats().failed) == (0, 4)
+
+
+async def test_cost_report_counts_every_call_once_with_the_same_tracker_as_langchain() -> None:
+    llm = RouterLLM(
+        strong=CountingLLM("gpt-4o"),
+        weak=ScriptedLLM("gpt-4o-mini"),
+        router=RandomRouter(seed=0),
+        threshold=0.0,  # always strong
+    )
+    llm.chat([ChatMessage(role="user", content="hi")])
+    llm.complete("forced weak", routellm_force="weak")
+    list(llm.stream_complete("streamed weak", routellm_force="weak"))
+    report = llm.cost_report()
+    assert (report.strong.calls, report.weak.calls) == (1, 2)
+    assert (report.strong.input_tokens, report.strong.output_tokens) == (1000, 2000)
+    assert (report.strong.estimated_calls, report.weak.estimated_calls) == (0, 2)
+    assert report.strong.cost == 1000 * 2.5 / 1e6 + 2000 * 10 / 1e6
+    assert report.always_strong_cost is not None and report.savings is not None
+    llm.reset_costs()
+    assert llm.cost_report().calls == 0

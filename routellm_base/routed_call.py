@@ -1,0 +1,378 @@
+"""One routed call, framework-free: decide once, run the chosen candidate with fallback, finish
+once.
+
+Every routed call of the integrations and of ``routellm serve`` goes through :class:`RoutedCall`:
+
+    turns --decide--> RoutingDecision --run/arun/stream/astream--> the chosen candidate's answer
+          --finish--> cost (CostTracker), log row (RoutingLog), shadow offer (ShadowRunner)
+
+The adapters only translate: framework messages become :class:`~routellm_base.ChatTurn` turns
+(once), an *attempt* function calls one candidate's model in the framework's own way, and the
+framework's answer becomes an :class:`Answer` for :meth:`RoutedCall.finish`.
+
+A *candidate* is one named model the call may go to. Today a pool is two candidates keyed
+``"strong"`` and ``"weak"``; the decision's ``side`` is the key of the candidate it chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .costs import CostTracker
+from .decision import RoutingDecision
+from .engine import RoutingEngine
+from .engine_cache import EngineCache
+from .errors import RoutingInputError
+from .log_field import LazyLog
+from .routing_text import ChatTurn, turn_texts
+from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
+
+if TYPE_CHECKING:
+    from .log import RoutingLog
+
+logger = logging.getLogger("routellm_base.routed_call")
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+Answer = ShadowAnswer
+"""What finishing a call needs of an answer: its ``text`` and the tokens the model reported
+(``input_tokens`` / ``output_tokens``, ``None`` when it reported none: they are then counted
+from the texts with cl100k and flagged as estimated)."""
+
+
+@dataclass(frozen=True)
+class Candidate(Generic[M]):
+    """One model a routed call may go to.
+
+    ``key`` is what decisions, ``routellm_force``, cost reports and log columns call it
+    (``"strong"`` / ``"weak"``); ``name`` is the model name reported (``decision.model``, price
+    look-ups); ``model`` is the framework's model object, opaque to the engine; ``bound`` the
+    call arguments bound to this candidate alone (e.g. its own ``bind_tools`` output), which
+    :meth:`call_options` puts under a call's own.
+    """
+
+    key: str
+    name: str
+    model: M
+    bound: dict[str, Any] = field(default_factory=dict)
+
+    def call_options(self, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        """The arguments this candidate is called with: its bound ones, then the call's (which
+        win, as for LangChain's ``RunnableBinding``), then ``defaults`` where neither set one
+        (a default of ``None`` is no default)."""
+        call = {**self.bound, **options}
+        call.update({k: v for k, v in defaults.items() if v is not None and k not in call})
+        return call
+
+
+class CallServices:
+    """What every call of one routed model shares: its engines (per routing setting, following
+    router swaps), cost tracker, routing log and shadow runner. Shared by the model's shallow
+    copies (``bind_tools``, ``model_copy``); deep copies and pickles start empty (a lock can be
+    neither) and rebuild each part from the copy's own fields on first use."""
+
+    def __init__(self) -> None:
+        self.engines = EngineCache()
+        self.costs: CostTracker | None = None
+        self.log = LazyLog()
+        self.shadow = LazyShadow()
+        self.lock = threading.Lock()
+
+    def cost_tracker(self, make: Callable[[], CostTracker]) -> CostTracker:
+        """The tracker, made by ``make`` on first use (once, under the lock)."""
+        if self.costs is None:
+            with self.lock:
+                if self.costs is None:
+                    self.costs = make()
+        return self.costs
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CallServices:
+        return CallServices()
+
+    def __reduce__(self) -> tuple[type[CallServices], tuple[()]]:
+        return CallServices, ()
+
+
+@dataclass(frozen=True)
+class CallSinks:
+    """Where a finished call is accounted: each may be ``None`` (not kept)."""
+
+    costs: CostTracker | None = None
+    log: RoutingLog | None = None
+    shadow: ShadowRunner | None = None
+
+
+class RoutedCall(Generic[M]):
+    """One routed call: :meth:`decide` (or :meth:`adecide`) once, then one of the four drivers
+    (:meth:`run`, :meth:`arun`, :meth:`stream`, :meth:`astream`) calls the chosen candidate
+    through the caller's *attempt* function, then :meth:`finish` accounts the answer once.
+
+    * ``candidates``: the pool in fallback order (two today: strong, weak).
+    * ``turns``: the conversation, converted once by the adapter (or a prompt string).
+    * ``fallback``: after the chosen candidate raises an ``Exception`` (never
+      ``KeyboardInterrupt`` / ``asyncio.CancelledError``), try the next candidate once; the
+      decision then names the candidate that answered, with ``fallback_from`` and
+      ``fallback_reason``. A second failure is raised with the first as ``__cause__``.
+      ``falls_back(error)`` may refuse a fallback for an error (the server: a request the
+      upstream refused).
+    * A stream commits to a candidate once its first chunk has arrived, as LangChain's
+      ``RunnableWithFallbacks`` does: a failure before it falls back, one after it is raised.
+    """
+
+    def __init__(
+        self,
+        engine: RoutingEngine,
+        candidates: Sequence[Candidate[M]],
+        turns: Sequence[ChatTurn] | str,
+        *,
+        force: str | None = None,
+        fallback: bool = False,
+        falls_back: Callable[[Exception], bool] | None = None,
+        sinks: CallSinks | None = None,
+    ) -> None:
+        keys = [c.key for c in candidates]
+        if keys != ["strong", "weak"]:
+            raise RoutingInputError(f"a routed call needs candidates strong, weak; got {keys}")
+        self.engine = engine
+        self.candidates = tuple(candidates)
+        self.turns = turns
+        self.force = force
+        self.fallback = fallback
+        self.falls_back = falls_back
+        self.sinks = sinks or CallSinks()
+        self.started = time.perf_counter()
+        self.decision: RoutingDecision | None = None
+        self._first_error: Exception | None = None
+        self.failures: list[Exception] = []
+        """Each attempt's error, in order (the last one raised, or fallen back from)."""
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def _names(self) -> dict[str, str]:
+        return {f"{c.key}_model": c.name for c in self.candidates}
+
+    def decide(self) -> RoutingDecision:
+        """Route the call (its win rate enters a share window) and return the decision."""
+        self.decision = self.engine.decide(self.turns, force=self.force, **self._names())  # type: ignore[arg-type]
+        return self.decision
+
+    async def adecide(self) -> RoutingDecision:
+        """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
+        self.decision = await self.engine.adecide(self.turns, force=self.force, **self._names())  # type: ignore[arg-type]
+        return self.decision
+
+    @property
+    def chosen(self) -> Candidate[M]:
+        """The candidate the current decision names (after a fallback, the one that answers)."""
+        assert self.decision is not None, "decide() first"
+        return self.candidate(self.decision.side)
+
+    def candidate(self, key: str) -> Candidate[M]:
+        """The candidate keyed ``key``; :class:`RoutingInputError` for an unknown key."""
+        for candidate in self.candidates:
+            if candidate.key == key:
+                return candidate
+        raise RoutingInputError(f"no candidate {key!r} in {[c.key for c in self.candidates]}")
+
+    def _next_after(self, error: Exception) -> Candidate[M]:
+        """The candidate to try after the chosen one raised ``error``; re-raises ``error`` when
+        the call may not fall back (off, refused for this error, or already fallen back)."""
+        assert self.decision is not None, "decide() first"
+        self.failures.append(error)
+        if self._first_error is not None:
+            raise error from self._first_error
+        if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
+            raise error
+        self._first_error = error
+        keys = [c.key for c in self.candidates]
+        following = self.candidates[(keys.index(self.decision.side) + 1) % len(keys)]
+        self.decision = self.decision.fell_back(following.name, error)
+        return following
+
+    # -- the four drivers -------------------------------------------------------------------
+
+    def run(self, attempt: Callable[[Candidate[M]], T]) -> T:
+        """``attempt(candidate)`` on the chosen candidate, falling back as the call allows."""
+        while True:
+            try:
+                return attempt(self.chosen)
+            except Exception as error:
+                self._next_after(error)
+
+    async def arun(self, attempt: Callable[[Candidate[M]], Awaitable[T]]) -> T:
+        """Async :meth:`run`."""
+        while True:
+            try:
+                return await attempt(self.chosen)
+            except Exception as error:
+                self._next_after(error)
+
+    def stream(self, start: Callable[[Candidate[M]], Iterable[T]]) -> Iterator[T]:
+        """The chosen candidate's chunks (``start(candidate)`` returns them), started when the
+        first chunk is read; falls back while no chunk has arrived, then is committed."""
+        return self._relay(None, start)
+
+    def open_stream(self, start: Callable[[Candidate[M]], Iterable[T]]) -> Iterator[T]:
+        """:meth:`stream`, with the chosen candidate's stream started now, so that a failure
+        at its start (and the fallback's start) happens in the caller's call."""
+        return self._relay(self._open(start), start)
+
+    def _open(self, start: Callable[[Candidate[M]], Iterable[T]]) -> Iterator[T]:
+        while True:
+            try:
+                return iter(start(self.chosen))
+            except Exception as error:
+                self._next_after(error)
+
+    def _relay(
+        self, chunks: Iterator[T] | None, start: Callable[[Candidate[M]], Iterable[T]]
+    ) -> Iterator[T]:
+        while True:
+            if chunks is None:
+                chunks = self._open(start)
+            try:
+                first = next(chunks)
+            except StopIteration:
+                return
+            except Exception as error:
+                self._next_after(error)
+                chunks = None
+                continue
+            yield first
+            yield from chunks
+            return
+
+    async def astream(
+        self, start: Callable[[Candidate[M]], Awaitable[AsyncIterator[T]]]
+    ) -> AsyncIterator[T]:
+        """Async :meth:`stream`: ``start(candidate)`` is awaited for the chunks."""
+        async for chunk in self._arelay(None, start):
+            yield chunk
+
+    async def aopen_stream(
+        self, start: Callable[[Candidate[M]], Awaitable[AsyncIterator[T]]]
+    ) -> AsyncIterator[T]:
+        """Async :meth:`open_stream`."""
+        return self._arelay(await self._aopen(start), start)
+
+    async def _aopen(
+        self, start: Callable[[Candidate[M]], Awaitable[AsyncIterator[T]]]
+    ) -> AsyncIterator[T]:
+        while True:
+            try:
+                return await start(self.chosen)
+            except Exception as error:
+                self._next_after(error)
+
+    async def _arelay(
+        self,
+        chunks: AsyncIterator[T] | None,
+        start: Callable[[Candidate[M]], Awaitable[AsyncIterator[T]]],
+    ) -> AsyncIterator[T]:
+        while True:
+            if chunks is None:
+                chunks = await self._aopen(start)
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as error:
+                self._next_after(error)
+                chunks = None
+                continue
+            yield first
+            async for chunk in chunks:
+                yield chunk
+            return
+
+    def tagged(
+        self,
+        chunks: Iterable[T],
+        tag: Callable[[T, RoutingDecision, bool], T],
+        end: Callable[[list[T]], None],
+    ) -> Iterator[T]:
+        """Relay ``chunks`` (a driver's stream), each tagged by ``tag(chunk, decision, first)``,
+        then ``end(tagged)`` once the last one has been read (an adapter finishes the call
+        there; a stream its consumer abandons is not finished)."""
+        seen: list[T] = []
+        for chunk in chunks:
+            seen.append(tag(chunk, self.decision, not seen))  # type: ignore[arg-type]
+            yield seen[-1]
+        end(seen)
+
+    async def atagged(
+        self,
+        chunks: AsyncIterator[T],
+        tag: Callable[[T, RoutingDecision, bool], T],
+        end: Callable[[list[T]], None],
+    ) -> AsyncIterator[T]:
+        """Async :meth:`tagged`."""
+        seen: list[T] = []
+        async for chunk in chunks:
+            seen.append(tag(chunk, self.decision, not seen))  # type: ignore[arg-type]
+            yield seen[-1]
+        end(seen)
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def finish(
+        self,
+        answer: Answer,
+        *,
+        shadow: Callable[[Candidate[M]], Answer] | None = None,
+    ) -> None:
+        """Account the answered call once: its cost (tokens the model did not report are counted
+        with cl100k and flagged), one routing-log row, and a shadow offer (``shadow`` makes the
+        same call on another candidate, in a background thread). Never raises: the call has
+        been answered, so a failure here is logged (logger ``routellm_base.routed_call``)."""
+        try:
+            self._finish(answer, shadow)
+        except Exception:
+            logger.exception("bookkeeping of an answered call failed")
+
+    def _finish(self, answer: Answer, shadow: Callable[[Candidate[M]], Answer] | None) -> None:
+        decision, sinks = self.decision, self.sinks
+        assert decision is not None, "decide() first"
+        tokens = (answer.input_tokens, answer.output_tokens, None, None)
+        if sinks.costs is not None:
+            cost = sinks.costs.record(
+                decision.side,  # type: ignore[arg-type]
+                decision.model,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
+                input_text=_input_text(self.turns),
+                output_text=answer.text,
+            )
+            tokens = (cost.input_tokens, cost.output_tokens, cost.estimated, cost.cost)
+        names = self._names()
+        if sinks.log is not None:
+            sinks.log.record(
+                decision,
+                conversation=self.turns,
+                checkpoint_id=decision.checkpoint_id,
+                input_tokens=tokens[0],
+                output_tokens=tokens[1],
+                tokens_estimated=tokens[2],
+                cost_usd=tokens[3],
+                latency_seconds=time.perf_counter() - self.started,
+                **names,
+            )
+        if shadow is not None and sinks.shadow is not None:
+            other = next(c for c in self.candidates if c.key != decision.side)
+            sinks.shadow.submit(
+                decision,
+                conversation=self.turns,
+                answer=answer.text,
+                call_other=lambda: shadow(other),
+                **names,
+            )
+
+
+def _input_text(turns: Sequence[ChatTurn] | str) -> str:
+    return "\n".join(text for _, text in turn_texts(turns))

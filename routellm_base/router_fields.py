@@ -1,0 +1,369 @@
+"""The settings and services every routed model shares, written once for both integrations.
+
+:class:`RouterFields` is a pydantic mixin: ``RouterChatModel`` (LangChain) and ``RouterLLM``
+(LlamaIndex) inherit its fields, their one documentation, their validation, and the methods
+around the call (``engine``, ``swap_router``, ``cost_report``, ``shadow_stats``,
+``flush_log``); :meth:`RouterFields._routed_call` starts the engine's
+:class:`~routellm_base.routed_call.RoutedCall`. An integration adds its two model fields
+(``strong``, ``weak``) and three small hooks: how its models are named, how its judge model
+chats, and (optionally) a default routing-text hook. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
+
+from .checkpoints import DEFAULT_ROUTER, check_router_spec
+from .costs import CostReport, CostTracker
+from .decision import RoutingDecision
+from .engine import RoutingEngine
+from .engine_cache import EngineSettings, RouterSpec
+from .judging import PairwiseJudge
+from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy
+from .routed_call import CallServices, CallSinks, Candidate, RoutedCall
+from .routers.base import Router
+from .routing_text import ChatTurn, RoutingTextFn, RoutingTextOptions
+from .shadow import ShadowRunner, ShadowStats, check_shadow_settings, flush_shadow_and_log
+
+if TYPE_CHECKING:
+    from .log import RoutingLog
+
+ChatFn = Callable[[list[dict[str, str]]], str]
+
+SHARE_WINDOW_DOC = (
+    "Hold strong_share on live traffic (off: None). A number of calls: the threshold is the "
+    "(1 - strong_share) quantile of the win rates of the last share_window routed calls (forced "
+    "and rule-routed calls have none and stay out), so the realised strong share follows the "
+    "target when the traffic scores higher or lower than the router's calibration set. Until "
+    "100 calls (or share_window, if smaller) have been routed, the calibration's threshold "
+    "applies. Each decision records the threshold it used and, in extra['share_window'], where "
+    "it came from (threshold_from: 'window' or 'calibration'), the window's size and fill. Kept "
+    "per process and shared by this model's copies (bind_tools, with_structured_output, "
+    "model_copy). Needs strong_share (or the default share), not threshold."
+)
+FALLBACK_DOC = (
+    "Retry on the other side when the chosen model raises (off by default). When True and the "
+    "chosen model raises an Exception (not KeyboardInterrupt or asyncio.CancelledError), the "
+    "same call goes once to the other side; the decision (response metadata 'routellm') then "
+    "names the side that answered, with fallback_from (the side that failed) and "
+    "fallback_reason ('<Type>: <message>'). If the other side raises too, its error is raised "
+    "with the first as __cause__. Plain and tool calls fall back on any failure; streams only "
+    "when the chosen model fails before its first chunk, since a partial answer cannot be "
+    "replaced (later errors are re-raised). A forced side (routellm_force) is only the first "
+    "try and falls back too: leave fallback off where a call must never reach the other side. "
+    "The call is one run of the router: the failed attempt reports no usage and is not counted."
+)
+LOG_DOC = (
+    "Where to record every answered call: a SQLite file path, a SQLAlchemy URL (e.g. "
+    "'postgresql+psycopg://user@host/db') or a routellm_base.log.RoutingLog (for "
+    "store_prompts=True, a redact hook, ...); None: no log. A path or URL opens one shared log "
+    "per process. Recorded once after the answer (a stream: after its last chunk) with the "
+    "decision, both model names, tokens and cost as cost_report() counted them, and the "
+    "latency; prompt text only as the log's store_prompts says. A failing store never fails "
+    "the call (RoutingLog.stats() counts it). Needs the 'log' extra."
+)
+SHADOW_RATE_DOC = (
+    "Share of answered calls (0..1) also sent to the *other* side for a shadow comparison in "
+    "the log (which it needs). The shadow call starts after the user's answer is complete (a "
+    "stream: after its last chunk), runs in a background thread through the other side's plain "
+    "call with the same messages and arguments (also for async calls, so it never runs on the "
+    "caller's event loop), and never delays or fails the call: its failure is recorded in the "
+    "comparison. Not shadowed: calls that fell back, and tool or structured-output calls (a "
+    "judge compares answers, not tool choices). Answers are stored only as the log's "
+    "store_prompts says. flush_log() waits for running shadow calls."
+)
+JUDGE_DOC = (
+    "A model of the same framework (usually the strong one, at temperature 0) that judges each "
+    "shadow comparison in the background with routellm judge's pairwise logic (both answer "
+    "orders; disagreement is a tie; an unreadable verdict is counted in the log's unparseable, "
+    "never guessed), or a routellm_base.judging.PairwiseJudge. The judge sees the prompt and "
+    "both answers. None: leave comparisons unjudged (judge later with routellm judge --log). "
+    "Needs shadow_rate > 0."
+)
+
+
+class RouterFields(BaseModel):
+    """The routing settings of a routed model and the services its calls share."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    router: str | Path | Router = Field(
+        default=DEFAULT_ROUTER,
+        description="A bundled router name ('task_experts', the default; 'mf'; 'random'), a "
+        "checkpoint folder, or a routellm_base.Router instance.",
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="Win-rate threshold in [0, 1]: calls with win_rate >= threshold go strong. "
+        "Give this or strong_share, not both.",
+    )
+    strong_share: float | None = Field(
+        default=None,
+        description="Target share of calls sent strong (0..1), turned into a threshold through "
+        "the router's calibration. With neither this nor threshold, the engine's default (0.5).",
+    )
+    share_window: int | None = Field(default=None, description=SHARE_WINDOW_DOC)
+    routing_text_mode: Literal["last_user", "conversation"] = Field(
+        default="last_user",
+        description="What the router scores: the last user turn (the paper's choice) or the "
+        "whole conversation, newest turns first, within routing_text_max_tokens.",
+    )
+    routing_text_max_tokens: int | None = Field(
+        default=None,
+        description="Token budget (cl100k) of the routing text; None: the whole last user "
+        "turn, or 1024 tokens in 'conversation' mode.",
+    )
+    routing_text_fn: RoutingTextFn | None = Field(
+        default=None,
+        exclude=True,
+        description="A hook choosing the routing text: gets the conversation as "
+        "routellm_base.ChatTurn records, returns the text to score or None for the default rule "
+        "(routing_text_max_tokens still applies). In a RAG chain, route on the question rather "
+        "than the filled-in prompt, e.g. routellm_base.TemplateField([template], 'question').",
+    )
+    no_known_tokens_side: Literal["strong", "weak"] | None = Field(
+        default=DEFAULT_NO_KNOWN_TOKENS_SIDE,
+        description="Side of a call whose routing text has no token the router's embedder "
+        "knows (a script outside its vocabulary, emoji only), which the router cannot score; "
+        "None scores it anyway. The decision records no_known_tokens.",
+    )
+    strong_model_name: str | None = Field(
+        default=None,
+        description="Name reported for the strong model (decisions, response metadata, cost "
+        "prices); default: the name the model gives itself, else its class name.",
+    )
+    weak_model_name: str | None = Field(
+        default=None,
+        description="Name reported for the weak model; default as for strong_model_name.",
+    )
+    prices: dict[str, Any] | None = Field(
+        default=None,
+        description="USD per 1M input/output tokens per model name for cost_report(), e.g. "
+        "{'gpt-4o': (2.5, 10.0)}; merged over routellm_base.costs.DEFAULT_PRICES.",
+    )
+    fallback: bool = Field(default=False, description=FALLBACK_DOC)
+    log: Any = Field(default=None, exclude=True, description=LOG_DOC)
+    shadow_rate: float = Field(default=0.0, description=SHADOW_RATE_DOC)
+    shadow_seed: int | None = Field(
+        default=None,
+        description="Seeds the shadow sampling (None: unseeded), for reproducible runs.",
+    )
+    judge: Any = Field(default=None, exclude=True, description=JUDGE_DOC)
+
+    _services: CallServices = PrivateAttr(default_factory=CallServices)
+    _bound: dict[str, tuple[Any, dict[str, Any]]] | None = PrivateAttr(default=None)
+    """Set on copies made by a bind-time transform (``bind_tools``, ``with_structured_output``):
+    per side, the model the side's transform returned and the arguments it bound."""
+
+    # -- what an integration provides ---------------------------------------------------------
+
+    strong: Any
+    weak: Any
+    _judge_type: ClassVar[tuple[type, str]] = (object, "model")
+    """The class a ``judge`` model must be, and its name in the error."""
+
+    def _own_model_name(self, model: Any) -> str:
+        """The name a model of this framework gives itself."""
+        raise NotImplementedError
+
+    def _judge_chat(self, judge: Any) -> tuple[ChatFn, str]:
+        """``judge`` (a model of this framework) as a chat function and its name."""
+        raise NotImplementedError
+
+    def _default_routing_text_fn(self) -> RoutingTextFn | None:
+        """The routing-text hook used when ``routing_text_fn`` is not set."""
+        return None
+
+    # -- validation, copies, serialisation ----------------------------------------------------
+
+    def _check_settings(self) -> None:
+        """Fail at construction, not at the first call: build the cheap parts now (no router
+        is loaded). Raises the engine's own errors (``InvalidPolicyError``,
+        ``UnknownRouterError``, ``RoutingInputError``); an integration calls it once built."""
+        RoutingPolicy(
+            threshold=self.threshold,
+            strong_share=self.strong_share,
+            no_known_tokens_side=self.no_known_tokens_side,
+            share_window=self.share_window,
+        )
+        self._routing_text_options()
+        check_router_spec(self.router)
+        self._new_cost_tracker()  # validates the prices
+        if self.log is not None:
+            self._routing_log()  # a bad path or URL, or a missing driver, fails here
+        check_shadow_settings(self.shadow_rate, self.log, self.judge, *self._judge_type)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
+        # Router instances are shared, not copied: they are thread-safe and may hold an embedder
+        # (its lock cannot be copied); a copied RandomRouter would fork its random sequence.
+        memo = {} if memo is None else memo
+        if isinstance(self.router, Router):
+            memo.setdefault(id(self.router), self.router)
+        return super().__deepcopy__(memo)
+
+    @field_serializer("router")
+    def _serialize_router(self, router: str | Path | Router) -> str:
+        return router.name if isinstance(router, Router) else str(router)
+
+    # -- the engine -----------------------------------------------------------------------------
+
+    def _routing_text_options(self) -> RoutingTextOptions:
+        return RoutingTextOptions(
+            mode=self.routing_text_mode,
+            max_tokens=self.routing_text_max_tokens,
+            fn=self.routing_text_fn or self._default_routing_text_fn(),
+        )
+
+    def _engine_settings(self) -> EngineSettings:
+        # Fields may be reassigned after construction; the settings make the engine follow.
+        return EngineSettings(
+            self.router,
+            self.threshold,
+            self.strong_share,
+            self._routing_text_options(),
+            self.no_known_tokens_side,
+            self.share_window,
+        )
+
+    @property
+    def engine(self) -> RoutingEngine:
+        """The routing engine, built on first use and cached (thread-safe). Its ``router`` is
+        the router in use (after :meth:`swap_router`, the one swapped in)."""
+        return self._services.engines.get(self._engine_settings())
+
+    async def _aengine(self) -> RoutingEngine:
+        engine = self._services.engines.peek(self._engine_settings())
+        # Loading a router reads (and hashes) a checkpoint: keep it off the event loop.
+        return engine or await asyncio.to_thread(lambda: self.engine)
+
+    def _router_in_use(self) -> RouterSpec:
+        """This model's router, or the one swapped in for it (nothing is loaded)."""
+        return self._services.engines.router_for(self.router)
+
+    def swap_router(self, router: str | Path | Router) -> RouterSpec:
+        """Route with ``router`` (a bundled name, a checkpoint folder or a ``Router``) from now
+        on: a retrained checkpoint replaces the router of a live model in one step, as
+        :meth:`routellm_base.engine_cache.EngineCache.swap` describes.
+
+        * A bad folder, or a ``strong_share`` the new router has no calibration for, raises
+          (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``) and changes
+          nothing. Calls in flight finish on the old router; calls started after this returns
+          use the new one.
+        * The copies made from this model (``bind_tools``, ``with_structured_output``,
+          ``model_copy``), e.g. inside an agent, switch too; ``router`` is set to the new one.
+          LangChain's LLM-cache keys include the router in use and its checkpoint id.
+        * From async code: ``await asyncio.to_thread(llm.swap_router, path)`` (loading reads
+          the checkpoint).
+
+        Returns the router replaced, so ``llm.swap_router(old)`` rolls back.
+        """
+        replaced = self._services.engines.swap(self._engine_settings(), router)
+        self.router = router
+        return replaced
+
+    def _routing_params(self) -> dict[str, Any]:
+        """The routing settings that change a decision: what an LLM cache key and an
+        observability payload report (the router in use, with its checkpoint id when loaded)."""
+        router = self._router_in_use()
+        checkpoint = router.metadata.get("checkpoint_id") if isinstance(router, Router) else None
+        fields = ("threshold", "strong_share", "share_window", "routing_text_mode")
+        return {
+            "router": self._serialize_router(router),
+            **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
+            **{name: getattr(self, name) for name in fields},
+            "routing_text_max_tokens": self.routing_text_max_tokens,
+            "no_known_tokens_side": self.no_known_tokens_side,
+            "fallback": self.fallback,
+        }
+
+    # -- candidates and the call ----------------------------------------------------------------
+
+    def _side_name(self, side: str) -> str:
+        explicit = self.strong_model_name if side == "strong" else self.weak_model_name
+        return explicit or self._own_model_name(self.strong if side == "strong" else self.weak)
+
+    def _candidates(self) -> list[Candidate[Any]]:
+        """The pool in fallback order: strong, then weak (each as its transform bound it)."""
+        return [self._candidate(key) for key in ("strong", "weak")]
+
+    def _candidate(self, key: str) -> Candidate[Any]:
+        if self._bound is not None:
+            return Candidate(key, self._side_name(key), *self._bound[key])
+        return Candidate(key, self._side_name(key), self.strong if key == "strong" else self.weak)
+
+    def _routed_call(
+        self, turns: Sequence[ChatTurn] | str, force: str | None, *, may_fall_back: bool = True
+    ) -> RoutedCall[Any]:
+        """A call about to be routed (decide it with ``decide``/``adecide``); its finish goes to
+        this model's cost tracker, log and shadow runner."""
+        sinks = CallSinks(self._cost_tracker(), self._routing_log(), self._shadow_runner())
+        call: RoutedCall[Any] = RoutedCall(
+            self._services.engines.peek(self._engine_settings()) or self.engine,
+            self._candidates(),
+            turns,
+            force=force,
+            fallback=self.fallback and may_fall_back,
+            sinks=sinks,
+        )
+        return call
+
+    def _dry_run(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutingDecision:
+        """How a call would be routed, calling no model; its win rate enters no share window."""
+        names = {f"{c.key}_model": c.name for c in self._candidates()}
+        return self.engine.decide(turns, force=force, observe=False, **names)  # type: ignore[arg-type]
+
+    async def _arouted_call(
+        self, turns: Sequence[ChatTurn] | str, force: str | None
+    ) -> RoutedCall[Any]:
+        """:meth:`_routed_call`, building the engine off the event loop when it is not built."""
+        await self._aengine()
+        return self._routed_call(turns, force)
+
+    # -- costs, log, shadow ---------------------------------------------------------------------
+
+    def _new_cost_tracker(self) -> CostTracker:
+        prices = {n: tuple(p) if isinstance(p, list) else p for n, p in (self.prices or {}).items()}
+        return CostTracker(prices, strong_model=self._side_name("strong"))
+
+    def _cost_tracker(self) -> CostTracker:
+        return self._services.cost_tracker(self._new_cost_tracker)
+
+    def cost_report(self) -> CostReport:
+        """Tokens and estimated cost per side, strong share and savings vs always-strong, over
+        every call made through this model and its copies (``bind_tools``,
+        ``with_structured_output``, ``model_copy``). Tokens a model does not report are counted
+        with cl100k and flagged as estimated."""
+        return self._cost_tracker().report()
+
+    def reset_costs(self) -> None:
+        """Zero the totals behind :meth:`cost_report`."""
+        self._cost_tracker().reset()
+
+    def _routing_log(self) -> RoutingLog | None:
+        return self._services.log.get(self.log)
+
+    def _shadow_runner(self) -> ShadowRunner | None:
+        return self._services.shadow.get(
+            self._routing_log(), self.shadow_rate, self.shadow_seed, self.judge, self._pairwise
+        )
+
+    def _pairwise(self) -> PairwiseJudge | None:
+        if self.judge is None or isinstance(self.judge, PairwiseJudge):
+            return self.judge
+        return PairwiseJudge(*self._judge_chat(self.judge))
+
+    def shadow_stats(self) -> ShadowStats | None:
+        """The shadow comparisons' counters (sampled, answered, judged, unparseable, failures,
+        ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
+        runner = self._shadow_runner()
+        return None if runner is None else runner.stats()
+
+    def flush_log(self, timeout: float | None = None) -> bool:
+        """Wait until the shadow comparisons started so far are done (and judged) and everything
+        queued for the log is written; ``False`` if ``timeout`` seconds passed first."""
+        return flush_shadow_and_log(self._shadow_runner(), self._routing_log(), timeout)
