@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -39,6 +40,7 @@ from ..checkpoints import load_router
 from ..decision import SIDES, RoutingDecision, Side
 from ..engine import RoutingEngine
 from ..errors import RouteLLMError
+from ..routed_call import Answer, CallSinks, Candidate, RoutedCall
 from ..routing_text import ChatTurn
 from .config import CONFIG_ENV, ServeConfig
 from .sse import StreamError, head_with
@@ -213,12 +215,12 @@ class RoutingServer:
             body = _parse_body(raw)
             engine = self._engine_for(body["model"])
             force = _force(body.pop(FORCE_FIELD, None))
-            turns = _turns(body["messages"])
-            decision = await self._decide(engine, turns, force, len(raw))
+            call = self._routed_call(engine, _turns(body["messages"]), force, start)
+            await self._decide(call, len(raw))
             if body.get("stream") is True:
-                response = await self._stream(request, body, decision, start, turns)
+                response = await self._stream(request, body, call)
             else:
-                response = await self._complete(request, body, decision, start, turns)
+                response = await self._complete(request, body, call)
         except ApiError as exc:
             _log(start, exc.status, exc.type)
             raise
@@ -274,18 +276,29 @@ class RoutingServer:
     def _new_engine(self, threshold: float) -> RoutingEngine:
         return RoutingEngine(self.router, threshold=threshold)
 
-    async def _decide(
-        self, engine: RoutingEngine, turns: list[ChatTurn], force: Side | None, body_size: int
-    ) -> RoutingDecision:
-        kwargs: dict[str, Any] = {
-            "strong_model": self.models["strong"],
-            "weak_model": self.models["weak"],
-            "force": force,
-        }
+    def _routed_call(
+        self, engine: RoutingEngine, turns: list[ChatTurn], force: Side | None, start: float
+    ) -> RoutedCall[Upstream]:
+        """The request's routed call over the two upstreams: it falls back (when configured)
+        unless the upstream refused the request itself, and finishes into the routing log."""
+        call: RoutedCall[Upstream] = RoutedCall(
+            engine,
+            [Candidate(side, self.models[side], self.upstreams[side]) for side in SIDES],
+            turns,
+            force=force,
+            fallback=self.config.fallback,
+            falls_back=lambda error: not (isinstance(error, UpstreamError) and error.caller_error),
+            sinks=CallSinks(log=self.routing_log),
+        )
+        call.started = start  # the request's latency counts from its first byte
+        return call
+
+    async def _decide(self, call: RoutedCall[Upstream], body_size: int) -> None:
         try:
             if self.decide_inline and body_size <= INLINE_DECISION_MAX_BODY:
-                return engine.decide(turns, **kwargs)
-            return await engine.adecide(turns, **kwargs)
+                call.decide()
+            else:
+                await call.adecide()
         except RouteLLMError as exc:
             raise ApiError(400, f"cannot route this request: {exc}", param="messages") from exc
 
@@ -311,15 +324,11 @@ class RoutingServer:
     # -- upstream calls ------------------------------------------------------------------------
 
     async def _complete(
-        self,
-        request: Request,
-        body: dict[str, Any],
-        decision: RoutingDecision,
-        start: float,
-        turns: list[ChatTurn],
+        self, request: Request, body: dict[str, Any], call: RoutedCall[Upstream]
     ) -> Response:
-        async def attempt(upstream: Upstream, payload: bytes, d: RoutingDecision) -> dict[str, Any]:
-            raw = await upstream.read(await upstream.open(payload))
+        async def attempt(candidate: Candidate[Upstream]) -> dict[str, Any]:
+            upstream = candidate.model
+            raw = await upstream.read(await upstream.open(_payload(body, upstream)))
             try:
                 data = json.loads(raw)
             except ValueError:
@@ -330,30 +339,24 @@ class RoutingServer:
                 )
             return data
 
-        decision, data = await self._until_disconnect(
-            request, self._with_fallback(body, decision, attempt)
-        )
+        data = await self._until_disconnect(request, self._run(call, attempt))
+        decision = call.decision
+        assert decision is not None
         data["routellm"] = decision.to_dict()
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        self.record(
-            decision, turns, start, usage.get("prompt_tokens"), usage.get("completion_tokens")
-        )
+        call.finish(_answer(usage.get("prompt_tokens"), usage.get("completion_tokens")))
         return Response(
             json.dumps(data), media_type="application/json", headers=_decision_headers(decision)
         )
 
     async def _stream(
-        self,
-        request: Request,
-        body: dict[str, Any],
-        decision: RoutingDecision,
-        start: float,
-        turns: list[ChatTurn],
+        self, request: Request, body: dict[str, Any], call: RoutedCall[Upstream]
     ) -> Response:
         async def attempt(
-            upstream: Upstream, payload: bytes, d: RoutingDecision
+            candidate: Candidate[Upstream],
         ) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes], bytes]:
-            response = await upstream.open(payload)
+            upstream = candidate.model
+            response = await upstream.open(_payload(body, upstream))
             try:
                 content_type = response.headers.get("content-type", "")
                 if not content_type.startswith("text/event-stream"):
@@ -363,7 +366,7 @@ class RoutingServer:
                     )
                 chunks = upstream.chunks(response)
                 try:
-                    head = await head_with(chunks, {"routellm": d.to_dict()})
+                    head = await head_with(chunks, {"routellm": call.decision.to_dict()})  # type: ignore[union-attr]
                 except StreamError as exc:
                     raise UpstreamError(upstream.side, str(exc)) from exc
                 return response, chunks, head
@@ -371,81 +374,49 @@ class RoutingServer:
                 response.close()
                 raise
 
-        decision, (response, chunks, head) = await self._until_disconnect(
-            request, self._with_fallback(body, decision, attempt)
-        )
-        return _RelayedStream(
-            head, chunks, response, decision, start, lambda: self.record(decision, turns, start)
-        )
+        response, chunks, head = await self._until_disconnect(request, self._run(call, attempt))
+        assert call.decision is not None
+        # A stream is recorded once it has been relayed to its end.
+        finish = functools.partial(call.finish, _answer(None, None))
+        return _RelayedStream(head, chunks, response, call.decision, call.started, finish)
 
-    def record(
+    async def _run(
         self,
-        decision: RoutingDecision,
-        turns: list[ChatTurn],
-        start: float,
-        input_tokens: Any = None,
-        output_tokens: Any = None,
-    ) -> None:
-        """Queue an answered request in the routing log, if there is one (never raises)."""
-        if self.routing_log is None:
-            return
-        self.routing_log.record(
-            decision,
-            conversation=turns,
-            strong_model=self.models["strong"],
-            weak_model=self.models["weak"],
-            checkpoint_id=decision.checkpoint_id,
-            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-            latency_seconds=time.perf_counter() - start,
-        )
-
-    async def _with_fallback(
-        self,
-        body: dict[str, Any],
-        decision: RoutingDecision,
-        attempt: Callable[[Upstream, bytes, RoutingDecision], Awaitable[_T]],
-    ) -> tuple[RoutingDecision, _T]:
-        """``attempt`` on the decided side, then (fallback on) once on the other side.
-
-        An upstream that refuses the request itself (400/413/422) is answered as it is; when every
-        side tried fails, :class:`ApiError` 504 if they all timed out, else 502.
-        """
-        other: Side = "weak" if decision.side == "strong" else "strong"
-        sides = [decision.side, other] if self.config.fallback else [decision.side]
-        errors: list[UpstreamError] = []
-        for side in sides:
-            if errors:
-                decision = decision.fell_back(self.models[side], errors[-1])
-            upstream = self.upstreams[side]
-            payload = json.dumps({**body, "model": upstream.model}).encode()
-            try:
-                return decision, await attempt(upstream, payload, decision)
-            except UpstreamError as exc:
-                if exc.caller_error:
-                    raise ApiError(
-                        exc.status or 400,
-                        f"the {side} upstream refused the request: {error_message(exc.body)}",
-                        type="invalid_request_error",
-                        code="upstream_refused",
-                        headers=_decision_headers(decision),
-                    ) from exc
+        call: RoutedCall[Upstream],
+        attempt: Callable[[Candidate[Upstream]], Awaitable[_T]],
+    ) -> _T:
+        """``attempt`` through the call's fallback driver. An upstream that refuses the request
+        itself (400/413/422) is answered as it is; when every side tried fails,
+        :class:`ApiError` 504 if they all timed out, else 502."""
+        try:
+            return await call.arun(attempt)
+        except UpstreamError as exc:
+            headers = _decision_headers(call.decision)  # type: ignore[arg-type]
+            if exc.caller_error:
+                raise ApiError(
+                    exc.status or 400,
+                    f"the {exc.side} upstream refused the request: {error_message(exc.body)}",
+                    type="invalid_request_error",
+                    code="upstream_refused",
+                    headers=headers,
+                ) from exc
+            errors = [e for e in call.failures if isinstance(e, UpstreamError)]
+            for error in errors:
                 logger.warning(
                     "%s upstream failed: status=%s timed_out=%s (%s)",
-                    side,
-                    exc.status,
-                    exc.timed_out,
-                    type(exc.__cause__).__name__ if exc.__cause__ else "answer",
+                    error.side,
+                    error.status,
+                    error.timed_out,
+                    type(error.__context__).__name__ if error.__context__ else "answer",
                 )
-                errors.append(exc)
-        timed_out = all(e.timed_out for e in errors)
-        raise ApiError(
-            504 if timed_out else 502,
-            ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
-            + "; ".join(str(e) for e in errors),
-            type="upstream_timeout" if timed_out else "upstream_error",
-            headers=_decision_headers(decision),
-        )
+            timed_out = all(e.timed_out for e in errors)
+            raise ApiError(
+                504 if timed_out else 502,
+                ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
+                + "; ".join(str(e) for e in errors),
+                type="upstream_timeout" if timed_out else "upstream_error",
+                headers=headers,
+            ) from exc
 
     async def _until_disconnect(self, request: Request, work: Awaitable[_T]) -> _T:
         """``work``, cancelled if the client disconnects first (the upstream request with it)."""
@@ -632,6 +603,16 @@ def _turns(messages: list[Any]) -> list[ChatTurn]:
             )
         turns.append(ChatTurn(message["role"], content))
     return turns
+
+
+def _payload(body: dict[str, Any], upstream: Upstream) -> bytes:
+    return json.dumps({**body, "model": upstream.model}).encode()
+
+
+def _answer(input_tokens: Any, output_tokens: Any) -> Answer:
+    """The log's view of an answer: the tokens the upstream reported (its usage), if ints."""
+    known = isinstance(input_tokens, int) and isinstance(output_tokens, int)
+    return Answer("", input_tokens if known else None, output_tokens if known else None)
 
 
 def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
