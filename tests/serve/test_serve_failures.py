@@ -32,7 +32,9 @@ def test_a_transient_error_is_retried_on_the_same_side(client, upstream):
 
 def test_failing_side_falls_back_to_the_other(client, upstream):
     upstream.script({"strong-m": [{"status": 500}]})
-    raw = client.chat.completions.with_raw_response.create(model="router-task_experts-0.0", messages=MESSAGES)
+    raw = client.chat.completions.with_raw_response.create(
+        model="router-task_experts-0.0", messages=MESSAGES
+    )
     completion = raw.parse()
     decision = _routellm(completion)
     assert decision["side"] == "weak" and decision["model"] == "weak-m"
@@ -52,7 +54,9 @@ def test_failing_side_falls_back_to_the_other(client, upstream):
 def test_stream_falls_back_before_its_first_chunk(client, upstream, failure):
     upstream.script({"weak-m": [failure]})
     chunks = list(
-        client.chat.completions.create(model="router-task_experts-1.0", messages=MESSAGES, stream=True)
+        client.chat.completions.create(
+            model="router-task_experts-1.0", messages=MESSAGES, stream=True
+        )
     )
     decision = _routellm(chunks[0])
     assert decision["side"] == "strong" and decision["fallback_from"] == "weak"
@@ -62,7 +66,9 @@ def test_stream_falls_back_before_its_first_chunk(client, upstream, failure):
 
 def test_a_stream_broken_after_its_first_chunk_ends_with_an_error(client, upstream):
     upstream.script({"strong-m": [{"drop_after": 2}]})
-    stream = client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES, stream=True)
+    stream = client.chat.completions.create(
+        model="router-task_experts-0.0", messages=MESSAGES, stream=True
+    )
     received = []
     with pytest.raises(openai.APIError, match="strong upstream broke off its answer"):
         for chunk in stream:

@@ -27,16 +27,25 @@ def test_two_workers_record_every_answered_request_once(scripted_upstream, tmp_p
             force = "strong" if i % 2 else "weak"
             messages = [{"role": "user", "content": f"secret question {i}"}]
             if i < 4:
-                client.chat.completions.create(model="router-task_experts", messages=messages, extra_body={"routellm_force": force})
+                client.chat.completions.create(
+                    model="router-task_experts",
+                    messages=messages,
+                    extra_body={"routellm_force": force},
+                )
             else:
                 stream = client.chat.completions.create(
-                    model="router-task_experts", messages=messages, stream=True, extra_body={"routellm_force": force}
+                    model="router-task_experts",
+                    messages=messages,
+                    stream=True,
+                    extra_body={"routellm_force": force},
                 )
                 assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             sides.append(force)
         # A refused request is not an answered one: nothing is recorded for it.
         with pytest.raises(openai.BadRequestError):
-            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+            )
     finally:
         server.stop()  # graceful: each worker drains its queue on shutdown
     rows = read_decisions(log)
