@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 from conftest import SERVER_TIMEOUT_S
-from serve_helpers import CLIENT_KEY, free_port, start_router_server
+from serve_helpers import free_port, start_router_server
 
 MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet."}]
 
@@ -116,13 +116,11 @@ def test_unreachable_upstream_is_a_502(tmp_path):
 def test_timeouts_on_both_sides_are_a_504(client, upstream):
     slow = [{"delay": SERVER_TIMEOUT_S + 2}]
     upstream.script({"strong-m": slow, "weak-m": slow})
-    start = time.perf_counter()
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
     assert info.value.status_code == 504 and info.value.body["type"] == "upstream_timeout"
     assert "timed out" in info.value.message
-    assert time.perf_counter() - start < 2 * SERVER_TIMEOUT_S + 1.5  # read timeouts are not retried
-    assert _models(upstream) == ["strong-m", "weak-m"]
+    assert _models(upstream) == ["strong-m", "weak-m"]  # one request each: no retry of a timeout
 
 
 def test_an_upstream_refusing_the_request_is_passed_on_without_fallback(client, upstream):
@@ -134,11 +132,13 @@ def test_an_upstream_refusing_the_request_is_passed_on_without_fallback(client, 
     assert _models(upstream) == ["strong-m"]
 
 
-def _wait_for_event(upstream, event: str, timeout: float = 5.0) -> list[dict]:
+def _wait_for_event(upstream, event: str, timeout: float = 60.0) -> list[dict]:
+    """The upstream's events once one is ``event`` or ``"completed"`` (whichever comes first
+    decides the test), or after ``timeout`` seconds, a guard against a hang."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         events = upstream.events()
-        if any(e["event"] == event for e in events):
+        if any(e["event"] in (event, "completed") for e in events):
             return events
         time.sleep(0.05)
     return upstream.events()
@@ -146,28 +146,37 @@ def _wait_for_event(upstream, event: str, timeout: float = 5.0) -> list[dict]:
 
 def test_a_client_leaving_a_stream_cancels_the_upstream_request(client, upstream):
     upstream.script({"strong-m": [{"chunk_delay": 0.2}]})
-    words = " ".join(f"w{i}" for i in range(40))  # 8 s of streaming if nobody stopped it
+    words = " ".join(f"w{i}" for i in range(150))  # 30 s of streaming if nobody stopped it
     stream = client.chat.completions.create(
         model="router-task_experts-0.0", messages=[{"role": "user", "content": words}], stream=True
     )
     first = next(iter(stream))
     assert first.choices[0].delta.content == "strong-m:"
     stream.close()
-    left = time.monotonic()
     events = _wait_for_event(upstream, "disconnected")
-    assert [e["event"] for e in events] == ["disconnected"]
-    assert time.monotonic() - left < 3.0
+    assert [e["event"] for e in events] == ["disconnected"]  # not "completed"
 
 
-def test_a_client_leaving_before_the_answer_cancels_the_upstream_request(router_server, upstream):
-    upstream.script({"strong-m": [{"delay": 0.9}]})  # within the server's 1 s timeout
-    impatient = openai.OpenAI(
-        base_url=f"{router_server.base}/v1", api_key=CLIENT_KEY, max_retries=0, timeout=0.3
-    )
-    with pytest.raises(openai.APITimeoutError):
-        impatient.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
-    events = _wait_for_event(upstream, "disconnected")
-    assert [e["event"] for e in events] == ["disconnected"]
+def test_a_client_leaving_before_the_answer_cancels_the_upstream_request(upstream, tmp_path):
+    # A server of its own with a long upstream timeout, so that only the client's leaving can end
+    # the upstream request before its 30 s answer (the shared server's 1 s timeout would too).
+    url = upstream.url
+    server = start_router_server(
+        ["--strong-base-url", url, "--strong-model", "strong-m", "--weak-base-url", url,
+         "--weak-model", "weak-m", "--timeout", "60"],
+        tmp_path / "server.log",
+    )  # fmt: skip
+    try:
+        upstream.script({"strong-m": [{"delay": 30}]})
+        impatient = openai.OpenAI(
+            base_url=f"{server.base}/v1", api_key="unused", max_retries=0, timeout=0.3
+        )
+        with pytest.raises(openai.APITimeoutError):
+            impatient.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
+        events = _wait_for_event(upstream, "disconnected")
+    finally:
+        server.stop()
+    assert [e["event"] for e in events] == ["disconnected"]  # not "completed"
     assert _models(upstream) == ["strong-m"]  # cancelled, not retried or fallen back
 
 
