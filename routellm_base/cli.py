@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--data-dir",
         default=None,
-        help="folder with routellm/ (a RouteLLM checkout or ../shared/data)",
+        help="data folder holding routellm/ (or a RouteLLM checkout) for mt-bench, mmlu and "
+        "gsm8k, and rmb/ for rmb (default: $ROUTELLM_DATA_DIR; ../shared/data in development)",
     )
     ev.add_argument(
         "--router",

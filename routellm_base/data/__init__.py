@@ -1,5 +1,6 @@
 """Loading scored prompt sets (benchmarks and training sources) into one record type."""
 
+from .location import DATA_DIR_ENV, data_dir_from_env
 from .rmb import (
     MID_TIER,
     RMB_MID_TIER,
@@ -27,6 +28,8 @@ from .sources import (
 )
 
 __all__ = [
+    "DATA_DIR_ENV",
+    "data_dir_from_env",
     "MID_TIER",
     "RMB_MID_TIER",
     "RMB_TOP_TIER",

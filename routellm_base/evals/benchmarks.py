@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data import (
+    DATA_DIR_ENV,
     GPT4,
     MID_TIER,
     MIXTRAL,
     TOP_TIER,
     ScoredPrompt,
+    data_dir_from_env,
     load_gsm8k,
     load_mmlu,
     load_mt_bench,
@@ -30,6 +32,11 @@ NAMED_PAIRS = {name: (GPT4, MIXTRAL) for name in ("mt-bench", "mmlu", "gsm8k")} 
     "rmb": (TOP_TIER, MID_TIER)
 }
 """Each named benchmark's default (strong, weak) pair."""
+NAMED_FILES = {
+    name: "routellm/ (RouteLLM's evals; a RouteLLM checkout works too)"
+    for name in ("mt-bench", "mmlu", "gsm8k")
+} | {"rmb": "rmb/pairs.jsonl"}
+"""What each named benchmark reads under the data folder."""
 NAMED_NOTES = {
     name: "RouteLLM contamination filter applied" for name in ("mt-bench", "mmlu", "gsm8k")
 } | {
@@ -75,15 +82,19 @@ def load_benchmark(
 ) -> Benchmark:
     """``mt-bench``, ``mmlu``, ``gsm8k`` or ``rmb`` from ``data_dir``, or a generic JSONL file.
 
-    RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
+    ``data_dir`` defaults to ``$ROUTELLM_DATA_DIR``; a named benchmark without either raises
+    ``ValueError`` naming both and the files it needs. RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
     the paper's contamination filter. ``rmb`` is the held-out fold of RMB's open-chat pairs
     (:func:`routellm_base.data.load_rmb`), scored as ``top-tier`` vs ``mid-tier``. A JSONL file
     needs ``strong_model`` and ``weak_model``.
     """
     if name_or_path in NAMED_BENCHMARKS:
+        data_dir = data_dir if data_dir is not None else data_dir_from_env()
         if data_dir is None:
             raise ValueError(
-                f"benchmark {name_or_path!r} needs --data-dir (a RouteLLM checkout or ../shared/data)"
+                f"benchmark {name_or_path!r} needs the data folder holding "
+                f"{NAMED_FILES[name_or_path]}: pass --data-dir (data_dir= in Python) or set "
+                f"{DATA_DIR_ENV} (../shared/data in this repository's set-up; README: Data)"
             )
         rows = NAMED_BENCHMARKS[name_or_path](data_dir)
         name = name_or_path

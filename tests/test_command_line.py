@@ -1,0 +1,32 @@
+"""The ``routellm`` command line as a new user meets it: help text on every option, the data
+folder from ``$ROUTELLM_DATA_DIR``, a closed pipe, benchmark file names, the curves plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routellm_base.cli import main
+from routellm_base.data import DATA_DIR_ENV
+
+
+def test_eval_reads_the_data_folder_from_the_environment(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(data_dir))
+    assert main(["eval", "--benchmark", "rmb", "--router", "random", "--no-progress"]) == 0
+    [row] = [line.split() for line in capsys.readouterr().out.splitlines() if " rmb " in line]
+    assert row[:3] == ["random", "rmb", "266"]
+
+
+def test_a_named_benchmark_without_a_data_folder_says_how_to_give_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert main(["eval", "--benchmark", "rmb", "--router", "random", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "--data-dir" in error and DATA_DIR_ENV in error and "rmb/pairs.jsonl" in error
+    assert "RouteLLM checkout" not in error  # a RouteLLM checkout has no rmb/
+    assert main(["eval", "--benchmark", "mmlu", "--router", "random", "--no-progress"]) == 2
+    assert "routellm/" in capsys.readouterr().err
