@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     route = sub.add_parser("route", help="print the routing decision for one prompt")
-    route.add_argument("prompt")
+    route.add_argument("prompt", help="the prompt to route (quote it)")
     route.add_argument(
         "--router",
         default=DEFAULT_ROUTER,
@@ -241,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--plot", default=None, help="write a PNG of performance against strong-call share"
     )
-    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr while scoring"
+    )
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser(
@@ -253,9 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="your prompts: JSONL with 'prompt', one per line, or log:PATH (the routed calls of a routing "
         "log written with store_prompts=True)",
     )
-    cal.add_argument("--strong-share", type=float, required=True)
-    cal.add_argument("--router", default=DEFAULT_ROUTER)
-    cal.add_argument("--json", action="store_true")
+    cal.add_argument(
+        "--strong-share",
+        type=float,
+        required=True,
+        help="share of your prompts to send to the strong model, in [0, 1] (e.g. 0.3)",
+    )
+    cal.add_argument(
+        "--router",
+        default=DEFAULT_ROUTER,
+        help=f"bundled router name (default {DEFAULT_ROUTER}) or checkpoint folder",
+    )
+    cal.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (router, prompts, strong_share, threshold, achieved_share)",
+    )
     cal.set_defaults(func=cmd_calibrate)
 
     from .serve.command import add_serve_parser
@@ -282,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--router", default=DEFAULT_ROUTER, help="router whose embedder measures similarity"
     )
     dc.add_argument("--cosine", type=float, default=0.95, help="near-duplicate threshold")
-    dc.add_argument("--json", action="store_true")
+    dc.add_argument(
+        "--json", action="store_true", help="print one JSON object (train, eval, flagged ids)"
+    )
     dc.set_defaults(func=cmd_decontaminate)
     return parser
 

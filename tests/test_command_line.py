@@ -3,12 +3,38 @@ folder from ``$ROUTELLM_DATA_DIR``, a closed pipe, benchmark file names, the cur
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from routellm_base.cli import main
+from routellm_base.cli import build_parser, main
 from routellm_base.data import DATA_DIR_ENV
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_option_of_every_subcommand_has_help_text() -> None:
+    subcommands = _subcommands()
+    assert {"route", "eval", "calibrate", "train", "judge", "serve", "report"} <= set(subcommands)
+    missing = [
+        f"{name} {' / '.join(action.option_strings) or action.dest}"
+        for name, parser in subcommands.items()
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    assert missing == []
+
+
+def test_every_subcommand_has_help_text() -> None:
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert all((choice.help or "").strip() for choice in sub._choices_actions)
+    assert {choice.dest for choice in sub._choices_actions} == set(_subcommands())
 
 
 def test_eval_reads_the_data_folder_from_the_environment(

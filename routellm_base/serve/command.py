@@ -101,7 +101,12 @@ def add_serve_parser(sub: Any) -> None:
         action="store_true",
         help="never call the other side when the chosen one fails",
     )
-    sv.add_argument("--log-level", default=None, choices=LOG_LEVELS)
+    sv.add_argument(
+        "--log-level",
+        default=None,
+        choices=LOG_LEVELS,
+        help="server log level: critical, error, warning, info (default) or debug",
+    )
     sv.add_argument(
         "--log",
         default=None,

@@ -494,7 +494,12 @@ def add_train_parser(sub: Any) -> None:
         "train",
         help="train a router checkpoint from battles (needs the train extra, except sw_ranking)",
     )
-    tr.add_argument("family", choices=FAMILIES)
+    tr.add_argument(
+        "family",
+        choices=FAMILIES,
+        help="router family to train: mf, sw_ranking, bert, causal_llm or task_experts "
+        "(see README: Train your own router)",
+    )
     tr.add_argument(
         "--data",
         action="append",
@@ -512,13 +517,25 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--model-map", action="append", help="SOURCE=TARGET model-name mapping; repeatable"
     )
-    tr.add_argument("--embedder", default="minilm-l6-static-256")
+    tr.add_argument(
+        "--embedder",
+        default="minilm-l6-static-256",
+        help="prompt embedder of mf, sw_ranking and task_experts, and of decontamination: a "
+        "bundled static name (default minilm-l6-static-256), static:PATH, "
+        "sentence_transformer[:PATH] or openai:MODEL",
+    )
     tr.add_argument(
         "--exclude",
         action="append",
         help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against",
     )
-    tr.add_argument("--cosine", type=float, default=NEAR_DUPLICATE_COSINE)
+    tr.add_argument(
+        "--cosine",
+        type=float,
+        default=NEAR_DUPLICATE_COSINE,
+        help="a training prompt whose embedding has at least this cosine similarity to an "
+        f"--exclude prompt is dropped as a near duplicate (default {NEAR_DUPLICATE_COSINE})",
+    )
     tr.add_argument(
         "--calibration-prompts",
         help="reference prompts whose win-rate quantiles are stored for --strong-share: JSONL with "
@@ -535,7 +552,12 @@ def add_train_parser(sub: Any) -> None:
         help="the data holds this named benchmark's items outside its held-out fold (crossfit_fold != 0); "
         "`routellm eval` then scores it on that fold only; repeatable",
     )
-    tr.add_argument("--dim", type=int, default=128)
+    tr.add_argument(
+        "--dim",
+        type=int,
+        default=128,
+        help="mf: size of the model and prompt vectors (default 128)",
+    )
     tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
     tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert), 1e-4 (causal_llm)")
     tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert), 8 (causal_llm)")
@@ -566,8 +588,16 @@ def add_train_parser(sub: Any) -> None:
         default=2,
         help="causal_llm: how many of the last decoder layers are fine-tuned (the rest stay frozen)",
     )
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of initialisation, batch order, validation split and cross-validation "
+        "folds (default 0)",
+    )
+    tr.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr while training"
+    )
     tr.set_defaults(func=lambda args: _run(args))
 
 
