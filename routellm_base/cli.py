@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -304,7 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141
+"""Exit status when the reader of stdout went away (``routellm report | head``): 128 + SIGPIPE,
+what a shell reports for a command that the pipe's closing ended."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``routellm ARGS`` (``argv``, default ``sys.argv[1:]``); returns the exit status: 0 done,
+    2 a usage or input error (printed as ``routellm: error: ...``), 141 stdout closed early."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # What was parsed, not sys.argv: recipes call main() in-process, and a checkpoint records the
@@ -312,7 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = list(sys.argv[1:] if argv is None else argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        status = func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return status
+    except BrokenPipeError:
+        # The reader left (e.g. `| head`): stop quietly. Later writes, including the
+        # interpreter's last flush, go to /dev/null instead of raising again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except (RouteLLMError, FileNotFoundError, ValueError) as exc:
         print(f"routellm: error: {exc}", file=sys.stderr)
         return 2

@@ -4,11 +4,15 @@ folder from ``$ROUTELLM_DATA_DIR``, a closed pipe, benchmark file names, the cur
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from routellm_base.cli import build_parser, main
+from routellm_base import RoutingEngine
+from routellm_base.cli import EXIT_BROKEN_PIPE, build_parser, main
 from routellm_base.data import DATA_DIR_ENV
 
 
@@ -56,3 +60,26 @@ def test_a_named_benchmark_without_a_data_folder_says_how_to_give_one(
     assert "RouteLLM checkout" not in error  # a RouteLLM checkout has no rmb/
     assert main(["eval", "--benchmark", "mmlu", "--router", "random", "--no-progress"]) == 2
     assert "routellm/" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path: Path) -> None:
+    from routellm_base.log import RoutingLog
+
+    engine = RoutingEngine("random", threshold=0.5)
+    with RoutingLog(tmp_path / "log.db") as log:
+        for i in range(20):
+            log.record(engine.decide(f"question {i}"))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte (`| head`, done early)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "routellm_base", "report", "--log", str(tmp_path / "log.db")],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.stderr == ""  # no BrokenPipeError traceback
+    assert done.returncode == EXIT_BROKEN_PIPE
