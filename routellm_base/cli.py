@@ -107,14 +107,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 return ""
             return f"{row['random_apgr']:.3f}±{row['random_apgr_std']:.3f}"
 
-        width = max(28, *(len(row["router"]) for row in rows))  # checkpoint paths are printed whole
+        # Checkpoint paths and benchmark file names are printed whole.
+        width = max(28, *(len(row["router"]) for row in rows))
+        bench_width = max(12, *(len(row["benchmark"]) for row in rows))
         print(
-            f"{'router':<{width}} {'benchmark':<12} {'n':>6} {'APGR':>7} {'random (200)':>13} "
+            f"{'router':<{width}} {'benchmark':<{bench_width}} {'n':>6} {'APGR':>7} {'random (200)':>13} "
             f"{'CPT20':>7} {'CPT50':>7} {'CPT80':>7}"
         )
         for row in rows:
             print(
-                f"{row['router']:<{width}} {row['benchmark'][:12]:<12} {row['n']:>6} {row['apgr']:>7.3f} "
+                f"{row['router']:<{width}} {row['benchmark']:<{bench_width}} {row['n']:>6} {row['apgr']:>7.3f} "
                 f"{band(row):>13} {pct(row['cpt20']):>7} {pct(row['cpt50']):>7} {pct(row['cpt80']):>7}"
             )
         for bench in benchmarks:

@@ -4,6 +4,7 @@ folder from ``$ROUTELLM_DATA_DIR``, a closed pipe, benchmark file names, the cur
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,17 @@ def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path: Path) -> None:
         os.close(write)
     assert done.stderr == ""  # no BrokenPipeError traceback
     assert done.returncode == EXIT_BROKEN_PIPE
+
+
+def test_eval_prints_a_benchmark_file_name_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "my_prompts.jsonl"
+    rows = [
+        {"id": i, "prompt": f"prompt {i}", "scores": {"big": i % 2, "small": 0}} for i in range(8)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", "--benchmark", str(path), "--strong", "big", "--weak", "small"]
+    assert main([*args, "--router", "random", "--no-progress"]) == 0
+    [row] = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert row[:3] == ["random", "my_prompts.jsonl", "8"]
