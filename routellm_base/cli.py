@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead of their reference pair",
     )
     ev.add_argument(
-        "--references", action="store_true", help="add random-baseline (200 seeds) and oracle rows"
+        "--references",
+        action="store_true",
+        help="add random-baseline (200 seeds) and oracle rows (--plot always draws both)",
     )
     ev.add_argument(
         "--json", action="store_true", help="print a JSON list, one object per router and benchmark"

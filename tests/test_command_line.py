@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from routellm_base import RoutingEngine
+from routellm_base import RandomRouter, RoutingEngine
 from routellm_base.cli import EXIT_BROKEN_PIPE, build_parser, main
 from routellm_base.data import DATA_DIR_ENV
+from routellm_base.evals import curves_figure, evaluate, load_benchmark
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -98,3 +99,19 @@ def test_eval_prints_a_benchmark_file_name_whole(
     assert main([*args, "--router", "random", "--no-progress"]) == 0
     [row] = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert row[:3] == ["random", "my_prompts.jsonl", "8"]
+
+
+def test_the_curves_plot_draws_the_random_band_beside_the_routers(data_dir: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    bench = load_benchmark("mt-bench", data_dir)
+    fig = curves_figure([evaluate(RandomRouter(seed=1), bench)])
+    [ax] = fig.axes
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels[0].startswith("random (200 seeds, band ±1 sd; APGR ")
+    assert labels[1].startswith("random (APGR ")  # the router scored, seed 1
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    x = band.get_paths()[0].vertices[:, 0]
+    assert x.min() == 0 and x.max() == 100  # over every strong-call share
+    plt.close(fig)

@@ -102,3 +102,18 @@ def random_baseline(
         t: ((float(np.mean(v)), float(np.std(v))) if v else (None, None)) for t, v in cpts.items()
     }
     return float(np.mean(apgrs)), float(np.std(apgrs)), cpt_summary
+
+
+def random_band(
+    strong: np.ndarray, weak: np.ndarray, seeds: int = 200, seed: int = 0, points: int = 101
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random router's performance against strong-call share, over the same ``seeds`` runs as
+    :func:`random_baseline`: ``(shares, mean, std)``, each of shape ``(points,)``, the shares
+    evenly spaced over 0..1 and the performance in the benchmark's score units."""
+    rng = np.random.default_rng(seed)
+    shares = np.linspace(0.0, 1.0, points)
+    runs = np.empty((seeds, points))
+    for i in range(seeds):
+        curve = quality_curve(rng.random(len(strong)), strong, weak)
+        runs[i] = np.interp(shares, curve.shares, curve.performance)
+    return shares, runs.mean(axis=0), runs.std(axis=0)

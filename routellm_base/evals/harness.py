@@ -12,7 +12,14 @@ from ..data import holdout_split
 from ..progress import progress_bar
 from ..routers.base import Router
 from .benchmarks import Benchmark
-from .curves import CPT_TARGETS, QualityCurve, oracle_curve, quality_curve, random_baseline
+from .curves import (
+    CPT_TARGETS,
+    QualityCurve,
+    oracle_curve,
+    quality_curve,
+    random_band,
+    random_baseline,
+)
 
 
 @dataclass
@@ -109,8 +116,11 @@ def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any
     ]
 
 
-def plot_curves(results: Sequence[EvalResult], path: str) -> None:
-    """PNG: performance against strong-call share, one line per router, with weak/strong/oracle."""
+def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
+    """A matplotlib figure of performance against strong-call share, one panel per benchmark:
+    one line per router, the random router's mean and its band (±1 standard deviation over
+    ``seeds`` runs, as the table's random column), the oracle, and the weak and strong models'
+    scores. Needs matplotlib (the ``eval`` extra); ``ImportError`` names it when missing."""
     try:
         import matplotlib
 
@@ -122,13 +132,24 @@ def plot_curves(results: Sequence[EvalResult], path: str) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names):
         group = [r for r in results if r.benchmark.name == name]
+        bench = group[0].benchmark
+        shares, mean, std = random_band(bench.strong, bench.weak, seeds=seeds)
+        apgr_mean, apgr_std, _ = random_baseline(bench.strong, bench.weak, seeds=seeds)
+        ax.fill_between(shares * 100, mean - std, mean + std, color="grey", alpha=0.25, lw=0)
+        ax.plot(
+            shares * 100,
+            mean,
+            "-",
+            color="grey",
+            lw=1,
+            label=f"random ({seeds} seeds, band ±1 sd; APGR {apgr_mean:.3f}±{apgr_std:.3f})",
+        )
         for result in group:
             ax.plot(
                 result.curve.shares * 100,
                 result.curve.performance,
                 label=f"{result.router} (APGR {result.curve.apgr():.3f})",
             )
-        bench = group[0].benchmark
         oracle = oracle_curve(bench.strong, bench.weak)
         ax.plot(oracle.shares * 100, oracle.performance, ":", color="grey", label="oracle")
         ax.axhline(
@@ -140,5 +161,13 @@ def plot_curves(results: Sequence[EvalResult], path: str) -> None:
         ax.set_ylabel("performance")
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(results: Sequence[EvalResult], path: str) -> None:
+    """Write :func:`curves_figure` of ``results`` to ``path`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(results)
     fig.savefig(path, dpi=120)
     plt.close(fig)
