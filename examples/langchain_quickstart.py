@@ -73,7 +73,9 @@ def local_models() -> tuple[BaseChatModel, BaseChatModel]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--router", default="task_experts", help="bundled router name or checkpoint folder (default: task_experts)"
+        "--router",
+        default="task_experts",
+        help="bundled router name or checkpoint folder (default: task_experts)",
     )
     parser.add_argument(
         "--strong-share", type=float, default=0.5, help="target share of strong calls"
