@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 
 from langchain_core.language_models import BaseChatModel
@@ -68,6 +69,21 @@ def local_models() -> tuple[BaseChatModel, BaseChatModel]:
     weak = load_smollm2(model_name="smollm2-as-weak", max_new_tokens=16)  # same weights
     print(f"loaded in {time.perf_counter() - start:.0f} s\n")
     return strong, weak
+
+
+def share_note(router: routellm_base.Router, strong_share: float) -> str:
+    """Why the share of these few prompts that go strong need not be the target."""
+    calibration = router.calibration
+    if calibration is None:
+        return "(no stored calibration: the threshold is fixed, not chosen for a share)"
+    return textwrap.fill(
+        f"Why the share below can differ: the threshold is the win rate that sends "
+        f"{strong_share:.0%} of the router's calibration set strong ({calibration.reference}). "
+        f"These {len(PROMPTS)} prompts are not that set, so more or fewer of them can go strong. "
+        "To hold the share on your own traffic, calibrate on your prompts (routellm calibrate) "
+        "or pass share_window= (README: Operating a live router).",
+        width=96,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"router: {llm.engine.router.name}  strong share target: {args.strong_share:.0%}  "
-        f"threshold: {llm.engine.threshold:.3f}\n"
+        f"threshold: {llm.engine.threshold:.3f}"
     )
+    print(share_note(llm.engine.router, args.strong_share) + "\n")
+    strong_calls = 0
     for prompt in PROMPTS:
         msg = chain.invoke({"question": prompt}, config={"callbacks": [costs]})
         d = msg.response_metadata["routellm"]
@@ -135,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(threshold {d['threshold']:.3f})  tokens {usage.get('input_tokens')}/{usage.get('output_tokens')}"
         )
         print(f"  {' '.join(str(msg.content).split())[:160]}\n")
+        strong_calls += d["side"] == "strong"
+    print(
+        f"{strong_calls} of {len(PROMPTS)} routed prompts went strong "
+        f"(target {args.strong_share:.0%} of traffic like the calibration set; see above)\n"
+    )
 
     # Streaming through a chain with a parser; the decision rides on the first chunk.
     print("> (streamed, forced strong) Name three colors.")

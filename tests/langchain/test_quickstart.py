@@ -28,3 +28,35 @@ def test_quickstart_offline(
     assert "calls: 3" in out  # 2 prompts + the streamed one
     assert "always-strong: $" in out and "savings: $" in out
     assert "llm.cost_report(): 3 calls" in out
+
+
+def test_quickstart_explains_a_strong_share_away_from_its_target(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The bundled router on the six quickstart prompts, with canned sides instead of SmolLM2:
+    # the printout must say why the share of these prompts differs from the 50% target.
+    import itertools
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    spec = importlib.util.spec_from_file_location("langchain_quickstart", EXAMPLE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def canned() -> tuple[GenericFakeChatModel, GenericFakeChatModel]:
+        answer = itertools.cycle([AIMessage("an answer", response_metadata={"model_name": "m"})])
+        return GenericFakeChatModel(messages=answer), GenericFakeChatModel(messages=answer)
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(module, "local_models", canned)
+    assert module.main([]) == 0
+    out = capsys.readouterr().out
+    strong = out.count("  -> STRONG")
+    assert strong + out.count("  -> WEAK") == len(module.PROMPTS) == 6
+    assert "strong share target: 50%" in out
+    note = " ".join(out.split())  # the note is wrapped
+    assert "the threshold is the win rate that sends 50% of the router's calibration set" in note
+    assert "(Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts))" in note
+    assert f"{strong} of 6 routed prompts went strong (target 50% of traffic like" in out
