@@ -60,7 +60,9 @@ def add_report_parser(sub: Any) -> None:
     rp.add_argument("--plot", default=None, help="also write a PNG (needs the 'report' extra)")
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument(
-        "--every", default=None, help="time-bin width, e.g. 15m, 1h, 1d (default: at most 24 bins)"
+        "--every",
+        default=None,
+        help="time-bin width, e.g. 30s, 15m, 1h, 1d (default: at most 24 bins over the log's span)",
     )
     rp.add_argument(
         "--buckets", type=int, default=5, help="win-rate buckets of the judged calls (equal counts)"

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,16 @@ from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions, feedback
 from .store import create_log_engine, log_url
 
-BIN_CHOICES_S = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+BIN_CHOICES_S: tuple[float, ...] = (
+    *(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
+    *(1, 2, 5, 10, 15, 30),
+    *(60, 2 * 60, 5 * 60, 10 * 60, 15 * 60, 30 * 60),
+    *(3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600),
+    *(86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400, 365 * 86400),
+)
 """Time-bin widths the report picks from (seconds): the smallest giving at most
-:data:`MAX_AUTO_BINS` bins."""
+:data:`MAX_AUTO_BINS` bins over the log's span, so that a log of one second gets bins of tens of
+milliseconds and a log of a month bins of days."""
 MAX_AUTO_BINS = 24
 PSI_BINS = 10
 """PSI compares the shares of traffic in the calibration set's deciles (10% each)."""
@@ -53,7 +60,9 @@ class TimeBin:
     """Calls whose ``created_at`` falls in ``[start, start + seconds)`` (UTC)."""
 
     start: datetime
-    seconds: int
+    seconds: float
+    """The bin's width in seconds (an ``int`` from a given ``every``; under a second for a
+    short log)."""
     calls: int
     strong: int
     cost_usd: float
@@ -274,7 +283,7 @@ def build_report(
 
     ``prices``: USD per 1M input/output tokens per model, merged over ``DEFAULT_PRICES``;
     ``every``: time-bin width in seconds (default: the smallest of :data:`BIN_CHOICES_S` giving
-    at most 24 bins); ``buckets``: win-rate buckets of the judged calls (equal counts);
+    at most 24 bins over the log's span, from milliseconds to a year); ``buckets``: win-rate buckets of the judged calls (equal counts);
     ``routers``: more router names or checkpoint folders in which to look for a logged
     checkpoint's calibration (the logged router name is tried first).
 
@@ -424,23 +433,26 @@ def _extra(text: str | None) -> dict[str, Any]:
 # -- sections -----------------------------------------------------------------------------------
 
 
-def _bins(rows: list[dict[str, Any]], every: int | None) -> tuple[TimeBin, ...]:
+def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...]:
     if not rows:
         return ()
     stamps = [r["created_at"].timestamp() for r in rows]
     if every is None:
         span = max(stamps) - min(stamps)
-        every = next((s for s in BIN_CHOICES_S if span / s < MAX_AUTO_BINS), BIN_CHOICES_S[-1])
+        if span == 0:  # one call, or all at one instant: one bin of a minute
+            every = 60
+        else:
+            every = next((s for s in BIN_CHOICES_S if span / s < MAX_AUTO_BINS), BIN_CHOICES_S[-1])
     groups: dict[int, list[dict[str, Any]]] = {}
     for stamp, row in zip(stamps, rows):
-        groups.setdefault(int(stamp // every) * every, []).append(row)
+        groups.setdefault(math.floor(stamp / every), []).append(row)
     bins = []
-    for start in sorted(groups):
-        group = groups[start]
+    for index in sorted(groups):
+        group = groups[index]
         thresholds = [r["threshold"] for r in group if not r["forced"]]
         bins.append(
             TimeBin(
-                start=datetime.fromtimestamp(start, timezone.utc),
+                start=_bin_start(index, every),
                 seconds=every,
                 calls=len(group),
                 strong=sum(r["side"] == "strong" for r in group),
@@ -450,6 +462,13 @@ def _bins(rows: list[dict[str, Any]], every: int | None) -> tuple[TimeBin, ...]:
             )
         )
     return tuple(bins)
+
+
+def _bin_start(index: int, every: float) -> datetime:
+    """The start of bin ``index`` of width ``every`` seconds counted from the Unix epoch, to the
+    microsecond (exact for every width of :data:`BIN_CHOICES_S` and whole seconds)."""
+    microseconds = round(index * every * 1_000_000)
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=microseconds)
 
 
 def _call_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
@@ -697,9 +716,11 @@ def _format(report: LogReport) -> list[str]:
     lines = [f"routing log {report.log}"]
     if not report.calls:
         return [*lines, "no calls recorded yet"]
+    span = (report.last - report.first).total_seconds()
     lines.append(
-        f"{report.calls} calls from {report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M} "
-        f"UTC, strong share {share_text(report.strong_share)}"
+        f"{report.calls} calls from {_stamp(report.first, span / MAX_AUTO_BINS)} to "
+        f"{_stamp(report.last, span / MAX_AUTO_BINS)} UTC, strong share "
+        f"{share_text(report.strong_share)}"
     )
     lines.append(
         f"forced {report.forced}, fallbacks {report.fallbacks}, "
@@ -709,11 +730,13 @@ def _format(report: LogReport) -> list[str]:
 
     width = report.bins[0].seconds if report.bins else 0
     lines += ["", f"Traffic per {_duration(width)} (UTC)"]
-    lines.append(f"  {'from':<16} {'calls':>7} {'strong':>7} {'cost':>12} {'threshold':>10}")
-    for b in report.bins:
+    starts = [_stamp(b.start, width) for b in report.bins]
+    column = max(16, *(len(s) for s in starts))
+    lines.append(f"  {'from':<{column}} {'calls':>7} {'strong':>7} {'cost':>12} {'threshold':>10}")
+    for b, start in zip(report.bins, starts):
         threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
         lines.append(
-            f"  {b.start:%Y-%m-%d %H:%M} {b.calls:>7} {share_text(b.strong_share):>7} "
+            f"  {start:<{column}} {b.calls:>7} {share_text(b.strong_share):>7} "
             f"{usd_text(b.cost_usd):>12} {threshold:>10}"
         )
     if report.window is not None:
@@ -817,9 +840,21 @@ def _psi_reading(psi: float | None) -> str:
     return "stable" if psi < 0.1 else "moderate shift" if psi <= 0.25 else "major shift"
 
 
-def _duration(seconds: int) -> str:
-    for unit, size in (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''}" if count > 1 else unit
-    return f"{seconds} s"
+def _duration(seconds: float) -> str:
+    """A bin width in words: ``minute``, ``15 minutes``, ``2 days``, ``second``, ``50 ms``."""
+    units = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    for unit, size in units:
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}s" if count > 1 else unit
+    return f"{seconds * 1000:g} ms"
+
+
+def _stamp(when: datetime, resolution: float) -> str:
+    """``when`` to the minute, or to the second or millisecond when ``resolution`` (seconds)
+    is finer, so that times a bin (or a short log) apart print apart."""
+    if resolution >= 60:
+        return f"{when:%Y-%m-%d %H:%M}"
+    if resolution >= 1:
+        return f"{when:%Y-%m-%d %H:%M:%S}"
+    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond // 1000:03d}"

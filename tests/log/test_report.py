@@ -354,3 +354,97 @@ def test_golden_labels_given_as_feedback_count_and_outrank_the_judge(tmp_path: P
         sum(b.strong_wins for b in judged.buckets) == 1 and sum(b.ties for b in judged.buckets) == 1
     )
     assert sum(b.weak_wins for b in judged.buckets) == 0
+
+
+def _timed_log(
+    path: Path, step: timedelta, routers: tuple[str, ...], pair: tuple[str, str]
+) -> None:
+    """40 calls ``step`` apart from START, the routers taking turns, then their times set."""
+    engines = [RoutingEngine(load_router(r), strong_share=0.3) for r in routers]
+    prompts = [f"What is {a} times {a + 7}?" for a in range(20)] + [
+        f"Write a short poem about the number {a}." for a in range(20)
+    ]
+    log = RoutingLog(path)
+    for i, prompt in enumerate(prompts):
+        decision = engines[i % len(engines)].decide(
+            prompt, strong_model=pair[0], weak_model=pair[1]
+        )
+        log.record(decision, conversation=prompt, strong_model=pair[0], weak_model=pair[1],
+                   checkpoint_id=decision.checkpoint_id, input_tokens=40, output_tokens=200)  # fmt: skip
+    assert log.close(timeout=60)
+    db = create_engine(f"sqlite:///{path}")
+    with db.begin() as connection:
+        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
+        for i, call_id in enumerate(list(ids)):
+            connection.execute(
+                update(decisions).where(decisions.c.call_id == call_id)
+                .values(created_at=START + i * step)
+            )  # fmt: skip
+    db.dispose()
+
+
+def _check_time_axes(report, step: timedelta):  # type: ignore[no-untyped-def]
+    """The two time panels span exactly the report's bins, which cover the calls and no more
+    than a bin either side, with distinct tick labels inside; returns the figure."""
+    import matplotlib.dates as mdates
+
+    from routellm_base.log.report_plot import report_figure, time_span
+
+    first, last = START, START + 39 * step
+    assert (report.first, report.last) == (first, last)
+    assert 10 <= len(report.bins) <= 24  # a picture of the log, not one bar
+    width = timedelta(seconds=report.bins[0].seconds)
+    start, end = time_span(report)
+    assert first - width < start <= first and last < end <= last + width
+    fig = report_figure(report)
+    panels = {ax.get_label(): ax for ax in fig.axes}
+    expected = (mdates.date2num(start), mdates.date2num(end))
+    for name in ("traffic", "cost"):
+        ax = panels[name]
+        assert ax.get_xlim() == pytest.approx(expected, abs=1e-9), name
+    fig.canvas.draw()
+    ticks = [t for t in panels["traffic"].get_xticklabels() if t.get_text()]
+    assert len(ticks) >= 3
+    assert len({t.get_text() for t in ticks}) == len(ticks)  # each tick says a different time
+    for legend in [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]:
+        box = legend.get_window_extent()
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, legend.get_texts()[0].get_text()
+        assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, legend.get_texts()[0].get_text()
+    return fig
+
+
+def test_the_report_of_a_one_second_log_bins_and_draws_that_second(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    # Two routers (their drift legend fits the figure); unpriced models (the cost panel says so).
+    _timed_log(tmp_path / "log.db", timedelta(milliseconds=25), ("task_experts", "mf"),
+               ("big", "small"))  # fmt: skip
+    report = build_report(tmp_path / "log.db")
+    assert report.bins[0].seconds == 0.05 and sum(b.calls for b in report.bins) == 40
+    fig = _check_time_axes(report, timedelta(milliseconds=25))
+    cost = {ax.get_label(): ax for ax in fig.axes}["cost"]
+    assert cost.get_lines() == []  # no made-up $0 line
+    assert "no price for big, small" in " ".join(t.get_text() for t in cost.texts).replace(
+        "\n", " "
+    )
+    plt.close(fig)
+    text = report.format()
+    assert "Traffic per 50 ms (UTC)" in text
+    assert "40 calls from 2026-03-02 09:00:00.000 to 2026-03-02 09:00:00.975 UTC" in text
+    assert "  2026-03-02 09:00:00.050 " in text
+
+
+def test_the_report_of_a_month_long_log_bins_and_draws_that_month(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    step = timedelta(hours=18, minutes=30)  # 40 calls over 30 days
+    _timed_log(tmp_path / "log.db", step, ("task_experts",), (STRONG, WEAK))
+    report = build_report(tmp_path / "log.db")
+    assert report.bins[0].seconds == 2 * 86400
+    fig = _check_time_axes(report, step)
+    cost = {ax.get_label(): ax for ax in fig.axes}["cost"]
+    spent, always = cost.get_lines()
+    assert spent.get_ydata()[-1] == pytest.approx(report.cost.cost_usd)
+    assert always.get_ydata()[-1] == pytest.approx(report.cost.always_strong_usd)
+    plt.close(fig)
+    assert "Traffic per 2 days (UTC)" in report.format()
