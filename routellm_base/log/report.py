@@ -383,13 +383,14 @@ def parse_every(text: str) -> int:
 
 
 def wilson_interval(share: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a share observed over ``n`` trials (95% by default)."""
+    """Wilson score interval of a share observed over ``n`` trials (95% by default); it holds
+    ``share`` (rounding alone put the upper end of a share of 1 at 0.9999999999999999)."""
     if n == 0:
         return (0.0, 1.0)
     denominator = 1 + z * z / n
     centre = (share + z * z / (2 * n)) / denominator
     half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, min(share, centre - half)), min(1.0, max(share, centre + half)))
 
 
 def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:

@@ -23,7 +23,7 @@ from routellm_base.cli import main
 from routellm_base.costs import DEFAULT_PRICES
 from routellm_base.errors import MissingDependencyError, RoutingInputError
 from routellm_base.log import RoutingLog, comparisons, decisions
-from routellm_base.log.report import build_report, parse_every, rank_auc
+from routellm_base.log.report import build_report, parse_every, rank_auc, wilson_interval
 from routellm_base.log.report_plot import plot_report
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -448,3 +448,12 @@ def test_the_report_of_a_month_long_log_bins_and_draws_that_month(tmp_path: Path
     assert always.get_ydata()[-1] == pytest.approx(report.cost.always_strong_usd)
     plt.close(fig)
     assert "Traffic per 2 days (UTC)" in report.format()
+
+
+def test_the_wilson_interval_holds_the_observed_share():
+    # A bucket the strong model won every time has share 1: its interval must reach 1 (the
+    # plot's error bar below it is share - low, above it high - share, neither negative).
+    for n in range(1, 300):
+        for share in (0.0, 1.0, *(k / n for k in range(1, n))):
+            low, high = wilson_interval(share, n)
+            assert 0.0 <= low <= share <= high <= 1.0, (share, n)
