@@ -45,9 +45,13 @@ BIN_CHOICES_S: tuple[float, ...] = (
     *(86400, 2 * 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400, 365 * 86400),
 )
 """Time-bin widths the report picks from (seconds): the smallest giving at most
-:data:`MAX_AUTO_BINS` bins over the log's span, so that a log of one second gets bins of tens of
-milliseconds and a log of a month bins of days."""
+:data:`MAX_AUTO_BINS` bins over the log's span, and no more bins than one per
+:data:`MIN_CALLS_PER_BIN` calls, so that a log of one second gets bins of tens of milliseconds
+and a log of a month bins of days."""
 MAX_AUTO_BINS = 24
+MIN_CALLS_PER_BIN = 5
+"""A bin's strong share over one or two calls says little: the automatic width leaves about
+this many calls per bin on average."""
 PSI_BINS = 10
 """PSI compares the shares of traffic in the calibration set's deciles (10% each)."""
 PSI_FLOOR = 1e-4
@@ -283,7 +287,8 @@ def build_report(
 
     ``prices``: USD per 1M input/output tokens per model, merged over ``DEFAULT_PRICES``;
     ``every``: time-bin width in seconds (default: the smallest of :data:`BIN_CHOICES_S` giving
-    at most 24 bins over the log's span, from milliseconds to a year); ``buckets``: win-rate buckets of the judged calls (equal counts);
+    at most 24 bins over the log's span, and about 5 calls a bin or more, from milliseconds to
+    a year); ``buckets``: win-rate buckets of the judged calls (equal counts);
     ``routers``: more router names or checkpoint folders in which to look for a logged
     checkpoint's calibration (the logged router name is tried first).
 
@@ -443,7 +448,8 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
         if span == 0:  # one call, or all at one instant: one bin of a minute
             every = 60
         else:
-            every = next((s for s in BIN_CHOICES_S if span / s < MAX_AUTO_BINS), BIN_CHOICES_S[-1])
+            most = max(1, min(MAX_AUTO_BINS, len(rows) // MIN_CALLS_PER_BIN))
+            every = next((s for s in BIN_CHOICES_S if span / s < most), BIN_CHOICES_S[-1])
     groups: dict[int, list[dict[str, Any]]] = {}
     for stamp, row in zip(stamps, rows):
         groups.setdefault(math.floor(stamp / every), []).append(row)
