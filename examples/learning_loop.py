@@ -1,14 +1,21 @@
-"""Learn from your own traffic, offline: log -> shadow comparisons -> judge -> train -> calibrate.
+"""Learn from your own traffic, offline: log -> shadow comparisons -> judge -> train -> calibrate
+-> route with the new router -> read its log with ``routellm report``.
 
-    python examples/learning_loop.py [FOLDER]     # writes FOLDER/traffic.db and FOLDER/router
+    python examples/learning_loop.py [FOLDER]
+
+writes FOLDER/traffic.db (the first traffic, routed at random, judged, to train on),
+FOLDER/router (the router trained on it), FOLDER/routed.db (new traffic routed by that router,
+judged too) and FOLDER/report.png (``routellm report`` of routed.db, also printed).
 
 Runs in seconds with no API key and no model download. The two sides and the judge are
-stand-ins so that it runs anywhere: the "weak" model fails every arithmetic question and
-answers chat prompts well; the "strong" model answers everything well; the judge is a plain
+stand-ins so that it runs anywhere: the "weak" model fails every arithmetic question; the
+"strong" one writes stilted poems; both answer the other prompts well. The judge is a plain
 Python function behind ``PairwiseJudge`` (in production: ``judge=ChatOpenAI(model="gpt-4o",
-temperature=0)``, or any LangChain chat model / LlamaIndex LLM). Everything else is the real
+temperature=0)``, or any LangChain chat model / LlamaIndex LLM). The stand-ins report no token
+usage, so tokens are counted from the text, and they are priced as if they were gpt-4o and
+gpt-4o-mini (``PRICES``) to show the cost part of the report. Everything else is the real
 product: the routing log, shadow calls, the MT-Bench pairwise judging in both orders, feedback,
-``routellm train ... --data log:`` and ``routellm calibrate --prompts log:``.
+``routellm train ... --data log:``, ``routellm calibrate --prompts log:`` and ``routellm report``.
 """
 
 from __future__ import annotations
@@ -31,18 +38,21 @@ from routellm_base.log import RoutingLog
 MATH = [f"What is {a} times {b}? Show your working." for a, b in zip(range(12, 42), range(7, 37))]
 CHAT = [
     f"{verb} {topic}."
-    for verb in ("Write a short poem about", "Give me three tips for", "Describe")
     for topic in ("autumn", "a rainy city", "learning the guitar", "a first job interview",
                   "keeping houseplants alive", "a quiet library", "the sea at night",
                   "planning a picnic", "moving to a new town", "an old bicycle")
+    for verb in ("Write a short poem about", "Give me three tips for", "Describe")
 ]  # fmt: skip
+POEMS = frozenset(p for p in CHAT if p.startswith("Write a short poem"))
+PRICES = {"big": (2.50, 10.00), "small": (0.15, 0.60)}
+"""USD per 1M input/output tokens of the stand-ins: gpt-4o's and gpt-4o-mini's list prices."""
 
 
 class StandIn(BaseChatModel):
     """An offline chat model: a good answer, or a bad one for the prompts it fails on."""
 
     model_name: str
-    fails_on_math: bool = False
+    fails_on: frozenset[str] = frozenset()
 
     @property
     def _llm_type(self) -> str:
@@ -51,8 +61,9 @@ class StandIn(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
                   **kwargs: Any) -> ChatResult:  # fmt: skip
         prompt = str(messages[-1].content)
-        bad = self.fails_on_math and prompt in MATH
-        text = f"{'A wrong' if bad else 'A careful'} answer from {self.model_name}."
+        text = (
+            f"{'A poor' if prompt in self.fails_on else 'A careful'} answer from {self.model_name}."
+        )
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 
@@ -70,18 +81,26 @@ def stand_in_judge(messages: list[dict[str, str]]) -> str:
     return "Assistant A is correct. [[A]]" if a_good else "Assistant B is correct. [[B]]"
 
 
-def main(folder: Path) -> None:
-    db, checkpoint = folder / "traffic.db", folder / "router"
-    log = RoutingLog(db, store_prompts=True)  # prompts and answers are needed to train
-    llm = RouterChatModel(
-        strong=StandIn(model_name="big"),
-        weak=StandIn(model_name="small", fails_on_math=True),
-        router=RandomRouter(seed=0),  # start from a router that knows nothing of this traffic
+def sides(router: Any, log: RoutingLog) -> RouterChatModel:
+    """The stand-in pair behind ``router``, every call logged, shadowed and judged."""
+    return RouterChatModel(
+        strong=StandIn(model_name="big", fails_on=POEMS),
+        weak=StandIn(model_name="small", fails_on=frozenset(MATH)),
+        router=router,
+        strong_share=0.5,
+        prices=PRICES,
         log=log,
         shadow_rate=1.0,  # every call, for the demo; in production e.g. 0.02
         shadow_seed=0,
         judge=PairwiseJudge(stand_in_judge, "stand-in-judge"),
     )
+
+
+def main(folder: Path) -> None:
+    db, checkpoint, routed = folder / "traffic.db", folder / "router", folder / "routed.db"
+    log = RoutingLog(db, store_prompts=True)  # prompts and answers are needed to train
+    # Start from a router that knows nothing of this traffic.
+    llm = sides(RandomRouter(seed=0), log)
     traffic = [p for pair in zip(MATH[:20], CHAT[:20]) for p in pair]
     for prompt in traffic:
         answer = llm.invoke(prompt)
@@ -98,12 +117,33 @@ def main(folder: Path) -> None:
               "--out", str(checkpoint), "--strong", "big", "--weak", "small", "--no-progress"])  # fmt: skip
     routellm(["calibrate", "--prompts", f"log:{db}", "--strong-share", "0.5",
               "--router", str(checkpoint)])  # fmt: skip
+    log.close()
+
+    # New traffic, routed by the trained router and judged the same way, in a log of its own, so
+    # that its report describes this router (the first log's describes the random one).
+    new_log = RoutingLog(routed, store_prompts=True)
+    trained = sides(str(checkpoint), new_log)
+    for prompt in [p for pair in zip(MATH[20:], CHAT[20:]) for p in pair]:
+        trained.invoke(prompt)
+    trained.flush_log()
+    new_log.close()
+    report = ["report", "--log", str(routed), "--plot", str(folder / "report.png"),
+              *(f"--price={m}={i:g},{o:g}" for m, (i, o) in PRICES.items())]  # fmt: skip
+    print(
+        "\nThe trained router's traffic, as `routellm report` reads it: the cost against always-"
+        "strong\n(the stand-ins priced as gpt-4o and gpt-4o-mini, their tokens counted from the "
+        "text), how well\nits win rates rank the judge's verdicts (AUC), and drift against the "
+        "calibration stored from\nthe first log. 20 calls are few: read each figure with the "
+        "interval or noise level beside it."
+    )
+    print(f"\n$ routellm {' '.join(report)}")
+    routellm(report)
 
     engine = RoutingEngine(load_router(checkpoint), strong_share=0.5)  # its stored calibration
+    print("\nThe trained router on four of those prompts:")
     for prompt in [MATH[25], MATH[28], CHAT[25], CHAT[28]]:
         decision = engine.decide(prompt)
         print(f"{decision.win_rate:.3f}  {decision.side:6}  {prompt}")
-    log.close()
 
 
 if __name__ == "__main__":

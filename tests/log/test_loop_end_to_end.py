@@ -202,6 +202,19 @@ def test_the_learning_loop_example_runs_offline(tmp_path: Path) -> None:
     assert "judged=40, unparseable=0" in lines[1]
     assert "40 battles {'judge': 40}" in done.stderr
     assert lines[3].startswith("threshold ") and "sends 50.0% of 40 prompts strong" in lines[3]
+    # The report it prints is of the trained router's own traffic, judged and priced.
+    report = done.stdout[done.stdout.index("routing log sqlite") :]
+    assert f"routers: {tmp_path / 'router'} x20" in report
+    spec = importlib.util.spec_from_file_location("learning_loop_example", example)
+    assert spec is not None and spec.loader is not None
+    loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop)
+    # Decisive verdicts: the sums the weak side fails and the poems the strong side does.
+    decisive = len(loop.MATH[20:]) + len(loop.POEMS.intersection(loop.CHAT[20:]))
+    auc = report[report.index("  AUC ") :].split()
+    assert float(auc[1]) > 0.5 and auc[2:4] == ["over", str(decisive)]
+    assert "20 calls: $" in report and "no price for" not in report
+    assert (tmp_path / "routed.db").is_file() and (tmp_path / "report.png").is_file()
     rates = [float(line.split()[0]) for line in lines[-4:]]
     assert min(rates[:2]) > max(rates[2:])  # unseen arithmetic above unseen chat
     # The stored calibration turns strong_share=0.5 into a threshold between them.
