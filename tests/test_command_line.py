@@ -115,3 +115,21 @@ def test_the_curves_plot_draws_the_random_band_beside_the_routers(data_dir: Path
     x = band.get_paths()[0].vertices[:, 0]
     assert x.min() == 0 and x.max() == 100  # over every strong-call share
     plt.close(fig)
+
+
+def test_the_curves_plot_puts_four_benchmarks_in_a_two_by_two_grid() -> None:
+    import matplotlib.pyplot as plt
+
+    from routellm_base.data import ScoredPrompt
+    from routellm_base.evals import Benchmark
+
+    def bench(name: str) -> Benchmark:
+        rows = [ScoredPrompt(f"{name}/{i}", f"prompt {i}", {"big": i % 2, "small": 0}, name, {})
+                for i in range(10)]  # fmt: skip
+        return Benchmark(name, rows, "big", "small")
+
+    results = [evaluate(RandomRouter(seed=0), bench(name)) for name in ("a", "b", "c", "d")]
+    fig = curves_figure(results, seeds=5)
+    assert [ax.get_title() for ax in fig.axes] == ["a (n=10)", "b (n=10)", "c (n=10)", "d (n=10)"]
+    assert {ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes} == {(2, 2)}
+    plt.close(fig)

@@ -129,8 +129,12 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
     except ImportError as exc:
         raise ImportError("plots need matplotlib: pip install 'langchain-routellm[eval]'") from exc
     names = sorted({r.benchmark.name for r in results})
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    cols = min(len(names), 2)  # two panels a row: four benchmarks read as a 2 x 2 grid
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.remove()
+    for ax, name in zip(axes.flat, names):
         group = [r for r in results if r.benchmark.name == name]
         bench = group[0].benchmark
         shares, mean, std = random_band(bench.strong, bench.weak, seeds=seeds)
