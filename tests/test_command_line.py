@@ -133,3 +133,18 @@ def test_the_curves_plot_puts_four_benchmarks_in_a_two_by_two_grid() -> None:
     assert [ax.get_title() for ax in fig.axes] == ["a (n=10)", "b (n=10)", "c (n=10)", "d (n=10)"]
     assert {ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes} == {(2, 2)}
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "recipe", ["default_mf", "default_task_experts", "chat_task_experts", "chat_gated", "chat_bert"]
+)
+def test_the_training_recipes_read_the_data_folder_from_the_environment(
+    recipe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    module = importlib.import_module(f"routellm_base.train.{recipe}")
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here: the old default fails fast too
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "no-data-here"))
+    with pytest.raises(FileNotFoundError, match="no-data-here"):  # it looked where it was told
+        module.main(["--out", str(tmp_path / "out")])

@@ -35,6 +35,7 @@ from ..data import (
     GPT4,
     MIXTRAL,
     crossfit_fold,
+    data_dir_from_env,
     load_gsm8k,
     load_mmlu,
     load_mt_bench,
@@ -125,7 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument(
+        "--data-dir",
+        default=data_dir_from_env("../shared/data"),
+        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
+    )
     parser.add_argument(
         "--out",
         required=True,

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..checkpoints import load_router, save_checkpoint
-from ..data import GPT4, MIXTRAL, load_rmb_pairs, rmb_split
+from ..data import GPT4, MIXTRAL, data_dir_from_env, load_rmb_pairs, rmb_split
 from ..decontaminate import contaminated_mask
 from ..embedders import Embedder, load_embedder
 from ..routers.base import Router
@@ -468,7 +468,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument(
+        "--data-dir",
+        default=data_dir_from_env("../shared/data"),
+        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
+    )
     parser.add_argument(
         "--out", required=True, help="checkpoint folder to write (a new or empty folder)"
     )

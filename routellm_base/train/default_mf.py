@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..data import GPT4, MIXTRAL
+from ..data import GPT4, MIXTRAL, data_dir_from_env
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.mf import MFRouter
@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument(
+        "--data-dir",
+        default=data_dir_from_env("../shared/data"),
+        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
+    )
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
     parser.add_argument(
         "--crossfit",

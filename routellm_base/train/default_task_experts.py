@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
+from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER, data_dir_from_env
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
@@ -203,7 +203,11 @@ def main(
     parser = argparse.ArgumentParser(
         description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument(
+        "--data-dir",
+        default=data_dir_from_env("../shared/data"),
+        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
+    )
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
     parser.add_argument(
         "--crossfit",
