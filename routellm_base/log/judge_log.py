@@ -4,8 +4,9 @@ A comparison is judged when its shadow call answered, it has no verdict yet and 
 ``retry_unparseable``) no earlier judgment of it was unreadable. The judge needs the question
 and both answers, so the log must have been written with ``store_prompts=True``. Each judged row
 gets its verdict (``strong``/``weak``/``tie``, or none when unreadable), ``verdict_source``
-``judge``, the judge model, the time, both orders' parsed verdicts, and its ``unparseable``
-count raised by the unreadable judgments of this run.
+``judge``, the judge model, the time, both orders' parsed verdicts, the judge's raw text of
+each order with no readable verdict (``strong_first_judgment`` / ``weak_first_judgment``), and
+its ``unparseable`` count raised by the unreadable judgments of this run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from ..errors import RouteLLMError
+from ..errors import RouteLLMError, RoutingInputError
 from ..judging import PairVerdict, PairwiseJudge, judge_question
 from .schema import comparisons, decisions
 from .store import create_log_engine, log_url, upgrade
@@ -38,6 +39,17 @@ class _Item:
     weak_answer: str
 
 
+@dataclass(frozen=True)
+class _Done:
+    """One judged item, ready to be written back."""
+
+    comparison_id: int
+    verdict: PairVerdict | None
+    error: str | None
+    texts: tuple[str | None, str | None] = (None, None)
+    """The raw text of each order without a readable verdict (redacted), else ``None``."""
+
+
 def judge_log(
     target: str | Path,
     judge: PairwiseJudge | Callable[[], PairwiseJudge],
@@ -45,6 +57,7 @@ def judge_log(
     concurrency: int = 4,
     retry_unparseable: bool = False,
     limit: int | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> dict[str, int]:
     """Judge the log's unjudged comparisons with ``judge`` (at most ``concurrency`` at a time,
     at most ``limit`` items) and write the verdicts into the log.
@@ -52,17 +65,25 @@ def judge_log(
     ``judge`` may be a zero-argument factory: it is then called only when a comparison waits,
     so a log with nothing to judge needs no judge endpoint or API key.
 
+    The raw text of a judgment with no readable verdict is stored beside the empty verdict
+    (such a log stores its prompts and answers already), passed through ``redact`` first when
+    given: the log's redaction hook, for a judge that quotes what it was shown.
+
     Returns the counts: ``items`` (comparisons waiting), ``judged`` (readable verdicts),
     ``strong_wins``, ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable
     judgment: no verdict written), ``skipped_unparseable_before`` (left alone without
     ``retry_unparseable``) and ``skipped_no_text`` (prompt or answers not stored).
 
     Raises :class:`RouteLLMError` when comparisons wait but none has its prompt and answers
-    stored (naming ``store_prompts=True``). An error of the judge stops the run: the verdicts
-    already obtained are written, the failing item gets ``judge_error``, and the error is raised.
+    stored (naming ``store_prompts=True``), :class:`RoutingInputError` for a ``redact`` that is
+    not callable. An error of the judge stops the run: the verdicts already obtained are
+    written, the failing item gets ``judge_error``, and the error is raised; an error of
+    ``redact`` is the item's error in the same way (its text is never stored unredacted).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if redact is not None and not callable(redact):
+        raise RoutingInputError(f"judge_log: redact must be a callable str -> str, got {redact!r}")
     engine = create_log_engine(log_url(target))
     try:
         upgrade(engine)
@@ -84,24 +105,18 @@ def judge_log(
             return counts
         if not isinstance(judge, PairwiseJudge):
             judge = judge()
-        done: list[tuple[int, PairVerdict | None, str | None]] = []
+        done: list[_Done] = []
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="routellm-judge")
         try:
-            futures = [
-                (
-                    item,
-                    pool.submit(judge.judge, item.question, item.strong_answer, item.weak_answer),
-                )
-                for item in items
-            ]
-            for item, verdict in _results(futures):
-                if isinstance(verdict, BaseException):
-                    done.append(
-                        (item.comparison_id, None, f"{type(verdict).__name__}: {verdict}"[:1000])
-                    )
+            futures = [(item, pool.submit(_judge_item, judge, item, redact)) for item in items]
+            for item, result in _results(futures):
+                if isinstance(result, BaseException):
+                    error = f"{type(result).__name__}: {result}"[:1000]
+                    done.append(_Done(item.comparison_id, None, error))
                     _write(engine, done, judge.model)
-                    raise verdict
-                done.append((item.comparison_id, verdict, None))
+                    raise result
+                verdict, texts = result
+                done.append(_Done(item.comparison_id, verdict, None, texts))
                 _count(counts, verdict)
                 if len(done) >= WRITE_EVERY:
                     _write(engine, done, judge.model)
@@ -138,7 +153,20 @@ def _waiting(
     return items, counts
 
 
-def _results(futures: list[tuple[_Item, Future[PairVerdict]]]) -> Iterator[tuple[_Item, Any]]:
+def _judge_item(
+    judge: PairwiseJudge, item: _Item, redact: Callable[[str], str] | None
+) -> tuple[PairVerdict, tuple[str | None, str | None]]:
+    """The item's verdict and the (redacted) raw text of each order without a readable verdict;
+    a readable judgment is its parsed verdict, so its text is not kept."""
+    verdict = judge.judge(item.question, item.strong_answer, item.weak_answer)
+    texts = tuple(
+        None if parsed is not None else (redact(text) if redact else text)
+        for parsed, text in zip((verdict.strong_first, verdict.weak_first), verdict.judgments)
+    )
+    return verdict, (texts[0], texts[1])
+
+
+def _results(futures: list[tuple[_Item, Future[Any]]]) -> Iterator[tuple[_Item, Any]]:
     for item, future in futures:
         try:
             yield item, future.result()
@@ -154,15 +182,14 @@ def _count(counts: dict[str, int], verdict: PairVerdict) -> None:
     counts[{"strong": "strong_wins", "weak": "weak_wins", "tie": "ties"}[verdict.winner]] += 1
 
 
-def _write(
-    engine: Engine, done: list[tuple[int, PairVerdict | None, str | None]], model: str
-) -> None:
+def _write(engine: Engine, done: list[_Done], model: str) -> None:
     if not done:
         return
     c = comparisons.c
     with engine.begin() as connection:
-        for comparison_id, verdict, error in done:
-            values: dict[str, Any] = {"judge_model": model, "judge_error": error}
+        for item in done:
+            values: dict[str, Any] = {"judge_model": model, "judge_error": item.error}
+            verdict = item.verdict
             if verdict is not None:
                 values.update(
                     verdict=verdict.winner,
@@ -170,6 +197,11 @@ def _write(
                     judged_at=datetime.fromtimestamp(verdict.judged_at, timezone.utc),
                     strong_first_verdict=verdict.strong_first,
                     weak_first_verdict=verdict.weak_first,
+                    # set on every judging, so a retry that reads a verdict clears the old text
+                    strong_first_judgment=item.texts[0],
+                    weak_first_judgment=item.texts[1],
                     unparseable=c.unparseable + verdict.unparseable,
                 )
-            connection.execute(update(comparisons).where(c.id == comparison_id).values(**values))
+            connection.execute(
+                update(comparisons).where(c.id == item.comparison_id).values(**values)
+            )

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from ..costs import DEFAULT_PRICES, PriceLike, as_price
 from ..decision import RoutingDecision
 from ..errors import RoutingInputError
+from ..judging import PairVerdict
 from ..routing_text import ChatTurn, turn_texts
 from ..shadow import Comparison
 from .schema import comparisons, decisions, feedback
@@ -216,8 +217,9 @@ class RoutingLog:
     def record_comparison(self, comparison: Comparison) -> None:
         """Queue one shadow comparison (a ``routellm_comparisons`` row); never raises.
 
-        The answers are stored (redacted) only with ``store_prompts``; the shadow call's cost
-        is priced like a call's when its tokens are known.
+        The answers, and the judge's raw text of a judgment with no readable verdict, are
+        stored (redacted) only with ``store_prompts``; the shadow call's cost is priced like a
+        call's when its tokens are known.
         """
         try:
             self._put(comparison)
@@ -429,6 +431,11 @@ class RoutingLog:
             return None
         return self.redact(text) if self.redact else text
 
+    def _unreadable_text(self, verdict: PairVerdict, order: int) -> str | None:
+        # Only an unreadable judgment's text is kept: a readable one is its parsed verdict.
+        parsed = (verdict.strong_first, verdict.weak_first)[order]
+        return None if parsed is not None else self._stored_text(verdict.judgments[order])
+
     def _price(
         self, model: str | None, input_tokens: int | None, output_tokens: int | None
     ) -> float | None:
@@ -460,6 +467,8 @@ class RoutingLog:
             "judged_at": None if v is None else _utc(v.judged_at),
             "strong_first_verdict": None if v is None else v.strong_first,
             "weak_first_verdict": None if v is None else v.weak_first,
+            "strong_first_judgment": None if v is None else self._unreadable_text(v, 0),
+            "weak_first_judgment": None if v is None else self._unreadable_text(v, 1),
             "unparseable": 0 if v is None else v.unparseable,
             "judge_error": c.judge_error,
         }

@@ -85,6 +85,8 @@ comparisons = Table(
     Column("judged_at", DateTime(timezone=True)),
     Column("strong_first_verdict", String(1)),
     Column("weak_first_verdict", String(1)),
+    Column("strong_first_judgment", Text),
+    Column("weak_first_judgment", Text),
     Column("unparseable", Integer, nullable=False, default=0, server_default="0"),
     Column("judge_error", Text),
 )
@@ -97,9 +99,11 @@ that did not answer it (``answered_side`` is the side the user got), after the u
 * ``verdict``: ``"strong"``, ``"weak"`` or ``"tie"``, NULL until judged or when the judgment was
   unreadable; ``verdict_source``: ``"judge"`` (an LLM judge) or ``"golden"`` (a human's label
   written into the row); ``strong_first_verdict`` / ``weak_first_verdict``: the judge's parsed
-  ``A``/``B``/``C`` in each answer order (NULL: unreadable); ``unparseable``: how many of this
-  item's judgments (all judging runs together) had no readable verdict; ``judge_error``: the
-  judge call's failure, if any.
+  ``A``/``B``/``C`` in each answer order (NULL: unreadable); ``strong_first_judgment`` /
+  ``weak_first_judgment``: the judge's raw text in that order when it had no readable verdict
+  (redacted, only with ``store_prompts``; NULL when readable), so a reader can see why;
+  ``unparseable``: how many of this item's judgments (all judging runs together) had no
+  readable verdict; ``judge_error``: the judge call's failure, if any.
 """
 
 feedback = Table(

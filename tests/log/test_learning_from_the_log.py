@@ -10,7 +10,7 @@ import pytest
 from log_helpers import decision
 
 from routellm_base.cli import main
-from routellm_base.errors import RouteLLMError
+from routellm_base.errors import RouteLLMError, RoutingInputError
 from routellm_base.judging import PairwiseJudge
 from routellm_base.log import RoutingLog, read_comparisons
 from routellm_base.log.judge_log import judge_log
@@ -95,6 +95,12 @@ def test_judging_a_log_writes_verdicts_and_counts_what_it_could_not_judge(tmp_pa
         rows["good s"]["verdict_source"] == "judge" and rows["good s"]["judge_model"] == "scripted"
     )
     assert (rows["s"]["verdict"], rows["s"]["unparseable"]) == (None, 2)
+    # the judge's own words, so a reader can see why no verdict was read
+    assert (rows["s"]["strong_first_judgment"], rows["s"]["weak_first_judgment"]) == (
+        "no verdict here",
+        "no verdict here",
+    )
+    assert rows["good s"]["strong_first_judgment"] is None  # readable: nothing extra stored
     assert rows[None]["shadow_error"] == "ConnectionError: down" and rows[None]["verdict"] is None
     # A second run leaves judged and unreadable items alone ...
     again = judge_log(path, judge)
@@ -104,6 +110,29 @@ def test_judging_a_log_writes_verdicts_and_counts_what_it_could_not_judge(tmp_pa
     assert retried["unparseable"] == 1
     assert {r["strong_answer"]: r for r in read_comparisons(path)}["s"]["unparseable"] == 4
     assert judge.calls.count("q4") == 4  # type: ignore[attr-defined]
+    # a retry that reads a verdict clears the unreadable text it replaces
+    fixed = judge_log(path, good_answer_judge({"q4": "[[C]]"}), retry_unparseable=True)
+    assert fixed["judged"] == 1
+    row = {r["strong_answer"]: r for r in read_comparisons(path)}["s"]
+    assert (row["verdict"], row["strong_first_judgment"], row["weak_first_judgment"]) == (
+        "tie",
+        None,
+        None,
+    )
+    log.close()
+
+
+def test_judging_a_log_redacts_the_stored_unreadable_judgment(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    logged_call(log, ShadowRunner(log, 1.0), "q", "strong", "s", "w")
+    assert log.flush(10)
+    judge = good_answer_judge({"q": "key sk-123 leaked, no verdict"})
+    judge_log(path, judge, redact=lambda t: t.replace("sk-123", "[key]"))
+    [row] = read_comparisons(path)
+    assert row["strong_first_judgment"] == "key [key] leaked, no verdict"
+    with pytest.raises(RoutingInputError, match="redact"):
+        judge_log(path, judge, redact="not callable")  # type: ignore[arg-type]
     log.close()
 
 
@@ -256,7 +285,15 @@ def test_judge_command_needs_no_api_key_when_nothing_waits(
     runner = ShadowRunner(log, 1.0)
     logged_call(log, runner, "q1", "weak", "w", ConnectionError("down"))  # nothing to judge
     assert runner.flush(10) and log.flush(10)
-    argv = ["judge", "--log", str(path), "--judge-model", "j", "--api-key-env", "ROUTELLM_TEST_JUDGE_KEY"]
+    argv = [
+        "judge",
+        "--log",
+        str(path),
+        "--judge-model",
+        "j",
+        "--api-key-env",
+        "ROUTELLM_TEST_JUDGE_KEY",
+    ]
     argv.append("--json")
     assert main(argv) == 0
     counts = json.loads(capsys.readouterr().out)

@@ -155,6 +155,35 @@ def test_unparseable_judgments_are_counted_never_guessed(tmp_path: Path) -> None
     log.close()
 
 
+@pytest.mark.parametrize("store_prompts", [True, False])
+def test_an_unparseable_judgment_is_stored_redacted_beside_the_empty_verdict(
+    tmp_path: Path, store_prompts: bool
+) -> None:
+    # An unreadable verdict was counted, but the judge's text was kept nowhere: nobody could
+    # see why it failed. It is stored (redacted) with the answers, under the same setting.
+    log = RoutingLog(
+        tmp_path / "log.db", store_prompts=store_prompts, redact=lambda t: t.replace("42", "##")
+    )
+    judge = scripted_judge({("bad", "good"): "Both fine; the answer is 42."})
+    runner = ShadowRunner(log, 1.0, judge=judge)
+    runner.submit(
+        decision("strong"), conversation="q", answer="good", call_other=lambda: ShadowAnswer("bad")
+    )
+    runner.submit(
+        decision("weak"), conversation="q", answer="fine", call_other=lambda: ShadowAnswer("fine")
+    )
+    assert runner.flush(10) and log.flush(10)
+    rows = {r["call_id"]: r for r in read_comparisons(tmp_path / "log.db")}
+    unreadable = next(r for r in rows.values() if r["unparseable"])
+    readable = next(r for r in rows.values() if not r["unparseable"])
+    assert (unreadable["verdict"], unreadable["weak_first_verdict"]) == (None, None)
+    expected = "Both fine; the answer is ##." if store_prompts else None
+    assert unreadable["weak_first_judgment"] == expected
+    assert unreadable["strong_first_judgment"] is None  # readable ([[A]]): its verdict says it
+    assert (readable["strong_first_judgment"], readable["weak_first_judgment"]) == (None, None)
+    log.close()
+
+
 def test_sampling_is_seeded_and_skips_fallbacks(tmp_path: Path) -> None:
     log = RoutingLog(tmp_path / "log.db")
 
