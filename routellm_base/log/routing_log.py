@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Table
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from ..costs import DEFAULT_PRICES, PriceLike, as_price
 from ..decision import RoutingDecision
@@ -46,6 +46,10 @@ Redactor = Callable[[str], str]
 DEFAULT_MAX_QUEUE = 10_000
 BATCH = 500
 """Rows per insert transaction at most."""
+RETRY_DELAYS = (0.1, 0.5, 2.0)
+"""Seconds to wait before each retry of a batch whose connection was lost or refused: a batch
+is tried at most ``1 + len(RETRY_DELAYS)`` times, each on a fresh connection, before its
+records are counted failed (a server restart takes a second or two)."""
 RATINGS = (1, -1)
 LABELS = ("strong", "weak", "tie")
 
@@ -340,7 +344,10 @@ class RoutingLog:
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._open_store()
+        try:
+            self._open_store()
+        except Exception as error:  # the first batch tries again
+            self._fail(0, error)
         while True:
             first = self._queue.get()
             if first is None:
@@ -360,49 +367,79 @@ class RoutingLog:
             if stop:
                 return
 
-    def _open_store(self) -> bytes | None:
-        """Create or upgrade the schema and read the salt; ``None`` when the store failed
-        (the next batch then tries again)."""
-        try:
-            upgrade(self._engine)
-            self._salt = bytes.fromhex(read_salt(self._engine))
-        except Exception as error:
-            self._fail(0, error)
+    def _open_store(self) -> bytes:
+        """Create or upgrade the schema and read the salt; raises what the store raised."""
+        upgrade(self._engine)
+        self._salt = bytes.fromhex(read_salt(self._engine))
         return self._salt
 
     def _write(self, batch: list[_Record]) -> None:
-        rows: list[tuple[Table, dict[str, Any]]] = []
-        failed = written = 0
-        try:
-            salt = self._salt or self._open_store()
-            if salt is None:
-                raise RuntimeError(f"the store is unavailable ({self._last_error})")
-            for record in batch:
-                try:
-                    rows.append(self._table_row(record, salt))
-                except Exception as error:  # e.g. the redaction hook raised
-                    failed += 1
-                    self._fail(0, error)
+        rows: list[tuple[Table, dict[str, Any]]] | None = None
+        tally = {"written": 0, "failed": 0}
+        attempts = 1 + len(RETRY_DELAYS)
+        for attempt in range(attempts):
             try:
-                self._insert(rows)
-                written = len(rows)
-            except IntegrityError:
-                # One bad row (a call_id recorded twice) must not cost the batch its other rows.
-                for row in rows:
-                    try:
-                        self._insert([row])
-                        written += 1
-                    except IntegrityError as error:
-                        failed += 1
-                        self._fail(0, error)
-        except Exception as error:
-            self._fail(len(batch) - failed - written, error)
+                salt = self._salt or self._open_store()
+                if rows is None:
+                    rows = []
+                    for record in batch:
+                        try:
+                            rows.append(self._table_row(record, salt))
+                        except Exception as error:  # e.g. the redaction hook raised
+                            tally["failed"] += 1
+                            self._fail(0, error)
+                self._store(rows, tally)
+                break
+            except Exception as error:
+                left = len(batch) - tally["failed"] - tally["written"]
+                if attempt + 1 < attempts and self._retryable(error):
+                    logger.info(
+                        "routing log %r: %d record(s) not stored yet (%s), retrying on a fresh "
+                        "connection in %.1f s",
+                        self,
+                        left,
+                        _describe(error),
+                        RETRY_DELAYS[attempt],
+                    )
+                    time.sleep(RETRY_DELAYS[attempt])
+                    continue
+                self._fail(left, error, attempts=attempt + 1)
+                break
         with self._idle:
-            self._counts["written"] += written
-            self._counts["failed"] += failed
+            self._counts["written"] += tally["written"]
+            self._counts["failed"] += tally["failed"]
             self._counts["pending"] -= len(batch)
             if not self._counts["pending"]:
                 self._idle.notify_all()
+
+    def _retryable(self, error: Exception) -> bool:
+        """Whether a fresh connection may store what ``error`` refused: the connection was found
+        dead, or a server database could not be reached or dropped the session. (A SQLite
+        file's errors, locked or read-only, are not a connection's: a new one fails alike.)"""
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        server = self.url.get_backend_name() != "sqlite"
+        return server and isinstance(error, OperationalError | InterfaceError)
+
+    def _store(self, rows: list[tuple[Table, dict[str, Any]]], tally: dict[str, int]) -> None:
+        """Insert ``rows`` in one transaction, or row by row when one is refused; each row
+        stored or refused leaves ``rows`` at once (counted in ``tally``), so a retry after a
+        lost connection sends only the rest. A commit whose answer was lost with the
+        connection is sent again: a decision then counts as a refused duplicate."""
+        try:
+            self._insert(rows)
+            tally["written"] += len(rows)
+            rows.clear()
+        except IntegrityError:
+            # One bad row (a call_id recorded twice) must not cost the batch its other rows.
+            while rows:
+                try:
+                    self._insert(rows[:1])
+                    tally["written"] += 1
+                except IntegrityError as error:
+                    tally["failed"] += 1
+                    self._fail(0, error)
+                del rows[0]
 
     def _insert(self, rows: list[tuple[Table, dict[str, Any]]]) -> None:
         if not rows:
@@ -473,9 +510,10 @@ class RoutingLog:
             "judge_error": c.judge_error,
         }
 
-    def _fail(self, calls: int, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"[:1000]
-        logger.warning("routing log %r: %d call(s) not stored: %s", self, calls, message)
+    def _fail(self, calls: int, error: BaseException, *, attempts: int = 1) -> None:
+        message = _describe(error)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        logger.warning("routing log %r: %d call(s) not stored%s: %s", self, calls, tries, message)
         with self._lock:
             self._counts["failed"] += calls
             self._last_error = message
@@ -523,6 +561,10 @@ class RoutingLog:
                 default=str,
             ),
         }
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
 
 
 def _utc(seconds: float) -> datetime:

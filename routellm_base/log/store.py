@@ -51,8 +51,12 @@ def log_url(target: str | Path) -> URL:
 
 
 def create_log_engine(url: URL) -> Engine:
-    """An engine for ``url``; the driver is imported now, so a missing one fails here."""
-    kwargs: dict[str, Any] = {}
+    """An engine for ``url``; the driver is imported now, so a missing one fails here.
+
+    Pooled connections are pinged when checked out, so one that died while idle (a server
+    restart, a killed backend) is replaced instead of failing the next batch.
+    """
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
     try:

@@ -13,10 +13,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 
 def _bin_dir() -> Path:
@@ -40,9 +43,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class PostgresServer:
+    """The session's server: its URL, and a restart that drops every connection to it."""
+
+    url: str
+    """``postgresql+psycopg://routellm@127.0.0.1:PORT/postgres``."""
+    restart: Callable[[], None]
+    """Stop the server (fast shutdown: every session is cut) and start it again; returns once
+    it accepts connections."""
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``postgresql+psycopg://routellm@127.0.0.1:PORT/postgres`` of a server for this session."""
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for this session."""
     bin_dir = _bin_dir()
     # PostgreSQL refuses to run as root: run it as the 'postgres' user (or nobody) when root.
     user = None
@@ -63,7 +77,7 @@ def postgres_url() -> Iterator[str]:
 
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "routellm", "--auth=trust", "-E", "UTF8")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root}"
-    run(
+    pg_ctl = [
         str(bin_dir / "pg_ctl"),
         "-D",
         str(data),
@@ -71,11 +85,14 @@ def postgres_url() -> Iterator[str]:
         options,
         "-l",
         str(root / "server.log"),
-        "-w",
-        "start",
-    )
+    ]
+    run(*pg_ctl, "-w", "start")
+
+    def restart() -> None:
+        run(*pg_ctl, "-w", "-m", "fast", "restart")
+
     try:
-        yield f"postgresql+psycopg://routellm@127.0.0.1:{port}/postgres"
+        yield PostgresServer(f"postgresql+psycopg://routellm@127.0.0.1:{port}/postgres", restart)
     finally:
         subprocess.run(
             [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
@@ -84,6 +101,23 @@ def postgres_url() -> Iterator[str]:
             **as_user,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """``postgresql+psycopg://routellm@127.0.0.1:PORT/postgres`` of the session's server."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def postgres_db(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database of its own on the session's server (exact row counts)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    return postgres_server.url.rsplit("/", 1)[0] + "/" + name
 
 
 def _has_user(name: str) -> bool:

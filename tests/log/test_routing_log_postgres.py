@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from log_helpers import decision
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, read_decisions
+
+if TYPE_CHECKING:
+    from conftest import PostgresServer
 
 
 def test_several_writers_on_one_new_database_lose_no_decision(postgres_url: str) -> None:
@@ -111,4 +118,106 @@ def test_comparisons_feedback_judging_and_training_data_on_postgres(postgres_url
         ids[1]: ("model_a", "judge"),
         ids[2]: ("model_b", "golden"),
     }
+    log.close()
+
+
+def terminate_backends(url: str, pid: int | None = None) -> int:
+    """Have the server kill the backend ``pid`` (default: every other backend on ``url``'s
+    database) and wait until it is gone; returns how many were killed."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            which = "pid = :pid" if pid is not None else "pid <> pg_backend_pid()"
+            query = (
+                f"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND {which}"
+            )
+            pids = connection.execute(text(query), {"pid": pid}).scalars().all()
+            for p in pids:
+                connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": p})
+            for _ in range(600):  # the backends exit asynchronously: wait for them to be gone
+                left = connection.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": list(pids)},
+                ).scalar()
+                if not left:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"backends {pids} still alive after pg_terminate_backend")
+    finally:
+        engine.dispose()
+    return len(pids)
+
+
+def test_a_restart_or_a_killed_backend_between_bursts_loses_no_row(
+    postgres_server: PostgresServer, postgres_db: str
+) -> None:
+    # Between bursts the pooled connection dies (the server restarts, or an admin kills the
+    # backend): the next batch once failed on the dead connection and was counted lost.
+    log = RoutingLog(postgres_db)
+
+    def burst() -> None:
+        for _ in range(10):
+            log.record(decision())
+        assert log.flush(60)
+
+    burst()
+    postgres_server.restart()
+    burst()
+    assert terminate_backends(postgres_db) == 1  # the log's own pooled connection
+    burst()
+    assert log.close(60)
+    stats = log.stats()
+    assert (stats.written, stats.failed) == (30, 0), stats.last_error
+    assert len(read_decisions(postgres_db)) == 30
+
+
+def test_a_batch_whose_connection_dies_mid_insert_is_retried_on_a_fresh_one(
+    postgres_db: str,
+) -> None:
+    # The connection passes its check-out ping, then dies under the INSERT: the batch is sent
+    # again on a new connection instead of being counted lost.
+    log = RoutingLog(postgres_db)
+    log.record(decision())
+    assert log.flush(60)  # schema made, salt read, one connection pooled
+    killed: list[int] = []
+
+    @event.listens_for(log._engine, "before_cursor_execute")
+    def kill_first_insert(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO routellm_decisions") and not killed:
+            killed.append(connection.connection.dbapi_connection.info.backend_pid)
+            terminate_backends(postgres_db, killed[0])
+
+    for _ in range(10):
+        log.record(decision())
+    assert log.close(60)
+    stats = log.stats()
+    assert len(killed) == 1
+    assert (stats.written, stats.failed) == (11, 0), stats.last_error
+    assert len(read_decisions(postgres_db)) == 11
+
+
+def test_a_batch_that_keeps_failing_is_retried_a_bounded_number_of_times(
+    postgres_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from routellm_base.log.routing_log import RETRY_DELAYS
+
+    log = RoutingLog(postgres_db)
+    log.record(decision())
+    assert log.flush(60)
+    killed: list[int] = []
+
+    @event.listens_for(log._engine, "before_cursor_execute")
+    def kill_every_insert(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO routellm_decisions"):
+            killed.append(connection.connection.dbapi_connection.info.backend_pid)
+            terminate_backends(postgres_db, killed[-1])
+
+    with caplog.at_level(logging.WARNING, logger="routellm_base.log"):
+        log.record(decision())  # one record: one batch
+        log.flush(60)
+    stats = log.stats()
+    assert len(killed) == 1 + len(RETRY_DELAYS) and len(set(killed)) == len(killed)
+    assert (stats.written, stats.failed) == (1, 1)
+    assert any(f"after {1 + len(RETRY_DELAYS)} attempts" in r.getMessage() for r in caplog.records)
     log.close()
