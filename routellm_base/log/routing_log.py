@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
 import queue
 import threading
@@ -56,7 +58,8 @@ LABELS = ("strong", "weak", "tie")
 
 @dataclass(frozen=True)
 class LogStats:
-    """Counters of a :class:`RoutingLog` since it was made (a snapshot)."""
+    """Counters of a :class:`RoutingLog` since it was made, or in a forked child since the
+    fork (a snapshot)."""
 
     recorded: int
     """Records handed to the log: calls (:meth:`RoutingLog.record`), shadow comparisons and
@@ -149,7 +152,6 @@ class RoutingLog:
         self._counts = {"recorded": 0, "written": 0, "dropped": 0, "failed": 0, "pending": 0}
         self._last_error: str | None = None
         self._closed = False
-        self._pid: int | None = None
         self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self._salt: bytes | None = None
@@ -295,17 +297,33 @@ class RoutingLog:
             )
 
     def _ensure_writer(self) -> None:
-        # Under self._lock. A forked child inherits neither the thread nor usable connections.
-        pid = os.getpid()
-        if self._pid == pid and self._thread is not None:
-            return
-        if self._pid is not None and self._pid != pid:
-            self._engine.dispose(close=False)
-            self._queue = queue.Queue(maxsize=self.max_queue)
-            self._counts["pending"] = 0
-        self._pid = pid
-        self._thread = threading.Thread(target=self._run, name="routellm-log-writer", daemon=True)
-        self._thread.start()
+        # Under self._lock: the writer starts with the first record of this process.
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="routellm-log-writer", daemon=True
+            )
+            self._thread.start()
+            _drain_at_worker_exit()
+
+    def _forget_parent(self) -> None:
+        """In a forked child (run by the at-fork hook): start over with this process's own
+        connections, queue, writer and counters, and never touch the parent's connections.
+
+        Closing an inherited connection ends the parent's session too (psycopg sends the
+        server a goodbye on the shared socket) and SQLite forbids using a handle across fork,
+        so the parent's pool is set aside as SQLAlchemy advises (``dispose(close=False)``) and
+        kept referenced for the child's life, so that garbage collection does not close it
+        either. The parent's queued records stay the parent's to write.
+        """
+        _inherited_pools.append(self._engine.pool)
+        self._engine.dispose(close=False)
+        # A lock held by another of the parent's threads at the fork would never be released.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue = queue.Queue(maxsize=self.max_queue)
+        self._thread = None
+        self._counts = dict.fromkeys(self._counts, 0)
+        self._last_error = None
 
     # -- counters, flush, close -------------------------------------------------------------
 
@@ -327,7 +345,7 @@ class RoutingLog:
             if self._closed:
                 return drained
             self._closed = True
-            thread = self._thread if self._pid == os.getpid() else None
+            thread = self._thread
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout)
@@ -598,6 +616,33 @@ def open_log(target: RoutingLog | str | Path) -> RoutingLog:
         if log is None or log._closed:
             log = _shared[key] = RoutingLog(target)
         return log
+
+
+_worker_drain_pid: int | None = None
+
+
+def _drain_at_worker_exit() -> None:
+    # A multiprocessing child ends with os._exit() once its target returns: atexit handlers
+    # never run there, and the records still queued in it would die with its writer thread.
+    # Its own exit finalizers do run (registered after its start, so kept): drain there.
+    global _worker_drain_pid
+    if multiprocessing.parent_process() is not None and _worker_drain_pid != os.getpid():
+        _worker_drain_pid = os.getpid()
+        multiprocessing.util.Finalize(None, _close_all, exitpriority=0)
+
+
+_inherited_pools: list[Any] = []
+"""In a forked child: the parent's connection pools, set aside and never closed here."""
+
+
+def _after_fork_in_child() -> None:
+    global _shared_lock
+    _shared_lock = threading.Lock()  # another thread may have held it at the fork
+    for log in list(_open_logs):
+        log._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

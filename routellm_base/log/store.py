@@ -8,6 +8,7 @@ rolled back on the next open).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,15 @@ SQLITE_BUSY_SECONDS = 5.0
 _ALEMBIC_LOCK = threading.Lock()
 """Alembic keeps the running migration's context in a module global (``alembic.context``), so
 two logs upgrading at once in one process would run each other's migrations: one at a time."""
+
+
+def _new_alembic_lock() -> None:
+    # A forked child gets a fresh lock: a thread upgrading at the fork would never release it.
+    global _ALEMBIC_LOCK
+    _ALEMBIC_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_alembic_lock)
 
 
 def log_url(target: str | Path) -> URL:

@@ -1,6 +1,13 @@
-"""Helpers of the routing-log tests: a decision to record and a reader of the stored rows."""
+"""Helpers of the routing-log tests: a decision to record, and a log used across a fork."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 from routellm_base import RoutingDecision
 
@@ -16,3 +23,21 @@ def decision(side: str = "strong", win_rate: float | None = 0.7) -> RoutingDecis
         routing_text_source="user",
         routing_text_tokens=3,
     )
+
+
+def run_fork_child(url: str, child_records: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``fork_child.py`` on the log at ``url``: the child's and the parent's JSON reports."""
+    here = Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, str(here / "fork_child.py"), url, str(child_records)],
+        capture_output=True,
+        text=True,
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    child = next(r for r in reports if "child_closed" in r)
+    parent = next(r for r in reports if "written" in r)
+    return child, parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import multiprocessing
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from log_helpers import decision
+from log_helpers import decision, run_fork_child
 from sqlalchemy import create_engine
 from stored_values import columns_containing
 
@@ -301,7 +302,7 @@ def test_after_close_calls_are_dropped_and_counted(tmp_path: Path) -> None:
 
 WRITER = """
 import sys, time
-from log_helpers import decision
+from log_helpers import decision, run_fork_child
 from routellm_base.log import RoutingLog
 log = RoutingLog(sys.argv[1], store_prompts=True)
 i = 0
@@ -380,3 +381,40 @@ def test_logs_created_at_once_in_one_process_each_get_their_schema(tmp_path: Pat
     for log in logs:
         log.close(timeout=60)
     assert [log.stats().written for log in logs] == [1] * 8, [log.stats() for log in logs]
+
+
+@pytest.mark.parametrize("child_records", [0, 3])
+def test_a_forked_child_that_exits_never_closes_the_parents_sqlite_handle(
+    tmp_path: Path, child_records: int
+) -> None:
+    # A pre-fork worker inherits the parent's pooled sqlite3 handle; its exit drain once
+    # disposed the engine and closed that handle, which SQLite forbids across fork.
+    path = tmp_path / "log.db"
+    child, parent = run_fork_child(sqlite_url(path), child_records)
+    assert child["child_closed"] == [False]
+    assert parent["child_status"] == 0
+    assert (parent["written"], parent["failed"]) == (20, 0), parent["last_error"]
+    assert parent["parent_connections"] == 1  # the parent never had to reopen its store
+    assert len(rows(sqlite_url(path))) == 20 + child_records
+
+
+def _record_in_worker(log: RoutingLog, n: int) -> None:
+    for _ in range(n):
+        log.record(decision())
+
+
+def test_a_multiprocessing_worker_writes_its_records_before_it_exits(tmp_path: Path) -> None:
+    # A multiprocessing child ends with os._exit(), skipping atexit: its queued records died
+    # with its writer thread. They are drained by the child's exit finalizers.
+    path = tmp_path / "log.db"
+    log = RoutingLog(path)
+    log.record(decision())
+    assert log.flush(30)
+    worker = multiprocessing.get_context("fork").Process(target=_record_in_worker, args=(log, 3))
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == 0
+    log.record(decision())
+    assert log.close(30)
+    assert (log.stats().written, log.stats().failed) == (2, 0)
+    assert len(rows(sqlite_url(path))) == 5

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from log_helpers import decision
+from log_helpers import decision, run_fork_child
 from sqlalchemy import create_engine, event, text
 
 from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, read_decisions
@@ -221,3 +221,17 @@ def test_a_batch_that_keeps_failing_is_retried_a_bounded_number_of_times(
     assert (stats.written, stats.failed) == (1, 1)
     assert any(f"after {1 + len(RETRY_DELAYS)} attempts" in r.getMessage() for r in caplog.records)
     log.close()
+
+
+@pytest.mark.parametrize("child_records", [0, 3])
+def test_a_forked_child_that_exits_leaves_the_parents_connection_alone(
+    postgres_db: str, child_records: int
+) -> None:
+    # A pre-fork worker that exits normally once closed the connection it inherited, which
+    # ends the parent's server session too: the parent lost its next batch.
+    child, parent = run_fork_child(postgres_db, child_records)
+    assert child["child_closed"] == [False]
+    assert parent["child_status"] == 0
+    assert (parent["written"], parent["failed"]) == (20, 0), parent["last_error"]
+    assert parent["parent_connections"] == 1  # its session survived the child: no reconnect
+    assert len(read_decisions(postgres_db)) == 20 + child_records
