@@ -46,6 +46,9 @@ Redactor = Callable[[str], str]
 """A redaction hook: one message's text in, the text to store (and hash) out."""
 
 DEFAULT_MAX_QUEUE = 10_000
+EXIT_TIMEOUT = 10.0
+"""Seconds the interpreter's exit waits, for every open log together, for queued records to
+be written; records still unwritten then are named in a warning."""
 BATCH = 500
 """Rows per insert transaction at most."""
 RETRY_DELAYS = (0.1, 0.5, 2.0)
@@ -152,7 +155,9 @@ class RoutingLog:
         self._counts = {"recorded": 0, "written": 0, "dropped": 0, "failed": 0, "pending": 0}
         self._last_error: str | None = None
         self._closed = False
-        self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_queue)
+        # Unbounded: max_queue is enforced on the pending count, so close()'s stop marker is
+        # never refused by a full queue (a blocking put could hang an exit).
+        self._queue: queue.SimpleQueue[_Record | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._salt: bytes | None = None
         _open_logs.add(self)
@@ -277,12 +282,11 @@ class RoutingLog:
             if self._closed:
                 self._drop("the log is closed")
                 return
-            self._ensure_writer()
-            try:
-                self._queue.put_nowait(record)
-            except queue.Full:
+            if self._counts["pending"] >= self.max_queue:
                 self._drop(f"the queue is full ({self.max_queue} records waiting)")
                 return
+            self._ensure_writer()
+            self._queue.put(record)
             self._counts["pending"] += 1
 
     def _drop(self, why: str) -> None:
@@ -320,7 +324,7 @@ class RoutingLog:
         # A lock held by another of the parent's threads at the fork would never be released.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._queue = queue.Queue(maxsize=self.max_queue)
+        self._queue = queue.SimpleQueue()
         self._thread = None
         self._counts = dict.fromkeys(self._counts, 0)
         self._last_error = None
@@ -333,25 +337,44 @@ class RoutingLog:
             return LogStats(**self._counts, last_error=self._last_error)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued call is written (or has failed); ``False`` on timeout."""
+        """Wait up to ``timeout`` seconds (``None``: no limit) until every queued record is
+        written or has failed; ``False`` on timeout."""
         with self._idle:
             return self._idle.wait_for(lambda: not self._counts["pending"], timeout)
 
     def close(self, timeout: float | None = 10.0) -> bool:
-        """Drain the queue (up to ``timeout`` seconds), stop the writer and release the store.
-        Later calls are counted as dropped. ``False`` when calls were still pending."""
-        drained = self.flush(timeout)
+        """Drain the queue, stop the writer and release the store, all within ``timeout``
+        seconds (``None``: no limit). Later records are counted as dropped.
+
+        Returns ``False`` when records were still not written at the deadline (a store that
+        does not answer): they are named in a warning, and the writer is left to finish them
+        (and release the store) should the store answer while the process lives on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.flush(timeout)
         with self._lock:
-            if self._closed:
-                return drained
+            already = self._closed
             self._closed = True
             thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
-        self._engine.dispose()
-        _open_logs.discard(self)
-        return drained
+        if not already:
+            _open_logs.discard(self)
+            if thread is None:
+                self._engine.dispose()
+            else:
+                self._queue.put(None)  # the writer releases the store when it stops
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            unwritten = self._counts["pending"]
+        if unwritten and not already:
+            logger.warning(
+                "routing log %r: %d record(s) not written at close: the store did not take "
+                "them within %s s (last error: %s)",
+                self,
+                unwritten,
+                None if timeout is None else round(timeout, 1),
+                self._last_error or "none",
+            )
+        return not unwritten
 
     def __enter__(self) -> RoutingLog:
         return self
@@ -366,6 +389,13 @@ class RoutingLog:
             self._open_store()
         except Exception as error:  # the first batch tries again
             self._fail(0, error)
+        try:
+            self._drain()
+        finally:
+            # Reached only after close()'s stop marker: the writer owns the store's connections.
+            self._engine.dispose()
+
+    def _drain(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -647,9 +677,11 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 @atexit.register
 def _close_all() -> None:
-    # Drain what is queued before the interpreter stops the daemon writer threads.
+    # Drain what is queued before the interpreter stops the daemon writer threads; the whole
+    # exit, every log together, within EXIT_TIMEOUT (the logs' writers drain side by side).
+    deadline = time.monotonic() + EXIT_TIMEOUT
     for log in list(_open_logs):
         try:
-            log.close(timeout=10.0)
+            log.close(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:  # pragma: no cover - exit must not fail on bookkeeping
             logger.exception("routing log %r: close at exit failed", log)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -235,3 +239,82 @@ def test_a_forked_child_that_exits_leaves_the_parents_connection_alone(
     assert (parent["written"], parent["failed"]) == (20, 0), parent["last_error"]
     assert parent["parent_connections"] == 1  # its session survived the child: no reconnect
     assert len(read_decisions(postgres_db)) == 20 + child_records
+
+
+def hold_decisions_table(url: str) -> Any:
+    """A connection holding an exclusive lock on the decisions table (an unresponsive store:
+    every insert waits on it until it is rolled back)."""
+    engine = create_engine(url)
+    connection = engine.connect()
+    connection.execute(text("LOCK TABLE routellm_decisions IN ACCESS EXCLUSIVE MODE"))
+    return connection
+
+
+def test_close_on_an_unresponsive_store_warns_with_the_count_not_written(
+    postgres_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = RoutingLog(postgres_db)
+    log.record(decision())
+    assert log.flush(60)
+    holder = hold_decisions_table(postgres_db)
+    try:
+        for _ in range(5):
+            log.record(decision())
+        with caplog.at_level(logging.WARNING, logger="routellm_base.log"):
+            assert log.close(timeout=0.5) is False
+        warnings = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+        assert len(warnings) == 1 and "5 record(s) not written" in warnings[0], warnings
+    finally:
+        holder.rollback()
+        holder.close()
+        holder.engine.dispose()
+    # The writer was left to finish: once the store answers, nothing queued is lost.
+    writer = log._thread
+    assert writer is not None
+    writer.join(60)
+    assert not writer.is_alive()
+    assert (log.stats().written, log.stats().failed) == (6, 0)
+    assert len(read_decisions(postgres_db)) == 6
+
+
+EXITING = """
+import sys
+from log_helpers import decision
+from routellm_base.log import RoutingLog, routing_log
+log = RoutingLog(sys.argv[1])
+log.record(decision())
+assert log.flush(60)
+print("ready", flush=True)
+sys.stdin.readline()  # the test now holds a lock every insert waits on
+for _ in range(5):
+    log.record(decision())
+routing_log.EXIT_TIMEOUT = 0.5  # the exit drain's bound, short for the test
+"""
+
+
+def test_exit_on_an_unresponsive_store_warns_with_the_count_not_written(
+    postgres_db: str,
+) -> None:
+    here = Path(__file__).parent
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EXITING, postgres_db],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path])},
+    )
+    holder = None
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        holder = hold_decisions_table(postgres_db)
+        _, stderr = proc.communicate("go\n", timeout=120)
+    finally:
+        proc.kill()
+        if holder is not None:
+            holder.rollback()
+            holder.close()
+            holder.engine.dispose()
+    assert proc.returncode == 0, stderr
+    assert "5 record(s) not written" in stderr, stderr
