@@ -1,11 +1,5 @@
-"""LangChain integration of RouteLLM: a chat model that routes each call to a strong or a weak model.
-
-```python
-from langchain_routellm import RouterChatModel, RouteLLMCostCallbackHandler
-
-llm = RouterChatModel(strong=ChatOpenAI(model="gpt-4o"), weak=ChatOpenAI(model="gpt-4o-mini"))
-```
-"""
+"""LangChain integration of RouteLLM: ``RouterChatModel(strong=..., weak=...)``, a chat model
+that routes each call to a strong or a weak model, and ``RouteLLMCostCallbackHandler``."""
 
 from routellm_base.costs import CostReport, CostTracker, ModelPrice
 

@@ -3,7 +3,6 @@ at bind time, under a router copy that calls the side the decision names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -27,60 +26,38 @@ _TRACING_ONLY_KWARGS = ("ls_structured_output_format", "structured_output_format
 """Kwargs a side's ``with_structured_output`` binds for tracing. ``BaseChatModel`` removes them
 before its hooks run, so they are never passed to a side's hooks (a provider would send them)."""
 
-Bound = dict[str, tuple[BaseChatModel, dict[str, Any]]]
 
-
-def bind_tools(
-    router: RouterChatModel,
-    tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
-    *,
-    tool_choice: str | dict[str, Any] | bool | None = None,
-    **kwargs: Any,
-) -> Runnable:
-    """See :meth:`RouterChatModel.bind_tools`."""
-    if tool_choice is not None:
-        kwargs["tool_choice"] = tool_choice
-    bound = {
-        side: _model_and_kwargs(side, _transform(router, side, "bind_tools", tools, **kwargs))
-        for side in SIDES
-    }
-    return _routed_copy(router, bound).bind(**_tracing_kwargs(kwargs))
-
-
-def with_structured_output(
-    router: RouterChatModel, schema: dict[str, Any] | type, *, include_raw: bool, **kwargs: Any
-) -> Runnable:
+def structured(router: RouterChatModel, schema: Any, include_raw: bool, **kwargs: Any) -> Runnable:
     """See :meth:`RouterChatModel.with_structured_output`. Each side is asked for its plain
     ``binding | parser`` form; ``include_raw`` is then wrapped around the routed call as
     ``BaseChatModel.with_structured_output`` wraps it (``raw``, ``parsed``, ``parsing_error``)."""
-    bound: Bound = {}
-    parsers: dict[str, Runnable] = {}
-    tracing: dict[str, Any] = {}
+    bound, parsers, tracing = {}, {}, {}
     for side in SIDES:
-        structured = _transform(router, side, "with_structured_output", schema, **kwargs)
-        binding, parsers[side] = _split(side, structured)
-        bound[side] = _model_and_kwargs(side, binding)
+        binding, parsers[side] = _split(
+            side, transform(router, side, "with_structured_output", schema, **kwargs)
+        )
+        bound[side] = model_and_kwargs(side, binding)
         # The structured-output format for the router's own run (the strong side's method).
-        tracing = tracing or _tracing_kwargs(_bound_kwargs(binding))
-    routed = _routed_copy(router, bound).bind(**tracing)
+        tracing = tracing or tracing_kwargs(_bound_kwargs(binding))
+    routed = routed_copy(router, bound).bind(**tracing)
 
     def parse_as_answering_side(message: AIMessage) -> Runnable:
         return parsers[message.response_metadata["routellm"]["side"]]
 
     parse = RunnableLambda(parse_as_answering_side, name="parse_as_answering_side")
+    chain: Runnable = routed | parse
     if include_raw:
         parsed = RunnablePassthrough.assign(
             parsed=itemgetter("raw") | parse, parsing_error=lambda _: None
         )
         unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
-        fallback = parsed.with_fallbacks([unparsed], exception_key="parsing_error")
-        chain: Runnable = RunnableMap(raw=routed) | fallback
-    else:
-        chain = routed | parse
+        chain = RunnableMap(raw=routed) | parsed.with_fallbacks(
+            [unparsed], exception_key="parsing_error"
+        )
     return chain.with_config(run_name="RouterChatModel.with_structured_output")
 
 
-def _transform(
+def transform(
     router: RouterChatModel, side: str, method: str, /, *args: Any, **kwargs: Any
 ) -> Runnable:
     model = router._candidate(side).model
@@ -94,14 +71,14 @@ def _transform(
         ) from exc
 
 
-def _routed_copy(router: RouterChatModel, bound: Bound) -> RouterChatModel:
+def routed_copy(router: RouterChatModel, bound: dict[str, Any]) -> RouterChatModel:
     # model_copy shares private attributes, so the copy reuses the engine and cost tracker.
     routed = router.model_copy()
     routed._bound = bound
     return routed
 
 
-def _model_and_kwargs(side: str, runnable: Runnable) -> tuple[BaseChatModel, dict[str, Any]]:
+def model_and_kwargs(side: str, runnable: Runnable) -> tuple[BaseChatModel, dict[str, Any]]:
     """The chat model under a side's binding and the kwargs bound to it (outer bindings win, as
     ``RunnableBinding`` merges them), tracing-only kwargs left out."""
     kwargs = _bound_kwargs(runnable)
@@ -125,7 +102,7 @@ def _bound_kwargs(runnable: Runnable) -> dict[str, Any]:
     return kwargs
 
 
-def _tracing_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+def tracing_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in _TRACING_ONLY_KWARGS}
 
 

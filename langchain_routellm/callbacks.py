@@ -23,9 +23,8 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
     of other models and cache hits are ignored. Tokens a model does not report are counted
     with cl100k and flagged as estimated.
 
-    ``prices``: USD per 1M input/output tokens by model name, e.g. ``{"gpt-4o": (2.5, 10.0)}``,
-    merged over ``routellm_base.costs.DEFAULT_PRICES``. ``strong_model``: the model whose price
-    is the always-strong baseline (default: the strong model seen most).
+    ``prices`` and ``strong_model`` (the always-strong baseline's model; default: the strong model
+    seen most) as for :class:`routellm_base.costs.CostTracker`.
     """
 
     run_inline = True  # record starts before ends, in order, also under async callback managers
@@ -45,18 +44,10 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         self._lock = threading.Lock()
 
     def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
+        self, serialized: Any, messages: list[list[BaseMessage]], *, run_id: UUID, **kwargs: Any
     ) -> None:
         # Only a router's runs (one run per routed call; its ls_provider is "routellm").
-        if (metadata or {}).get("ls_provider") != "routellm":
+        if (kwargs.get("metadata") or {}).get("ls_provider") != "routellm":
             return
         text = "\n".join(m.text for batch in messages for m in batch)
         with self._lock:

@@ -1,9 +1,6 @@
-"""`RouterChatModel`: a LangChain chat model that routes each call to a strong or a weak model.
-
-A translator over the engine's one call path (:class:`routellm_base.routed_call.RoutedCall`):
-LangChain messages become turns, the chosen model's own hooks answer under the router's run,
-and the answer comes back with the decision in ``response_metadata["routellm"]``.
-"""
+"""`RouterChatModel`: a LangChain chat model over the engine's one call path (``RoutedCall``):
+messages become turns, the chosen model's own hooks answer under the router's run, and the
+answer comes back with the decision in ``response_metadata["routellm"]``."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from routellm_base import ChatTurn, RoutingDecision
-from routellm_base.decision import Side
+from routellm_base.decision import SIDES, Side
 from routellm_base.routed_call import Answer, Candidate, RoutedCall
 from routellm_base.router_fields import RouterFields
 
@@ -71,12 +68,9 @@ class RouterChatModel(RouterFields, BaseChatModel):
     ``swap_router``, ``shadow_stats`` and ``flush_log`` are shared with LlamaIndex's
     ``RouterLLM``: see :class:`routellm_base.router_fields.RouterFields`.
 
-    ```python
-    llm = RouterChatModel(strong=ChatOpenAI(model="gpt-4o"), weak=ChatOpenAI(model="gpt-4o-mini"),
-                          strong_share=0.3)
-    msg = llm.invoke("Prove that sqrt(2) is irrational")
-    msg.response_metadata["routellm"]    # {"side": "strong", "win_rate": 0.71, ...}
-    ```
+    ``RouterChatModel(strong=ChatOpenAI(model="gpt-4o"), weak=ChatOpenAI(model="gpt-4o-mini"),
+    strong_share=0.3).invoke("Prove that sqrt(2) is irrational").response_metadata["routellm"]``
+    is ``{"side": "strong", "win_rate": 0.71, ...}``.
 
     * Force a side: ``llm.invoke("hi", routellm_force="strong")``, ``llm.bind(...)``, or a
       chain's config ``{"metadata": {"routellm_force": "strong"}}`` (read from the router's
@@ -88,8 +82,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
     * ``bind_tools`` / ``with_structured_output`` transform both sides at bind time (each keeps
       its native format); structured output is parsed by the side that answered.
     * An LLM cache reuses an answer only for the same messages, router settings, sides (with
-      their bound tools), forced side and call options. Copies (``copy.deepcopy``, ``pickle``)
-      rebuild their engine on first use and keep their own cost totals.
+      their bound tools), forced side and call options.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -112,19 +105,16 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self._check_settings()
         return self
 
-    # -- the integration's hooks of RouterFields --------------------------------------------------
+    # -- the integration's hooks of RouterFields, and LangChain's ---------------------------------
 
     def _own_model_name(self, model: Any) -> str:
-        for attr in ("model_name", "model", "model_id", "deployment_name"):
-            value = getattr(model, attr, None)
-            if isinstance(value, str) and value:
-                return value
-        return type(model).__name__
+        names = (
+            getattr(model, a, None) for a in ("model_name", "model", "model_id", "deployment_name")
+        )
+        return next((n for n in names if isinstance(n, str) and n), type(model).__name__)
 
     def _judge_chat(self, judge: Any) -> tuple[Callable[[list[dict[str, str]]], str], str]:
         return (lambda messages: str(judge.invoke(messages).text)), self._own_model_name(judge)
-
-    # -- LangChain plumbing -------------------------------------------------------------------
 
     @property
     def _llm_type(self) -> str:
@@ -146,15 +136,13 @@ class RouterChatModel(RouterFields, BaseChatModel):
         return params
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        # The cache key: the router's settings and the call's kwargs (the forced side included,
-        # see _generate_with_cache), plus each side's own key with what is bound to it (tools,
-        # response format), so that an answer is reused only by the same call to the same pair.
+        # The cache key: the router's settings, the call's kwargs (the forced side included) and
+        # each side's own key with what is bound to it, so only the same call reuses an answer.
         sides = [f"{c.key}={c.model._get_llm_string(**c.bound)}" for c in self._candidates()]
         return "---".join([super()._get_llm_string(stop=stop, **kwargs), *sides])
 
-    # BaseChatModel._generate_with_cache keys the LLM cache on the call's kwargs alone, and no
-    # hook sees the run's metadata before the lookup: a side forced through the config's
-    # metadata changes the answer, so it becomes a kwarg here, before the cache is read.
+    # BaseChatModel._generate_with_cache keys the LLM cache on the call's kwargs alone and no hook
+    # sees the run's metadata before the lookup: a side forced there becomes a kwarg first.
     def _generate_with_cache(
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> ChatResult:
@@ -186,14 +174,18 @@ class RouterChatModel(RouterFields, BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """A router over both sides' own ``bind_tools(tools, ...)``; ``ValueError`` names a side
         whose model cannot bind tools."""
-        return binding.bind_tools(self, tools, tool_choice=tool_choice, **kwargs)
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        bound = {s: binding.transform(self, s, "bind_tools", tools, **kwargs) for s in SIDES}
+        bound = {s: binding.model_and_kwargs(s, runnable) for s, runnable in bound.items()}
+        return binding.routed_copy(self, bound).bind(**binding.tracing_kwargs(kwargs))
 
     def with_structured_output(
         self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """A router over both sides' own ``with_structured_output(schema, ...)``: one routed
         call, then the answering side's parser; ``ValueError`` names a side that cannot."""
-        return binding.with_structured_output(self, schema, include_raw=include_raw, **kwargs)
+        return binding.structured(self, schema, include_raw, **kwargs)
 
     # -- the four hooks: decide, run the driver, annotate, finish ---------------------------------
 
@@ -234,7 +226,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
         await call.adecide()
         return call
 
-    # -- calling a side -------------------------------------------------------------------------
+    # -- calling a side, and its answer ---------------------------------------------------------
 
     def _side_call(
         self, candidate: Candidate[Any], args: _Args
@@ -254,7 +246,8 @@ class RouterChatModel(RouterFields, BaseChatModel):
             model, call = self._side_call(candidate, args)
             if model.rate_limiter:
                 model.rate_limiter.acquire(blocking=True)
-            if stream and _streams(model, call, async_api=False):
+            # The check BaseChatModel.stream makes: the model streams unless it cannot or is told not to.
+            if stream and model._should_stream(async_api=False, **{**call, "stream": True}):
                 return model._stream(args.messages, run_manager=args.run_manager, **call)
             result = model._generate(
                 args.messages, **_with_run_manager(model._generate, args, call)
@@ -270,15 +263,13 @@ class RouterChatModel(RouterFields, BaseChatModel):
             model, call = self._side_call(candidate, args)
             if model.rate_limiter:
                 await model.rate_limiter.aacquire(blocking=True)
-            if stream and _streams(model, call, async_api=True):
+            if stream and model._should_stream(async_api=True, **{**call, "stream": True}):
                 return model._astream(args.messages, run_manager=args.run_manager, **call)
             hook = model._agenerate
             result = await hook(args.messages, **_with_run_manager(hook, args, call))
             return _aiter(_as_chunks(result)) if stream else result
 
         return attempt
-
-    # -- the answer -----------------------------------------------------------------------------
 
     def _result(self, call: RoutedCall[Any], result: ChatResult, args: _Args) -> ChatResult:
         decision = call.decision
@@ -301,31 +292,29 @@ class RouterChatModel(RouterFields, BaseChatModel):
     def _finish(self, call: RoutedCall[Any], outputs: Sequence[BaseMessage], args: _Args) -> None:
         if not outputs:
             return
-        usages = [u for u in (getattr(m, "usage_metadata", None) for m in outputs) if u]
-        answer = Answer(
-            "".join(str(m.text) for m in outputs),
-            sum(u["input_tokens"] for u in usages) if usages else None,
-            sum(u["output_tokens"] for u in usages) if usages else None,
-        )
         # Tools or structured output: nothing a pairwise answer judge can compare.
         plain = self._bound is None and not any(k in args.kwargs for k in _TOOL_KWARGS)
-        call.finish(answer, shadow=functools.partial(self._shadow_answer, args) if plain else None)
+        shadow = functools.partial(self._shadow_answer, args) if plain else None
+        call.finish(_answer(outputs), shadow=shadow)
 
     def _end_of_stream(self, call: RoutedCall[Any], args: _Args) -> Callable[[list[Any]], None]:
         return lambda chunks: self._finish(call, [c.message for c in chunks], args)
 
     def _shadow_answer(self, args: _Args, candidate: Candidate[Any]) -> Answer:
         model, call = self._side_call(candidate, args)
-        message = model.invoke(args.messages, **call)
-        usage = getattr(message, "usage_metadata", None)
-        return Answer(
-            str(message.text),
-            usage["input_tokens"] if usage else None,
-            usage["output_tokens"] if usage else None,
-        )
+        return _answer([model.invoke(args.messages, **call)])
 
 
 # -- module helpers -------------------------------------------------------------------------------
+
+
+def _answer(messages: Sequence[BaseMessage]) -> Answer:
+    """The answer's text and the tokens its messages report (``usage_metadata``), if any."""
+    usages = [u for u in (getattr(m, "usage_metadata", None) for m in messages) if u]
+    tokens = [
+        sum(u[k] for u in usages) if usages else None for k in ("input_tokens", "output_tokens")
+    ]
+    return Answer("".join(str(m.text) for m in messages), *tokens)
 
 
 def _annotated(metadata: Mapping[str, Any], decision: RoutingDecision) -> dict[str, Any]:
@@ -370,19 +359,6 @@ def _with_run_manager(
 @functools.cache
 def _takes_run_manager(function: Callable[..., Any]) -> bool:
     return "run_manager" in inspect.signature(function).parameters
-
-
-def _streams(model: BaseChatModel, call: Mapping[str, Any], *, async_api: bool) -> bool:
-    """Whether ``model`` streams for this call: it implements a stream hook (async may use the
-    sync one) and its ``disable_streaming`` does not turn streaming off."""
-    cls = type(model)
-    implemented = cls._stream is not BaseChatModel._stream or (
-        async_api and cls._astream is not BaseChatModel._astream
-    )
-    disabled = model.disable_streaming is True or (
-        model.disable_streaming == "tool_calling" and bool(call.get("tools"))
-    )
-    return implemented and not disabled
 
 
 def _as_chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:

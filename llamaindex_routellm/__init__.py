@@ -1,9 +1,5 @@
-"""LlamaIndex integration of the RouteLLM routing engine.
-
-``RouterLLM(strong=..., weak=...)`` is a LlamaIndex ``FunctionCallingLLM`` that sends each call to
-one of two LLMs, chosen by a learned router; use it as ``Settings.llm``, in query engines, chat
-engines and function-calling agents.
-"""
+"""LlamaIndex integration of RouteLLM: ``RouterLLM(strong=..., weak=...)``, a
+``FunctionCallingLLM`` that sends each call to one of two LLMs, chosen by a learned router."""
 
 from .base import (
     FORCE_KWARG,

@@ -1,11 +1,6 @@
-"""``RouterLLM``: a LlamaIndex LLM that sends each call to a strong or a weak LLM.
-
-A translator over the engine's one call path (:class:`routellm_base.routed_call.RoutedCall`):
-every call is routed once and handed, unchanged, to the chosen LLM's own method of the same name
-(``chat`` -> ``chat``, ``astream_complete`` -> ``astream_complete``; a tool call prepared by
-``FunctionCallingLLM``'s template -> the side's ``*_chat_with_tools``), so roles, content blocks,
-tools and provider-specific formatting stay the chosen model's business.
-"""
+"""``RouterLLM``: a LlamaIndex LLM over the engine's one call path (``RoutedCall``): each call
+is routed once and handed, unchanged, to the chosen LLM's own method of the same name, so roles,
+content blocks, tools and provider formats stay the chosen model's business."""
 
 from __future__ import annotations
 
@@ -65,8 +60,7 @@ def can_call_functions(llm: LLM) -> bool:
 
 
 def _min_known(a: int, b: int) -> int:
-    # LlamaIndex uses -1 for "unknown" (e.g. MockLLM's num_output): ignore unknown values so
-    # one side's sentinel does not become the router's budget.
+    # LlamaIndex's -1 means unknown (MockLLM's num_output): not a budget for the router.
     known = [v for v in (a, b) if v > 0]
     return min(known) if known else a
 
@@ -96,10 +90,8 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     * Tokens for costs and the log: as the side reports them (``additional_kwargs``
       ``prompt_tokens``/``completion_tokens``, as LlamaIndex's OpenAI LLM does), else cl100k.
 
-    Example::
-
-        Settings.llm = RouterLLM(strong=OpenAI(model="gpt-4o"), weak=OpenAI(model="gpt-4o-mini"),
-                                 strong_share=0.3)
+    Example: ``Settings.llm = RouterLLM(strong=OpenAI(model="gpt-4o"),
+    weak=OpenAI(model="gpt-4o-mini"), strong_share=0.3)``.
     """
 
     strong: LLM = Field(
@@ -124,7 +116,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     def class_name(cls) -> str:
         return "RouterLLM"
 
-    # -- the integration's hooks of RouterFields --------------------------------------------------
+    # -- the integration's hooks of RouterFields, and metadata ------------------------------------
 
     def _own_model_name(self, model: Any) -> str:
         name = model.metadata.model_name
@@ -140,8 +132,6 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     def _default_routing_text_fn(self) -> RoutingTextFn | None:
         return stock_query_field() if self.route_on_query else None
-
-    # -- metadata ---------------------------------------------------------------------------------
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -174,22 +164,19 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
             "weak": _payload(self.weak),
         }
 
-    # -- routing ----------------------------------------------------------------------------------
+    # -- routing: route, hand to the chosen side, attach, finish ----------------------------------
 
     def route(
         self, messages: str | Sequence[ChatMessage], *, force: str | None = None
     ) -> RoutingDecision:
-        """The decision for a prompt or a conversation, without calling either LLM (a dry run:
-        it does not enter a ``share_window``)."""
+        """The decision for a prompt or conversation, calling no LLM (enters no share window)."""
         return self._dry_run(_turns(messages), force)
 
     async def aroute(
         self, messages: str | Sequence[ChatMessage], *, force: str | None = None
     ) -> RoutingDecision:
         """:meth:`route` without blocking the event loop (the router runs in a worker thread)."""
-        engine = await self._aengine()
-        names = {f"{c.key}_model": c.name for c in self._candidates()}
-        return await engine.adecide(_turns(messages), force=force, observe=False, **names)  # type: ignore[arg-type]
+        return await self._adry_run(_turns(messages), force)
 
     def _start(self, request: _Request) -> RoutedCall[LLM]:
         call = self._routed_call(_turns(request.messages), _pop_force(request.kwargs))
@@ -218,8 +205,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         return attempt
 
     def _finish(self, call: RoutedCall[LLM], response: Any, request: _Request) -> None:
-        """Account the answer once; a plain call (no tools) may be shadowed through the other
-        side's ``chat`` or ``complete``."""
+        """Account the answer once; a plain call may be shadowed (the other side's chat/complete)."""
         method, messages, kwargs = request
         plain = "chat" if "chat" in method else "complete"
         shadow = None if "tools" in kwargs else _shadow(plain, messages, kwargs)
@@ -230,8 +216,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         return _attach(response, call.decision)
 
     def _stream(self, call: RoutedCall[LLM], request: _Request) -> Generator[Any, None, None]:
-        """Start the chosen side's stream now (so its call-time errors, and the fallback, happen
-        in this call) and tag its chunks; the answer is accounted after the last one."""
+        """Start the chosen side's stream now (call-time errors fall back in this call)."""
         chunks = call.open_stream(_in_this_context(self._attempt(request)))
         return call.tagged(chunks, _attach, self._end_of_stream(call, request))  # type: ignore[return-value]
 
@@ -245,8 +230,6 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     ) -> Callable[[list[Any]], None]:
         # A stream's last chunk holds the whole text (and any usage the side reports).
         return lambda chunks: self._finish(call, chunks[-1] if chunks else None, request)
-
-    # -- chat and completion: route, hand to the chosen side, attach, finish ----------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -300,8 +283,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     def _check_function_calling(self, sides: Sequence[str]) -> None:
         for side in sides:
-            llm = self.strong if side == "strong" else self.weak
-            if not can_call_functions(llm):
+            if not can_call_functions(llm := self._candidate(side).model):
                 raise SideNotFunctionCallingError(
                     f"RouterLLM: the {side} side ({type(llm).__name__}, model "
                     f"{llm.metadata.model_name!r}) is not a function-calling LLM, so tool calls "
@@ -320,12 +302,9 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """The routed ``chat``'s arguments for a tool call: the conversation, the tools and the
-        tool options, for the chosen side's own ``*_chat_with_tools`` to prepare.
-
-        Checked before routing, on both sides unless ``routellm_force`` fixes one, so a router
-        with a non-function-calling side fails on the first tool call, not on an unlucky one.
-        """
+        """The routed ``chat``'s arguments for a tool call (the conversation, tools and options)
+        for the chosen side's own ``*_chat_with_tools`` to prepare. Both sides (or the forced
+        one) must call functions, so a bad side fails on the first tool call, not a late one."""
         force = _checked_force(kwargs.get(FORCE_KWARG))
         self._check_function_calling([force] if force else SIDES)
         options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls}
@@ -342,21 +321,19 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         side = record.get("side") if isinstance(record, dict) else None
         # No decision recorded (e.g. the empty placeholder an agent uses when a stream yields
         # nothing): ask each function-calling side in turn.
-        sides = [side] if side in SIDES else [s for s in SIDES if can_call_functions(self._llm(s))]
+        llms = {s: self._candidate(s).model for s in SIDES}
+        sides = [side] if side in SIDES else [s for s in SIDES if can_call_functions(llms[s])]
         self._check_function_calling(sides or SIDES)
         first_error: Exception | None = None
         for name in sides:
             try:
-                return self._llm(name).get_tool_calls_from_response(  # type: ignore[attr-defined]
+                return llms[name].get_tool_calls_from_response(  # type: ignore[attr-defined]
                     response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
                 )
             except Exception as exc:  # try the other side; re-raise the first error
                 first_error = first_error or exc
         assert first_error is not None
         raise first_error
-
-    def _llm(self, side: str) -> LLM:
-        return self.strong if side == "strong" else self.weak
 
 
 # -- module helpers -------------------------------------------------------------------------------
@@ -388,9 +365,8 @@ def _attach(response: Any, decision: RoutingDecision | None, first: bool = True)
 
 
 def _answer(response: Any) -> Answer:
-    """The text of a chat or completion response (a stream's last chunk holds all of it) and
-    the tokens it reports (``prompt_tokens``/``completion_tokens``, as LlamaIndex's OpenAI LLM
-    does), both or neither."""
+    """A response's text (a stream's last chunk holds all of it) and the tokens it reports
+    (``prompt_tokens``/``completion_tokens``, as LlamaIndex's OpenAI LLM does), both or none."""
     message = getattr(response, "message", None)
     text = message.content if message is not None else getattr(response, "text", None)
     tokens = getattr(response, "additional_kwargs", None) or {}

@@ -16,11 +16,8 @@ from .base import ROUTELLM_KEY
 
 
 class RoutingDecisionRecorder(BaseEventHandler):
-    """An instrumentation event handler that keeps each routed call's decision dict.
-
-    A call's decision is kept once, by its ``call_id``: the chosen side's end event may carry
-    the same response object (a stream's last chunk) as the router's own.
-    """
+    """An instrumentation event handler that keeps each routed call's decision dict, once per
+    ``call_id`` (the chosen side's end event may carry the router's response object too)."""
 
     decisions: list[dict[str, Any]] = Field(
         default_factory=list, description="Decision dicts, in call order."

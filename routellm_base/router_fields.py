@@ -317,6 +317,13 @@ class RouterFields(BaseModel):
         names = {f"{c.key}_model": c.name for c in self._candidates()}
         return self.engine.decide(turns, force=force, observe=False, **names)  # type: ignore[arg-type]
 
+    async def _adry_run(
+        self, turns: Sequence[ChatTurn] | str, force: str | None
+    ) -> RoutingDecision:
+        """:meth:`_dry_run` with the router off the event loop (a worker thread)."""
+        names = {f"{c.key}_model": c.name for c in self._candidates()}
+        return await (await self._aengine()).adecide(turns, force=force, observe=False, **names)  # type: ignore[arg-type]
+
     async def _arouted_call(
         self, turns: Sequence[ChatTurn] | str, force: str | None
     ) -> RoutedCall[Any]:
