@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .errors import RoutingInputError
+
 Side = Literal["strong", "weak"]
 SIDES: tuple[Side, Side] = ("strong", "weak")
+
+
+def pair_names(candidates: Mapping[str, str]) -> tuple[str, str]:
+    """The strong and weak model names of a pool given as ``{key: model name}``.
+
+    A pool is two candidates keyed ``"strong"`` and ``"weak"`` today (routing among more needs
+    a policy for a pool); :class:`RoutingInputError` names any other set of keys.
+    """
+    if set(candidates) != set(SIDES):
+        raise RoutingInputError(
+            f"candidates must be keyed 'strong' and 'weak', got {sorted(candidates)}"
+        )
+    return candidates["strong"], candidates["weak"]
 
 
 def new_call_id() -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoints import DEFAULT_ROUTER, load_router
-from .decision import SIDES, RoutingDecision, Side
+from .decision import SIDES, RoutingDecision, Side, pair_names
 from .errors import RoutingInputError
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy, decide_sides
 from .routers.base import Router
@@ -104,10 +104,13 @@ class RoutingEngine:
         weak_model: str = "weak",
         force: Side | None = None,
         observe: bool = True,
+        candidates: Mapping[str, str] | None = None,
     ) -> RoutingDecision:
         """Route one conversation (a list of turns, or a bare prompt string).
 
         ``observe=False`` is a dry run: the win rate does not enter the share window.
+        ``candidates``: the pool's model names by key (``{"strong": ..., "weak": ...}``),
+        instead of ``strong_model`` / ``weak_model``; the decision's ``side`` is a key.
         """
         return self.decide_many(
             [conversation],
@@ -115,6 +118,7 @@ class RoutingEngine:
             weak_model=weak_model,
             force=force,
             observe=observe,
+            candidates=candidates,
         )[0]
 
     def decide_many(
@@ -125,9 +129,12 @@ class RoutingEngine:
         weak_model: str = "weak",
         force: Side | None = None,
         observe: bool = True,
+        candidates: Mapping[str, str] | None = None,
     ) -> list[RoutingDecision]:
         """Route several conversations with one batched router call (and, with a share window,
-        one threshold)."""
+        one threshold). ``candidates`` as for :meth:`decide`."""
+        if candidates is not None:
+            strong_model, weak_model = pair_names(candidates)
         if force is not None and force not in SIDES:
             raise RoutingInputError(f"force must be 'strong', 'weak' or None, got {force!r}")
         start = time.perf_counter()
@@ -212,6 +219,7 @@ class RoutingEngine:
         weak_model: str = "weak",
         force: Side | None = None,
         observe: bool = True,
+        candidates: Mapping[str, str] | None = None,
     ) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
         import asyncio  # only async callers pay for importing it
@@ -223,6 +231,7 @@ class RoutingEngine:
             weak_model=weak_model,
             force=force,
             observe=observe,
+            candidates=candidates,
         )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .costs import CostTracker
-from .decision import RoutingDecision
+from .decision import RoutingDecision, pair_names
 from .engine import RoutingEngine
 from .engine_cache import EngineCache
 from .errors import RoutingInputError
@@ -136,9 +136,9 @@ class RoutedCall(Generic[M]):
         falls_back: Callable[[Exception], bool] | None = None,
         sinks: CallSinks | None = None,
     ) -> None:
-        keys = [c.key for c in candidates]
-        if keys != ["strong", "weak"]:
-            raise RoutingInputError(f"a routed call needs candidates strong, weak; got {keys}")
+        if [c.key for c in candidates] != ["strong", "weak"]:
+            pair_names({c.key: c.name for c in candidates})  # names what is wrong
+            raise RoutingInputError("a routed call's candidates go strong, then weak")
         self.engine = engine
         self.candidates = tuple(candidates)
         self.turns = turns
@@ -154,17 +154,21 @@ class RoutedCall(Generic[M]):
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def _names(self) -> dict[str, str]:
-        return {f"{c.key}_model": c.name for c in self.candidates}
+    @property
+    def names(self) -> dict[str, str]:
+        """The candidates' model names by key, in fallback order."""
+        return {c.key: c.name for c in self.candidates}
 
     def decide(self) -> RoutingDecision:
         """Route the call (its win rate enters a share window) and return the decision."""
-        self.decision = self.engine.decide(self.turns, force=self.force, **self._names())  # type: ignore[arg-type]
+        force = self.force
+        self.decision = self.engine.decide(self.turns, force=force, candidates=self.names)  # type: ignore[arg-type]
         return self.decision
 
     async def adecide(self) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
-        self.decision = await self.engine.adecide(self.turns, force=self.force, **self._names())  # type: ignore[arg-type]
+        force = self.force
+        self.decision = await self.engine.adecide(self.turns, force=force, candidates=self.names)  # type: ignore[arg-type]
         return self.decision
 
     @property
@@ -350,7 +354,6 @@ class RoutedCall(Generic[M]):
                 output_text=answer.text,
             )
             tokens = (cost.input_tokens, cost.output_tokens, cost.estimated, cost.cost)
-        names = self._names()
         if sinks.log is not None:
             sinks.log.record(
                 decision,
@@ -361,7 +364,7 @@ class RoutedCall(Generic[M]):
                 tokens_estimated=tokens[2],
                 cost_usd=tokens[3],
                 latency_seconds=time.perf_counter() - self.started,
-                **names,
+                candidates=self.names,
             )
         if shadow is not None and sinks.shadow is not None:
             other = next(c for c in self.candidates if c.key != decision.side)
@@ -370,7 +373,7 @@ class RoutedCall(Generic[M]):
                 conversation=self.turns,
                 answer=answer.text,
                 call_other=lambda: shadow(other),
-                **names,
+                candidates=self.names,
             )
 
 

@@ -314,15 +314,16 @@ class RouterFields(BaseModel):
 
     def _dry_run(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutingDecision:
         """How a call would be routed, calling no model; its win rate enters no share window."""
-        names = {f"{c.key}_model": c.name for c in self._candidates()}
-        return self.engine.decide(turns, force=force, observe=False, **names)  # type: ignore[arg-type]
+        names = {c.key: c.name for c in self._candidates()}
+        return self.engine.decide(turns, force=force, observe=False, candidates=names)  # type: ignore[arg-type]
 
     async def _adry_run(
         self, turns: Sequence[ChatTurn] | str, force: str | None
     ) -> RoutingDecision:
         """:meth:`_dry_run` with the router off the event loop (a worker thread)."""
-        names = {f"{c.key}_model": c.name for c in self._candidates()}
-        return await (await self._aengine()).adecide(turns, force=force, observe=False, **names)  # type: ignore[arg-type]
+        names = {c.key: c.name for c in self._candidates()}
+        engine = await self._aengine()
+        return await engine.adecide(turns, force=force, observe=False, candidates=names)  # type: ignore[arg-type]
 
     async def _arouted_call(
         self, turns: Sequence[ChatTurn] | str, force: str | None

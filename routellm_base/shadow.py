@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .decision import RoutingDecision, Side
+from .decision import RoutingDecision, Side, pair_names
 from .errors import RoutingInputError
 from .judging import PairVerdict, PairwiseJudge, judge_question
 from .routing_text import ChatTurn
@@ -199,8 +199,11 @@ class ShadowRunner:
         call_other: Callable[[], ShadowAnswer],
         strong_model: str | None = None,
         weak_model: str | None = None,
+        candidates: Mapping[str, str] | None = None,
     ) -> bool:
         """Offer one answered call; ``True`` when it was drawn and queued. Never raises.
+        ``candidates``: the pool's model names by key, instead of ``strong_model`` /
+        ``weak_model`` (see :func:`routellm_base.decision.pair_names`).
 
         ``decision`` is the decision of the side that answered; a call that fell back is not
         shadowed (its other side just failed). ``answer`` is the text the user got;
@@ -208,6 +211,8 @@ class ShadowRunner:
         returns its :class:`ShadowAnswer`.
         """
         try:
+            if candidates is not None:
+                strong_model, weak_model = pair_names(candidates)
             with self._lock:
                 self._counts["offered"] += 1
                 if decision.fallback_from is not None or self._rng.random() >= self.rate:

@@ -32,7 +32,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from ..costs import DEFAULT_PRICES, PriceLike, as_price
-from ..decision import RoutingDecision
+from ..decision import RoutingDecision, pair_names
 from ..errors import RoutingInputError
 from ..judging import PairVerdict
 from ..routing_text import ChatTurn, turn_texts
@@ -197,6 +197,7 @@ class RoutingLog:
         tokens_estimated: bool | None = None,
         cost_usd: float | None = None,
         latency_seconds: float | None = None,
+        candidates: Mapping[str, str] | None = None,
     ) -> None:
         """Queue one answered call; returns at once and never raises.
 
@@ -204,9 +205,12 @@ class RoutingLog:
         ``call_id`` is the row's); ``conversation`` what was routed (a prompt string or turns,
         as for :meth:`RoutingEngine.decide`); ``checkpoint_id`` defaults to the decision's; tokens
         and ``cost_usd`` as known (``None``: unknown); ``latency_seconds`` the whole call, routing
-        included.
+        included; ``candidates`` the pool's model names by key, instead of ``strong_model`` /
+        ``weak_model`` (see :func:`routellm_base.decision.pair_names`).
         """
         try:
+            if candidates is not None:
+                strong_model, weak_model = pair_names(candidates)
             self._put(
                 _Call(
                     decision,
