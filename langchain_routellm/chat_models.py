@@ -20,13 +20,10 @@ from typing_extensions import Self
 
 from routellm_base import ChatTurn, RoutingDecision
 from routellm_base.decision import SIDES, Side
-from routellm_base.routed_call import Answer, Candidate, RoutedCall
+from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
 from routellm_base.router_fields import RouterFields
 
 from . import binding
-
-FORCE_KWARG = "routellm_force"
-"""Call kwarg (and config ``metadata`` key) that forces a side: ``"strong"`` or ``"weak"``."""
 
 _TOOL_KWARGS = ("tools", "functions", "tool_choice", "response_format")
 """Call kwargs that make a call a tool call or structured output: such calls are not shadowed."""
@@ -77,8 +74,8 @@ class RouterChatModel(RouterFields, BaseChatModel):
       run; a direct ``llm.stream(...)`` has no run, so force its side with the argument).
     * One run per call: the chosen model's own hooks answer under the router's run (as
       ``ChatHuggingFace`` wraps its model), so tokens, usage and the decision are reported once;
-      the chosen model's callbacks, tags and cache are not used, its rate limiter is. A stream's
-      first chunk carries the decision.
+      the chosen model's callbacks, tags, cache and ``output_version`` conversion are not used,
+      its rate limiter is. A stream's first chunk carries the decision.
     * ``bind_tools`` / ``with_structured_output`` transform both sides at bind time (each keeps
       its native format); structured output is parsed by the side that answered.
     * An LLM cache reuses an answer only for the same messages, router settings, sides (with
@@ -192,39 +189,33 @@ class RouterChatModel(RouterFields, BaseChatModel):
     def _generate(
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> ChatResult:
-        call = self._start(args := _Args(messages, stop, run_manager, kwargs))
+        args = _Args(messages, stop, run_manager, kwargs)
+        call = self._decided_call(messages_to_turns(messages), _forced(args, pop=True))
         return self._result(call, call.run(self._attempt(args, stream=False)), args)
 
     async def _agenerate(
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> ChatResult:
-        call = await self._astart(args := _Args(messages, stop, run_manager, kwargs))
+        args = _Args(messages, stop, run_manager, kwargs)
+        call = await self._adecided_call(messages_to_turns(messages), _forced(args, pop=True))
         return self._result(call, await call.arun(self._aattempt(args, stream=False)), args)
 
     def _stream(
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        call = self._start(args := _Args(messages, stop, run_manager, kwargs))
+        args = _Args(messages, stop, run_manager, kwargs)
+        call = self._decided_call(messages_to_turns(messages), _forced(args, pop=True))
         chunks = call.stream(self._attempt(args, stream=True))
         yield from call.tagged(chunks, _annotated_chunk, self._end_of_stream(call, args))
 
     async def _astream(
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = await self._astart(args := _Args(messages, stop, run_manager, kwargs))
+        args = _Args(messages, stop, run_manager, kwargs)
+        call = await self._adecided_call(messages_to_turns(messages), _forced(args, pop=True))
         chunks = call.astream(self._aattempt(args, stream=True))
         async for chunk in call.atagged(chunks, _annotated_chunk, self._end_of_stream(call, args)):
             yield chunk
-
-    def _start(self, args: _Args) -> RoutedCall[Any]:
-        call = self._routed_call(messages_to_turns(args.messages), _forced(args, pop=True))
-        call.decide()
-        return call
-
-    async def _astart(self, args: _Args) -> RoutedCall[Any]:
-        call = await self._arouted_call(messages_to_turns(args.messages), _forced(args, pop=True))
-        await call.adecide()
-        return call
 
     # -- calling a side, and its answer ---------------------------------------------------------
 
@@ -234,7 +225,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
         """The candidate's model and its hook's kwargs (see ``Candidate.call_options``)."""
         defaults = {"temperature": self.temperature, "max_tokens": self.max_tokens}
         call = candidate.call_options(args.kwargs, defaults)
-        call["stop"] = args.stop if args.stop is not None else self.stop
+        call["stop"] = args.stop if args.stop is not None else call.get("stop", self.stop)
         return candidate.model, call
 
     def _attempt(self, args: _Args, *, stream: bool) -> Callable[[Candidate[Any]], Any]:
@@ -290,8 +281,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
     def _finish(self, call: RoutedCall[Any], outputs: Sequence[BaseMessage], args: _Args) -> None:
-        if not outputs:
-            return
+        # An empty stream is an answered call with no text: accounted, as RouterLLM does.
         # Tools or structured output: nothing a pairwise answer judge can compare.
         plain = self._bound is None and not any(k in args.kwargs for k in _TOOL_KWARGS)
         shadow = functools.partial(self._shadow_answer, args) if plain else None

@@ -26,8 +26,8 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 
 from routellm_base import RoutingDecision, RoutingTextFn
 from routellm_base.decision import SIDES
-from routellm_base.errors import RouteLLMError, RoutingInputError
-from routellm_base.routed_call import Answer, Candidate, RoutedCall
+from routellm_base.errors import RouteLLMError
+from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall, checked_force
 from routellm_base.router_fields import RouterFields
 
 from .messages import to_chat_turns, tool_call_messages
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 ROUTELLM_KEY = "routellm"
 """Key of the routing decision (a dict) in every response's ``additional_kwargs``."""
-FORCE_KWARG = "routellm_force"
-"""Per-call keyword: ``"strong"`` or ``"weak"`` skips the router and uses that side."""
 
 
 class _Request(NamedTuple):
@@ -179,14 +177,10 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         return await self._adry_run(_turns(messages), force)
 
     def _start(self, request: _Request) -> RoutedCall[LLM]:
-        call = self._routed_call(_turns(request.messages), _pop_force(request.kwargs))
-        call.decide()
-        return call
+        return self._decided_call(_turns(request.messages), _pop_force(request.kwargs))
 
     async def _astart(self, request: _Request) -> RoutedCall[LLM]:
-        call = await self._arouted_call(_turns(request.messages), _pop_force(request.kwargs))
-        await call.adecide()
-        return call
+        return await self._adecided_call(_turns(request.messages), _pop_force(request.kwargs))
 
     def _attempt(self, request: _Request) -> Callable[[Candidate[LLM]], Any]:
         """Calls the request's method of a candidate; a call carrying ``tools`` (prepared by
@@ -221,7 +215,8 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         return call.tagged(chunks, _attach, self._end_of_stream(call, request))  # type: ignore[return-value]
 
     async def _astream(self, call: RoutedCall[LLM], request: _Request) -> AsyncGenerator[Any, None]:
-        """Async :meth:`_stream`."""
+        """Async :meth:`_stream`. A fallback started while the stream is read runs in the reading
+        task's context: a coroutine cannot be run in another context without a task of its own."""
         chunks = await call.aopen_stream(self._attempt(request))
         return call.atagged(chunks, _attach, self._end_of_stream(call, request))  # type: ignore[return-value]
 
@@ -305,7 +300,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         """The routed ``chat``'s arguments for a tool call (the conversation, tools and options)
         for the chosen side's own ``*_chat_with_tools`` to prepare. Both sides (or the forced
         one) must call functions, so a bad side fails on the first tool call, not a late one."""
-        force = _checked_force(kwargs.get(FORCE_KWARG))
+        force = checked_force(kwargs.get(FORCE_KWARG))
         self._check_function_calling([force] if force else SIDES)
         options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls}
         # Only pass tool_required when set: older integrations' signatures lack it.
@@ -343,22 +338,17 @@ def _turns(messages: str | Sequence[ChatMessage]) -> Any:
     return messages if isinstance(messages, str) else to_chat_turns(messages)
 
 
-def _checked_force(force: Any) -> str | None:
-    if force is not None and force not in SIDES:
-        raise RoutingInputError(f"{FORCE_KWARG} must be 'strong' or 'weak', got {force!r}")
-    return force
-
-
 def _completion(method: str, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> _Request:
     # The routing kwarg stays in kwargs for _start to take out, before the side is called.
     return _Request(method, prompt, {"formatted": formatted, **kwargs})
 
 
 def _pop_force(kwargs: dict[str, Any]) -> str | None:
-    return _checked_force(kwargs.pop(FORCE_KWARG, None))
+    return checked_force(kwargs.pop(FORCE_KWARG, None))
 
 
 def _attach(response: Any, decision: RoutingDecision | None, first: bool = True) -> Any:
+    # On the side's own response object (the router's answer is the side's, not a copy).
     assert decision is not None
     response.additional_kwargs[ROUTELLM_KEY] = decision.to_dict()
     return response

@@ -40,6 +40,10 @@ logger = logging.getLogger("routellm_base.routed_call")
 M = TypeVar("M")
 T = TypeVar("T")
 
+FORCE_KWARG = "routellm_force"
+"""The call argument (and, in LangChain, config ``metadata`` key) that forces a candidate by its
+key, ``"strong"`` or ``"weak"``, skipping the router; both integrations take it."""
+
 Answer = ShadowAnswer
 """What finishing a call needs of an answer: its ``text`` and the tokens the model reported
 (``input_tokens`` / ``output_tokens``, ``None`` when it reported none: they are then counted
@@ -110,8 +114,9 @@ class CallSinks:
 
 class RoutedCall(Generic[M]):
     """One routed call: :meth:`decide` (or :meth:`adecide`) once, then one of the four drivers
-    (:meth:`run`, :meth:`arun`, :meth:`stream`, :meth:`astream`) calls the chosen candidate
-    through the caller's *attempt* function, then :meth:`finish` accounts the answer once.
+    (:meth:`run`, :meth:`arun`, :meth:`stream`, :meth:`astream`; :meth:`open_stream` and
+    :meth:`aopen_stream` are the streams started at the call) calls the chosen candidate through
+    the caller's *attempt* function, then :meth:`finish` accounts the answer once.
 
     * ``candidates``: the pool in fallback order (two today: strong, weak).
     * ``turns``: the conversation, converted once by the adapter (or a prompt string).
@@ -150,7 +155,8 @@ class RoutedCall(Generic[M]):
         self.decision: RoutingDecision | None = None
         self._first_error: Exception | None = None
         self.failures: list[Exception] = []
-        """Each attempt's error, in order (the last one raised, or fallen back from)."""
+        """The errors of the attempts that failed before answering, in order (a stream's error
+        after its first chunk is raised, not kept here)."""
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -161,14 +167,14 @@ class RoutedCall(Generic[M]):
 
     def decide(self) -> RoutingDecision:
         """Route the call (its win rate enters a share window) and return the decision."""
-        force = self.force
-        self.decision = self.engine.decide(self.turns, force=force, candidates=self.names)  # type: ignore[arg-type]
+        decide = self.engine.decide
+        self.decision = decide(self.turns, force=self.force, candidates=self.names)  # type: ignore[arg-type]
         return self.decision
 
     async def adecide(self) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
-        force = self.force
-        self.decision = await self.engine.adecide(self.turns, force=force, candidates=self.names)  # type: ignore[arg-type]
+        decide = self.engine.adecide
+        self.decision = await decide(self.turns, force=self.force, candidates=self.names)  # type: ignore[arg-type]
         return self.decision
 
     @property
@@ -302,8 +308,8 @@ class RoutedCall(Generic[M]):
         end: Callable[[list[T]], None],
     ) -> Iterator[T]:
         """Relay ``chunks`` (a driver's stream), each tagged by ``tag(chunk, decision, first)``,
-        then ``end(tagged)`` once the last one has been read (an adapter finishes the call
-        there; a stream its consumer abandons is not finished)."""
+        then ``end(tagged)`` once the last one has been read, also after no chunk at all (an
+        adapter finishes the call there; a stream its consumer abandons is not finished)."""
         seen: list[T] = []
         for chunk in chunks:
             seen.append(tag(chunk, self.decision, not seen))  # type: ignore[arg-type]
@@ -331,10 +337,11 @@ class RoutedCall(Generic[M]):
         *,
         shadow: Callable[[Candidate[M]], Answer] | None = None,
     ) -> None:
-        """Account the answered call once: its cost (tokens the model did not report are counted
-        with cl100k and flagged), one routing-log row, and a shadow offer (``shadow`` makes the
-        same call on another candidate, in a background thread). Never raises: the call has
-        been answered, so a failure here is logged (logger ``routellm_base.routed_call``)."""
+        """Account the answered call once, into the sinks there are: its cost (tokens the model
+        did not report are counted with cl100k and flagged; without a cost sink they stay
+        unknown), one routing-log row, and a shadow offer (``shadow`` makes the same call on
+        another candidate, in a background thread). Never raises: the call has been answered,
+        so a failure here is logged (logger ``routellm_base.routed_call``)."""
         try:
             self._finish(answer, shadow)
         except Exception:
@@ -375,6 +382,14 @@ class RoutedCall(Generic[M]):
                 call_other=lambda: shadow(other),
                 candidates=self.names,
             )
+
+
+def checked_force(force: Any) -> str | None:
+    """``force`` if it is ``None`` or a candidate key; :class:`RoutingInputError` names the
+    argument otherwise (checked before anything is called, e.g. before tools are prepared)."""
+    if force is not None and force not in ("strong", "weak"):
+        raise RoutingInputError(f"{FORCE_KWARG} must be 'strong' or 'weak', got {force!r}")
+    return force
 
 
 def _input_text(turns: Sequence[ChatTurn] | str) -> str:

@@ -3,7 +3,7 @@
 :class:`RouterFields` is a pydantic mixin: ``RouterChatModel`` (LangChain) and ``RouterLLM``
 (LlamaIndex) inherit its fields, their one documentation, their validation, and the methods
 around the call (``engine``, ``swap_router``, ``cost_report``, ``shadow_stats``,
-``flush_log``); :meth:`RouterFields._routed_call` starts the engine's
+``flush_log``); :meth:`RouterFields._decided_call` starts the engine's
 :class:`~routellm_base.routed_call.RoutedCall`. An integration adds its two model fields
 (``strong``, ``weak``) and three small hooks: how its models are named, how its judge model
 chats, and (optionally) a default routing-text hook. Nothing here imports a framework.
@@ -43,13 +43,13 @@ SHARE_WINDOW_DOC = (
     "100 calls (or share_window, if smaller) have been routed, the calibration's threshold "
     "applies. Each decision records the threshold it used and, in extra['share_window'], where "
     "it came from (threshold_from: 'window' or 'calibration'), the window's size and fill. Kept "
-    "per process and shared by this model's copies (bind_tools, with_structured_output, "
-    "model_copy). Needs strong_share (or the default share), not threshold."
+    "per process and shared by this model's copies (model_copy; in LangChain also bind_tools "
+    "and with_structured_output). Needs strong_share (or the default share), not threshold."
 )
 FALLBACK_DOC = (
     "Retry on the other side when the chosen model raises (off by default). When True and the "
     "chosen model raises an Exception (not KeyboardInterrupt or asyncio.CancelledError), the "
-    "same call goes once to the other side; the decision (response metadata 'routellm') then "
+    "same call goes once to the other side; the decision (the answer's 'routellm' record) then "
     "names the side that answered, with fallback_from (the side that failed) and "
     "fallback_reason ('<Type>: <message>'). If the other side raises too, its error is raised "
     "with the first as __cause__. Plain and tool calls fall back on any failure; streams only "
@@ -73,7 +73,7 @@ SHADOW_RATE_DOC = (
     "stream: after its last chunk), runs in a background thread through the other side's plain "
     "call with the same messages and arguments (also for async calls, so it never runs on the "
     "caller's event loop), and never delays or fails the call: its failure is recorded in the "
-    "comparison. Not shadowed: calls that fell back, and tool or structured-output calls (a "
+    "comparison. Not shadowed: calls that fell back, and tool calls (LangChain: also structured output; a "
     "judge compares answers, not tool choices). Answers are stored only as the log's "
     "store_prompts says. flush_log() waits for running shadow calls."
 )
@@ -157,7 +157,7 @@ class RouterFields(BaseModel):
 
     _services: CallServices = PrivateAttr(default_factory=CallServices)
     _bound: dict[str, tuple[Any, dict[str, Any]]] | None = PrivateAttr(default=None)
-    """Set on copies made by a bind-time transform (``bind_tools``, ``with_structured_output``):
+    """Set on copies made by a bind-time transform (LangChain's ``bind_tools`` and the like):
     per side, the model the side's transform returned and the arguments it bound."""
 
     # -- what an integration provides ---------------------------------------------------------
@@ -254,8 +254,10 @@ class RouterFields(BaseModel):
           (``UnknownRouterError``, ``CheckpointError``, ``InvalidPolicyError``) and changes
           nothing. Calls in flight finish on the old router; calls started after this returns
           use the new one.
-        * The copies made from this model (``bind_tools``, ``with_structured_output``,
-          ``model_copy``), e.g. inside an agent, switch too; ``router`` is set to the new one.
+        * The copies made from this model (``model_copy``; LangChain's ``bind_tools``,
+          ``with_structured_output``), e.g. inside an agent, switch too. This model's
+          ``router`` field is set to the new one; a copy's field still names the old one, and
+          the copy routes with the new one.
           LangChain's LLM-cache keys include the router in use and its checkpoint id.
         * From async code: ``await asyncio.to_thread(llm.swap_router, path)`` (loading reads
           the checkpoint).
@@ -296,21 +298,31 @@ class RouterFields(BaseModel):
             return Candidate(key, self._side_name(key), *self._bound[key])
         return Candidate(key, self._side_name(key), self.strong if key == "strong" else self.weak)
 
-    def _routed_call(
-        self, turns: Sequence[ChatTurn] | str, force: str | None, *, may_fall_back: bool = True
-    ) -> RoutedCall[Any]:
-        """A call about to be routed (decide it with ``decide``/``adecide``); its finish goes to
-        this model's cost tracker, log and shadow runner."""
-        sinks = CallSinks(self._cost_tracker(), self._routing_log(), self._shadow_runner())
-        call: RoutedCall[Any] = RoutedCall(
-            self._services.engines.peek(self._engine_settings()) or self.engine,
-            self._candidates(),
-            turns,
-            force=force,
-            fallback=self.fallback and may_fall_back,
-            sinks=sinks,
+    def _decided_call(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutedCall[Any]:
+        """A call routed now (its win rate enters a share window); its finish goes to this
+        model's cost tracker, log and shadow runner."""
+        call = self._new_call(
+            self._services.engines.peek(self._engine_settings()) or self.engine, turns, force
         )
+        call.decide()
         return call
+
+    async def _adecided_call(
+        self, turns: Sequence[ChatTurn] | str, force: str | None
+    ) -> RoutedCall[Any]:
+        """:meth:`_decided_call` with the engine built and the router run off the event loop."""
+        call = self._new_call(await self._aengine(), turns, force)
+        await call.adecide()
+        return call
+
+    def _new_call(
+        self, engine: RoutingEngine, turns: Sequence[ChatTurn] | str, force: str | None
+    ) -> RoutedCall[Any]:
+        sinks = CallSinks(self._cost_tracker(), self._routing_log(), self._shadow_runner())
+        candidates = self._candidates()
+        return RoutedCall(
+            engine, candidates, turns, force=force, fallback=self.fallback, sinks=sinks
+        )
 
     def _dry_run(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutingDecision:
         """How a call would be routed, calling no model; its win rate enters no share window."""
@@ -324,13 +336,6 @@ class RouterFields(BaseModel):
         names = {c.key: c.name for c in self._candidates()}
         engine = await self._aengine()
         return await engine.adecide(turns, force=force, observe=False, candidates=names)  # type: ignore[arg-type]
-
-    async def _arouted_call(
-        self, turns: Sequence[ChatTurn] | str, force: str | None
-    ) -> RoutedCall[Any]:
-        """:meth:`_routed_call`, building the engine off the event loop when it is not built."""
-        await self._aengine()
-        return self._routed_call(turns, force)
 
     # -- costs, log, shadow ---------------------------------------------------------------------
 

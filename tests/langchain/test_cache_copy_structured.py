@@ -260,3 +260,19 @@ def test_cost_handler_ignores_cache_hits(global_cache: InMemoryCache) -> None:
     llm.invoke("q", config={"callbacks": [handler]})  # answered from the cache
     assert handler.report().calls == 1
     assert llm.cost_report().calls == 1
+
+
+def test_a_stop_bound_to_a_side_reaches_it_unless_the_call_gives_one() -> None:
+    # bind_tools(..., stop=...) binds stop to each side; the router's default (None) must not
+    # overwrite it, while a call's own stop still wins, as for RunnableBinding.
+    strong = scripted("strong", "ok")
+    llm = RouterChatModel(
+        strong=strong,
+        weak=scripted("weak", "ok"),
+        router=routellm_base.RandomRouter(seed=0),
+        threshold=0.0,  # always strong
+    )
+    bound = llm.bind_tools([add], stop=["END"])
+    bound.invoke("hi")
+    bound.invoke("hi", stop=["CALL"])
+    assert [c["stop"] for c in strong.calls] == [["END"], ["CALL"]]
