@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -25,7 +25,7 @@ from routellm_base.router_fields import RouterFields
 
 from . import binding
 
-_TOOL_KWARGS = ("tools", "functions", "tool_choice", "response_format")
+_TOOL_KWARGS = frozenset(("tools", "functions", "tool_choice", "response_format"))
 """Call kwargs that make a call a tool call or structured output: such calls are not shadowed."""
 
 Msgs = list[BaseMessage]
@@ -95,7 +95,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
     streaming: bool = False
     """Whether ``invoke`` streams from the chosen model and aggregates the chunks."""
 
-    _judge_type = (BaseChatModel, "LangChain chat model")
+    _judge_type: ClassVar[tuple[type, str]] = (BaseChatModel, "LangChain chat model")
 
     @model_validator(mode="after")
     def _validate(self) -> Self:
@@ -105,10 +105,11 @@ class RouterChatModel(RouterFields, BaseChatModel):
     # -- the integration's hooks of RouterFields, and LangChain's ---------------------------------
 
     def _own_model_name(self, model: Any) -> str:
-        names = (
-            getattr(model, a, None) for a in ("model_name", "model", "model_id", "deployment_name")
-        )
-        return next((n for n in names if isinstance(n, str) and n), type(model).__name__)
+        for attr in ("model_name", "model", "model_id", "deployment_name"):
+            value = getattr(model, attr, None)
+            if isinstance(value, str) and value:
+                return value
+        return type(model).__name__
 
     def _judge_chat(self, judge: Any) -> tuple[Callable[[list[dict[str, str]]], str], str]:
         return (lambda messages: str(judge.invoke(messages).text)), self._own_model_name(judge)
@@ -126,10 +127,20 @@ class RouterChatModel(RouterFields, BaseChatModel):
         return {**sides, **self._routing_params(), **call}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        # BaseChatModel's own: the call's model, temperature and max_tokens, else the fields'.
-        params = super()._get_ls_params(stop=stop or self.stop, **kwargs)
-        params["ls_provider"] = "routellm"
-        params.setdefault("ls_model_name", f"{self._side_name('strong')}|{self._side_name('weak')}")
+        # Written out, not BaseChatModel's: its hasattr probes of missing pydantic attributes
+        # cost more per call than the rest of this method.
+        model = kwargs.get("model")
+        pair = f"{self._side_name('strong')}|{self._side_name('weak')}"
+        name = model if isinstance(model, str) else pair
+        params = LangSmithParams(ls_provider="routellm", ls_model_name=name, ls_model_type="chat")
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, int | float):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
         return params
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
@@ -283,7 +294,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
     def _finish(self, call: RoutedCall[Any], outputs: Sequence[BaseMessage], args: _Args) -> None:
         # An empty stream is an answered call with no text: accounted, as RouterLLM does.
         # Tools or structured output: nothing a pairwise answer judge can compare.
-        plain = self._bound is None and not any(k in args.kwargs for k in _TOOL_KWARGS)
+        plain = self.shadow_rate and self._bound is None and _TOOL_KWARGS.isdisjoint(args.kwargs)
         shadow = functools.partial(self._shadow_answer, args) if plain else None
         call.finish(_answer(outputs), shadow=shadow)
 

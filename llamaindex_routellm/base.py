@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import AsyncGenerator, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -104,7 +104,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         "A routing_text_fn takes precedence.",
     )
 
-    _judge_type = (LLM, "LlamaIndex LLM")
+    _judge_type: ClassVar[tuple[type, str]] = (LLM, "LlamaIndex LLM")
 
     def __init__(self, strong: LLM, weak: LLM, **kwargs: Any) -> None:
         super().__init__(strong=strong, weak=weak, **kwargs)

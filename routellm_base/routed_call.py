@@ -146,6 +146,8 @@ class RoutedCall(Generic[M]):
             raise RoutingInputError("a routed call's candidates go strong, then weak")
         self.engine = engine
         self.candidates = tuple(candidates)
+        self.names = {c.key: c.name for c in self.candidates}
+        """The candidates' model names by key, in fallback order."""
         self.turns = turns
         self.force = force
         self.fallback = fallback
@@ -159,11 +161,6 @@ class RoutedCall(Generic[M]):
         after its first chunk is raised, not kept here)."""
 
     # -- deciding -----------------------------------------------------------------------------
-
-    @property
-    def names(self) -> dict[str, str]:
-        """The candidates' model names by key, in fallback order."""
-        return {c.key: c.name for c in self.candidates}
 
     def decide(self) -> RoutingDecision:
         """Route the call (its win rate enters a share window) and return the decision."""
@@ -357,7 +354,8 @@ class RoutedCall(Generic[M]):
                 decision.model,
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
-                input_text=_input_text(self.turns),
+                # Counted from the text only when the model reported no tokens.
+                input_text=_input_text(self.turns) if answer.input_tokens is None else None,
                 output_text=answer.text,
             )
             tokens = (cost.input_tokens, cost.output_tokens, cost.estimated, cost.cost)

@@ -275,7 +275,7 @@ class RouterFields(BaseModel):
         checkpoint = router.metadata.get("checkpoint_id") if isinstance(router, Router) else None
         fields = ("threshold", "strong_share", "share_window", "routing_text_mode")
         return {
-            "router": self._serialize_router(router),
+            "router": router.name if isinstance(router, Router) else str(router),
             **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
             **{name: getattr(self, name) for name in fields},
             "routing_text_max_tokens": self.routing_text_max_tokens,
@@ -291,19 +291,21 @@ class RouterFields(BaseModel):
 
     def _candidates(self) -> list[Candidate[Any]]:
         """The pool in fallback order: strong, then weak (each as its transform bound it)."""
-        return [self._candidate(key) for key in ("strong", "weak")]
+        bound = self._bound  # a pydantic private attribute: read once
+        return [self._candidate(key, bound) for key in ("strong", "weak")]
 
-    def _candidate(self, key: str) -> Candidate[Any]:
-        if self._bound is not None:
-            return Candidate(key, self._side_name(key), *self._bound[key])
+    def _candidate(self, key: str, bound: Any = ...) -> Candidate[Any]:
+        bound = self._bound if bound is ... else bound
+        if bound is not None:
+            return Candidate(key, self._side_name(key), *bound[key])
         return Candidate(key, self._side_name(key), self.strong if key == "strong" else self.weak)
 
     def _decided_call(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutedCall[Any]:
         """A call routed now (its win rate enters a share window); its finish goes to this
         model's cost tracker, log and shadow runner."""
-        call = self._new_call(
-            self._services.engines.peek(self._engine_settings()) or self.engine, turns, force
-        )
+        services = self._services  # a pydantic private attribute: read once per call
+        engine = services.engines.peek(self._engine_settings())
+        call = self._new_call(services, engine or self.engine, turns, force)
         call.decide()
         return call
 
@@ -311,14 +313,20 @@ class RouterFields(BaseModel):
         self, turns: Sequence[ChatTurn] | str, force: str | None
     ) -> RoutedCall[Any]:
         """:meth:`_decided_call` with the engine built and the router run off the event loop."""
-        call = self._new_call(await self._aengine(), turns, force)
+        call = self._new_call(self._services, await self._aengine(), turns, force)
         await call.adecide()
         return call
 
     def _new_call(
-        self, engine: RoutingEngine, turns: Sequence[ChatTurn] | str, force: str | None
+        self,
+        services: CallServices,
+        engine: RoutingEngine,
+        turns: Sequence[ChatTurn] | str,
+        force: str | None,
     ) -> RoutedCall[Any]:
-        sinks = CallSinks(self._cost_tracker(), self._routing_log(), self._shadow_runner())
+        log = services.log.get(self.log)
+        shadow = self._shadow_runner(log) if self.shadow_rate else None
+        sinks = CallSinks(services.cost_tracker(self._new_cost_tracker), log, shadow)
         candidates = self._candidates()
         return RoutedCall(
             engine, candidates, turns, force=force, fallback=self.fallback, sinks=sinks
@@ -360,9 +368,10 @@ class RouterFields(BaseModel):
     def _routing_log(self) -> RoutingLog | None:
         return self._services.log.get(self.log)
 
-    def _shadow_runner(self) -> ShadowRunner | None:
+    def _shadow_runner(self, log: RoutingLog | None = None) -> ShadowRunner | None:
+        log = log or self._routing_log()
         return self._services.shadow.get(
-            self._routing_log(), self.shadow_rate, self.shadow_seed, self.judge, self._pairwise
+            log, self.shadow_rate, self.shadow_seed, self.judge, self._pairwise
         )
 
     def _pairwise(self) -> PairwiseJudge | None:
