@@ -31,6 +31,7 @@ from .errors import RoutingInputError
 from .log_field import LazyLog
 from .routing_text import ChatTurn, turn_texts
 from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
+from .tokens import measure_tokens
 
 if TYPE_CHECKING:
     from .log import RoutingLog
@@ -333,18 +334,34 @@ class RoutedCall(Generic[M]):
         answer: Answer,
         *,
         shadow: Callable[[Candidate[M]], Answer] | None = None,
+        outcome: str = "complete",
+        estimate_tokens: bool = False,
     ) -> None:
         """Account the answered call once, into the sinks there are: its cost (tokens the model
-        did not report are counted with cl100k and flagged; without a cost sink they stay
-        unknown), one routing-log row, and a shadow offer (``shadow`` makes the same call on
-        another candidate, in a background thread). Never raises: the call has been answered,
-        so a failure here is logged (logger ``routellm_base.routed_call``)."""
+        did not report are counted with cl100k and flagged; without a cost sink, only with
+        ``estimate_tokens``), one routing-log row, and a shadow offer (``shadow`` makes the same
+        call on another candidate, in a background thread). Never raises: the call has been
+        answered, so a failure here is logged (logger ``routellm_base.routed_call``).
+
+        ``outcome`` says how the answer ended: ``"complete"``, or, for an answer cut short
+        (``answer`` then holds what was answered until then), ``"cancelled"`` (the caller went
+        away) or ``"broken"`` (the model failed after its first chunk); such a call is logged
+        but never offered for a shadow comparison. ``estimate_tokens``: with no cost tracker,
+        still count the tokens the answer lacks (the call's turns, the answer's text, cl100k)
+        for the log, flagged ``tokens_estimated`` (``False`` when the model reported both).
+        """
         try:
-            self._finish(answer, shadow)
+            self._finish(answer, shadow, outcome, estimate_tokens)
         except Exception:
             logger.exception("bookkeeping of an answered call failed")
 
-    def _finish(self, answer: Answer, shadow: Callable[[Candidate[M]], Answer] | None) -> None:
+    def _finish(
+        self,
+        answer: Answer,
+        shadow: Callable[[Candidate[M]], Answer] | None,
+        outcome: str,
+        estimate_tokens: bool,
+    ) -> None:
         decision, sinks = self.decision, self.sinks
         assert decision is not None, "decide() first"
         tokens = (answer.input_tokens, answer.output_tokens, None, None)
@@ -359,6 +376,8 @@ class RoutedCall(Generic[M]):
                 output_text=answer.text,
             )
             tokens = (cost.input_tokens, cost.output_tokens, cost.estimated, cost.cost)
+        elif estimate_tokens and sinks.log is not None:
+            tokens = (*self._counted_tokens(answer), None)
         if sinks.log is not None:
             sinks.log.record(
                 decision,
@@ -370,8 +389,9 @@ class RoutedCall(Generic[M]):
                 cost_usd=tokens[3],
                 latency_seconds=time.perf_counter() - self.started,
                 candidates=self.names,
+                outcome=outcome,
             )
-        if shadow is not None and sinks.shadow is not None:
+        if shadow is not None and sinks.shadow is not None and outcome == "complete":
             other = next(c for c in self.candidates if c.key != decision.side)
             sinks.shadow.submit(
                 decision,
@@ -380,6 +400,19 @@ class RoutedCall(Generic[M]):
                 call_other=lambda: shadow(other),
                 candidates=self.names,
             )
+
+    def _counted_tokens(self, answer: Answer) -> tuple[int, int, bool]:
+        """The answer's input and output tokens, each counted with cl100k when the model did
+        not report it, and whether any was counted."""
+        if answer.input_tokens is not None and answer.output_tokens is not None:
+            return answer.input_tokens, answer.output_tokens, False
+        input_tokens = answer.input_tokens
+        if input_tokens is None:
+            input_tokens = measure_tokens(_input_text(self.turns)).tokens
+        output_tokens = answer.output_tokens
+        if output_tokens is None:
+            output_tokens = measure_tokens(answer.text).tokens
+        return input_tokens, output_tokens, True
 
 
 def checked_force(force: Any) -> str | None:

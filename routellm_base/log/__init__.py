@@ -28,10 +28,11 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
-from .schema import VERSION_TABLE, comparisons, decisions, feedback, metadata
+from .schema import OUTCOMES, VERSION_TABLE, comparisons, decisions, feedback, metadata
 from .store import read_comparisons, read_decisions, read_feedback
 
 __all__ = [
+    "OUTCOMES",
     "VERSION_TABLE",
     "LogStats",
     "Redactor",

@@ -37,7 +37,7 @@ from ..errors import RoutingInputError
 from ..judging import PairVerdict
 from ..routing_text import ChatTurn, turn_texts
 from ..shadow import Comparison
-from .schema import comparisons, decisions, feedback
+from .schema import OUTCOMES, comparisons, decisions, feedback
 from .store import create_log_engine, log_url, read_salt, upgrade
 
 logger = logging.getLogger("routellm_base.log")
@@ -95,6 +95,7 @@ class _Call:
     tokens_estimated: bool | None
     cost_usd: float | None
     latency_seconds: float | None
+    outcome: str = "complete"
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class RoutingLog:
         cost_usd: float | None = None,
         latency_seconds: float | None = None,
         candidates: Mapping[str, str] | None = None,
+        outcome: str = "complete",
     ) -> None:
         """Queue one answered call; returns at once and never raises.
 
@@ -206,7 +208,11 @@ class RoutingLog:
         as for :meth:`RoutingEngine.decide`); ``checkpoint_id`` defaults to the decision's; tokens
         and ``cost_usd`` as known (``None``: unknown); ``latency_seconds`` the whole call, routing
         included; ``candidates`` the pool's model names by key, instead of ``strong_model`` /
-        ``weak_model`` (see :func:`routellm_base.decision.pair_names`).
+        ``weak_model`` (see :func:`routellm_base.decision.pair_names`); ``outcome`` how the
+        answer ended: ``"complete"``, ``"cancelled"`` (the caller went away mid-answer) or
+        ``"broken"`` (the model failed after its first chunk), with the tokens of what was
+        answered until then. Any other outcome is not stored: it is counted in ``failed`` and
+        named in ``last_error``.
         """
         try:
             if candidates is not None:
@@ -224,6 +230,7 @@ class RoutingLog:
                     tokens_estimated,
                     cost_usd,
                     latency_seconds,
+                    outcome,
                 )
             )
         except Exception as error:  # bookkeeping must never fail an answered call
@@ -571,6 +578,10 @@ class RoutingLog:
             self._last_error = message
 
     def _row(self, call: _Call, salt: bytes) -> dict[str, Any]:
+        if call.outcome not in OUTCOMES:
+            raise RoutingInputError(
+                f"log: outcome must be 'complete', 'cancelled' or 'broken', got {call.outcome!r}"
+            )
         d = call.decision
         prompt = prompt_hash = None
         if call.conversation is not None:
@@ -608,6 +619,7 @@ class RoutingLog:
             "cost_usd": cost,
             "prompt_hash": prompt_hash,
             "prompt": prompt if self.store_prompts else None,
+            "outcome": call.outcome,
             "extra": json.dumps(
                 {**d.extra, "skipped_parts": list(d.skipped_parts)} if d.skipped_parts else d.extra,
                 default=str,

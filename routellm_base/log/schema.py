@@ -52,8 +52,18 @@ decisions = Table(
     Column("prompt_hash", String(64)),
     Column("prompt", Text),
     Column("extra", Text),
+    Column("outcome", String(16), nullable=False, default="complete", server_default="complete"),
 )
-"""One row per routed call, written after the answer."""
+"""One row per routed call, written after the answer.
+
+``outcome`` says how the answer ended (:data:`OUTCOMES`): ``"complete"`` (it reached its end),
+``"cancelled"`` (the caller went away mid-answer, e.g. a client that closed a stream) or
+``"broken"`` (the model failed or timed out after its first chunk). A row that is not complete
+holds the tokens of what was answered before it ended (usually estimated, since the usage
+report comes last: ``tokens_estimated``); rows written before schema 4 are all complete."""
+
+OUTCOMES = ("complete", "cancelled", "broken")
+"""The values of ``routellm_decisions.outcome``."""
 
 settings = Table(
     "routellm_log_settings",

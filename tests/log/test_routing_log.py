@@ -28,6 +28,8 @@ from routellm_base import RoutingEngine
 from routellm_base.errors import RoutingInputError
 from routellm_base.log import VERSION_TABLE, RoutingLog, metadata, open_log
 from routellm_base.log import read_decisions as rows
+from routellm_base.routed_call import Answer, CallSinks, Candidate, RoutedCall
+from routellm_base.tokens import measure_tokens
 
 
 def sqlite_url(path: Path) -> str:
@@ -150,13 +152,89 @@ def test_a_failing_redaction_hook_stores_nothing_and_is_counted(tmp_path: Path) 
     assert len(rows(sqlite_url(tmp_path / "log.db"))) == 1
 
 
+def test_a_call_that_did_not_complete_is_recorded_with_its_outcome(tmp_path: Path) -> None:
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(decision())  # the keywords of before: an answer that reached its end
+        log.record(
+            decision(), outcome="cancelled", input_tokens=12, output_tokens=3, tokens_estimated=True
+        )
+        log.record(decision(), outcome="broken")
+        log.record(decision(), outcome="lost")  # not an outcome: refused, counted and named
+    stats = log.stats()
+    assert (stats.recorded, stats.written, stats.failed) == (4, 3, 1)
+    assert "outcome must be 'complete', 'cancelled' or 'broken', got 'lost'" in (
+        stats.last_error or ""
+    )
+    complete, cancelled, broken = rows(sqlite_url(tmp_path / "log.db"))
+    assert complete["outcome"] == "complete" and broken["outcome"] == "broken"
+    assert cancelled["outcome"] == "cancelled"
+    assert (cancelled["input_tokens"], cancelled["output_tokens"]) == (12, 3)
+
+
+def test_a_routed_call_finishes_with_its_outcome_and_counts_missing_tokens(
+    tmp_path: Path,
+) -> None:
+    prompt = "Prove that sqrt(2) is irrational"
+
+    def finish(answer: Answer, **options: object) -> None:
+        call: RoutedCall[None] = RoutedCall(
+            RoutingEngine("mf", threshold=0.5),
+            [Candidate("strong", "gpt-4o", None), Candidate("weak", "gpt-4o-mini", None)],
+            prompt,
+            sinks=CallSinks(log=log),
+        )
+        call.decide()
+        call.finish(answer, **options)  # type: ignore[arg-type]
+
+    with RoutingLog(tmp_path / "log.db") as log:
+        finish(Answer("Suppose it were p/q", None, None), outcome="cancelled", estimate_tokens=True)
+        finish(Answer("Suppose", 20, 30), estimate_tokens=True)
+        finish(Answer("Suppose", None, None))  # no estimate asked, no cost tracker: unknown
+    cancelled, reported, unknown = rows(sqlite_url(tmp_path / "log.db"))
+    assert cancelled["outcome"] == "cancelled" and cancelled["tokens_estimated"] is True
+    assert cancelled["input_tokens"] == measure_tokens(prompt).tokens
+    assert cancelled["output_tokens"] == measure_tokens("Suppose it were p/q").tokens
+    assert (reported["input_tokens"], reported["output_tokens"]) == (20, 30)
+    assert reported["tokens_estimated"] is False and reported["outcome"] == "complete"
+    assert unknown["input_tokens"] is None and unknown["tokens_estimated"] is None
+
+
+def test_a_schema_3_log_gains_the_outcome_column_and_its_rows_read_complete(
+    tmp_path: Path,
+) -> None:
+    # Before schema 4 only answers that reached their end were recorded.
+    from alembic import command
+    from alembic.config import Config
+
+    from routellm_base.log.store import MIGRATIONS
+
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.exec_driver_sql(
+            "INSERT INTO routellm_decisions (call_id, created_at, router, threshold, side, model, "
+            "forced, no_known_tokens, routing_seconds) VALUES "
+            "('old', '2025-01-01 00:00:00', 'mf', 0.5, 'weak', 'w', 0, 0, 0.001)"
+        )
+    engine.dispose()
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(decision(), outcome="cancelled")
+    assert [(r["call_id"] == "old", r["outcome"]) for r in rows(tmp_path / "log.db")] == [
+        (True, "complete"),
+        (False, "cancelled"),
+    ]
+
+
 def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
     with RoutingLog(tmp_path / "log.db") as log:
         log.record(decision())
     engine = create_engine(sqlite_url(tmp_path / "log.db"))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
         assert compare_metadata(context, metadata) == []
     engine.dispose()
 
@@ -187,7 +265,7 @@ def test_a_schema_1_log_is_upgraded_in_place_keeping_its_rows_and_salt(tmp_path:
         log.record(decision())
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
         assert compare_metadata(context, metadata) == []
         assert (
             connection.exec_driver_sql("SELECT value FROM routellm_log_settings").scalar() == salt
