@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import json
 import logging
@@ -43,7 +42,7 @@ from ..errors import RouteLLMError
 from ..routed_call import Answer, CallSinks, Candidate, RoutedCall
 from ..routing_text import ChatTurn
 from .config import CONFIG_ENV, ServeConfig
-from .sse import StreamError, head_with
+from .sse import DONE_EVENT, StreamError, StreamTally, head_with, message_text
 from .upstream import Upstream, UpstreamError, error_message
 
 logger = logging.getLogger("routellm.serve")
@@ -344,7 +343,11 @@ class RoutingServer:
         assert decision is not None
         data["routellm"] = decision.to_dict()
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        call.finish(_answer(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        text = message_text(data) if self.routing_log is not None else ""
+        call.finish(
+            _answer(text, usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            estimate_tokens=True,
+        )
         return Response(
             json.dumps(data), media_type="application/json", headers=_decision_headers(decision)
         )
@@ -375,10 +378,13 @@ class RoutingServer:
                 raise
 
         response, chunks, head = await self._until_disconnect(request, self._run(call, attempt))
-        assert call.decision is not None
-        # A stream is recorded once it has been relayed to its end.
-        finish = functools.partial(call.finish, _answer(None, None))
-        return _RelayedStream(head, chunks, response, call.decision, call.started, finish)
+        return _RelayedStream(
+            head,
+            chunks,
+            response,
+            call,
+            StreamTally(read_answers=self.routing_log is not None),
+        )
 
     async def _run(
         self,
@@ -478,11 +484,22 @@ class RoutingServer:
 
 
 class _RelayedStream(StreamingResponse):
-    """The upstream's event stream, passed through chunk by chunk as it arrives.
+    """The upstream's event stream, passed on whole event by whole event as it arrives, ended
+    as OpenAI ends one: with exactly one ``data: [DONE]``.
 
-    The upstream answer is closed however the relay ends, including when the client disconnects
-    (Starlette cancels the relay), so the upstream sees its request cancelled. An upstream that
-    fails mid-stream ends the stream with an ``{"error": ...}`` event, as OpenAI's API does.
+    * The relay stops at the upstream's ``data: [DONE]`` (anything after it is dropped), and
+      adds one when the upstream's body ended without it.
+    * An upstream that fails or times out after the first chunk ends the stream with an
+      ``{"error": ...}`` event, then ``data: [DONE]`` (no fallback: what was sent stays sent).
+    * The call is finished into the routing log exactly once, however the relay ends:
+      ``complete`` (the answer reached its end, or ``[DONE]`` was relayed even if the client
+      closed before the upstream's body ended, as the openai client does), ``cancelled`` (the
+      client went away first) or ``broken`` (the upstream failed mid-stream, or sent an error
+      event). Its tokens are the upstream's usage chunk when one was relayed, else counted from
+      the prompt and the text relayed so far (cl100k, ``tokens_estimated``).
+    * The upstream answer is closed however the relay ends, including when the client
+      disconnects (Starlette cancels the relay), so the upstream sees its request cancelled;
+      after ``[DONE]`` its body's end is read first, to keep the pooled connection.
     """
 
     def __init__(
@@ -490,46 +507,69 @@ class _RelayedStream(StreamingResponse):
         head: bytes,
         chunks: AsyncIterator[bytes],
         upstream: aiohttp.ClientResponse,
-        decision: RoutingDecision,
-        start: float,
-        on_complete: Callable[[], None],
+        call: RoutedCall[Upstream],
+        tally: StreamTally,
     ) -> None:
+        assert call.decision is not None
         super().__init__(
             self._relay(head, chunks),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", **_decision_headers(decision)},
+            headers={"cache-control": "no-cache", **_decision_headers(call.decision)},
         )
         self.upstream = upstream
-        self.decision = decision
-        self.start = start
-        self.on_complete = on_complete
+        self.call = call
+        self.tally = tally
         self.outcome = "cancelled"
+        """How the relay ended: ``complete``, ``broken``, or ``cancelled`` until one of those."""
 
     async def _relay(self, head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        yield head
+        tally = self.tally
+        out = tally.feed(head)
         try:
-            async for chunk in chunks:
-                yield chunk
+            if not tally.done:
+                yield out
+                async for chunk in chunks:
+                    out = tally.feed(chunk)
+                    if tally.done:
+                        break
+                    if out:
+                        yield out
+                else:
+                    out = tally.end()  # the upstream's body ended without [DONE]
         except UpstreamError as exc:
             logger.warning("%s upstream failed mid-stream: timed_out=%s", exc.side, exc.timed_out)
             self.outcome = "broken"
-            error = {
-                "message": f"{exc}",
-                "type": "upstream_timeout" if exc.timed_out else "upstream_error",
-                "param": None,
-                "code": None,
-            }
-            yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+            yield _error_event(exc) + DONE_EVENT
             return
-        self.outcome = self.decision.side
-        self.on_complete()  # a stream is recorded once it has been relayed to its end
+        # Settled before the last bytes go out: a client that closes once it reads [DONE]
+        # may cancel this relay before it resumes.
+        self.outcome = "broken" if tally.error else "complete"
+        yield out
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self._finish()
+            if self.tally.done:
+                await self.call.chosen.model.drain(self.upstream)
         finally:
             self.upstream.close()  # a no-op when the answer was read to its end
-            _log(self.start, 200, f"stream {self.outcome}")
+
+    def _finish(self) -> None:
+        """Finish the call into the routing log, once, with what was relayed."""
+        tally = self.tally
+        self.call.finish(
+            _answer(tally.text, tally.input_tokens, tally.output_tokens),
+            outcome=self.outcome,
+            estimate_tokens=True,
+        )
+        _log(self.call.started, 200, f"stream {self.decision_side} {self.outcome}")
+
+    @property
+    def decision_side(self) -> str:
+        return self.call.decision.side if self.call.decision is not None else "-"
 
 
 def create_app(config: ServeConfig) -> Starlette:
@@ -609,10 +649,25 @@ def _payload(body: dict[str, Any], upstream: Upstream) -> bytes:
     return json.dumps({**body, "model": upstream.model}).encode()
 
 
-def _answer(input_tokens: Any, output_tokens: Any) -> Answer:
-    """The log's view of an answer: the tokens the upstream reported (its usage), if ints."""
-    known = isinstance(input_tokens, int) and isinstance(output_tokens, int)
-    return Answer("", input_tokens if known else None, output_tokens if known else None)
+def _answer(text: str, input_tokens: Any, output_tokens: Any) -> Answer:
+    """The log's view of an answer: its text, and the tokens the upstream reported (its usage)
+    if both are counts (else neither: both are then estimated from the texts)."""
+    known = all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for n in (input_tokens, output_tokens)
+    )
+    return Answer(text, input_tokens if known else None, output_tokens if known else None)
+
+
+def _error_event(exc: UpstreamError) -> bytes:
+    """The ``{"error": ...}`` event that ends a stream the upstream broke off."""
+    error = {
+        "message": f"{exc}",
+        "type": "upstream_timeout" if exc.timed_out else "upstream_error",
+        "param": None,
+        "code": None,
+    }
+    return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
 def _decision_headers(decision: RoutingDecision) -> dict[str, str]:

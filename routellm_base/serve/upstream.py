@@ -70,6 +70,7 @@ class Upstream:
         self.model = upstream.model
         self.url = upstream.base_url.rstrip("/") + "/chat/completions"
         self.max_retries = config.max_retries
+        self.timeout = config.timeout
         self.backoff_s = backoff_s
         headers = {"accept-encoding": "identity"}
         key = upstream.api_key(side)
@@ -150,6 +151,21 @@ class Upstream:
             raise UpstreamError(self.side, "timed out mid-answer", timed_out=True) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(self.side, f"broke off its answer ({_describe(exc)})") from exc
+
+    async def drain(self, response: aiohttp.ClientResponse) -> None:
+        """Read what is left of an answer after its stream's ``data: [DONE]`` (normally only
+        the end of its body) and drop it, so its connection goes back to the pool. Gives up
+        after ``timeout`` seconds in all (the connection is then closed); never raises."""
+        try:
+            await asyncio.wait_for(self._read_to_end(response), self.timeout)
+        except (asyncio.TimeoutError, aiohttp.ClientError):
+            response.close()
+
+    @staticmethod
+    async def _read_to_end(response: aiohttp.ClientResponse) -> None:
+        while await response.content.readany():
+            pass
+        response.release()
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None:

@@ -11,7 +11,11 @@ endpoints drive it from tests:
   error status; ``retry_after`` adds the header), ``delay`` (seconds before answering),
   ``chunk_delay`` (seconds between streamed chunks), ``drop_after`` (cut the connection after
   that many streamed chunks), ``reply`` (answer text), ``not_json`` (answer 200 with HTML), ``json_for_stream`` (answer a stream
-  request with plain JSON), ``error_event`` (start a stream with an error event).
+  request with plain JSON), ``error_event`` (start a stream with an error event), ``no_done``
+  (end a stream without ``data: [DONE]``), ``done_gap`` (seconds between ``data: [DONE]`` and
+  the end of the body), ``stall_after`` (after that many streamed chunks, send nothing more
+  until the client leaves). A stream request with ``stream_options.include_usage`` gets a usage
+  chunk before ``[DONE]``: 10 prompt tokens, one completion token per word.
 - ``POST /_reset`` clears scripts and the log; ``GET /_log`` returns ``{"requests": [...],
   "events": [...]}``: each request's body and authorization header, and for each request how
   it ended (``completed``, or ``disconnected`` when the client went away first).
@@ -114,10 +118,15 @@ async def chat(request: Request) -> Response:
     if not body.get("stream") or step.get("json_for_stream"):
         events.append({"id": rid, "event": "completed"})
         return JSONResponse(completion(body["model"], text))
-    return StreamingResponse(stream(rid, body["model"], text, step), media_type="text/event-stream")
+    usage = (body.get("stream_options") or {}).get("include_usage") is True
+    return StreamingResponse(
+        stream(rid, body["model"], text, step, usage), media_type="text/event-stream"
+    )
 
 
-async def stream(rid: int, model: str, text: str, step: dict[str, Any]) -> AsyncIterator[bytes]:
+async def stream(
+    rid: int, model: str, text: str, step: dict[str, Any], usage: bool
+) -> AsyncIterator[bytes]:
     try:
         yield b": keep-alive comment before the first chunk\n\n"
         if step.get("error_event"):
@@ -129,12 +138,23 @@ async def stream(rid: int, model: str, text: str, step: dict[str, Any]) -> Async
             if i == step.get("drop_after"):
                 events.append({"id": rid, "event": "dropped"})
                 raise RuntimeError("scripted connection drop")
+            if i == step.get("stall_after"):
+                await asyncio.sleep(3600)  # until the client leaves (cancelled then)
             delta = {"role": "assistant", "content": word} if i == 0 else {"content": " " + word}
             yield chunk(model, delta)
             if step.get("chunk_delay"):
                 await asyncio.sleep(step["chunk_delay"])
         yield chunk(model, {}, "stop")
-        yield b"data: [DONE]\n\n"
+        if usage:
+            counts = {"prompt_tokens": 10, "completion_tokens": len(words)}
+            counts["total_tokens"] = 10 + len(words)
+            data = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": model,
+                    "choices": [], "usage": counts}  # fmt: skip
+            yield f"data: {json.dumps(data)}\n\n".encode()
+        if not step.get("no_done"):
+            yield b"data: [DONE]\n\n"
+        if step.get("done_gap"):
+            await asyncio.sleep(step["done_gap"])
         events.append({"id": rid, "event": "completed"})
     except asyncio.CancelledError:
         events.append({"id": rid, "event": "disconnected"})

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,71 @@ def start_router_server(
     )
     server.wait_ready()
     return server
+
+
+class NeverReads:
+    """A TCP listener on 127.0.0.1 that accepts connections and never reads from them: an
+    upstream that leaves a request body unread, so the sender's socket buffers fill and its
+    write waits. Its receive buffer is made small so a body of a few MiB fills them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited on accept
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def sse_data(body: bytes) -> list[str]:
+    """The ``data:`` payloads of a server-sent-event body, in order (one string per event)."""
+    payloads = []
+    for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+        if lines:
+            payloads.append(b"\n".join(lines).decode())
+    return payloads
+
+
+def wait_for_rows(
+    log: Path, call_ids: list[str], timeout: float = 30.0
+) -> dict[str, list[dict[str, Any]]]:
+    """The routing log's rows of each call id (a list, so a call recorded twice shows), once
+    every id has a row or after ``timeout`` seconds, a guard against waiting forever on a row
+    that never comes: the caller's assertions then show what was missing."""
+    from sqlalchemy.exc import OperationalError
+
+    from routellm_base.log import read_decisions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: dict[str, list[dict[str, Any]]] = {i: [] for i in call_ids}
+        try:
+            stored = read_decisions(log) if log.exists() else []
+        except OperationalError:  # the server's writer has not made the tables yet
+            stored = []
+        for row in stored:
+            if row["call_id"] in rows:
+                rows[row["call_id"]].append(row)
+        if all(rows.values()) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
