@@ -43,7 +43,7 @@ from ..routed_call import Answer, CallSinks, Candidate, RoutedCall
 from ..routing_text import ChatTurn
 from .config import CONFIG_ENV, ServeConfig
 from .sse import DONE_EVENT, StreamError, StreamTally, head_with, message_text
-from .upstream import Upstream, UpstreamError, error_message
+from .upstream import Upstream, UpstreamError, error_code, error_message
 
 logger = logging.getLogger("routellm.serve")
 
@@ -393,7 +393,7 @@ class RoutingServer:
     ) -> _T:
         """``attempt`` through the call's fallback driver. An upstream that refuses the request
         itself (400/413/422) is answered as it is; when every side tried fails,
-        :class:`ApiError` 504 if they all timed out, else 502."""
+        :class:`ApiError` with the most informative status (see :func:`_failure_status`)."""
         try:
             return await call.arun(attempt)
         except UpstreamError as exc:
@@ -403,7 +403,7 @@ class RoutingServer:
                     exc.status or 400,
                     f"the {exc.side} upstream refused the request: {error_message(exc.body)}",
                     type="invalid_request_error",
-                    code="upstream_refused",
+                    code=error_code(exc.body) or "upstream_refused",
                     headers=headers,
                 ) from exc
             errors = [e for e in call.failures if isinstance(e, UpstreamError)]
@@ -415,12 +415,18 @@ class RoutingServer:
                     error.timed_out,
                     type(error.__context__).__name__ if error.__context__ else "answer",
                 )
-            timed_out = all(e.timed_out for e in errors)
+            status, kind, source = _failure_status(errors)
+            code = None
+            if source is not None:
+                code = error_code(source.body)
+                if source.retry_after is not None:
+                    headers["retry-after"] = source.retry_after
             raise ApiError(
-                504 if timed_out else 502,
+                status,
                 ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
                 + "; ".join(str(e) for e in errors),
-                type="upstream_timeout" if timed_out else "upstream_error",
+                type=kind,
+                code=code or ("rate_limit_exceeded" if status == 429 else None),
                 headers=headers,
             ) from exc
 
@@ -657,6 +663,37 @@ def _answer(text: str, input_tokens: Any, output_tokens: Any) -> Answer:
         for n in (input_tokens, output_tokens)
     )
     return Answer(text, input_tokens if known else None, output_tokens if known else None)
+
+
+def _failure_status(errors: list[UpstreamError]) -> tuple[int, str, UpstreamError | None]:
+    """What a client is told when every side tried failed: the HTTP status, the error's
+    ``type``, and the upstream answer whose ``Retry-After`` and error code go with it.
+
+    In this order: any side rate-limited: 429 (a retry after the shortest ``Retry-After``
+    may find it free); every side timed out: 504; every side answered the same status: that
+    status (401, 403, 404, 503, ...), except an upstream's own 500, which is a 502 here; every
+    side answered some 4xx: the routed side's; else 502.
+    """
+    rate_limited = [e for e in errors if e.status == 429]
+    if rate_limited:
+        return 429, "upstream_error", min(rate_limited, key=_retry_after_seconds)
+    if all(e.timed_out for e in errors):
+        return 504, "upstream_timeout", None
+    statuses = {e.status for e in errors}
+    first = errors[0].status
+    if first is not None and first != 500 and statuses == {first}:
+        return first, "upstream_error", errors[0]
+    if all(e.status is not None and 400 <= e.status < 500 for e in errors):
+        return first, "upstream_error", errors[0]  # type: ignore[return-value]
+    return 502, "upstream_error", None
+
+
+def _retry_after_seconds(error: UpstreamError) -> float:
+    """An answer's ``Retry-After`` in seconds, for ordering (an HTTP date or none sorts last)."""
+    try:
+        return float(error.retry_after)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.inf
 
 
 def _error_event(exc: UpstreamError) -> bytes:

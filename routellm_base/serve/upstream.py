@@ -30,7 +30,8 @@ class UpstreamError(Exception):
     """One side could not answer.
 
     ``status`` is the upstream's HTTP status (``None`` for a connection failure or timeout),
-    ``timed_out`` marks timeouts, and ``body`` keeps an error answer's bytes for callers to pass on.
+    ``timed_out`` marks timeouts, ``body`` keeps an error answer's bytes and ``retry_after``
+    its ``Retry-After`` header (seconds or an HTTP date, as sent) for callers to pass on.
     """
 
     def __init__(
@@ -41,12 +42,14 @@ class UpstreamError(Exception):
         status: int | None = None,
         timed_out: bool = False,
         body: bytes = b"",
+        retry_after: str | None = None,
     ) -> None:
         super().__init__(f"{side} upstream {message}")
         self.side = side
         self.status = status
         self.timed_out = timed_out
         self.body = body
+        self.retry_after = retry_after
 
     @property
     def caller_error(self) -> bool:
@@ -129,6 +132,7 @@ class Upstream:
                 f"answered {response.status}: {error_message(body)}",
                 status=response.status,
                 body=body,
+                retry_after=response.headers.get("retry-after"),
             )
 
     async def read(self, response: aiohttp.ClientResponse) -> bytes:
@@ -186,6 +190,16 @@ def error_message(body: bytes) -> str:
     except (ValueError, KeyError, TypeError):
         pass
     return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+def error_code(body: bytes) -> str | None:
+    """The ``error.code`` of an OpenAI-style error body (e.g. ``"rate_limit_exceeded"``), if a
+    string."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code[:100] if isinstance(code, str) else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""`routellm serve` when upstreams fail: bounded retries, fallback before the first chunk, 502 and
-504, errors passed on, failures mid-stream, and clients that disconnect."""
+"""`routellm serve` when upstreams fail: bounded retries, fallback before the first chunk, the
+most informative upstream status (429 with its Retry-After, 401, 404, 503; 502 and 504), errors
+passed on, failures mid-stream, and clients that disconnect."""
 
 from __future__ import annotations
 
@@ -186,3 +187,48 @@ def test_an_answer_that_is_not_json_falls_back(client, upstream):
     decision = _routellm(completion)
     assert decision["side"] == "weak" and decision["fallback_from"] == "strong"
     assert "not a JSON object" in decision["fallback_reason"]
+
+
+# -- upstream statuses keep their meaning -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_every_side_rate_limited_is_a_429_with_the_upstreams_retry_after(client, upstream, stream):
+    # Each side: a 429 asking for an immediate retry, then a 429 asking for 7 s (the shared
+    # server retries once), so the client is told the upstream's last word.
+    limited = [{"status": 429, "retry_after": 0}, {"status": 429, "retry_after": 7}]
+    upstream.script({"strong-m": limited, "weak-m": limited})
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(
+            model="router-task_experts-0.0", messages=MESSAGES, stream=stream
+        )
+    assert info.value.status_code == 429
+    assert info.value.response.headers["retry-after"] == "7"
+    assert "strong upstream answered 429" in info.value.message
+    assert "weak upstream answered 429" in info.value.message
+    assert _models(upstream) == ["strong-m", "strong-m", "weak-m", "weak-m"]
+
+
+@pytest.mark.parametrize(
+    ("strong", "weak", "status"),
+    [
+        (401, 401, 401),  # the server's upstream keys are refused on both sides
+        (404, 404, 404),  # neither side knows its model name
+        (503, 503, 503),  # both overloaded
+        (429, 500, 429),  # one side only rate-limited: worth retrying later
+        (404, 401, 404),  # every side refused with a 4xx: the routed side's
+        (500, 500, 502),  # an upstream's own 500 is a bad gateway here, never a bare 500
+        (503, 500, 502),
+    ],
+)
+def test_the_client_sees_the_most_informative_upstream_status(
+    client, upstream, strong, weak, status
+):
+    upstream.script({"strong-m": [{"status": strong}], "weak-m": [{"status": weak}]})
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="router-task_experts-0.0", messages=MESSAGES)
+    assert info.value.status_code == status
+    body = info.value.body
+    assert set(body) == {"message", "type", "param", "code"}
+    assert f"strong upstream answered {strong}" in body["message"]
+    assert f"weak upstream answered {weak}" in body["message"]
