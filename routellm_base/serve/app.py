@@ -416,9 +416,9 @@ class RoutingServer:
                     type(error.__context__).__name__ if error.__context__ else "answer",
                 )
             status, kind, source = _failure_status(errors)
-            code = None
+            code = _DEFAULT_CODES.get(kind if kind == "upstream_busy" else str(status))
             if source is not None:
-                code = error_code(source.body)
+                code = error_code(source.body) or code
                 if source.retry_after is not None:
                     headers["retry-after"] = source.retry_after
             raise ApiError(
@@ -426,7 +426,7 @@ class RoutingServer:
                 ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
                 + "; ".join(str(e) for e in errors),
                 type=kind,
-                code=code or ("rate_limit_exceeded" if status == 429 else None),
+                code=code,
                 headers=headers,
             ) from exc
 
@@ -665,18 +665,25 @@ def _answer(text: str, input_tokens: Any, output_tokens: Any) -> Answer:
     return Answer(text, input_tokens if known else None, output_tokens if known else None)
 
 
+_DEFAULT_CODES = {"429": "rate_limit_exceeded", "upstream_busy": "upstream_busy"}
+"""The error ``code`` of a failure (by status, or by type) when the upstream gave none."""
+
+
 def _failure_status(errors: list[UpstreamError]) -> tuple[int, str, UpstreamError | None]:
     """What a client is told when every side tried failed: the HTTP status, the error's
     ``type``, and the upstream answer whose ``Retry-After`` and error code go with it.
 
     In this order: any side rate-limited: 429 (a retry after the shortest ``Retry-After``
-    may find it free); every side timed out: 504; every side answered the same status: that
+    may find it free); every side had no free pooled connection in time: 503 (this server is
+    busy); every side timed out: 504; every side answered the same status: that
     status (401, 403, 404, 503, ...), except an upstream's own 500, which is a 502 here; every
     side answered some 4xx: the routed side's; else 502.
     """
     rate_limited = [e for e in errors if e.status == 429]
     if rate_limited:
         return 429, "upstream_error", min(rate_limited, key=_retry_after_seconds)
+    if all(e.busy for e in errors):
+        return 503, "upstream_busy", None
     if all(e.timed_out for e in errors):
         return 504, "upstream_timeout", None
     statuses = {e.status for e in errors}

@@ -76,7 +76,11 @@ def add_serve_parser(sub: Any) -> None:
         help="largest request body accepted (default 10 MiB)",
     )
     sv.add_argument(
-        "--timeout", type=float, default=None, help="upstream read timeout in seconds (default 60)"
+        "--timeout",
+        type=float,
+        default=None,
+        help="upstream timeout in seconds: the longest wait for an answer's next bytes, or for "
+        "the upstream to read the request (default 60)",
     )
     sv.add_argument(
         "--connect-timeout",
@@ -95,6 +99,13 @@ def add_serve_parser(sub: Any) -> None:
         type=int,
         default=None,
         help="pooled upstream connections per side (default 512)",
+    )
+    sv.add_argument(
+        "--pool-timeout",
+        type=float,
+        default=None,
+        help="longest wait in seconds for a free pooled connection when all are busy; then 503 "
+        "(default: --timeout)",
     )
     sv.add_argument(
         "--no-fallback",

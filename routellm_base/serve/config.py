@@ -106,7 +106,8 @@ class ServeConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     """Largest request body accepted; larger ones get 413."""
     timeout: float = 60.0
-    """Upstream read timeout: the longest wait for the next bytes of an answer."""
+    """Upstream timeout: the longest wait for the next bytes of an answer, and for an upstream
+    to read the request body sent to it."""
     connect_timeout: float = 5.0
     max_retries: int = 2
     """Retries per side of connection failures and 408/409/429/5xx answers, with backoff."""
@@ -114,6 +115,10 @@ class ServeConfig:
     """Call the other side when the chosen one fails before its first chunk."""
     max_connections: int = 512
     """Pooled connections per side."""
+    pool_timeout: float | None = None
+    """Longest wait for a free pooled connection when all ``max_connections`` of a side are
+    busy (the connect itself is bounded by ``connect_timeout`` on top); the request then fails
+    on that side (503 when no side had one). ``None``: ``timeout``."""
     log_level: str = "info"
     log: str | None = None
     """Routing log (``routellm_base.log``): a SQLite path or a SQLAlchemy URL that every answered
@@ -141,8 +146,10 @@ class ServeConfig:
         _check_int(self.max_body_bytes, "max_body_bytes", 1024, 1 << 31)
         _check_int(self.max_retries, "max_retries", 0, 10)
         _check_int(self.max_connections, "max_connections", 1, 100_000)
-        for name in ("timeout", "connect_timeout"):
+        for name in ("timeout", "connect_timeout", "pool_timeout"):
             value = getattr(self, name)
+            if value is None and name == "pool_timeout":
+                continue
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -218,8 +225,8 @@ class ServeConfig:
 
 _FLAT_FLAGS = (
     "router", "threshold", "strong_share", "share_window", "host", "port", "workers", "api_key_env",
-    "max_body_bytes", "timeout", "connect_timeout", "max_retries", "max_connections", "log_level",
-    "log",
+    "max_body_bytes", "timeout", "connect_timeout", "max_retries", "max_connections",
+    "pool_timeout", "log_level", "log",
 )  # fmt: skip
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from types import SimpleNamespace
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
 
 from ..decision import Side
 from .config import ServeConfig
@@ -30,8 +32,9 @@ class UpstreamError(Exception):
     """One side could not answer.
 
     ``status`` is the upstream's HTTP status (``None`` for a connection failure or timeout),
-    ``timed_out`` marks timeouts, ``body`` keeps an error answer's bytes and ``retry_after``
-    its ``Retry-After`` header (seconds or an HTTP date, as sent) for callers to pass on.
+    ``timed_out`` marks timeouts (``busy`` those spent waiting for a free pooled connection),
+    ``body`` keeps an error answer's bytes and ``retry_after`` its ``Retry-After`` header
+    (seconds or an HTTP date, as sent) for callers to pass on.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class UpstreamError(Exception):
         timed_out: bool = False,
         body: bytes = b"",
         retry_after: str | None = None,
+        busy: bool = False,
     ) -> None:
         super().__init__(f"{side} upstream {message}")
         self.side = side
@@ -50,6 +54,7 @@ class UpstreamError(Exception):
         self.timed_out = timed_out
         self.body = body
         self.retry_after = retry_after
+        self.busy = busy
 
     @property
     def caller_error(self) -> bool:
@@ -60,10 +65,15 @@ class UpstreamError(Exception):
 class Upstream:
     """``POST {base_url}/chat/completions`` on one side, through one connection pool.
 
+    Every wait is bounded (seconds, from the config): a free pooled connection, ``pool_timeout``
+    (default ``timeout``) when all ``max_connections`` are busy; connecting, ``connect_timeout``;
+    sending the request body, ``timeout`` (an upstream that does not read it); then each wait
+    for the answer's next bytes, ``timeout``.
+
     Connection failures (refused, reset, a pooled connection the upstream had closed), connect
     timeouts and :data:`RETRY_STATUSES` are retried up to ``max_retries`` times with jittered
-    exponential backoff (or the answer's ``Retry-After``, at most 4 s). A read timeout is not
-    retried: the side may still be working, so waiting again would double the latency; the
+    exponential backoff (or the answer's ``Retry-After``, at most 4 s). A read or write timeout,
+    or no free connection in time, is not retried: waiting again would double the wait; the
     caller falls back instead. Create it inside the running event loop; ``aclose()`` at the end.
     """
 
@@ -74,6 +84,8 @@ class Upstream:
         self.url = upstream.base_url.rstrip("/") + "/chat/completions"
         self.max_retries = config.max_retries
         self.timeout = config.timeout
+        self.pool_timeout = config.timeout if config.pool_timeout is None else config.pool_timeout
+        self.max_connections = config.max_connections
         self.backoff_s = backoff_s
         headers = {"accept-encoding": "identity"}
         key = upstream.api_key(side)
@@ -82,9 +94,15 @@ class Upstream:
         self.session = aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0),
+            # aiohttp's `connect` bounds the wait for a pooled connection and connecting together;
+            # `sock_read` starts once the body is sent (its write is bounded by _BoundedBody).
             timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+                total=None,
+                connect=self.pool_timeout + config.connect_timeout,
+                sock_connect=config.connect_timeout,
+                sock_read=config.timeout,
             ),
+            trace_configs=[_POOL_TRACE],
             auto_decompress=False,
             # No proxy variables or .netrc: with them aiohttp looks both up in a worker thread
             # on every request, which cost more than the rest of the upstream call.
@@ -102,24 +120,21 @@ class Upstream:
         """
         attempt = 0
         while True:
+            body: bytes | _BoundedBody = payload
+            if len(payload) > UNBOUNDED_BODY_BYTES:
+                body = _BoundedBody(payload, self.timeout)
+            wait = _PoolWait()
             try:
-                response = await self.session.post(self.url, data=payload, headers=_JSON_HEADERS)
-            except aiohttp.ConnectionTimeoutError as exc:
-                if attempt < self.max_retries:
+                response = await self.session.post(
+                    self.url, data=body, headers=_JSON_HEADERS, trace_request_ctx=wait
+                )
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                error, retry = self._unanswered(exc, body, wait)
+                if retry and attempt < self.max_retries:
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt, None))
                     continue
-                raise UpstreamError(self.side, "timed out connecting", timed_out=True) from exc
-            except asyncio.TimeoutError as exc:
-                raise UpstreamError(
-                    self.side, "timed out before answering", timed_out=True
-                ) from exc
-            except aiohttp.ClientError as exc:
-                if attempt < self.max_retries:
-                    attempt += 1
-                    await asyncio.sleep(self._backoff(attempt, None))
-                    continue
-                raise UpstreamError(self.side, f"unreachable ({_describe(exc)})") from exc
+                raise error from exc
             if response.status < 400:
                 return response
             body = await self.read(response)
@@ -134,6 +149,28 @@ class Upstream:
                 body=body,
                 retry_after=response.headers.get("retry-after"),
             )
+
+    def _unanswered(
+        self, exc: BaseException, body: bytes | _BoundedBody, wait: _PoolWait
+    ) -> tuple[UpstreamError, bool]:
+        """The error of a request that got no answer, and whether it is worth another try."""
+        if isinstance(body, _BoundedBody) and body.timed_out:
+            message = (
+                f"timed out sending the request: its {len(body.raw)}-byte body was not read "
+                f"within {self.timeout:g} s"
+            )
+            return UpstreamError(self.side, message, timed_out=True), False
+        if wait.queued:
+            message = (
+                f"had no free connection within {self.pool_timeout:g} s: all "
+                f"{self.max_connections} of its pooled connections (--max-connections) were busy"
+            )
+            return UpstreamError(self.side, message, timed_out=True, busy=True), False
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return UpstreamError(self.side, "timed out connecting", timed_out=True), True
+        if isinstance(exc, asyncio.TimeoutError):
+            return UpstreamError(self.side, "timed out before answering", timed_out=True), False
+        return UpstreamError(self.side, f"unreachable ({_describe(exc)})"), True
 
     async def read(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body of an open answer. Raises :class:`UpstreamError`."""
@@ -178,6 +215,62 @@ class Upstream:
             except ValueError:
                 pass  # an HTTP date: fall back to our own backoff
         return min(self.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
+
+
+UNBOUNDED_BODY_BYTES = 16 * 1024
+"""Request bodies up to this size are handed to the socket at once (aiohttp waits for the
+socket to drain only past 64 KiB): only longer ones get a bounded write."""
+
+
+class _BoundedBody(aiohttp.BytesPayload):
+    """A request body whose write must end within ``timeout`` seconds (aiohttp bounds the
+    connect and the read, not the write): an upstream that never reads it fills the socket
+    buffers, and the write would wait for ever. Sets :attr:`timed_out` when it gave up."""
+
+    def __init__(self, value: bytes, timeout: float) -> None:
+        super().__init__(value, content_type="application/json")
+        self.raw = value
+        self.write_timeout = timeout
+        self.timed_out = False
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self._bounded(super().write(writer))
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        await self._bounded(super().write_with_length(writer, content_length))
+
+    async def _bounded(self, write: Awaitable[None]) -> None:
+        try:
+            await asyncio.wait_for(write, self.write_timeout)
+        except asyncio.TimeoutError:
+            self.timed_out = True
+            raise
+
+
+class _PoolWait:
+    """Per request (aiohttp's ``trace_request_ctx``): whether it is waiting for a free pooled
+    connection now, so a connect timeout can say that the pool was full."""
+
+    __slots__ = ("queued",)
+
+    def __init__(self) -> None:
+        self.queued = False
+
+
+async def _queued(session: object, context: SimpleNamespace, params: object) -> None:
+    context.trace_request_ctx.queued = True
+
+
+async def _dequeued(session: object, context: SimpleNamespace, params: object) -> None:
+    context.trace_request_ctx.queued = False
+
+
+_POOL_TRACE = aiohttp.TraceConfig()
+_POOL_TRACE.on_connection_queued_start.append(_queued)
+_POOL_TRACE.on_connection_queued_end.append(_dequeued)
+_POOL_TRACE.freeze()
 
 
 def error_message(body: bytes) -> str:

@@ -1,15 +1,17 @@
 """`routellm serve` when upstreams fail: bounded retries, fallback before the first chunk, the
 most informative upstream status (429 with its Retry-After, 401, 404, 503; 502 and 504), errors
-passed on, failures mid-stream, and clients that disconnect."""
+passed on, failures mid-stream, clients that disconnect, and bounded waits on upstreams that
+never read the request or have no free pooled connection."""
 
 from __future__ import annotations
 
 import time
 
+import httpx
 import openai
 import pytest
 from conftest import SERVER_TIMEOUT_S
-from serve_helpers import free_port, start_router_server
+from serve_helpers import NeverReads, free_port, start_router_server
 
 MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet."}]
 
@@ -232,3 +234,73 @@ def test_the_client_sees_the_most_informative_upstream_status(
     assert set(body) == {"message", "type", "param", "code"}
     assert f"strong upstream answered {strong}" in body["message"]
     assert f"weak upstream answered {weak}" in body["message"]
+
+
+# -- every wait is bounded ----------------------------------------------------------------------
+
+
+def test_a_body_the_upstream_never_reads_is_bounded_by_the_timeout(tmp_path):
+    # 8 MiB of request fields to an upstream that accepts the connection and never reads: the
+    # socket buffers fill and the write waits. It must end at --timeout, not hang.
+    hole = NeverReads()
+    server = start_router_server(
+        ["--strong-base-url", hole.url, "--strong-model", "s", "--weak-base-url", hole.url,
+         "--weak-model", "w", "--threshold", "0.5", "--timeout", "1", "--max-retries", "0",
+         "--no-fallback", "--max-body-bytes", str(16 << 20)],
+        tmp_path / "server.log",
+    )  # fmt: skip
+    try:
+        response = httpx.post(
+            f"{server.base}/v1/chat/completions",
+            json={
+                "model": "router-task_experts",
+                "messages": MESSAGES,
+                "routellm_force": "strong",
+                "user": "x" * (8 << 20),
+            },  # fmt: skip
+            timeout=60,
+        )
+    finally:
+        server.stop()
+        hole.close()
+    assert response.status_code == 504, response.text
+    error = response.json()["error"]
+    assert error["type"] == "upstream_timeout"
+    assert "strong upstream timed out sending the request" in error["message"]
+
+
+def test_a_request_waiting_for_a_pooled_connection_is_bounded(upstream, tmp_path):
+    # One pooled connection per side, held by a slow stream (0.5 s a chunk, 200 chunks): a
+    # second request to that side must not wait for it to end.
+    url = upstream.url
+    server = start_router_server(
+        ["--strong-base-url", url, "--strong-model", "strong-m", "--weak-base-url", url,
+         "--weak-model", "weak-m", "--threshold", "0.5", "--timeout", "2", "--max-retries", "0",
+         "--no-fallback", "--max-connections", "1"],
+        tmp_path / "server.log",
+    )  # fmt: skip
+    words = " ".join(f"w{i}" for i in range(200))
+    upstream.script({"strong-m": [{"chunk_delay": 0.5}, {}]})
+    strong = {"model": "router-task_experts", "routellm_force": "strong", "stream": True}
+    try:
+        with (
+            httpx.Client(base_url=server.base, timeout=60) as http,
+            http.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={**strong, "messages": [{"role": "user", "content": words}]},
+            ) as slow,
+        ):
+            assert slow.status_code == 200
+            relayed = slow.iter_bytes()  # kept: a dropped iterator closes the stream
+            next(relayed)  # the stream holds the strong side's one connection
+            waiting = http.post(
+                "/v1/chat/completions", json={**strong, "messages": MESSAGES, "stream": False}
+            )
+    finally:
+        server.stop()
+    assert waiting.status_code == 503, waiting.text
+    error = waiting.json()["error"]
+    assert error["type"] == "upstream_busy" and error["code"] == "upstream_busy"
+    assert "strong upstream had no free connection" in error["message"]
+    assert "--max-connections" in error["message"]
