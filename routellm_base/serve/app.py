@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import aiohttp
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -55,6 +57,18 @@ INLINE_DECISION_MAX_S = 0.001
 (torch classifiers, large SW indexes) decide in a worker thread so the loop keeps serving."""
 INLINE_DECISION_MAX_BODY = 32 * 1024
 """Longer request bodies decide in a worker thread: tokenising grows with the text."""
+
+EXPOSED_HEADERS = (
+    "x-routellm-side",
+    "x-routellm-model",
+    "x-routellm-router",
+    "x-routellm-threshold",
+    "x-routellm-forced",
+    "x-routellm-win-rate",
+    "x-routellm-fallback-from",
+    "retry-after",
+)
+"""Response headers a browser page may read under ``--cors-origin``."""
 
 _T = TypeVar("_T")
 
@@ -161,7 +175,23 @@ class RoutingServer:
                 500, f"internal error ({type(exc).__name__})", type="server_error"
             ).response()
 
+        middleware = []
+        if self.config.cors_origins:
+            # Preflights are answered here, before routing and the key check: a browser sends
+            # them without the key. Every other request still needs it.
+            middleware.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=self.config.cors_origins,
+                    allow_methods=["GET", "POST"],
+                    # Echo what the page asks for: authorization, content-type, and the
+                    # x-stainless-* headers of OpenAI's JavaScript client.
+                    allow_headers=["*"],
+                    expose_headers=EXPOSED_HEADERS,
+                )
+            )
         return Starlette(
+            middleware=middleware,
             routes=[
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/models", self.list_models, methods=["GET"]),

@@ -108,6 +108,14 @@ def add_serve_parser(sub: Any) -> None:
         "(default: --timeout)",
     )
     sv.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="let browser apps on ORIGIN call the server (CORS), e.g. https://chat.example.com "
+        "or http://localhost:3000 ('*': any origin); repeatable; default: off",
+    )
+    sv.add_argument(
         "--no-fallback",
         action="store_true",
         help="never call the other side when the chosen one fails",

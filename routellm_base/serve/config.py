@@ -5,6 +5,7 @@ A file looks like::
     router = "task_experts"
     strong_share = 0.3
     api_key_env = "ROUTELLM_SERVER_KEYS"   # optional: bearer keys clients must send
+    cors_origins = ["https://chat.example.com"]   # optional: browser apps allowed to call
 
     [strong]
     base_url = "https://api.openai.com/v1"
@@ -25,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -125,6 +127,9 @@ class ServeConfig:
     request is recorded to, off the request's path; ``None``: no log."""
     log_store_prompts: bool = False
     """Store the prompt text in the routing log (off: a salted hash only)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the server (CORS), e.g. ``"https://chat.example.com"``
+    (``scheme://host[:port]``, as a browser sends it) or ``"*"`` for any; empty: CORS off."""
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -160,6 +165,8 @@ class ServeConfig:
                 )
         if not isinstance(self.fallback, bool):
             raise ServeConfigError(f"fallback must be true or false, got {self.fallback!r}")
+        _check_origins(self.cors_origins)
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))  # JSON gives a list
         if self.log_level not in LOG_LEVELS:
             raise ServeConfigError(
                 f"log_level must be critical, error, warning, info or debug, got {self.log_level!r}"
@@ -254,6 +261,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         settings["fallback"] = False
     if args.log_store_prompts:
         settings["log_store_prompts"] = True
+    if args.cors_origin:  # the flags' origins replace the file's
+        settings["cors_origins"] = list(args.cors_origin)
     where = f"{args.config} and the command line" if args.config else "the command line"
     return ServeConfig.from_mapping(settings, where)
 
@@ -282,6 +291,24 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ServeConfigError(f"config file {path} must hold a table of settings")
     return data
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
+
+
+def _check_origins(origins: Any) -> None:
+    if isinstance(origins, str) or not isinstance(origins, (list, tuple)):
+        raise ServeConfigError(
+            f"cors_origins must be a list of origins (--cors-origin ORIGIN, repeatable), "
+            f"got {origins!r}"
+        )
+    for origin in origins:
+        if origin != "*" and not (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            raise ServeConfigError(
+                f"cors_origins: {origin!r} must be an origin as a browser sends it, "
+                f"scheme://host[:port] with no path or trailing slash (e.g. "
+                f"'https://chat.example.com', 'http://localhost:3000'), or '*' for any"
+            )
 
 
 def _check_int(value: Any, name: str, low: int, high: int) -> None:

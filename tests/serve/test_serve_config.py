@@ -55,6 +55,23 @@ def test_flags_override_the_config_file(tmp_path):
     assert ServeConfig.from_json(config.to_json()) == config
 
 
+def test_cors_origins_and_the_pool_timeout_come_from_flags_or_the_file(tmp_path):
+    path = tmp_path / "serve.toml"
+    path.write_text(
+        TOML.format(url="http://127.0.0.1:9/v1").replace(
+            "max_retries = 1", 'max_retries = 1\ncors_origins = ["https://a.example"]'
+        )
+    )
+    from_file = _config(["--config", str(path)])
+    assert from_file.cors_origins == ("https://a.example",)
+    assert from_file.pool_timeout is None  # waits for a pooled connection up to --timeout
+    flags = _config(["--config", str(path), "--cors-origin", "https://b.example",
+                     "--cors-origin", "http://localhost:3000", "--pool-timeout", "2.5"])  # fmt: skip
+    assert flags.cors_origins == ("https://b.example", "http://localhost:3000")  # flags win
+    assert flags.pool_timeout == 2.5
+    assert ServeConfig.from_json(flags.to_json()) == flags  # as sent to --workers processes
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -76,6 +93,13 @@ def test_flags_override_the_config_file(tmp_path):
         ({"timeout": 0}, "timeout must be a positive number of seconds"),
         ({"max_body_bytes": 10}, "max_body_bytes must be an integer"),
         ({"log_level": "loud"}, "log_level must be"),
+        (
+            {"cors_origins": ["http://localhost:3000/"]},
+            "cors_origins: 'http://localhost:3000/' must be",
+        ),
+        ({"cors_origins": ["chat.example.com"]}, "cors_origins: 'chat.example.com' must be"),
+        ({"cors_origins": "https://a.example"}, "cors_origins must be a list of origins"),
+        ({"pool_timeout": -1}, "pool_timeout must be a positive number of seconds"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings, message):
