@@ -10,11 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from collections.abc import AsyncIterator, Awaitable
 from types import SimpleNamespace
 
 import aiohttp
 from aiohttp.abc import AbstractStreamWriter
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # pragma: no cover - Python 3.10: aiohttp's own dependency there
+    from async_timeout import timeout as _timeout
 
 from ..decision import Side
 from .config import ServeConfig
@@ -243,7 +249,11 @@ class _BoundedBody(aiohttp.BytesPayload):
 
     async def _bounded(self, write: Awaitable[None]) -> None:
         try:
-            await asyncio.wait_for(write, self.write_timeout)
+            # A timeout scope, not wait_for: the write stays in aiohttp's writer task. An extra
+            # task hop let the answer be read and its connection pooled before that task armed
+            # the connection's read timeout, which then failed the connection's next request.
+            async with _timeout(self.write_timeout):
+                await write
         except asyncio.TimeoutError:
             self.timed_out = True
             raise

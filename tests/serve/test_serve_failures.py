@@ -304,3 +304,18 @@ def test_a_request_waiting_for_a_pooled_connection_is_bounded(upstream, tmp_path
     assert error["type"] == "upstream_busy" and error["code"] == "upstream_busy"
     assert "strong upstream had no free connection" in error["message"]
     assert "--max-connections" in error["message"]
+
+
+def test_a_connection_that_carried_a_long_body_serves_the_next_request(client, upstream):
+    # A body over 16 KiB is written under a time bound. The bound must leave nothing armed on
+    # the pooled connection: the next request on it, after the shared server's 1 s read
+    # timeout has passed, is answered by the same side, not failed over.
+    long = [{"role": "user", "content": "x " * 20_000}]
+    strong = {"routellm_force": "strong"}
+    client.chat.completions.create(model="router-task_experts", messages=long, extra_body=strong)
+    time.sleep(SERVER_TIMEOUT_S + 0.5)  # a read timeout armed by mistake would fire now
+    completion = client.chat.completions.create(
+        model="router-task_experts", messages=MESSAGES, extra_body=strong
+    )
+    assert _routellm(completion)["fallback_from"] is None
+    assert _models(upstream) == ["strong-m", "strong-m"]
