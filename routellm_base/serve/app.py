@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 from starlette.applications import Starlette
@@ -423,7 +423,7 @@ class RoutingServer:
     ) -> _T:
         """``attempt`` through the call's fallback driver. An upstream that refuses the request
         itself (400/413/422) is answered as it is; when every side tried fails,
-        :class:`ApiError` with the most informative status (see :func:`_failure_status`)."""
+        :class:`ApiError` with the most informative status (see :func:`_client_failure`)."""
         try:
             return await call.arun(attempt)
         except UpstreamError as exc:
@@ -445,17 +445,17 @@ class RoutingServer:
                     error.timed_out,
                     type(error.__context__).__name__ if error.__context__ else "answer",
                 )
-            status, kind, source = _failure_status(errors)
-            code = _DEFAULT_CODES.get(kind if kind == "upstream_busy" else str(status))
-            if source is not None:
-                code = error_code(source.body) or code
-                if source.retry_after is not None:
-                    headers["retry-after"] = source.retry_after
+            failure = _client_failure(errors)
+            code = failure.code
+            if failure.source is not None:
+                code = error_code(failure.source.body) or code
+                if failure.source.retry_after is not None:
+                    headers["retry-after"] = failure.source.retry_after
             raise ApiError(
-                status,
+                failure.status,
                 ("every upstream tried failed: " if len(errors) > 1 else "the upstream failed: ")
                 + "; ".join(str(e) for e in errors),
-                type=kind,
+                type=failure.type,
                 code=code,
                 headers=headers,
             ) from exc
@@ -601,11 +601,8 @@ class _RelayedStream(StreamingResponse):
             outcome=self.outcome,
             estimate_tokens=True,
         )
-        _log(self.call.started, 200, f"stream {self.decision_side} {self.outcome}")
-
-    @property
-    def decision_side(self) -> str:
-        return self.call.decision.side if self.call.decision is not None else "-"
+        side = self.call.decision.side if self.call.decision is not None else "-"
+        _log(self.call.started, 200, f"stream {side} {self.outcome}")
 
 
 def create_app(config: ServeConfig) -> Starlette:
@@ -695,34 +692,38 @@ def _answer(text: str, input_tokens: Any, output_tokens: Any) -> Answer:
     return Answer(text, input_tokens if known else None, output_tokens if known else None)
 
 
-_DEFAULT_CODES = {"429": "rate_limit_exceeded", "upstream_busy": "upstream_busy"}
-"""The error ``code`` of a failure (by status, or by type) when the upstream gave none."""
+class _ClientFailure(NamedTuple):
+    """What a client is told when every side tried failed."""
+
+    status: int
+    type: str
+    code: str | None
+    """The error code when the upstream's answer gives none."""
+    source: UpstreamError | None
+    """The upstream answer whose ``Retry-After`` and error code go along, if any."""
 
 
-def _failure_status(errors: list[UpstreamError]) -> tuple[int, str, UpstreamError | None]:
-    """What a client is told when every side tried failed: the HTTP status, the error's
-    ``type``, and the upstream answer whose ``Retry-After`` and error code go with it.
-
-    In this order: any side rate-limited: 429 (a retry after the shortest ``Retry-After``
-    may find it free); every side had no free pooled connection in time: 503 (this server is
-    busy); every side timed out: 504; every side answered the same status: that
-    status (401, 403, 404, 503, ...), except an upstream's own 500, which is a 502 here; every
-    side answered some 4xx: the routed side's; else 502.
-    """
+def _client_failure(errors: list[UpstreamError]) -> _ClientFailure:
+    """The most informative status for the sides' failures, in this order: any side
+    rate-limited: 429 (a retry after the shortest ``Retry-After`` may find it free); every side
+    without a free pooled connection in time: 503 ``upstream_busy`` (this server is busy); every
+    side timed out: 504; every side answered the same status: that status (401, 403, 404, 503,
+    ...), except an upstream's own 500, which is a 502 here; every side answered some 4xx: the
+    routed side's; else 502."""
     rate_limited = [e for e in errors if e.status == 429]
     if rate_limited:
-        return 429, "upstream_error", min(rate_limited, key=_retry_after_seconds)
+        source = min(rate_limited, key=_retry_after_seconds)
+        return _ClientFailure(429, "upstream_error", "rate_limit_exceeded", source)
     if all(e.busy for e in errors):
-        return 503, "upstream_busy", None
+        return _ClientFailure(503, "upstream_busy", "upstream_busy", None)
     if all(e.timed_out for e in errors):
-        return 504, "upstream_timeout", None
-    statuses = {e.status for e in errors}
-    first = errors[0].status
-    if first is not None and first != 500 and statuses == {first}:
-        return first, "upstream_error", errors[0]
-    if all(e.status is not None and 400 <= e.status < 500 for e in errors):
-        return first, "upstream_error", errors[0]  # type: ignore[return-value]
-    return 502, "upstream_error", None
+        return _ClientFailure(504, "upstream_timeout", None, None)
+    first = errors[0]
+    agree = all(e.status == first.status for e in errors)
+    all_4xx = all(e.status is not None and 400 <= e.status < 500 for e in errors)
+    if first.status is not None and first.status != 500 and (agree or all_4xx):
+        return _ClientFailure(first.status, "upstream_error", None, first)
+    return _ClientFailure(502, "upstream_error", None, None)
 
 
 def _retry_after_seconds(error: UpstreamError) -> float:
