@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -15,7 +16,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -203,29 +206,40 @@ def test_a_schema_3_log_gains_the_outcome_column_and_its_rows_read_complete(
     tmp_path: Path,
 ) -> None:
     # Before schema 4 only answers that reached their end were recorded.
-    from alembic import command
-    from alembic.config import Config
-
-    from routellm_base.log.store import MIGRATIONS
-
-    engine = create_engine(sqlite_url(tmp_path / "log.db"))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")
-        connection.exec_driver_sql(
-            "INSERT INTO routellm_decisions (call_id, created_at, router, threshold, side, model, "
-            "forced, no_known_tokens, routing_seconds) VALUES "
-            "('old', '2025-01-01 00:00:00', 'mf', 0.5, 'weak', 'w', 0, 0, 0.001)"
-        )
-    engine.dispose()
+    with _log_at_revision(tmp_path / "log.db", "0003"):
+        pass
     with RoutingLog(tmp_path / "log.db") as log:
         log.record(decision(), outcome="cancelled")
     assert [(r["call_id"] == "old", r["outcome"]) for r in rows(tmp_path / "log.db")] == [
         (True, "complete"),
         (False, "cancelled"),
     ]
+
+
+@contextlib.contextmanager
+def _log_at_revision(path: Path, revision: str) -> Iterator[Any]:
+    """A SQLite log migrated only to ``revision``, holding one decision row ``'old'``; yields the
+    open connection (the transaction commits on exit)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from routellm_base.log.store import MIGRATIONS
+
+    engine = create_engine(sqlite_url(path))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.exec_driver_sql(
+                "INSERT INTO routellm_decisions (call_id, created_at, router, threshold, side, "
+                "model, forced, no_known_tokens, routing_seconds) VALUES "
+                "('old', '2025-01-01 00:00:00', 'mf', 0.5, 'weak', 'w', 0, 0, 0.001)"
+            )
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
@@ -242,27 +256,13 @@ def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> Non
 def test_a_schema_1_log_is_upgraded_in_place_keeping_its_rows_and_salt(tmp_path: Path) -> None:
     # A log written by the previous release (schema 0001) gains the comparison and feedback
     # tables when a newer RoutingLog opens it; its decisions and salt are untouched.
-    from alembic import command
-    from alembic.config import Config
-
-    from routellm_base.log.store import MIGRATIONS
-
-    engine = create_engine(sqlite_url(tmp_path / "log.db"))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-        connection.exec_driver_sql(
-            "INSERT INTO routellm_decisions (call_id, created_at, router, threshold, side, model, "
-            "forced, no_known_tokens, routing_seconds) VALUES "
-            "('old', '2025-01-01 00:00:00', 'mf', 0.5, 'weak', 'w', 0, 0, 0.001)"
-        )
+    with _log_at_revision(tmp_path / "log.db", "0001") as connection:
         salt = connection.exec_driver_sql("SELECT value FROM routellm_log_settings").scalar()
         tables = {r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
     assert "routellm_comparisons" not in tables
     with RoutingLog(tmp_path / "log.db") as log:
         log.record(decision())
+    engine = create_engine(sqlite_url(tmp_path / "log.db"))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         assert context.get_current_revision() == "0004"
