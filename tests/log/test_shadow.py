@@ -132,17 +132,22 @@ def test_a_failing_judge_is_recorded_and_never_raised(tmp_path: Path) -> None:
     log.close()
 
 
-def test_unparseable_judgments_are_counted_never_guessed(tmp_path: Path) -> None:
-    log = RoutingLog(tmp_path / "log.db", store_prompts=True)
-    # Strong-first order readable ([[A]]), weak-first order says nothing parseable.
-    judge = scripted_judge({("bad", "good"): "I think both are fine."})
-    runner = ShadowRunner(log, 1.0, judge=judge)
+def _submit_good_bad_and_fine_fine(runner: ShadowRunner) -> None:
+    # Strong answered "good" (the shadow weak side: "bad"); weak answered "fine" (strong: "fine").
     runner.submit(
         decision("strong"), conversation="q", answer="good", call_other=lambda: ShadowAnswer("bad")
     )
     runner.submit(
         decision("weak"), conversation="q", answer="fine", call_other=lambda: ShadowAnswer("fine")
     )
+
+
+def test_unparseable_judgments_are_counted_never_guessed(tmp_path: Path) -> None:
+    log = RoutingLog(tmp_path / "log.db", store_prompts=True)
+    # Strong-first order readable ([[A]]), weak-first order says nothing parseable.
+    judge = scripted_judge({("bad", "good"): "I think both are fine."})
+    runner = ShadowRunner(log, 1.0, judge=judge)
+    _submit_good_bad_and_fine_fine(runner)
     assert runner.flush(10) and log.flush(10)
     rows = {r["weak_answer"]: r for r in read_comparisons(tmp_path / "log.db")}
     first, second = rows["bad"], rows["fine"]  # written by parallel workers, in either order
@@ -166,12 +171,7 @@ def test_an_unparseable_judgment_is_stored_redacted_beside_the_empty_verdict(
     )
     judge = scripted_judge({("bad", "good"): "Both fine; the answer is 42."})
     runner = ShadowRunner(log, 1.0, judge=judge)
-    runner.submit(
-        decision("strong"), conversation="q", answer="good", call_other=lambda: ShadowAnswer("bad")
-    )
-    runner.submit(
-        decision("weak"), conversation="q", answer="fine", call_other=lambda: ShadowAnswer("fine")
-    )
+    _submit_good_bad_and_fine_fine(runner)
     assert runner.flush(10) and log.flush(10)
     rows = {r["call_id"]: r for r in read_comparisons(tmp_path / "log.db")}
     unreadable = next(r for r in rows.values() if r["unparseable"])

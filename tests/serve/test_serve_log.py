@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -159,16 +160,21 @@ def test_a_stream_broken_mid_way_is_logged_broken_with_the_tokens_so_far(logged,
     assert row["output_tokens"] == measure_tokens(_text(received)).tokens  # "strong-m: Summarise"
 
 
-def test_a_streamed_row_has_the_upstreams_usage_when_asked_for(logged, upstream):
-    server, log = logged
-    chunks = list(
+def _streamed(server: Any, **options: Any) -> list[Any]:
+    """The chunks of one streamed QUESTION, read to the end with the openai client."""
+    return list(
         _client(server).chat.completions.create(
             model="router-task_experts-0.0",
             messages=[{"role": "user", "content": QUESTION}],
             stream=True,
-            stream_options={"include_usage": True},
+            **options,
         )
     )
+
+
+def test_a_streamed_row_has_the_upstreams_usage_when_asked_for(logged, upstream):
+    server, log = logged
+    chunks = _streamed(server, stream_options={"include_usage": True})
     usage = chunks[-1].usage  # the scripted upstream: 10 prompt tokens, one per word
     assert (usage.prompt_tokens, usage.completion_tokens) == (10, len(QUESTION.split()) + 1)
     [row] = wait_for_rows(log, [_call_id(chunks[0])])[_call_id(chunks[0])]
@@ -178,13 +184,7 @@ def test_a_streamed_row_has_the_upstreams_usage_when_asked_for(logged, upstream)
 
 def test_a_streamed_row_without_usage_has_estimated_tokens(logged, upstream):
     server, log = logged
-    chunks = list(
-        _client(server).chat.completions.create(
-            model="router-task_experts-0.0",
-            messages=[{"role": "user", "content": QUESTION}],
-            stream=True,
-        )
-    )
+    chunks = _streamed(server)
     [row] = wait_for_rows(log, [_call_id(chunks[0])])[_call_id(chunks[0])]
     assert row["input_tokens"] == measure_tokens(QUESTION).tokens
     assert row["output_tokens"] == measure_tokens(_text(chunks)).tokens
