@@ -120,15 +120,13 @@ class RouterChatModel(RouterFields, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        # A loaded router's checkpoint id is part of the LLM-cache key, so that a swapped-in
-        # checkpoint (even in a reused folder) never answers from the old router's entries.
+        # With the checkpoint id: a swapped-in checkpoint never answers from the old one's cache.
         sides = {"strong": self._side_name("strong"), "weak": self._side_name("weak")}
         call = {"stop": self.stop, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {**sides, **self._routing_params(), **call}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        # Written out, not BaseChatModel's: its hasattr probes of missing pydantic attributes
-        # cost more per call than the rest of this method.
+        # Not BaseChatModel's own: its hasattr probes of missing pydantic attributes are slow.
         model = kwargs.get("model")
         pair = f"{self._side_name('strong')}|{self._side_name('weak')}"
         name = model if isinstance(model, str) else pair
