@@ -69,12 +69,15 @@ class TimeBin:
     short log)."""
     calls: int
     strong: int
-    cost_usd: float
-    """Sum of the known costs of these calls (USD)."""
+    cost_usd: float | None
+    """Sum of the known costs of these calls (USD); ``None`` when none of them has a known cost
+    (unknown, not zero)."""
     always_strong_usd: float
     """What the calls with known tokens would have cost on their strong model (USD)."""
     threshold_median: float | None
     """Median threshold of the scored (not forced) calls; ``None`` without one."""
+    priced_calls: int = 0
+    """Calls whose cost is known (those ``cost_usd`` sums)."""
 
     @property
     def strong_share(self) -> float:
@@ -91,11 +94,14 @@ class CostSummary:
     """What those calls cost."""
     always_strong_usd: float
     """What their tokens would have cost on their strong model."""
-    total_cost_usd: float
-    """Known cost of every call (compared or not)."""
+    total_cost_usd: float | None
+    """Sum of the known costs of all calls (compared or not); ``None`` when no call's cost is
+    known (unknown, not zero)."""
     calls_without_tokens: int
     unpriced_models: tuple[str, ...]
     """Models with no price, whose calls cost or compare as unknown (pass their prices)."""
+    priced_calls: int = 0
+    """Calls whose cost is known (those ``total_cost_usd`` sums)."""
 
     @property
     def savings_usd(self) -> float:
@@ -463,9 +469,10 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
                 seconds=every,
                 calls=len(group),
                 strong=sum(r["side"] == "strong" for r in group),
-                cost_usd=sum(r["cost"] or 0.0 for r in group),
+                cost_usd=_known_sum(r["cost"] for r in group),
                 always_strong_usd=sum(r["always_strong"] or 0.0 for r in group),
                 threshold_median=float(np.median(thresholds)) if thresholds else None,
+                priced_calls=sum(r["cost"] is not None for r in group),
             )
         )
     return tuple(bins)
@@ -476,6 +483,12 @@ def _bin_start(index: int, every: float) -> datetime:
     microsecond (exact for every width of :data:`BIN_CHOICES_S` and whole seconds)."""
     microseconds = round(index * every * 1_000_000)
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=microseconds)
+
+
+def _known_sum(values: Any) -> float | None:
+    """The sum of the values that are not ``None``; ``None`` when all are (unknown, not 0)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def _call_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
@@ -500,7 +513,7 @@ def _always_strong_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -
 
 
 def _cost(rows: list[dict[str, Any]]) -> CostSummary:
-    compared = 0
+    compared = priced = 0
     cost = always = total = 0.0
     without_tokens = 0
     unpriced: set[str] = set()
@@ -510,7 +523,9 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         actual = row["cost"]
         if actual is None and known_tokens:
             unpriced.add(row["model"])
-        total += actual or 0.0
+        if actual is not None:
+            total += actual
+            priced += 1
         if not known_tokens:
             without_tokens += 1
             continue
@@ -522,7 +537,15 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         compared += 1
         cost += actual
         always += counterfactual
-    return CostSummary(compared, cost, always, total, without_tokens, tuple(sorted(unpriced)))
+    return CostSummary(
+        compared,
+        cost,
+        always,
+        total if priced else None,
+        without_tokens,
+        tuple(sorted(unpriced)),
+        priced,
+    )
 
 
 def _judged(
@@ -714,8 +737,10 @@ def share_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def usd_text(value: float) -> str:
-    """US dollars for the report's text: 4 decimals under $100, else 2."""
+def usd_text(value: float | None) -> str:
+    """US dollars for the report's text: 4 decimals under $100, else 2 (``unknown``: ``None``)."""
+    if value is None:
+        return "unknown"
     return f"${value:,.4f}" if abs(value) < 100 else f"${value:,.2f}"
 
 
@@ -739,12 +764,19 @@ def _format(report: LogReport) -> list[str]:
     lines += ["", f"Traffic per {_duration(width)} (UTC)"]
     starts = [_stamp(b.start, width) for b in report.bins]
     column = max(16, *(len(s) for s in starts))
-    lines.append(f"  {'from':<{column}} {'calls':>7} {'strong':>7} {'cost':>12} {'threshold':>10}")
+    # A "priced" column (calls of known cost) only when some call's cost is unknown.
+    mixed = any(b.priced_calls < b.calls for b in report.bins)
+    priced_head = f" {'priced':>7}" if mixed else ""
+    lines.append(
+        f"  {'from':<{column}} {'calls':>7} {'strong':>7} {'cost':>12}{priced_head} "
+        f"{'threshold':>10}"
+    )
     for b, start in zip(report.bins, starts):
         threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
+        priced = f" {b.priced_calls:>7}" if mixed else ""
         lines.append(
             f"  {start:<{column}} {b.calls:>7} {share_text(b.strong_share):>7} "
-            f"{usd_text(b.cost_usd):>12} {threshold:>10}"
+            f"{usd_text(b.cost_usd):>12}{priced} {threshold:>10}"
         )
     if report.window is not None:
         w = report.window
@@ -768,7 +800,15 @@ def _format(report: LogReport) -> list[str]:
         )
     else:
         lines.append("  no call has both a known cost and a priced strong model")
-    lines.append(f"  known spend over all calls: {usd_text(c.total_cost_usd)}")
+    if c.priced_calls == report.calls:
+        lines.append(f"  known spend over all calls: {usd_text(c.total_cost_usd)}")
+    elif c.priced_calls:
+        lines.append(
+            f"  known spend over the {c.priced_calls} of {report.calls} calls with a known cost: "
+            f"{usd_text(c.total_cost_usd)} (the rest unknown)"
+        )
+    else:
+        lines.append("  spend: unknown (no call has a known cost)")
     if c.calls_without_tokens:
         lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
     if c.unpriced_models:

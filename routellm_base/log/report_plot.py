@@ -128,7 +128,7 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
     # Cumulative at each bin's end, from 0 at the first bin's start.
     start, _ = time_span(report)
     ends = [start] + [b.start + timedelta(seconds=b.seconds) for b in report.bins]
-    spent = np.concatenate([[0.0], np.cumsum([b.cost_usd for b in report.bins])])
+    spent = np.concatenate([[0.0], np.cumsum([b.cost_usd or 0.0 for b in report.bins])])
     always = np.concatenate([[0.0], np.cumsum([b.always_strong_usd for b in report.bins])])
     ax.plot(ends, spent, "o-", ms=3, label="spent")
     ax.plot(ends, always, "s--", ms=3, color="tab:green", label="always strong")

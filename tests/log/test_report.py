@@ -457,3 +457,24 @@ def test_the_wilson_interval_holds_the_observed_share():
         for share in (0.0, 1.0, *(k / n for k in range(1, n))):
             low, high = wilson_interval(share, n)
             assert 0.0 <= low <= share <= high <= 1.0, (share, n)
+
+
+def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
+    # Unpriced models ("big", "small"): no call's cost is known, which is not a cost of $0.
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts", "mf"), ("big", "small"))
+    report = build_report(tmp_path / "log.db")
+    assert report.cost.total_cost_usd is None and report.cost.priced_calls == 0
+    assert all(b.cost_usd is None and b.priced_calls == 0 for b in report.bins)
+    text_report = report.format()
+    assert "$0.0000" not in text_report and "spend: unknown" in text_report
+    assert main(["report", "--log", str(tmp_path / "log.db"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cost"]["total_cost_usd"] is None
+    assert [b["cost_usd"] for b in data["bins"]] == [None] * len(report.bins)
+    # Only the weak model priced: a mix, and the report says how many calls are priced.
+    mixed = build_report(tmp_path / "log.db", prices={"small": (1, 3)})
+    weak = 40 - mixed.strong
+    assert 0 < weak < 40 and mixed.cost.priced_calls == weak
+    assert mixed.cost.total_cost_usd == pytest.approx(weak * (40 * 1 + 200 * 3) / 1e6)
+    assert f"known spend over the {weak} of 40 calls with a known cost" in mixed.format()
+    assert [b.priced_calls for b in mixed.bins] == [b.calls - b.strong for b in mixed.bins]
