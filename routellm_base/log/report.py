@@ -855,7 +855,9 @@ def _format(report: LogReport) -> list[str]:
         if d.ks is None:
             lines.append(f"    {d.note}")
             continue
-        size = f", {d.reference_size} prompts" if d.reference_size else ""
+        # The size only when the calibration's name does not already say it ("... (40 prompts)").
+        said = d.reference_size and re.search(rf"\b{d.reference_size}\b", d.reference or "")
+        size = f", {d.reference_size} prompts" if d.reference_size and not said else ""
         noise = ""
         if d.ks_critical_95:
             noise = (

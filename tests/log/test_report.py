@@ -478,3 +478,17 @@ def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
     assert mixed.cost.total_cost_usd == pytest.approx(weak * (40 * 1 + 200 * 3) / 1e6)
     assert f"known spend over the {weak} of 40 calls with a known cost" in mixed.format()
     assert [b.priced_calls for b in mixed.bins] == [b.calls - b.strong for b in mixed.bins]
+
+
+def test_the_calibration_size_is_printed_once(tmp_path: Path):
+    from dataclasses import replace
+
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    report = build_report(tmp_path / "log.db")
+    [drift] = report.drift
+    assert drift.reference_size == 498 and "498" in drift.reference  # its name says the size
+    [line] = [line for line in report.format().splitlines() if "calibration:" in line]
+    assert line.count("498") == 1, line
+    # A calibration whose name does not say its size gets it after the name.
+    unnamed = replace(report, drift=(replace(drift, reference="my prompts"),))
+    assert "    calibration: my prompts, 498 prompts" in unnamed.format().splitlines()
