@@ -56,6 +56,12 @@ PSI_BINS = 10
 """PSI compares the shares of traffic in the calibration set's deciles (10% each)."""
 PSI_FLOOR = 1e-4
 """A share of 0 is counted as this in the PSI's logarithm (the usual guard)."""
+PSI_NOISE_DRAWS = 2000
+"""Random resamples behind :func:`psi_noise_95` (drawn with a fixed seed: the same log gives
+the same report)."""
+PSI_EXACT_REFERENCE = 20_000
+"""A calibration set larger than this counts as exact in :func:`psi_noise_95` (its deciles'
+own noise is then small beside the traffic's)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -180,7 +186,8 @@ class Drift:
     when the calibration records no size (e.g. the exact uniform of ``random``)."""
     psi: float | None
     """Population stability index over the calibration set's deciles: below 0.1 stable, 0.1 to
-    0.25 a moderate shift, above 0.25 a major one (the usual reading)."""
+    0.25 a moderate shift, above 0.25 a major one (the usual reading), when it is above
+    ``psi_noise_95``."""
     threshold: float | None
     """The median threshold these calls were routed with."""
     expected_share: float | None
@@ -188,6 +195,10 @@ class Drift:
     realised_share: float | None
     """Share of these calls whose win rate is at or above ``threshold``."""
     note: str | None = None
+    psi_noise_95: float | None = None
+    """The PSI that traffic of this many calls drawn from the calibration set's own distribution
+    exceeds 5% of the time (:func:`psi_noise_95`); a ``psi`` not above it could be chance, as
+    on a log of a few calls, whatever the usual reading says."""
 
 
 @dataclass(frozen=True)
@@ -646,6 +657,7 @@ def _drift(
                 ks=ks,
                 ks_critical_95=critical,
                 psi=_psi(rates, calibration),
+                psi_noise_95=psi_noise_95(len(rates), m or None),
                 threshold=threshold,
                 expected_share=1.0 - _calibration_cdf(calibration, np.array([threshold]))[0],
                 realised_share=realised,
@@ -704,9 +716,37 @@ def _psi(rates: np.ndarray, calibration: Calibration) -> float:
         calibration.quantiles,
     )
     counts = np.bincount(np.searchsorted(edges, rates, side="right"), minlength=PSI_BINS)
-    actual = np.maximum(counts / len(rates), PSI_FLOOR)
+    return float(_psi_of_shares(counts / len(rates)))
+
+
+def psi_noise_95(n: int, reference_size: int | None, draws: int = PSI_NOISE_DRAWS) -> float:
+    """The 95th percentile of the PSI between ``n`` calls and a calibration set of
+    ``reference_size`` prompts (``None``: exact) drawn from one distribution: the PSI's
+    sampling-noise level, as ``ks_critical_95`` is the KS distance's.
+
+    The PSI compares shares of traffic between the calibration set's deciles, so under "no
+    drift" it depends on the sizes alone, not on the distribution (for a continuous one): the
+    resamples are uniform. Each draws the reference's deciles from ``reference_size`` uniform
+    values (the deciles of a finite set are themselves noisy; exact above
+    :data:`PSI_EXACT_REFERENCE` or when ``None``), then the traffic's counts between them as a
+    multinomial of ``n`` calls, and takes :func:`_psi_of_shares`. Seeded: deterministic.
+    """
+    rng = np.random.default_rng(0)
+    levels = np.linspace(0, 1, PSI_BINS + 1)[1:-1]
+    if reference_size is None or reference_size > PSI_EXACT_REFERENCE:
+        edges = np.broadcast_to(levels, (draws, len(levels)))
+    else:
+        edges = np.quantile(rng.random((draws, reference_size)), levels, axis=1).T
+    probabilities = np.diff(edges, prepend=0.0, append=1.0, axis=1)
+    counts = rng.multinomial(n, probabilities)
+    return float(np.quantile(_psi_of_shares(counts / n), 0.95))
+
+
+def _psi_of_shares(shares: np.ndarray) -> np.ndarray:
+    """PSI of the traffic's shares per calibration decile (last axis) against 10% each."""
+    actual = np.maximum(shares, PSI_FLOOR)
     expected = 1.0 / PSI_BINS
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return np.sum((actual - expected) * np.log(actual / expected), axis=-1)
 
 
 def _window(rows: list[dict[str, Any]]) -> WindowSummary | None:
@@ -872,10 +912,7 @@ def _format(report: LogReport) -> list[str]:
             "threshold"
         )
         lines.append("      was chosen for")
-        lines.append(
-            f"    PSI {d.psi:.3f} ({_psi_reading(d.psi)}; <0.1 stable, 0.1-0.25 moderate, "
-            ">0.25 major)"
-        )
+        lines.append(f"    PSI {d.psi:.3f} ({_psi_reading(d.psi, d.psi_noise_95)})")
         lines.append(
             f"    at threshold {d.threshold:.4f}: calibration set {share_text(d.expected_share)} "
             f"strong, this traffic {share_text(d.realised_share)}"
@@ -883,10 +920,16 @@ def _format(report: LogReport) -> list[str]:
     return lines
 
 
-def _psi_reading(psi: float | None) -> str:
+def _psi_reading(psi: float | None, noise: float | None) -> str:
+    """The usual reading of a PSI (<0.1 stable, 0.1-0.25 moderate, >0.25 major), given only
+    when it is above its sampling-noise level ``noise``; else that it could be chance."""
     if psi is None:
         return "-"
-    return "stable" if psi < 0.1 else "moderate shift" if psi <= 0.25 else "major shift"
+    if noise is not None and psi <= noise:
+        return f"not above {noise:.3f}, its 95% sampling-noise level: could be chance"
+    reading = "stable" if psi < 0.1 else "moderate shift" if psi <= 0.25 else "major shift"
+    above = "" if noise is None else f", above noise {noise:.3f} (95%)"
+    return f"{reading}{above}; <0.1 stable, 0.1-0.25 moderate, >0.25 major"
 
 
 def _duration(seconds: float) -> str:

@@ -492,3 +492,34 @@ def test_the_calibration_size_is_printed_once(tmp_path: Path):
     # A calibration whose name does not say its size gets it after the name.
     unnamed = replace(report, drift=(replace(drift, reference="my prompts"),))
     assert "    calibration: my prompts, 498 prompts" in unnamed.format().splitlines()
+
+
+def test_psi_is_read_against_its_sampling_noise(tmp_path: Path, data_dir: Path, sqlite_log):
+    from routellm_base.log.report import psi_noise_95
+
+    # Eight calls drawn from the calibration set itself: their PSI is large, and chance.
+    prompts = [
+        json.loads(line)["prompt"] for line in (data_dir / "arena_hard" / "questions.jsonl").open()
+    ]
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.5)
+    log = RoutingLog(tmp_path / "log.db")
+    for prompt in prompts[:8]:
+        log.record(engine.decide(prompt, strong_model="big", weak_model="small"), conversation=prompt,
+                   strong_model="big", weak_model="small")  # fmt: skip
+    log.close()
+    report = build_report(tmp_path / "log.db")
+    [drift] = report.drift
+    assert drift.psi > 0.25 and drift.psi <= drift.psi_noise_95
+    [line] = [line for line in report.format().splitlines() if "PSI" in line]
+    assert "could be chance" in line and "shift" not in line
+    # The fixture's 290 maths calls against a chat calibration: above the noise, and read.
+    [drift] = build_report(sqlite_log[0]).drift
+    assert drift.psi > drift.psi_noise_95
+    # The noise level against a brute-force one: 40 uniform calls against exact deciles.
+    rng = np.random.default_rng(1)
+    edges = np.linspace(0, 1, 11)[1:-1]
+    shares = [np.bincount(np.searchsorted(edges, rng.random(40)), minlength=10) / 40
+              for _ in range(4000)]  # fmt: skip
+    psis = [np.sum((np.maximum(s, 1e-4) - 0.1) * np.log(np.maximum(s, 1e-4) / 0.1)) for s in shares]
+    assert psi_noise_95(40, None) == pytest.approx(np.quantile(psis, 0.95), rel=0.05)
+    assert psi_noise_95(40, 498) > psi_noise_95(40, None) > psi_noise_95(400, None)
