@@ -157,15 +157,38 @@ def _plot_judged(ax: Any, report: LogReport) -> None:
     low = [b.strong_win_rate - b.interval_95[0] for b in buckets]
     high = [b.interval_95[1] - b.strong_win_rate for b in buckets]
     ax.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3)
-    for b in buckets:
-        ax.annotate(f"n={b.judged}", (b.router_win_rate, b.strong_win_rate), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    counts = [
+        ax.annotate(
+            f"n={b.judged}",
+            (b.router_win_rate, b.strong_win_rate),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )  # fmt: skip
+        for b in buckets
+    ]
     ax.plot([0, 1], [0, 1], ":", color="grey", label="router's estimate")
     auc = report.judged.auc
     ax.set_xlabel("router win rate (bucket mean)")
     ax.set_ylabel("judged strong-win rate")
     title = "AUC: needs strong and weak wins" if auc is None else f"AUC {auc:.3f}"
     ax.legend(title=title, fontsize=8, title_fontsize=8)
+    _thin_overlapping(ax.figure, counts)
+
+
+def _thin_overlapping(fig: Any, texts: list[Any]) -> None:
+    """Hide each of ``texts`` that would overlap one shown before it (neighbouring buckets' "n="
+    labels at close win rates), measured by matplotlib's own text extents after a layout pass;
+    the text report lists every bucket's count."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    shown: list[Any] = []
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        if any(box.overlaps(other) for other in shown):
+            text.set_visible(False)
+        else:
+            shown.append(box)
 
 
 def _plot_drift(ax: Any, report: LogReport) -> None:

@@ -9,6 +9,7 @@ import csv
 import json
 import sys
 import uuid
+from dataclasses import replace as replace_report
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -523,3 +524,26 @@ def test_psi_is_read_against_its_sampling_noise(tmp_path: Path, data_dir: Path, 
     psis = [np.sum((np.maximum(s, 1e-4) - 0.1) * np.log(np.maximum(s, 1e-4) / 0.1)) for s in shares]
     assert psi_noise_95(40, None) == pytest.approx(np.quantile(psis, 0.95), rel=0.05)
     assert psi_noise_95(40, 498) > psi_noise_95(40, None) > psi_noise_95(400, None)
+
+
+def test_the_judged_panel_counts_do_not_overlap(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report import JudgedBucket, JudgedSummary
+    from routellm_base.log.report_plot import report_figure
+
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    # Neighbouring buckets at close win rates (as equal-count buckets of clustered rates are).
+    buckets = tuple(
+        JudgedBucket(x - 0.005, x + 0.005, 4, 2, 2, 0, x) for x in (0.50, 0.51, 0.52, 0.9)
+    )
+    judged = JudgedSummary(True, 16, 16, {"judge": 16}, buckets, 0.5, 16)
+    report = replace_report(build_report(tmp_path / "log.db"), judged=judged)
+    fig = report_figure(report)
+    fig.draw_without_rendering()
+    panel = {ax.get_label(): ax for ax in fig.axes}["judged"]
+    counts = [t for t in panel.texts if t.get_text().startswith("n=") and t.get_visible()]
+    boxes = [t.get_window_extent() for t in counts]
+    assert len(boxes) >= 2  # the far bucket's and at least one of the close ones
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)
