@@ -62,6 +62,12 @@ the same report)."""
 PSI_EXACT_REFERENCE = 20_000
 """A calibration set larger than this counts as exact in :func:`psi_noise_95` (its deciles'
 own noise is then small beside the traffic's)."""
+CALENDAR_BINS = {30 * 86400: (1, "month"), 91 * 86400: (3, "quarter"), 365 * 86400: (12, "year")}
+"""Automatic widths that stand for calendar months, quarters and years: their bins start on the
+first of a month (UTC midnight) and last that month, quarter or year."""
+MONDAY_EPOCH_S = 4 * 86400
+"""1970-01-05, the first Monday of the Unix epoch (a Thursday): bins of whole weeks count from
+it, so that they start on Mondays; other widths count from the epoch (days at midnight)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -84,6 +90,9 @@ class TimeBin:
     """Median threshold of the scored (not forced) calls; ``None`` without one."""
     priced_calls: int = 0
     """Calls whose cost is known (those ``cost_usd`` sums)."""
+    unit: str | None = None
+    """``month``, ``quarter`` or ``year`` for a calendar bin (``seconds`` is then that month's
+    length, quarter's or year's); ``None`` for a fixed width."""
 
     @property
     def strong_share(self) -> float:
@@ -305,7 +314,9 @@ def build_report(
     ``prices``: USD per 1M input/output tokens per model, merged over ``DEFAULT_PRICES``;
     ``every``: time-bin width in seconds (default: the smallest of :data:`BIN_CHOICES_S` giving
     at most 24 bins over the log's span, and about 5 calls a bin or more, from milliseconds to
-    a year); ``buckets``: win-rate buckets of the judged calls (equal counts);
+    a year, the longest as calendar months, quarters and years); bins align to the calendar
+    (UTC): weeks start on Mondays, days at midnight, shorter widths at multiples of themselves;
+    ``buckets``: win-rate buckets of the judged calls (equal counts);
     ``routers``: more router names or checkpoint folders in which to look for a logged
     checkpoint's calibration (the logged router name is tried first).
 
@@ -467,17 +478,32 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
         else:
             most = max(1, min(MAX_AUTO_BINS, len(rows) // MIN_CALLS_PER_BIN))
             every = next((s for s in BIN_CHOICES_S if span / s < most), BIN_CHOICES_S[-1])
+        calendar = CALENDAR_BINS.get(every)
+    else:
+        calendar = None
+    offset = MONDAY_EPOCH_S if every % (7 * 86400) == 0 else 0
     groups: dict[int, list[dict[str, Any]]] = {}
     for stamp, row in zip(stamps, rows):
-        groups.setdefault(math.floor(stamp / every), []).append(row)
+        if calendar:
+            when = row["created_at"]
+            index = (when.year * 12 + when.month - 1) // calendar[0]
+        else:
+            index = math.floor((stamp - offset) / every)
+        groups.setdefault(index, []).append(row)
     bins = []
     for index in sorted(groups):
         group = groups[index]
         thresholds = [r["threshold"] for r in group if not r["forced"]]
+        if calendar:
+            start, end = (_month_start(k * calendar[0]) for k in (index, index + 1))
+            seconds: float = (end - start).total_seconds()
+        else:
+            start, seconds = _bin_start(index, every, offset), every
         bins.append(
             TimeBin(
-                start=_bin_start(index, every),
-                seconds=every,
+                start=start,
+                seconds=seconds,
+                unit=calendar[1] if calendar else None,
                 calls=len(group),
                 strong=sum(r["side"] == "strong" for r in group),
                 cost_usd=_known_sum(r["cost"] for r in group),
@@ -489,11 +515,17 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
     return tuple(bins)
 
 
-def _bin_start(index: int, every: float) -> datetime:
-    """The start of bin ``index`` of width ``every`` seconds counted from the Unix epoch, to the
-    microsecond (exact for every width of :data:`BIN_CHOICES_S` and whole seconds)."""
-    microseconds = round(index * every * 1_000_000)
+def _bin_start(index: int, every: float, offset: float = 0) -> datetime:
+    """The start of bin ``index`` of width ``every`` seconds counted from ``offset`` seconds
+    after the Unix epoch, to the microsecond (exact for every width of :data:`BIN_CHOICES_S`
+    and whole seconds)."""
+    microseconds = round((offset + index * every) * 1_000_000)
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=microseconds)
+
+
+def _month_start(months: int) -> datetime:
+    """The first of month ``months`` counted from January of year 0 (UTC midnight)."""
+    return datetime(months // 12, months % 12 + 1, 1, tzinfo=timezone.utc)
 
 
 def _known_sum(values: Any) -> float | None:
@@ -801,7 +833,8 @@ def _format(report: LogReport) -> list[str]:
     lines.append("routers: " + ", ".join(f"{r} x{n}" for r, n in report.routers.items()))
 
     width = report.bins[0].seconds if report.bins else 0
-    lines += ["", f"Traffic per {_duration(width)} (UTC)"]
+    unit = report.bins[0].unit if report.bins else None
+    lines += ["", f"Traffic per {unit or _duration(width)} (UTC)"]
     starts = [_stamp(b.start, width) for b in report.bins]
     column = max(16, *(len(s) for s in starts))
     # A "priced" column (calls of known cost) only when some call's cost is unknown.

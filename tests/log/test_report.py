@@ -358,9 +358,13 @@ def test_golden_labels_given_as_feedback_count_and_outrank_the_judge(tmp_path: P
 
 
 def _timed_log(
-    path: Path, step: timedelta, routers: tuple[str, ...], pair: tuple[str, str]
+    path: Path,
+    step: timedelta,
+    routers: tuple[str, ...],
+    pair: tuple[str, str],
+    start: datetime = START,
 ) -> None:
-    """40 calls ``step`` apart from START, the routers taking turns, then their times set."""
+    """40 calls ``step`` apart from ``start``, the routers taking turns, then their times set."""
     engines = [RoutingEngine(load_router(r), strong_share=0.3) for r in routers]
     prompts = [f"What is {a} times {a + 7}?" for a in range(20)] + [
         f"Write a short poem about the number {a}." for a in range(20)
@@ -379,7 +383,7 @@ def _timed_log(
         for i, call_id in enumerate(list(ids)):
             connection.execute(
                 update(decisions).where(decisions.c.call_id == call_id)
-                .values(created_at=START + i * step)
+                .values(created_at=start + i * step)
             )  # fmt: skip
     db.dispose()
 
@@ -546,4 +550,67 @@ def test_the_judged_panel_counts_do_not_overlap(tmp_path: Path):
     boxes = [t.get_window_extent() for t in counts]
     assert len(boxes) >= 2  # the far bucket's and at least one of the close ones
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)
+
+
+def test_time_bins_align_to_the_calendar(tmp_path: Path):
+    wednesday = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)
+    _timed_log(tmp_path / "weeks.db", timedelta(days=1), ("task_experts",), (STRONG, WEAK),
+               start=wednesday)  # fmt: skip
+    weeks = build_report(tmp_path / "weeks.db")
+    assert weeks.bins[0].seconds == 7 * 86400 and weeks.bins[0].start == datetime(
+        2026, 3, 2, tzinfo=timezone.utc
+    )
+    assert all(b.start.weekday() == 0 and b.start.time().isoformat() == "00:00:00"
+               for b in weeks.bins)  # fmt: skip
+    assert build_report(tmp_path / "weeks.db", every=2 * 7 * 86400).bins[0].start.weekday() == 0
+    _timed_log(tmp_path / "months.db", timedelta(days=4), ("task_experts",), (STRONG, WEAK),
+               start=wednesday)  # fmt: skip
+    months = build_report(tmp_path / "months.db")
+    assert [(b.start.month, b.start.day, b.start.hour, b.unit) for b in months.bins] == [
+        (m, 1, 0, "month") for m in (3, 4, 5, 6, 7, 8)
+    ]
+    assert [b.seconds / 86400 for b in months.bins] == [31, 30, 31, 30, 31, 31]
+    assert sum(b.calls for b in months.bins) == 40 and "Traffic per month (UTC)" in months.format()
+    days = build_report(tmp_path / "months.db", every=86400)
+    assert all(b.start.time().isoformat() == "00:00:00" for b in days.bins)
+
+
+def _tick_gaps(ax) -> list[float]:  # type: ignore[no-untyped-def]
+    """The space between neighbouring x tick labels, in ems of their font (negative: overlap;
+    under one em, labels like "09:00:00.25" run together as they read)."""
+    ax.figure.draw_without_rendering()
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    em = labels[0].get_fontsize() * ax.figure.dpi / 72
+    boxes = sorted((t.get_window_extent() for t in labels), key=lambda b: b.x0)
+    return [(b.x0 - a.x1) / em for a, b in zip(boxes, boxes[1:])]
+
+
+def test_the_plot_time_axis_labels_never_overlap_and_every_bin_is_drawn(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report_plot import report_figure
+
+    # A 0.3 s log: sub-second ticks.
+    _timed_log(tmp_path / "short.db", timedelta(milliseconds=7.5), ("task_experts",),
+               (STRONG, WEAK))  # fmt: skip
+    fig = report_figure(build_report(tmp_path / "short.db"))
+    for name in ("traffic", "cost"):
+        gaps = _tick_gaps({ax.get_label(): ax for ax in fig.axes}[name])
+        assert len(gaps) >= 2 and min(gaps) >= 1, (name, gaps)
+    plt.close(fig)
+    # A 4-month log in hourly bins: each bin far narrower than a pixel, each drawn.
+    _timed_log(tmp_path / "long.db", timedelta(days=3), ("task_experts",), (STRONG, WEAK))
+    report = build_report(tmp_path / "long.db", every=3600)
+    fig = report_figure(report)
+    traffic = {ax.get_label(): ax for ax in fig.axes}["traffic"]
+    assert min(_tick_gaps(traffic)) >= 1
+    strong, weak = traffic.containers
+    assert len(strong) == len(weak) == len(report.bins) == 40
+    pixels_per_point = fig.dpi / 72
+    for bar, b in zip(weak, report.bins):
+        assert bar.get_height() == b.calls - b.strong
+        fill = bar.get_window_extent().width
+        edge = bar.get_linewidth() * pixels_per_point if bar.get_edgecolor()[3] > 0 else 0.0
+        assert fill < 1 and fill + edge >= 1  # narrower than a pixel, drawn by its edge
     plt.close(fig)
