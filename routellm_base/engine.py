@@ -157,7 +157,7 @@ class RoutingEngine:
                 for _ in conversations
             ]
         texts = [routing_text(c, self.routing_text_options) for c in conversations]
-        unreadable = self._unreadable([t.text for t in texts])
+        unreadable = self._unreadable([t.readable_text for t in texts])
         rates = np.full(len(texts), np.nan)
         scored = [i for i in range(len(texts)) if not unreadable[i]]
         if scored:

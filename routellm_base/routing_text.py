@@ -90,6 +90,15 @@ class RoutingText:
     """What anchors the text: the last ``user`` turn; the ``system`` text, for a conversation
     with no user turn; or the caller's ``routing_text_fn``."""
     details: dict[str, Any] = field(default_factory=dict)
+    content_text: str | None = None
+    """The conversation's own words in ``text``, without the role labels (``user: ``) that the
+    ``conversation`` mode adds; ``None`` where ``text`` has none. Whether the router can read a
+    call is decided on this, so a label never makes an unreadable prompt look readable."""
+
+    @property
+    def readable_text(self) -> str:
+        """The text whose tokens decide the no-known-tokens rule."""
+        return self.text if self.content_text is None else self.content_text
 
 
 _USER_ROLES = frozenset({"user", "human"})
@@ -246,13 +255,21 @@ def _conversation_text(
         kept[i] = line
         used += line_tokens
     text = "\n".join(kept[i] for i in sorted(kept))
+    content = "\n".join(_unlabelled(kept[i], turns[i].role) for i in sorted(kept))
     return RoutingText(
         text=text,
         skipped_parts=tuple(skipped),
         tokens=count_tokens(text),
         truncated=truncated,
         source=source,
+        content_text=content,
     )
+
+
+def _unlabelled(line: str, role: str) -> str:
+    """A kept ``role: text`` line without its label (empty when the budget cut into the label)."""
+    label = f"{role}: "
+    return line[len(label) :] if line.startswith(label) else ""
 
 
 class TemplateField:

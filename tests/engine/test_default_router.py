@@ -5,10 +5,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from routellm_base import load_router
+from routellm_base import RoutingEngine, load_router
 from routellm_base.data import GPT4, MIXTRAL, holdout_split, load_gsm8k, load_mmlu
 from routellm_base.metrics import roc_auc
+from routellm_base.routing_text import ChatTurn, RoutingTextOptions
 
 
 def test_bundled_default_ranks_held_out_items_above_chance(data_dir):
@@ -41,46 +43,80 @@ def test_routing_with_the_default_does_not_import_torch():
 def test_cli_route_json():
     out = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--json", "What is 2+2?"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     decision = json.loads(out.stdout)
     assert {"side", "win_rate", "threshold", "router"} <= set(decision)
     assert decision["router"] == "task_experts" and 0 <= decision["win_rate"] <= 1
-    assert decision["side"] == ("strong" if decision["win_rate"] >= decision["threshold"] else "weak")
+    assert decision["side"] == (
+        "strong" if decision["win_rate"] >= decision["threshold"] else "weak"
+    )
 
 
 def test_cli_policy_flags_and_errors():
     out = subprocess.run(
-        [sys.executable, "-m", "routellm_base", "route", "--threshold", "0", "--strong", "gpt-4o", "hi"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "routellm_base",
+            "route",
+            "--threshold",
+            "0",
+            "--strong",
+            "gpt-4o",
+            "hi",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.startswith("strong (gpt-4o)")
     # With no model named, the side alone: not "weak (weak)".
     unnamed = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--threshold", "1", "hi"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert unnamed.stdout.startswith("weak: win rate ")
     # Naming only the strong model does not name the weak side after the side.
     half = subprocess.run(
-        [sys.executable, "-m", "routellm_base", "route", "--threshold", "1", "--strong", "gpt-4o", "hi"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "routellm_base",
+            "route",
+            "--threshold",
+            "1",
+            "--strong",
+            "gpt-4o",
+            "hi",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert half.stdout.startswith("weak: win rate ")
     # A strong share of 0 puts the threshold just above 1; it is not printed as 1.0000.
     none_strong = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--strong-share", "0", "hi"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "< threshold above 1 (no call goes strong)" in none_strong.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--strong-share", "1.5", "hi"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and "strong_share must be in [0, 1]" in bad.stderr
     unknown = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--router", "nope", "hi"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert unknown.returncode == 2 and "unknown router 'nope'" in unknown.stderr
 
@@ -91,8 +127,20 @@ def test_cli_calibrate_on_real_chat_prompts(tmp_path, data_dir):
     path = tmp_path / "traffic.jsonl"
     path.write_text("\n".join(json.dumps({"prompt": p}) for p in prompts[:200]) + "\n")
     out = subprocess.run(
-        [sys.executable, "-m", "routellm_base", "calibrate", "--prompts", str(path), "--strong-share", "0.3", "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "routellm_base",
+            "calibrate",
+            "--prompts",
+            str(path),
+            "--strong-share",
+            "0.3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(out.stdout)
     assert result["prompts"] == 200 and 0 <= result["threshold"] <= 1
@@ -103,3 +151,19 @@ def test_cli_calibrate_on_real_chat_prompts(tmp_path, data_dir):
     engine = RoutingEngine(threshold=result["threshold"])
     sides = [d.side for d in engine.decide_many(prompts[:200])]
     assert sides.count("strong") / 200 == result["achieved_share"]
+
+
+@pytest.mark.parametrize("mode", ["last_user", "conversation"])
+@pytest.mark.parametrize("prompt", ["สวัสดี", "🙂🎉🚀"])
+def test_no_known_tokens_rule_reads_the_turns_not_the_role_labels(mode, prompt):
+    # The conversation mode writes "user: สวัสดี"; the label is a known token, but the call
+    # still has none of its own, so it must go by the rule in both modes.
+    options = RoutingTextOptions(mode=mode)
+    engine = RoutingEngine(load_router(), strong_share=0.3, routing_text_options=options)
+    decision = engine.decide(prompt)
+    assert (decision.side, decision.no_known_tokens, decision.win_rate) == ("strong", True, None)
+    with_system = engine.decide(
+        [ChatTurn("system", "Explain the proof."), ChatTurn("user", prompt)]
+    )
+    # Only the conversation mode reads the system turn, whose own words are readable.
+    assert with_system.no_known_tokens is (mode == "last_user")

@@ -94,3 +94,13 @@ def test_conversation_mode_without_truncation():
 def test_invalid_options(bad):
     with pytest.raises(RoutingInputError):
         RoutingTextOptions(**bad)
+
+
+def test_conversation_text_keeps_the_turns_own_words_apart_from_the_role_labels():
+    text = routing_text(
+        [ChatTurn("system", "Be brief."), ChatTurn("user", "สวัสดี")],
+        RoutingTextOptions(mode="conversation"),
+    )
+    assert text.text == "system: Be brief.\nuser: สวัสดี"
+    assert text.readable_text == "Be brief.\nสวัสดี"
+    assert routing_text("สวัสดี").readable_text == "สวัสดี"
