@@ -660,18 +660,28 @@ def print_replay(
 # -- main ------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line (built without running it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("../shared/data"),
+        help="benchmark data folder (default: %(default)s)",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
         default=Path("runs/own_traffic"),
         help="logs, checkpoints, the MiniLM embedding cache and results.json",
     )
-    parser.add_argument("--sources", default="alpaca,rmb,mmlu,gsm8k,llmrouter")
+    parser.add_argument(
+        "--sources",
+        default="alpaca,rmb,mmlu,gsm8k,llmrouter",
+        help="comma-separated traffic sources to replay (default: %(default)s)",
+    )
     parser.add_argument(
         "--chat",
         default="alpaca,rmb",
@@ -684,11 +694,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="also fine-tune the encoder (routellm train bert) on the log alone of each --chat "
         "source, at the largest N of the first stream order (about 4 minutes each on 2 cores)",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="stream orders")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="how many stream orders (seeds 0..N-1) to replay (default: %(default)s)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: one seed, N = 0 and 100, no MiniLM"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     started = time.time()
     seeds = list(range(1 if args.quick else args.seeds))
     wanted_sizes = (0, 100) if args.quick else SIZES

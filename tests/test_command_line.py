@@ -4,6 +4,7 @@ folder from ``$ROUTELLM_DATA_DIR``, a closed pipe, benchmark file names, the cur
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +18,8 @@ from routellm_base.cli import EXIT_BROKEN_PIPE, build_parser, main
 from routellm_base.data import DATA_DIR_ENV
 from routellm_base.evals import curves_figure, evaluate, load_benchmark
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
@@ -24,16 +27,60 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
-def test_every_option_of_every_subcommand_has_help_text() -> None:
-    subcommands = _subcommands()
-    assert {"route", "eval", "calibrate", "train", "judge", "serve", "report"} <= set(subcommands)
-    missing = [
+def _without_help(name: str, parser: argparse.ArgumentParser) -> list[str]:
+    return [
         f"{name} {' / '.join(action.option_strings) or action.dest}"
-        for name, parser in subcommands.items()
         for action in parser._actions
         if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
     ]
+
+
+def test_every_option_of_every_subcommand_has_help_text() -> None:
+    subcommands = _subcommands()
+    assert {"route", "eval", "calibrate", "train", "judge", "serve", "report"} <= set(subcommands)
+    missing = [m for name, parser in subcommands.items() for m in _without_help(name, parser)]
     assert missing == []
+
+
+def _script_parser(path: str) -> argparse.ArgumentParser:
+    """``build_parser()`` of a script outside the package, imported without running it."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.build_parser()
+
+
+def test_every_option_of_the_module_command_lines_the_docs_print_has_help_text() -> None:
+    from routellm_base.train import chat_gated, chat_task_experts, default_mf, default_task_experts
+
+    parsers = {
+        "default_mf": default_mf.build_parser(),
+        "default_task_experts": default_task_experts.build_parser(),
+        "chat_task_experts": chat_task_experts.build_parser(),
+        "chat_gated": chat_gated.build_parser(),
+        "own_traffic": _script_parser("benchmarks/own_traffic.py"),
+        "chat_judge_transfer": _script_parser("scripts/chat_judge_transfer.py"),
+    }
+    options = {
+        name: {o for a in p._actions for o in a.option_strings} for name, p in parsers.items()
+    }
+    assert {"--embedder", "--dim", "--lr", "--weight-decay"} <= options["default_mf"]
+    assert {"--gate-c", "--gate-class-balance"} <= options["chat_task_experts"]
+    assert {"--epochs", "--chat-expert"} <= options["chat_gated"]
+    assert {"--data-dir", "--sources", "--seeds"} <= options["own_traffic"]
+    assert {"--data-dir", "--seeds"} <= options["chat_judge_transfer"]
+    missing = [m for name, parser in parsers.items() for m in _without_help(name, parser)]
+    assert missing == []
+    # The chat recipe shows its own defaults, not the default recipe's.
+    assert "(default: 10.0)" in " ".join(parsers["chat_task_experts"].format_help().split())
+
+
+def test_the_judge_shows_the_defaults_of_its_limits() -> None:
+    helps = " ".join(_subcommands()["judge"].format_help().split())
+    assert "requests in flight at most (default: 4)" in helps
+    assert "seconds per request (default: 120.0)" in helps
 
 
 def test_every_subcommand_has_help_text() -> None:

@@ -464,7 +464,8 @@ strong share → threshold: {shares}.
 """
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """This recipe's command line (built without running it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -479,8 +480,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1], help="one fine-tuned chat expert per seed"
     )
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--chat-expert", choices=("bert", "ridge"), default="bert")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="most fine-tuning epochs of the bert chat expert (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chat-expert",
+        choices=("bert", "ridge"),
+        default="bert",
+        help="the chat expert: a fine-tuned encoder, or ridge regression on embeddings "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         "--truncation",
         choices=TRUNCATIONS,
@@ -493,6 +505,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also train with each other fold held out and report 5-fold cross-fitted APGR "
         "(about 4x the time)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.truncation and args.chat_expert == "ridge":
         parser.error(

@@ -23,6 +23,7 @@ research only. It is never bundled with the package; its model card says so.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from ..calibration import Calibration
@@ -98,6 +99,11 @@ strong share → threshold: {shares}.
     pip install -e '.[train]'
     python -m routellm_base.train.chat_task_experts --data-dir ../shared/data --out runs/chat-task-experts --crossfit
 """
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """This recipe's command line (built without running it)."""
+    return default_task_experts.build_parser(DEFAULT_CONFIG, __doc__)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -153,7 +153,8 @@ strong share → threshold: {shares}.
 """
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """This recipe's command line (built without running it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -168,15 +169,43 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="print cross-fitted MMLU/GSM8K metrics of the recipe",
     )
-    parser.add_argument("--embedder", default="minilm-l6-static-256")
+    parser.add_argument(
+        "--embedder",
+        default="minilm-l6-static-256",
+        help="embedder the matrix factorization reads prompts with (default: %(default)s)",
+    )
     parser.add_argument(
         "--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated"
     )
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--dim",
+        type=int,
+        default=128,
+        help="latent dimension of the factors (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=3e-3, help="Adam learning rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=1e-4,
+        help="Adam weight decay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of initialization and order (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     cache = load_embeddings_cache(args.embeddings_cache)
     config = MFTrainConfig(

@@ -188,17 +188,11 @@ strong share → threshold: {shares}.
 """
 
 
-def main(
-    argv: list[str] | None = None,
-    *,
-    chat: bool = False,
-    name: str = "task_experts",
-    default_config: TaskExpertsTrainConfig | None = None,
-    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str]
-    | None = None,
-    description: str | None = None,
-) -> None:
-    """The command line of this recipe, and (with ``chat=True``) of the chat recipe."""
+def build_parser(
+    default_config: TaskExpertsTrainConfig | None = None, description: str | None = None
+) -> argparse.ArgumentParser:
+    """The command line of this recipe (and, given its config and text, of the chat recipe),
+    built without running it."""
     default_config = default_config or TaskExpertsTrainConfig()
     parser = argparse.ArgumentParser(
         description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,15 +208,46 @@ def main(
         action="store_true",
         help="print (and with --out, record) cross-fitted metrics",
     )
-    parser.add_argument("--embedder", default="minilm-l6-static-256")
+    parser.add_argument(
+        "--embedder",
+        default="minilm-l6-static-256",
+        help="embedder the gate and the experts read prompts with (default: %(default)s)",
+    )
     parser.add_argument(
         "--embeddings-cache", help="(prompts.json, embeddings.npy) pair, comma separated"
     )
-    parser.add_argument("--gate-c", type=float, default=default_config.gate_c)
     parser.add_argument(
-        "--gate-class-balance", type=float, default=default_config.gate_class_balance
+        "--gate-c",
+        type=float,
+        default=default_config.gate_c,
+        help="inverse L2 strength of the gate's logistic regression (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gate-class-balance",
+        type=float,
+        default=default_config.gate_class_balance,
+        help="0 to 1: how far the gate's rows are reweighted towards equal kinds "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the training (default: %(default)s)"
+    )
+    return parser
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    chat: bool = False,
+    name: str = "task_experts",
+    default_config: TaskExpertsTrainConfig | None = None,
+    card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str]
+    | None = None,
+    description: str | None = None,
+) -> None:
+    """The command line of this recipe, and (with ``chat=True``) of the chat recipe."""
+    default_config = default_config or TaskExpertsTrainConfig()
+    parser = build_parser(default_config, description)
     args = parser.parse_args(argv)
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")

@@ -428,18 +428,33 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (optional with --base-url)",
     )
-    judge.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
     judge.add_argument(
-        "--max-retries", type=int, default=4, help="retries of a transient error per request"
+        "--concurrency",
+        type=int,
+        default=4,
+        help="requests in flight at most (default: %(default)s)",
+    )
+    judge.add_argument(
+        "--max-retries",
+        type=int,
+        default=4,
+        help="retries of a transient error per request (default: %(default)s)",
     )
     judge.add_argument(
         "--backoff",
         type=float,
         default=1.0,
-        help="first retry delay in seconds (doubles each retry)",
+        help="first retry delay in seconds, doubling each retry (default: %(default)s)",
     )
-    judge.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    judge.add_argument("--max-tokens", type=int, default=1024, help="judgment length limit")
+    judge.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)"
+    )
+    judge.add_argument(
+        "--max-tokens",
+        type=int,
+        default=1024,
+        help="judgment length limit in tokens (default: %(default)s)",
+    )
     judge.add_argument("--out", help="with --input: battles JSONL to write")
     judge.add_argument(
         "--records",
