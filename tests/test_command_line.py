@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from routellm_base import RandomRouter, RoutingEngine
@@ -195,3 +196,49 @@ def test_the_training_recipes_read_the_data_folder_from_the_environment(
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "no-data-here"))
     with pytest.raises(FileNotFoundError, match="no-data-here"):  # it looked where it was told
         module.main(["--out", str(tmp_path / "out")])
+
+
+def _file_bench(name: str, n: int = 10):
+    from routellm_base.data import ScoredPrompt
+    from routellm_base.evals import Benchmark
+
+    rows = [ScoredPrompt(f"{name}/{i}", f"prompt {i}", {"big": i % 2, "small": 0}, name, {})
+            for i in range(n)]  # fmt: skip
+    return Benchmark(name, rows, "big", "small")
+
+
+def test_the_curves_plot_fits_a_long_title_and_keeps_the_legend_off_the_data() -> None:
+    import matplotlib.pyplot as plt
+
+    name = "/home/someone/projects/routing/benchmarks/our-support-tickets-2024-q3-labelled.jsonl"
+    fig = curves_figure([evaluate(RandomRouter(seed=0), _file_bench(name))], seeds=5)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    [ax] = fig.axes
+    title = ax.title.get_window_extent(renderer)
+    assert title.width <= ax.bbox.width and title.x0 >= 0 and title.x1 <= fig.bbox.width
+    assert ax.get_title().replace("\n", "") == f"{name} (n=10)"  # wrapped, not cut
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.y1 <= ax.bbox.y0  # below the panel, over none of its lines
+    assert legend.y0 >= 0  # and inside the figure
+    plt.close(fig)
+
+
+def test_the_curves_plot_gives_no_router_the_colour_of_a_reference_line() -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    bench = _file_bench("a")
+    results = [evaluate(RandomRouter(seed=s), bench) for s in range(6)]
+    results = [r.__class__(**{**vars(r), "router": f"r{i}"}) for i, r in enumerate(results)]
+    fig = curves_figure(results, seeds=5)
+    [ax] = fig.axes
+    handles, labels = ax.get_legend_handles_labels()
+    colours = {label: to_rgb(line.get_color()) for line, label in zip(handles, labels)}
+    reference = {c for label, c in colours.items() if label[:2] not in {f"r{i}" for i in range(6)}}
+    routers = [c for label, c in colours.items() if label[:2] in {f"r{i}" for i in range(6)}]
+    assert len(routers) == 6 and len(set(routers)) == 6
+    # Not merely another shade of green or red (matplotlib's 3rd and 4th default colours are).
+    nearest = min(float(np.linalg.norm(np.subtract(a, b))) for a in routers for b in reference)
+    assert nearest > 0.35
+    plt.close(fig)

@@ -131,7 +131,10 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
     names = sorted({r.benchmark.name for r in results})
     cols = min(len(names), 2)  # two panels a row: four benchmarks read as a 2 x 2 grid
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.5 * rows), squeeze=False)
+    # Constrained layout keeps each panel's legend, placed below its data, inside the figure.
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(6 * cols, 6 * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[len(names) :]:
         ax.remove()
     for ax, name in zip(axes.flat, names):
@@ -148,10 +151,11 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
             lw=1,
             label=f"random ({seeds} seeds, band ±1 sd; APGR {apgr_mean:.3f}±{apgr_std:.3f})",
         )
-        for result in group:
+        for i, result in enumerate(group):
             ax.plot(
                 result.curve.shares * 100,
                 result.curve.performance,
+                color=ROUTER_COLOURS[i % len(ROUTER_COLOURS)],
                 label=f"{result.router} (APGR {result.curve.apgr():.3f})",
             )
         oracle = oracle_curve(bench.strong, bench.weak)
@@ -160,12 +164,33 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
             oracle.strong_score, color="green", ls="--", lw=1, label=f"strong: {bench.strong_model}"
         )
         ax.axhline(oracle.weak_score, color="red", ls="--", lw=1, label=f"weak: {bench.weak_model}")
-        ax.set_title(f"{name} (n={len(bench.rows)})")
         ax.set_xlabel("strong-model calls (%)")
         ax.set_ylabel("performance")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        # Below the panel, so it covers neither the curves nor the oracle.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+        ax.set_title(f"{name} (n={len(bench.rows)})")
+    fig.draw_without_rendering()  # lay the panels out, so their widths are final
+    for ax in fig.axes:
+        _fit_title(ax)
     return fig
+
+
+ROUTER_COLOURS = ("tab:blue", "tab:orange", "tab:cyan", "tab:pink", "tab:olive", "navy")
+"""Colours of the routers' curves: none is the green or red of the strong and weak lines, nor the
+grey of the random band and the oracle."""
+
+
+def _fit_title(ax: Any) -> None:
+    """Wrap the panel's title onto more lines until it is no wider than the panel as drawn (a
+    benchmark file's long path would otherwise run past the figure's edge)."""
+    import textwrap
+
+    renderer = ax.figure.canvas.get_renderer()
+    title = ax.get_title()
+    width = len(title)
+    while width > 10 and ax.title.get_window_extent(renderer).width > ax.bbox.width:
+        width -= 5
+        ax.set_title(textwrap.fill(title, width, break_on_hyphens=False))
 
 
 def plot_curves(results: Sequence[EvalResult], path: str) -> None:
