@@ -5,7 +5,10 @@
 
 writes FOLDER/traffic.db (the first traffic, routed at random, judged, to train on),
 FOLDER/router (the router trained on it), FOLDER/routed.db (new traffic routed by that router,
-judged too) and FOLDER/report.png (``routellm report`` of routed.db, also printed).
+judged too) and FOLDER/report.png (``routellm report`` of routed.db, also printed). FOLDER must
+not hold an earlier run's files: the logs would add this run's calls to the last run's, so a rerun
+into the same folder stops with an error naming it (give a new folder, or delete those files).
+Without FOLDER it writes to a new temporary folder.
 
 Runs in seconds with no API key and no model download. The two sides and the judge are
 stand-ins so that it runs anywhere: the "weak" model fails every arithmetic question; the
@@ -20,6 +23,7 @@ product: the routing log, shadow calls, the MT-Bench pairwise judging in both or
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +35,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langchain_routellm import RouterChatModel
 from routellm_base import RandomRouter, RoutingEngine, load_router
-from routellm_base.cli import main as routellm
+from routellm_base.cli import EXIT_BROKEN_PIPE
+from routellm_base.cli import main as routellm_main
 from routellm_base.judging import PairwiseJudge
 from routellm_base.log import RoutingLog
 
@@ -96,7 +101,24 @@ def sides(router: Any, log: RoutingLog) -> RouterChatModel:
     )
 
 
+OUTPUTS = ("traffic.db", "router", "routed.db", "report.png")
+
+
+def routellm(argv: list[str]) -> None:
+    """``routellm ARGS`` in-process; a failure (or a reader that left) ends the example too."""
+    status = routellm_main(argv)
+    if status != 0:
+        raise SystemExit(status)
+
+
 def main(folder: Path) -> None:
+    earlier = [name for name in OUTPUTS if (folder / name).exists()]
+    if earlier:
+        raise SystemExit(
+            f"learning_loop.py: {folder} already holds an earlier run ({', '.join(earlier)}); "
+            "rerunning into it would train on both runs' calls. Give a new folder, or delete "
+            "those first."
+        )
     db, checkpoint, routed = folder / "traffic.db", folder / "router", folder / "routed.db"
     log = RoutingLog(db, store_prompts=True)  # prompts and answers are needed to train
     # Start from a router that knows nothing of this traffic.
@@ -151,4 +173,12 @@ if __name__ == "__main__":
         Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="routellm-loop-"))
     )
     target.mkdir(parents=True, exist_ok=True)
-    main(target)
+    try:
+        main(target)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+    except BrokenPipeError:
+        # The reader left (`... | head -2`): stop quietly, as the routellm command does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        sys.exit(EXIT_BROKEN_PIPE)

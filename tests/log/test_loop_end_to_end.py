@@ -220,3 +220,41 @@ def test_the_learning_loop_example_runs_offline(tmp_path: Path) -> None:
     # The stored calibration turns strong_share=0.5 into a threshold between them.
     assert [line.split()[1] for line in lines[-4:]] == ["strong", "strong", "weak", "weak"]
     assert (tmp_path / "router" / "model_card.md").exists() or any((tmp_path / "router").iterdir())
+
+
+def test_the_learning_loop_example_refuses_a_folder_with_an_earlier_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "traffic.db").write_bytes(b"")  # as a first run leaves it
+    example = Path(__file__).resolve().parents[2] / "examples" / "learning_loop.py"
+    done = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{tmp_path} already holds an earlier run (traffic.db)" in done.stderr
+    assert (tmp_path / "traffic.db").read_bytes() == b""  # left as it was
+    assert not (tmp_path / "router").exists()
+
+
+def test_the_learning_loop_example_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from routellm_base.cli import EXIT_BROKEN_PIPE
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "learning_loop.py"
+    # As `python examples/learning_loop.py DIR | head -2`: two lines read, then the pipe closes.
+    process = subprocess.Popen(
+        [sys.executable, str(example), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = [process.stdout.readline(), process.stdout.readline()]
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == EXIT_BROKEN_PIPE
+    assert first[0].startswith("logged 40 calls")
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
