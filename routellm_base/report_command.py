@@ -65,7 +65,10 @@ def add_report_parser(sub: Any) -> None:
         help="time-bin width, e.g. 30s, 15m, 1h, 1d (default: at most 24 bins over the log's span)",
     )
     rp.add_argument(
-        "--buckets", type=int, default=5, help="win-rate buckets of the judged calls (equal counts)"
+        "--buckets",
+        type=int,
+        default=5,
+        help="win-rate buckets of the judged calls, of equal counts (default %(default)s)",
     )
     rp.add_argument(
         "--price",

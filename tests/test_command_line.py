@@ -84,6 +84,11 @@ def test_the_judge_shows_the_defaults_of_its_limits() -> None:
     assert "seconds per request (default: 120.0)" in helps
 
 
+def test_the_report_shows_its_bucket_default() -> None:
+    helps = " ".join(_subcommands()["report"].format_help().split())
+    assert "of equal counts (default 5)" in helps
+
+
 def test_every_subcommand_has_help_text() -> None:
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
