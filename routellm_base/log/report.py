@@ -871,6 +871,11 @@ def _format(report: LogReport) -> list[str]:
             f"  {c.calls_compared} calls: {usd_text(c.cost_usd)} spent, {usd_text(c.always_strong_usd)} "
             f"always-strong, saved {usd_text(c.savings_usd)} ({share_text(c.savings_share)})"
         )
+        if c.calls_compared < report.calls:
+            lines.append(
+                f"  only these {c.calls_compared} of {report.calls} calls can be compared (the "
+                "others lack a price or token counts): the saving over the log is unknown"
+            )
     else:
         lines.append("  no call has both a known cost and a priced strong model")
     if c.priced_calls == report.calls:

@@ -483,6 +483,11 @@ def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
     assert mixed.cost.total_cost_usd == pytest.approx(weak * (40 * 1 + 200 * 3) / 1e6)
     assert f"known spend over the {weak} of 40 calls with a known cost" in mixed.format()
     assert [b.priced_calls for b in mixed.bins] == [b.calls - b.strong for b in mixed.bins]
+    # Only the strong model priced: its calls compare (cost = always-strong), the weak ones do
+    # not, so their "saving" is not the log's and the report says so.
+    strong_only = build_report(tmp_path / "log.db", prices={"big": (2.5, 10)})
+    assert 0 < strong_only.cost.calls_compared < 40
+    assert "the saving over the log is unknown" in strong_only.format()
 
 
 def test_the_calibration_size_is_printed_once(tmp_path: Path):
@@ -517,6 +522,15 @@ def test_psi_is_read_against_its_sampling_noise(tmp_path: Path, data_dir: Path, 
     assert drift.psi > 0.25 and drift.psi <= drift.psi_noise_95
     [line] = [line for line in report.format().splitlines() if "PSI" in line]
     assert "could be chance" in line and "shift" not in line
+    # The plot's legend gives the same noise level beside the PSI.
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report_plot import report_figure
+
+    fig = report_figure(report)
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+    plt.close(fig)
+    assert any(f"chance up to {drift.psi_noise_95:.3f}" in label for label in labels), labels
     # The fixture's 290 maths calls against a chat calibration: above the noise, and read.
     [drift] = build_report(sqlite_log[0]).drift
     assert drift.psi > drift.psi_noise_95
