@@ -23,6 +23,7 @@ product: the routing log, shadow calls, the MT-Bench pairwise judging in both or
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -169,9 +170,18 @@ def main(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    target = (
-        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="routellm-loop-"))
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        help="where the run's logs, router and report go (default: a new temporary folder); "
+        "it must not hold an earlier run's files",
+    )
+    folder = parser.parse_args().folder
+    target = folder if folder is not None else Path(tempfile.mkdtemp(prefix="routellm-loop-"))
     target.mkdir(parents=True, exist_ok=True)
     try:
         main(target)

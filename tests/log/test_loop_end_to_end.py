@@ -237,6 +237,22 @@ def test_the_learning_loop_example_refuses_a_folder_with_an_earlier_run(tmp_path
     assert not (tmp_path / "router").exists()
 
 
+def test_the_learning_loop_example_answers_help_without_running(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "learning_loop.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and "usage:" in done.stdout and "folder" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # no "--help" folder, no run
+
+
 def test_the_learning_loop_example_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
     import subprocess
     import sys
