@@ -35,7 +35,7 @@ from ..checkpoints import stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions, feedback
-from .store import create_log_engine, log_url
+from .store import create_log_engine, existing_log_url
 
 BIN_CHOICES_S: tuple[float, ...] = (
     *(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
@@ -117,14 +117,25 @@ class CostSummary:
     """Models with no price, whose calls cost or compare as unknown (pass their prices)."""
     priced_calls: int = 0
     """Calls whose cost is known (those ``total_cost_usd`` sums)."""
+    calls: int = 0
+    """Calls in the log; the saving is known only when every one of them compares."""
 
     @property
-    def savings_usd(self) -> float:
+    def savings_usd(self) -> float | None:
+        """``always_strong_usd - cost_usd``; ``None`` (unknown) unless every call compares: a
+        saving over a subset (e.g. only the strong calls, which save nothing) is not the log's."""
+        if self.calls_compared < self.calls:
+            return None
         return self.always_strong_usd - self.cost_usd
 
     @property
     def savings_share(self) -> float | None:
-        return self.savings_usd / self.always_strong_usd if self.always_strong_usd > 0 else None
+        saving = self.savings_usd
+        return (
+            None
+            if saving is None or self.always_strong_usd <= 0
+            else saving / self.always_strong_usd
+        )
 
 
 @dataclass(frozen=True)
@@ -330,9 +341,7 @@ def build_report(
     if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
         raise RoutingInputError(f"report: buckets must be a positive int, got {buckets!r}")
     price_table = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
-    url = log_url(target)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise RoutingInputError(f"report: no routing log at {url.database}")
+    url = existing_log_url(target, "report")
     engine = create_log_engine(url)
     try:
         with engine.connect() as connection:
@@ -588,6 +597,7 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         without_tokens,
         tuple(sorted(unpriced)),
         priced,
+        len(rows),
     )
 
 
@@ -869,12 +879,16 @@ def _format(report: LogReport) -> list[str]:
     if c.calls_compared:
         lines.append(
             f"  {c.calls_compared} calls: {usd_text(c.cost_usd)} spent, {usd_text(c.always_strong_usd)} "
-            f"always-strong, saved {usd_text(c.savings_usd)} ({share_text(c.savings_share)})"
+            + (
+                f"always-strong, saved {usd_text(c.savings_usd)} ({share_text(c.savings_share)})"
+                if c.savings_usd is not None
+                else "always-strong"
+            )
         )
         if c.calls_compared < report.calls:
             lines.append(
-                f"  only these {c.calls_compared} of {report.calls} calls can be compared (the "
-                "others lack a price or token counts): the saving over the log is unknown"
+                f"  saving: unknown (only these {c.calls_compared} of {report.calls} calls can be "
+                "compared; the others lack a price or token counts)"
             )
     else:
         lines.append("  no call has both a known cost and a priced strong model")

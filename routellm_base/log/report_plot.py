@@ -136,11 +136,11 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
         0.02,
         0.95,
         f"{c.calls_compared} calls: {c.cost_usd:,.4f} spent, {c.always_strong_usd:,.4f} "
-        f"always-strong, saved {share_text(c.savings_share)}"
         + (
-            f"\n(only {c.calls_compared} of {report.calls} calls compare: the log's saving is unknown)"
-            if c.calls_compared < report.calls
-            else ""
+            f"always-strong, saved {share_text(c.savings_share)}"
+            if c.savings_usd is not None
+            else f"always-strong\nsaving unknown: only {c.calls_compared} of {report.calls} "
+            "calls compare"
         ),
         transform=ax.transAxes,
         va="top",
@@ -204,8 +204,9 @@ def _plot_drift(ax: Any, report: LogReport) -> None:
     for d in report.drift:
         name = f"{d.router}@{d.checkpoint_id[:12]}" if d.checkpoint_id else d.router
         if d.ks is not None:
+            ks_noise = "" if d.ks_critical_95 is None else f" (chance up to {d.ks_critical_95:.3f})"
             noise = "" if d.psi_noise_95 is None else f" (chance up to {d.psi_noise_95:.3f})"
-            figures[name] = f": KS {d.ks:.3f}, PSI {d.psi:.3f}{noise}"
+            figures[name] = f": KS {d.ks:.3f}{ks_noise}, PSI {d.psi:.3f}{noise}"
     for i, (name, rates) in enumerate(report.win_rates.items()):
         colour = f"C{i % 10}"
         values = np.asarray(rates)

@@ -487,7 +487,11 @@ def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
     # not, so their "saving" is not the log's and the report says so.
     strong_only = build_report(tmp_path / "log.db", prices={"big": (2.5, 10)})
     assert 0 < strong_only.cost.calls_compared < 40
-    assert "the saving over the log is unknown" in strong_only.format()
+    assert strong_only.cost.savings_usd is None and strong_only.cost.savings_share is None
+    assert "saving: unknown (only these" in strong_only.format()
+    assert "saved" not in strong_only.format()
+    both = build_report(tmp_path / "log.db", prices={"big": (2.5, 10), "small": (0.15, 0.6)})
+    assert both.cost.calls_compared == 40 and both.cost.savings_share > 0
 
 
 def test_the_calibration_size_is_printed_once(tmp_path: Path):
@@ -531,6 +535,7 @@ def test_psi_is_read_against_its_sampling_noise(tmp_path: Path, data_dir: Path, 
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
     plt.close(fig)
     assert any(f"chance up to {drift.psi_noise_95:.3f}" in label for label in labels), labels
+    assert any(f"KS {drift.ks:.3f} (chance up to" in label for label in labels), labels
     # The fixture's 290 maths calls against a chat calibration: above the noise, and read.
     [drift] = build_report(sqlite_log[0]).drift
     assert drift.psi > drift.psi_noise_95
