@@ -73,7 +73,7 @@ def sw_ranking_router(data_dir: Path, max_prompts: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default="../shared/data", help="the benchmark data folder (default %(default)s)")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--minilm-checkpoint", default=None, help="an MF checkpoint trained on sentence_transformer embeddings")
     parser.add_argument("--sw-prompts", type=int, default=20000, help="battle prompts in the SW ranking index (0: skip)")

@@ -78,12 +78,15 @@ def pick_router(name: str) -> str | routellm_base.Router:
         return routellm_base.RandomRouter(seed=0)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The example's command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--router", default="task_experts", help="'task_experts' (bundled default), 'mf', 'random', or a checkpoint folder"
+        "--router",
+        default="task_experts",
+        help="'task_experts' (bundled default), 'mf', 'random', or a checkpoint folder",
     )
     parser.add_argument(
         "--strong-share", type=float, default=0.5, help="target share of strong calls"
@@ -91,9 +94,21 @@ def main() -> None:
     parser.add_argument(
         "--offline", action="store_true", help="local models even if OPENAI_API_KEY is set"
     )
-    parser.add_argument("--strong-model", default="gpt-4o")
-    parser.add_argument("--weak-model", default="gpt-4o-mini")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--strong-model",
+        default="gpt-4o",
+        help="OpenAI model of the strong side, with OPENAI_API_KEY (default %(default)s)",
+    )
+    parser.add_argument(
+        "--weak-model",
+        default="gpt-4o-mini",
+        help="OpenAI model of the weak side, with OPENAI_API_KEY (default %(default)s)",
+    )
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     use_openai = bool(os.environ.get("OPENAI_API_KEY")) and not args.offline
     strong, weak, note = (

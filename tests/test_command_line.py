@@ -63,6 +63,7 @@ def test_every_option_of_the_module_command_lines_the_docs_print_has_help_text()
         "chat_gated": chat_gated.build_parser(),
         "own_traffic": _script_parser("benchmarks/own_traffic.py"),
         "chat_judge_transfer": _script_parser("scripts/chat_judge_transfer.py"),
+        "llamaindex_query_engine": _script_parser("examples/llamaindex_query_engine.py"),
     }
     options = {
         name: {o for a in p._actions for o in a.option_strings} for name, p in parsers.items()
@@ -72,6 +73,7 @@ def test_every_option_of_the_module_command_lines_the_docs_print_has_help_text()
     assert {"--epochs", "--chat-expert"} <= options["chat_gated"]
     assert {"--data-dir", "--sources", "--seeds"} <= options["own_traffic"]
     assert {"--data-dir", "--seeds"} <= options["chat_judge_transfer"]
+    assert {"--strong-model", "--weak-model"} <= options["llamaindex_query_engine"]
     missing = [m for name, parser in parsers.items() for m in _without_help(name, parser)]
     assert missing == []
     # The chat recipe shows its own defaults, not the default recipe's.
