@@ -60,6 +60,16 @@ def log_url(target: str | Path) -> URL:
     return URL.create("sqlite", database=str(path))
 
 
+def existing_log_url(target: str | Path, reader: str) -> URL:
+    """:func:`log_url` of a log that must already exist, for a command that reads one:
+    :class:`RoutingInputError` (``"<reader>: no routing log at PATH"``) for a SQLite file that
+    is not there, instead of creating an empty log (a database server's URL is not checked)."""
+    url = log_url(target)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise RoutingInputError(f"{reader}: no routing log at {url.database}")
+    return url
+
+
 def create_log_engine(url: URL) -> Engine:
     """An engine for ``url``; the driver is imported now, so a missing one fails here.
 

@@ -32,7 +32,7 @@ from sqlalchemy import select
 from ..errors import RouteLLMError
 from ..routing_text import routing_text
 from .schema import comparisons, decisions, feedback
-from .store import create_log_engine, log_url, upgrade
+from .store import create_log_engine, existing_log_url, upgrade
 
 _FROM_LABEL = {"strong": "model_a", "weak": "model_b", "tie": "tie"}
 NO_PROMPT_HINT = (
@@ -84,7 +84,7 @@ def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary
     Raises :class:`RouteLLMError` when no call is labelled, or when labelled calls exist but
     none has a stored prompt (naming ``store_prompts=True``).
     """
-    engine = create_log_engine(log_url(target))
+    engine = create_log_engine(existing_log_url(target, "log"))
     try:
         upgrade(engine)  # a log of an older schema gains the tables read here
         with engine.connect() as connection:
@@ -171,7 +171,7 @@ def logged_prompts(target: str | Path) -> list[str]:
 
     Raises :class:`RouteLLMError` when the log has no such call with a stored prompt.
     """
-    engine = create_log_engine(log_url(target))
+    engine = create_log_engine(existing_log_url(target, "log"))
     try:
         upgrade(engine)
         with engine.connect() as connection:

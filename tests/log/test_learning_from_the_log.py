@@ -305,3 +305,21 @@ def test_judge_command_needs_no_api_key_when_nothing_waits(
     assert "ROUTELLM_TEST_JUDGE_KEY" in capsys.readouterr().err
     assert read_comparisons(path)[-1]["verdict"] is None
     log.close()
+
+
+def test_commands_that_read_a_log_refuse_a_missing_file_instead_of_creating_one(
+    tmp_path: Path,
+) -> None:
+    from routellm_base.errors import RoutingInputError
+    from routellm_base.log.judge_log import judge_log
+    from routellm_base.log.training_data import labelled_calls, logged_prompts
+
+    missing = tmp_path / "typo.db"
+    for read, reader in (
+        (labelled_calls, "log"),
+        (logged_prompts, "log"),
+        (lambda t: judge_log(t, judge=None), "judge --log"),
+    ):
+        with pytest.raises(RoutingInputError, match=f"{reader}: no routing log at"):
+            read(missing)
+        assert not missing.exists()
