@@ -74,6 +74,26 @@ def as_price(value: PriceLike) -> ModelPrice:
     )
 
 
+def count_tokens(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    input_text: str | None,
+    output_text: str | None,
+) -> tuple[int, int, bool, bool]:
+    """A call's ``(input_tokens, output_tokens, estimated, extrapolated)``: the counts the
+    model reported, else counted from the texts with ``cl100k_base`` (``estimated``; and
+    ``extrapolated`` when a text was too long to count whole, see
+    :func:`routellm_base.tokens.measure_tokens`)."""
+    estimated = extrapolated = False
+    if input_tokens is None:
+        input_tokens, extrapolated = measure_tokens(input_text or "")
+        estimated = True
+    if output_tokens is None:
+        output_tokens, long_output = measure_tokens(output_text or "")
+        estimated, extrapolated = True, extrapolated or long_output
+    return input_tokens, output_tokens, estimated, extrapolated
+
+
 @dataclass(frozen=True)
 class CallCost:
     """Tokens and estimated cost of one call, as :meth:`CostTracker.record` counted them."""
@@ -227,13 +247,9 @@ class CostTracker:
         read as plain text: strings like ``<|endoftext|>`` never raise."""
         if side not in SIDES:
             raise RoutingInputError(f"side must be 'strong' or 'weak', got {side!r}")
-        estimated = extrapolated = False
-        if input_tokens is None:
-            input_tokens, extrapolated = measure_tokens(input_text or "")
-            estimated = True
-        if output_tokens is None:
-            output_tokens, long_output = measure_tokens(output_text or "")
-            estimated, extrapolated = True, extrapolated or long_output
+        input_tokens, output_tokens, estimated, extrapolated = count_tokens(
+            input_tokens, output_tokens, input_text, output_text
+        )
         price = self.price_of(model)
         cost = price.cost(input_tokens, output_tokens) if price else 0.0
         with self._lock:

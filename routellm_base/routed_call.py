@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .costs import CostTracker
+from .costs import CostTracker, count_tokens
 from .decision import RoutingDecision, pair_names
 from .engine import RoutingEngine
 from .engine_cache import EngineCache
@@ -31,7 +31,6 @@ from .errors import RoutingInputError
 from .log_field import LazyLog
 from .routing_text import ChatTurn, turn_texts
 from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
-from .tokens import measure_tokens
 
 if TYPE_CHECKING:
     from .log import RoutingLog
@@ -156,7 +155,6 @@ class RoutedCall(Generic[M]):
         self.sinks = sinks or CallSinks()
         self.started = time.perf_counter()
         self.decision: RoutingDecision | None = None
-        self._first_error: Exception | None = None
         self.failures: list[Exception] = []
         """The errors of the attempts that failed before answering, in order (a stream's error
         after its first chunk is raised, not kept here)."""
@@ -188,20 +186,19 @@ class RoutedCall(Generic[M]):
                 return candidate
         raise RoutingInputError(f"no candidate {key!r} in {[c.key for c in self.candidates]}")
 
-    def _next_after(self, error: Exception) -> Candidate[M]:
-        """The candidate to try after the chosen one raised ``error``; re-raises ``error`` when
-        the call may not fall back (off, refused for this error, or already fallen back)."""
+    def _next_after(self, error: Exception) -> None:
+        """Move the decision to the candidate after the chosen one, which raised ``error``;
+        re-raise ``error`` when the call may not fall back (off, refused for this error, or
+        already fallen back: then from the first failure)."""
         assert self.decision is not None, "decide() first"
         self.failures.append(error)
-        if self._first_error is not None:
-            raise error from self._first_error
+        if self.decision.fallback_from is not None:
+            raise error from self.failures[0]
         if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
             raise error
-        self._first_error = error
         keys = [c.key for c in self.candidates]
         following = self.candidates[(keys.index(self.decision.side) + 1) % len(keys)]
         self.decision = self.decision.fell_back(following.name, error)
-        return following
 
     # -- the four drivers -------------------------------------------------------------------
 
@@ -232,11 +229,7 @@ class RoutedCall(Generic[M]):
         return self._relay(self._open(start), start)
 
     def _open(self, start: Callable[[Candidate[M]], Iterable[T]]) -> Iterator[T]:
-        while True:
-            try:
-                return iter(start(self.chosen))
-            except Exception as error:
-                self._next_after(error)
+        return self.run(lambda candidate: iter(start(candidate)))
 
     def _relay(
         self, chunks: Iterator[T] | None, start: Callable[[Candidate[M]], Iterable[T]]
@@ -272,11 +265,7 @@ class RoutedCall(Generic[M]):
     async def _aopen(
         self, start: Callable[[Candidate[M]], Awaitable[AsyncIterator[T]]]
     ) -> AsyncIterator[T]:
-        while True:
-            try:
-                return await start(self.chosen)
-            except Exception as error:
-                self._next_after(error)
+        return await self.arun(start)
 
     async def _arelay(
         self,
@@ -365,19 +354,23 @@ class RoutedCall(Generic[M]):
         decision, sinks = self.decision, self.sinks
         assert decision is not None, "decide() first"
         tokens = (answer.input_tokens, answer.output_tokens, None, None)
+        # Counted from the text only when the model reported no tokens.
+        input_text = None if answer.input_tokens is not None else _input_text(self.turns)
         if sinks.costs is not None:
             cost = sinks.costs.record(
                 decision.side,  # type: ignore[arg-type]
                 decision.model,
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
-                # Counted from the text only when the model reported no tokens.
-                input_text=_input_text(self.turns) if answer.input_tokens is None else None,
+                input_text=input_text,
                 output_text=answer.text,
             )
             tokens = (cost.input_tokens, cost.output_tokens, cost.estimated, cost.cost)
         elif estimate_tokens and sinks.log is not None:
-            tokens = (*self._counted_tokens(answer), None)
+            counted = count_tokens(
+                answer.input_tokens, answer.output_tokens, input_text, answer.text
+            )
+            tokens = (counted[0], counted[1], counted[2], None)
         if sinks.log is not None:
             sinks.log.record(
                 decision,
@@ -400,19 +393,6 @@ class RoutedCall(Generic[M]):
                 call_other=lambda: shadow(other),
                 candidates=self.names,
             )
-
-    def _counted_tokens(self, answer: Answer) -> tuple[int, int, bool]:
-        """The answer's input and output tokens, each counted with cl100k when the model did
-        not report it, and whether any was counted."""
-        if answer.input_tokens is not None and answer.output_tokens is not None:
-            return answer.input_tokens, answer.output_tokens, False
-        input_tokens = answer.input_tokens
-        if input_tokens is None:
-            input_tokens = measure_tokens(_input_text(self.turns)).tokens
-        output_tokens = answer.output_tokens
-        if output_tokens is None:
-            output_tokens = measure_tokens(answer.text).tokens
-        return input_tokens, output_tokens, True
 
 
 def checked_force(force: Any) -> str | None:
