@@ -25,7 +25,6 @@ research only. It is never bundled with the package; its model card says so.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -35,7 +34,6 @@ from ..data import (
     GPT4,
     MIXTRAL,
     crossfit_fold,
-    data_dir_from_env,
     load_gsm8k,
     load_mmlu,
     load_mt_bench,
@@ -45,7 +43,7 @@ from ..data import (
     rmb_tier_battles,
 )
 from ..data.scored import write_scored_jsonl
-from .recipe import FOLDS
+from .recipe import FOLDS, recipe_parser
 
 NAME = "chat_bert"
 LICENCE = "none given for RMB (research-only); RouteLLM MMLU/GSM8K correctness: Apache-2.0"
@@ -123,14 +121,7 @@ source contains.
 def main(argv: list[str] | None = None) -> None:
     from ..cli import main as cli_main
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=data_dir_from_env("../shared/data"),
-        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
-    )
+    parser = recipe_parser(__doc__)
     parser.add_argument(
         "--out",
         required=True,

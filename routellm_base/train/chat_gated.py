@@ -51,7 +51,7 @@ import numpy as np
 
 from ..calibration import Calibration
 from ..checkpoints import load_router, save_checkpoint
-from ..data import GPT4, MIXTRAL, data_dir_from_env, load_rmb_pairs, rmb_split
+from ..data import GPT4, MIXTRAL, load_rmb_pairs, rmb_split
 from ..decontaminate import contaminated_mask
 from ..embedders import Embedder, load_embedder
 from ..routers.base import Router
@@ -69,6 +69,7 @@ from .recipe import (
     cached_embed,
     crossfit,
     crossfit_table,
+    recipe_parser,
     split_fold,
 )
 
@@ -466,14 +467,7 @@ strong share → threshold: {shares}.
 
 def build_parser() -> argparse.ArgumentParser:
     """This recipe's command line (built without running it)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=data_dir_from_env("../shared/data"),
-        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
-    )
+    parser = recipe_parser(__doc__)
     parser.add_argument(
         "--out", required=True, help="checkpoint folder to write (a new or empty folder)"
     )

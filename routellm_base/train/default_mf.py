@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..data import GPT4, MIXTRAL, data_dir_from_env
+from ..data import GPT4, MIXTRAL
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.mf import MFRouter
@@ -33,6 +33,7 @@ from .recipe import (
     crossfit,
     fold_record,
     load_embeddings_cache,
+    recipe_parser,
     save_recipe_checkpoint,
     split_fold,
 )
@@ -155,14 +156,7 @@ strong share → threshold: {shares}.
 
 def build_parser() -> argparse.ArgumentParser:
     """This recipe's command line (built without running it)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=data_dir_from_env("../shared/data"),
-        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
-    )
+    parser = recipe_parser(__doc__)
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
     parser.add_argument(
         "--crossfit",

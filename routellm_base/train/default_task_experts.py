@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Calibration
-from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER, data_dir_from_env
+from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
@@ -31,6 +31,7 @@ from .recipe import (
     crossfit_table,
     fold_record,
     load_embeddings_cache,
+    recipe_parser,
     save_recipe_checkpoint,
     split_fold,
 )
@@ -194,14 +195,7 @@ def build_parser(
     """The command line of this recipe (and, given its config and text, of the chat recipe),
     built without running it."""
     default_config = default_config or TaskExpertsTrainConfig()
-    parser = argparse.ArgumentParser(
-        description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=data_dir_from_env("../shared/data"),
-        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
-    )
+    parser = recipe_parser(description or __doc__)
     parser.add_argument("--out", help="write the checkpoint (fold 0 held out) here")
     parser.add_argument(
         "--crossfit",

@@ -10,6 +10,7 @@ cosine >= 0.95 on the router's embedder) are removed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from ..data import (
     TOP_TIER,
     ScoredPrompt,
     crossfit_fold,
+    data_dir_from_env,
     load_gsm8k,
     load_llmrouter,
     load_mmlu,
@@ -43,6 +45,20 @@ FOLDS = 5
 """MMLU and GSM8K are split in 5 folds by sha1 of the prompt; the shipped checkpoint holds out
 fold 0 (20%), and cross-fitting trains one model per held-out fold."""
 ARENA_REFERENCE = "Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
+
+
+def recipe_parser(description: str | None) -> argparse.ArgumentParser:
+    """A recipe's command line with what every recipe takes: ``--data-dir`` (default:
+    ``$ROUTELLM_DATA_DIR``, else ``../shared/data``), the module docstring as its description."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=data_dir_from_env("../shared/data"),
+        help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
+    )
+    return parser
 
 
 def load_arena_prompts(data_dir: str | Path) -> list[str]:
