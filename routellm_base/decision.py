@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import RoutingInputError
+
+if TYPE_CHECKING:
+    from .pool.policy import PoolChoice
 
 Side = Literal["strong", "weak"]
 SIDES: tuple[Side, Side] = ("strong", "weak")
@@ -35,16 +38,23 @@ def new_call_id() -> str:
 class RoutingDecision:
     """How one call was routed.
 
-    ``win_rate`` is the router's estimate that the strong model's answer beats the weak one's;
-    the call went strong when ``win_rate >= threshold`` unless ``forced`` says a caller chose
-    the side or ``no_known_tokens`` says a rule did. ``win_rate`` is ``None`` exactly then:
-    forced decisions and rule-routed ones skip the router.
+    Between two models: ``win_rate`` is the router's estimate that the strong model's answer
+    beats the weak one's; the call went strong when ``win_rate >= threshold`` unless ``forced``
+    says a caller chose the side or ``no_known_tokens`` says a rule did. ``win_rate`` is
+    ``None`` exactly then: forced decisions and rule-routed ones skip the router.
+
+    In a pool of several models (:class:`routellm_base.pool.PoolEngine`): ``side`` and
+    ``model`` are the chosen candidate's name, ``win_rate`` and ``threshold`` are ``None``, and
+    ``pool`` holds each candidate's predicted quality and expected cost, the policy and its
+    knob, and the fallback order.
     """
 
-    side: Side
+    side: str
+    """The chosen candidate's key: ``"strong"`` / ``"weak"`` between two models, the model
+    name in a pool."""
     model: str
     win_rate: float | None
-    threshold: float
+    threshold: float | None
     router: str
     seconds: float
     forced: bool = False
@@ -62,29 +72,42 @@ class RoutingDecision:
     no_known_tokens: bool = False
     """The embedder knew no token of the routing text (e.g. a script its vocabulary lacks), so
     the router could not score it and the engine's ``no_known_tokens_side`` rule chose the side."""
-    fallback_from: Side | None = None
-    """Set when the chosen side raised and the call fell back to this decision's side."""
+    fallback_from: str | None = None
+    """Set when the chosen side raised and the call fell back to this decision's side (in a
+    pool, possibly after several candidates failed: the first one chosen)."""
     fallback_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Further facts: ``routing_text_truncated``; ``share_window`` when the engine holds its
     strong share on live traffic (``{"threshold_from": "window" | "calibration", "size",
     "fill", "target_share"}``: ``threshold`` came from the window's quantile or, during
     warm-up, from the calibration; ``fill`` win rates were in the window of ``size``)."""
+    pool: PoolChoice | None = None
+    """A pool decision's predictions, policy and fallback order (``None`` between two)."""
     call_id: str = field(default_factory=new_call_id)
     """Identifies the call this decision routes (32 hex characters, made with the decision and
     kept through a fallback): the routing log's ``call_id``, and what
     :meth:`routellm_base.log.RoutingLog.feedback` takes to attach feedback to the call."""
 
-    def fell_back(self, other_model: str, error: BaseException) -> RoutingDecision:
-        """This decision after the chosen side raised ``error`` and the call went to the other side."""
-        if self.fallback_from is not None:
-            raise ValueError("a decision falls back at most once")
+    def fell_back(
+        self, other_model: str, error: BaseException, *, to: str | None = None
+    ) -> RoutingDecision:
+        """This decision after the chosen candidate raised ``error`` and the call went to
+        ``to`` (a pool's next candidate; between two models, the other side, and at most once)."""
+        reason = f"{type(error).__name__}: {error}"[:500]
+        if to is None:
+            if self.fallback_from is not None:
+                raise ValueError("a decision falls back at most once")
+            to = "weak" if self.side == "strong" else "strong"
+        else:  # a pool may fall back along its order: keep every candidate's failure
+            reason = f"{self.side}: {reason}"[:500]
+            if self.fallback_reason is not None:
+                reason = f"{self.fallback_reason}; {reason}"[:2000]
         return replace(
             self,
-            side="weak" if self.side == "strong" else "strong",
+            side=to,
             model=other_model,
-            fallback_from=self.side,
-            fallback_reason=f"{type(error).__name__}: {error}"[:500],
+            fallback_from=self.fallback_from or self.side,
+            fallback_reason=reason,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,4 +117,6 @@ class RoutingDecision:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["skipped_parts"] = list(self.skipped_parts)
         data["extra"] = dict(self.extra)
+        if self.pool is not None:
+            data["pool"] = self.pool.to_dict()
         return data

@@ -32,3 +32,8 @@ class RoutingInputError(RouteLLMError, ValueError):
 
 class MissingDependencyError(RouteLLMError, ImportError):
     """An optional component was asked for without its extra installed."""
+
+
+class PoolError(RouteLLMError, ValueError):
+    """A pool of candidate models is malformed (duplicate or unknown names, a missing price) or
+    cannot be routed (a router that has never seen one of its models, no candidate left)."""
