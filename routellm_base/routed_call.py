@@ -10,13 +10,16 @@ The adapters only translate: framework messages become :class:`~routellm_base.Ch
 (once), an *attempt* function calls one candidate's model in the framework's own way, and the
 framework's answer becomes an :class:`Answer` for :meth:`RoutedCall.finish`.
 
-A *candidate* is one named model the call may go to. Today a pool is two candidates keyed
-``"strong"`` and ``"weak"``; the decision's ``side`` is the key of the candidate it chose.
+A *candidate* is one named model the call may go to. Between two models the candidates are
+keyed ``"strong"`` and ``"weak"`` and a :class:`~routellm_base.RoutingEngine` decides; in a pool
+(:class:`~routellm_base.pool.PoolEngine`) each is keyed by its model name. The decision's
+``side`` is the key of the candidate it chose.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -34,6 +37,7 @@ from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
 
 if TYPE_CHECKING:
     from .log import RoutingLog
+    from .pool import PoolEngine
 
 logger = logging.getLogger("routellm_base.routed_call")
 
@@ -42,7 +46,8 @@ T = TypeVar("T")
 
 FORCE_KWARG = "routellm_force"
 """The call argument (and, in LangChain, config ``metadata`` key) that forces a candidate by its
-key, ``"strong"`` or ``"weak"``, skipping the router; both integrations take it."""
+key, skipping the router: ``"strong"`` or ``"weak"`` between two models, a model name in a pool;
+both integrations take it."""
 
 Answer = ShadowAnswer
 """What finishing a call needs of an answer: its ``text`` and the tokens the model reported
@@ -118,21 +123,26 @@ class RoutedCall(Generic[M]):
     :meth:`aopen_stream` are the streams started at the call) calls the chosen candidate through
     the caller's *attempt* function, then :meth:`finish` accounts the answer once.
 
-    * ``candidates``: the pool in fallback order (two today: strong, weak).
+    * ``candidates``: strong then weak for a :class:`RoutingEngine`; for a
+      :class:`~routellm_base.pool.PoolEngine`, its pool's models, keyed by name, in pool order
+      (the fallback order is then the decision's ``pool.order``).
     * ``turns``: the conversation, converted once by the adapter (or a prompt string).
     * ``fallback``: after the chosen candidate raises an ``Exception`` (never
       ``KeyboardInterrupt`` / ``asyncio.CancelledError``), try the next candidate once; the
       decision then names the candidate that answered, with ``fallback_from`` and
       ``fallback_reason``. A second failure is raised with the first as ``__cause__``.
       ``falls_back(error)`` may refuse a fallback for an error (the server: a request the
-      upstream refused).
+      upstream refused). A pool falls back along the policy's order until a candidate answers
+      or none is left.
+    * ``route``: a pool call's per-call routing settings (``allowed``, ``cost_weight``,
+      ``quality_tolerance``, ``budget``, ``max_cost``), passed to the pool engine.
     * A stream commits to a candidate once its first chunk has arrived, as LangChain's
       ``RunnableWithFallbacks`` does: a failure before it falls back, one after it is raised.
     """
 
     def __init__(
         self,
-        engine: RoutingEngine,
+        engine: RoutingEngine | PoolEngine,
         candidates: Sequence[Candidate[M]],
         turns: Sequence[ChatTurn] | str,
         *,
@@ -140,11 +150,25 @@ class RoutedCall(Generic[M]):
         fallback: bool = False,
         falls_back: Callable[[Exception], bool] | None = None,
         sinks: CallSinks | None = None,
+        route: dict[str, Any] | None = None,
     ) -> None:
-        if [c.key for c in candidates] != ["strong", "weak"]:
-            pair_names({c.key: c.name for c in candidates})  # names what is wrong
-            raise RoutingInputError("a routed call's candidates go strong, then weak")
+        keys = [c.key for c in candidates]
+        if isinstance(engine, RoutingEngine):
+            if keys != ["strong", "weak"]:
+                pair_names({c.key: c.name for c in candidates})  # names what is wrong
+                raise RoutingInputError("a routed call's candidates go strong, then weak")
+            if route:
+                raise RoutingInputError(
+                    f"{sorted(route)} route a pool of several models; a strong/weak router "
+                    "takes a threshold or strong_share"
+                )
+        elif keys != [c.name for c in candidates] or keys != list(engine.pool.names):
+            raise RoutingInputError(
+                f"a pool call's candidates are its pool's models keyed by name, in pool order "
+                f"{list(engine.pool.names)}; got {keys}"
+            )
         self.engine = engine
+        self.route = dict(route or {})
         self.candidates = tuple(candidates)
         self.names = {c.key: c.name for c in self.candidates}
         """The candidates' model names by key, in fallback order."""
@@ -162,15 +186,18 @@ class RoutedCall(Generic[M]):
     # -- deciding -----------------------------------------------------------------------------
 
     def decide(self) -> RoutingDecision:
-        """Route the call (its win rate enters a share window) and return the decision."""
-        decide = self.engine.decide
-        self.decision = decide(self.turns, force=self.force, candidates=self.names)  # type: ignore[arg-type]
+        """Route the call (its win rate enters a share window, its predictions a budget
+        window) and return the decision."""
+        decide: Any = self.engine.decide
+        self.decision = decide(self.turns, force=self.force, candidates=self.names, **self.route)
         return self.decision
 
     async def adecide(self) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
-        decide = self.engine.adecide
-        self.decision = await decide(self.turns, force=self.force, candidates=self.names)  # type: ignore[arg-type]
+        decide: Any = self.engine.adecide
+        self.decision = await decide(
+            self.turns, force=self.force, candidates=self.names, **self.route
+        )
         return self.decision
 
     @property
@@ -192,6 +219,20 @@ class RoutedCall(Generic[M]):
         already fallen back: then from the first failure)."""
         assert self.decision is not None, "decide() first"
         self.failures.append(error)
+        pool = self.decision.pool
+        if pool is not None:
+            rest = pool.order[pool.order.index(self.decision.side) + 1 :]
+            if not rest:
+                if len(self.failures) > 1:
+                    raise error from self.failures[0]
+                raise error
+            if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
+                raise error
+            following_key = rest[0]
+            self.decision = self.decision.fell_back(
+                self.names[following_key], error, to=following_key
+            )
+            return
         if self.decision.fallback_from is not None:
             raise error from self.failures[0]
         if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
@@ -385,7 +426,11 @@ class RoutedCall(Generic[M]):
                 outcome=outcome,
             )
         if shadow is not None and sinks.shadow is not None and outcome == "complete":
-            other = next(c for c in self.candidates if c.key != decision.side)
+            others = [c for c in self.candidates if c.key != decision.side]
+            if not others:  # a pool of one has nothing to compare with
+                return
+            # In a pool, a sampled other candidate, so the log explores the whole pool.
+            other = others[0] if len(others) == 1 else random.choice(others)
             sinks.shadow.submit(
                 decision,
                 conversation=self.turns,
@@ -395,11 +440,13 @@ class RoutedCall(Generic[M]):
             )
 
 
-def checked_force(force: Any) -> str | None:
-    """``force`` if it is ``None`` or a candidate key; :class:`RoutingInputError` names the
-    argument otherwise (checked before anything is called, e.g. before tools are prepared)."""
-    if force is not None and force not in ("strong", "weak"):
-        raise RoutingInputError(f"{FORCE_KWARG} must be 'strong' or 'weak', got {force!r}")
+def checked_force(force: Any, keys: Sequence[str] = ("strong", "weak")) -> str | None:
+    """``force`` if it is ``None`` or one of the candidate ``keys``; :class:`RoutingInputError`
+    names the argument and the keys otherwise (checked before anything is called, e.g. before
+    tools are prepared)."""
+    if force is not None and force not in keys:
+        choices = " or ".join(repr(k) for k in keys)
+        raise RoutingInputError(f"{FORCE_KWARG} must be {choices}, got {force!r}")
     return force
 
 
