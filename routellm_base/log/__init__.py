@@ -10,7 +10,8 @@ Needs the ``log`` extra (``pip install 'langchain-routellm[log]'``)::
 
 Tables: ``routellm_decisions`` (one row per call), ``routellm_comparisons`` (shadow
 comparisons and their judge verdicts, :mod:`routellm_base.shadow`), ``routellm_feedback``
-(ratings and golden labels). :mod:`.judge_log` judges stored comparisons,
+(ratings and golden labels), ``routellm_pool_candidates`` (each candidate's prediction of a
+call routed among a pool of several models). :mod:`.judge_log` judges stored comparisons,
 :mod:`.training_data` turns a log into battles and calibration prompts.
 """
 
@@ -28,8 +29,16 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from .routing_log import LogStats, Redactor, RoutingLog, open_log
-from .schema import OUTCOMES, VERSION_TABLE, comparisons, decisions, feedback, metadata
-from .store import read_comparisons, read_decisions, read_feedback
+from .schema import (
+    OUTCOMES,
+    VERSION_TABLE,
+    comparisons,
+    decisions,
+    feedback,
+    metadata,
+    pool_candidates,
+)
+from .store import read_comparisons, read_decisions, read_feedback, read_pool_candidates
 
 __all__ = [
     "OUTCOMES",
@@ -42,7 +51,9 @@ __all__ = [
     "feedback",
     "metadata",
     "open_log",
+    "pool_candidates",
     "read_comparisons",
     "read_decisions",
     "read_feedback",
+    "read_pool_candidates",
 ]

@@ -37,7 +37,7 @@ from ..errors import RoutingInputError
 from ..judging import PairVerdict
 from ..routing_text import ChatTurn, turn_texts
 from ..shadow import Comparison
-from .schema import OUTCOMES, comparisons, decisions, feedback
+from .schema import OUTCOMES, comparisons, decisions, feedback, pool_candidates
 from .store import create_log_engine, log_url, read_salt, upgrade
 
 logger = logging.getLogger("routellm_base.log")
@@ -68,7 +68,8 @@ class LogStats:
     """Records handed to the log: calls (:meth:`RoutingLog.record`), shadow comparisons and
     feedback."""
     written: int
-    """Rows committed to the store."""
+    """Records committed to the store (a pool call's candidate rows go with its decision's
+    row and count with it)."""
     dropped: int
     """Records not queued: the queue was full, or the log was closed."""
     failed: int
@@ -208,14 +209,15 @@ class RoutingLog:
         as for :meth:`RoutingEngine.decide`); ``checkpoint_id`` defaults to the decision's; tokens
         and ``cost_usd`` as known (``None``: unknown); ``latency_seconds`` the whole call, routing
         included; ``candidates`` the pool's model names by key, instead of ``strong_model`` /
-        ``weak_model`` (see :func:`routellm_base.decision.pair_names`); ``outcome`` how the
+        ``weak_model`` (see :func:`routellm_base.decision.pair_names`; a pool decision's
+        candidates and predictions come from its ``pool`` field); ``outcome`` how the
         answer ended: ``"complete"``, ``"cancelled"`` (the caller went away mid-answer) or
         ``"broken"`` (the model failed after its first chunk), with the tokens of what was
         answered until then. Any other outcome is not stored: it is counted in ``failed`` and
         named in ``last_error``.
         """
         try:
-            if candidates is not None:
+            if candidates is not None and decision.pool is None:
                 strong_model, weak_model = pair_names(candidates)
             self._put(
                 _Call(
@@ -433,7 +435,7 @@ class RoutingLog:
         return self._salt
 
     def _write(self, batch: list[_Record]) -> None:
-        rows: list[tuple[Table, dict[str, Any]]] | None = None
+        rows: list[list[tuple[Table, dict[str, Any]]]] | None = None
         tally = {"written": 0, "failed": 0}
         attempts = 1 + len(RETRY_DELAYS)
         for attempt in range(attempts):
@@ -480,11 +482,12 @@ class RoutingLog:
         server = self.url.get_backend_name() != "sqlite"
         return server and isinstance(error, OperationalError | InterfaceError)
 
-    def _store(self, rows: list[tuple[Table, dict[str, Any]]], tally: dict[str, int]) -> None:
-        """Insert ``rows`` in one transaction, or row by row when one is refused; each row
-        stored or refused leaves ``rows`` at once (counted in ``tally``), so a retry after a
-        lost connection sends only the rest. A commit whose answer was lost with the
-        connection is sent again: a decision then counts as a refused duplicate."""
+    def _store(self, rows: list[list[tuple[Table, dict[str, Any]]]], tally: dict[str, int]) -> None:
+        """Insert ``rows`` (each record's rows: one, or a pool decision's with its candidates)
+        in one transaction, or record by record when one is refused; each record stored or
+        refused leaves ``rows`` at once (counted in ``tally``), so a retry after a lost
+        connection sends only the rest. A commit whose answer was lost with the connection is
+        sent again: a decision then counts as a refused duplicate (its candidates with it)."""
         try:
             self._insert(rows)
             tally["written"] += len(rows)
@@ -500,27 +503,33 @@ class RoutingLog:
                     self._fail(0, error)
                 del rows[0]
 
-    def _insert(self, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+    def _insert(self, rows: list[list[tuple[Table, dict[str, Any]]]]) -> None:
         if not rows:
             return
         with self._engine.begin() as connection:
-            for table in (decisions, comparisons, feedback):
-                of_table = [row for t, row in rows if t is table]
+            for table in (decisions, pool_candidates, comparisons, feedback):
+                of_table = [row for record in rows for t, row in record if t is table]
                 if of_table:
                     connection.execute(table.insert(), of_table)
 
-    def _table_row(self, record: _Record, salt: bytes) -> tuple[Table, dict[str, Any]]:
+    def _table_row(self, record: _Record, salt: bytes) -> list[tuple[Table, dict[str, Any]]]:
         if isinstance(record, _Call):
-            return decisions, self._row(record, salt)
+            row = self._row(record, salt)
+            return [(decisions, row), *((pool_candidates, c) for c in _candidate_rows(record))]
         if isinstance(record, Comparison):
-            return comparisons, self._comparison_row(record)
-        return feedback, {
-            "call_id": record.call_id,
-            "created_at": _utc(record.created_at),
-            "rating": record.rating,
-            "label": record.label,
-            "source": record.source,
-        }
+            return [(comparisons, self._comparison_row(record))]
+        return [
+            (
+                feedback,
+                {
+                    "call_id": record.call_id,
+                    "created_at": _utc(record.created_at),
+                    "rating": record.rating,
+                    "label": record.label,
+                    "source": record.source,
+                },
+            )
+        ]
 
     def _stored_text(self, text: str | None) -> str | None:
         if text is None or not self.store_prompts:
@@ -594,7 +603,13 @@ class RoutingLog:
         cost = call.cost_usd
         if cost is None:
             cost = self._price(d.model, call.input_tokens, call.output_tokens)
+        pool = d.pool
         return {
+            "pool_policy": None if pool is None else pool.policy,
+            "pool_knob": None if pool is None else pool.knob,
+            "pool_cost_weight": None if pool is None else pool.cost_weight,
+            "pool_max_cost": None if pool is None else pool.max_cost,
+            "expected_cost_usd": None if pool is None else pool.expected_cost.get(d.model),
             "call_id": d.call_id,
             "created_at": _utc(call.created_at),
             "router": d.router,
@@ -625,6 +640,28 @@ class RoutingLog:
                 default=str,
             ),
         }
+
+
+def _candidate_rows(call: _Call) -> list[dict[str, Any]]:
+    """A pool decision's ``routellm_pool_candidates`` rows: every candidate the policy saw (a
+    forced call's: the pool in its fallback order), with its rank in the fallback order."""
+    d = call.decision
+    pool = d.pool
+    if pool is None:
+        return []
+    names = list(pool.expected_cost) or list(pool.order)
+    names += [n for n in pool.order if n not in names]
+    rank = {name: i for i, name in enumerate(pool.order)}
+    return [
+        {
+            "call_id": d.call_id,
+            "model": name,
+            "quality": pool.quality.get(name),
+            "expected_cost_usd": pool.expected_cost.get(name),
+            "rank": rank.get(name),
+        }
+        for name in names
+    ]
 
 
 def _describe(error: BaseException) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from ..errors import MissingDependencyError, RoutingInputError
-from .schema import comparisons, decisions, feedback, settings
+from .schema import comparisons, decisions, feedback, pool_candidates, settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 5.0
@@ -138,6 +138,11 @@ def read_comparisons(target: str | Path) -> list[dict[str, Any]]:
 def read_feedback(target: str | Path) -> list[dict[str, Any]]:
     """Every feedback row of the log at ``target``, oldest first, as dicts."""
     return read_rows(target, feedback)
+
+
+def read_pool_candidates(target: str | Path) -> list[dict[str, Any]]:
+    """Every pool candidate row of the log at ``target`` (schema 5), oldest first, as dicts."""
+    return read_rows(target, pool_candidates)
 
 
 def read_rows(target: str | Path, table: Table) -> list[dict[str, Any]]:

@@ -248,7 +248,7 @@ def test_the_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> Non
     engine = create_engine(sqlite_url(tmp_path / "log.db"))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0004"
+        assert context.get_current_revision() == "0005"
         assert compare_metadata(context, metadata) == []
     engine.dispose()
 
@@ -265,7 +265,7 @@ def test_a_schema_1_log_is_upgraded_in_place_keeping_its_rows_and_salt(tmp_path:
     engine = create_engine(sqlite_url(tmp_path / "log.db"))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0004"
+        assert context.get_current_revision() == "0005"
         assert compare_metadata(context, metadata) == []
         assert (
             connection.exec_driver_sql("SELECT value FROM routellm_log_settings").scalar() == salt

@@ -54,7 +54,7 @@ def test_several_writers_on_one_new_database_lose_no_decision(postgres_url: str)
     with engine.connect() as connection:
         assert (
             connection.execute(text("SELECT version_num FROM routellm_log_version")).scalar()
-            == "0004"
+            == "0005"
         )
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, metadata) == []  # every table, on PostgreSQL too
