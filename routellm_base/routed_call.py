@@ -19,7 +19,6 @@ keyed ``"strong"`` and ``"weak"`` and a :class:`~routellm_base.RoutingEngine` de
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -426,11 +425,23 @@ class RoutedCall(Generic[M]):
                 outcome=outcome,
             )
         if shadow is not None and sinks.shadow is not None and outcome == "complete":
-            others = [c for c in self.candidates if c.key != decision.side]
-            if not others:  # a pool of one has nothing to compare with
+            if decision.pool is not None:
+                # A sampled other candidate, so the log explores the whole pool; the runner
+                # draws it with its own (seedable) generator and stores the pair by price.
+                pool = self.engine.pool  # type: ignore[union-attr]
+                sinks.shadow.submit_pool(
+                    decision,
+                    conversation=self.turns,
+                    answer=answer.text,
+                    others={
+                        c.key: (lambda c=c: shadow(c))
+                        for c in self.candidates
+                        if c.key != decision.side
+                    },
+                    ranking=pool_ranking(pool),
+                )
                 return
-            # In a pool, a sampled other candidate, so the log explores the whole pool.
-            other = others[0] if len(others) == 1 else random.choice(others)
+            other = next(c for c in self.candidates if c.key != decision.side)
             sinks.shadow.submit(
                 decision,
                 conversation=self.turns,
@@ -438,6 +449,14 @@ class RoutedCall(Generic[M]):
                 call_other=lambda: shadow(other),
                 candidates=self.names,
             )
+
+
+def pool_ranking(pool: Any) -> list[str]:
+    """A pool's model names, priciest first by expected cost at a 500-token prompt (ties in the
+    pool's order): the order a shadow comparison's pair is stored in (pricier model as
+    ``strong_model``), the same for every call of that pair."""
+    costs = pool.expected_costs([500.0])[0]
+    return [pool.names[i] for i in sorted(range(len(pool.names)), key=lambda i: -costs[i])]
 
 
 def checked_force(force: Any, keys: Sequence[str] = ("strong", "weak")) -> str | None:

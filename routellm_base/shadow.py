@@ -1,5 +1,7 @@
 """Shadow comparisons: a sampled share of answered calls also goes to the side that did not
 answer, off the call's path, and both answers (judged, when a judge is set) go to the log.
+In a pool of several models the shadow call goes to a sampled other candidate
+(:meth:`ShadowRunner.submit_pool`), and the pair is stored pricier model against cheaper one.
 
 The integrations call :meth:`ShadowRunner.submit` once the user's answer is complete (a stream:
 after its last chunk). ``submit`` only draws the sample and queues a job; background threads
@@ -122,6 +124,7 @@ class _Job:
     call_other: Callable[[], ShadowAnswer]
     strong_model: str | None
     weak_model: str | None
+    answered_side: Side
 
 
 class ShadowRunner:
@@ -213,26 +216,76 @@ class ShadowRunner:
         try:
             if candidates is not None:
                 strong_model, weak_model = pair_names(candidates)
-            with self._lock:
-                self._counts["offered"] += 1
-                if decision.fallback_from is not None or self._rng.random() >= self.rate:
-                    return False
-                self._counts["sampled"] += 1
-                if self._closed or self._counts["pending"] >= self.max_pending:
-                    self._drop("closed" if self._closed else f"{self.max_pending} jobs queued")
-                    return False
-                self._fork_check()
-                self._counts["pending"] += 1
-                self._queue.put(
-                    _Job(decision, conversation, answer, call_other, strong_model, weak_model)
-                )
-                if self._running < self.workers:
-                    self._running += 1
-                    threading.Thread(target=self._work, name="routellm-shadow", daemon=True).start()
-            return True
+            side: Side = "strong" if decision.side == "strong" else "weak"
+            return self._offer(
+                decision,
+                lambda: _Job(
+                    decision, conversation, answer, call_other, strong_model, weak_model, side
+                ),
+            )
         except Exception as error:  # bookkeeping must never fail an answered call
             self._note_failure(error)
             return False
+
+    def submit_pool(
+        self,
+        decision: RoutingDecision,
+        *,
+        conversation: str | Sequence[ChatTurn | Mapping[str, Any]],
+        answer: str,
+        others: Mapping[str, Callable[[], ShadowAnswer]],
+        ranking: Sequence[str],
+    ) -> bool:
+        """Offer one answered call routed among a pool (``decision.side`` names the model that
+        answered); ``True`` when it was drawn and queued. Never raises.
+
+        ``others``: the shadow call of each other candidate, by model name; a drawn call goes to
+        one of them sampled uniformly with this runner's random generator (so a ``seed`` makes
+        the choice reproducible, as it makes the draw). ``ranking``: the pool's model names,
+        priciest first: the pair is stored as the pricier model (``strong_model``) against the
+        cheaper one (``weak_model``), ``answered_side`` saying which of the two answered.
+        """
+        try:
+            names = list(others)
+            if not names:
+                with self._lock:
+                    self._counts["offered"] += 1
+                return False
+            order = {name: i for i, name in enumerate(ranking)}
+            for name in (decision.side, *names):
+                if name not in order:
+                    raise RoutingInputError(f"shadow: {name!r} is not in the ranking {ranking}")
+
+            def job(rng: random.Random) -> _Job:
+                other = names[0] if len(names) == 1 else rng.choice(names)
+                strong, weak = sorted((decision.side, other), key=order.__getitem__)
+                side: Side = "strong" if decision.side == strong else "weak"
+                return _Job(decision, conversation, answer, others[other], strong, weak, side)
+
+            return self._offer(decision, job)
+        except Exception as error:  # bookkeeping must never fail an answered call
+            self._note_failure(error)
+            return False
+
+    def _offer(self, decision: RoutingDecision, make_job: Callable[..., _Job]) -> bool:
+        """Draw the call, then queue ``make_job()`` (a pool's: ``make_job(rng)``, which draws
+        the shadow candidate) under the lock, so seeded draws follow the offers' order."""
+        with self._lock:
+            self._counts["offered"] += 1
+            if decision.fallback_from is not None or self._rng.random() >= self.rate:
+                return False
+            self._counts["sampled"] += 1
+            if self._closed or self._counts["pending"] >= self.max_pending:
+                self._drop("closed" if self._closed else f"{self.max_pending} jobs queued")
+                return False
+            self._fork_check()
+            job = make_job(self._rng) if decision.pool is not None else make_job()
+            self._counts["pending"] += 1
+            self._queue.put(job)
+            if self._running < self.workers:
+                self._running += 1
+                threading.Thread(target=self._work, name="routellm-shadow", daemon=True).start()
+        return True
 
     def _drop(self, why: str) -> None:
         # Under self._lock; logged on the first drop and every 1000th.
@@ -304,7 +357,7 @@ class ShadowRunner:
         latency = time.perf_counter() - started
         self._count("answered" if other is not None else "shadow_failed")
         other_text = None if other is None else other.text
-        if decision.side == "strong":
+        if job.answered_side == "strong":
             strong_answer, weak_answer = job.answer, other_text
         else:
             strong_answer, weak_answer = other_text, job.answer
@@ -324,7 +377,7 @@ class ShadowRunner:
             )
         return Comparison(
             call_id=decision.call_id,
-            answered_side=decision.side,
+            answered_side=job.answered_side,
             strong_model=job.strong_model,
             weak_model=job.weak_model,
             strong_answer=strong_answer,

@@ -12,6 +12,9 @@ Each call yields at most one battle between its strong model (``model_a``) and i
    answer was good enough, with no evidence that the strong one would have lost). A rating of a
    *strong* answer says nothing about the weak model and gives no battle (counted).
 
+A log of calls routed among a pool of several models yields battles between named models
+from its judged shadow comparisons: :func:`pool_battles`.
+
 Within one kind the newest row wins (older ones are counted as superseded). The battle's prompt
 is the call's routing text under the default rule (its last user turn, or its system text when
 it has none), read from the stored conversation: training needs a log written with
@@ -108,7 +111,10 @@ def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary
                 found += connection.execute(query).all()
     finally:
         engine.dispose()
-    rows = {r.call_id: r for r in sorted(found, key=lambda r: r.id)}
+    # A pool call's comparisons are battles between named models: pool_battles reads them.
+    pool_calls = {r.call_id for r in found if r.pool_policy is not None}
+    wanted -= pool_calls
+    rows = {r.call_id: r for r in sorted(found, key=lambda r: r.id) if r.pool_policy is None}
 
     calls: list[LabelledCall] = []
     summary.no_decision = len(wanted - set(rows))
@@ -162,6 +168,139 @@ def log_battle_objects(calls: list[LabelledCall]) -> list[tuple[str, dict[str, s
             },
         )
         for c in calls
+    ]
+
+
+@dataclass(frozen=True)
+class PoolBattle:
+    """One judged shadow comparison of a call routed among a pool: a battle between two named
+    pool models on the call's prompt."""
+
+    call_id: str
+    prompt: str
+    """The call's routing text (its last user turn, or its system text without one)."""
+    model_a: str
+    """The pricier model of the pair (the comparison's ``strong_model``)."""
+    model_b: str
+    """The cheaper one (``weak_model``)."""
+    winner: str
+    """``model_a``, ``model_b`` or ``tie``."""
+    source: str
+    """Where the verdict came from: ``judge`` (an LLM judge) or ``golden`` (a human's label
+    written into the comparison)."""
+    answered: str
+    """The model whose answer the user got (the other one was the shadow call)."""
+
+
+@dataclass
+class PoolBattleSummary:
+    """What :func:`pool_battles` used and left out, by reason."""
+
+    battles: int = 0
+    by_pair: dict[str, int] = field(default_factory=dict)
+    """Battles per ``"model_a vs model_b"``."""
+    superseded: int = 0
+    """Verdicts replaced by a newer one for the same pair of the same call."""
+    unjudged_comparisons: int = 0
+    """Pool comparisons without a verdict (not judged yet, unparseable, or a failed shadow
+    call)."""
+    no_prompt: int = 0
+    """Judged pool comparisons whose call's prompt was not stored."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def pool_battles(target: str | Path) -> tuple[list[PoolBattle], PoolBattleSummary]:
+    """The battles a pool log holds, oldest call first, and what was left out.
+
+    Each judged shadow comparison of a call routed among a pool (a decision row with
+    ``pool_policy``, schema 5) gives one battle ``(prompt, model_a, model_b, winner)`` between
+    two named models: ``model_a`` is the pair's pricier model, ``model_b`` the cheaper one,
+    ``winner`` ``"model_a"`` / ``"model_b"`` / ``"tie"`` (the battles JSONL format; a
+    :class:`PoolBattle` also carries the ``call_id``, the verdict's ``source`` and the model
+    that ``answered``). For one call and one pair the newest verdict counts. Two-model calls
+    are left to :func:`labelled_calls`. :func:`pool_battle_objects` turns the battles into
+    JSONL objects.
+
+    The prompt is read from the stored conversation: only a log written with
+    ``store_prompts=True`` has it; judged comparisons without it are counted in ``no_prompt``.
+    Raises :class:`RouteLLMError` when the log has no judged pool comparison, or none with a
+    stored prompt (naming ``store_prompts=True``).
+    """
+    engine = create_log_engine(existing_log_url(target, "log"))
+    c, d = comparisons, decisions
+    try:
+        upgrade(engine)  # a log of an older schema gains the pool columns read here
+        query = (
+            select(
+                c.c.call_id,
+                c.c.strong_model,
+                c.c.weak_model,
+                c.c.answered_side,
+                c.c.verdict,
+                c.c.verdict_source,
+                d.c.prompt,
+                d.c.id.label("decision_id"),
+            )  # fmt: skip
+            .select_from(c.join(d, d.c.call_id == c.c.call_id))
+            .where(d.c.pool_policy.is_not(None))
+            .order_by(c.c.id)
+        )
+        with engine.connect() as connection:
+            found = connection.execute(query).all()
+    finally:
+        engine.dispose()
+    summary = PoolBattleSummary()
+    latest: dict[tuple[str, str, str], Any] = {}
+    for row in found:
+        if row.verdict is None or row.strong_model is None or row.weak_model is None:
+            summary.unjudged_comparisons += 1
+            continue
+        key = (row.call_id, row.strong_model, row.weak_model)
+        summary.superseded += key in latest
+        latest[key] = row
+    battles: list[PoolBattle] = []
+    for row in sorted(latest.values(), key=lambda r: r.decision_id):
+        if row.prompt is None:
+            summary.no_prompt += 1
+            continue
+        battles.append(
+            PoolBattle(
+                call_id=row.call_id,
+                prompt=routing_text(json.loads(row.prompt)).text,
+                model_a=row.strong_model,
+                model_b=row.weak_model,
+                winner=_FROM_LABEL[row.verdict],
+                source=row.verdict_source or "judge",
+                answered=row.strong_model if row.answered_side == "strong" else row.weak_model,
+            )
+        )
+    summary.battles = len(battles)
+    summary.by_pair = dict(Counter(f"{b.model_a} vs {b.model_b}" for b in battles))
+    if not battles:
+        if summary.no_prompt:
+            raise RouteLLMError(
+                f"log {target}: {summary.no_prompt} judged pool comparisons, but none has its "
+                f"prompt stored, and training needs the prompt text: {NO_PROMPT_HINT}"
+            )
+        raise RouteLLMError(
+            f"log {target}: no judged shadow comparison of a pool call ({len(found)} pool "
+            f"comparisons, {summary.unjudged_comparisons} not judged: run routellm judge --log)"
+        )
+    return battles, summary
+
+
+def pool_battle_objects(battles: list[PoolBattle]) -> list[tuple[str, dict[str, str]]]:
+    """The battles as battles JSONL objects (``prompt``, ``model_a``, ``model_b``,
+    ``winner``), each with where it came from (for error messages), as
+    :func:`log_battle_objects` gives a two-model log's."""
+    return [
+        (
+            f"call {b.call_id} ({b.source}, {b.model_a} vs {b.model_b})",
+            {"prompt": b.prompt, "model_a": b.model_a, "model_b": b.model_b, "winner": b.winner},
+        )
+        for b in battles
     ]
 
 
