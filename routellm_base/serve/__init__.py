@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import (
+    PoolConfig,
+    PoolModelConfig,
     ServeConfig,
     ServeConfigError,
     UpstreamConfig,
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 __all__ = [
+    "PoolConfig",
+    "PoolModelConfig",
     "ServeConfig",
     "ServeConfigError",
     "UpstreamConfig",
@@ -86,8 +90,11 @@ def run(config: ServeConfig) -> None:
     }
     # Check the settings and environment in this process first, so a mistake stops start-up once.
     config.client_keys()
-    for side in ("strong", "weak"):
-        getattr(config, side).api_key(side)
+    if config.pair:
+        for side in ("strong", "weak"):
+            getattr(config, side).api_key(side)
+    for model in config.pool.models if config.pool is not None else ():
+        model.upstream().api_key(f"pool model {model.name!r}")
     if config.workers == 1:
         uvicorn.run(create_app(config), **options)
         return

@@ -5,7 +5,14 @@
 request on to that side's OpenAI-compatible upstream under the side's model name, and answers
 with the upstream's answer plus how it was routed: a ``routellm`` object in the JSON body (in
 the first chunk of a stream) and ``x-routellm-*`` headers. ``GET /v1/models`` lists the routed
-model, ``GET /health`` answers without auth. Errors are OpenAI's error JSON.
+models, ``GET /health`` answers without auth. Errors are OpenAI's error JSON.
+
+With a pool configured, model ``router-<pool router>`` (the pool's policy) or
+``router-<pool router>-<cost_weight>`` (lambda, quality per USD per 1,000 calls) routes among
+the pool's models with :class:`~routellm_base.pool.PoolEngine`; the request may narrow the
+candidates (``routellm_models``: a list of pool model names), cap the expected cost
+(``routellm_max_cost``: USD per call) and force a model (``routellm_force``: its name). A
+failing model falls back along the policy's order (not when the upstream refused the request).
 
 The app keeps no state between requests beyond the loaded router and the connection pools, so
 any number of workers or machines can serve side by side.
@@ -25,7 +32,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import aiohttp
 from starlette.applications import Starlette
@@ -40,10 +47,10 @@ from starlette.types import Receive, Scope, Send
 from ..checkpoints import load_router
 from ..decision import SIDES, RoutingDecision, Side
 from ..engine import RoutingEngine
-from ..errors import RouteLLMError
+from ..errors import PoolError, RouteLLMError
 from ..routed_call import Answer, CallSinks, Candidate, RoutedCall
 from ..routing_text import ChatTurn
-from .config import CONFIG_ENV, ServeConfig
+from .config import CONFIG_ENV, ZERO_SHOT_POOL_ROUTER, ServeConfig, ServeConfigError
 from .sse import DONE_EVENT, StreamError, StreamTally, head_with, message_text
 from .upstream import Upstream, UpstreamError, error_code, error_message
 
@@ -51,7 +58,14 @@ logger = logging.getLogger("routellm.serve")
 
 MODEL_PREFIX = "router-"
 FORCE_FIELD = "routellm_force"
-"""Request field that skips the router: ``"strong"`` or ``"weak"``."""
+"""Request field that skips the router: ``"strong"`` or ``"weak"``; for a pool, a model name."""
+MODELS_FIELD = "routellm_models"
+"""Request field of a pool request: the pool models the call may go to (a non-empty list of
+names; default: the whole pool)."""
+MAX_COST_FIELD = "routellm_max_cost"
+"""Request field of a pool request: USD per call that the chosen model may be expected to cost
+at most (over the pool's own ``max_cost`` if any)."""
+POOL_FIELDS = (MODELS_FIELD, MAX_COST_FIELD)
 INLINE_DECISION_MAX_S = 0.001
 """A router whose warm-up decisions take less than this decides on the event loop; slower ones
 (torch classifiers, large SW indexes) decide in a worker thread so the loop keeps serving."""
@@ -66,11 +80,18 @@ EXPOSED_HEADERS = (
     "x-routellm-forced",
     "x-routellm-win-rate",
     "x-routellm-fallback-from",
+    "x-routellm-policy",
+    "x-routellm-cost-weight",
+    "x-routellm-expected-cost",
+    "x-routellm-quality",
     "retry-after",
 )
 """Response headers a browser page may read under ``--cors-origin``."""
 
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from ..pool import PoolEngine
 
 
 class ApiError(Exception):
@@ -118,46 +139,117 @@ class RoutingServer:
         self.config = config
         self.client_keys = tuple(k.encode() for k in config.client_keys())
         # Resolve the upstream keys now, so a missing variable stops start-up, not a request.
-        for side in SIDES:
-            (config.strong if side == "strong" else config.weak).api_key(side)
+        if config.strong is not None and config.weak is not None:
+            config.strong.api_key("strong")
+            config.weak.api_key("weak")
+        for model in config.pool.models if config.pool is not None else ():
+            model.upstream().api_key(f"pool model {model.name!r}")
         self.router = load_router(config.router)
         self.router_name = self.router.name
-        self.engine = RoutingEngine(
-            self.router,
-            threshold=config.threshold,
-            strong_share=config.strong_share,
-            share_window=config.share_window,
-        )
-        self.models = {"strong": config.strong.model, "weak": config.weak.model}
+        self.engine: RoutingEngine | None = None
+        self.models: dict[str, str] = {}
+        if config.strong is not None and config.weak is not None:
+            self.engine = RoutingEngine(
+                self.router,
+                threshold=config.threshold,
+                strong_share=config.strong_share,
+                share_window=config.share_window,
+            )
+            self.models = {"strong": config.strong.model, "weak": config.weak.model}
+        self.pool_engine: PoolEngine | None = None
+        self.pool_router_name: str | None = None
+        if config.pool is not None:
+            self.pool_engine = self._pool_engine(config)
+            self.pool_router_name = self.pool_engine.router.name
+            if self.engine is not None and self.pool_router_name == self.router_name:
+                raise ServeConfigError(
+                    f"pool.router {config.pool.router!r} and router {config.router!r} are both "
+                    f"named {self.router_name!r}: model '{MODEL_PREFIX}{self.router_name}' would "
+                    "name both; load a pool router of another name"
+                )
         self.decide_inline = self._time_decisions() < INLINE_DECISION_MAX_S
-        self.upstreams: dict[Side, Upstream] = {}
+        self.upstreams: dict[str, Upstream] = {}
+        self.pool_upstreams: dict[str, Upstream] = {}
         self._engine_at = lru_cache(maxsize=256)(self._new_engine)
         self.routing_log = None
         if config.log:
             from ..log import RoutingLog  # SQLAlchemy only when a log is asked for
 
-            self.routing_log = RoutingLog(config.log, store_prompts=config.log_store_prompts)
+            self.routing_log = RoutingLog(
+                config.log,
+                store_prompts=config.log_store_prompts,
+                # the pool's prices price its calls (and shadow calls) in the log
+                prices=config.pool.prices() if config.pool is not None else None,
+            )
+
+    def _pool_engine(self, config: ServeConfig) -> PoolEngine:
+        """The pool's engine: its models and prices, its policy, its router (the zero-shot
+        router on this server's router, or a trained pool router). Raises
+        :class:`ServeConfigError` naming the setting that is wrong."""
+        from ..pool import Pool, PoolEngine, ZeroShotPoolRouter
+
+        pool_config = config.pool
+        assert pool_config is not None
+        where = "pool.router"
+        try:
+            if pool_config.router == ZERO_SHOT_POOL_ROUTER:
+                router: Any = ZeroShotPoolRouter(self.router)
+            else:
+                try:
+                    from ..pool import load_pool_router  # type: ignore[attr-defined]
+                except ImportError:
+                    raise ServeConfigError(
+                        f"pool.router {pool_config.router!r}: this version serves a pool with "
+                        f"the zero-shot router only (pool.router = '{ZERO_SHOT_POOL_ROUTER}')"
+                    ) from None
+                router = load_pool_router(pool_config.router)
+            where = "pool.models"
+            output_tokens = {
+                m.name: m.output_tokens for m in pool_config.models if m.output_tokens is not None
+            }
+            pool = Pool(pool_config.prices(), output_tokens=output_tokens)
+            return PoolEngine(router, pool, policy=pool_config.policy())
+        except ServeConfigError:
+            raise
+        except RouteLLMError as exc:
+            raise ServeConfigError(f"{where}: {exc}") from exc
 
     # -- app -----------------------------------------------------------------------------------
 
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            self.upstreams = {side: Upstream(side, self.config) for side in SIDES}
-            logger.info(
-                "routing with %s (threshold %.6f) between strong %s and weak %s; decisions %s",
-                self.router_name,
-                self.engine.threshold,
-                self.models["strong"],
-                self.models["weak"],
-                "on the event loop" if self.decide_inline else "in worker threads",
-            )
+            if self.engine is not None:
+                self.upstreams = {side: Upstream(side, self.config) for side in SIDES}
+                logger.info(
+                    "routing with %s (threshold %.6f) between strong %s and weak %s; decisions %s",
+                    self.router_name,
+                    self.engine.threshold,
+                    self.models["strong"],
+                    self.models["weak"],
+                    "on the event loop" if self.decide_inline else "in worker threads",
+                )
+            pool = self.config.pool
+            if pool is not None and self.pool_engine is not None:
+                self.pool_upstreams = {
+                    m.name: Upstream(m.name, self.config, upstream=m.upstream())
+                    for m in pool.models
+                }
+                logger.info(
+                    "routing %s with %s (%s %s) among the pool %s; decisions %s",
+                    f"{MODEL_PREFIX}{self.pool_router_name}",
+                    self.pool_router_name,
+                    self.pool_engine.policy.name,
+                    self.pool_engine.policy.knob,
+                    ", ".join(pool.names),
+                    "on the event loop" if self.decide_inline else "in worker threads",
+                )
             try:
                 yield
             finally:
                 if self.routing_log is not None:
                     self.routing_log.close()  # drains what is queued
-                for upstream in self.upstreams.values():
+                for upstream in [*self.upstreams.values(), *self.pool_upstreams.values()]:
                     await upstream.aclose()
 
         async def api_error(request: Request, exc: Exception) -> Response:
@@ -208,17 +300,33 @@ class RoutingServer:
     # -- endpoints -----------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        body = {
-            "status": "ok",
-            "router": self.router_name,
-            "threshold": self.engine.threshold,
-            "strong_model": self.models["strong"],
-            "weak_model": self.models["weak"],
-        }
-        window = self.engine.window
-        if window is not None:  # where this process's threshold comes from now
-            body["share_window"] = window.peek(self.engine.calibrated_threshold).to_dict()
+        body: dict[str, Any] = {"status": "ok", "router": self.router_name}
+        if self.engine is not None:
+            body.update(
+                threshold=self.engine.threshold,
+                strong_model=self.models["strong"],
+                weak_model=self.models["weak"],
+            )
+            window = self.engine.window
+            if window is not None:  # where this process's threshold comes from now
+                body["share_window"] = window.peek(self.engine.calibrated_threshold).to_dict()
+        if self.pool_engine is not None:
+            policy = self.pool_engine.policy
+            body["pool"] = {
+                "router": self.pool_router_name,
+                "models": list(self.pool_engine.pool.names),
+                "policy": policy.name,
+                "knob": policy.knob,
+                "max_cost": policy.max_cost,
+            }
         return _json(body)
+
+    def served_models(self) -> list[str]:
+        """The model names a request may ask for (without a per-request knob)."""
+        names = [] if self.engine is None else [f"{MODEL_PREFIX}{self.router_name}"]
+        if self.pool_router_name is not None:
+            names.append(f"{MODEL_PREFIX}{self.pool_router_name}")
+        return names
 
     async def list_models(self, request: Request) -> Response:
         self._authorise(request)
@@ -226,12 +334,8 @@ class RoutingServer:
             {
                 "object": "list",
                 "data": [
-                    {
-                        "id": f"{MODEL_PREFIX}{self.router_name}",
-                        "object": "model",
-                        "created": 0,
-                        "owned_by": "routellm",
-                    }
+                    {"id": name, "object": "model", "created": 0, "owned_by": "routellm"}
+                    for name in self.served_models()
                 ],
             }
         )
@@ -242,9 +346,26 @@ class RoutingServer:
             self._authorise(request)
             raw = await self._read_body(request)
             body = _parse_body(raw)
-            engine = self._engine_for(body["model"])
-            force = _force(body.pop(FORCE_FIELD, None))
-            call = self._routed_call(engine, _turns(body["messages"]), force, start)
+            engine, cost_weight = self._engine_for(body["model"])
+            if engine is None:
+                route = self._pool_route(body, cost_weight)
+                force = self._pool_force(body.pop(FORCE_FIELD, None))
+                call = self._pool_call(route, _turns(body["messages"]), force, start)
+            else:
+                for field in POOL_FIELDS:
+                    if field in body:
+                        raise ApiError(
+                            400,
+                            f"'{field}' routes a pool of several models: "
+                            + (
+                                f"ask for model '{MODEL_PREFIX}{self.pool_router_name}'"
+                                if self.pool_router_name
+                                else "this server has no pool configured"
+                            ),
+                            param=field,
+                        )
+                force = _force(body.pop(FORCE_FIELD, None))
+                call = self._routed_call(engine, _turns(body["messages"]), force, start)
             await self._decide(call, len(raw))
             if body.get("stream") is True:
                 response = await self._stream(request, body, call)
@@ -259,35 +380,65 @@ class RoutingServer:
 
     # -- routing -------------------------------------------------------------------------------
 
-    def _engine_for(self, model: Any) -> RoutingEngine:
-        """The engine a model name asks for; :class:`ApiError` 400 for any other name."""
-        name = self.router_name
-        # The example threshold is the server's own: one that fits this router's win rates.
-        usage = (
-            f"use '{MODEL_PREFIX}{name}' (the server's policy) or '{MODEL_PREFIX}{name}-<threshold>', "
-            f"e.g. '{MODEL_PREFIX}{name}-{self.engine.threshold:.3f}'"
-        )
+    def _engine_for(self, model: Any) -> tuple[RoutingEngine | None, float | None]:
+        """The engine a model name asks for: ``(engine, None)`` between strong and weak,
+        ``(None, cost_weight)`` for the pool (``cost_weight`` ``None``: the pool's policy);
+        :class:`ApiError` 400 for any other name."""
+        uses = []
+        if self.engine is not None:
+            name = self.router_name
+            # The example threshold is the server's own: one that fits this router's win rates.
+            uses.append(
+                f"'{MODEL_PREFIX}{name}' (the server's policy) or '{MODEL_PREFIX}{name}-<threshold>', "
+                f"e.g. '{MODEL_PREFIX}{name}-{self.engine.threshold:.3f}'"
+            )
+        if self.pool_engine is not None:
+            name = self.pool_router_name
+            uses.append(
+                f"'{MODEL_PREFIX}{name}' (the pool's policy) or '{MODEL_PREFIX}{name}-<cost_weight>' "
+                f"(quality per USD per 1,000 calls), e.g. '{MODEL_PREFIX}{name}-0.02'"
+            )
+        usage = "use " + "; or, for the pool, ".join(uses)
         if not isinstance(model, str):
             raise ApiError(
                 400, f"model must be a string: {usage}", param="model", code="model_not_found"
             )
         rest = model[len(MODEL_PREFIX) :] if model.startswith(MODEL_PREFIX) else None
-        if rest == name:
-            return self.engine
-        if rest is not None and rest.startswith(name + "-"):
+        served = []
+        if self.engine is not None:
+            served.append((self.router_name, False))
+        if self.pool_router_name is not None:
+            served.append((self.pool_router_name, True))
+        served.sort(key=lambda item: -len(item[0]))  # the longer name first: "x-1" before "x"
+        for name, pool in served:
+            if rest == name:
+                return (None, None) if pool else (self.engine, None)
+        for name, pool in served:
+            if rest is None or not rest.startswith(name + "-"):
+                continue
             text = rest[len(name) + 1 :]
             try:
-                threshold = float(text)
+                value = float(text)
             except ValueError:
-                threshold = math.nan
-            if not 0.0 <= threshold <= 1.0:  # also refuses nan
+                value = math.nan
+            if pool:
+                if not (math.isfinite(value) and value >= 0.0):
+                    raise ApiError(
+                        400,
+                        f"the cost weight in model {model!r} must be a number >= 0 (quality per "
+                        f"USD per 1,000 calls), got {text!r}",
+                        param="model",
+                        code="invalid_value",
+                    )
+                return None, value
+            if not 0.0 <= value <= 1.0:  # also refuses nan
                 raise ApiError(
                     400,
                     f"the threshold in model {model!r} must be a number in [0, 1], got {text!r}",
                     param="model",
                     code="invalid_value",
                 )
-            return self._engine_at(threshold)
+            return self._engine_at(value), None
         if rest is not None:
             raise ApiError(
                 400,
@@ -305,8 +456,87 @@ class RoutingServer:
     def _new_engine(self, threshold: float) -> RoutingEngine:
         return RoutingEngine(self.router, threshold=threshold)
 
+    def _pool_route(self, body: dict[str, Any], cost_weight: float | None) -> dict[str, Any]:
+        """A pool request's routing settings (``allowed``, ``max_cost``, ``cost_weight``), its
+        ``routellm_*`` fields taken out of the body (they are not sent upstream);
+        :class:`ApiError` 400 naming a bad field."""
+        assert self.pool_engine is not None
+        names = list(self.pool_engine.pool.names)
+        route: dict[str, Any] = {}
+        if cost_weight is not None:
+            route["cost_weight"] = cost_weight
+        models = body.pop(MODELS_FIELD, None)
+        if models is not None:
+            if (
+                not isinstance(models, list)
+                or not models
+                or not all(isinstance(m, str) for m in models)
+            ):
+                raise ApiError(
+                    400,
+                    f"'{MODELS_FIELD}' must be a non-empty list of the pool's model names "
+                    f"{names}, got {json.dumps(models)[:200]}",
+                    param=MODELS_FIELD,
+                )
+            unknown = [m for m in models if m not in names]
+            if unknown:
+                raise ApiError(
+                    400,
+                    f"'{MODELS_FIELD}' names {unknown}, not in the pool {names}",
+                    param=MODELS_FIELD,
+                    code="model_not_found",
+                )
+            route["allowed"] = models
+        max_cost = body.pop(MAX_COST_FIELD, None)
+        if max_cost is not None:
+            if (
+                isinstance(max_cost, bool)
+                or not isinstance(max_cost, (int, float))
+                or not (math.isfinite(max_cost) and max_cost >= 0)
+            ):
+                raise ApiError(
+                    400,
+                    f"'{MAX_COST_FIELD}' must be a number >= 0 (USD per call), got "
+                    f"{json.dumps(max_cost)[:100]}",
+                    param=MAX_COST_FIELD,
+                )
+            route["max_cost"] = float(max_cost)
+        return route
+
+    def _pool_force(self, value: Any) -> str | None:
+        assert self.pool_engine is not None
+        names = list(self.pool_engine.pool.names)
+        if value is None or (isinstance(value, str) and value in names):
+            return value
+        raise ApiError(
+            400,
+            f"'{FORCE_FIELD}' must be one of the pool's models {names} or null, got "
+            f"{json.dumps(value)[:100]}",
+            param=FORCE_FIELD,
+        )
+
+    def _pool_call(
+        self, route: dict[str, Any], turns: list[ChatTurn], force: str | None, start: float
+    ) -> RoutedCall[Upstream]:
+        """The request's routed call over the pool's upstreams: it falls back along the
+        policy's order (when configured) unless an upstream refused the request itself, and
+        finishes into the routing log."""
+        assert self.pool_engine is not None
+        call: RoutedCall[Upstream] = RoutedCall(
+            self.pool_engine,
+            [Candidate(n, n, self.pool_upstreams[n]) for n in self.pool_engine.pool.names],
+            turns,
+            force=force,
+            fallback=self.config.fallback,
+            falls_back=lambda error: not (isinstance(error, UpstreamError) and error.caller_error),
+            sinks=CallSinks(log=self.routing_log),
+            route=route,
+        )
+        call.started = start
+        return call
+
     def _routed_call(
-        self, engine: RoutingEngine, turns: list[ChatTurn], force: Side | None, start: float
+        self, engine: RoutingEngine, turns: list[ChatTurn], force: str | None, start: float
     ) -> RoutedCall[Upstream]:
         """The request's routed call over the two upstreams: it falls back (when configured)
         unless the upstream refused the request itself, and finishes into the routing log."""
@@ -328,6 +558,11 @@ class RoutingServer:
                 call.decide()
             else:
                 await call.adecide()
+        except PoolError as exc:  # e.g. no allowed model within max_cost
+            param = MAX_COST_FIELD if "max_cost" in call.route else None
+            raise ApiError(
+                400, f"cannot route this request: {exc}", param=param, code="no_model_fits"
+            ) from exc
         except RouteLLMError as exc:
             raise ApiError(400, f"cannot route this request: {exc}", param="messages") from exc
 
@@ -340,13 +575,14 @@ class RoutingServer:
                 "Explain the difference between a list and a tuple in Python, with an example.",
             )
         ]
-        # Dry runs (observe=False): the probe prompt must not enter a share window.
+        # Dry runs (observe=False): the probe prompt must not enter a share or budget window.
+        engine: Any = self.engine if self.engine is not None else self.pool_engine
         for _ in range(3):
-            self.engine.decide(prompt, observe=False)
+            engine.decide(prompt, observe=False)
         times = []
         for _ in range(7):
             start = time.perf_counter()
-            self.engine.decide(prompt, observe=False)
+            engine.decide(prompt, observe=False)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -371,7 +607,7 @@ class RoutingServer:
         data = await self._until_disconnect(request, self._run(call, attempt))
         decision = call.decision
         assert decision is not None
-        data["routellm"] = decision.to_dict()
+        data["routellm"] = _decision_body(decision)
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         text = message_text(data) if self.routing_log is not None else ""
         call.finish(
@@ -399,7 +635,7 @@ class RoutingServer:
                     )
                 chunks = upstream.chunks(response)
                 try:
-                    head = await head_with(chunks, {"routellm": call.decision.to_dict()})  # type: ignore[union-attr]
+                    head = await head_with(chunks, {"routellm": _decision_body(call.decision)})  # type: ignore[arg-type]
                 except StreamError as exc:
                     raise UpstreamError(upstream.side, str(exc)) from exc
                 return response, chunks, head
@@ -745,18 +981,39 @@ def _error_event(exc: UpstreamError) -> bytes:
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
+def _decision_body(decision: RoutingDecision) -> dict[str, Any]:
+    """The ``routellm`` object of an answer: the decision, and for a pool the chosen model's
+    ``expected_cost`` (USD per call; ``None`` when forced) beside its ``pool`` predictions."""
+    body = decision.to_dict()
+    if decision.pool is not None:
+        body["expected_cost"] = decision.pool.expected_cost.get(decision.model)
+    return body
+
+
 def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
+    pool = decision.pool
     headers = {
-        "x-routellm-side": decision.side,
+        "x-routellm-side": _header_safe(decision.side),
         "x-routellm-model": _header_safe(decision.model),
         "x-routellm-router": _header_safe(decision.router),
-        "x-routellm-threshold": repr(decision.threshold),
-        "x-routellm-forced": "true" if decision.forced else "false",
     }
+    if pool is None:
+        headers["x-routellm-threshold"] = repr(decision.threshold)
+    headers["x-routellm-forced"] = "true" if decision.forced else "false"
     if decision.win_rate is not None:
         headers["x-routellm-win-rate"] = repr(decision.win_rate)
     if decision.fallback_from is not None:
-        headers["x-routellm-fallback-from"] = decision.fallback_from
+        headers["x-routellm-fallback-from"] = _header_safe(decision.fallback_from)
+    if pool is not None:
+        headers["x-routellm-policy"] = pool.policy
+        if pool.cost_weight is not None:
+            headers["x-routellm-cost-weight"] = repr(pool.cost_weight)
+        expected = pool.expected_cost.get(decision.model)
+        if expected is not None:
+            headers["x-routellm-expected-cost"] = repr(expected)
+        quality = pool.quality.get(decision.model)
+        if quality is not None:
+            headers["x-routellm-quality"] = repr(quality)
     return headers
 
 

@@ -16,6 +16,27 @@ A file looks like::
     base_url = "http://127.0.0.1:8000/v1"
     model = "llama-3.1-8b-instruct"
 
+A pool of several priced models routes beside (or instead of) strong/weak, from the file
+only::
+
+    [pool]
+    router = "zero_shot"        # the pool router: model 'router-zero_shot' (default zero_shot)
+    cost_weight = 0.02          # or quality_tolerance = 0.05, or budget = 3.0 (USD / 1,000 calls)
+    max_cost = 0.01             # optional: USD per call that no call may be expected to exceed
+
+    [[pool.models]]
+    name = "gpt-4o"             # what routellm_force, routellm_models, logs and headers call it
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4o"            # the upstream's model name
+    api_key_env = "OPENAI_API_KEY"
+    input_price = 2.5           # USD per million input tokens
+    output_price = 10.0         # USD per million output tokens
+    output_tokens = 256         # optional: expected answer length (tokens)
+
+    [[pool.models]]
+    name = "llama-8b"
+    ...
+
 Secrets never sit in the file or on the command line: only the names of the environment
 variables that hold them.
 """
@@ -76,9 +97,160 @@ class UpstreamConfig:
                 f"{side} api_key_env must name an environment variable, got {self.api_key_env!r}"
             )
 
-    def api_key(self, side: Side) -> str | None:
+    def api_key(self, side: str) -> str | None:
         """The key from ``api_key_env``; :class:`ServeConfigError` when that variable is unset or empty."""
         return _read_env(self.api_key_env, f"{side} api_key_env")
+
+
+POOL_MODEL_FIELDS = (
+    "name", "base_url", "model", "api_key_env", "input_price", "output_price", "output_tokens",
+)  # fmt: skip
+POOL_POLICY_FIELDS = ("cost_weight", "quality_tolerance", "budget", "budget_window", "max_cost")
+ZERO_SHOT_POOL_ROUTER = "zero_shot"
+
+
+@dataclass(frozen=True)
+class PoolModelConfig:
+    """One model of a pool: its ``name`` (what requests, headers and the routing log call it),
+    its OpenAI-compatible endpoint (``base_url``, the upstream's ``model`` name, the
+    ``api_key_env`` holding its key) and its prices, USD per million input and output tokens;
+    ``output_tokens``: its expected answer length (default
+    :data:`routellm_base.pool.DEFAULT_OUTPUT_TOKENS`)."""
+
+    name: str
+    base_url: str
+    model: str
+    input_price: float
+    output_price: float
+    api_key_env: str | None = None
+    output_tokens: float | None = None
+
+    def upstream(self) -> UpstreamConfig:
+        return UpstreamConfig(self.base_url, self.model, self.api_key_env)
+
+    def check(self, where: str) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
+            raise ServeConfigError(f"{where}: name must be 1-200 characters, got {self.name!r}")
+        if self.name != self.name.strip() or not self.name.isprintable():
+            raise ServeConfigError(
+                f"{where}: name {self.name!r} must be printable with no leading or trailing space"
+            )
+        try:
+            self.upstream().check(where)  # type: ignore[arg-type]
+        except ServeConfigError as exc:
+            raise ServeConfigError(str(exc).replace(f"{where} ", f"{where}: ", 1)) from None
+        for field_name in ("input_price", "output_price", "output_tokens"):
+            value = getattr(self, field_name)
+            if value is None and field_name == "output_tokens":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value >= 0)
+            ):
+                unit = "tokens" if field_name == "output_tokens" else "USD per million tokens"
+                raise ServeConfigError(
+                    f"{where}: {field_name} must be a number >= 0 ({unit}), got {value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """A pool of several priced models and its policy (see :class:`routellm_base.pool.PoolPolicy`:
+    at most one of ``cost_weight`` (lambda, quality per USD per 1,000 calls),
+    ``quality_tolerance`` and ``budget`` (USD per 1,000 calls, held over ``budget_window``
+    calls); ``max_cost`` in USD per call). ``router`` names the pool router: ``zero_shot``
+    (harder prompts to pricier models, the server's ``router`` judging difficulty), or a trained
+    pool router where this version can load one."""
+
+    models: tuple[PoolModelConfig, ...]
+    router: str = ZERO_SHOT_POOL_ROUTER
+    cost_weight: float | None = None
+    quality_tolerance: float | None = None
+    budget: float | None = None
+    budget_window: int | None = None
+    max_cost: float | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+    def prices(self) -> dict[str, tuple[float, float]]:
+        """USD per million input and output tokens, by model name."""
+        return {m.name: (float(m.input_price), float(m.output_price)) for m in self.models}
+
+    def policy(self) -> Any:
+        """The :class:`~routellm_base.pool.PoolPolicy` of these settings."""
+        from ..pool import PoolPolicy
+
+        given = {k: getattr(self, k) for k in POOL_POLICY_FIELDS if getattr(self, k) is not None}
+        return PoolPolicy(**given)
+
+    @classmethod
+    def from_mapping(cls, data: Any, where: str) -> PoolConfig:
+        if not isinstance(data, Mapping):
+            raise ServeConfigError(f"{where}: pool must be a table with models ([pool])")
+        known = {"models", "router", *POOL_POLICY_FIELDS}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ServeConfigError(
+                f"unknown key(s) in {where} [pool]: {unknown}; known: {sorted(known)}"
+            )
+        models = data.get("models")
+        if isinstance(models, Mapping) or not isinstance(models, (list, tuple)) or not models:
+            raise ServeConfigError(
+                f"{where}: pool.models must list at least one model ([[pool.models]] tables, "
+                "each with name, base_url, model, input_price and output_price)"
+            )
+        parsed = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(models):
+            label = f"{where}: pool.models[{i}]"
+            if not isinstance(item, Mapping):
+                raise ServeConfigError(f"{label} must be a table, got {item!r}")
+            name = item.get("name")
+            if isinstance(name, str):
+                label += f" ({name!r})"
+            bad = sorted(set(item) - set(POOL_MODEL_FIELDS))
+            if bad:
+                raise ServeConfigError(
+                    f"unknown key(s) in {label}: {bad}; known: {sorted(POOL_MODEL_FIELDS)}"
+                )
+            missing = [k for k in ("name", "base_url", "model") if k not in item]
+            if missing:
+                raise ServeConfigError(f"{label} needs {missing}")
+            prices = [k for k in ("input_price", "output_price") if k not in item]
+            if prices:
+                raise ServeConfigError(
+                    f"{label} has no {' and no '.join(prices)}: give its prices in USD per "
+                    "million tokens, e.g. input_price = 0.15 and output_price = 0.6"
+                )
+            model = PoolModelConfig(**item)
+            model.check(label)
+            if model.name in seen:
+                raise ServeConfigError(
+                    f"{label}: name {model.name!r} is already pool.models[{seen[model.name]}]'s: "
+                    "each pool model needs its own name"
+                )
+            seen[model.name] = i
+            parsed.append(model)
+        router = data.get("router", ZERO_SHOT_POOL_ROUTER)
+        if not isinstance(router, str) or not router:
+            raise ServeConfigError(
+                f"{where}: pool.router must name a pool router (e.g. 'zero_shot'), got {router!r}"
+            )
+        config = cls(
+            models=tuple(parsed),
+            router=router,
+            **{k: data[k] for k in POOL_POLICY_FIELDS if k in data},
+        )
+        from ..errors import InvalidPolicyError
+
+        try:
+            config.policy()
+        except InvalidPolicyError as exc:
+            raise ServeConfigError(f"{where}: pool policy: {exc}") from None
+        return config
 
 
 @dataclass(frozen=True)
@@ -90,10 +262,12 @@ class ServeConfig:
     overrides it per request.
     """
 
-    strong: UpstreamConfig
-    weak: UpstreamConfig
+    strong: UpstreamConfig | None = None
+    weak: UpstreamConfig | None = None
+    """The two models of ``router-<router>``; both or neither (then a ``pool`` is needed)."""
     router: str = DEFAULT_ROUTER
-    """Bundled router name or checkpoint folder."""
+    """Bundled router name or checkpoint folder (in a pool, also the zero-shot pool router's
+    judge of difficulty)."""
     threshold: float | None = None
     strong_share: float | None = None
     share_window: int | None = None
@@ -130,15 +304,28 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the server (CORS), e.g. ``"https://chat.example.com"``
     (``scheme://host[:port]``, as a browser sends it) or ``"*"`` for any; empty: CORS off."""
+    pool: PoolConfig | None = None
+    """A pool of several priced models, routed by model ``router-<pool.router>``; ``None``:
+    strong/weak only."""
+
+    @property
+    def pair(self) -> bool:
+        """Whether strong and weak upstreams are configured (``router-<router>`` is served)."""
+        return self.strong is not None
 
     def __post_init__(self) -> None:
-        for side in SIDES:
-            upstream = getattr(self, side)
-            if not isinstance(upstream, UpstreamConfig):
-                raise ServeConfigError(
-                    f"{side} must be an UpstreamConfig, got {type(upstream).__name__}"
-                )
-            upstream.check(side)
+        if self.pool is not None and not isinstance(self.pool, PoolConfig):
+            raise ServeConfigError(f"pool must be a PoolConfig, got {type(self.pool).__name__}")
+        if self.pool is not None and self.strong is None and self.weak is None:
+            pass  # a pool alone
+        else:
+            for side in SIDES:
+                upstream = getattr(self, side)
+                if not isinstance(upstream, UpstreamConfig):
+                    raise ServeConfigError(
+                        f"{side} must be an UpstreamConfig, got {type(upstream).__name__}"
+                    )
+                upstream.check(side)
         RoutingPolicy(  # validates the policy
             threshold=self.threshold, strong_share=self.strong_share, share_window=self.share_window
         )
@@ -186,8 +373,17 @@ class ServeConfig:
         if unknown:
             raise ServeConfigError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
         values = dict(data)
+        if values.get("pool") is not None:
+            values["pool"] = PoolConfig.from_mapping(values["pool"], where)
         for side in SIDES:
             side_data = values.get(side)
+            if (
+                side_data is None
+                and values.get("pool") is not None
+                and not any(values.get(s) for s in SIDES)
+            ):
+                values.pop(side, None)
+                continue  # a pool alone: no strong/weak
             if side_data is None:
                 raise ServeConfigError(
                     f"{where}: the {side} side is missing: give its base_url and model "

@@ -22,8 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10: aiohttp's own dependency there
     from async_timeout import timeout as _timeout
 
-from ..decision import Side
-from .config import ServeConfig
+from .config import ServeConfig, UpstreamConfig
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 """Answers worth asking the same side again (OpenAI's own client retries these)."""
@@ -45,7 +44,7 @@ class UpstreamError(Exception):
 
     def __init__(
         self,
-        side: Side,
+        side: str,
         message: str,
         *,
         status: int | None = None,
@@ -69,7 +68,8 @@ class UpstreamError(Exception):
 
 
 class Upstream:
-    """``POST {base_url}/chat/completions`` on one side, through one connection pool.
+    """``POST {base_url}/chat/completions`` on one side (or one pool model: ``side`` is then
+    its name and ``upstream`` its endpoint), through one connection pool.
 
     Every wait is bounded (seconds, from the config): a free pooled connection, ``pool_timeout``
     (default ``timeout``) when all ``max_connections`` are busy; connecting, ``connect_timeout``;
@@ -83,9 +83,18 @@ class Upstream:
     caller falls back instead. Create it inside the running event loop; ``aclose()`` at the end.
     """
 
-    def __init__(self, side: Side, config: ServeConfig, *, backoff_s: float = 0.1) -> None:
-        upstream = config.strong if side == "strong" else config.weak
-        self.side: Side = side
+    def __init__(
+        self,
+        side: str,
+        config: ServeConfig,
+        *,
+        backoff_s: float = 0.1,
+        upstream: UpstreamConfig | None = None,
+    ) -> None:
+        if upstream is None:
+            upstream = config.strong if side == "strong" else config.weak
+        assert upstream is not None, f"no upstream configured for {side}"
+        self.side = side
         self.model = upstream.model
         self.url = upstream.base_url.rstrip("/") + "/chat/completions"
         self.max_retries = config.max_retries
@@ -94,7 +103,7 @@ class Upstream:
         self.max_connections = config.max_connections
         self.backoff_s = backoff_s
         headers = {"accept-encoding": "identity"}
-        key = upstream.api_key(side)
+        key = upstream.api_key(side if side in ("strong", "weak") else f"pool model {side!r}")
         if key is not None:
             headers["authorization"] = f"Bearer {key}"
         self.session = aiohttp.ClientSession(
