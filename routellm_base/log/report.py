@@ -10,6 +10,9 @@
   estimate, and the rank agreement (AUC) between the two: does the router rank *this* traffic?
 * **Drift**: the distribution of the router's win rates on this traffic against its checkpoint's
   calibration set, as the Kolmogorov-Smirnov distance and the population stability index.
+* **Pool** (a log of calls routed among a pool of several models, schema 5): each model's share
+  of the calls and of the spend, and its judged quality (its score in the judged shadow
+  comparisons it took part in, ties half) against what a call to it cost.
 
 Reads any log :class:`~routellm_base.log.RoutingLog` writes (a SQLite file or a SQLAlchemy URL);
 it never writes to it. The plot is :mod:`routellm_base.log.report_plot`.
@@ -34,7 +37,7 @@ from ..calibration import Calibration
 from ..checkpoints import stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
-from .schema import comparisons, decisions, feedback
+from .schema import comparisons, decisions, feedback, pool_candidates
 from .store import create_log_engine, existing_log_url
 
 BIN_CHOICES_S: tuple[float, ...] = (
@@ -93,6 +96,8 @@ class TimeBin:
     unit: str | None = None
     """``month``, ``quarter`` or ``year`` for a calendar bin (``seconds`` is then that month's
     length, quarter's or year's); ``None`` for a fixed width."""
+    models: dict[str, int] = field(default_factory=dict)
+    """Calls routed among a pool, per chosen model (empty without pool calls)."""
 
     @property
     def strong_share(self) -> float:
@@ -236,6 +241,61 @@ class WindowSummary:
 
 
 @dataclass(frozen=True)
+class PoolModelSummary:
+    """One model of a pool log: its calls, its spend and its judged quality."""
+
+    model: str
+    calls: int
+    """Pool calls it answered."""
+    call_share: float
+    """Of the log's pool calls."""
+    cost_usd: float | None
+    """Known spend of its calls (USD); ``None`` when none has a known cost."""
+    priced_calls: int
+    spend_share: float | None
+    """Of the pool calls' known spend; ``None`` when no spend is known."""
+    expected_cost_usd: float | None
+    """Mean expected cost per call the policy saw for it, over the calls it answered (USD)."""
+    battles: int
+    """Judged shadow comparisons it took part in (answered or shadowed)."""
+    wins: int
+    losses: int
+    ties: int
+
+    @property
+    def cost_per_call(self) -> float | None:
+        """Mean known cost of its calls (USD)."""
+        return None if self.cost_usd is None else self.cost_usd / self.priced_calls
+
+    @property
+    def judged_score(self) -> float | None:
+        """Share of its judged battles won, ties counted half; ``None`` without a battle."""
+        return (self.wins + 0.5 * self.ties) / self.battles if self.battles else None
+
+    @property
+    def interval_95(self) -> tuple[float, float] | None:
+        score = self.judged_score
+        return None if score is None else wilson_interval(score, self.battles)
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """Calls routed among a pool of several models (rows with ``pool_policy``)."""
+
+    calls: int
+    models: tuple[PoolModelSummary, ...]
+    """Every model a call went to or that a call could have gone to, most calls first."""
+    policies: dict[str, int]
+    """Calls per policy (``cost_weight``, ``quality_tolerance``, ``budget``, ``forced``)."""
+    cost_usd: float | None
+    """Known spend of the pool calls (USD)."""
+    comparisons: int
+    """Shadow comparisons of pool calls."""
+    judged: int
+    """Of those, judged (the newest verdict per call and pair)."""
+
+
+@dataclass(frozen=True)
 class LogReport:
     """Everything ``routellm report`` shows; :meth:`format` for a terminal, :meth:`to_dict`
     for JSON."""
@@ -257,6 +317,13 @@ class LogReport:
     win_rates: dict[str, list[float]] = field(repr=False, default_factory=dict)
     """Win rates per drift group (``router@checkpoint``), for the plot; not in :meth:`to_dict`."""
     calibrations: dict[str, Calibration] = field(repr=False, default_factory=dict)
+    pool: PoolSummary | None = None
+    """The pool calls' section; ``None`` when the log has none."""
+
+    @property
+    def pair_calls(self) -> int:
+        """Calls routed between a strong and a weak model."""
+        return self.calls - (self.pool.calls if self.pool is not None else 0)
 
     @property
     def strong_share(self) -> float:
@@ -285,7 +352,7 @@ class LogReport:
             "fallbacks": self.fallbacks,
             "no_known_tokens": self.no_known_tokens,
             "routers": self.routers,
-            "bins": [{**asdict(b), "strong_share": b.strong_share} for b in self.bins],
+            "bins": [_bin_dict(b) for b in self.bins],
             "cost": {
                 **asdict(self.cost),
                 "savings_usd": self.cost.savings_usd,
@@ -305,6 +372,19 @@ class LogReport:
             "drift": [asdict(d) for d in self.drift],
             "window": None if self.window is None else asdict(self.window),
         }
+        if self.pool is not None:
+            data["pool"] = {
+                **asdict(self.pool),
+                "models": [
+                    {
+                        **asdict(m),
+                        "cost_per_call": m.cost_per_call,
+                        "judged_score": m.judged_score,
+                        "interval_95": None if m.interval_95 is None else list(m.interval_95),
+                    }
+                    for m in self.pool.models
+                ],
+            }
         return plain(data)
 
     def format(self) -> str:
@@ -351,7 +431,31 @@ def build_report(
                     f"report: {url.render_as_string(hide_password=True)} is not a routing log "
                     f"(no {decisions.name} table)"
                 )
-            rows = [dict(r._mapping) for r in connection.execute(_decision_query())]
+            # A log of schema 4 or older has no pool columns (the report never upgrades a log).
+            has_pool = "pool_policy" in {
+                c["name"] for c in inspect(connection).get_columns(decisions.name)
+            }
+            rows = [dict(r._mapping) for r in connection.execute(_decision_query(has_pool))]
+            pool_rows = [r for r in rows if r.get("pool_policy") is not None]
+            pool_models: list[str] = []
+            pool_comparisons: list[dict[str, Any]] = []
+            if pool_rows:
+                pool_models = list(
+                    connection.execute(
+                        select(pool_candidates.c.model).distinct().order_by(pool_candidates.c.model)
+                    ).scalars()
+                )
+                pool_comparisons = [
+                    dict(r._mapping)
+                    for r in connection.execute(
+                        select(
+                            comparisons.c.call_id,
+                            comparisons.c.strong_model,
+                            comparisons.c.weak_model,
+                            comparisons.c.verdict,
+                        ).order_by(comparisons.c.id)
+                    )
+                ]
             judged_rows = None
             if comparisons.name in tables:
                 judged_rows = [
@@ -410,6 +514,7 @@ def build_report(
         window=_window(rows),
         win_rates=win_rates,
         calibrations=calibrations,
+        pool=_pool(pool_rows, pool_models, pool_comparisons) if pool_rows else None,
     )
 
 
@@ -451,13 +556,23 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _decision_query() -> Any:
+def _decision_query(pool: bool = True) -> Any:
     c = decisions.c
-    return select(
+    columns = [
         c.call_id, c.created_at, c.router, c.checkpoint_id, c.threshold, c.side, c.win_rate,
         c.model, c.strong_model, c.forced, c.fallback_from, c.no_known_tokens,
         c.input_tokens, c.output_tokens, c.cost_usd, c.extra,
-    ).order_by(c.id)  # fmt: skip
+    ]  # fmt: skip
+    if pool:
+        columns += [c.pool_policy, c.expected_cost_usd]
+    return select(*columns).order_by(c.id)
+
+
+def _bin_dict(b: TimeBin) -> dict[str, Any]:
+    data = {**asdict(b), "strong_share": b.strong_share}
+    if not b.models:  # a two-model log's bins read as before pools
+        del data["models"]
+    return data
 
 
 def _utc(value: datetime) -> datetime:
@@ -502,7 +617,9 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
     bins = []
     for index in sorted(groups):
         group = groups[index]
-        thresholds = [r["threshold"] for r in group if not r["forced"]]
+        thresholds = [
+            r["threshold"] for r in group if not r["forced"] and r["threshold"] is not None
+        ]
         if calendar:
             start, end = (_month_start(k * calendar[0]) for k in (index, index + 1))
             seconds: float = (end - start).total_seconds()
@@ -519,6 +636,7 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
                 always_strong_usd=sum(r["always_strong"] or 0.0 for r in group),
                 threshold_median=float(np.median(thresholds)) if thresholds else None,
                 priced_calls=sum(r["cost"] is not None for r in group),
+                models=dict(Counter(r["side"] for r in group if r.get("pool_policy") is not None)),
             )
         )
     return tuple(bins)
@@ -581,6 +699,8 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         if not known_tokens:
             without_tokens += 1
             continue
+        if row.get("pool_policy") is not None:
+            continue  # a pool call has no strong model to compare with: see the pool section
         counterfactual = row["always_strong"]
         if counterfactual is None and row["side"] != "strong":
             unpriced.add(row["strong_model"] or "(strong model not logged)")
@@ -791,6 +911,61 @@ def _psi_of_shares(shares: np.ndarray) -> np.ndarray:
     return np.sum((actual - expected) * np.log(actual / expected), axis=-1)
 
 
+def _pool(
+    rows: list[dict[str, Any]], candidates: list[str], comparison_rows: list[dict[str, Any]]
+) -> PoolSummary:
+    """The pool section: per model, its calls and spend (from its rows) and its judged battles
+    (the pool calls' comparisons, the newest verdict per call and pair)."""
+    calls = Counter(r["side"] for r in rows)
+    ids = {r["call_id"] for r in rows}
+    latest: dict[tuple[str, str, str], str | None] = {}
+    n_comparisons = 0
+    for c in comparison_rows:
+        if c["call_id"] in ids and c["strong_model"] and c["weak_model"]:
+            n_comparisons += 1
+            key = (c["call_id"], c["strong_model"], c["weak_model"])
+            if c["verdict"] in ("strong", "weak", "tie") or key not in latest:
+                latest[key] = c["verdict"]
+    record: dict[str, Counter[str]] = {}
+    for (_, a, b), verdict in latest.items():
+        if verdict not in ("strong", "weak", "tie"):
+            continue
+        for model, won, lost in ((a, "strong", "weak"), (b, "weak", "strong")):
+            tally = record.setdefault(model, Counter())
+            tally["wins" if verdict == won else "losses" if verdict == lost else "ties"] += 1
+    spend = _known_sum(r["cost"] for r in rows)
+    names = sorted(set(candidates) | set(calls) | set(record), key=lambda m: (-calls[m], m))
+    models = []
+    for name in names:
+        mine = [r for r in rows if r["side"] == name]
+        cost = _known_sum(r["cost"] for r in mine)
+        expected = [r["expected_cost_usd"] for r in mine if r["expected_cost_usd"] is not None]
+        tally = record.get(name, Counter())
+        models.append(
+            PoolModelSummary(
+                model=name,
+                calls=calls[name],
+                call_share=calls[name] / len(rows),
+                cost_usd=cost,
+                priced_calls=sum(r["cost"] is not None for r in mine),
+                spend_share=None if not spend else (cost or 0.0) / spend,
+                expected_cost_usd=float(np.mean(expected)) if expected else None,
+                battles=sum(tally.values()),
+                wins=tally["wins"],
+                losses=tally["losses"],
+                ties=tally["ties"],
+            )
+        )
+    return PoolSummary(
+        calls=len(rows),
+        models=tuple(models),
+        policies=dict(Counter(r["pool_policy"] for r in rows).most_common()),
+        cost_usd=spend,
+        comparisons=n_comparisons,
+        judged=sum(v in ("strong", "weak", "tie") for v in latest.values()),
+    )
+
+
 def _window(rows: list[dict[str, Any]]) -> WindowSummary | None:
     held = [r for r in rows if isinstance(r["extra"].get("share_window"), dict)]
     if not held:
@@ -831,11 +1006,20 @@ def _format(report: LogReport) -> list[str]:
     if not report.calls:
         return [*lines, "no calls recorded yet"]
     span = (report.last - report.first).total_seconds()
-    lines.append(
+    pool = report.pool
+    when = (
         f"{report.calls} calls from {_stamp(report.first, span / MAX_AUTO_BINS)} to "
-        f"{_stamp(report.last, span / MAX_AUTO_BINS)} UTC, strong share "
-        f"{share_text(report.strong_share)}"
+        f"{_stamp(report.last, span / MAX_AUTO_BINS)} UTC"
     )
+    if pool is None:
+        lines.append(f"{when}, strong share {share_text(report.strong_share)}")
+    elif not report.pair_calls:
+        lines += [when, f"routed among a pool of {len(pool.models)} models"]
+    else:
+        lines.append(
+            f"{when}: {report.pair_calls} between strong and weak (strong share "
+            f"{share_text(report.strong / report.pair_calls)}), {pool.calls} among a pool"
+        )
     lines.append(
         f"forced {report.forced}, fallbacks {report.fallbacks}, "
         f"no known tokens {report.no_known_tokens}"
@@ -850,16 +1034,24 @@ def _format(report: LogReport) -> list[str]:
     # A "priced" column (calls of known cost) only when some call's cost is unknown.
     mixed = any(b.priced_calls < b.calls for b in report.bins)
     priced_head = f" {'priced':>7}" if mixed else ""
+    # A log of pool calls alone has no strong share nor threshold: no columns for them.
+    pair = pool is None or report.pair_calls > 0
     lines.append(
-        f"  {'from':<{column}} {'calls':>7} {'strong':>7} {'cost':>12}{priced_head} "
-        f"{'threshold':>10}"
+        f"  {'from':<{column}} {'calls':>7}"
+        + (f" {'strong':>7}" if pair else "")
+        + f" {'cost':>12}{priced_head}"
+        + (f" {'threshold':>10}" if pair else "")
     )
     for b, start in zip(report.bins, starts):
         threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
         priced = f" {b.priced_calls:>7}" if mixed else ""
+        pair_calls = b.calls - sum(b.models.values())
+        strong = share_text(b.strong / pair_calls) if pair_calls else "-"
         lines.append(
-            f"  {start:<{column}} {b.calls:>7} {share_text(b.strong_share):>7} "
-            f"{usd_text(b.cost_usd):>12}{priced} {threshold:>10}"
+            f"  {start:<{column}} {b.calls:>7}"
+            + (f" {strong:>7}" if pair else "")
+            + f" {usd_text(b.cost_usd):>12}{priced}"
+            + (f" {threshold:>10}" if pair else "")
         )
     if report.window is not None:
         w = report.window
@@ -875,6 +1067,11 @@ def _format(report: LogReport) -> list[str]:
         lines.append(f"    target {targets}, realised {share_text(w.realised_share)}{span}")
 
     c = report.cost
+    if pool is not None and not report.pair_calls:
+        lines += ["", "Cost"]
+        _spend_lines(lines, report)
+        lines += _pool_lines(pool)
+        return lines
     lines += ["", "Cost against always-strong (same tokens at the strong model's price)"]
     if c.calls_compared:
         lines.append(
@@ -892,22 +1089,7 @@ def _format(report: LogReport) -> list[str]:
             )
     else:
         lines.append("  no call has both a known cost and a priced strong model")
-    if c.priced_calls == report.calls:
-        lines.append(f"  known spend over all calls: {usd_text(c.total_cost_usd)}")
-    elif c.priced_calls:
-        lines.append(
-            f"  known spend over the {c.priced_calls} of {report.calls} calls with a known cost: "
-            f"{usd_text(c.total_cost_usd)} (the rest unknown)"
-        )
-    else:
-        lines.append("  spend: unknown (no call has a known cost)")
-    if c.calls_without_tokens:
-        lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
-    if c.unpriced_models:
-        lines.append(
-            f"  no price for: {', '.join(c.unpriced_models)} (give --price MODEL=IN,OUT, "
-            "USD per 1M tokens)"
-        )
+    _spend_lines(lines, report)
 
     j = report.judged
     lines += ["", "Judged strong-win rate by router win rate (shadow comparisons)"]
@@ -969,7 +1151,76 @@ def _format(report: LogReport) -> list[str]:
             f"    at threshold {d.threshold:.4f}: calibration set {share_text(d.expected_share)} "
             f"strong, this traffic {share_text(d.realised_share)}"
         )
+    if pool is not None:
+        lines += _pool_lines(pool)
     return lines
+
+
+def _spend_lines(lines: list[str], report: LogReport) -> None:
+    c = report.cost
+    if c.priced_calls == report.calls:
+        lines.append(f"  known spend over all calls: {usd_text(c.total_cost_usd)}")
+    elif c.priced_calls:
+        lines.append(
+            f"  known spend over the {c.priced_calls} of {report.calls} calls with a known cost: "
+            f"{usd_text(c.total_cost_usd)} (the rest unknown)"
+        )
+    else:
+        lines.append("  spend: unknown (no call has a known cost)")
+    if c.calls_without_tokens:
+        lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
+    if c.unpriced_models:
+        lines.append(
+            f"  no price for: {', '.join(c.unpriced_models)} (give --price MODEL=IN,OUT, "
+            "USD per 1M tokens)"
+        )
+
+
+def _pool_lines(pool: PoolSummary) -> list[str]:
+    """The pool section: calls and spend per model, then judged quality against spend (80
+    columns: model names longer than 33 characters are cut in the middle)."""
+    width = max(5, min(33, max(len(m.model) for m in pool.models)))
+    policies = ", ".join(f"{p} x{n}" for p, n in pool.policies.items())
+    lines = ["", f"Pool: {pool.calls} calls among {len(pool.models)} models ({policies})"]
+    lines.append(f"  {'model':<{width}} {'calls':>6} {'share':>7} {'spend':>12} {'share':>7}")
+    for m in pool.models:
+        lines.append(
+            f"  {_cut(m.model, width):<{width}} {m.calls:>6} {share_text(m.call_share):>7} "
+            f"{usd_text(m.cost_usd) if m.calls else '-':>12} {share_text(m.spend_share):>7}"
+        )
+    lines += ["", "Judged quality against spend (pool shadow comparisons)"]
+    if not pool.judged:
+        lines.append(f"  no judged comparison yet ({pool.comparisons} comparisons recorded)")
+        return lines
+    lines.append(f"  {pool.judged} judged of {pool.comparisons} comparisons")
+    lines.append(
+        f"  {'model':<{width}} {'per 1k':>8} {'n':>5} {'won/lost/tie':>12} {'score':>6} {'95%':>9}"
+    )
+
+    def per_call(m: PoolModelSummary) -> float | None:
+        return m.cost_per_call if m.cost_per_call is not None else m.expected_cost_usd
+
+    for m in sorted(pool.models, key=lambda m: -(per_call(m) or 0.0)):
+        interval = m.interval_95
+        cost = per_call(m)
+        lines.append(
+            f"  {_cut(m.model, width):<{width}} "
+            f"{'-' if cost is None else usd_text(cost * 1000):>8} {m.battles:>5} "
+            f"{f'{m.wins}/{m.losses}/{m.ties}':>12} "
+            f"{'-' if m.judged_score is None else f'{m.judged_score:.3f}':>6} "
+            f"{'-' if interval is None else f'{interval[0]:.2f}-{interval[1]:.2f}':>9}"
+        )
+    lines.append("  per 1k: USD per 1,000 calls (its calls' known cost, else the expected one)")
+    lines.append("  score: its judged battles won, ties half (0.5: as good as those it met)")
+    return lines
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (model names can be long)."""
+    if len(text) <= width:
+        return text
+    keep = (width - 3) // 2
+    return f"{text[:keep]}...{text[-(width - 3 - keep) :]}"
 
 
 def _psi_reading(psi: float | None, noise: float | None) -> str:

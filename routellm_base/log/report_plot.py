@@ -19,6 +19,15 @@ from .report import LogReport, share_text
 
 PANELS = ("traffic", "cost", "judged", "drift")
 """The labels (``Axes.get_label()``) of the figure's four panels, in reading order."""
+POOL_PANELS = ("pool_share", "pool_quality")
+"""The panels a log with calls routed among a pool adds: each model's share of the calls and of
+the spend, and its judged quality against its cost per call. A log of pool calls alone shows
+``traffic``, ``cost`` and these (its calls have no win rate to judge or drift)."""
+POOL_COLOURS = (
+    "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+    "tab:cyan", "#1f3b73", "#8c6d31",
+)  # fmt: skip
+"""Pool models' colours, the same in every panel; none is the strong side's red or grey."""
 
 
 def plot_report(report: LogReport, path: str | Path) -> Path:
@@ -49,19 +58,35 @@ def report_figure(report: LogReport) -> Any:
             f"routellm report --plot needs matplotlib ({exc}): "
             "pip install 'langchain-routellm[report]'"
         ) from exc
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10), layout="constrained")
-    for ax, label in zip(axes.flat, PANELS):
+    labels = list(PANELS)
+    if report.pool is not None:
+        labels = labels[:2] if not report.pair_calls else labels
+        labels += POOL_PANELS
+    rows = (len(labels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 5 * rows), layout="constrained")
+    panels = dict(zip(labels, axes.flat))
+    for label, ax in panels.items():
         ax.set_label(label)
-    traffic, cost, judged, drift = axes.flat
+    traffic, cost = panels["traffic"], panels["cost"]
     _plot_traffic(traffic, report)
     _plot_cost(cost, report)
     if report.bins:
         cost.sharex(traffic)
         _time_axis(traffic, report)
-    _plot_judged(judged, report)
-    _plot_drift(drift, report)
+    if "judged" in panels:
+        _plot_judged(panels["judged"], report)
+        _plot_drift(panels["drift"], report)
+    if report.pool is not None:
+        _plot_pool_share(panels["pool_share"], report)
+        _plot_pool_quality(panels["pool_quality"], report)
     fig.suptitle(f"routellm report: {report.calls} calls", fontsize=12)
     return fig
+
+
+def pool_colours(report: LogReport) -> dict[str, str]:
+    """Each pool model's colour, in the order of the report's pool section."""
+    models = report.pool.models if report.pool is not None else ()
+    return {m.model: POOL_COLOURS[i % len(POOL_COLOURS)] for i, m in enumerate(models)}
 
 
 def time_span(report: LogReport) -> tuple[Any, Any]:
@@ -90,15 +115,37 @@ def _plot_traffic(ax: Any, report: LogReport) -> None:
     starts = [b.start for b in report.bins]
     width = [b.seconds / 86400 * 0.9 for b in report.bins]  # matplotlib dates are in days
     strong = np.array([b.strong for b in report.bins])
-    weak = np.array([b.calls for b in report.bins]) - strong
-    # An edge in the bar's own colour, a line of 0.8 points, keeps a bin narrower than a pixel
-    # (an hour's bin on a months-long axis) drawn: a fill that thin is not drawn at all.
-    ax.bar(starts, strong, width=width, color="tab:red", alpha=0.45, align="edge", label="strong",
-           edgecolor="tab:red", linewidth=0.8)  # fmt: skip
-    ax.bar(starts, weak, width=width, bottom=strong, color="#bbb", align="edge", label="weak",
-           edgecolor="#bbb", linewidth=0.8)  # fmt: skip
+    pooled = {m: np.array([b.models.get(m, 0) for b in report.bins]) for m in pool_colours(report)}
+    weak = (
+        np.array([b.calls for b in report.bins])
+        - strong
+        - sum(pooled.values(), np.zeros(len(strong)))
+    )
+    pair = report.pool is None or report.pair_calls > 0
+    if pair:
+        # An edge in the bar's own colour, a line of 0.8 points, keeps a bin narrower than a
+        # pixel (an hour's bin on a months-long axis) drawn: a fill that thin is not drawn at all.
+        ax.bar(starts, strong, width=width, color="tab:red", alpha=0.45, align="edge",
+               label="strong", edgecolor="tab:red", linewidth=0.8)  # fmt: skip
+        ax.bar(starts, weak, width=width, bottom=strong, color="#bbb", align="edge", label="weak",
+               edgecolor="#bbb", linewidth=0.8)  # fmt: skip
+    bottom = strong + weak
+    for model, colour in pool_colours(report).items():
+        ax.bar(starts, pooled[model], width=width, bottom=bottom, color=colour, alpha=0.7,
+               align="edge", label=_short(model, 34), edgecolor=colour, linewidth=0.8)  # fmt: skip
+        bottom = bottom + pooled[model]
     ax.set_ylabel("calls")
-    ax.set_ylim(0, max(b.calls for b in report.bins) * 1.3)  # room for the legend
+    entries = (3 if pair else 0) + len(pooled)
+    # Four short entries fit a row; model names are longer: two a row, so the legend stays
+    # inside the panel.
+    columns = 4 if not pooled else 2
+    legend_rows = (entries + columns - 1) // columns
+    # room for the legend above the tallest bar
+    ax.set_ylim(0, max(b.calls for b in report.bins) * (1.15 + 0.15 * legend_rows))
+    if not pair:
+        ax.set_title("calls per time bin and model (UTC)")
+        ax.legend(fontsize=8, loc="upper left", ncol=min(columns, max(1, entries)))
+        return
     share = ax.twinx()
     centres = [b.start + timedelta(seconds=b.seconds / 2) for b in report.bins]
     share.plot(centres, [b.strong_share * 100 for b in report.bins], "o-", color="tab:red",
@@ -111,12 +158,15 @@ def _plot_traffic(ax: Any, report: LogReport) -> None:
     share.set_yticks(range(0, 101, 20))
     handles, labels = ax.get_legend_handles_labels()
     more, more_labels = share.get_legend_handles_labels()
-    ax.legend(handles + more, labels + more_labels, fontsize=8, loc="upper left", ncol=4)
+    ax.legend(handles + more, labels + more_labels, fontsize=8, loc="upper left", ncol=columns)
 
 
 def _plot_cost(ax: Any, report: LogReport) -> None:
     ax.set_title("cumulative cost (USD)")
     c = report.cost
+    if not c.calls_compared and report.pool is not None and report.bins:
+        _plot_pool_spend(ax, report)
+        return
     if not c.calls_compared:
         why = "no call has both a known cost and a priced strong model"
         if c.unpriced_models:
@@ -148,6 +198,99 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
     )
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="lower right")
+
+
+def _plot_pool_spend(ax: Any, report: LogReport) -> None:
+    """Cumulative known spend of a log of pool calls (always-strong does not apply to them)."""
+    c = report.cost
+    if c.total_cost_usd is None:
+        ax.text(0.5, 0.5, "spend unknown: no call has a known cost", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9)  # fmt: skip
+        return
+    start, _ = time_span(report)
+    ends = [start] + [b.start + timedelta(seconds=b.seconds) for b in report.bins]
+    spent = np.concatenate([[0.0], np.cumsum([b.cost_usd or 0.0 for b in report.bins])])
+    ax.plot(ends, spent, "o-", ms=3, label="spent")
+    known = "" if c.priced_calls == report.calls else f" ({c.priced_calls} calls of known cost)"
+    ax.text(0.02, 0.95, f"{report.calls} pool calls: {c.total_cost_usd:,.4f} spent{known}",
+            transform=ax.transAxes, va="top", fontsize=9)  # fmt: skip
+    ax.set_ylim(0, max(spent[-1], 1e-12) * 1.25)  # room for the text above the line
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _plot_pool_share(ax: Any, report: LogReport) -> None:
+    """Each pool model's share of the pool calls and of their known spend."""
+    pool = report.pool
+    assert pool is not None
+    ax.set_title("pool: share of calls and of spend per model")
+    models = list(pool.models)[::-1]  # the most called on top
+    y = np.arange(len(models))
+    colours = pool_colours(report)
+    calls = [m.call_share * 100 for m in models]
+    spend = [(m.spend_share or 0.0) * 100 for m in models]
+    ax.barh(y + 0.2, calls, height=0.38, color=[colours[m.model] for m in models], alpha=0.55,
+            label="share of calls")  # fmt: skip
+    ax.barh(y - 0.2, spend, height=0.38, color=[colours[m.model] for m in models], hatch="//",
+            edgecolor="white", label="share of spend")  # fmt: skip
+    for i, m in enumerate(models):
+        ax.text(calls[i] + 1, y[i] + 0.2, share_text(m.call_share), va="center", fontsize=7)
+        ax.text(spend[i] + 1, y[i] - 0.2,
+                "spend unknown" if m.spend_share is None else share_text(m.spend_share),
+                va="center", fontsize=7)  # fmt: skip
+    ax.set_yticks(y, [_short(m.model, 34) for m in models], fontsize=8)
+    ax.set_xlim(0, 118)  # room for the labels past a bar of 100%
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("% of the pool's calls (plain) and known spend (hatched)")
+    ax.set_ylim(-0.7, len(models) - 0.3)
+
+
+def _plot_pool_quality(ax: Any, report: LogReport) -> None:
+    """Each pool model's judged score (battles won, ties half, with its 95% interval) against
+    its cost per call."""
+    pool = report.pool
+    assert pool is not None
+    ax.set_title("pool: judged quality against cost per call")
+    colours = pool_colours(report)
+    judged = [m for m in pool.models if m.battles]
+    if not judged:
+        why = f"no judged pool comparison ({pool.comparisons} recorded): run routellm judge --log"
+        ax.text(0.5, 0.5, textwrap.fill(why, 50), ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)  # fmt: skip
+        return
+    costs = []
+    for m in judged:
+        cost = m.cost_per_call if m.cost_per_call is not None else m.expected_cost_usd
+        if cost is None:
+            continue
+        costs.append(cost * 1000)
+        low, high = m.interval_95  # type: ignore[misc]
+        score = m.judged_score
+        ax.errorbar([cost * 1000], [score], yerr=[[score - low], [high - score]], fmt="o",
+                    capsize=3, color=colours[m.model],
+                    label=f"{_short(m.model, 40)} (n={m.battles})")  # fmt: skip
+    unplaced = [m.model for m in judged if m.cost_per_call is None and m.expected_cost_usd is None]
+    unjudged = [m.model for m in pool.models if not m.battles]
+    if costs and max(costs) > 20 * max(min(costs), 1e-12):
+        ax.set_xscale("log")
+    if costs:
+        low, high = min(costs), max(costs)
+        pad = (high / low) ** 0.15 if ax.get_xscale() == "log" else 0.1 * (high - low or high or 1)
+        ax.set_xlim(
+            *((low / pad, high * pad) if ax.get_xscale() == "log" else (low - pad, high + pad))
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.axhline(0.5, ls=":", color="grey", lw=1)
+    ax.set_xlabel("cost per 1,000 calls (USD; known cost, else expected)")
+    ax.set_ylabel("judged score (won, ties half)")
+    notes = []
+    if unjudged:
+        notes.append("no judged battle: " + ", ".join(_short(n, 28) for n in unjudged))
+    if unplaced:
+        notes.append("no cost known: " + ", ".join(_short(n, 28) for n in unplaced))
+    # Under the panel, across its width: inside it would cover points.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), borderaxespad=0,
+              ncol=2, title=textwrap.fill("; ".join(notes), 90) or None,
+              title_fontsize=7)  # fmt: skip
 
 
 def _plot_judged(ax: Any, report: LogReport) -> None:

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from pool_helpers import BIG, MID, PRICES, QUALITY, SMALL
+from pool_helpers import pool_call as _call
+from pool_helpers import pool_engine as _engine
+from pool_helpers import pool_judge as _judge
 from sqlalchemy import create_engine
 
 from routellm_base.errors import RouteLLMError
-from routellm_base.judging import PairwiseJudge
 from routellm_base.log import (
     RoutingLog,
     read_comparisons,
@@ -24,81 +26,7 @@ from routellm_base.log import (
 )
 from routellm_base.log.store import MIGRATIONS, log_url
 from routellm_base.log.training_data import labelled_calls, pool_battle_objects, pool_battles
-from routellm_base.pool import Pool, PoolEngine, PoolRouter
-from routellm_base.routed_call import Answer, CallSinks, Candidate, RoutedCall
-from routellm_base.shadow import ShadowAnswer, ShadowRunner
-
-# Real model names, longer than the six characters of a strong/weak side.
-BIG, MID, SMALL = "openai/gpt-4o-2024-08-06", "meta-llama/Llama-3.1-70B-Instruct", "mistral-small"
-PRICES = {BIG: (2.5, 10.0), MID: (0.9, 0.9), SMALL: (0.2, 0.6)}
-QUALITY = {BIG: 0.9, MID: 0.8, SMALL: 0.5}
-
-
-class FixedPoolRouter(PoolRouter):
-    """Predicts the same quality for every prompt (``QUALITY``): the choice is then the policy's
-    alone, and every figure can be checked by hand."""
-
-    family = "fixed"
-
-    def __init__(self) -> None:
-        super().__init__("fixed", models=list(QUALITY))
-
-    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
-        return np.array([[QUALITY[name] for name in pool.names]] * len(texts))
-
-
-def _engine() -> PoolEngine:
-    return PoolEngine(FixedPoolRouter(), Pool(PRICES))
-
-
-def _judge() -> PairwiseJudge:
-    """Prefers the answer that starts with "good" (the priciest model's), else a tie."""
-
-    def chat(messages: list[dict[str, str]]) -> str:
-        user = messages[1]["content"]
-        a = user.split("[The Start of Assistant A's Answer]\n")[1]
-        b = user.split("[The Start of Assistant B's Answer]\n")[1]
-        good_a, good_b = a.startswith("good"), b.startswith("good")
-        return "[[A]]" if good_a and not good_b else "[[B]]" if good_b and not good_a else "[[C]]"
-
-    return PairwiseJudge(chat, "scripted-judge")
-
-
-def _text(name: str, prompt: str) -> str:
-    return f"{'good' if name == BIG else 'plain'} answer of {name} to {prompt}"
-
-
-def _call(
-    engine: PoolEngine,
-    log: RoutingLog,
-    prompt: str,
-    *,
-    runner: ShadowRunner | None = None,
-    failing: tuple[str, ...] = (),
-    **options: Any,
-) -> RoutedCall[str]:
-    """One routed call through RoutedCall, answered and finished; ``failing`` models raise."""
-    call: RoutedCall[str] = RoutedCall(
-        engine,
-        [Candidate(name, name, name) for name in engine.pool.names],
-        prompt,
-        fallback=True,
-        sinks=CallSinks(log=log, shadow=runner),
-        **options,
-    )
-    call.decide()
-
-    def attempt(candidate: Candidate[str]) -> str:
-        if candidate.key in failing:
-            raise ConnectionError(f"{candidate.key} is down")
-        return _text(candidate.key, prompt)
-
-    text = call.run(attempt)
-    call.finish(
-        Answer(text, input_tokens=100, output_tokens=50),
-        shadow=lambda c: ShadowAnswer(_text(c.key, prompt), input_tokens=100, output_tokens=40),
-    )
-    return call
+from routellm_base.shadow import ShadowRunner
 
 
 def _expected(name: str, prompt: str) -> float:

@@ -1,0 +1,183 @@
+"""``routellm report`` on a log of calls routed among a pool of three models: each model's share of
+the calls and of the spend, and its judged quality against its cost per call, as a table and as
+plot panels, on a log of a third of a second and on one of four months. Every figure is checked
+against the log's rows, counted independently."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pool_helpers import BIG, MID, PRICES, SMALL, pool_call, pool_engine, pool_judge
+from sqlalchemy import create_engine, select, update
+
+from routellm_base.cli import main
+from routellm_base.log import RoutingLog, decisions, read_comparisons, read_decisions
+from routellm_base.log.report import build_report
+from routellm_base.log.report_plot import POOL_PANELS, report_figure
+from routellm_base.shadow import ShadowRunner
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+COST_WEIGHTS = (0.02, 0.1, 10.0, 0.1)
+"""Per call, in turn: the fixed predictions then choose BIG, MID, SMALL, MID."""
+
+
+def _pool_log(path: Path, step: timedelta, calls: int = 40) -> None:
+    """``calls`` pool calls ``step`` apart, every one shadowed (seeded) and judged."""
+    engine = pool_engine()
+    with RoutingLog(path, store_prompts=True, prices=PRICES) as log:
+        runner = ShadowRunner(log, 1.0, judge=pool_judge(), seed=11, workers=1)
+        for i in range(calls):
+            pool_call(
+                engine,
+                log,
+                f"question {i}",
+                runner=runner,
+                route={"cost_weight": COST_WEIGHTS[i % len(COST_WEIGHTS)]},
+            )
+        assert runner.flush(60)
+    db = create_engine(f"sqlite:///{path}")
+    with db.begin() as connection:
+        ids = list(
+            connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
+        )
+        for i, call_id in enumerate(ids):
+            connection.execute(
+                update(decisions).where(decisions.c.call_id == call_id)
+                .values(created_at=START + i * step)
+            )  # fmt: skip
+    db.dispose()
+
+
+def _independent(path: Path) -> dict[str, dict[str, float]]:
+    """Per model from the rows: calls, spend, wins, losses, ties."""
+    rows = read_decisions(path)
+    out: dict[str, dict[str, float]] = {m: Counter() for m in PRICES}  # type: ignore[misc]
+    for r in rows:
+        out[r["side"]]["calls"] += 1
+        out[r["side"]]["spend"] += r["cost_usd"]
+    for c in read_comparisons(path):
+        a, b, v = c["strong_model"], c["weak_model"], c["verdict"]
+        out[a]["wins" if v == "strong" else "losses" if v == "weak" else "ties"] += 1
+        out[b]["wins" if v == "weak" else "losses" if v == "strong" else "ties"] += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("pool-report")
+    short, long = folder / "short.db", folder / "long.db"
+    _pool_log(short, timedelta(milliseconds=7.5))
+    _pool_log(long, timedelta(days=3))
+    return {"short": short, "long": long}
+
+
+def test_the_pool_section_matches_the_rows(logs):
+    path = logs["long"]
+    report = build_report(path)
+    pool = report.pool
+    assert pool is not None and pool.calls == report.calls == 40 and report.pair_calls == 0
+    assert pool.policies == {"cost_weight": 40}
+    expected = _independent(path)
+    total = sum(e["spend"] for e in expected.values())
+    assert [m.model for m in pool.models] == [MID, SMALL, BIG]  # most calls first, then by name
+    for m in pool.models:
+        e = expected[m.model]
+        assert m.calls == e["calls"] and m.call_share == pytest.approx(e["calls"] / 40)
+        assert m.cost_usd == pytest.approx(e["spend"])
+        assert m.spend_share == pytest.approx(e["spend"] / total)
+        assert (m.wins, m.losses, m.ties) == (e["wins"], e["losses"], e["ties"])
+        assert m.battles == e["wins"] + e["losses"] + e["ties"]
+    assert pool.comparisons == pool.judged == 40
+    by_name = {m.model: m for m in pool.models}
+    # The judge prefers the big model's answers, and calls it a tie between the other two.
+    assert by_name[BIG].judged_score == 1.0 and by_name[BIG].losses == 0
+    assert by_name[BIG].cost_per_call > by_name[MID].cost_per_call > by_name[SMALL].cost_per_call
+    # A pool log's traffic bins count calls per model; its cost has no always-strong side.
+    assert sum(sum(b.models.values()) for b in report.bins) == 40
+    assert report.cost.calls_compared == 0 and report.cost.unpriced_models == ()
+
+
+def test_the_text_and_json_reports_show_the_pool(logs, tmp_path: Path, capsys):
+    path = logs["short"]
+    out = tmp_path / "pool.png"
+    assert main(["report", "--log", str(path), "--plot", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "routed among a pool of 3 models" in text
+    assert "Pool: 40 calls among 3 models (cost_weight x40)" in text
+    assert "Judged quality against spend" in text and "40 judged of 40 comparisons" in text
+    assert "always-strong" not in text and "strong share" not in text
+    table = [line for line in text.splitlines() if not line.startswith(("plot:", "routing log"))]
+    assert max(len(line) for line in table) <= 80  # the log's path and the plot's may be longer
+    for name in (BIG, MID, SMALL):
+        assert name in text  # short enough to print whole
+    assert out.stat().st_size > 10_000
+    assert main(["report", "--log", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    models = {m["model"]: m for m in data["pool"]["models"]}
+    assert models[BIG]["judged_score"] == 1.0 and len(models[BIG]["interval_95"]) == 2
+    assert all("models" in b for b in data["bins"])
+
+
+def test_a_two_model_report_has_no_pool_keys(tmp_path: Path):
+    from log_helpers import decision
+
+    with RoutingLog(tmp_path / "pair.db") as log:
+        log.record(decision(), strong_model="gpt-4o", weak_model="gpt-4o-mini")
+    report = build_report(tmp_path / "pair.db")
+    data = report.to_dict()
+    assert report.pool is None and "pool" not in data and "models" not in data["bins"][0]
+    assert [
+        ax.get_label() for ax in report_figure(report).axes if ax.get_label() in POOL_PANELS
+    ] == []
+
+
+@pytest.mark.parametrize("length", ["short", "long"])
+def test_the_pool_plot_has_its_panels_uncut_and_unobstructed(logs, length, tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    report = build_report(logs[length])
+    fig = report_figure(report)
+    fig.savefig(tmp_path / f"{length}.png", dpi=110)  # a layout pass, as the CLI saves it
+    renderer = fig.canvas.get_renderer()
+    panels = {ax.get_label(): ax for ax in fig.axes if ax.get_label()}
+    assert ["traffic", "cost", *POOL_PANELS] == [
+        name for name in panels if name in ("traffic", "cost", *POOL_PANELS)
+    ]
+    assert "judged" not in panels and "drift" not in panels  # no win rates in a pool log
+    figure_box = fig.bbox
+    for ax in panels.values():
+        title = ax.title.get_window_extent(renderer)
+        assert figure_box.x0 <= title.x0 and title.x1 <= figure_box.x1, ax.get_label()
+        legend = ax.get_legend()
+        if legend is not None:
+            box = legend.get_window_extent(renderer)
+            assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, ax.get_label()
+            assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1, ax.get_label()
+    traffic = panels["traffic"]
+    box, frame = (
+        traffic.get_legend().get_window_extent(renderer),
+        traffic.get_window_extent(renderer),
+    )
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1  # inside its panel, above the bars
+    tallest = max(bar.get_window_extent(renderer).y1 for bar in traffic.patches)
+    assert box.y0 >= tallest
+    share = panels["pool_share"]
+    labels = [t.get_window_extent(renderer) for t in share.texts]
+    assert len(labels) == 6 and not any(
+        a.overlaps(b) for i, a in enumerate(labels) for b in labels[i + 1 :]
+    )
+    ticks = [t.get_window_extent(renderer) for t in share.get_yticklabels() if t.get_text()]
+    assert len(ticks) == 3 and all(figure_box.x0 - 0.5 <= t.x0 for t in ticks)  # not cut
+    quality = panels["pool_quality"]
+    legend = quality.get_legend().get_window_extent(renderer)
+    points = quality.transData.transform(
+        [c.lines[0].get_xydata()[0] for c in quality.containers]  # each model's errorbar
+    )
+    assert len(points) == 3
+    assert not any(legend.contains(x, y) for x, y in points)  # the legend covers no point
+    assert legend.y1 <= quality.get_window_extent(renderer).y0  # under the panel
+    plt.close(fig)
