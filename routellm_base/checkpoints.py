@@ -54,6 +54,10 @@ BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     ),
 }
 
+BUNDLED_POOL_ROUTERS: dict[str, tuple[str, str]] = {}
+"""Pool routers (many priced models, :mod:`routellm_base.pool`) by name -> (folder, sha256 of
+its config.json); loaded with :func:`routellm_base.pool.load_pool_router`."""
+
 
 class _CheckpointRouter(Protocol):
     """What a router family's class takes when built from a checkpoint folder."""
@@ -184,6 +188,11 @@ def check_router_spec(name_or_path: str | Path | Router) -> None:
     key = str(name_or_path)
     if key in BUNDLED_ROUTERS or key == "random" or Path(key).expanduser().is_dir():
         return
+    if key in BUNDLED_POOL_ROUTERS:
+        raise UnknownRouterError(
+            f"{key!r} is a pool router (many priced models): load it with "
+            "routellm_base.pool.load_pool_router and route with PoolEngine"
+        )
     raise UnknownRouterError(
         f"unknown router {key!r}: not a bundled router ({sorted([*BUNDLED_ROUTERS, 'random'])}) "
         "and not a checkpoint folder"

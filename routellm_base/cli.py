@@ -63,6 +63,10 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.pool:
+        from .pool.command import eval_pool
+
+        return eval_pool(args)
     from .checkpoints import load_router
     from .evals import (
         common_items,
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark",
         action="append",
         required=True,
-        help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; repeatable",
+        help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; with "
+        "--pool, routerbench:DIR[,SPLIT] or llmrouter:DIR[,SPLIT]; repeatable",
     )
     ev.add_argument(
         "--data-dir",
@@ -244,11 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print a JSON list, one object per router and benchmark"
     )
     ev.add_argument(
-        "--plot", default=None, help="write a PNG of performance against strong-call share"
+        "--plot",
+        default=None,
+        help="write a PNG of performance against strong-call share (with --pool: of quality "
+        "against USD per 1,000 calls)",
     )
     ev.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr while scoring"
     )
+    from .pool.command import add_pool_eval_arguments
+
+    add_pool_eval_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser(

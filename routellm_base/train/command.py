@@ -31,7 +31,7 @@ from .data import (
     parse_model_map,
 )
 
-FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm", "task_experts")
+FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm", "task_experts", "pool")
 SELF_TOKENISING = ("bert", "causal_llm")
 """Families that read the prompt text themselves: their checkpoints record no embedder."""
 # Per-family defaults of the shared optimiser options (None on the command line means "default").
@@ -498,6 +498,8 @@ def add_train_parser(sub: Any) -> None:
         "family",
         choices=FAMILIES,
         help="router family to train: mf, sw_ranking, bert, causal_llm or task_experts "
+        "(a strong/weak pair), or pool (a pool router over many priced models: --data "
+        "routerbench:DIR, llmrouter:DIR, rmb:FILE, arena_hard:DIR, alpaca:CSV,JSONL, log:URL) "
         "(see README: Train your own router)",
     )
     tr.add_argument(
@@ -511,9 +513,10 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument("--out", required=True, help="checkpoint folder to write")
     tr.add_argument(
-        "--strong", required=True, help="reference strong model (a model in the battles)"
+        "--strong",
+        help="reference strong model (a model in the battles); required except for pool",
     )
-    tr.add_argument("--weak", required=True, help="reference weak model")
+    tr.add_argument("--weak", help="reference weak model; required except for pool")
     tr.add_argument(
         "--model-map", action="append", help="SOURCE=TARGET model-name mapping; repeatable"
     )
@@ -598,10 +601,27 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr while training"
     )
+    from ..pool.command import add_pool_train_arguments
+
+    add_pool_train_arguments(tr)
     tr.set_defaults(func=lambda args: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.family == "pool":
+        from ..pool.command import train_pool
+
+        record = train_pool(args)
+        print(
+            f"wrote {args.out}: {record['family']} over {len(record['models'])} models, "
+            f"{record['prompts']} prompts, {record['scored_cells']} scored cells, "
+            f"{record['battles']} battles, {record['removed_as_contaminated_prompts']} prompts "
+            f"removed as contaminated, {record['seconds']} s"
+        )
+        return 0
+    missing = [f"--{n}" for n in ("strong", "weak") if not getattr(args, n)]
+    if missing:
+        raise ValueError(f"routellm train {args.family} needs {' and '.join(missing)}")
     training = train_checkpoint(args)
     print(
         f"wrote {args.out}: {args.family}, {training['battles']} battles, {training['prompts']} prompts, "

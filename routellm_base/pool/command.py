@@ -1,0 +1,265 @@
+"""``routellm train pool`` and ``routellm eval --pool``: pool routers from many models' scores
+and battles, and their cost-quality curves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..decontaminate import contaminated_mask
+from ..embedders import load_embedder
+from ..errors import PoolError
+from .checkpoints import load_pool_router, save_pool_router
+from .data import COMMERCIAL_SOURCES, SOURCE_FORMS, PoolData, load_pool_sources, parse_model_map
+from .evaluation import evaluate_pool, format_report, plot_pool
+from .models import Pool
+from .training import PoolMFConfig, fit_knn, train_pool_mf
+
+POOL_ROUTERS = ("knn", "mf")
+
+
+def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options only ``routellm train pool`` reads (the shared ones: --data, --out,
+    --model-map, --embedder, --cosine, --data-licence, --seed, --lr)."""
+    group = parser.add_argument_group("pool (routellm train pool)")
+    group.add_argument(
+        "--pool-router",
+        choices=POOL_ROUTERS,
+        default="knn",
+        help="pool: knn (cosine kNN over the stored prompts, default) or mf (many-model matrix "
+        "factorisation, numpy-trained)",
+    )
+    group.add_argument(
+        "--k",
+        type=int,
+        default=20,
+        help="pool knn: neighbours averaged per prediction (prompts; default 20)",
+    )
+    group.add_argument(
+        "--weighted",
+        action="store_true",
+        help="pool knn: weight each neighbour's score by its cosine similarity",
+    )
+    group.add_argument(
+        "--exclude-data",
+        action="append",
+        help="pool: evaluation data in a --data form (e.g. routerbench:DIR,test); training "
+        "prompts that duplicate one of its prompts (exact, or cosine >= --cosine) are dropped; "
+        "repeatable",
+    )
+    group.add_argument(
+        "--steps", type=int, default=300, help="pool mf: full-batch Adam steps (default 300)"
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=1e-3,
+        help="pool mf: L2 penalty on the projection and model vectors (default 1e-3)",
+    )
+    group.add_argument(
+        "--battle-weight",
+        type=float,
+        default=1.0,
+        help="pool mf: weight of the Bradley-Terry battle loss beside the pointwise loss "
+        "(default 1)",
+    )
+
+
+def _decontaminate(
+    data: PoolData, embeddings: np.ndarray, exclude: list[str], embedder: Any, cosine: float
+) -> tuple[PoolData, np.ndarray, int]:
+    """``data`` without the prompts that duplicate a prompt of the ``exclude`` sources."""
+    texts = [p for spec in exclude for p in load_pool_sources([spec], None).prompts]
+    if not texts:
+        return data, embeddings, 0
+    bad = contaminated_mask(data.prompts, texts, embeddings, embedder.embed(texts), cosine)
+    return data.subset(~bad), embeddings[~bad], int(bad.sum())
+
+
+def train_pool(args: argparse.Namespace) -> dict[str, Any]:
+    """Fit and save a pool router from ``args`` (``routellm train pool``); returns the training
+    record. Raises :class:`PoolError` for bad sources, names or settings."""
+    started = time.time()
+    given = [f"--{n}" for n in ("strong", "weak") if getattr(args, n, None)]
+    if given:
+        raise PoolError(f"a pool router has no strong/weak pair; drop {', '.join(given)}")
+    model_map = parse_model_map(args.model_map or [])
+    data = load_pool_sources(args.data, model_map)
+    embedder = load_embedder(args.embedder)
+    embeddings = embedder.embed(data.prompts)
+    data, embeddings, removed = _decontaminate(
+        data, embeddings, args.exclude_data or [], embedder, args.cosine
+    )
+    if not len(data.prompts):
+        raise PoolError("no prompt is left after decontamination")
+    report: dict[str, Any] = {}
+    if args.pool_router == "knn":
+        router: Any = fit_knn(
+            embeddings, data, k=args.k, weighted=args.weighted, name="pool_knn", embedder=embedder
+        )
+    else:
+        from .mf import PoolMFRouter
+
+        config = PoolMFConfig(
+            dim=args.dim,
+            steps=args.steps,
+            lr=args.lr if args.lr is not None else PoolMFConfig.lr,
+            weight_decay=args.weight_decay,
+            battle_weight=args.battle_weight,
+            seed=args.seed,
+        )
+        tensors, report = train_pool_mf(embeddings, data, config)
+        router = PoolMFRouter("pool_mf", tensors, data.models, embedder=embedder)
+    kinds = sorted({s["kind"] for s in data.sources})
+    training = {
+        "family": router.family,
+        "data": data.sources,
+        "licences": data.licences,
+        "commercial_use": all(k in COMMERCIAL_SOURCES for k in kinds),
+        **data.summary(),
+        "removed_as_contaminated_prompts": removed,
+        "decontaminated_against": list(args.exclude_data or []),
+        "mf": report or None,
+        "seconds": round(time.time() - started, 1),
+        "command": "routellm " + shlex.join(args.command_line),
+    }
+    card = pool_model_card(router, training, args.data_licence)
+    save_pool_router(router, args.out, model_card=card, training=training)
+    return training
+
+
+def pool_model_card(router: Any, training: dict[str, Any], declared: str | None = None) -> str:
+    """A pool checkpoint's MODEL_CARD.md: what it predicts, its data with sha256 and licences,
+    whether it may ship, how to rebuild it."""
+    rows = "\n".join(
+        f"| `{s['path']}` | {s['kind']} | `{s['sha256'][:16]}…` |" for s in training["data"]
+    )
+    licences = "\n".join(f"- {k}: {v}" for k, v in sorted(training["licences"].items()))
+    use = (
+        "Every source allows commercial use: this checkpoint may ship."
+        if training["commercial_use"]
+        else "**Research-only**: at least one source is non-commercial or unlicensed; do not "
+        "ship this checkpoint."
+    )
+    if router.family == "pool_knn":
+        how = (
+            f"kNN: q_m(x) = the {'similarity-weighted ' if router.weighted else ''}mean score for m of "
+            f"the {router.k} stored prompts nearest to x (cosine), skipping prompts with no score "
+            "for m; battle-only prompts store each model's mean battle outcome."
+        )
+    else:
+        mf = training.get("mf") or {}
+        how = (
+            "Many-model MF: q_m(x) = sigmoid(u_m . (W e(x) + b) + beta_m), trained on pointwise "
+            "scores (cross-entropy) and battles (Bradley-Terry); "
+            f"kept step {mf.get('kept_step')} of {mf.get('config', {}).get('steps')} by validation loss "
+            f"{mf.get('validation_loss')}."
+        )
+    return f"""# Pool router checkpoint ({router.family})
+
+Predicts the quality in [0, 1] of each of these models' answers to a prompt:
+{", ".join(training["models"])}.
+{how}
+Embedder: `{router.embedder.kind}:{router.embedder.name}` ({router.embedder.dim}-d).
+
+## Training data
+| file | source | sha256 |
+| --- | --- | --- |
+{rows}
+
+Prompts: {training["prompts"]}; scored cells: {training["scored_cells"]}; battles: {training["battles"]}.
+Decontamination: {training["removed_as_contaminated_prompts"]} prompts removed that duplicate a prompt of {training["decontaminated_against"] or "no evaluation data (none given)"}.
+
+## Licences
+{licences}
+{f"- declared by the trainer: {declared}" if declared else ""}
+
+{use}
+
+## Reproduce
+    {training["command"]}
+"""
+
+
+def eval_pool(args: argparse.Namespace) -> int:
+    """``routellm eval --pool``: each router's λ-curve on each data set."""
+    if not args.router:
+        raise PoolError("--pool needs at least one --router (a pool router name or folder)")
+    routers = [load_pool_router(r) for r in args.router]
+    model_map = parse_model_map(args.model_map or [])
+    out: list[dict[str, Any]] = []
+    for spec in args.benchmark:
+        kind, sep, rest = spec.partition(":")
+        if sep and kind in ("routerbench", "llmrouter") and "," not in rest:
+            spec = f"{spec},test"
+        data = load_pool_sources([spec], model_map)
+        if data.costs is None:
+            raise PoolError(
+                f"--benchmark {spec!r} has no per-call costs: a cost-quality curve needs "
+                "routerbench:DIR[,SPLIT] or llmrouter:DIR[,SPLIT]"
+            )
+        complete = data.complete()
+        data = data.subset(complete)
+        pool = Pool({m: (0.0, 0.0) for m in data.models})  # names only: the items' costs decide
+        preds = {}
+        for router in routers:
+            preds[router.name] = router.quality(data.prompts, pool)
+        report = evaluate_pool(preds, data.scores, data.costs, data.models)
+        if args.json:
+            out.append(
+                {
+                    "benchmark": spec,
+                    "left_out_incomplete": int((~complete).sum()),
+                    **report.to_dict(args.at_cost),
+                }
+            )
+        else:
+            print(
+                f"== {spec} ({int((~complete).sum())} items without every model's score or cost left out)"
+            )
+            print(format_report(report))
+            if args.at_cost is not None:
+                for curve in report.curves:
+                    print(
+                        f"{curve.name}: quality {curve.quality_at(args.at_cost):.3f} at ${args.at_cost:g} per 1,000 calls"
+                    )
+        if args.plot:
+            path = Path(args.plot)
+            if len(args.benchmark) > 1:
+                path = path.with_name(
+                    f"{path.stem}-{len(out) or args.benchmark.index(spec)}{path.suffix}"
+                )
+            plot_pool(report, path, title=spec)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def add_pool_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """``routellm eval --pool`` options."""
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="score pool routers (many priced models) instead: each --benchmark is a data "
+        f"source with costs ({SOURCE_FORMS.split(', rmb')[0]}; SPLIT defaults to test) and each "
+        "--router a pool router name or folder; prints, as the cost weight lambda sweeps, "
+        "mean quality against USD per 1,000 calls, the best single model, the oracle, the Zero "
+        "router, AIQ and the cost to match the best single model",
+    )
+    parser.add_argument(
+        "--at-cost",
+        type=float,
+        default=None,
+        help="with --pool: also print each router's quality at this cost (USD per 1,000 calls)",
+    )
+    parser.add_argument(
+        "--model-map",
+        action="append",
+        help="with --pool: SOURCE=TARGET model-name mapping of the data; repeatable",
+    )

@@ -1,0 +1,371 @@
+"""Cost-quality evaluation of a pool router (RouterBench, Hu et al. 2024, section 4).
+
+Inputs, over ``n`` items and ``m`` models: predicted quality ``pred`` (n, m), true scores
+``scores`` (n, m) in [0, 1] and true per-call costs ``costs`` (n, m) in USD. The router chooses,
+per item, the argmax of ``pred - lambda * 1000 * decision_costs`` (the :class:`PoolPolicy` rule;
+``decision_costs`` are the costs the router may know before the call, by default ``costs``);
+each lambda gives one point: the mean true score of the chosen models against their mean true
+cost in USD per 1,000 calls. Sweeping lambda traces the router's curve.
+
+Definitions (pure numpy):
+
+* **best single model**: the highest mean score (ties: the cheaper); its mean cost.
+* **oracle**: per item the best-scoring model, the cheapest (true cost) among ties.
+* **Zero router**: the upper convex hull of the single models' (cost, quality) points, i.e.
+  what random mixtures of single models reach (RouterBench's Zero router).
+* **AIQ**: the area under a curve's *non-decreasing convex hull* divided by the cost range,
+  the cost range being the single models' cheapest to priciest mean cost (RouterBench eq. 2).
+  The hull is the upper convex hull of the curve's points (so mixtures of two operating
+  points count, as RouterBench allows), flat after its best point and, below its cheapest
+  point, flat at that point's quality (the cheapest lambda reaches the cheapest single model
+  when decisions use per-model costs, so this rarely matters).
+* **cost to match**: the least cost at which the hull reaches a quality (the best single
+  model's); ``None`` when it never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PoolError
+
+DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.logspace(-4, 4, 241), [np.inf]])
+"""lambda values swept (quality per USD per 1,000 calls): 0, 1e-4 ... 1e4 in 241 log steps,
+and infinity (the cheapest model by decision cost)."""
+
+
+def _check(scores: np.ndarray, costs: np.ndarray, pred: np.ndarray | None = None) -> None:
+    if scores.ndim != 2 or costs.shape != scores.shape:
+        raise PoolError(f"scores {scores.shape} and costs {costs.shape} must be the same (n, m)")
+    if pred is not None and pred.shape != scores.shape:
+        raise PoolError(f"predictions {pred.shape} do not match scores {scores.shape}")
+    if not (np.isfinite(scores).all() and np.isfinite(costs).all()):
+        raise PoolError("scores and costs must be finite: evaluate on complete items only")
+    if not len(scores):
+        raise PoolError("no items to evaluate")
+
+
+def choose(pred: np.ndarray, decision_costs: np.ndarray, cost_weight: float) -> np.ndarray:
+    """Per item the chosen model's index, shape (n,): argmax of ``pred - lambda * 1000 * c``
+    (ties: the cheaper by decision cost); ``lambda = inf`` takes the cheapest."""
+    c = np.broadcast_to(decision_costs, pred.shape)
+    utility = -c if np.isinf(cost_weight) else pred - cost_weight * 1000.0 * c
+    best = utility.max(axis=1, keepdims=True)
+    tied = utility >= best - 1e-12
+    return np.argmin(np.where(tied, c, np.inf), axis=1)
+
+
+@dataclass
+class Curve:
+    """A router's operating points: ``cost`` (USD per 1,000 calls) and mean ``quality`` per
+    ``cost_weight`` (lambda, quality per USD per 1,000 calls), all shape (k,)."""
+
+    name: str
+    cost: np.ndarray
+    quality: np.ndarray
+    cost_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def hull(self) -> tuple[np.ndarray, np.ndarray]:
+        """The non-decreasing upper convex hull: (costs, qualities), increasing in both."""
+        return nondecreasing_hull(self.cost, self.quality)
+
+    def quality_at(self, cost: float) -> float:
+        """The hull's quality at ``cost`` USD per 1,000 calls."""
+        c, q = self.hull()
+        return float(np.interp(cost, c, q))
+
+    def aiq(self, cost_range: tuple[float, float]) -> float:
+        """Area under the hull over ``cost_range`` divided by its width (RouterBench AIQ)."""
+        return hull_area(*self.hull(), *cost_range)
+
+    def cost_to_match(self, quality: float) -> float | None:
+        """The least cost (USD per 1,000 calls) at which the hull reaches ``quality``."""
+        c, q = self.hull()
+        if q[-1] < quality - 1e-12:
+            return None
+        if q[0] >= quality:
+            return float(c[0])
+        j = int(np.argmax(q >= quality - 1e-12))
+        if q[j] - q[j - 1] <= 0:
+            return float(c[j])
+        t = (quality - q[j - 1]) / (q[j] - q[j - 1])
+        return float(c[j - 1] + t * (c[j] - c[j - 1]))
+
+
+def upper_hull(cost: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The upper convex hull of points (cost, quality), left to right (Andrew's monotone chain)."""
+    pts = sorted(set(zip(np.asarray(cost, float).tolist(), np.asarray(quality, float).tolist())))
+    hull: list[tuple[float, float]] = []
+    for p in pts:
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            # drop the middle point unless it lies strictly above the chord
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:
+                hull.pop()
+            else:
+                break
+        if hull and hull[-1][0] == p[0]:  # same cost: keep the better
+            hull[-1] = p if p[1] > hull[-1][1] else hull[-1]
+            continue
+        hull.append(p)
+    arr = np.array(hull, dtype=np.float64)
+    return arr[:, 0], arr[:, 1]
+
+
+def nondecreasing_hull(cost: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The upper convex hull cut after its best point (beyond it, spending more gains nothing)."""
+    c, q = upper_hull(cost, quality)
+    top = int(np.argmax(q))
+    return c[: top + 1], q[: top + 1]
+
+
+def hull_area(c: np.ndarray, q: np.ndarray, low: float, high: float) -> float:
+    """Mean of the piecewise-linear hull (flat beyond its ends) over [low, high]."""
+    if high <= low:
+        raise PoolError(f"empty cost range [{low}, {high}]")
+    xs = np.unique(np.concatenate([[low, high], c[(c > low) & (c < high)]]))
+    ys = np.interp(xs, c, q)
+    return float(np.sum((ys[1:] + ys[:-1]) * np.diff(xs)) / 2.0 / (high - low))
+
+
+def router_curve(
+    pred: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    decision_costs: np.ndarray | None = None,
+    cost_weights: Sequence[float] | np.ndarray = DEFAULT_COST_WEIGHTS,
+    name: str = "router",
+) -> Curve:
+    """The router's points as lambda sweeps ``cost_weights``; see the module docstring.
+    ``decision_costs``: (n, m) or (m,) USD per call (default ``costs``)."""
+    pred, scores, costs = (np.asarray(a, dtype=np.float64) for a in (pred, scores, costs))
+    _check(scores, costs, pred)
+    dc = costs if decision_costs is None else np.asarray(decision_costs, dtype=np.float64)
+    rows = np.arange(len(scores))
+    lam = np.asarray(cost_weights, dtype=np.float64)
+    quality, cost = np.empty(len(lam)), np.empty(len(lam))
+    for k, weight in enumerate(lam):
+        pick = choose(pred, dc, weight)
+        quality[k] = scores[rows, pick].mean()
+        cost[k] = 1000.0 * costs[rows, pick].mean()
+    return Curve(name, cost, quality, lam)
+
+
+def single_models(scores: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's mean score and mean cost (USD per 1,000 calls), both shape (m,)."""
+    _check(scores, costs)
+    return scores.mean(axis=0), 1000.0 * costs.mean(axis=0)
+
+
+def oracle(scores: np.ndarray, costs: np.ndarray) -> tuple[float, float]:
+    """(quality, USD per 1,000 calls) of per-item best-scoring model, cheapest among ties."""
+    _check(scores, costs)
+    pick = choose(scores, costs, 0.0)
+    rows = np.arange(len(scores))
+    return float(scores[rows, pick].mean()), float(1000.0 * costs[rows, pick].mean())
+
+
+@dataclass
+class PoolReport:
+    """Everything ``routellm eval --pool`` prints for one data set: the single models, the best
+    of them, the oracle, the Zero router and each router's curve with its AIQ and cost to match
+    the best single model. Costs are USD per 1,000 calls."""
+
+    models: list[str]
+    items: int
+    single_quality: np.ndarray
+    single_cost: np.ndarray
+    oracle_quality: float
+    oracle_cost: float
+    curves: list[Curve]
+
+    @property
+    def cost_range(self) -> tuple[float, float]:
+        return float(self.single_cost.min()), float(self.single_cost.max())
+
+    @property
+    def best_single(self) -> int:
+        """Index of the best single model (highest mean score; ties: cheaper)."""
+        top = self.single_quality >= self.single_quality.max() - 1e-12
+        return int(np.argmin(np.where(top, self.single_cost, np.inf)))
+
+    @property
+    def zero(self) -> Curve:
+        return Curve("Zero router", self.single_cost, self.single_quality)
+
+    def row(self, curve: Curve, at_cost: float | None = None) -> dict[str, Any]:
+        """A curve's summary: AIQ, cost to match the best single model, and its quality at
+        ``at_cost`` (default the best single model's cost)."""
+        best = self.best_single
+        cost = float(self.single_cost[best]) if at_cost is None else at_cost
+        return {
+            "router": curve.name,
+            "aiq": curve.aiq(self.cost_range),
+            "cost_to_match_best_single": curve.cost_to_match(float(self.single_quality[best])),
+            "quality_at_cost": curve.quality_at(cost),
+            "at_cost": cost,
+            "max_quality": float(curve.hull()[1][-1]),
+        }
+
+    def to_dict(self, at_cost: float | None = None) -> dict[str, Any]:
+        best = self.best_single
+        return {
+            "items": self.items,
+            "cost_range": list(self.cost_range),
+            "single_models": {
+                m: {"quality": float(q), "cost": float(c)}
+                for m, q, c in zip(self.models, self.single_quality, self.single_cost)
+            },
+            "best_single": {
+                "model": self.models[best],
+                "quality": float(self.single_quality[best]),
+                "cost": float(self.single_cost[best]),
+            },
+            "oracle": {"quality": self.oracle_quality, "cost": self.oracle_cost},
+            "routers": [self.row(c, at_cost) for c in [self.zero, *self.curves]],
+        }
+
+
+def evaluate_pool(
+    predictions: dict[str, np.ndarray],
+    scores: np.ndarray,
+    costs: np.ndarray,
+    models: Sequence[str],
+    decision_costs: np.ndarray | None = None,
+    cost_weights: Sequence[float] | np.ndarray = DEFAULT_COST_WEIGHTS,
+) -> PoolReport:
+    """A :class:`PoolReport` of each named prediction (n, m) on complete items ``scores`` /
+    ``costs`` (n, m; USD per call). Raises :class:`PoolError` on mismatched shapes or NaNs."""
+    scores, costs = np.asarray(scores, float), np.asarray(costs, float)
+    _check(scores, costs)
+    if len(models) != scores.shape[1]:
+        raise PoolError(f"{len(models)} model names for {scores.shape[1]} columns")
+    sq, sc = single_models(scores, costs)
+    oq, oc = oracle(scores, costs)
+    curves = [
+        router_curve(p, scores, costs, decision_costs, cost_weights, name)
+        for name, p in predictions.items()
+    ]
+    return PoolReport(list(models), len(scores), sq, sc, oq, oc, curves)
+
+
+def group_mean_predictions(
+    train_scores: np.ndarray,
+    train_groups: Sequence[str],
+    test_groups: Sequence[str],
+) -> np.ndarray:
+    """The "one model per task" baseline: each test item's prediction is its group's mean
+    training score per model (NaN-skipping; an unseen group gets the overall mean), (n, m)."""
+    overall = np.nanmean(train_scores, axis=0)
+    groups = np.asarray(train_groups)
+    by_group = {
+        g: np.where(np.isnan(m := np.nanmean(train_scores[groups == g], axis=0)), overall, m)
+        for g in set(train_groups)
+    }
+    return np.stack([by_group.get(g, overall) for g in test_groups])
+
+
+def format_report(report: PoolReport, curve_rows: int = 12) -> str:
+    """The text ``routellm eval --pool`` prints: single models, best single, oracle, and per
+    router a λ-table (quality vs USD per 1,000 calls) and its AIQ / cost to match."""
+    lines = [
+        f"{report.items} items; cost range ${report.cost_range[0]:.3f} - ${report.cost_range[1]:.3f} per 1,000 calls"
+    ]
+    lines.append(f"{'model':<40} {'quality':>8} {'$/1k calls':>11}")
+    for i in np.argsort(report.single_cost):
+        lines.append(
+            f"{report.models[i]:<40} {report.single_quality[i]:>8.3f} {report.single_cost[i]:>11.3f}"
+        )
+    b = report.best_single
+    lines.append(
+        f"best single: {report.models[b]} {report.single_quality[b]:.3f} at ${report.single_cost[b]:.3f}"
+    )
+    lines.append(f"oracle: {report.oracle_quality:.3f} at ${report.oracle_cost:.3f}")
+    for curve in [report.zero, *report.curves]:
+        row = report.row(curve)
+        match = row["cost_to_match_best_single"]
+        lines.append(
+            f"{curve.name}: AIQ {row['aiq']:.3f}; cost to match best single "
+            f"{'never' if match is None else f'${match:.3f}'}; quality at the best single's cost "
+            f"{row['quality_at_cost']:.3f}; best {row['max_quality']:.3f}"
+        )
+        if curve.cost_weight.size:
+            lines.append(f"  {'lambda':>10} {'quality':>8} {'$/1k calls':>11}")
+            picks = _spread(curve, curve_rows)
+            for k in picks:
+                lines.append(
+                    f"  {curve.cost_weight[k]:>10.4g} {curve.quality[k]:>8.3f} {curve.cost[k]:>11.3f}"
+                )
+    return "\n".join(lines)
+
+
+def _spread(curve: Curve, rows: int) -> list[int]:
+    """About ``rows`` λ indices with distinct operating points, evenly along the cost axis."""
+    distinct: list[int] = []
+    for k in range(len(curve.cost)):
+        if not distinct or (curve.cost[k], curve.quality[k]) != (
+            curve.cost[distinct[-1]],
+            curve.quality[distinct[-1]],
+        ):
+            distinct.append(k)
+    if len(distinct) <= rows:
+        return distinct
+    step = (len(distinct) - 1) / (rows - 1)
+    return sorted({distinct[round(i * step)] for i in range(rows)})
+
+
+def plot_pool(report: PoolReport, path: str | Path, title: str = "") -> Path:
+    """A PNG of quality against USD per 1,000 calls: single models, the Zero router's hull,
+    the oracle and each router's points and hull (needs matplotlib: the ``eval`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "--plot needs matplotlib: pip install 'langchain-routellm[eval]'"
+        ) from exc
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter(
+        report.single_cost, report.single_quality, color="black", s=18, label="single models"
+    )
+    for name, c, q in zip(report.models, report.single_cost, report.single_quality):
+        ax.annotate(
+            name.split("/")[-1], (c, q), fontsize=6, xytext=(3, -3), textcoords="offset points"
+        )
+    zc, zq = report.zero.hull()
+    ax.plot(zc, zq, "k--", lw=1, label="Zero router (hull of single models)")
+    ax.scatter(
+        [report.oracle_cost],
+        [report.oracle_quality],
+        marker="*",
+        s=80,
+        color="gold",
+        edgecolor="black",
+        label="oracle",
+    )
+    for curve in report.curves:
+        hc, hq = curve.hull()
+        (line,) = ax.plot(
+            hc, hq, lw=1.5, label=f"{curve.name} (AIQ {curve.aiq(report.cost_range):.3f})"
+        )
+        ax.scatter(curve.cost, curve.quality, s=4, color=line.get_color(), alpha=0.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("cost, USD per 1,000 calls (log scale)")
+    ax.set_ylabel("mean quality")
+    ax.set_title(title or f"{report.items} items")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
