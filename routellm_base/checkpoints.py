@@ -54,7 +54,13 @@ BUNDLED_ROUTERS: dict[str, tuple[str, str]] = {
     ),
 }
 
-BUNDLED_POOL_ROUTERS: dict[str, tuple[str, str]] = {}
+BUNDLED_POOL_ROUTERS: dict[str, tuple[str, str]] = {
+    # LLMRouter train (MIT) + Arena-Hard battles (Apache-2.0); recipe: train/pool_bundled.py
+    "pool_knn": (
+        "pool-knn-minilm-static",
+        "f285a3b32d97e886e85d25483927fd76ea4304755ce8f6246a29221b73f4c3c9",
+    ),
+}
 """Pool routers (many priced models, :mod:`routellm_base.pool`) by name -> (folder, sha256 of
 its config.json); loaded with :func:`routellm_base.pool.load_pool_router`."""
 

@@ -32,8 +32,9 @@ def add_model(
     * :class:`PoolMFRouter`: only u_new (h,) and beta_new are fitted, by Newton's method on the
       cross-entropy of sigmoid(u . z(x) + beta) against the scores, z the frozen projection,
       u pulled towards the known models' mean vector (:data:`MF_PRIOR_PENALTY`).
-    * :class:`KnnPoolRouter`: the new model's score on each stored prompt is a kNN (the
-      router's ``k`` and weighting) over the probe prompts.
+    * :class:`KnnPoolRouter`: the new model's score on each stored prompt is predicted from
+      the known models' predicted qualities there, by a ridge regression fitted on the probe
+      prompts (:func:`knn_column`).
 
     ``embeddings`` (len(prompts), d) skips embedding the prompts. Raises :class:`PoolError`
     with fewer than :data:`MIN_PROBE_PROMPTS` scored prompts (naming the count), for a name
@@ -63,11 +64,30 @@ def add_model(
         u, beta = fit_mf_model(router, embeddings, y)
         return router.with_model(name, u, beta)
     if isinstance(router, KnnPoolRouter):
-        probe = KnnPoolRouter(
-            "probe", embeddings, y.reshape(-1, 1), [name], k=router.k, weighted=router.weighted
-        )
-        return router.with_model(name, probe.quality_from_embeddings(router.embeddings)[:, 0])
+        return router.with_model(name, knn_column(router, embeddings, y))
     raise PoolError(f"add_model fits kNN and MF pool routers; {router.name!r} is {router.family}")
+
+
+KNN_RIDGE_PENALTY = 1.0
+"""Ridge penalty of :func:`knn_column` on standardised features, in units of one probe."""
+
+
+def knn_column(router: KnnPoolRouter, embeddings: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The new model's column on the router's stored prompts, shape (N,).
+
+    Features of a prompt: the router's predicted quality of each known model there (its kNN
+    means). A ridge regression (intercept free, :data:`KNN_RIDGE_PENALTY`) of the probe
+    scores ``y`` (n,) on the probes' features maps the stored prompts' features to the new
+    model's expected score, clipped to [0, 1]. A model that is good where the others are (or
+    where a particular one is) is recognised from 100 probes, where a kNN over the probes
+    alone would average a handful of neighbours.
+    """
+    probe = router.quality_from_embeddings(embeddings)
+    stored = router.quality_from_embeddings(router.embeddings)
+    mean, scale = probe.mean(axis=0), probe.std(axis=0) + 1e-6
+    a = (probe - mean) / scale
+    w = np.linalg.solve(a.T @ a + KNN_RIDGE_PENALTY * np.eye(a.shape[1]), a.T @ (y - y.mean()))
+    return np.clip(((stored - mean) / scale) @ w + y.mean(), 0.0, 1.0)
 
 
 def fit_mf_model(

@@ -563,6 +563,21 @@ def load_pool_sources(specs: Sequence[str], model_map: Mapping[str, str] | None 
     return merged
 
 
+def relative_sources(data: PoolData, root: str | Path) -> list[dict[str, Any]]:
+    """``data.sources`` with paths under ``root`` (the data folder) written relative to it, as
+    a shipped checkpoint's record should (no machine's absolute paths)."""
+    base = Path(root).resolve()
+    out = []
+    for source in data.sources:
+        path = Path(str(source["path"]))
+        try:
+            rel = str(path.resolve().relative_to(base))
+        except (ValueError, OSError):
+            rel = str(source["path"])
+        out.append({**source, "path": rel})
+    return out
+
+
 def split_by_prompt(data: PoolData, percent: int, salt: str = "") -> tuple[PoolData, PoolData]:
     """(rest, held) where ``held`` holds the prompts whose sha1 bucket (0-99, of ``salt`` +
     text) is below ``percent``: a deterministic split by prompt, repeats on one side."""

@@ -369,3 +369,25 @@ def plot_pool(report: PoolReport, path: str | Path, title: str = "") -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def pairwise_accuracy(
+    pred: np.ndarray,
+    battle_prompt: np.ndarray,
+    battle_a: np.ndarray,
+    battle_b: np.ndarray,
+    battle_outcome: np.ndarray,
+) -> tuple[float, int]:
+    """Share of decisive battles (outcome not 0.5) whose winner the predictions rank higher
+    on the battle's prompt (a predicted tie counts half); ``pred`` (n, m). Returns (accuracy,
+    decisive battles); NaN accuracy without any."""
+    pred = np.asarray(pred, dtype=np.float64)
+    outcome = np.asarray(battle_outcome, dtype=np.float64)
+    decisive = np.abs(outcome - 0.5) > 1e-9
+    if not decisive.any():
+        return float("nan"), 0
+    p = battle_prompt[decisive]
+    diff = pred[p, battle_a[decisive]] - pred[p, battle_b[decisive]]
+    a_won = outcome[decisive] > 0.5
+    right = np.where(np.abs(diff) < 1e-12, 0.5, ((diff > 0) == a_won).astype(float))
+    return float(right.mean()), int(decisive.sum())
