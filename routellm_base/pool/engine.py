@@ -176,19 +176,22 @@ class PoolEngine:
         utility = rules.utility(np.nan_to_num(quality, nan=0.0), costs, usable, cost_weight)
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
         decisions = []
+        # Python lists once per batch: indexing numpy scalars per candidate costs more than
+        # the rest of a decision.
+        usable_rows, quality_rows, cost_rows = usable.tolist(), quality.tolist(), costs.tolist()
+        names = pool.names
         for i, text in enumerate(texts):
             if unreadable[i]:  # the priciest usable candidate, as the two-model rule goes strong
                 order_idx = ranked(np.where(usable[i], costs[i], -np.inf), costs[i])
             else:
                 order_idx = ranked(utility[i], costs[i])
-            order = tuple(pool.names[j] for j in order_idx if usable[i, j])
+            row_usable = usable_rows[i]
+            order = tuple(names[j] for j in order_idx.tolist() if row_usable[j])
             choice = PoolChoice(
                 policy=rules.name,
                 knob=rules.knob,
-                quality={}
-                if unreadable[i]
-                else {n: float(q) for n, q in zip(pool.names, quality[i])},
-                expected_cost={n: float(c) for n, c in zip(pool.names, costs[i])},
+                quality={} if unreadable[i] else dict(zip(names, quality_rows[i])),
+                expected_cost=dict(zip(names, cost_rows[i])),
                 order=order,
                 max_cost=rules.max_cost,
                 cost_weight=cost_weight if rules.name != "quality_tolerance" else None,

@@ -15,6 +15,8 @@ from .models import Pool
 from .routers import PoolRouter
 
 KNN_TENSORS = ("embeddings", "scores")
+MERGE_JACCARD = 0.9
+"""Columns whose scored prompts overlap at least this much share one neighbour search."""
 
 
 class KnnPoolRouter(PoolRouter):
@@ -57,25 +59,55 @@ class KnnPoolRouter(PoolRouter):
             raise PoolError(f"kNN router {name!r}: no stored prompt has a score for {empty}")
         self.k = int(k)
         self.weighted = bool(weighted)
+        # Rows ordered by which models score them, so that each group of models' prompts is
+        # one contiguous slice; the order of stored prompts carries no meaning.
+        pattern = np.isfinite(self.scores)
+        order = np.lexsort(pattern.T[::-1]) if pattern.size else np.arange(0)
+        self.embeddings = np.ascontiguousarray(self.embeddings[order])
+        self.scores = self.scores[order]
+        self._embeddings_t = np.ascontiguousarray(self.embeddings.T)
         self._groups = self._column_groups()
 
-    def _column_groups(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Columns sharing one pattern of scored prompts: (columns, rows, scores[rows][:, cols])."""
-        masks: dict[bytes, list[int]] = {}
+    def _column_groups(
+        self,
+    ) -> list[tuple[np.ndarray, slice | np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Columns that share their scored prompts: (columns, rows, scores[rows][:, cols] with
+        0 for NaN, 1.0/0.0 where scored or ``None`` when all are).
+
+        Columns whose scored prompts nearly coincide (Jaccard >= :data:`MERGE_JACCARD`, e.g.
+        models of one battle set where a model lacks a battle or two) share one neighbour
+        search over the union of their prompts; a neighbour without a score for a column is
+        skipped there. Stored rows are ordered by scoring pattern at construction, so a
+        group's rows are usually a contiguous slice (no copy per query).
+        """
         scored = np.isfinite(self.scores)
+        groups: list[tuple[list[int], np.ndarray]] = []
         for j in range(scored.shape[1]):
-            masks.setdefault(scored[:, j].tobytes(), []).append(j)
-        groups = []
-        for cols in masks.values():
-            rows = np.flatnonzero(scored[:, cols[0]])
-            groups.append(
+            for cols, mask in groups:
+                inter = np.logical_and(mask, scored[:, j]).sum()
+                union = np.logical_or(mask, scored[:, j]).sum()
+                if union and inter / union >= MERGE_JACCARD:
+                    cols.append(j)
+                    mask |= scored[:, j]
+                    break
+            else:
+                groups.append(([j], scored[:, j].copy()))
+        out = []
+        for cols, mask in groups:
+            rows = np.flatnonzero(mask)
+            contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size
+            index = slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows
+            block = self.scores[np.ix_(rows, cols)]
+            has = np.isfinite(block)
+            out.append(
                 (
                     np.array(cols),
-                    rows,
-                    np.ascontiguousarray(self.scores[np.ix_(rows, cols)]),
+                    index,
+                    np.ascontiguousarray(np.where(has, block, 0.0), dtype=np.float32),
+                    None if has.all() else has.astype(np.float32),
                 )
             )
-        return groups
+        return out
 
     def quality_from_embeddings(
         self, x: np.ndarray, columns: Sequence[int] | None = None
@@ -83,24 +115,35 @@ class KnnPoolRouter(PoolRouter):
         """Predicted quality (n, len(columns)) for unit embeddings ``x`` (n, d); ``columns``
         index :attr:`models` (default all)."""
         x = np.asarray(x, dtype=np.float32)
-        sims = x @ self.embeddings.T
-        out = np.empty((len(x), len(self.models or ())))
-        for cols, rows, block in self._groups:
-            s = sims[:, rows] if len(rows) < sims.shape[1] else sims
-            k = min(self.k, len(rows))
-            idx = (
-                np.argpartition(-s, k - 1, axis=1)[:, :k]
-                if k < len(rows)
-                else np.broadcast_to(np.arange(len(rows)), (len(x), len(rows)))
-            )
-            neighbours = block[idx]  # (n, k, len(cols))
+        sims = x @ self._embeddings_t
+        n = len(x)
+        out = np.empty((n, len(self.models or ())))
+        for cols, rows, filled, has in self._groups:
+            s = sims[:, rows]
+            size = s.shape[1]
+            k = min(self.k, size)
+            # The k-th largest similarity per query (np.partition is several times faster
+            # than argpartition here); prompts at or above it are the neighbours (a tie at
+            # the k-th similarity takes all tied prompts).
+            kth = np.partition(s, size - k, axis=1)[:, size - k, None]
+            chosen = s >= kth
             if self.weighted:
-                w = np.maximum(np.take_along_axis(s, idx, axis=1), 0.0).astype(np.float64)
-                total = w.sum(axis=1, keepdims=True)
-                w = np.where(total > 0, w / np.where(total > 0, total, 1.0), 1.0 / k)
-                out[:, cols] = np.einsum("nk,nkc->nc", w, neighbours)
+                w = np.maximum(s, 0.0)
+                w *= chosen
+                # no neighbour with a positive similarity: the plain mean
+                flat = w.sum(axis=1) <= 0
+                if flat.any():
+                    w[flat] = chosen[flat]
             else:
-                out[:, cols] = neighbours.mean(axis=1)
+                w = chosen.astype(np.float32)
+            summed = w @ filled  # (n, len(cols))
+            if has is None:
+                total = w.sum(axis=1, keepdims=True, dtype=np.float64)
+            else:  # a neighbour without a score for a column is skipped there
+                total = w @ has
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # NaN where no neighbour scores a column: quality() reads it as 0.5
+                out[:, cols] = np.where(total > 0, summed / total, np.nan)
         return out if columns is None else out[:, list(columns)]
 
     def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
