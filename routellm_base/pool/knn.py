@@ -137,10 +137,8 @@ class KnnPoolRouter(PoolRouter):
             else:
                 w = chosen.astype(np.float32)
             summed = w @ filled  # (n, len(cols))
-            if has is None:
-                total = w.sum(axis=1, keepdims=True, dtype=np.float64)
-            else:  # a neighbour without a score for a column is skipped there
-                total = w @ has
+            # a neighbour without a score for a column (``has`` 0) is skipped there
+            total = w.sum(axis=1, keepdims=True, dtype=np.float64) if has is None else w @ has
             with np.errstate(invalid="ignore", divide="ignore"):
                 # NaN where no neighbour scores a column: quality() reads it as 0.5
                 out[:, cols] = np.where(total > 0, summed / total, np.nan)
