@@ -103,13 +103,30 @@ def fit_mf_model(
     prior[-1] = np.log(mean / (1 - mean))
     penalty = np.full(h + 1, MF_PRIOR_PENALTY)
     penalty[-1] = 1e-6  # the bias is free
+
+    def loss(w: np.ndarray) -> float:
+        logits = a @ w
+        # cross-entropy with soft targets, written stably: log(1 + e^l) - y * l
+        nll = np.logaddexp(0.0, logits) - y * logits
+        return float(nll.sum() + 0.5 * (penalty * (w - prior) ** 2).sum())
+
     w = prior.copy()
+    current = loss(w)
     for _ in range(iterations):
         p = sigmoid(a @ w)
         grad = a.T @ (p - y) + penalty * (w - prior)
         hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty)
         step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
+        scale = 1.0
+        while scale > 1e-4:  # backtracking: a full Newton step can overshoot on logistic loss
+            trial = w - scale * step
+            value = loss(trial)
+            if value <= current:
+                break
+            scale *= 0.5
+        else:
+            break
+        w, improvement, current = trial, current - value, value
+        if improvement < 1e-10 * max(abs(current), 1.0):
             break
     return w[:h], float(w[h])

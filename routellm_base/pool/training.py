@@ -99,10 +99,13 @@ def _held_out(prompts: list[str], percent: int, seed: int) -> np.ndarray:
 
 
 def _init_bias(data: PoolData) -> np.ndarray:
-    """Each model's starting bias: the logit of its mean score, or 0 without scores."""
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(data.scores), data.scores, np.nan), axis=0)
-    mean = np.clip(np.nan_to_num(mean, nan=0.5), 0.02, 0.98)
+    """Each model's starting bias: the logit of its mean score (battle-only models: of their
+    mean battle outcome), or 0 with neither."""
+    s = battle_scores(data)
+    scored = np.isfinite(s)
+    count = scored.sum(axis=0)
+    mean = np.where(count > 0, np.where(scored, s, 0.0).sum(axis=0) / np.maximum(count, 1), 0.5)
+    mean = np.clip(mean, 0.02, 0.98)
     return np.log(mean / (1 - mean))
 
 
