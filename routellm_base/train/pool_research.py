@@ -48,7 +48,7 @@ from .pool_recipe import (
     fit_mf,
     reference_rows,
 )
-from .recipe import cached_embed, recipe_parser
+from .recipe import cached_embed, load_embeddings_cache, recipe_parser
 
 ROUTERBENCH_TARGET_COST = 2.5
 """USD per 1,000 calls at which the issue asks RouterBench for the best single model's 0.879."""
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         help="prompt embedder (default: the bundled static minilm-l6-static-256; "
         "sentence_transformer for all-MiniLM-L6-v2, needs the train extra)",
     )
+    parser.add_argument(
+        "--embeddings-cache",
+        action="append",
+        help="PROMPTS.json,EMBEDDINGS.npy: prompts already embedded with --embedder (a list of "
+        "texts and their rows), so that a slow encoder runs once; repeatable",
+    )
     parser.add_argument("--skip-chat", action="store_true", help="skip the RMB and Arena-Hard rows")
     parser.add_argument("--skip-add-model", action="store_true", help="skip the add-model study")
     args = parser.parse_args(argv)
@@ -127,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, out = Path(args.data_dir), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     embedder = load_embedder(args.embedder)
-    embed = cached_embed(embedder, None)
+    cache: dict[str, np.ndarray] = {}
+    for spec in args.embeddings_cache or []:
+        cache.update(load_embeddings_cache(spec) or {})
+    embed = cached_embed(embedder, cache)
     results: dict[str, Any] = {"embedder": embedder.identity}
 
     rb_train = load_routerbench(data_dir, "train")
