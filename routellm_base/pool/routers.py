@@ -102,7 +102,7 @@ class ZeroShotPoolRouter(PoolRouter):
     ``q_m(x) = 1 - s * d(x) * (1 - t_m)`` with ``s`` = :data:`ZERO_SHOT_SPREAD`: every model is
     as good on the easiest prompts, and on harder ones the cheaper the model, the lower. This is a documented heuristic (price as a
     proxy for capability), not a learned prediction; train a pool router once the pool has
-    scored data (``routellm train --pool``).
+    scored data (``routellm train pool``).
     """
 
     family = "zero_shot"
