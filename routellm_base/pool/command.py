@@ -107,7 +107,7 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
         from .mf import PoolMFRouter
 
         config = PoolMFConfig(
-            dim=args.dim,
+            dim=args.dim or PoolMFConfig.dim,
             steps=args.steps,
             lr=args.lr if args.lr is not None else PoolMFConfig.lr,
             weight_decay=args.weight_decay,

@@ -35,10 +35,10 @@ class PoolMFConfig:
     ``validation_percent`` of prompts held out to choose the step (0: the last step);
     ``seed`` of the initialisation."""
 
-    dim: int = 64
-    steps: int = 600
-    lr: float = 0.01
-    weight_decay: float = 1e-4
+    dim: int = 32
+    steps: int = 300
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
     battle_weight: float = 1.0
     validation_percent: int = 10
     eval_every: int = 10

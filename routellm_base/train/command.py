@@ -140,7 +140,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         from .mf import MFTrainConfig, train_mf
 
         config = MFTrainConfig(
-            dim=args.dim,
+            dim=args.dim or 128,
             epochs=_option(args, "epochs"),
             lr=_option(args, "lr"),
             seed=args.seed,
@@ -558,11 +558,16 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--dim",
         type=int,
-        default=128,
-        help="mf: size of the model and prompt vectors (default 128)",
+        default=None,
+        help="mf: size of the model and prompt vectors (default 128); pool --pool-router mf: "
+        "size h of the projection and model vectors (default 32)",
     )
     tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
-    tr.add_argument("--lr", type=float, help="default: 3e-3 (mf), 3e-5 (bert), 1e-4 (causal_llm)")
+    tr.add_argument(
+        "--lr",
+        type=float,
+        help="default: 3e-3 (mf, pool mf), 3e-5 (bert), 1e-4 (causal_llm)",
+    )
     tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert), 8 (causal_llm)")
     tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert, causal_llm)")
     tr.add_argument(

@@ -241,3 +241,31 @@ def test_pool_data_merge_subset_and_battle_scores():
         m.column("w")
     with pytest.raises(PoolError, match=r"\[0, 1\]"):
         PoolData(["p"], ["x"], np.array([[2.0]]))
+
+
+def test_a_routing_log_gives_battles_between_its_two_sides(tmp_path):
+    pytest.importorskip("sqlalchemy")
+    from routellm_base import RoutingDecision
+    from routellm_base.log import RoutingLog
+    from routellm_base.pool.data import load_pool_source
+
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    labels = {"q1": "strong", "q2": "weak", "q3": "tie"}
+    for prompt, label in labels.items():
+        d = RoutingDecision(
+            side="weak", model="W", win_rate=0.4, threshold=0.5, router="random", seconds=0.001
+        )
+        log.record(
+            d, conversation=[{"role": "user", "content": prompt}], strong_model="S", weak_model="W"
+        )
+        log.feedback(d.call_id, label=label, source="golden")
+    assert log.flush(10)
+    log.close()
+    data = load_pool_source(f"log:{path}", {"S": "gpt-s"})
+    assert data.models == ["gpt-s", "W"] and data.licences == {
+        "log": "the routing log owner's own data"
+    }
+    outcome = dict(zip(data.prompts, data.battle_outcome[np.argsort(data.battle_prompt)]))
+    assert outcome == {"q1": 1.0, "q2": 0.0, "q3": 0.5}
+    assert (data.battle_a == 0).all() and (data.battle_b == 1).all()
