@@ -22,6 +22,7 @@ from ..checkpoints import (
     FORMAT,
     FORMAT_VERSION,
     WEIGHTS_FILE,
+    load_router,
     read_config,
 )
 from ..embedders import load_embedder
@@ -30,7 +31,10 @@ from ..errors import CheckpointError, UnknownRouterError
 from ..hashing import sha256_file, verify_sha256
 from .knn import KnnPoolRouter
 from .mf import PoolMFRouter
-from .routers import PoolRouter
+from .routers import PoolRouter, ZeroShotPoolRouter
+
+ZERO_SHOT_ROUTER = "zero_shot"
+"""The name that loads the zero-shot start (:class:`ZeroShotPoolRouter`), for a pool with no data."""
 
 POOL_FAMILIES = ("pool_knn", "pool_mf")
 
@@ -69,7 +73,8 @@ def save_pool_router(
 def load_pool_router(
     name_or_path: str | Path | PoolRouter, *, embedder: Embedder | str | None = None
 ) -> PoolRouter:
-    """A pool router by bundled name (:data:`BUNDLED_POOL_ROUTERS`) or checkpoint folder.
+    """A pool router by bundled name (:data:`BUNDLED_POOL_ROUTERS`), ``"zero_shot"`` (the
+    :class:`ZeroShotPoolRouter` over the default two-model router) or checkpoint folder.
 
     The weights' sha256 (and, for a bundled router, the config's) is verified first.
     ``embedder`` replaces the recorded one (it must be the same embedder). Raises
@@ -79,6 +84,10 @@ def load_pool_router(
     if isinstance(name_or_path, PoolRouter):
         return name_or_path
     key = str(name_or_path)
+    if key == ZERO_SHOT_ROUTER:
+        if embedder is not None:
+            raise CheckpointError("the zero-shot pool router uses the default router's embedder")
+        return ZeroShotPoolRouter(load_router())
     if key in BUNDLED_POOL_ROUTERS:
         folder, config_sha = BUNDLED_POOL_ROUTERS[key]
         path = BUNDLED_DIR / folder
@@ -91,7 +100,7 @@ def load_pool_router(
         if not path.is_dir():
             raise UnknownRouterError(
                 f"unknown pool router {key!r}: not a bundled pool router "
-                f"({sorted(BUNDLED_POOL_ROUTERS)}) and not a checkpoint folder"
+                f"({sorted([*BUNDLED_POOL_ROUTERS, ZERO_SHOT_ROUTER])}) and not a checkpoint folder"
             )
         name = str(path)
     config = read_config(path)

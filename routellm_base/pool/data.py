@@ -497,14 +497,31 @@ def load_alpaca_battles(
 
 
 def load_log_battles(target: str, model_map: Mapping[str, str] | None = None) -> PoolData:
-    """A routing log's labelled calls (golden labels, judged comparisons, ratings; see
-    :mod:`routellm_base.log.training_data`) as battles between each call's strong and weak
-    model. The log holds no pool columns yet: only the two sides' comparisons are read."""
-    from ..log.training_data import labelled_calls
+    """A routing log's battles by model name: each two-model call's label (golden label,
+    judged comparison or rating, :func:`~routellm_base.log.training_data.labelled_calls`)
+    between its strong and weak model, and each pool call's judged shadow comparison between
+    the two pool models it compared (:func:`~routellm_base.log.training_data.pool_battles`).
+    Raises :class:`PoolError` naming both readers' reasons when the log holds neither."""
+    from ..errors import RouteLLMError
+    from ..log.training_data import labelled_calls, pool_battles
 
-    calls, _ = labelled_calls(target)
     outcome = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
-    records = [(c.prompt, c.strong_model, c.weak_model, outcome[c.winner], None) for c in calls]
+    records: list[tuple[str, str, str, float, str | None]] = []
+    reasons = []
+    try:
+        calls, _ = labelled_calls(target)
+        records += [
+            (c.prompt, c.strong_model, c.weak_model, outcome[c.winner], None) for c in calls
+        ]
+    except RouteLLMError as exc:
+        reasons.append(f"two-model calls: {exc}")
+    try:
+        battles, _ = pool_battles(target)
+        records += [(b.prompt, b.model_a, b.model_b, outcome[b.winner], None) for b in battles]
+    except RouteLLMError as exc:
+        reasons.append(f"pool calls: {exc}")
+    if not records:
+        raise PoolError(f"log {target}: no battles to learn from ({'; '.join(reasons)})")
     digest = hashlib.sha256(
         "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
     ).hexdigest()

@@ -204,3 +204,24 @@ def test_pool_battles_need_stored_prompts_and_judged_comparisons(tmp_path: Path)
         _call(_engine(), log, "What is 2+2?")
     with pytest.raises(RouteLLMError, match="no judged shadow comparison of a pool call"):
         pool_battles(empty)
+
+
+def test_train_reads_a_pool_log_as_battles_between_named_models(tmp_path: Path) -> None:
+    from routellm_base.errors import PoolError
+    from routellm_base.pool.data import load_pool_source
+
+    target = str(tmp_path / "log.db")
+    pairs = _shadowed_log(target, seed=3)
+    data = load_pool_source(f"log:{target}")
+    assert data.n_battles == len(pairs) == 12
+    named = {
+        frozenset((data.models[a], data.models[b])) for a, b in zip(data.battle_a, data.battle_b)
+    }
+    assert named == {frozenset(pair) for pair in pairs}
+    for a, outcome in zip(data.battle_a, data.battle_outcome):
+        assert outcome == (1.0 if data.models[a] == BIG else 0.5)
+    empty = str(tmp_path / "empty.db")
+    with RoutingLog(empty) as log:
+        _call(_engine(), log, "What is 2+2?")
+    with pytest.raises(PoolError, match="no battles.*two-model calls.*pool calls"):
+        load_pool_source(f"log:{empty}")

@@ -269,3 +269,13 @@ def test_a_routing_log_gives_battles_between_its_two_sides(tmp_path):
     outcome = dict(zip(data.prompts, data.battle_outcome[np.argsort(data.battle_prompt)]))
     assert outcome == {"q1": 1.0, "q2": 0.0, "q3": 0.5}
     assert (data.battle_a == 0).all() and (data.battle_b == 1).all()
+
+
+def test_zero_shot_loads_by_name_and_unknown_names_list_it():
+    from routellm_base.errors import UnknownRouterError
+    from routellm_base.pool import ZeroShotPoolRouter
+    from routellm_base.pool.checkpoints import load_pool_router
+
+    assert isinstance(load_pool_router("zero_shot"), ZeroShotPoolRouter)
+    with pytest.raises(UnknownRouterError, match=r"\['pool_knn', 'zero_shot'\]"):
+        load_pool_router("nope")
