@@ -1,7 +1,10 @@
 """Cost accounting for routed calls: tokens and estimated cost per side, savings vs always-strong.
 
 Framework-agnostic: the integrations feed :meth:`CostTracker.record` with one routed call at a
-time (side, model, input/output tokens); :meth:`CostTracker.report` sums them up.
+time (side, model, input/output tokens); :meth:`CostTracker.report` sums them up. Between two
+models the candidates are the sides ``strong`` and ``weak`` (:class:`CostReport`); in a pool of
+several models each candidate is keyed by its model name (:class:`PoolCostReport`), and savings
+are counted against always using the pool's most expensive model.
 
 Prices are USD per one million tokens, per model name. A model with no price is counted in tokens
 and costs 0 (its calls are listed in ``CostReport.unpriced_models`` so a missing price is never
@@ -12,7 +15,7 @@ gone to the strong model (the RouteLLM paper's accounting: same prompts, strong-
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -108,7 +111,7 @@ class CallCost:
 
 @dataclass
 class SideTotals:
-    """Totals for one side (strong or weak)."""
+    """Totals for one side (strong or weak), or for one candidate of a pool."""
 
     calls: int = 0
     input_tokens: int = 0
@@ -121,6 +124,15 @@ class SideTotals:
     whose count was extrapolated from the text's head rather than counted whole."""
     models: dict[str, int] = field(default_factory=dict)
     """Calls per model name on this side."""
+
+
+def _estimates(t: SideTotals) -> str:
+    est = f" ({t.estimated_calls} estimated with cl100k" if t.estimated_calls else ""
+    if t.extrapolated_calls:
+        est += (
+            f", {t.extrapolated_calls} extrapolated from the first {MAX_ENCODE_CHARS:,} characters"
+        )
+    return est + ")" if est else ""
 
 
 @dataclass
@@ -180,13 +192,7 @@ class CostReport:
         for side in SIDES:
             t: SideTotals = getattr(self, side)
             models = ", ".join(f"{m} x{n}" for m, n in sorted(t.models.items())) or "-"
-            est = f" ({t.estimated_calls} estimated with cl100k" if t.estimated_calls else ""
-            if t.extrapolated_calls:
-                est += (
-                    f", {t.extrapolated_calls} extrapolated from the first "
-                    f"{MAX_ENCODE_CHARS:,} characters"
-                )
-            est += ")" if est else ""
+            est = _estimates(t)
             lines.append(
                 f"{side:>6}: {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens, "
                 f"${t.cost:.6f}{est}  [{models}]"
@@ -205,12 +211,101 @@ class CostReport:
         return "\n".join(lines)
 
 
+@dataclass
+class PoolCostReport:
+    """A snapshot of a :class:`CostTracker` of a pool of several models.
+
+    ``models``: totals per candidate (keyed by model name, in pool order, every candidate
+    listed, also those with no call); ``baseline_model``: the pool's most expensive model,
+    whose prices on the same tokens give ``always_baseline_cost`` (USD; ``None`` when that
+    model has no price or no baseline model is known). Costs are USD; tokens as the models
+    reported them, else counted with cl100k (``estimated_calls``).
+    """
+
+    models: dict[str, SideTotals]
+    baseline_model: str | None
+    always_baseline_cost: float | None
+    """What the same tokens would have cost, every call on ``baseline_model``."""
+    unpriced_models: list[str]
+
+    @property
+    def calls(self) -> int:
+        return sum(t.calls for t in self.models.values())
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Share of calls each candidate answered (0.0 each with no calls)."""
+        calls = self.calls
+        return {name: (t.calls / calls if calls else 0.0) for name, t in self.models.items()}
+
+    @property
+    def total_cost(self) -> float:
+        return sum(t.cost for t in self.models.values())
+
+    @property
+    def savings(self) -> float | None:
+        """``always_baseline_cost - total_cost`` (USD)."""
+        if self.always_baseline_cost is None:
+            return None
+        return self.always_baseline_cost - self.total_cost
+
+    @property
+    def savings_share(self) -> float | None:
+        """Savings as a share of the always-baseline cost."""
+        if self.always_baseline_cost is None or self.always_baseline_cost == 0:
+            return None
+        return self.savings / self.always_baseline_cost  # type: ignore[operator]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "shares": self.shares,
+            "models": {name: asdict(t) for name, t in self.models.items()},
+            "total_cost": self.total_cost,
+            "baseline_model": self.baseline_model,
+            "always_baseline_cost": self.always_baseline_cost,
+            "savings": self.savings,
+            "savings_share": self.savings_share,
+            "unpriced_models": list(self.unpriced_models),
+        }
+
+    def format(self) -> str:
+        """A short human-readable table: one line per candidate, then total and savings."""
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in self.shares.items())
+        lines = [f"calls: {self.calls}  shares: {shares}"]
+        width = max((len(name) for name in self.models), default=0)
+        for name, t in self.models.items():
+            lines.append(
+                f"{name:>{width}}: {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out "
+                f"tokens, ${t.cost:.6f}{_estimates(t)}"
+            )
+        lines.append(f" total: ${self.total_cost:.6f}")
+        baseline = f"always-{self.baseline_model}" if self.baseline_model else "always-priciest"
+        if self.always_baseline_cost is None:
+            lines.append(f"{baseline}: unknown (no price for the pool's most expensive model)")
+        else:
+            share = self.savings_share
+            pct = f" ({share:.0%})" if share is not None else ""
+            lines.append(
+                f"{baseline}: ${self.always_baseline_cost:.6f}  savings: ${self.savings:.6f}{pct}"
+            )
+        if self.unpriced_models:
+            lines.append(f"no price (counted as $0): {', '.join(self.unpriced_models)}")
+        return "\n".join(lines)
+
+
 class CostTracker:
     """Thread-safe running totals of routed calls.
 
     ``prices`` maps a model name to its price; it is merged over :data:`DEFAULT_PRICES` unless
     ``use_default_prices=False``. ``strong_model`` names the model whose prices define the
     always-strong baseline; without it the strong model seen most is used.
+
+    A pool of several models: ``candidates`` names its models (the keys :meth:`record` takes,
+    in pool order) and ``baseline_model`` the one savings are counted against (the pool's most
+    expensive; default: the candidate whose price is highest for a call of 500 input and
+    :data:`~routellm_base.pool.DEFAULT_OUTPUT_TOKENS` output tokens, when all are priced);
+    :meth:`report` then returns a :class:`PoolCostReport`.
     """
 
     def __init__(
@@ -219,21 +314,57 @@ class CostTracker:
         *,
         strong_model: str | None = None,
         use_default_prices: bool = True,
+        candidates: Sequence[str] | None = None,
+        baseline_model: str | None = None,
     ) -> None:
         base: dict[str, ModelPrice] = dict(DEFAULT_PRICES) if use_default_prices else {}
         base.update({name: as_price(p) for name, p in (prices or {}).items()})
         self.prices: dict[str, ModelPrice] = base
         self.strong_model = strong_model
+        self.candidates: tuple[str, ...] | None = None
+        if candidates is not None:
+            self.candidates = tuple(candidates)
+            if len(set(self.candidates)) != len(self.candidates) or not self.candidates:
+                raise RoutingInputError(
+                    f"candidates must be distinct model names, got {list(self.candidates)}"
+                )
+            if baseline_model is not None and baseline_model not in self.candidates:
+                raise RoutingInputError(
+                    f"baseline_model {baseline_model!r} is not one of the candidates "
+                    f"{list(self.candidates)}"
+                )
+            if strong_model is not None:
+                raise RoutingInputError(
+                    "strong_model names the baseline between two models; a pool's is baseline_model"
+                )
+            baseline_model = baseline_model or self._priciest()
+        elif baseline_model is not None:
+            raise RoutingInputError("baseline_model is a pool's baseline: give candidates too")
+        self.baseline_model = baseline_model
         self._lock = threading.Lock()
-        self._totals: dict[Side, SideTotals] = {"strong": SideTotals(), "weak": SideTotals()}
+        self._totals: dict[str, SideTotals] = self._empty()
         self._unpriced: set[str] = set()
+
+    def _empty(self) -> dict[str, SideTotals]:
+        return {key: SideTotals() for key in (self.candidates or SIDES)}
+
+    def _priciest(self) -> str | None:
+        """The candidate priced highest for a typical call, ``None`` when one has no price."""
+        from .pool.models import DEFAULT_OUTPUT_TOKENS  # the pool package imports this module
+
+        assert self.candidates is not None
+        prices = [self.prices.get(name) for name in self.candidates]
+        if any(p is None for p in prices):
+            return None
+        costs = [p.cost(500, DEFAULT_OUTPUT_TOKENS) for p in prices]  # type: ignore[union-attr]
+        return self.candidates[costs.index(max(costs))]
 
     def price_of(self, model: str) -> ModelPrice | None:
         return self.prices.get(model)
 
     def record(
         self,
-        side: Side,
+        side: Side | str,
         model: str,
         *,
         input_tokens: int | None = None,
@@ -241,12 +372,18 @@ class CostTracker:
         input_text: str | None = None,
         output_text: str | None = None,
     ) -> CallCost:
-        """Add one call and return its :class:`CallCost`. Token counts the model did not report are counted from the texts with
+        """Add one call and return its :class:`CallCost`; ``side`` is the candidate's key
+        (``"strong"``/``"weak"``, or a pool's model name), ``model`` the name it is priced by.
+        :class:`RoutingInputError` for a key the tracker does not count. Token counts the model did not report are counted from the texts with
         ``cl100k_base``; the call is then flagged as estimated (and as extrapolated when a text
         was too long to count whole, see :func:`routellm_base.tokens.measure_tokens`). Text is
         read as plain text: strings like ``<|endoftext|>`` never raise."""
-        if side not in SIDES:
-            raise RoutingInputError(f"side must be 'strong' or 'weak', got {side!r}")
+        if side not in self._totals:
+            if self.candidates is None:
+                raise RoutingInputError(f"side must be 'strong' or 'weak', got {side!r}")
+            raise RoutingInputError(
+                f"{side!r} is not a candidate of this tracker's pool {list(self.candidates)}"
+            )
         input_tokens, output_tokens, estimated, extrapolated = count_tokens(
             input_tokens, output_tokens, input_text, output_text
         )
@@ -267,10 +404,14 @@ class CostTracker:
 
     def reset(self) -> None:
         with self._lock:
-            self._totals = {"strong": SideTotals(), "weak": SideTotals()}
+            self._totals = self._empty()
             self._unpriced = set()
 
-    def report(self) -> CostReport:
+    def report(self) -> CostReport | PoolCostReport:
+        """The totals so far: a :class:`CostReport` between two models, a
+        :class:`PoolCostReport` for a tracker of ``candidates``."""
+        if self.candidates is not None:
+            return self._pool_report()
         with self._lock:
             strong = SideTotals(**{**asdict(self._totals["strong"])})
             weak = SideTotals(**{**asdict(self._totals["weak"])})
@@ -288,4 +429,24 @@ class CostTracker:
         )
         return CostReport(
             strong=strong, weak=weak, always_strong_cost=always_strong, unpriced_models=unpriced
+        )
+
+    def _pool_report(self) -> PoolCostReport:
+        with self._lock:
+            models = {key: SideTotals(**asdict(t)) for key, t in self._totals.items()}
+            unpriced = sorted(self._unpriced)
+        baseline = self.price_of(self.baseline_model) if self.baseline_model else None
+        always = (
+            baseline.cost(
+                sum(t.input_tokens for t in models.values()),
+                sum(t.output_tokens for t in models.values()),
+            )
+            if baseline
+            else None
+        )
+        return PoolCostReport(
+            models=models,
+            baseline_model=self.baseline_model,
+            always_baseline_cost=always,
+            unpriced_models=unpriced,
         )
