@@ -113,7 +113,8 @@ class PoolEngine:
     ) -> list[RoutingDecision]:
         """Route several conversations with one batched router call.
 
-        * ``force``: a candidate's name; skips the router.
+        * ``force``: a candidate's name; skips the router (not ``allowed`` nor ``max_cost``,
+          which still bound it and its fallback order).
         * ``allowed``: the candidates these calls may go to (default: the whole pool).
         * ``cost_weight`` / ``quality_tolerance`` / ``budget`` / ``max_cost``: per-call
           overrides of the engine's :class:`PoolPolicy`.
@@ -133,25 +134,7 @@ class PoolEngine:
         rules = self.policy.with_overrides(**policy)
         start = time.perf_counter()
         if force is not None:
-            pool.index(force, "forced model")
-            seconds = (time.perf_counter() - start) / max(len(conversations), 1)
-            return [
-                self._decision(
-                    force,
-                    None,
-                    seconds,
-                    forced=True,
-                    choice=PoolChoice(
-                        policy="forced",
-                        knob=None,
-                        quality={},
-                        expected_cost={},
-                        # a forced call that fails may still fall back, as between two models
-                        order=(force, *(n for n in pool.names if n != force)),
-                    ),
-                )
-                for _ in conversations
-            ]
+            return self._forced(conversations, force, allowed, rules, start)
         allowed_mask = pool.mask(allowed)
         costs = pool.expected_costs([prompt_tokens(c) for c in conversations])
         usable = rules.usable(costs, allowed_mask, pool.names)
@@ -206,6 +189,61 @@ class PoolEngine:
                 )
             )
         return decisions
+
+    def _forced(
+        self,
+        conversations: Sequence[Conversation],
+        force: str,
+        allowed: Iterable[str] | None,
+        rules: PoolPolicy,
+        start: float,
+    ) -> list[RoutingDecision]:
+        """Decisions for a forced call: the router is skipped, but the call stays within
+        ``allowed`` and ``max_cost`` (a forced model outside them is a :class:`PoolError`), and
+        so does its fallback order (the other usable candidates, in pool order)."""
+        pool = self.pool
+        forced = pool.index(force, "forced model")
+        allowed_mask = pool.mask(allowed)
+        if not allowed_mask[forced]:
+            names = [n for n, ok in zip(pool.names, allowed_mask) if ok]
+            raise PoolError(f"forced model {force!r} is not one of the allowed models {names}")
+        fits = np.ones((len(conversations), len(pool)), dtype=bool)
+        if rules.max_cost is not None:
+            costs = pool.expected_costs([prompt_tokens(c) for c in conversations])
+            fits = costs <= rules.max_cost + 1e-15
+            if not fits[:, forced].all():
+                row = int(np.argmin(fits[:, forced]))
+                raise PoolError(
+                    f"forced model {force!r} is expected to cost ${costs[row, forced]:.6g} per "
+                    f"call, over max_cost=${rules.max_cost:.6g}: raise max_cost or force a "
+                    "cheaper model"
+                )
+        seconds = (time.perf_counter() - start) / max(len(conversations), 1)
+        return [
+            self._decision(
+                force,
+                None,
+                seconds,
+                forced=True,
+                choice=PoolChoice(
+                    policy="forced",
+                    knob=None,
+                    quality={},
+                    expected_cost={},
+                    # a forced call that fails may still fall back, as between two models
+                    order=(
+                        force,
+                        *(
+                            name
+                            for j, name in enumerate(pool.names)
+                            if j != forced and allowed_mask[j] and fits[i, j]
+                        ),
+                    ),
+                    max_cost=rules.max_cost,
+                ),
+            )
+            for i in range(len(conversations))
+        ]
 
     def _decision(
         self,
