@@ -31,6 +31,7 @@ from .engine import RoutingEngine
 from .engine_cache import EngineCache
 from .errors import RoutingInputError
 from .log_field import LazyLog
+from .pool_fields import PoolEngineCache
 from .routing_text import ChatTurn, turn_texts
 from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
 
@@ -81,12 +82,13 @@ class Candidate(Generic[M]):
 
 class CallServices:
     """What every call of one routed model shares: its engines (per routing setting, following
-    router swaps), cost tracker, routing log and shadow runner. Shared by the model's shallow
+    router swaps; a pool's in ``pools``), cost tracker, routing log and shadow runner. Shared by the model's shallow
     copies (``bind_tools``, ``model_copy``); deep copies and pickles start empty (a lock can be
     neither) and rebuild each part from the copy's own fields on first use."""
 
     def __init__(self) -> None:
         self.engines = EngineCache()
+        self.pools = PoolEngineCache()
         self.costs: CostTracker | None = None
         self.log = LazyLog()
         self.shadow = LazyShadow()

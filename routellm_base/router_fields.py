@@ -4,9 +4,16 @@
 (LlamaIndex) inherit its fields, their one documentation, their validation, and the methods
 around the call (``engine``, ``swap_router``, ``cost_report``, ``shadow_stats``,
 ``flush_log``); :meth:`RouterFields._decided_call` starts the engine's
-:class:`~routellm_base.routed_call.RoutedCall`. An integration adds its two model fields
-(``strong``, ``weak``) and three small hooks: how its models are named, how its judge model
-chats, and (optionally) a default routing-text hook. Nothing here imports a framework.
+:class:`~routellm_base.routed_call.RoutedCall`. An integration adds its model fields
+(``strong``, ``weak`` for two models; ``models`` for a pool of several) and three small hooks:
+how its models are named, how its judge model chats, and (optionally) a default routing-text
+hook. Nothing here imports a framework.
+
+Two models (``strong=``/``weak=``) route by the router's win rate and a threshold
+(:class:`~routellm_base.RoutingEngine`). A pool (``models=``, ``prices=``) routes by each
+candidate's predicted quality and expected cost under a
+:class:`~routellm_base.pool.PoolPolicy` (:class:`~routellm_base.pool.PoolEngine`); the
+candidates are keyed by model name throughout (decisions, ``routellm_force``, cost reports).
 """
 
 from __future__ import annotations
@@ -19,13 +26,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
 
 from .checkpoints import DEFAULT_ROUTER, check_router_spec
-from .costs import CostReport, CostTracker
-from .decision import RoutingDecision
+from .costs import CostReport, CostTracker, PoolCostReport
+from .decision import SIDES, RoutingDecision
 from .engine import RoutingEngine
 from .engine_cache import EngineSettings, RouterSpec
+from .errors import PoolError, RoutingInputError
 from .judging import PairwiseJudge
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy
-from .routed_call import CallServices, CallSinks, Candidate, RoutedCall
+from .pool import DEFAULT_OUTPUT_TOKENS, PoolEngine, PoolPolicy, PoolRouter
+from .pool.policy import DEFAULT_BUDGET_WINDOW, DEFAULT_COST_WEIGHT
+from .pool_fields import (
+    ZERO_SHOT,
+    PoolSettings,
+    check_router,
+    pool_prices,
+    pool_router_spec,
+    take_route,
+)
+from .routed_call import FORCE_KWARG, CallServices, CallSinks, Candidate, RoutedCall, checked_force
 from .routers.base import Router
 from .routing_text import ChatTurn, RoutingTextFn, RoutingTextOptions
 from .shadow import ShadowRunner, ShadowStats, check_shadow_settings, flush_shadow_and_log
@@ -77,6 +95,19 @@ SHADOW_RATE_DOC = (
     "judge compares answers, not tool choices). Answers are stored only as the log's "
     "store_prompts says. flush_log() waits for running shadow calls."
 )
+MODELS_DOC = (
+    "A pool of several models to route among, instead of strong=/weak=: {name: model} (the "
+    "names are what decisions, routellm_force, allowed_models, prices and cost_report() call "
+    "them), or a list of models named by the names they give themselves (two alike: an error; "
+    "name them with a dict). The order is the pool's order (ties, a forced call's fallback). "
+    "Needs prices= for exactly these names. A pool of one answers every call with its model and "
+    "runs no router. Per call: routellm_force=<name>, allowed_models=[names], cost_weight, "
+    "quality_tolerance, max_cost (LangChain: also config['configurable'])."
+)
+POLICY_DOC = (
+    "Give at most one of cost_weight, quality_tolerance and budget (none: cost_weight "
+    f"{DEFAULT_COST_WEIGHT}); max_cost combines with any. A pool only (models=)."
+)
 JUDGE_DOC = (
     "A model of the same framework (usually the strong one, at temperature 0) that judges each "
     "shadow comparison in the background with routellm judge's pairwise logic (both answer "
@@ -87,15 +118,38 @@ JUDGE_DOC = (
 )
 
 
+_POOL_ONLY = (
+    "cost_weight",
+    "quality_tolerance",
+    "budget",
+    "budget_window",
+    "max_cost",
+    "output_tokens",
+)
+"""Fields of a pool of several models (models=), refused between two."""
+
+_TWO_MODELS_ONLY = (
+    "threshold",
+    "strong_share",
+    "share_window",
+    "strong_model_name",
+    "weak_model_name",
+)
+"""Fields of two models (strong=/weak=), refused in a pool."""
+
+
 class RouterFields(BaseModel):
     """The routing settings of a routed model and the services its calls share."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    router: str | Path | Router = Field(
+    router: str | Path | Router | PoolRouter = Field(
         default=DEFAULT_ROUTER,
-        description="A bundled router name ('task_experts', the default; 'mf'; 'random'), a "
-        "checkpoint folder, or a routellm_base.Router instance.",
+        description="Two models: a bundled router name ('task_experts', the default; 'mf'; "
+        "'random'), a checkpoint folder, or a routellm_base.Router instance. A pool (models=): "
+        "a routellm_base.pool.PoolRouter (e.g. a trained pool router; PoolError at construction "
+        "when it has never seen a model of the pool), or 'zero_shot' (the default for a pool: "
+        "ZeroShotPoolRouter over the bundled router, harder prompts to pricier models).",
     )
     threshold: float | None = Field(
         default=None,
@@ -143,8 +197,44 @@ class RouterFields(BaseModel):
     )
     prices: dict[str, Any] | None = Field(
         default=None,
-        description="USD per 1M input/output tokens per model name for cost_report(), e.g. "
-        "{'gpt-4o': (2.5, 10.0)}; merged over routellm_base.costs.DEFAULT_PRICES.",
+        description="USD per 1M input/output tokens per model name, e.g. {'gpt-4o': (2.5, "
+        "10.0)}, as routellm_base.costs.as_price takes them. Two models: for cost_report(), "
+        "merged over routellm_base.costs.DEFAULT_PRICES. A pool: required, keyed by the pool's "
+        "model names exactly (a missing or unknown name is a PoolError); they drive routing "
+        "(expected cost per call) and cost_report(), with no default prices.",
+    )
+    cost_weight: float | None = Field(
+        default=None,
+        description="A pool's price/quality trade-off lambda >= 0: quality given up per extra "
+        "USD per 1,000 calls; each call goes to the argmax of predicted quality - lambda * "
+        "expected cost. 0: the best predicted quality whatever it costs. " + POLICY_DOC,
+    )
+    quality_tolerance: float | None = Field(
+        default=None,
+        description="A pool's 'cheapest that is nearly as good' policy, tau in [0, 1]: the "
+        "cheapest candidate predicted within tau of the best one. " + POLICY_DOC,
+    )
+    budget: float | None = Field(
+        default=None,
+        description="A pool's spend target, USD per 1,000 calls: lambda is solved so that the "
+        "last budget_window calls' choices cost at most this on average. " + POLICY_DOC,
+    )
+    budget_window: int | None = Field(
+        default=None,
+        description=f"Calls a budget is held over (default {DEFAULT_BUDGET_WINDOW}); kept per "
+        "process and shared by this model's copies. A pool with budget= only.",
+    )
+    max_cost: float | None = Field(
+        default=None,
+        description="A pool's hard ceiling, USD per call: candidates expected to cost more "
+        "are never chosen nor fallen back to, and a call none fits raises PoolError. Combines "
+        "with any policy. A pool only.",
+    )
+    output_tokens: float | dict[str, float] | None = Field(
+        default=None,
+        description="A pool's expected answer length in tokens, for the expected cost of each "
+        f"call (input: the prompt's characters / 4): one number, or {{name: tokens}} (missing "
+        f"names: {DEFAULT_OUTPUT_TOKENS}). Default {DEFAULT_OUTPUT_TOKENS}. A pool only.",
     )
     fallback: bool = Field(default=False, description=FALLBACK_DOC)
     log: Any = Field(default=None, exclude=True, description=LOG_DOC)
@@ -162,8 +252,10 @@ class RouterFields(BaseModel):
 
     # -- what an integration provides ---------------------------------------------------------
 
-    strong: Any
-    weak: Any
+    strong: Any = None
+    weak: Any = None
+    models: Any = None
+    """Typed by each integration: ``{name: model}`` or a list of its framework's models."""
     _judge_type: ClassVar[tuple[type, str]] = (object, "model")
     """The class a ``judge`` model must be, and its name in the error."""
 
@@ -184,7 +276,23 @@ class RouterFields(BaseModel):
     def _check_settings(self) -> None:
         """Fail at construction, not at the first call: build the cheap parts now (no router
         is loaded). Raises the engine's own errors (``InvalidPolicyError``,
-        ``UnknownRouterError``, ``RoutingInputError``); an integration calls it once built."""
+        ``UnknownRouterError``, ``RoutingInputError``, ``PoolError``); an integration calls
+        it once built."""
+        if self.models is not None:
+            self._check_pool_settings()
+            return
+        missing = [side for side in SIDES if getattr(self, side) is None]
+        if missing:
+            raise RoutingInputError(
+                f"no {' and no '.join(missing)} model: give strong= and weak= (two models), or "
+                "models= and prices= (a pool of several)"
+            )
+        pool_only = [name for name in _POOL_ONLY if getattr(self, name) is not None]
+        if pool_only:
+            raise RoutingInputError(
+                f"{pool_only} route a pool of several models (models=, prices=); between "
+                "strong and weak, give threshold or strong_share"
+            )
         RoutingPolicy(
             threshold=self.threshold,
             strong_share=self.strong_share,
@@ -198,17 +306,71 @@ class RouterFields(BaseModel):
             self._routing_log()  # a bad path or URL, or a missing driver, fails here
         check_shadow_settings(self.shadow_rate, self.log, self.judge, *self._judge_type)
 
+    def _check_pool_settings(self) -> None:
+        """:meth:`_check_settings` of a pool: the models named, priced and routable, the policy
+        valid, and no setting of two models given (nothing given is silently ignored)."""
+        given = [side for side in SIDES if getattr(self, side) is not None]
+        if given:
+            raise PoolError(
+                f"give either models= (a pool of several models) or strong= and weak= (two "
+                f"models), not both: got models= and {'= and '.join(given)}="
+            )
+        self.models = self._named_models(self.models)
+        two_models = [name for name in _TWO_MODELS_ONLY if getattr(self, name) is not None]
+        if self.no_known_tokens_side == "weak":
+            two_models.append("no_known_tokens_side='weak'")
+        if two_models:
+            raise PoolError(
+                f"{two_models} route between two models (strong=/weak=); a pool routes by "
+                "cost_weight, quality_tolerance, budget or max_cost"
+            )
+        if self.log is not None or self.shadow_rate or self.judge is not None:
+            raise PoolError(
+                "the routing log, shadow calls and judge record calls between two models for "
+                "now: leave log, shadow_rate and judge out for a pool"
+            )
+        if self.budget_window is not None and self.budget is None:
+            raise PoolError("budget_window is the window a budget is held over: give budget too")
+        if "router" not in self.model_fields_set:
+            self.router = ZERO_SHOT
+        settings = self._pool_settings()  # the prices, output tokens, policy, routing text
+        check_router(self.router, settings.pool())
+        self._new_cost_tracker()
+
+    def _named_models(self, models: Any) -> dict[str, Any]:
+        """``models`` as ``{name: model}``: a dict as given, a list named by its models' own
+        names (:class:`PoolError` for a name given twice or no model at all)."""
+        if isinstance(models, dict):
+            named = dict(models)
+        else:
+            named = {}
+            for model in models:
+                name = self._own_model_name(model)
+                if name in named:
+                    raise PoolError(
+                        f"models name {name!r} twice ({[self._own_model_name(m) for m in models]}"
+                        f"): name them apart with a dict, models={{'{name}-a': ..., "
+                        f"'{name}-b': ...}}"
+                    )
+                named[name] = model
+        if not named:
+            raise PoolError("models= is empty: a pool needs at least one model")
+        for name in named:
+            if not isinstance(name, str) or not name:
+                raise PoolError(f"a pool model's name must be a non-empty string, got {name!r}")
+        return named
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
         # Router instances are shared, not copied: they are thread-safe and may hold an embedder
         # (its lock cannot be copied); a copied RandomRouter would fork its random sequence.
         memo = {} if memo is None else memo
-        if isinstance(self.router, Router):
+        if isinstance(self.router, Router | PoolRouter):
             memo.setdefault(id(self.router), self.router)
         return super().__deepcopy__(memo)
 
     @field_serializer("router")
-    def _serialize_router(self, router: str | Path | Router) -> str:
-        return router.name if isinstance(router, Router) else str(router)
+    def _serialize_router(self, router: str | Path | Router | PoolRouter) -> str:
+        return router.name if isinstance(router, Router | PoolRouter) else str(router)
 
     # -- the engine -----------------------------------------------------------------------------
 
@@ -230,22 +392,59 @@ class RouterFields(BaseModel):
             self.share_window,
         )
 
+    def _pool_settings(self) -> PoolSettings:
+        """The pool engine's settings from the fields as they are now (fields may be
+        reassigned; the engine follows). Raises :class:`PoolError` / ``InvalidPolicyError``
+        for a missing or unknown price, bad output tokens or a bad policy."""
+        names = tuple(self.models)
+        tokens: Any = DEFAULT_OUTPUT_TOKENS if self.output_tokens is None else self.output_tokens
+        if isinstance(tokens, dict):
+            tokens = tuple(tokens.items())
+        return PoolSettings(
+            pool_router_spec(self.router, names),
+            pool_prices(names, self.prices),
+            tokens,
+            PoolPolicy(
+                cost_weight=self.cost_weight,
+                quality_tolerance=self.quality_tolerance,
+                budget=self.budget,
+                budget_window=(
+                    DEFAULT_BUDGET_WINDOW if self.budget_window is None else self.budget_window
+                ),
+                max_cost=self.max_cost,
+            ),
+            self._routing_text_options(),
+            self.no_known_tokens_side is not None,
+        )
+
     @property
-    def engine(self) -> RoutingEngine:
+    def engine(self) -> RoutingEngine | PoolEngine:
         """The routing engine, built on first use and cached (thread-safe). Its ``router`` is
-        the router in use (after :meth:`swap_router`, the one swapped in)."""
+        the router in use (after :meth:`swap_router`, the one swapped in). A pool's is a
+        :class:`~routellm_base.pool.PoolEngine`."""
+        if self.models is not None:
+            return self._services.pools.get(self._pool_settings())
         return self._services.engines.get(self._engine_settings())
 
-    async def _aengine(self) -> RoutingEngine:
-        engine = self._services.engines.peek(self._engine_settings())
+    def _peek_engine(self, services: CallServices) -> RoutingEngine | PoolEngine | None:
+        if self.models is not None:
+            return services.pools.peek(self._pool_settings())
+        return services.engines.peek(self._engine_settings())
+
+    async def _aengine(self) -> RoutingEngine | PoolEngine:
+        engine = self._peek_engine(self._services)
         # Loading a router reads (and hashes) a checkpoint: keep it off the event loop.
         return engine or await asyncio.to_thread(lambda: self.engine)
 
-    def _router_in_use(self) -> RouterSpec:
+    def _router_in_use(self) -> RouterSpec | PoolRouter:
         """This model's router, or the one swapped in for it (nothing is loaded)."""
+        if self.models is not None:
+            return self._services.pools.router_in_use(
+                pool_router_spec(self.router, tuple(self.models))
+            )
         return self._services.engines.router_for(self.router)
 
-    def swap_router(self, router: str | Path | Router) -> RouterSpec:
+    def swap_router(self, router: str | Path | Router | PoolRouter) -> RouterSpec | PoolRouter:
         """Route with ``router`` (a bundled name, a checkpoint folder or a ``Router``) from now
         on: a retrained checkpoint replaces the router of a live model in one step, as
         :meth:`routellm_base.engine_cache.EngineCache.swap` describes.
@@ -263,7 +462,18 @@ class RouterFields(BaseModel):
           the checkpoint).
 
         Returns the router replaced, so ``llm.swap_router(old)`` rolls back.
+
+        A pool swaps to a :class:`~routellm_base.pool.PoolRouter`: one that has never seen a
+        model of the pool raises :class:`PoolError` and changes nothing; a budget window
+        starts afresh.
         """
+        if self.models is not None:
+            settings = self._pool_settings()
+            if not isinstance(router, PoolRouter):
+                check_router(router, settings.pool())
+            replaced = self._services.pools.swap(settings, router)  # type: ignore[arg-type]
+            self.router = router
+            return replaced
         replaced = self._services.engines.swap(self._engine_settings(), router)
         self.router = router
         return replaced
@@ -272,10 +482,24 @@ class RouterFields(BaseModel):
         """The routing settings that change a decision: what an LLM cache key and an
         observability payload report (the router in use, with its checkpoint id when loaded)."""
         router = self._router_in_use()
-        checkpoint = router.metadata.get("checkpoint_id") if isinstance(router, Router) else None
-        fields = ("threshold", "strong_share", "share_window", "routing_text_mode")
+        loaded = isinstance(router, Router | PoolRouter)
+        checkpoint = router.metadata.get("checkpoint_id") if loaded else None  # type: ignore[union-attr]
+        fields: tuple[str, ...] = ("threshold", "strong_share", "share_window", "routing_text_mode")
+        if self.models is not None:
+            fields = (*_POOL_ONLY, "routing_text_mode")
+            prices = {n: (p.input_per_million, p.output_per_million) for n, p in self._prices()}
+            return {
+                "router": router.name if loaded else str(router),  # type: ignore[union-attr]
+                **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
+                "models": list(self.models),
+                "prices": prices,
+                **{name: getattr(self, name) for name in fields},
+                "routing_text_max_tokens": self.routing_text_max_tokens,
+                "no_known_tokens_side": self.no_known_tokens_side,
+                "fallback": self.fallback,
+            }
         return {
-            "router": router.name if isinstance(router, Router) else str(router),
+            "router": router.name if loaded else str(router),  # type: ignore[union-attr]
             **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
             **{name: getattr(self, name) for name in fields},
             "routing_text_max_tokens": self.routing_text_max_tokens,
@@ -286,79 +510,150 @@ class RouterFields(BaseModel):
     # -- candidates and the call ----------------------------------------------------------------
 
     def _side_name(self, side: str) -> str:
+        if self.models is not None:
+            return side  # a pool's candidates are keyed by their names
         explicit = self.strong_model_name if side == "strong" else self.weak_model_name
         return explicit or self._own_model_name(self.strong if side == "strong" else self.weak)
 
+    def _candidate_keys(self) -> tuple[str, ...]:
+        """The candidates' keys in fallback order: strong, weak; or the pool's names."""
+        return SIDES if self.models is None else tuple(self.models)
+
     def _candidates(self) -> list[Candidate[Any]]:
-        """The pool in fallback order: strong, then weak (each as its transform bound it)."""
+        """The candidates in fallback order: strong, then weak; or the pool's models in pool
+        order (each as its transform bound it)."""
         bound = self._bound  # a pydantic private attribute: read once
-        return [self._candidate(key, bound) for key in ("strong", "weak")]
+        return [self._candidate(key, bound) for key in self._candidate_keys()]
 
     def _candidate(self, key: str, bound: Any = ...) -> Candidate[Any]:
         bound = self._bound if bound is ... else bound
         if bound is not None:
             return Candidate(key, self._side_name(key), *bound[key])
+        if self.models is not None:
+            return Candidate(key, key, self.models[key])
         return Candidate(key, self._side_name(key), self.strong if key == "strong" else self.weak)
 
-    def _decided_call(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutedCall[Any]:
-        """A call routed now (its win rate enters a share window); its finish goes to this
-        model's cost tracker, log and shadow runner."""
+    def _checked_force(self, force: Any) -> str | None:
+        """``force`` if it is ``None`` or a candidate's key; else :class:`RoutingInputError`
+        (two models) or :class:`PoolError` naming the pool."""
+        if self.models is None:
+            return checked_force(force)
+        if force is not None and force not in self.models:
+            raise PoolError(
+                f"{FORCE_KWARG}={force!r} is not a model of the pool {list(self.models)}"
+            )
+        return force
+
+    def _take_route(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """Pop a call's per-call pool settings (``allowed_models``, ``cost_weight``,
+        ``quality_tolerance``, ``max_cost``) out of its ``kwargs``; between two models they are
+        refused (:class:`RoutingInputError`). Validated by the engine when the call routes."""
+        return take_route(kwargs, self.models is not None)
+
+    def _decided_call(
+        self,
+        turns: Sequence[ChatTurn] | str,
+        force: str | None,
+        route: dict[str, Any] | None = None,
+    ) -> RoutedCall[Any]:
+        """A call routed now (its win rate enters a share window, a pool's predictions a
+        budget window); its finish goes to this model's cost tracker, log and shadow runner.
+        ``route``: a pool call's settings (see :meth:`_take_route`)."""
         services = self._services  # a pydantic private attribute: read once per call
-        engine = services.engines.peek(self._engine_settings())
-        call = self._new_call(services, engine or self.engine, turns, force)
+        engine = self._peek_engine(services)
+        call = self._new_call(services, engine or self.engine, turns, force, route)
         call.decide()
         return call
 
     async def _adecided_call(
-        self, turns: Sequence[ChatTurn] | str, force: str | None
+        self,
+        turns: Sequence[ChatTurn] | str,
+        force: str | None,
+        route: dict[str, Any] | None = None,
     ) -> RoutedCall[Any]:
         """:meth:`_decided_call` with the engine built and the router run off the event loop."""
-        call = self._new_call(self._services, await self._aengine(), turns, force)
+        call = self._new_call(self._services, await self._aengine(), turns, force, route)
         await call.adecide()
         return call
 
     def _new_call(
         self,
         services: CallServices,
-        engine: RoutingEngine,
+        engine: RoutingEngine | PoolEngine,
         turns: Sequence[ChatTurn] | str,
         force: str | None,
+        route: dict[str, Any] | None = None,
     ) -> RoutedCall[Any]:
         log = services.log.get(self.log)
         shadow = self._shadow_runner(log) if self.shadow_rate else None
         sinks = CallSinks(services.cost_tracker(self._new_cost_tracker), log, shadow)
         candidates = self._candidates()
         return RoutedCall(
-            engine, candidates, turns, force=force, fallback=self.fallback, sinks=sinks
+            engine,
+            candidates,
+            turns,
+            force=force,
+            fallback=self.fallback,
+            sinks=sinks,
+            route=route,
         )
 
-    def _dry_run(self, turns: Sequence[ChatTurn] | str, force: str | None) -> RoutingDecision:
-        """How a call would be routed, calling no model; its win rate enters no share window."""
+    def _dry_run(
+        self,
+        turns: Sequence[ChatTurn] | str,
+        force: str | None,
+        route: dict[str, Any] | None = None,
+    ) -> RoutingDecision:
+        """How a call would be routed, calling no model; its win rate enters no share window
+        (a pool's predictions no budget window)."""
         names = {c.key: c.name for c in self._candidates()}
-        return self.engine.decide(turns, force=force, observe=False, candidates=names)  # type: ignore[arg-type]
+        engine: Any = self.engine
+        return engine.decide(turns, force=force, observe=False, candidates=names, **(route or {}))
 
     async def _adry_run(
-        self, turns: Sequence[ChatTurn] | str, force: str | None
+        self,
+        turns: Sequence[ChatTurn] | str,
+        force: str | None,
+        route: dict[str, Any] | None = None,
     ) -> RoutingDecision:
         """:meth:`_dry_run` with the router off the event loop (a worker thread)."""
         names = {c.key: c.name for c in self._candidates()}
-        engine = await self._aengine()
-        return await engine.adecide(turns, force=force, observe=False, candidates=names)  # type: ignore[arg-type]
+        engine: Any = await self._aengine()
+        return await engine.adecide(
+            turns, force=force, observe=False, candidates=names, **(route or {})
+        )
 
     # -- costs, log, shadow ---------------------------------------------------------------------
 
+    def _prices(self) -> tuple[tuple[str, Any], ...]:
+        """A pool's prices in pool order (validated: every model priced, no other name)."""
+        return pool_prices(tuple(self.models), self.prices)
+
     def _new_cost_tracker(self) -> CostTracker:
+        if self.models is not None:
+            prices = dict(self._prices())
+            pool = self._pool_settings().pool()
+            return CostTracker(
+                prices,
+                use_default_prices=False,
+                candidates=pool.names,
+                baseline_model=pool.most_expensive,
+            )
         prices = {n: tuple(p) if isinstance(p, list) else p for n, p in (self.prices or {}).items()}
         return CostTracker(prices, strong_model=self._side_name("strong"))
 
     def _cost_tracker(self) -> CostTracker:
         return self._services.cost_tracker(self._new_cost_tracker)
 
-    def cost_report(self) -> CostReport:
+    def cost_report(self) -> CostReport | PoolCostReport:
         """Tokens and estimated cost per side, strong share and savings vs always-strong, over
         every call made through this model and its copies (``bind_tools``,
         ``with_structured_output``, ``model_copy``). Tokens a model does not report are counted
-        with cl100k and flagged as estimated."""
+        with cl100k and flagged as estimated.
+
+        A pool: a :class:`~routellm_base.costs.PoolCostReport`: totals per model (by name, in
+        pool order), each model's share of calls, and savings against always using the pool's
+        most expensive model (its prices on the same tokens)."""
         return self._cost_tracker().report()
 
     def reset_costs(self) -> None:

@@ -1,0 +1,246 @@
+"""What a routed model needs to route among a pool of several models, written once for both
+integrations: the per-call settings, the pool router a model's ``router`` field names, and the
+engines built from a model's fields.
+
+Framework-free: :class:`~routellm_base.router_fields.RouterFields` (the mixin both adapters
+inherit) calls these; nothing here imports LangChain or LlamaIndex.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .costs import ModelPrice
+from .errors import PoolError, RoutingInputError
+from .pool import Pool, PoolEngine, PoolPolicy, PoolRouter, ZeroShotPoolRouter
+from .routers.base import Router
+from .routing_text import RoutingTextOptions
+
+ZERO_SHOT = "zero_shot"
+"""The ``router`` of a pool nobody has data for (the default): a
+:class:`~routellm_base.pool.ZeroShotPoolRouter` over the bundled two-model router
+(:func:`routellm_base.load_router`), whose win rate serves as each prompt's difficulty."""
+
+ROUTE_KWARGS: dict[str, str] = {
+    "allowed_models": "allowed",
+    "cost_weight": "cost_weight",
+    "quality_tolerance": "quality_tolerance",
+    "max_cost": "max_cost",
+}
+"""The per-call pool settings a routed call takes (call arguments; in LangChain also
+``config["configurable"]`` keys), by the name :meth:`PoolEngine.decide` takes them under."""
+
+ROUTE_KWARG_SET = frozenset(ROUTE_KWARGS)
+
+MAX_POOL_ENGINES = 16
+"""Pool engines a model keeps at most (the oldest built goes first)."""
+
+
+def take_route(kwargs: dict[str, Any], pool: bool) -> dict[str, Any] | None:
+    """Pop the per-call pool settings out of a call's ``kwargs`` (``None`` values are no
+    setting) and return them as :meth:`PoolEngine.decide` takes them. Between two models
+    (``pool=False``) they are refused with :class:`RoutingInputError`, never passed on to a
+    model that would not know them."""
+    if not pool:
+        if not ROUTE_KWARG_SET.isdisjoint(kwargs):
+            given = sorted(ROUTE_KWARG_SET.intersection(kwargs))
+            raise RoutingInputError(
+                f"{given} route a pool of several models (models=...); a strong/weak router "
+                "takes threshold or strong_share"
+            )
+        return None
+    route = {}
+    for key, name in ROUTE_KWARGS.items():
+        if key in kwargs:
+            value = kwargs.pop(key)
+            if value is not None:
+                route[name] = value
+    return route
+
+
+class SingleModelRouter(PoolRouter):
+    """The router of a pool of one model: never called (the engine predicts nothing for a pool
+    of one, and this router has no embedder to read the prompt with), so such a pool answers
+    every call with its model and loads no router."""
+
+    family = "single_model"
+
+    def __init__(self) -> None:
+        super().__init__("single_model", models=None)
+
+    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
+        return np.ones((len(texts), len(pool)))
+
+
+def pool_router_spec(router: Any, names: tuple[str, ...]) -> PoolRouter | str:
+    """A model's ``router`` field as a pool engine takes it: the :class:`PoolRouter`, or
+    :data:`ZERO_SHOT`; ``"single_model"`` for a pool of one (no router runs). Any other router
+    raises :class:`PoolError` saying what a pool takes (loads nothing)."""
+    if not (isinstance(router, PoolRouter) or router == ZERO_SHOT):
+        if isinstance(router, Router):
+            raise PoolError(
+                f"router {router.name!r} routes between two models; the pool {list(names)} "
+                "needs a pool router: ZeroShotPoolRouter(difficulty=router) uses it as each "
+                "prompt's difficulty, or leave router= out for the zero-shot start over the "
+                "bundled router"
+            )
+        raise PoolError(pool_checkpoint_error(router, names))
+    return "single_model" if len(names) == 1 else router
+
+
+def check_router(router: Any, pool: Pool) -> None:
+    """Raise unless ``router`` can route ``pool``: :func:`pool_router_spec`'s errors, and a
+    :class:`PoolRouter` that has never seen a model of the pool (its :class:`PoolError` names
+    the pool, the unseen models and the fix)."""
+    pool_router_spec(router, pool.names)
+    if isinstance(router, PoolRouter):
+        router.check_pool(pool)
+
+
+def pool_checkpoint_error(router: str | Path, names: tuple[str, ...]) -> str:
+    """The error for a router name or folder given for a pool. The hook where a trained pool
+    router's checkpoint will be resolved (``routellm_base.pool.load_pool_router``, being
+    written): until then, a pool takes a :class:`PoolRouter` instance or ``"zero_shot"``."""
+    return (
+        f"router {str(router)!r} cannot route the pool {list(names)}: a pool routes with a "
+        f"PoolRouter instance (e.g. a trained kNN or MF pool router) or {ZERO_SHOT!r} (the "
+        "default: harder prompts go to pricier models); loading a pool router's checkpoint "
+        "by name or folder is not supported yet, and the bundled routers route between two "
+        "models only"
+    )
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Everything a :class:`PoolEngine` is built from, as a model's fields give it (hashable:
+    a :class:`PoolRouter` counts by identity)."""
+
+    router: PoolRouter | str
+    """A :class:`PoolRouter`, or :data:`ZERO_SHOT`; ``"single_model"`` for a pool of one."""
+    prices: tuple[tuple[str, ModelPrice], ...]
+    """The pool's models and prices, in pool order."""
+    output_tokens: float | tuple[tuple[str, float], ...]
+    policy: PoolPolicy
+    routing_text_options: RoutingTextOptions
+    no_known_tokens_rule: bool
+
+    def pool(self) -> Pool:
+        tokens = self.output_tokens
+        return Pool(
+            dict(self.prices), output_tokens=dict(tokens) if isinstance(tokens, tuple) else tokens
+        )
+
+    def build(self, router: PoolRouter) -> PoolEngine:
+        """A new engine with these settings, routing with ``router`` (this one's, resolved)."""
+        return PoolEngine(
+            router,
+            self.pool(),
+            policy=self.policy,
+            routing_text_options=self.routing_text_options,
+            no_known_tokens_rule=self.no_known_tokens_rule,
+        )
+
+
+class PoolEngineCache:
+    """A model's pool engines, one per :class:`PoolSettings`, built on first use; the routers
+    its ``router`` field names, resolved once (the zero-shot start loads the bundled router
+    once); and the router swapped in for them. Thread-safe; shared by the model's shallow
+    copies (``bind_tools``, ``model_copy``), empty in deep copies and pickles."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[PoolSettings, PoolEngine] = {}
+        self._routers: dict[str, PoolRouter] = {}
+        self._swapped: PoolRouter | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PoolEngineCache:
+        return PoolEngineCache()
+
+    def __reduce__(self) -> tuple[type[PoolEngineCache], tuple[()]]:
+        return PoolEngineCache, ()
+
+    def _resolved(self, settings: PoolSettings) -> PoolSettings:
+        swapped = self._swapped
+        if swapped is None or settings.router == "single_model":
+            return settings
+        return replace(settings, router=swapped)
+
+    def peek(self, settings: PoolSettings) -> PoolEngine | None:
+        """The engine for ``settings`` if it is built (builds nothing)."""
+        return self._engines.get(self._resolved(settings))
+
+    def get(self, settings: PoolSettings) -> PoolEngine:
+        """The engine for ``settings``, built on first use (under the lock, so once)."""
+        settings = self._resolved(settings)
+        engine = self._engines.get(settings)
+        if engine is not None:
+            return engine
+        with self._lock:
+            engine = self._engines.get(settings)
+            if engine is None:
+                engine = settings.build(self._router(settings.router))
+                self._engines[settings] = engine
+                while len(self._engines) > MAX_POOL_ENGINES:
+                    del self._engines[next(iter(self._engines))]
+            return engine
+
+    def _router(self, spec: PoolRouter | str) -> PoolRouter:
+        # Under self._lock.
+        if isinstance(spec, PoolRouter):
+            return spec
+        router = self._routers.get(spec)
+        if router is None:
+            if spec == "single_model":
+                router = SingleModelRouter()
+            else:
+                from .checkpoints import load_router
+
+                router = ZeroShotPoolRouter(load_router())
+            self._routers[spec] = router
+        return router
+
+    def router_in_use(self, spec: PoolRouter | str) -> PoolRouter | str:
+        """The router that routes for a field naming ``spec``: the one swapped in, else the
+        router ``spec`` resolved to, else ``spec`` itself (nothing is loaded)."""
+        if self._swapped is not None and spec != "single_model":
+            return self._swapped
+        return spec if isinstance(spec, PoolRouter) else self._routers.get(spec, spec)
+
+    def swap(self, settings: PoolSettings, router: PoolRouter | str) -> PoolRouter | str:
+        """Route with ``router`` from now on, for every model sharing this cache: its engine is
+        built (the router checked against the pool) before anything changes, so a router that
+        has never seen a model of the pool raises :class:`PoolError` and changes nothing.
+        Calls in flight keep their engine; a budget window starts afresh. Returns the router
+        replaced."""
+        with self._lock:
+            resolved = self._router(router)
+        new = replace(settings, router=resolved)
+        engine = new.build(resolved)
+        with self._lock:
+            replaced = self.router_in_use(settings.router)
+            self._swapped = resolved
+            self._engines = {new: engine}
+        return replaced
+
+
+def pool_prices(
+    names: tuple[str, ...], prices: Mapping[str, Any] | None
+) -> tuple[tuple[str, ModelPrice], ...]:
+    """The pool's prices in pool order: every model priced, no price for a name outside the
+    pool. :class:`PoolError` names a missing price, an unknown priced name or a bad price."""
+    prices = dict(prices or {})
+    unknown = [name for name in prices if name not in names]
+    if unknown:
+        raise PoolError(
+            f"prices name {unknown}, which are not models of the pool {list(names)}: a pool's "
+            "prices are keyed by its models' names exactly"
+        )
+    given = {name: prices.get(name) for name in names}
+    pool = Pool({name: tuple(p) if isinstance(p, list) else p for name, p in given.items()})
+    return tuple((m.name, m.price) for m in pool.models)
