@@ -17,8 +17,6 @@ from langchain_core.runnables import (
     RunnableSequence,
 )
 
-from routellm_base.decision import SIDES
-
 if TYPE_CHECKING:
     from .chat_models import RouterChatModel
 
@@ -32,12 +30,12 @@ def structured(router: RouterChatModel, schema: Any, include_raw: bool, **kwargs
     ``binding | parser`` form; ``include_raw`` is then wrapped around the routed call as
     ``BaseChatModel.with_structured_output`` wraps it (``raw``, ``parsed``, ``parsing_error``)."""
     bound, parsers, tracing = {}, {}, {}
-    for side in SIDES:
+    for side in router._candidate_keys():
         binding, parsers[side] = _split(
             side, transform(router, side, "with_structured_output", schema, **kwargs)
         )
         bound[side] = model_and_kwargs(side, binding)
-        # The structured-output format for the router's own run (the strong side's method).
+        # The structured-output format for the router's own run (the first candidate's method).
         tracing = tracing or tracing_kwargs(_bound_kwargs(binding))
     routed = routed_copy(router, bound).bind(**tracing)
 
@@ -64,6 +62,12 @@ def transform(
     try:
         return getattr(model, method)(*args, **kwargs)
     except (NotImplementedError, AttributeError) as exc:
+        if router.models is not None:
+            raise ValueError(
+                f"RouterChatModel.{method}: the pool's model {side!r} ({type(model).__name__}) "
+                f"does not support it, so calls routed to it could not either. Give a model "
+                f"that does, or leave {side!r} out of models=. ({exc!r})"
+            ) from exc
         raise ValueError(
             f"RouterChatModel.{method}: the {side} model ({type(model).__name__}) does not "
             f"support it, so calls routed to the {side} side could not either. Give a "

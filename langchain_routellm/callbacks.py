@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from routellm_base.costs import CostReport, CostTracker, PriceLike
+from routellm_base.costs import CostReport, CostTracker, PoolCostReport, PriceLike
+from routellm_base.errors import RoutingInputError
 
 
 class RouteLLMCostCallbackHandler(BaseCallbackHandler):
@@ -24,7 +25,9 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
     with cl100k and flagged as estimated.
 
     ``prices`` and ``strong_model`` (the always-strong baseline's model; default: the strong model
-    seen most) as for :class:`routellm_base.costs.CostTracker`.
+    seen most) as for :class:`routellm_base.costs.CostTracker`. For a pool of several models,
+    give ``candidates`` (the pool's model names) and optionally ``baseline_model`` (default: the
+    most expensive by ``prices``): :meth:`report` is then a ``PoolCostReport`` per model.
     """
 
     run_inline = True  # record starts before ends, in order, also under async callback managers
@@ -35,10 +38,16 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         *,
         strong_model: str | None = None,
         use_default_prices: bool = True,
+        candidates: Sequence[str] | None = None,
+        baseline_model: str | None = None,
     ) -> None:
         super().__init__()
         self.tracker = CostTracker(
-            prices, strong_model=strong_model, use_default_prices=use_default_prices
+            prices,
+            strong_model=strong_model,
+            use_default_prices=use_default_prices,
+            candidates=candidates,
+            baseline_model=baseline_model,
         )
         self._runs: dict[UUID, str] = {}  # input text of the router runs in flight
         self._lock = threading.Lock()
@@ -66,6 +75,12 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         usage = message.usage_metadata if message is not None else None
         if usage and usage.get("total_cost") == 0:
             return  # a cache hit (LangChain zeroes its cost): no model was called
+        if decision.get("pool") is not None and self.tracker.candidates is None:
+            raise RoutingInputError(
+                f"a call routed among a pool (answered by {decision['model']!r}) reached a "
+                "handler that counts strong/weak: give RouteLLMCostCallbackHandler(prices, "
+                "candidates=[the pool's model names])"
+            )
         self.tracker.record(
             decision["side"],
             decision["model"],
@@ -79,7 +94,7 @@ class RouteLLMCostCallbackHandler(BaseCallbackHandler):
         with self._lock:
             self._runs.pop(run_id, None)
 
-    def report(self) -> CostReport:
+    def report(self) -> CostReport | PoolCostReport:
         """Totals so far."""
         return self.tracker.report()
 

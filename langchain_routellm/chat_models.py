@@ -14,14 +14,15 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, ensure_config
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from routellm_base import ChatTurn, RoutingDecision
-from routellm_base.decision import SIDES, Side
+from routellm_base.decision import Side
+from routellm_base.pool_fields import ROUTE_KWARGS
 from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
-from routellm_base.router_fields import RouterFields
+from routellm_base.router_fields import MODELS_DOC, RouterFields
 
 from . import binding
 
@@ -42,6 +43,9 @@ class _Args(NamedTuple):
     run_manager: Any
     kwargs: dict[str, Any]
 
+
+_CONFIGURABLE = (*ROUTE_KWARGS, FORCE_KWARG)
+"""The ``config["configurable"]`` keys a pool's call reads its per-call settings from."""
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 """Engine roles of LangChain's message types (a chunk's type names its class)."""
@@ -80,12 +84,41 @@ class RouterChatModel(RouterFields, BaseChatModel):
       its native format); structured output is parsed by the side that answered.
     * An LLM cache reuses an answer only for the same messages, router settings, sides (with
       their bound tools), forced side and call options.
+
+    **A pool of several models**: ``RouterChatModel(models={"gpt-4o": ChatOpenAI(model=
+    "gpt-4o"), "gpt-4o-mini": ChatOpenAI(model="gpt-4o-mini"), "llama": ...}, prices={"gpt-4o":
+    (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "llama": (0.2, 0.2)}, cost_weight=0.05)`` (prices
+    in USD per million input/output tokens). Each call goes to one of them by each model's
+    predicted quality and expected cost under the policy (``cost_weight``,
+    ``quality_tolerance``, ``budget``, ``max_cost``: see the fields); the default router is the
+    zero-shot start over the bundled router (``router=`` takes a trained
+    ``routellm_base.pool.PoolRouter``).
+
+    * Per call, as arguments or ``config["configurable"]`` keys (also through a chain, an
+      agent or ``with_config``): ``routellm_force=<name>``, ``allowed_models=[names]``,
+      ``cost_weight``, ``quality_tolerance``, ``max_cost``. An argument wins over the config.
+      Unknown names raise :class:`~routellm_base.errors.PoolError`, a bad value
+      :class:`~routellm_base.errors.InvalidPolicyError`, before any model is called.
+    * ``response_metadata["routellm"]`` (and ``additional_kwargs["routellm"]``) holds the
+      decision: ``side``/``model`` the model that answered, and ``pool``: each candidate's
+      predicted ``quality`` (0..1) and ``expected_cost`` (USD per call), the ``policy`` and its
+      ``knob``, and ``order``, the fallback order (with ``fallback=True`` a failing model's
+      call goes to the next one in it).
+    * ``cost_report()`` is a ``PoolCostReport``: totals per model, savings against always
+      using the pool's most expensive model.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    strong: BaseChatModel = Field(description="The strong (expensive, better) chat model.")
-    weak: BaseChatModel = Field(description="The weak (cheap) chat model.")
+    strong: BaseChatModel | None = Field(
+        default=None, description="The strong (expensive, better) chat model (two models)."
+    )
+    weak: BaseChatModel | None = Field(
+        default=None, description="The weak (cheap) chat model (two models)."
+    )
+    models: dict[str, BaseChatModel] | list[BaseChatModel] | None = Field(
+        default=None, description=MODELS_DOC
+    )
     stop: list[str] | None = None
     """Default stop sequences passed to the chosen model (a call's ``stop`` replaces them)."""
     temperature: float | None = None
@@ -121,14 +154,17 @@ class RouterChatModel(RouterFields, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # With the checkpoint id: a swapped-in checkpoint never answers from the old one's cache.
-        sides = {"strong": self._side_name("strong"), "weak": self._side_name("weak")}
+        if self.models is not None:
+            sides: dict[str, Any] = {}  # the pool's names are in the routing params
+        else:
+            sides = {"strong": self._side_name("strong"), "weak": self._side_name("weak")}
         call = {"stop": self.stop, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {**sides, **self._routing_params(), **call}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         # Not BaseChatModel's own: its hasattr probes of missing pydantic attributes are slow.
         model = kwargs.get("model")
-        pair = f"{self._side_name('strong')}|{self._side_name('weak')}"
+        pair = "|".join(self._side_name(key) for key in self._candidate_keys())
         name = model if isinstance(model, str) else pair
         params = LangSmithParams(ls_provider="routellm", ls_model_name=name, ls_model_type="chat")
         temperature = kwargs.get("temperature", self.temperature)
@@ -163,13 +199,72 @@ class RouterChatModel(RouterFields, BaseChatModel):
         kwargs = {**kwargs, FORCE_KWARG: forced} if forced is not None else kwargs
         return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
 
+    # A pool's per-call settings may come in config["configurable"], which BaseChatModel hands
+    # none of its hooks: each entry point lifts them into the call's arguments (an argument
+    # wins), as _ConfigurableModel reads its config in these four, so the hooks and the LLM
+    # cache key see them as call arguments.
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        if self.models is not None:
+            kwargs = _configured(config, kwargs)
+        return super().invoke(input, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        if self.models is not None:
+            kwargs = _configured(config, kwargs)
+        return await super().ainvoke(input, config, stop=stop, **kwargs)
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        if self.models is not None:
+            kwargs = _configured(config, kwargs)
+        return super().stream(input, config, stop=stop, **kwargs)
+
+    def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        if self.models is not None:
+            kwargs = _configured(config, kwargs)
+        return super().astream(input, config, stop=stop, **kwargs)
+
     # -- public API ---------------------------------------------------------------------------
 
-    def decide(self, messages: LanguageModelInput, *, force: Side | None = None) -> RoutingDecision:
+    def decide(
+        self, messages: LanguageModelInput, *, force: Side | str | None = None, **route: Any
+    ) -> RoutingDecision:
         """How a call with these messages would be routed, without calling any model (a dry
-        run: it does not enter a ``share_window``)."""
+        run: it does not enter a ``share_window``, nor a pool's budget window). A pool also
+        takes the per-call settings: ``allowed_models``, ``cost_weight``,
+        ``quality_tolerance``, ``max_cost``."""
         turns = messages_to_turns(self._convert_input(messages).to_messages())
-        return self._dry_run(turns, force)
+        settings = self._take_route(route)
+        if route:
+            raise TypeError(f"decide() got unexpected keyword arguments {sorted(route)}")
+        return self._dry_run(turns, self._checked_force(force), settings)
 
     def bind_tools(
         self,
@@ -178,19 +273,20 @@ class RouterChatModel(RouterFields, BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """A router over both sides' own ``bind_tools(tools, ...)``; ``ValueError`` names a side
-        whose model cannot bind tools."""
+        """A router over each candidate's own ``bind_tools(tools, ...)`` (both sides, or every
+        model of a pool); ``ValueError`` names a model that cannot bind tools."""
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
-        bound = {s: binding.transform(self, s, "bind_tools", tools, **kwargs) for s in SIDES}
+        keys = self._candidate_keys()
+        bound = {s: binding.transform(self, s, "bind_tools", tools, **kwargs) for s in keys}
         bound = {s: binding.model_and_kwargs(s, runnable) for s, runnable in bound.items()}
         return binding.routed_copy(self, bound).bind(**binding.tracing_kwargs(kwargs))
 
     def with_structured_output(
         self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
-        """A router over both sides' own ``with_structured_output(schema, ...)``: one routed
-        call, then the answering side's parser; ``ValueError`` names a side that cannot."""
+        """A router over each candidate's own ``with_structured_output(schema, ...)``: one
+        routed call, then the answering model's parser; ``ValueError`` names one that cannot."""
         return binding.structured(self, schema, include_raw, **kwargs)
 
     # -- the four hooks: decide, run the driver, annotate, finish ---------------------------------
@@ -199,21 +295,21 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> ChatResult:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = self._decided_call(messages_to_turns(messages), _forced(args, pop=True))
+        call = self._decided_call(*self._routing(args))
         return self._result(call, call.run(self._attempt(args, stream=False)), args)
 
     async def _agenerate(
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> ChatResult:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = await self._adecided_call(messages_to_turns(messages), _forced(args, pop=True))
+        call = await self._adecided_call(*self._routing(args))
         return self._result(call, await call.arun(self._aattempt(args, stream=False)), args)
 
     def _stream(
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = self._decided_call(messages_to_turns(messages), _forced(args, pop=True))
+        call = self._decided_call(*self._routing(args))
         chunks = call.stream(self._attempt(args, stream=True))
         yield from call.tagged(chunks, _annotated_chunk, self._end_of_stream(call, args))
 
@@ -221,10 +317,16 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = await self._adecided_call(messages_to_turns(messages), _forced(args, pop=True))
+        call = await self._adecided_call(*self._routing(args))
         chunks = call.astream(self._aattempt(args, stream=True))
         async for chunk in call.atagged(chunks, _annotated_chunk, self._end_of_stream(call, args)):
             yield chunk
+
+    def _routing(self, args: _Args) -> tuple[list[ChatTurn], str | None, dict[str, Any] | None]:
+        """The call's turns, forced candidate and (a pool's) per-call settings, taken out of
+        its arguments before any candidate sees them."""
+        route = self._take_route(args.kwargs)
+        return messages_to_turns(args.messages), _forced(args, pop=True), route
 
     # -- calling a side, and its answer ---------------------------------------------------------
 
@@ -281,8 +383,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
                 raise TypeError(
                     f"the {decision.side} model returned {type(message).__name__}, not an AIMessage"
                 )
-            metadata = _annotated(message.response_metadata, decision)
-            message = message.model_copy(update={"response_metadata": metadata})
+            message = message.model_copy(update=_annotated(message, decision))
             generations.append(
                 ChatGeneration(message=message, generation_info=generation.generation_info)
             )
@@ -316,8 +417,17 @@ def _answer(messages: Sequence[BaseMessage]) -> Answer:
     return Answer("".join(str(m.text) for m in messages), *tokens)
 
 
-def _annotated(metadata: Mapping[str, Any], decision: RoutingDecision) -> dict[str, Any]:
-    return {**metadata, "routellm": decision.to_dict(), "model_name": decision.model}
+def _annotated(
+    message: BaseMessage, decision: RoutingDecision, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The message's ``response_metadata`` and ``additional_kwargs`` with the decision under
+    ``"routellm"`` (one dict, in both) and the answering model's name."""
+    record = decision.to_dict()
+    metadata = message.response_metadata if metadata is None else metadata
+    return {
+        "response_metadata": {**metadata, "routellm": record, "model_name": decision.model},
+        "additional_kwargs": {**message.additional_kwargs, "routellm": record},
+    }
 
 
 def _annotated_chunk(
@@ -327,12 +437,19 @@ def _annotated_chunk(
     # Only the first chunk names the model: merge_dicts concatenates repeated strings.
     metadata = {k: v for k, v in message.response_metadata.items() if k != "model_name"}
     info = {k: v for k, v in (chunk.generation_info or {}).items() if k != "model_name"}
-    if first:
-        metadata = _annotated(metadata, decision)
+    update = _annotated(message, decision, metadata) if first else {"response_metadata": metadata}
     return ChatGenerationChunk(
-        message=message.model_copy(update={"response_metadata": metadata}),
-        generation_info=info or None,
+        message=message.model_copy(update=update), generation_info=info or None
     )
+
+
+def _configured(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a pool's per-call settings from ``config["configurable"]`` (the call's
+    own config merged over the one it runs under, as ``ensure_config`` gives it) added where
+    the call does not give them."""
+    configurable = ensure_config(config).get("configurable") or {}
+    lifted = {k: configurable[k] for k in _CONFIGURABLE if k in configurable and k not in kwargs}
+    return {**kwargs, **lifted} if lifted else kwargs
 
 
 def _forced(args: _Args, *, pop: bool) -> Any:

@@ -1,0 +1,504 @@
+"""RouterChatModel over a pool of several priced models (models=, prices=): the policy's choice,
+per-call settings (arguments and config["configurable"]), the decision on answers and chunks,
+fallback along the policy's order, tools and structured output, per-model costs, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from lc_helpers import FixedPoolRouter, RunRecorder, ScriptedChatModel, fake, scripted
+from pydantic import BaseModel, ValidationError
+
+import routellm_base
+from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
+from routellm_base.costs import CostReport, PoolCostReport
+from routellm_base.errors import InvalidPolicyError, PoolError, RoutingInputError
+from routellm_base.pool import PoolEngine, ZeroShotPoolRouter
+from routellm_base.pool_fields import SingleModelRouter
+
+PRICES = {"big": (10.0, 30.0), "mid": (1.0, 2.0), "small": (0.1, 0.2)}
+QUALITY = {"big": 0.9, "mid": 0.8, "small": 0.5}
+PROMPT = "What is 2+2?"  # 12 characters: 3 expected input tokens
+# Expected USD per call with 256 answer tokens: big 0.00771, mid 0.000515, small 0.0000515.
+
+
+def models() -> dict[str, ScriptedChatModel]:
+    return {
+        "big": scripted("big", "big answer", in_tokens=11, out_tokens=7),
+        "mid": scripted("mid", "mid answer", in_tokens=11, out_tokens=5),
+        "small": scripted("small", "small answer", in_tokens=11, out_tokens=3),
+    }
+
+
+def pool_model(**kw: Any) -> RouterChatModel:
+    params: dict[str, Any] = {
+        "models": models(),
+        "prices": PRICES,
+        "router": FixedPoolRouter(QUALITY),
+        "cost_weight": 0.0,
+    }
+    params.update(kw)
+    return RouterChatModel(**params)
+
+
+def chosen(message: BaseMessage) -> str:
+    return message.response_metadata["routellm"]["side"]
+
+
+# -- the policy's choice, and the decision on the answer ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ({"cost_weight": 0.0}, "big"),  # the best predicted quality, whatever it costs
+        ({"cost_weight": 0.02}, "mid"),  # big's extra $7.2 per 1,000 calls outweighs 0.1
+        ({"cost_weight": 1.0}, "small"),
+        ({"cost_weight": None, "quality_tolerance": 0.15}, "mid"),  # cheapest within 0.15
+        ({"cost_weight": None, "quality_tolerance": 0.5}, "small"),
+        ({"cost_weight": 0.0, "max_cost": 0.001}, "mid"),  # big is over the ceiling
+        ({"cost_weight": None, "budget": 1.0}, "mid"),  # $1 per 1,000 calls affords mid
+    ],
+)
+def test_the_policy_chooses_and_the_answer_carries_the_pool_decision(policy, expected) -> None:
+    llm = pool_model(**policy)
+    message = llm.invoke(PROMPT)
+    assert message.content == f"{expected} answer"
+    decision = message.response_metadata["routellm"]
+    assert (decision["side"], decision["model"]) == (expected, expected)
+    assert message.response_metadata["model_name"] == expected
+    assert message.additional_kwargs["routellm"] == decision
+    assert decision["win_rate"] is None and decision["router"] == "fixed_pool"
+    pool = decision["pool"]
+    assert pool["quality"] == QUALITY
+    assert pool["expected_cost"] == pytest.approx(
+        {"big": 0.00771, "mid": 0.000515, "small": 0.0000515}
+    )
+    assert pool["order"][0] == expected
+    name = next(
+        k for k in ("cost_weight", "quality_tolerance", "budget") if policy.get(k) is not None
+    )
+    assert pool["policy"] == name and pool["knob"] == policy[name]
+    if "max_cost" in policy:
+        assert pool["max_cost"] == 0.001 and "big" not in pool["order"]
+    assert len(llm.models[expected].calls) == 1
+    assert sum(len(m.calls) for m in llm.models.values()) == 1
+
+
+def test_default_cost_weight_and_the_zero_shot_start_over_the_bundled_router() -> None:
+    llm = RouterChatModel(models=models(), prices=PRICES)
+    assert llm.router == "zero_shot"
+    engine = llm.engine
+    assert isinstance(engine, PoolEngine) and isinstance(engine.router, ZeroShotPoolRouter)
+    assert engine.router.difficulty.name == routellm_base.DEFAULT_ROUTER
+    decision = llm.invoke("Prove that the square root of 2 is irrational.").response_metadata[
+        "routellm"
+    ]
+    pool = decision["pool"]
+    assert decision["router"] == "zero_shot" and pool["policy"] == "cost_weight"
+    assert pool["knob"] == 0.02
+    # the zero-shot heuristic: the pricier the model, the higher its predicted quality
+    assert pool["quality"]["big"] >= pool["quality"]["mid"] >= pool["quality"]["small"]
+
+
+def test_a_list_of_models_is_named_by_the_models_themselves() -> None:
+    llm = RouterChatModel(
+        models=[fake("a"), scripted("mid", "x"), scripted("small", "y")],
+        prices={"GenericFakeChatModel": (10, 30), "mid": (1, 2), "small": (0.1, 0.2)},
+        router=FixedPoolRouter(QUALITY),
+        cost_weight=0.0,
+    )
+    assert list(llm.models) == ["GenericFakeChatModel", "mid", "small"]
+    assert chosen(llm.invoke(PROMPT)) == "mid"  # unknown to the fixed router: 0.5
+
+
+# -- per-call settings -----------------------------------------------------------------------------
+
+
+def test_per_call_arguments_override_the_fields() -> None:
+    llm = pool_model()
+    assert chosen(llm.invoke(PROMPT)) == "big"
+    assert chosen(llm.invoke(PROMPT, cost_weight=1.0)) == "small"
+    assert chosen(llm.invoke(PROMPT, quality_tolerance=0.15)) == "mid"
+    assert chosen(llm.invoke(PROMPT, max_cost=0.001)) == "mid"
+    assert chosen(llm.invoke(PROMPT, allowed_models=["mid", "small"])) == "mid"
+    message = llm.invoke(PROMPT, routellm_force="small")
+    assert chosen(message) == "small"
+    assert message.response_metadata["routellm"]["forced"] is True
+    assert message.response_metadata["routellm"]["pool"]["policy"] == "forced"
+    # no per-call setting reached a model
+    for model in llm.models.values():
+        for call in model.calls:
+            assert not {"cost_weight", "quality_tolerance", "max_cost", "allowed_models"} & set(
+                call
+            )
+            assert "routellm_force" not in call
+
+
+def test_per_call_settings_through_config_configurable() -> None:
+    llm = pool_model()
+    assert chosen(llm.invoke(PROMPT, config={"configurable": {"cost_weight": 1.0}})) == "small"
+    configured = llm.with_config(configurable={"allowed_models": ["mid", "small"]})
+    assert chosen(configured.invoke(PROMPT)) == "mid"
+    forced = {"configurable": {"routellm_force": "small"}}
+    assert chosen(llm.invoke(PROMPT, config=forced)) == "small"
+    assert chosen(llm.invoke(PROMPT, config={"metadata": {"routellm_force": "mid"}})) == "mid"
+    # an argument wins over the config
+    assert chosen(llm.invoke(PROMPT, config=forced, routellm_force="big")) == "big"
+    # a stream, a batch and async calls read it too
+    chunks = list(llm.stream(PROMPT, config={"configurable": {"quality_tolerance": 0.15}}))
+    assert chosen(chunks[0]) == "mid"
+    many = llm.batch([PROMPT, PROMPT], config={"configurable": {"max_cost": 0.001}})
+    assert [chosen(m) for m in many] == ["mid", "mid"]
+
+
+@pytest.mark.asyncio
+async def test_async_calls_and_streams_route_with_per_call_settings() -> None:
+    llm = pool_model()
+    message = await llm.ainvoke(PROMPT, config={"configurable": {"cost_weight": 1.0}})
+    assert chosen(message) == "small"
+    chunks = [c async for c in llm.astream(PROMPT, allowed_models=["mid"])]
+    assert chosen(chunks[0]) == "mid" and "routellm" not in chunks[-1].response_metadata
+    assert "".join(str(c.content) for c in chunks) == "mid answer"
+
+
+def test_the_first_chunk_of_a_stream_carries_the_decision() -> None:
+    llm = pool_model(cost_weight=0.02)
+    chunks = list(llm.stream(PROMPT))
+    assert chosen(chunks[0]) == "mid"
+    # mid 0.8 - 0.02 * 0.515, big 0.9 - 0.02 * 7.71, small 0.5 - 0.02 * 0.0515
+    assert chunks[0].additional_kwargs["routellm"]["pool"]["order"] == ["mid", "big", "small"]
+    assert all("routellm" not in c.response_metadata for c in chunks[1:])
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert whole.content == "mid answer" and whole.response_metadata["model_name"] == "mid"
+
+
+def test_dry_run_decide_takes_the_per_call_settings() -> None:
+    llm = pool_model()
+    assert llm.decide(PROMPT, allowed_models=["small"]).side == "small"
+    assert llm.decide(PROMPT, force="mid").forced
+    assert llm.decide(PROMPT, cost_weight=1.0).pool.cost_weight == 1.0
+    assert sum(len(m.calls) for m in llm.models.values()) == 0
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['nope'\\]"):
+        llm.decide(PROMPT, nope=1)
+
+
+# -- fallback along the policy's order -----------------------------------------------------------
+
+
+class Failing(ScriptedChatModel):
+    """Raises on every call (and before its first chunk)."""
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.calls.append({"messages": messages})
+        raise RuntimeError(f"{self.model_name} is down")
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self.calls.append({"messages": messages, "streamed": True})
+        raise RuntimeError(f"{self.model_name} is down")
+
+
+def test_fallback_walks_the_policy_order_and_names_every_failure() -> None:
+    pool = models()
+    pool["mid"] = Failing(model_name="mid")
+    llm = pool_model(models=pool, cost_weight=0.1, fallback=True)
+    message = llm.invoke(PROMPT)  # order: mid, small, big
+    decision = message.response_metadata["routellm"]
+    assert (decision["side"], decision["fallback_from"]) == ("small", "mid")
+    assert decision["fallback_reason"] == "mid: RuntimeError: mid is down"
+    assert message.content == "small answer"
+    chunks = list(llm.stream(PROMPT))
+    assert chosen(chunks[0]) == "small"
+    report = llm.cost_report()
+    assert report.models["small"].calls == 2 and report.models["mid"].calls == 0
+
+    pool["small"] = Failing(model_name="small")
+    llm = pool_model(models=pool, cost_weight=0.1, fallback=True)
+    decision = llm.invoke(PROMPT).response_metadata["routellm"]
+    assert decision["side"] == "big"
+    assert decision["fallback_reason"] == (
+        "mid: RuntimeError: mid is down; small: RuntimeError: small is down"
+    )
+    # the order holds only allowed models: with big left out, the last failure is raised
+    with pytest.raises(RuntimeError, match="small is down") as raised:
+        llm.invoke(PROMPT, allowed_models=["mid", "small"])
+    assert str(raised.value.__cause__) == "mid is down"
+
+
+def test_without_fallback_the_chosen_models_error_is_raised() -> None:
+    pool = models()
+    pool["mid"] = Failing(model_name="mid")
+    llm = pool_model(models=pool, cost_weight=0.02)
+    with pytest.raises(RuntimeError, match="mid is down"):
+        llm.invoke(PROMPT)
+    assert pool["small"].calls == [] and pool["big"].calls == []
+
+
+def test_max_cost_bounds_the_fallback_order_of_a_forced_call() -> None:
+    pool = models()
+    pool["mid"] = Failing(model_name="mid")
+    llm = pool_model(models=pool, fallback=True, max_cost=0.001)
+    decision = llm.invoke(PROMPT, routellm_force="mid").response_metadata["routellm"]
+    assert decision["pool"]["order"] == ["mid", "small"]  # big is over the ceiling
+    assert decision["side"] == "small"
+    with pytest.raises(PoolError, match="over max_cost"):
+        llm.invoke(PROMPT, routellm_force="big")
+
+
+# -- tools and structured output -------------------------------------------------------------------
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def test_bind_tools_binds_each_models_own_and_the_chosen_one_gets_them() -> None:
+    llm = pool_model(cost_weight=0.02)
+    bound = llm.bind_tools([add], tool_choice="add")
+    assert chosen(bound.invoke(PROMPT)) == "mid"
+    (call,) = llm.models["mid"].calls
+    assert call["tools"][0]["function"]["name"] == "add" and call["tool_choice"] == "add"
+    assert chosen(bound.invoke(PROMPT, allowed_models=["small"])) == "small"
+    assert llm.models["small"].calls[0]["tools"][0]["function"]["name"] == "add"
+    # the copy shares the original's cost tracker
+    assert llm.cost_report().calls == 2
+
+
+def test_bind_tools_names_a_pool_model_that_cannot() -> None:
+    pool = {**models(), "plain": FakeListChatModel(responses=["x"])}
+    llm = pool_model(models=pool, prices={**PRICES, "plain": (0.1, 0.1)})
+    with pytest.raises(ValueError, match="the pool's model 'plain' \\(FakeListChatModel\\)"):
+        llm.bind_tools([add])
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def test_with_structured_output_is_parsed_by_the_answering_model() -> None:
+    def replying(name: str) -> ScriptedChatModel:
+        value = {"big": 1, "mid": 2, "small": 3}[name]
+        call = {"name": "Answer", "args": {"value": value}, "id": f"call_{name}"}
+        return ScriptedChatModel(
+            model_name=name, replies=[AIMessage(content="", tool_calls=[call])]
+        )
+
+    llm = pool_model(models={n: replying(n) for n in PRICES}, cost_weight=0.02)
+    structured = llm.with_structured_output(Answer)
+    assert structured.invoke(PROMPT) == Answer(value=2)  # mid
+    assert structured.invoke(PROMPT, config={"configurable": {"routellm_force": "small"}}) == (
+        Answer(value=3)
+    )
+    # a chain passes no call arguments on to its steps: per-call settings go in the config
+    with_raw = llm.with_structured_output(Answer, include_raw=True)
+    raw = with_raw.invoke(PROMPT, config={"configurable": {"cost_weight": 0.0}})
+    assert raw["parsed"] == Answer(value=1) and chosen(raw["raw"]) == "big"
+
+
+# -- costs per model ----------------------------------------------------------------------------------
+
+
+def test_cost_report_per_model_and_savings_against_the_most_expensive() -> None:
+    llm = pool_model()
+    llm.invoke(PROMPT)  # big: 11 in / 7 out
+    llm.invoke(PROMPT, routellm_force="mid")  # 11 / 5
+    llm.invoke(PROMPT, routellm_force="small")  # 11 / 3
+    llm.invoke(PROMPT, routellm_force="small")
+    report = llm.cost_report()
+    assert isinstance(report, PoolCostReport)
+    assert list(report.models) == ["big", "mid", "small"]
+    assert {n: t.calls for n, t in report.models.items()} == {"big": 1, "mid": 1, "small": 2}
+    assert report.shares == {"big": 0.25, "mid": 0.25, "small": 0.5}
+    assert report.models["small"].cost == pytest.approx(2 * (11 * 0.1 + 3 * 0.2) / 1e6)
+    total = (11 * 10 + 7 * 30 + 11 * 1 + 5 * 2 + 2 * (11 * 0.1 + 3 * 0.2)) / 1e6
+    assert report.total_cost == pytest.approx(total)
+    assert report.baseline_model == "big"
+    # every call's tokens at big's prices
+    assert report.always_baseline_cost == pytest.approx((44 * 10 + 18 * 30) / 1e6)
+    assert report.savings == pytest.approx(report.always_baseline_cost - total)
+    text = report.format()
+    assert "small: 2 calls, 22 in / 6 out tokens" in text and "always-big: $" in text
+    assert report.to_dict()["models"]["mid"]["calls"] == 1
+    llm.reset_costs()
+    assert llm.cost_report().calls == 0
+
+
+def test_two_model_cost_report_is_unchanged() -> None:
+    llm = RouterChatModel(
+        strong=scripted("big-model", "s"), weak=scripted("small-model", "w"), threshold=0.0
+    )
+    llm.invoke("hi")
+    report = llm.cost_report()
+    assert isinstance(report, CostReport) and report.strong.calls == 1
+    assert report.format().splitlines()[0] == "calls: 1  strong share: 100%"
+
+
+def test_the_cost_callback_counts_a_pool_per_model() -> None:
+    handler = RouteLLMCostCallbackHandler(PRICES, candidates=list(PRICES), use_default_prices=False)
+    llm = pool_model()
+    llm.invoke(PROMPT, config={"callbacks": [handler]})
+    llm.invoke(PROMPT, routellm_force="small", config={"callbacks": [handler]})
+    report = handler.report()
+    assert isinstance(report, PoolCostReport) and report.baseline_model == "big"
+    assert {n: t.calls for n, t in report.models.items()} == {"big": 1, "mid": 0, "small": 1}
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prices": {"big": (1, 1), "mid": (1, 1)}}, "model 'small' has no price"),
+        ({"prices": {**PRICES, "huge": (50, 100)}}, "prices name \\['huge'\\], which are not"),
+        ({"prices": None}, "model 'big' has no price"),
+        ({"prices": {**PRICES, "mid": (-1, 2)}}, "model 'mid'.*non-negative"),
+        (
+            {"router": FixedPoolRouter(QUALITY, trained_on=["big", "mid"])},
+            "has never seen \\['small'\\] of the pool \\['big', 'mid', 'small'\\]: add each",
+        ),
+        ({"router": "task_experts"}, "'task_experts' cannot route the pool"),
+        ({"router": routellm_base.RandomRouter(seed=0)}, "ZeroShotPoolRouter\\(difficulty="),
+        ({"strong": scripted("s", "x")}, "either models= .* not both: got models= and strong="),
+        ({"threshold": 0.5}, "\\['threshold'\\] route between two models"),
+        ({"log": "calls.sqlite"}, "leave log, shadow_rate and judge out for a pool"),
+        ({"cost_weight": -1.0}, "cost_weight must be >= 0"),
+        ({"quality_tolerance": 0.1}, "at most one of cost_weight, quality_tolerance and budget"),
+        ({"budget_window": 10}, "give budget too"),
+        ({"output_tokens": {"nope": 10}}, "output_tokens names \\['nope'\\]"),
+        ({"models": {}}, "models= is empty"),
+    ],
+)
+def test_bad_pool_settings_fail_at_construction(kwargs, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        pool_model(**kwargs)
+
+
+def test_a_model_named_twice_is_refused() -> None:
+    with pytest.raises(ValidationError, match="models name 'mid' twice"):
+        RouterChatModel(models=[scripted("mid", "a"), scripted("mid", "b")], prices={"mid": (1, 1)})
+
+
+def test_pool_settings_between_two_models_are_refused() -> None:
+    with pytest.raises(ValidationError, match="\\['cost_weight'\\] route a pool"):
+        RouterChatModel(strong=scripted("s", "x"), weak=scripted("w", "y"), cost_weight=0.1)
+    with pytest.raises(ValidationError, match="no weak model: give strong= and weak="):
+        RouterChatModel(strong=scripted("s", "x"))
+    llm = RouterChatModel(strong=scripted("s", "x"), weak=scripted("w", "y"), threshold=0.5)
+    with pytest.raises(RoutingInputError, match="\\['allowed_models'\\] route a pool"):
+        llm.invoke("hi", allowed_models=["s"])
+
+
+def test_unknown_names_and_bad_values_at_the_call_are_clear() -> None:
+    llm = pool_model()
+    with pytest.raises(PoolError, match="allowed model 'huge' is not in the pool \\[big, mid"):
+        llm.invoke(PROMPT, allowed_models=["mid", "huge"])
+    with pytest.raises(PoolError, match="forced model 'huge' is not in the pool"):
+        llm.invoke(PROMPT, routellm_force="huge")
+    with pytest.raises(PoolError, match="forced model 'huge' is not in the pool"):
+        llm.invoke(PROMPT, config={"configurable": {"routellm_force": "huge"}})
+    with pytest.raises(PoolError, match="forced model 'big' is not one of the allowed"):
+        llm.invoke(PROMPT, routellm_force="big", allowed_models=["mid"])
+    with pytest.raises(InvalidPolicyError, match="quality_tolerance must be in \\[0, 1\\]"):
+        llm.invoke(PROMPT, quality_tolerance=2.0)
+    with pytest.raises(PoolError, match="no candidate of the pool .* max_cost"):
+        llm.invoke(PROMPT, max_cost=0.0)
+    assert sum(len(m.calls) for m in llm.models.values()) == 0  # nothing was called
+
+
+def test_a_pool_of_one_answers_with_its_model_and_runs_no_router() -> None:
+    spy = FixedPoolRouter({"only": 0.1})
+    llm = RouterChatModel(models={"only": scripted("only", "hello")}, prices={"only": (1, 2)})
+    assert isinstance(llm.engine.router, SingleModelRouter)  # the bundled router is not loaded
+    message = llm.invoke(PROMPT)
+    assert message.content == "hello" and chosen(message) == "only"
+    llm = RouterChatModel(
+        models={"only": scripted("only", "hi")}, prices={"only": (1, 2)}, router=spy
+    )
+    assert chosen(llm.invoke(PROMPT)) == "only" and spy.texts == []
+
+
+def test_swap_router_in_a_pool_checks_the_new_router_first() -> None:
+    llm = pool_model(cost_weight=0.02)
+    assert chosen(llm.invoke(PROMPT)) == "mid"
+    copy = llm.bind_tools([add])
+    with pytest.raises(PoolError, match="has never seen \\['small'\\]"):
+        llm.swap_router(FixedPoolRouter(QUALITY, trained_on=["big", "mid"]))
+    assert chosen(llm.invoke(PROMPT)) == "mid"
+    new = FixedPoolRouter({"big": 0.9, "mid": 0.1, "small": 0.1})
+    llm.swap_router(new)
+    assert chosen(llm.invoke(PROMPT)) == "big" and chosen(copy.invoke(PROMPT)) == "big"
+
+
+# -- inside LangChain's own machinery --------------------------------------------------------------
+
+
+def test_lcel_chain_prompt_pool_parser_with_configurable() -> None:
+    prompt = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{question}")])
+    llm = pool_model(cost_weight=0.02)
+    seen: list[str] = []
+    chain = (
+        prompt
+        | llm
+        | RunnableLambda(lambda m: seen.append(chosen(m)) or m)
+        | (lambda m: str(m.content))
+    )
+    rec = RunRecorder()
+    assert chain.invoke({"question": PROMPT}, config={"callbacks": [rec]}) == "mid answer"
+    assert len(rec.starts) == 1  # one model run: the router's
+    answer = chain.invoke(
+        {"question": PROMPT}, config={"configurable": {"allowed_models": ["big"]}}
+    )
+    assert answer == "big answer" and seen == ["mid", "big"]
+    pieces = list(chain.stream({"question": PROMPT}, config={"configurable": {"cost_weight": 1.0}}))
+    assert "".join(pieces) == "small answer"
+
+
+def test_a_langgraph_agent_routes_each_step_within_the_pool() -> None:
+    import warnings
+
+    from lc_helpers import ReactiveToolModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langgraph.prebuilt import create_react_agent
+
+    pool = {name: ReactiveToolModel(model_name=name) for name in PRICES}
+    llm = pool_model(models=pool, cost_weight=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent = create_react_agent(llm, tools=[add])
+    state = agent.invoke({"messages": [HumanMessage("What is 2 + 3?")]})
+    messages = state["messages"]
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    assert messages[2].content == "5" and messages[3].content == "The answer is 5."
+    assert [chosen(m) for m in (messages[1], messages[3])] == ["mid", "mid"]
+    assert messages[1].response_metadata["routellm"]["pool"]["quality"] == QUALITY
+    # per-call settings through the graph's config reach every step
+    state = agent.invoke(
+        {"messages": [HumanMessage("What is 2 + 3?")]},
+        config={"configurable": {"allowed_models": ["small"]}},
+    )
+    assert [chosen(m) for m in state["messages"] if m.type == "ai"] == ["small", "small"]
+    assert all(c["tools"][0]["function"]["name"] == "add" for c in pool["small"].calls)
+    report = llm.cost_report()
+    assert report.models["mid"].calls == 2 and report.models["small"].calls == 2
