@@ -25,10 +25,9 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
 from routellm_base import RoutingDecision, RoutingTextFn
-from routellm_base.decision import SIDES
 from routellm_base.errors import RouteLLMError
-from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall, checked_force
-from routellm_base.router_fields import RouterFields
+from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
+from routellm_base.router_fields import MODELS_DOC, RouterFields
 
 from .messages import to_chat_turns, tool_call_messages
 from .queries import stock_query_field
@@ -57,10 +56,10 @@ def can_call_functions(llm: LLM) -> bool:
     return isinstance(llm, FunctionCallingLLM) and bool(llm.metadata.is_function_calling_model)
 
 
-def _min_known(a: int, b: int) -> int:
+def _min_known(first: int, *rest: int) -> int:
     # LlamaIndex's -1 means unknown (MockLLM's num_output): not a budget for the router.
-    known = [v for v in (a, b) if v > 0]
-    return min(known) if known else a
+    known = [v for v in (first, *rest) if v > 0]
+    return min(known) if known else first
 
 
 class RouterLLM(RouterFields, FunctionCallingLLM):
@@ -90,12 +89,30 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     Example: ``Settings.llm = RouterLLM(strong=OpenAI(model="gpt-4o"),
     weak=OpenAI(model="gpt-4o-mini"), strong_share=0.3)``.
+
+    **A pool of several models**: ``RouterLLM(models={"gpt-4o": OpenAI(model="gpt-4o"),
+    "gpt-4o-mini": OpenAI(model="gpt-4o-mini"), "llama": ...}, prices={"gpt-4o": (2.5, 10.0),
+    "gpt-4o-mini": (0.15, 0.6), "llama": (0.2, 0.2)}, cost_weight=0.05)`` (USD per million
+    input/output tokens) routes each call to one model by its predicted quality and expected
+    cost under the policy (``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``).
+    Per call, as keyword arguments of any chat/complete method: ``routellm_force=<name>``,
+    ``allowed_models=[names]``, ``cost_weight``, ``quality_tolerance``, ``max_cost`` (taken out
+    before the chosen model is called). The decision in ``additional_kwargs["routellm"]`` then
+    names the model and holds ``pool``: each model's predicted ``quality`` and
+    ``expected_cost`` (USD per call), the ``policy``, its ``knob`` and the fallback ``order``.
+    ``metadata`` takes the tightest limits of all the models; tools need every model (or the
+    ones a call allows or forces) to be function-calling.
     """
 
-    strong: LLM = Field(
-        description="The strong (capable, costly) LLM; calls the router deems hard go here."
+    strong: LLM | None = Field(
+        default=None,
+        description="The strong (capable, costly) LLM; calls the router deems hard go here "
+        "(two models).",
     )
-    weak: LLM = Field(description="The weak (cheap) LLM; every other call goes here.")
+    weak: LLM | None = Field(
+        default=None, description="The weak (cheap) LLM; every other call goes here (two models)."
+    )
+    models: dict[str, LLM] | list[LLM] | None = Field(default=None, description=MODELS_DOC)
     route_on_query: bool = Field(
         default=True,
         description="When a user or system message is one of LlamaIndex's stock templates "
@@ -106,7 +123,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     _judge_type: ClassVar[tuple[type, str]] = (LLM, "LlamaIndex LLM")
 
-    def __init__(self, strong: LLM, weak: LLM, **kwargs: Any) -> None:
+    def __init__(self, strong: LLM | None = None, weak: LLM | None = None, **kwargs: Any) -> None:
         super().__init__(strong=strong, weak=weak, **kwargs)
         self._check_settings()
 
@@ -133,21 +150,21 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """The tighter limits of the two sides, so prompts fit whichever side is chosen."""
-        strong, weak = self.strong.metadata, self.weak.metadata
+        """The tightest limits of the candidates (both sides, or every model of a pool), so
+        prompts fit whichever one is chosen."""
+        llms = [c.model for c in self._candidates()]
+        metas = [llm.metadata for llm in llms]
+        roles = {m.system_role for m in metas}
         return LLMMetadata(
-            context_window=_min_known(strong.context_window, weak.context_window),
-            num_output=_min_known(strong.num_output, weak.num_output),
+            context_window=_min_known(*(m.context_window for m in metas)),
+            num_output=_min_known(*(m.num_output for m in metas)),
             # Always a chat model: predict() then hands messages to the chosen side's chat(),
             # which applies that side's own prompt format. As a "completion model" the router
             # would format prompts with *its* completion_to_prompt and the side's be skipped.
             is_chat_model=True,
-            is_function_calling_model=can_call_functions(self.strong)
-            and can_call_functions(self.weak),
-            model_name=f"routellm({self._side_name('strong')}|{self._side_name('weak')})",
-            system_role=strong.system_role
-            if strong.system_role == weak.system_role
-            else MessageRole.SYSTEM,
+            is_function_calling_model=all(can_call_functions(llm) for llm in llms),
+            model_name=f"routellm({'|'.join(self._side_name(k) for k in self._candidate_keys())})",
+            system_role=roles.pop() if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -158,29 +175,47 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
             **self.metadata.model_dump(),
             **self._routing_params(),
             "route_on_query": self.route_on_query,
-            "strong": _payload(self.strong),
-            "weak": _payload(self.weak),
+            **(
+                {"models": {c.key: _payload(c.model) for c in self._candidates()}}
+                if self.models is not None
+                else {"strong": _payload(self.strong), "weak": _payload(self.weak)}  # type: ignore[arg-type]
+            ),
         }
 
     # -- routing: route, hand to the chosen side, attach, finish ----------------------------------
 
     def route(
-        self, messages: str | Sequence[ChatMessage], *, force: str | None = None
+        self, messages: str | Sequence[ChatMessage], *, force: str | None = None, **route: Any
     ) -> RoutingDecision:
-        """The decision for a prompt or conversation, calling no LLM (enters no share window)."""
-        return self._dry_run(_turns(messages), force)
+        """The decision for a prompt or conversation, calling no LLM (enters no share window,
+        nor a pool's budget window). A pool also takes the per-call settings:
+        ``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``max_cost``."""
+        return self._dry_run(_turns(messages), *self._route_args(force, route))
 
     async def aroute(
-        self, messages: str | Sequence[ChatMessage], *, force: str | None = None
+        self, messages: str | Sequence[ChatMessage], *, force: str | None = None, **route: Any
     ) -> RoutingDecision:
         """:meth:`route` without blocking the event loop (the router runs in a worker thread)."""
-        return await self._adry_run(_turns(messages), force)
+        return await self._adry_run(_turns(messages), *self._route_args(force, route))
+
+    def _route_args(self, force: Any, route: dict[str, Any]) -> tuple[Any, Any]:
+        settings = self._take_route(route)
+        if route:
+            raise TypeError(f"route() got unexpected keyword arguments {sorted(route)}")
+        return self._checked_force(force), settings
+
+    def _routing(self, request: _Request) -> tuple[Any, str | None, dict[str, Any] | None]:
+        """The call's turns, forced candidate and (a pool's) per-call settings, taken out of its
+        keyword arguments before the chosen LLM sees them."""
+        kwargs = request.kwargs
+        route = self._take_route(kwargs)
+        return _turns(request.messages), self._checked_force(kwargs.pop(FORCE_KWARG, None)), route
 
     def _start(self, request: _Request) -> RoutedCall[LLM]:
-        return self._decided_call(_turns(request.messages), _pop_force(request.kwargs))
+        return self._decided_call(*self._routing(request))
 
     async def _astart(self, request: _Request) -> RoutedCall[LLM]:
-        return await self._adecided_call(_turns(request.messages), _pop_force(request.kwargs))
+        return await self._adecided_call(*self._routing(request))
 
     def _attempt(self, request: _Request) -> Callable[[Candidate[LLM]], Any]:
         """Calls the request's method of a candidate; a call carrying ``tools`` (prepared by
@@ -278,14 +313,22 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     def _check_function_calling(self, sides: Sequence[str]) -> None:
         for side in sides:
-            if not can_call_functions(llm := self._candidate(side).model):
+            if can_call_functions(llm := self._candidate(side).model):
+                continue
+            if self.models is not None:
                 raise SideNotFunctionCallingError(
-                    f"RouterLLM: the {side} side ({type(llm).__name__}, model "
-                    f"{llm.metadata.model_name!r}) is not a function-calling LLM, so tool calls "
-                    "cannot be routed to it. Give FunctionCallingLLMs with "
-                    "metadata.is_function_calling_model=True on both sides, or pin tool calls "
-                    f"to the other side with {FORCE_KWARG}=..."
+                    f"RouterLLM: the pool's model {side!r} ({type(llm).__name__}) is not a "
+                    "function-calling LLM, so tool calls cannot be routed to it. Give "
+                    "FunctionCallingLLMs with metadata.is_function_calling_model=True, or keep "
+                    f"tool calls off it with allowed_models=[...] or {FORCE_KWARG}=..."
                 )
+            raise SideNotFunctionCallingError(
+                f"RouterLLM: the {side} side ({type(llm).__name__}, model "
+                f"{llm.metadata.model_name!r}) is not a function-calling LLM, so tool calls "
+                "cannot be routed to it. Give FunctionCallingLLMs with "
+                "metadata.is_function_calling_model=True on both sides, or pin tool calls "
+                f"to the other side with {FORCE_KWARG}=..."
+            )
 
     def _prepare_chat_with_tools(
         self,
@@ -299,9 +342,13 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     ) -> dict[str, Any]:
         """The routed ``chat``'s arguments for a tool call (the conversation, tools and options)
         for the chosen side's own ``*_chat_with_tools`` to prepare. Both sides (or the forced
-        one) must call functions, so a bad side fails on the first tool call, not a late one."""
-        force = checked_force(kwargs.get(FORCE_KWARG))
-        self._check_function_calling([force] if force else SIDES)
+        one; in a pool, every model the call allows) must call functions, so a bad side fails
+        on the first tool call, not a late one."""
+        force = self._checked_force(kwargs.get(FORCE_KWARG))
+        allowed = kwargs.get("allowed_models") if self.models is not None else None
+        if isinstance(allowed, str):
+            allowed = [allowed]
+        self._check_function_calling([force] if force else (allowed or self._candidate_keys()))
         options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls}
         # Only pass tool_required when set: older integrations' signatures lack it.
         options.update({"tool_required": True} if tool_required else {})
@@ -316,9 +363,10 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         side = record.get("side") if isinstance(record, dict) else None
         # No decision recorded (e.g. the empty placeholder an agent uses when a stream yields
         # nothing): ask each function-calling side in turn.
-        llms = {s: self._candidate(s).model for s in SIDES}
-        sides = [side] if side in SIDES else [s for s in SIDES if can_call_functions(llms[s])]
-        self._check_function_calling(sides or SIDES)
+        keys = self._candidate_keys()
+        llms = {s: self._candidate(s).model for s in keys}
+        sides = [side] if side in keys else [s for s in keys if can_call_functions(llms[s])]
+        self._check_function_calling(sides or keys)
         first_error: Exception | None = None
         for name in sides:
             try:
@@ -341,10 +389,6 @@ def _turns(messages: str | Sequence[ChatMessage]) -> Any:
 def _completion(method: str, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> _Request:
     # The routing kwarg stays in kwargs for _start to take out, before the side is called.
     return _Request(method, prompt, {"formatted": formatted, **kwargs})
-
-
-def _pop_force(kwargs: dict[str, Any]) -> str | None:
-    return checked_force(kwargs.pop(FORCE_KWARG, None))
 
 
 def _attach(response: Any, decision: RoutingDecision | None, first: bool = True) -> Any:

@@ -502,3 +502,40 @@ def test_a_langgraph_agent_routes_each_step_within_the_pool() -> None:
     assert all(c["tools"][0]["function"]["name"] == "add" for c in pool["small"].calls)
     report = llm.cost_report()
     assert report.models["mid"].calls == 2 and report.models["small"].calls == 2
+
+
+@pytest.mark.slow
+def test_a_real_local_model_in_the_pool(smollm2_loader) -> None:
+    pool = {
+        "smollm2": smollm2_loader(model_name="smollm2", max_new_tokens=12),
+        "big": scripted("big", "big answer"),
+        "mid": scripted("mid", "mid answer"),
+    }
+    llm = RouterChatModel(
+        models=pool,
+        prices={"smollm2": (0.05, 0.1), "big": (10.0, 30.0), "mid": (1.0, 2.0)},
+        router=FixedPoolRouter({"smollm2": 0.8, "big": 0.9, "mid": 0.6}),
+        cost_weight=0.05,  # smollm2: nearly as good as big for a fraction of the price
+    )
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    chain = prompt | llm
+    message = chain.invoke({"question": "What is the capital of France?"})
+    assert chosen(message) == "smollm2" and str(message.content).strip()
+    usage = message.usage_metadata
+    report = llm.cost_report()
+    totals = report.models["smollm2"]
+    assert (totals.calls, totals.input_tokens, totals.output_tokens) == (
+        1,
+        usage["input_tokens"],
+        usage["output_tokens"],
+    )
+    assert totals.estimated_calls == 0  # the local model reports its usage
+    assert totals.cost == pytest.approx(
+        (usage["input_tokens"] * 0.05 + usage["output_tokens"] * 0.1) / 1e6
+    )
+    assert report.always_baseline_cost == pytest.approx(
+        (usage["input_tokens"] * 10 + usage["output_tokens"] * 30) / 1e6
+    )
+    chunks = list(llm.stream("Say hello.", allowed_models=["smollm2", "mid"]))
+    assert chosen(chunks[0]) == "smollm2" and len(chunks) >= 2
+    assert chosen(llm.invoke("Say hello.", routellm_force="big")) == "big"

@@ -33,6 +33,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 
 from routellm_base import Router
+from routellm_base.pool import Pool, PoolRouter
 
 
 class RecordingRouter(Router):
@@ -50,6 +51,23 @@ class RecordingRouter(Router):
         self.texts.extend(texts)
         self.threads.append(threading.current_thread().name)
         return np.full(len(texts), self.win_rate)
+
+
+class FixedPoolRouter(PoolRouter):
+    """A pool router with fixed predicted qualities per model name (0.5 for others); records
+    the texts it scored. ``trained_on`` makes it refuse a pool with another model."""
+
+    family = "fixed_pool"
+
+    def __init__(self, quality: dict[str, float], trained_on: Sequence[str] | None = None) -> None:
+        super().__init__("fixed_pool", models=trained_on)
+        self.fixed = dict(quality)
+        self.texts: list[str] = []
+
+    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
+        self.texts.extend(texts)
+        row = [self.fixed.get(name, 0.5) for name in pool.names]
+        return np.array([row] * len(texts), dtype=np.float64)
 
 
 class ScriptedLLM(MockLLM):
@@ -307,6 +325,11 @@ def make_fc() -> type[ScriptedFunctionLLM]:
 @pytest.fixture
 def make_router() -> type[RecordingRouter]:
     return RecordingRouter
+
+
+@pytest.fixture
+def make_pool_router() -> type[FixedPoolRouter]:
+    return FixedPoolRouter
 
 
 @pytest.fixture
