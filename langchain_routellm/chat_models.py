@@ -15,6 +15,7 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
+from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import ConfigDict, Field, model_validator
 from typing_extensions import Self
 
@@ -46,6 +47,45 @@ class _Args(NamedTuple):
 
 _CONFIGURABLE = (*ROUTE_KWARGS, FORCE_KWARG)
 """The ``config["configurable"]`` keys a pool's call reads its per-call settings from."""
+
+_POOL_SPECS = (
+    ConfigurableFieldSpec(
+        id="allowed_models",
+        annotation=list[str] | None,
+        name="allowed_models",
+        description="The pool's models this call may go to (default: all).",
+        default=None,
+    ),
+    ConfigurableFieldSpec(
+        id="cost_weight",
+        annotation=float | None,
+        name="cost_weight",
+        description="lambda >= 0: quality given up per extra USD per 1,000 calls.",
+        default=None,
+    ),
+    ConfigurableFieldSpec(
+        id="quality_tolerance",
+        annotation=float | None,
+        name="quality_tolerance",
+        description="tau in [0, 1]: the cheapest model predicted within tau of the best one.",
+        default=None,
+    ),
+    ConfigurableFieldSpec(
+        id="max_cost",
+        annotation=float | None,
+        name="max_cost",
+        description="A hard ceiling, USD per call.",
+        default=None,
+    ),
+    ConfigurableFieldSpec(
+        id=FORCE_KWARG,
+        annotation=str | None,
+        name=FORCE_KWARG,
+        description="The pool model to answer this call, skipping the router.",
+        default=None,
+    ),
+)
+"""The ``config["configurable"]`` keys a pool reads, as :attr:`RouterChatModel.config_specs`."""
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 """Engine roles of LangChain's message types (a chunk's type names its class)."""
@@ -250,6 +290,15 @@ class RouterChatModel(RouterFields, BaseChatModel):
         if self.models is not None:
             kwargs = _configured(config, kwargs)
         return super().astream(input, config, stop=stop, **kwargs)
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        """A pool's per-call settings as the ``config["configurable"]`` keys it reads (so
+        ``config_schema()`` of a chain over it lists them); none between two models."""
+        specs = super().config_specs
+        if self.models is None:
+            return specs
+        return [*specs, *_POOL_SPECS]
 
     # -- public API ---------------------------------------------------------------------------
 

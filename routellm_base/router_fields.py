@@ -74,7 +74,10 @@ FALLBACK_DOC = (
     "when the chosen model fails before its first chunk, since a partial answer cannot be "
     "replaced (later errors are re-raised). A forced side (routellm_force) is only the first "
     "try and falls back too: leave fallback off where a call must never reach the other side. "
-    "The call is one run of the router: the failed attempt reports no usage and is not counted."
+    "The call is one run of the router: the failed attempt reports no usage and is not counted. "
+    "A pool falls back along the decision's pool.order (the allowed models within max_cost, "
+    "best first) until one answers or none is left; fallback_from names the first model that "
+    "failed and fallback_reason lists each failure ('<model>: <Type>: <message>; ...')."
 )
 LOG_DOC = (
     "Where to record every answered call: a SQLite file path, a SQLAlchemy URL (e.g. "
@@ -481,27 +484,33 @@ class RouterFields(BaseModel):
     def _routing_params(self) -> dict[str, Any]:
         """The routing settings that change a decision: what an LLM cache key and an
         observability payload report (the router in use, with its checkpoint id when loaded)."""
-        router = self._router_in_use()
-        loaded = isinstance(router, Router | PoolRouter)
-        checkpoint = router.metadata.get("checkpoint_id") if loaded else None  # type: ignore[union-attr]
-        fields: tuple[str, ...] = ("threshold", "strong_share", "share_window", "routing_text_mode")
         if self.models is not None:
-            fields = (*_POOL_ONLY, "routing_text_mode")
-            prices = {n: (p.input_per_million, p.output_per_million) for n, p in self._prices()}
-            return {
-                "router": router.name if loaded else str(router),  # type: ignore[union-attr]
-                **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
-                "models": list(self.models),
-                "prices": prices,
-                **{name: getattr(self, name) for name in fields},
-                "routing_text_max_tokens": self.routing_text_max_tokens,
-                "no_known_tokens_side": self.no_known_tokens_side,
-                "fallback": self.fallback,
-            }
+            return self._pool_routing_params()
+        router = self._router_in_use()
+        checkpoint = router.metadata.get("checkpoint_id") if isinstance(router, Router) else None
+        fields = ("threshold", "strong_share", "share_window", "routing_text_mode")
+        return {
+            "router": router.name if isinstance(router, Router) else str(router),
+            **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
+            **{name: getattr(self, name) for name in fields},
+            "routing_text_max_tokens": self.routing_text_max_tokens,
+            "no_known_tokens_side": self.no_known_tokens_side,
+            "fallback": self.fallback,
+        }
+
+    def _pool_routing_params(self) -> dict[str, Any]:
+        """:meth:`_routing_params` of a pool: the router in use, the models and their prices,
+        the policy's fields."""
+        router = self._router_in_use()
+        loaded = isinstance(router, PoolRouter)
+        checkpoint = router.metadata.get("checkpoint_id") if loaded else None  # type: ignore[union-attr]
+        prices = {n: (p.input_per_million, p.output_per_million) for n, p in self._prices()}
         return {
             "router": router.name if loaded else str(router),  # type: ignore[union-attr]
             **({"router_checkpoint_id": checkpoint} if checkpoint else {}),
-            **{name: getattr(self, name) for name in fields},
+            "models": list(self.models),
+            "prices": prices,
+            **{name: getattr(self, name) for name in (*_POOL_ONLY, "routing_text_mode")},
             "routing_text_max_tokens": self.routing_text_max_tokens,
             "no_known_tokens_side": self.no_known_tokens_side,
             "fallback": self.fallback,
@@ -560,7 +569,10 @@ class RouterFields(BaseModel):
         budget window); its finish goes to this model's cost tracker, log and shadow runner.
         ``route``: a pool call's settings (see :meth:`_take_route`)."""
         services = self._services  # a pydantic private attribute: read once per call
-        engine = self._peek_engine(services)
+        if self.models is None:
+            engine: Any = services.engines.peek(self._engine_settings())
+        else:
+            engine = services.pools.peek(self._pool_settings())
         call = self._new_call(services, engine or self.engine, turns, force, route)
         call.decide()
         return call

@@ -471,6 +471,11 @@ def test_lcel_chain_prompt_pool_parser_with_configurable() -> None:
     assert answer == "big answer" and seen == ["mid", "big"]
     pieces = list(chain.stream({"question": PROMPT}, config={"configurable": {"cost_weight": 1.0}}))
     assert "".join(pieces) == "small answer"
+    # the chain's config schema lists the keys the pool reads
+    assert {"allowed_models", "cost_weight", "quality_tolerance", "max_cost", "routellm_force"} <= (
+        {spec.id for spec in chain.config_specs}
+    )
+    assert RouterChatModel(strong=scripted("s", "x"), weak=scripted("w", "y")).config_specs == []
 
 
 def test_a_langgraph_agent_routes_each_step_within_the_pool() -> None:
@@ -539,3 +544,32 @@ def test_a_real_local_model_in_the_pool(smollm2_loader) -> None:
     chunks = list(llm.stream("Say hello.", allowed_models=["smollm2", "mid"]))
     assert chosen(chunks[0]) == "smollm2" and len(chunks) >= 2
     assert chosen(llm.invoke("Say hello.", routellm_force="big")) == "big"
+
+
+@pytest.mark.asyncio
+async def test_astream_events_read_the_configurable_settings() -> None:
+    llm = pool_model()
+    events = [
+        e
+        async for e in llm.astream_events(
+            PROMPT, config={"configurable": {"cost_weight": 1.0}}, version="v2"
+        )
+    ]
+    chunks = [e["data"]["chunk"] for e in events if e["event"] == "on_chat_model_stream"]
+    assert "".join(str(c.content) for c in chunks) == "small answer"
+    (end,) = [e["data"]["output"] for e in events if e["event"] == "on_chat_model_end"]
+    assert chosen(end) == "small"
+
+
+def test_copies_and_pickles_of_a_pool_route_alike() -> None:
+    import copy
+    import pickle
+
+    llm = pool_model(cost_weight=0.02)
+    for other in (copy.deepcopy(llm), pickle.loads(pickle.dumps(llm)), llm.model_copy()):
+        assert chosen(other.invoke(PROMPT)) == "mid"
+        assert list(other.models) == ["big", "mid", "small"]
+    # model_copy shares the cost tracker; deep copies and pickles start their own
+    assert llm.cost_report().calls == 1
+    assert llm.model_copy(update={"cost_weight": 1.0}).invoke(PROMPT).content == "small answer"
+    assert llm.cost_report().calls == 2
