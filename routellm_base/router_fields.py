@@ -539,7 +539,10 @@ class RouterFields(BaseModel):
         if bound is not None:
             return Candidate(key, self._side_name(key), *bound[key])
         if self.models is not None:
-            return Candidate(key, key, self.models[key])
+            model = self.models.get(key)
+            if model is None:
+                raise PoolError(f"model {key!r} is not in the pool {list(self.models)}")
+            return Candidate(key, key, model)
         return Candidate(key, self._side_name(key), self.strong if key == "strong" else self.weak)
 
     def _checked_force(self, force: Any) -> str | None:

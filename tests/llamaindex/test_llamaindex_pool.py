@@ -246,6 +246,8 @@ async def test_function_agent_over_a_pool(make_fc, make_pool_router, make_script
         [make_tool([])], user_msg="6*7?", allowed_models=["mid", "small"]
     )
     assert side(response) in {"mid", "small"}
+    with pytest.raises(PoolError, match="model 'huge' is not in the pool"):
+        await mixed.achat_with_tools([make_tool([])], user_msg="6*7?", allowed_models=["huge"])
 
 
 @pytest.mark.slow
