@@ -204,7 +204,10 @@ class RouterChatModel(RouterFields, BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         # Not BaseChatModel's own: its hasattr probes of missing pydantic attributes are slow.
         model = kwargs.get("model")
-        pair = "|".join(self._side_name(key) for key in self._candidate_keys())
+        if self.models is None:
+            pair = f"{self._side_name('strong')}|{self._side_name('weak')}"
+        else:
+            pair = "|".join(self.models)
         name = model if isinstance(model, str) else pair
         params = LangSmithParams(ls_provider="routellm", ls_model_name=name, ls_model_type="chat")
         temperature = kwargs.get("temperature", self.temperature)
