@@ -12,7 +12,12 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.tools import FunctionTool
 
-from llamaindex_routellm import ROUTELLM_KEY, RouterLLM, SideNotFunctionCallingError
+from llamaindex_routellm import (
+    ROUTELLM_KEY,
+    RouterLLM,
+    SideNotFunctionCallingError,
+    record_decisions,
+)
 from routellm_base.costs import PoolCostReport
 from routellm_base.errors import InvalidPolicyError, PoolError, RoutingInputError
 from routellm_base.pool_fields import SingleModelRouter
@@ -206,8 +211,11 @@ def test_query_engine_with_a_pool(make_llm, pool) -> None:
     router = make_llm().router
     llm = make_llm(cost_weight=0.02, router=router)
     engine = index.as_query_engine(llm=llm, similarity_top_k=1)
-    response = engine.query("Where is the Eiffel Tower?")
+    with record_decisions() as recorder:
+        response = engine.query("Where is the Eiffel Tower?")
     assert str(response) == "mid: chat"
+    (decision,) = recorder.decisions
+    assert decision["model"] == "mid" and decision["pool"]["quality"] == QUALITY
     # routed on the query, not the filled-in QA template (route_on_query)
     assert router.texts == ["Where is the Eiffel Tower?"]
     assert llm.cost_report().models["mid"].calls == 1
