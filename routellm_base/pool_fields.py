@@ -18,7 +18,7 @@ import numpy as np
 
 from .costs import ModelPrice
 from .errors import PoolError, RoutingInputError
-from .pool import Pool, PoolEngine, PoolPolicy, PoolRouter, ZeroShotPoolRouter
+from .pool import Pool, PoolEngine, PoolPolicy, PoolRouter, load_pool_router
 from .routers.base import Router
 from .routing_text import RoutingTextOptions
 
@@ -79,41 +79,47 @@ class SingleModelRouter(PoolRouter):
 
 
 def pool_router_spec(router: Any, names: tuple[str, ...]) -> PoolRouter | str:
-    """A model's ``router`` field as a pool engine takes it: the :class:`PoolRouter`, or
-    :data:`ZERO_SHOT`; ``"single_model"`` for a pool of one (no router runs). Any other router
-    raises :class:`PoolError` saying what a pool takes (loads nothing)."""
-    if not (isinstance(router, PoolRouter) or router == ZERO_SHOT):
-        if isinstance(router, Router):
-            raise PoolError(
-                f"router {router.name!r} routes between two models; the pool {list(names)} "
-                "needs a pool router: ZeroShotPoolRouter(difficulty=router) uses it as each "
-                "prompt's difficulty, or leave router= out for the zero-shot start over the "
-                "bundled router"
-            )
-        raise PoolError(pool_checkpoint_error(router, names))
-    return "single_model" if len(names) == 1 else router
+    """A model's ``router`` field as a pool engine takes it: a :class:`PoolRouter`, or a pool
+    router's name or checkpoint folder as :func:`routellm_base.pool.load_pool_router` takes it
+    (:data:`ZERO_SHOT`, a bundled name such as ``"pool_knn"``, a folder); ``"single_model"``
+    for a pool of one (no router runs). A two-model :class:`Router` raises :class:`PoolError`
+    saying what a pool takes (loads nothing)."""
+    if isinstance(router, Router):
+        raise PoolError(
+            f"router {router.name!r} routes between two models; the pool {list(names)} "
+            "needs a pool router: ZeroShotPoolRouter(difficulty=router) uses it as each "
+            "prompt's difficulty, a trained pool router (e.g. 'pool_knn' or a folder written "
+            "by `routellm train pool`) predicts each model's quality, or leave router= out "
+            "for the zero-shot start over the bundled router"
+        )
+    if not isinstance(router, PoolRouter | str | Path):
+        raise PoolError(
+            f"a pool's router must be a PoolRouter, a pool router's name or a checkpoint "
+            f"folder, got {type(router).__name__}"
+        )
+    if len(names) == 1:
+        return "single_model"
+    return router if isinstance(router, PoolRouter) else str(router)
 
 
-def check_router(router: Any, pool: Pool) -> None:
-    """Raise unless ``router`` can route ``pool``: :func:`pool_router_spec`'s errors, and a
-    :class:`PoolRouter` that has never seen a model of the pool (its :class:`PoolError` names
-    the pool, the unseen models and the fix)."""
-    pool_router_spec(router, pool.names)
-    if isinstance(router, PoolRouter):
-        router.check_pool(pool)
-
-
-def pool_checkpoint_error(router: str | Path, names: tuple[str, ...]) -> str:
-    """The error for a router name or folder given for a pool. The hook where a trained pool
-    router's checkpoint will be resolved (``routellm_base.pool.load_pool_router``, being
-    written): until then, a pool takes a :class:`PoolRouter` instance or ``"zero_shot"``."""
-    return (
-        f"router {str(router)!r} cannot route the pool {list(names)}: a pool routes with a "
-        f"PoolRouter instance (e.g. a trained kNN or MF pool router) or {ZERO_SHOT!r} (the "
-        "default: harder prompts go to pricier models); loading a pool router's checkpoint "
-        "by name or folder is not supported yet, and the bundled routers route between two "
-        "models only"
-    )
+def check_router(router: Any, pool: Pool) -> PoolRouter | None:
+    """Raise unless ``router`` can route ``pool``: :func:`pool_router_spec`'s errors, a name
+    or folder :func:`~routellm_base.pool.load_pool_router` cannot load, and a router that has
+    never seen a model of the pool (its :class:`PoolError` names the pool, the unseen models
+    and the fix). Returns the router it loaded for a name or folder (``None`` otherwise)."""
+    spec = pool_router_spec(router, pool.names)
+    if spec == "single_model":
+        if isinstance(router, PoolRouter):
+            router.check_pool(pool)
+        return None
+    if isinstance(spec, PoolRouter):
+        spec.check_pool(pool)
+        return None
+    if spec == ZERO_SHOT:  # routes any pool: loaded on first use
+        return None
+    loaded = load_pool_router(spec)
+    loaded.check_pool(pool)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -196,14 +202,14 @@ class PoolEngineCache:
             return spec
         router = self._routers.get(spec)
         if router is None:
-            if spec == "single_model":
-                router = SingleModelRouter()
-            else:
-                from .checkpoints import load_router
-
-                router = ZeroShotPoolRouter(load_router())
+            router = SingleModelRouter() if spec == "single_model" else load_pool_router(spec)
             self._routers[spec] = router
         return router
+
+    def remember(self, spec: str, router: PoolRouter) -> None:
+        """Use ``router``, already loaded from the name or folder ``spec``, for ``spec``."""
+        with self._lock:
+            self._routers.setdefault(spec, router)
 
     def router_in_use(self, spec: PoolRouter | str) -> PoolRouter | str:
         """The router that routes for a field naming ``spec``: the one swapped in, else the

@@ -327,17 +327,14 @@ class RouterFields(BaseModel):
                 f"{two_models} route between two models (strong=/weak=); a pool routes by "
                 "cost_weight, quality_tolerance, budget or max_cost"
             )
-        if self.log is not None or self.shadow_rate or self.judge is not None:
-            raise PoolError(
-                "the routing log, shadow calls and judge record calls between two models for "
-                "now: leave log, shadow_rate and judge out for a pool"
-            )
         if self.budget_window is not None and self.budget is None:
             raise PoolError("budget_window is the window a budget is held over: give budget too")
         if "router" not in self.model_fields_set:
             self.router = ZERO_SHOT
         settings = self._pool_settings()  # the prices, output tokens, policy, routing text
-        check_router(self.router, settings.pool())
+        loaded = check_router(self.router, settings.pool())
+        if loaded is not None:  # a name or folder: loaded once, to check it knows the pool
+            self._services.pools.remember(str(self.router), loaded)
         self._new_cost_tracker()
 
     def _named_models(self, models: Any) -> dict[str, Any]:
@@ -472,9 +469,10 @@ class RouterFields(BaseModel):
         """
         if self.models is not None:
             settings = self._pool_settings()
-            if not isinstance(router, PoolRouter):
-                check_router(router, settings.pool())
-            replaced = self._services.pools.swap(settings, router)  # type: ignore[arg-type]
+            loaded = (
+                None if isinstance(router, PoolRouter) else check_router(router, settings.pool())
+            )
+            replaced = self._services.pools.swap(settings, loaded or router)  # type: ignore[arg-type]
             self.router = router
             return replaced
         replaced = self._services.engines.swap(self._engine_settings(), router)

@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 from ..checkpoints import (
     BUNDLED_DIR,
     BUNDLED_POOL_ROUTERS,
+    BUNDLED_ROUTERS,
     CARD_FILE,
     CONFIG_FILE,
     FORMAT,
@@ -97,6 +98,13 @@ def load_pool_router(
         name = key
     else:
         path = Path(key).expanduser()
+        if not path.is_dir() and key in BUNDLED_ROUTERS:
+            raise UnknownRouterError(
+                f"{key!r} is a bundled two-model router (strong/weak win rates), not a pool "
+                f"router: a pool takes {sorted([*BUNDLED_POOL_ROUTERS, ZERO_SHOT_ROUTER])}, a "
+                "folder written by `routellm train pool`, or ZeroShotPoolRouter(difficulty="
+                f"load_router({key!r})) to use it as each prompt's difficulty"
+            )
         if not path.is_dir():
             raise UnknownRouterError(
                 f"unknown pool router {key!r}: not a bundled pool router "

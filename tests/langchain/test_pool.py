@@ -376,11 +376,12 @@ def test_the_cost_callback_counts_a_pool_per_model() -> None:
             {"router": FixedPoolRouter(QUALITY, trained_on=["big", "mid"])},
             "has never seen \\['small'\\] of the pool \\['big', 'mid', 'small'\\]: add each",
         ),
-        ({"router": "task_experts"}, "'task_experts' cannot route the pool"),
+        ({"router": "task_experts"}, "'task_experts' is a bundled two-model router"),
+        ({"router": "no/such/folder"}, "unknown pool router 'no/such/folder'"),
+        ({"router": "pool_knn"}, "has never seen \\['big', 'mid', 'small'\\]"),
         ({"router": routellm_base.RandomRouter(seed=0)}, "ZeroShotPoolRouter\\(difficulty="),
         ({"strong": scripted("s", "x")}, "either models= .* not both: got models= and strong="),
         ({"threshold": 0.5}, "\\['threshold'\\] route between two models"),
-        ({"log": "calls.sqlite"}, "leave log, shadow_rate and judge out for a pool"),
         ({"cost_weight": -1.0}, "cost_weight must be >= 0"),
         ({"quality_tolerance": 0.1}, "at most one of cost_weight, quality_tolerance and budget"),
         ({"budget_window": 10}, "give budget too"),
@@ -573,3 +574,70 @@ def test_copies_and_pickles_of_a_pool_route_alike() -> None:
     assert llm.cost_report().calls == 1
     assert llm.model_copy(update={"cost_weight": 1.0}).invoke(PROMPT).content == "small answer"
     assert llm.cost_report().calls == 2
+
+
+# -- trained routers by name, and the own-traffic loop ---------------------------------------------
+
+
+def test_the_bundled_pool_router_routes_a_pool_of_models_it_knows_by_name() -> None:
+    names = ("llama-3.1-nemotron-51b-instruct", "llama-3.1-8b-instruct", "gemma-2-9b-it")
+    llm = RouterChatModel(
+        models={n: scripted(n, f"{n} answer") for n in names},
+        prices={names[0]: (0.9, 0.9), names[1]: (0.2, 0.2), names[2]: (0.1, 0.1)},
+        router="pool_knn",
+        cost_weight=0.0,
+    )
+    answer = llm.invoke("Solve for x: 3x + 5 = 20. Show the steps.")
+    decision = answer.response_metadata["routellm"]
+    assert decision["router"] == "pool_knn" and decision["checkpoint_id"]
+    assert set(decision["pool"]["quality"]) == set(names)
+    best = max(decision["pool"]["quality"], key=decision["pool"]["quality"].get)
+    assert decision["model"] == best  # cost_weight 0: the best predicted quality
+    assert answer.content == f"{best} answer"
+
+
+def test_a_pool_logs_its_decisions_and_judged_shadow_comparisons_yield_named_battles(
+    tmp_path,
+) -> None:
+    from langchain_core.messages import AIMessage
+
+    from routellm_base.log import RoutingLog, read_comparisons, read_decisions
+    from routellm_base.log.training_data import pool_battles
+
+    class Judge(ScriptedChatModel):
+        """Prefers the answer that starts with "big"."""
+
+        def _reply(self, messages: list[BaseMessage]) -> AIMessage:
+            user = str(messages[-1].content)
+            a = user.split("[The Start of Assistant A's Answer]\n")[1]
+            b = user.split("[The Start of Assistant B's Answer]\n")[1]
+            verdict = (
+                "[[A]]" if a.startswith("big") else "[[B]]" if b.startswith("big") else "[[C]]"
+            )
+            return AIMessage(content=verdict)
+
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    llm = pool_model(
+        models={n: scripted(n, *[f"{n} answer"] * 10) for n in PRICES},
+        cost_weight=0.02,
+        log=log,
+        shadow_rate=1.0,
+        shadow_seed=0,
+        judge=Judge(model_name="judge"),
+    )
+    for i in range(4):
+        assert chosen(llm.invoke(f"question {i}")) == "mid"
+    assert llm.flush_log(30)
+    rows = read_decisions(path)
+    assert [r["side"] for r in rows] == ["mid"] * 4
+    assert all(r["pool_policy"] == "cost_weight" and r["threshold"] is None for r in rows)
+    comparisons = read_comparisons(path)
+    assert len(comparisons) == 4
+    battles, _ = pool_battles(str(path))
+    assert len(battles) == 4
+    for battle in battles:
+        assert "mid" in (battle.model_a, battle.model_b) and battle.answered == "mid"
+        other = battle.model_a if battle.model_b == "mid" else battle.model_b
+        assert battle.winner == ("model_a" if other == "big" else "tie")
+    log.close()
