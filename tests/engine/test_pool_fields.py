@@ -8,7 +8,7 @@ import pytest
 
 from routellm_base import RandomRouter
 from routellm_base.costs import CostReport, CostTracker, PoolCostReport
-from routellm_base.errors import PoolError, RoutingInputError
+from routellm_base.errors import PoolError, RoutingInputError, UnknownRouterError
 from routellm_base.pool import Pool, PoolEngine, PoolPolicy, PoolRouter, ZeroShotPoolRouter
 from routellm_base.pool_fields import (
     PoolEngineCache,
@@ -96,8 +96,9 @@ def test_the_router_a_pool_takes() -> None:
     assert pool_router_spec(router, names) is router
     assert pool_router_spec("zero_shot", names) == "zero_shot"
     assert pool_router_spec(router, ("big",)) == "single_model"
-    with pytest.raises(PoolError, match="'mf' cannot route the pool"):
-        pool_router_spec("mf", names)
+    assert pool_router_spec("pool_knn", names) == "pool_knn"  # loaded by check_router
+    with pytest.raises(UnknownRouterError, match="'mf' is a bundled two-model router"):
+        check_router("mf", Pool(PRICES))
     with pytest.raises(PoolError, match="ZeroShotPoolRouter\\(difficulty=router\\)"):
         pool_router_spec(RandomRouter(seed=0), names)
     with pytest.raises(PoolError, match="never seen \\['small'\\]"):

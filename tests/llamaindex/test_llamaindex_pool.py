@@ -19,7 +19,12 @@ from llamaindex_routellm import (
     record_decisions,
 )
 from routellm_base.costs import PoolCostReport
-from routellm_base.errors import InvalidPolicyError, PoolError, RoutingInputError
+from routellm_base.errors import (
+    InvalidPolicyError,
+    PoolError,
+    RoutingInputError,
+    UnknownRouterError,
+)
 from routellm_base.pool_fields import SingleModelRouter
 
 PRICES = {"big": (10.0, 30.0), "mid": (1.0, 2.0), "small": (0.1, 0.2)}
@@ -154,7 +159,7 @@ def test_cost_report_per_model(make_llm) -> None:
     [
         ({"prices": {"big": (1, 1), "mid": (1, 1)}}, PoolError, "model 'small' has no price"),
         ({"prices": {**PRICES, "huge": (1, 1)}}, PoolError, "prices name \\['huge'\\]"),
-        ({"router": "mf"}, PoolError, "'mf' cannot route the pool"),
+        ({"router": "mf"}, UnknownRouterError, "'mf' is a bundled two-model router"),
         ({"quality_tolerance": 1.5, "cost_weight": None}, InvalidPolicyError, "in \\[0, 1\\]"),
         ({"strong_share": 0.3}, PoolError, "\\['strong_share'\\] route between two models"),
     ],
