@@ -8,8 +8,10 @@ import os
 import sys
 from collections.abc import Callable
 
+from .arg_types import cosine, int_at_least, share
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
+from .decontaminate import NEAR_DUPLICATE_COSINE
 from .errors import RouteLLMError
 from .policy import DEFAULT_STRONG_SHARE
 
@@ -18,11 +20,15 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--strong-share",
-        type=float,
+        type=share,
         help=f"target share of calls sent to the strong model (default {DEFAULT_STRONG_SHARE}, "
         "through the router's calibration)",
     )
-    group.add_argument("--threshold", type=float, help="route strong when win rate >= this")
+    group.add_argument(
+        "--threshold",
+        type=float,
+        help="route strong when win rate >= this (default: from --strong-share)",
+    )
 
 
 def cmd_route(args: argparse.Namespace) -> int:
@@ -68,6 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         return eval_pool(args)
     from .checkpoints import load_router
+    from .data.location import default_data_dir
     from .evals import (
         common_items,
         evaluate,
@@ -80,8 +87,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pair = {"strong_model": args.strong, "weak_model": args.weak} if args.retarget else {}
     routers = [load_router(r, seed=args.seed, **pair) for r in args.router]
     # Every router of a benchmark is scored on the same items: those none of them trained on.
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     benchmarks = [
-        common_items(routers, load_benchmark(b, args.data_dir, args.strong, args.weak))
+        common_items(routers, load_benchmark(b, data_dir, args.strong, args.weak))
         for b in args.benchmark
     ]
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
@@ -178,8 +186,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             )
         )
     else:
+        # A share of 0 sets the threshold just above 1, which 6 places would print as 1.000000.
+        shown = "above 1 (no call goes strong)" if threshold > 1.0 else f"{threshold:.6f}"
         print(
-            f"threshold {threshold:.6f} sends {achieved:.1%} of {len(prompts)} prompts strong "
+            f"threshold {shown} sends {achieved:.1%} of {len(prompts)} prompts strong "
             f"(target {args.strong_share:.1%}, router {router.name})"
         )
     return 0
@@ -202,7 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     # and weak_model= pick another pair of a many-model mf checkpoint).
     route.add_argument("--strong", help="name to print for the strong model (a label only)")
     route.add_argument("--weak", help="name to print for the weak model (a label only)")
-    route.add_argument("--max-tokens", type=int, default=None, help="routing-text token budget")
+    route.add_argument(
+        "--max-tokens",
+        type=int_at_least(1),
+        default=None,
+        help="routing-text budget in cl100k tokens: the router reads at most this much of the "
+        "prompt (default: the whole prompt; the router's embedder still applies its own limit)",
+    )
     route.add_argument("--json", action="store_true", help="print one JSON object")
     route.set_defaults(func=cmd_route)
 
@@ -218,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         default=None,
         help="data folder holding routellm/ (or a RouteLLM checkout) for mt-bench, mmlu and "
-        "gsm8k, and rmb/ for rmb (default: $ROUTELLM_DATA_DIR; ../shared/data in development)",
+        "gsm8k, and rmb/ for rmb (default: $ROUTELLM_DATA_DIR, else ../shared/data when that "
+        "folder exists, as for the training recipes)",
     )
     ev.add_argument(
         "--router",
@@ -234,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks"
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the random router")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random router (default 0)")
     ev.add_argument(
         "--retarget",
         action="store_true",
@@ -273,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument(
         "--strong-share",
-        type=float,
+        type=share,
         required=True,
         help="share of your prompts to send to the strong model, in [0, 1] (e.g. 0.3)",
     )
@@ -310,9 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")
     dc.add_argument(
-        "--router", default=DEFAULT_ROUTER, help="router whose embedder measures similarity"
+        "--router",
+        default=DEFAULT_ROUTER,
+        help=f"router whose embedder measures similarity (default {DEFAULT_ROUTER})",
     )
-    dc.add_argument("--cosine", type=float, default=0.95, help="near-duplicate threshold")
+    dc.add_argument(
+        "--cosine",
+        type=cosine,
+        default=NEAR_DUPLICATE_COSINE,
+        help="a training prompt whose embedding has at least this cosine similarity, in (0, 1], "
+        f"to an evaluation prompt is flagged (default {NEAR_DUPLICATE_COSINE})",
+    )
     dc.add_argument(
         "--json", action="store_true", help="print one JSON object (train, eval, flagged ids)"
     )

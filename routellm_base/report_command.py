@@ -8,6 +8,7 @@ import argparse
 import json
 from typing import Any
 
+from .arg_types import int_at_least
 from .errors import RoutingInputError
 
 
@@ -62,11 +63,13 @@ def add_report_parser(sub: Any) -> None:
     rp.add_argument(
         "--every",
         default=None,
-        help="time-bin width, e.g. 30s, 15m, 1h, 1d (default: at most 24 bins over the log's span)",
+        help="time-bin width: a positive number with a unit ms, s, m, h, d or w, e.g. 50ms, 0.5s, "
+        "15m, 1h, 2w (a bare number is seconds; at least 1 ms) (default: at most 24 bins over "
+        "the log's span)",
     )
     rp.add_argument(
         "--buckets",
-        type=int,
+        type=int_at_least(1),
         default=5,
         help="win-rate buckets of the judged calls, of equal counts (default %(default)s)",
     )
@@ -81,6 +84,7 @@ def add_report_parser(sub: Any) -> None:
         action="append",
         default=[],
         help="a router name or checkpoint folder holding a logged checkpoint's calibration "
-        "(when the logged name does not find it); repeatable",
+        "(when the logged name does not find it); one that names no router is an error; "
+        "repeatable",
     )
     rp.set_defaults(func=cmd_report)

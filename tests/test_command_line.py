@@ -108,9 +108,10 @@ def test_eval_reads_the_data_folder_from_the_environment(
 
 
 def test_a_named_benchmark_without_a_data_folder_says_how_to_give_one(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here either
     assert main(["eval", "--benchmark", "rmb", "--router", "random", "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert "--data-dir" in error and DATA_DIR_ENV in error and "rmb/pairs.jsonl" in error
@@ -249,3 +250,222 @@ def test_the_curves_plot_gives_no_router_the_colour_of_a_reference_line() -> Non
     nearest = min(float(np.linalg.norm(np.subtract(a, b))) for a in routers for b in reference)
     assert nearest > 0.35
     plt.close(fig)
+
+
+# Units that an option's help must name: the option's value means nothing without them.
+UNITS = {
+    ("route", "--max-tokens"): "cl100k tokens",
+    ("train", "--max-length"): "tokens",
+    ("train", "--train-layers"): "layers",
+    ("judge", "--timeout"): "seconds",
+    ("judge", "--backoff"): "seconds",
+    ("judge", "--max-tokens"): "tokens",
+    ("serve", "--share-window"): "calls",
+    ("serve", "--timeout"): "seconds",
+    ("serve", "--connect-timeout"): "seconds",
+    ("serve", "--max-body-bytes"): "MiB",
+    ("report", "--every"): "ms",
+}
+
+
+def test_every_option_with_a_default_says_it_and_numeric_options_name_their_unit() -> None:
+    missing = []
+    for name, parser in _subcommands().items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or action.default in (None, False, []):
+                continue
+            text = " ".join(parser._get_formatter()._expand_help(action).split())
+            if "default" not in text:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+    helps = {
+        (name, o): " ".join(parser._get_formatter()._expand_help(a).split())
+        for name, parser in _subcommands().items()
+        for a in parser._actions
+        for o in a.option_strings
+        if a.help
+    }
+    assert [k for k, unit in UNITS.items() if unit not in helps[k]] == []
+    # Options whose default is computed (None on the command line) still say what it is.
+    assert "default: the whole prompt" in helps[("route", "--max-tokens")]
+    assert "default 0.5" in helps[("serve", "--strong-share")]
+    assert "default: off" in helps[("serve", "--share-window")]
+    assert "(default 0.95)" in helps[("decontaminate", "--cosine")]
+    assert "(default task_experts)" in helps[("decontaminate", "--router")]
+    assert "(default 128)" in helps[("train", "--max-length")]
+    assert "(default 2)" in helps[("train", "--train-layers")]
+    example = _script_parser("examples/llamaindex_query_engine.py")
+    [strong_share] = [a for a in example._actions if "--strong-share" in a.option_strings]
+    assert "default 0.5" in example._get_formatter()._expand_help(strong_share)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "mf", "--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["train", "mf", "--batch-size", "0"], "argument --batch-size: must be at least 1"),
+        (["train", "mf", "--patience", "-1"], "argument --patience: must be at least 0"),
+        (["train", "mf", "--dim", "0"], "argument --dim: must be at least 1"),
+        (["train", "bert", "--max-length", "0"], "argument --max-length: must be at least 1"),
+        (["train", "causal_llm", "--train-layers", "0"], "argument --train-layers: must be at"),
+        (["train", "mf", "--lr", "0"], "argument --lr: must be above 0"),
+        (
+            ["train", "mf", "--cosine", "5"],
+            "argument --cosine: must be a cosine similarity in (0, 1]",
+        ),
+        (["decontaminate", "--cosine", "5"], "argument --cosine: must be a cosine similarity in"),
+        (["decontaminate", "--cosine", "0"], "argument --cosine: must be a cosine similarity in"),
+        (["route", "hi", "--max-tokens", "0"], "argument --max-tokens: must be at least 1"),
+        (
+            ["route", "hi", "--strong-share", "2"],
+            "argument --strong-share: must be a share in [0, 1]",
+        ),
+        (["calibrate", "--prompts", "p", "--strong-share", "-1"], "must be a share in [0, 1]"),
+        (["report", "--log", "x", "--buckets", "0"], "argument --buckets: must be at least 1"),
+    ],
+)
+def test_out_of_range_options_are_refused_when_parsed(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_args = ["--data", "d.jsonl", "--out", "o", "--strong", "a", "--weak", "b"]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + (train_args if argv[0] == "train" else []))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_calibrate_prints_a_threshold_above_1_as_route_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"question {i}"}) + "\n" for i in range(20)))
+    assert (
+        main(["calibrate", "--prompts", str(prompts), "--strong-share", "0", "--router", "mf"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("threshold above 1 (no call goes strong) sends 0.0% of 20"), out
+    assert "1.000000" not in out
+
+
+def test_eval_falls_back_to_the_development_data_folder_as_the_recipes_do(
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from routellm_base.data.location import DEV_DATA_DIR, default_data_dir
+    from routellm_base.train.recipe import recipe_parser
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(data_dir)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert DEV_DATA_DIR == "../shared/data" and default_data_dir() == DEV_DATA_DIR
+    assert recipe_parser(None).parse_args([]).data_dir == DEV_DATA_DIR
+    assert main(["eval", "--benchmark", "rmb", "--router", "random", "--no-progress"]) == 0
+    assert " rmb " in capsys.readouterr().out
+    helps = " ".join(_subcommands()["eval"].format_help().split())
+    assert "(default: $ROUTELLM_DATA_DIR, else ../shared/data when that folder exists" in helps
+
+
+def test_train_refuses_to_overwrite_a_checkpoint_folder_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "router"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    argv = ["train", "mf", "--data", str(tmp_path / "none.jsonl"), "--out", str(out),
+            "--strong", "a", "--weak", "b"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("routellm: error:") and str(out) in err and "--force" in err
+    assert (out / "config.json").read_text() == "{}"
+    # With --force it goes on (and fails later, on the missing data, not on the folder).
+    assert main([*argv, "--force"]) == 2
+    assert "--force" not in capsys.readouterr().err
+
+
+def test_the_eval_plot_keeps_the_benchmark_order_and_labels_its_scale() -> None:
+    import matplotlib.pyplot as plt
+
+    from routellm_base.evals.harness import score_label
+
+    results = [evaluate(RandomRouter(seed=0), _file_bench(n)) for n in ("zeta", "alpha")]
+    fig = curves_figure(results, seeds=5)
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes] == ["zeta", "alpha"]
+    assert fig.axes[0].get_ylabel() == score_label("zeta") != "performance"
+    plt.close(fig)
+    assert "1-10" in score_label("mt-bench") and "accuracy" in score_label("mmlu")
+    assert "accuracy" in score_label("gsm8k") and "battles won" in score_label("rmb")
+
+
+def _example(path: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--strong-share", "2"], "argument --strong-share: must be a share in [0, 1]"),
+        (["--strong-share", "-1"], "argument --strong-share: must be a share in [0, 1]"),
+        (["--router", "nope"], "argument --router: unknown router 'nope'"),
+    ],
+)
+@pytest.mark.parametrize(
+    "example", ["examples/langchain_quickstart.py", "examples/llamaindex_query_engine.py"]
+)
+def test_the_examples_refuse_bad_options_before_loading_a_model(
+    example: str, argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    module = _example(example)
+
+    def no_model(*args: object) -> None:
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(
+        module, "local_models" if "langchain" in example else "local_sides", no_model
+    )
+    with pytest.raises(SystemExit) as exit_:
+        module.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "example", ["examples/langchain_quickstart.py", "examples/llamaindex_query_engine.py"]
+)
+def test_the_examples_fall_back_to_random_only_for_a_bundled_router_that_does_not_load(
+    example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    import routellm_base
+    from routellm_base.errors import CheckpointError
+
+    module = _example(example)
+
+    def pick(name: str):  # type: ignore[no-untyped-def]
+        if "langchain" in example:
+            return module.router_or_fallback(module.build_parser(), name)
+        return module.pick_router(name)
+
+    # A folder that is no checkpoint: an error, not a random router.
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exit_:
+        pick(str(tmp_path))
+    assert exit_.value.code == 2 and "does not load" in capsys.readouterr().err
+
+    def broken(name: str) -> None:
+        raise CheckpointError("weights.safetensors fails its sha256 check")
+
+    monkeypatch.setattr(routellm_base, "load_router", broken)
+    assert isinstance(pick("task_experts"), RandomRouter)
+    assert "RANDOM baseline router" in capsys.readouterr().out

@@ -117,7 +117,8 @@ def reference_rows(benchmark: Benchmark, seeds: int = 200) -> list[dict[str, Any
 
 
 def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
-    """A matplotlib figure of performance against strong-call share, one panel per benchmark:
+    """A matplotlib figure of performance (the mean score, :func:`score_label`) against
+    strong-call share, one panel per benchmark in the order of ``results``:
     one line per router, the random router's mean and its band (±1 standard deviation over
     ``seeds`` runs, as the table's random column), the oracle, and the weak and strong models'
     scores. Needs matplotlib (the ``eval`` extra); ``ImportError`` names it when missing."""
@@ -128,7 +129,7 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("plots need matplotlib: pip install 'langchain-routellm[eval]'") from exc
-    names = sorted({r.benchmark.name for r in results})
+    names = list(dict.fromkeys(r.benchmark.name for r in results))  # in the order given
     cols = min(len(names), 2)  # two panels a row: four benchmarks read as a 2 x 2 grid
     rows = -(-len(names) // cols)
     # Constrained layout keeps each panel's legend, placed below its data, inside the figure.
@@ -165,7 +166,7 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
         )
         ax.axhline(oracle.weak_score, color="red", ls="--", lw=1, label=f"weak: {bench.weak_model}")
         ax.set_xlabel("strong-model calls (%)")
-        ax.set_ylabel("performance")
+        ax.set_ylabel(score_label(name))
         # Below the panel, so it covers neither the curves nor the oracle.
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
         ax.set_title(f"{name} (n={len(bench.rows)})")
@@ -173,6 +174,20 @@ def curves_figure(results: Sequence[EvalResult], seeds: int = 200) -> Any:
     for ax in fig.axes:
         _fit_title(ax)
     return fig
+
+
+SCORE_LABELS = {
+    "mt-bench": "mean MT Bench grade (GPT-4 judge, 1-10)",
+    "mmlu": "accuracy (share of questions right)",
+    "gsm8k": "accuracy (share of problems right)",
+    "rmb": "share of top-vs-mid-tier battles won",
+}
+"""What a named benchmark's scores are: the y-axis of its panel."""
+
+
+def score_label(benchmark: str) -> str:
+    """The y-axis label of ``benchmark``'s panel: what its mean score measures."""
+    return SCORE_LABELS.get(benchmark, "mean score (the file's 'scores' units)")
 
 
 ROUTER_COLOURS = ("tab:blue", "tab:orange", "tab:cyan", "tab:pink", "tab:olive", "navy")

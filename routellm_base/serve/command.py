@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..arg_types import share
+from ..policy import DEFAULT_STRONG_SHARE
 from .config import LOG_LEVELS, config_from_args
 
 
@@ -45,7 +47,11 @@ def add_serve_parser(sub: Any) -> None:
     )
     policy = sv.add_mutually_exclusive_group()
     policy.add_argument(
-        "--strong-share", type=float, help="share of calls sent strong by model 'router-<router>'"
+        "--strong-share",
+        type=share,
+        help="share of calls sent strong by model 'router-<router>', in [0, 1] (default "
+        f"{DEFAULT_STRONG_SHARE}, through the router's calibration, unless --threshold or the "
+        "config sets the policy)",
     )
     policy.add_argument(
         "--threshold", type=float, help="win-rate threshold of model 'router-<router>'"
@@ -54,8 +60,9 @@ def add_serve_parser(sub: Any) -> None:
         "--share-window",
         type=int,
         default=None,
-        help="hold the strong share on live traffic: threshold at the quantile of the last N win "
-        "rates of 'router-<router>' (per process; needs a share, not --threshold)",
+        help="hold the strong share on live traffic: threshold at the quantile of the win rates "
+        "of the last N calls of 'router-<router>' (per process; needs a share, not --threshold; "
+        "default: off, the calibration's threshold holds)",
     )
     sv.add_argument(
         "--host", default=None, help="address to bind (default 127.0.0.1: this machine only)"

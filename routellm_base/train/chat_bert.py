@@ -92,7 +92,7 @@ def train_argv(files: dict[str, Path], out: str | Path, seed: int, epochs: int) 
         "--data", str(files["chat"]), "--data", f"scores:{files['mmlu']}", "--data", f"scores:{files['gsm8k']}",
         "--strong", GPT4, "--weak", MIXTRAL, "--exclude", str(files["exclude"]),
         "--calibration-prompts", str(files["calibration"]), "--data-licence", LICENCE,
-        "--epochs", str(epochs), "--max-length", "128", "--seed", str(seed), "--no-progress", "--out", str(out),
+        "--epochs", str(epochs), "--max-length", "128", "--seed", str(seed), "--no-progress", "--out", str(out), "--force",
         *[arg for name in BENCHMARKS for arg in ("--trained-on-benchmark", name)],
     ]  # fmt: skip
 

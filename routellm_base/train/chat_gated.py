@@ -99,7 +99,7 @@ def chat_bert_argv(
         "train", "bert", "--data", str(files["chat"]), "--strong", GPT4, "--weak", MIXTRAL,
         "--exclude", str(files["exclude"]), "--calibration-prompts", str(files["calibration"]),
         "--data-licence", CHAT_LICENCE, "--epochs", str(epochs), "--max-length", "128",
-        "--truncation", truncation, "--seed", str(seed), "--no-progress", "--out", str(out), *declared,
+        "--truncation", truncation, "--seed", str(seed), "--no-progress", "--out", str(out), "--force", *declared,
     ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arg_types import cosine, float_above, int_at_least
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.scored import read_prompt_file, read_prompts
@@ -104,6 +105,7 @@ def _data_entry(source: Any) -> dict[str, str]:
 
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
+    _check_out(Path(args.out), getattr(args, "force", False))
     if args.truncation is not None and args.family != "bert":
         raise ValueError(f"--truncation cuts bert's prompts; {args.family} takes none")
     model_map = parse_model_map(args.model_map or [])
@@ -289,6 +291,17 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         training=training,
     )
     return training
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse to write over a folder that holds files (an earlier checkpoint) unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise ValueError(
+            f"--out {out} already holds files (an earlier checkpoint?): give a new or empty "
+            "folder, or --force to overwrite"
+        )
 
 
 def kind_names(specs: list[str]) -> list[str]:
@@ -511,7 +524,18 @@ def add_train_parser(sub: Any) -> None:
         "store_prompts=True); repeatable "
         "(task_experts: each --data is one task kind, named after its file)",
     )
-    tr.add_argument("--out", required=True, help="checkpoint folder to write")
+    tr.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint folder to write; a folder that exists and is not empty is refused "
+        "unless --force",
+    )
+    tr.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it already holds files (an earlier checkpoint's files "
+        "are overwritten)",
+    )
     tr.add_argument(
         "--strong",
         help="reference strong model (a model in the battles); required except for pool",
@@ -534,9 +558,9 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--cosine",
-        type=float,
+        type=cosine,
         default=NEAR_DUPLICATE_COSINE,
-        help="a training prompt whose embedding has at least this cosine similarity to an "
+        help="a training prompt whose embedding has at least this cosine similarity, in (0, 1], to an "
         f"--exclude prompt is dropped as a near duplicate (default {NEAR_DUPLICATE_COSINE})",
     )
     tr.add_argument(
@@ -557,25 +581,37 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--dim",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="mf: size of the model and prompt vectors (default 128); pool --pool-router mf: "
         "size h of the projection and model vectors (default 32)",
     )
-    tr.add_argument("--epochs", type=int, help="default: 40 (mf), 2 (bert), 1 (causal_llm)")
+    tr.add_argument(
+        "--epochs",
+        type=int_at_least(1),
+        help="passes over the battles (default: 40 (mf), 2 (bert), 1 (causal_llm))",
+    )
     tr.add_argument(
         "--lr",
-        type=float,
-        help="default: 3e-3 (mf, pool mf), 3e-5 (bert), 1e-4 (causal_llm)",
+        type=float_above(0),
+        help="learning rate, above 0 (default: 3e-3 (mf, pool mf), 3e-5 (bert), 1e-4 (causal_llm))",
     )
-    tr.add_argument("--batch-size", type=int, help="default: 2048 (mf), 16 (bert), 8 (causal_llm)")
-    tr.add_argument("--patience", type=int, help="default: 4 (mf), 1 (bert, causal_llm)")
+    tr.add_argument(
+        "--batch-size",
+        type=int_at_least(1),
+        help="battles per step (default: 2048 (mf), 16 (bert), 8 (causal_llm))",
+    )
+    tr.add_argument(
+        "--patience",
+        type=int_at_least(0),
+        help="epochs without a better validation loss before stopping (default: 4 (mf), 1 (bert, causal_llm))",
+    )
     tr.add_argument(
         "--max-length",
-        type=int,
+        type=int_at_least(1),
         default=128,
         help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
-        "in training and routing",
+        "in training and routing (default 128)",
     )
     tr.add_argument(
         "--truncation",
@@ -592,9 +628,10 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--train-layers",
-        type=int,
+        type=int_at_least(1),
         default=2,
-        help="causal_llm: how many of the last decoder layers are fine-tuned (the rest stay frozen)",
+        help="causal_llm: how many of the last decoder layers are fine-tuned, the rest staying "
+        "frozen (default 2)",
     )
     tr.add_argument(
         "--seed",

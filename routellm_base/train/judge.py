@@ -426,7 +426,8 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
     judge.add_argument(
         "--api-key-env",
         default="OPENAI_API_KEY",
-        help="environment variable holding the API key (optional with --base-url)",
+        help="environment variable holding the API key (optional with --base-url; default "
+        "%(default)s)",
     )
     judge.add_argument(
         "--concurrency",

@@ -29,13 +29,13 @@ from ..data import (
     TOP_TIER,
     ScoredPrompt,
     crossfit_fold,
-    data_dir_from_env,
     load_gsm8k,
     load_llmrouter,
     load_mmlu,
     load_mt_bench,
     load_rmb,
 )
+from ..data.location import DEV_DATA_DIR, default_data_dir
 from ..decontaminate import contaminated_mask
 from ..embedders.base import Embedder
 from ..metrics import roc_auc
@@ -55,7 +55,8 @@ def recipe_parser(description: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        default=data_dir_from_env("../shared/data"),
+        # Without either folder the recipe still names ../shared/data in its error.
+        default=default_data_dir() or DEV_DATA_DIR,
         help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
     )
     return parser

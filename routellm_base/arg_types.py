@@ -1,0 +1,78 @@
+"""``type=`` validators for command-line options, so that an out-of-range value is refused when
+the command line is parsed (``routellm train: error: argument --epochs: ...``) instead of
+failing later, e.g. after a model has loaded or deep inside training."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An ``int`` option of at least ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def share(text: str) -> float:
+    """A share of calls in [0, 1]."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1] (e.g. 0.3), got {text}")
+    return value
+
+
+def cosine(text: str) -> float:
+    """A cosine-similarity threshold in (0, 1]."""
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"must be a cosine similarity in (0, 1] (e.g. 0.95), got {text}"
+        )
+    return value
+
+
+def float_above(low: float) -> Callable[[str], float]:
+    """A ``float`` option above ``low`` (e.g. a learning rate above 0)."""
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        if value <= low:
+            raise argparse.ArgumentTypeError(f"must be above {low:g}, got {text}")
+        return value
+
+    parse.__name__ = f"float > {low:g}"
+    return parse
+
+
+def router_spec(text: str) -> str:
+    """A bundled router name, ``random`` or a checkpoint folder (checked without loading)."""
+    from .checkpoints import check_router_spec
+    from .errors import UnknownRouterError
+
+    try:
+        check_router_spec(text)
+    except UnknownRouterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
