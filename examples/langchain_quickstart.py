@@ -15,6 +15,11 @@ strong is ``gpt-4o`` and weak is ``gpt-4o-mini``; ``--offline`` forces the local
 The router is the bundled default, ``task_experts`` (``--router`` to choose another). It prints each prompt's
 routing decision, then the cost report: tokens and cost per side, share of strong calls, and
 savings against sending every call to the strong model.
+
+A ``--router`` that names no router, or a checkpoint folder that does not load, stops the example
+with an error. One case falls back instead: a bundled router (``task_experts``, ``mf``) whose
+packaged checkpoint fails to load (e.g. a damaged install) runs on the random baseline router,
+and says so before any decision is printed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from langchain_core.prompts import ChatPromptTemplate
 
 import routellm_base
 from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
+from routellm_base.arg_types import router_spec, share
+from routellm_base.checkpoints import BUNDLED_ROUTERS
 
 PROMPTS = [
     "Hi! How are you?",
@@ -86,32 +93,51 @@ def share_note(router: routellm_base.Router, strong_share: float) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The example's command line: a bad --router or --strong-share is refused here, before any
+    model loads."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--router",
+        type=router_spec,
         default="task_experts",
-        help="bundled router name or checkpoint folder (default: task_experts)",
+        help="bundled router name (task_experts, mf, random) or checkpoint folder "
+        "(default: task_experts)",
     )
     parser.add_argument(
-        "--strong-share", type=float, default=0.5, help="target share of strong calls"
+        "--strong-share",
+        type=share,
+        default=0.5,
+        help="target share of strong calls, in [0, 1] (default 0.5)",
     )
     parser.add_argument(
         "--offline", action="store_true", help="use the local models even if OPENAI_API_KEY is set"
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    # Load the router first: the engine would load it lazily, but a missing checkpoint should be
-    # reported before the models load.
-    router: routellm_base.Router
+
+def router_or_fallback(parser: argparse.ArgumentParser, name: str) -> routellm_base.Router:
+    """The router named ``name``; a parser error when it does not load, except for a bundled
+    router's packaged checkpoint, which falls back to the random router with a warning."""
     try:
-        router = routellm_base.load_router(args.router)
+        return routellm_base.load_router(name)
     except (routellm_base.RouteLLMError, OSError) as exc:
+        if name not in BUNDLED_ROUTERS:
+            parser.error(f"router {name!r} does not load: {exc}")
         print(
-            f"Router {args.router!r} is not available ({exc}).\n"
+            f"The bundled router {name!r} does not load ({exc}).\n"
             "Falling back to the RANDOM baseline router (seed 0): the decisions below are random.\n"
         )
-        router = routellm_base.RandomRouter(seed=0)
+        return routellm_base.RandomRouter(seed=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    # Load the router first: the engine would load it lazily, but a checkpoint that does not
+    # load should be reported before the models load.
+    router = router_or_fallback(parser, args.router)
 
     models = None if args.offline else openai_models()
     if models is not None:

@@ -11,6 +11,11 @@ With OPENAI_API_KEY set: strong = gpt-4o, weak = gpt-4o-mini (override with --st
     python examples/llamaindex_query_engine.py                 # local, bundled default router (task_experts)
     python examples/llamaindex_query_engine.py --router random # local, random baseline router
     OPENAI_API_KEY=... python examples/llamaindex_query_engine.py
+
+A ``--router`` that names no router, or a checkpoint folder that does not load, stops the example
+with an error. One case falls back instead: a bundled router (``task_experts``, ``mf``) whose
+packaged checkpoint fails to load (e.g. a damaged install) runs on the random baseline router,
+and says so. The local model's loading is timed and printed on its own, before the first query.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from llama_index.core.llms import LLM
 import routellm_base
 from llamaindex_routellm import RouterLLM, record_decisions
 from llamaindex_routellm.local import LocalChatLLM, MiniLMEmbedding
+from routellm_base.arg_types import router_spec, share
+from routellm_base.checkpoints import BUNDLED_ROUTERS
 
 DOCUMENTS = [
     "The Eiffel Tower is in Paris. It was finished in 1889 and is 330 metres tall.",
@@ -59,8 +66,14 @@ def openai_sides(strong_model: str, weak_model: str) -> tuple[LLM, LLM, str]:
 
 
 def local_sides() -> tuple[LLM, LLM, str]:
+    print("Loading SmolLM2-135M-Instruct locally (CPU) ...", flush=True)
+    start = time.perf_counter()
     strong = LocalChatLLM.smollm2(model_name="SmolLM2-135M (64 tokens)", max_new_tokens=64)
     weak = LocalChatLLM.smollm2(model_name="SmolLM2-135M (24 tokens)", max_new_tokens=24)
+    # Loaded now (once, shared by both sides), not silently inside the first query's time.
+    strong._local_model()
+    weak._local_model()
+    print(f"loaded in {time.perf_counter() - start:.1f} s")
     note = (
         "local: both sides are SmolLM2-135M-Instruct (Q4_1 GGUF); the 'strong' side is only a "
         "stand-in with a 64-token output budget, the weak side has 24"
@@ -68,13 +81,20 @@ def local_sides() -> tuple[LLM, LLM, str]:
     return strong, weak, note
 
 
-def pick_router(name: str) -> str | routellm_base.Router:
+def pick_router(name: str) -> routellm_base.Router:
+    """The router named ``name``; exits with an error when it does not load, except for a bundled
+    router's packaged checkpoint, which falls back to the random router with a warning."""
     if name == "random":
         return routellm_base.RandomRouter(seed=0)
     try:
         return routellm_base.load_router(name)
-    except Exception as exc:  # e.g. the bundled checkpoint is not built in this checkout
-        print(f"router {name!r} unavailable ({exc}); using the random baseline router instead")
+    except (routellm_base.RouteLLMError, OSError) as exc:
+        if name not in BUNDLED_ROUTERS:
+            build_parser().error(f"router {name!r} does not load: {exc}")
+        print(
+            f"the bundled router {name!r} does not load ({exc}); "
+            "using the RANDOM baseline router instead: the decisions below are random"
+        )
         return routellm_base.RandomRouter(seed=0)
 
 
@@ -85,11 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--router",
+        type=router_spec,
         default="task_experts",
-        help="'task_experts' (bundled default), 'mf', 'random', or a checkpoint folder",
+        help="'task_experts', 'mf', 'random', or a checkpoint folder (default: task_experts)",
     )
     parser.add_argument(
-        "--strong-share", type=float, default=0.5, help="target share of strong calls"
+        "--strong-share",
+        type=share,
+        default=0.5,
+        help="target share of strong calls, in [0, 1] (default 0.5)",
     )
     parser.add_argument(
         "--offline", action="store_true", help="local models even if OPENAI_API_KEY is set"
@@ -107,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    router = pick_router(args.router)  # before the models load: a bad router fails fast
 
     use_openai = bool(os.environ.get("OPENAI_API_KEY")) and not args.offline
     strong, weak, note = (
@@ -118,7 +143,7 @@ def main() -> None:
 
     Settings.embed_model = MiniLMEmbedding()
     Settings.llm = RouterLLM(
-        strong=strong, weak=weak, router=pick_router(args.router), strong_share=args.strong_share
+        strong=strong, weak=weak, router=router, strong_share=args.strong_share
     )
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS])
     engine = index.as_query_engine(similarity_top_k=1)
