@@ -27,18 +27,20 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import DBAPIError
 
 from ..calibration import Calibration
-from ..checkpoints import stored_calibration
+from ..checkpoints import check_router_spec, stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions, feedback, pool_candidates
-from .store import create_log_engine, existing_log_url
+from .store import create_log_engine, existing_log_url, unreadable_log_error
 
 BIN_CHOICES_S: tuple[float, ...] = (
     *(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
@@ -71,7 +73,10 @@ first of a month (UTC midnight) and last that month, quarter or year."""
 MONDAY_EPOCH_S = 4 * 86400
 """1970-01-05, the first Monday of the Unix epoch (a Thursday): bins of whole weeks count from
 it, so that they start on Mondays; other widths count from the epoch (days at midnight)."""
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_UNITS = {
+    "ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600),
+    "d": Decimal(86400), "w": Decimal(7 * 86400),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,9 @@ class TimeBin:
     cost_usd: float | None
     """Sum of the known costs of these calls (USD); ``None`` when none of them has a known cost
     (unknown, not zero)."""
-    always_strong_usd: float
-    """What the calls with known tokens would have cost on their strong model (USD)."""
+    always_strong_usd: float | None
+    """What the calls with known tokens would have cost on their strong model (USD); ``None``
+    when no call of the bin has that figure (unknown, not zero)."""
     threshold_median: float | None
     """Median threshold of the scored (not forced) calls; ``None`` without one."""
     priced_calls: int = 0
@@ -110,10 +116,11 @@ class CostSummary:
 
     calls_compared: int
     """Calls with tokens, a known cost and a priced strong model."""
-    cost_usd: float
-    """What those calls cost."""
-    always_strong_usd: float
-    """What their tokens would have cost on their strong model."""
+    cost_usd: float | None
+    """What those calls cost; ``None`` when no call compares (unknown, not zero)."""
+    always_strong_usd: float | None
+    """What their tokens would have cost on their strong model; ``None`` when no call
+    compares."""
     total_cost_usd: float | None
     """Sum of the known costs of all calls (compared or not); ``None`` when no call's cost is
     known (unknown, not zero)."""
@@ -129,16 +136,16 @@ class CostSummary:
     def savings_usd(self) -> float | None:
         """``always_strong_usd - cost_usd``; ``None`` (unknown) unless every call compares: a
         saving over a subset (e.g. only the strong calls, which save nothing) is not the log's."""
-        if self.calls_compared < self.calls:
+        if self.calls_compared < self.calls or self.cost_usd is None:
             return None
-        return self.always_strong_usd - self.cost_usd
+        return (self.always_strong_usd or 0.0) - self.cost_usd
 
     @property
     def savings_share(self) -> float | None:
         saving = self.savings_usd
         return (
             None
-            if saving is None or self.always_strong_usd <= 0
+            if saving is None or not self.always_strong_usd or self.always_strong_usd <= 0
             else saving / self.always_strong_usd
         )
 
@@ -396,14 +403,14 @@ def build_report(
     target: str | Path,
     *,
     prices: Mapping[str, PriceLike] | None = None,
-    every: int | None = None,
+    every: float | None = None,
     buckets: int = 5,
     routers: Sequence[str | Path] = (),
 ) -> LogReport:
     """The report of the log at ``target`` (a SQLite path or a SQLAlchemy URL).
 
     ``prices``: USD per 1M input/output tokens per model, merged over ``DEFAULT_PRICES``;
-    ``every``: time-bin width in seconds (default: the smallest of :data:`BIN_CHOICES_S` giving
+    ``every``: time-bin width in seconds, at least 0.001 (default: the smallest of :data:`BIN_CHOICES_S` giving
     at most 24 bins over the log's span, and about 5 calls a bin or more, from milliseconds to
     a year, the longest as calendar months, quarters and years); bins align to the calendar
     (UTC): weeks start on Mondays, days at midnight, shorter widths at multiples of themselves;
@@ -414,10 +421,20 @@ def build_report(
     Raises :class:`RoutingInputError` when there is no log at ``target`` or it is not a routing
     log, or for a bad ``every`` / ``buckets``.
     """
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+    if every is not None and (
+        isinstance(every, bool)
+        or not isinstance(every, int | float)
+        or not math.isfinite(every)
+        or every < 0.001
+    ):
         raise RoutingInputError(
-            f"report: every must be a positive number of seconds, got {every!r}"
+            f"report: every must be a number of seconds, at least 0.001 (1 ms), got {every!r}"
         )
+    for spec in routers:
+        try:
+            check_router_spec(spec)
+        except UnknownRouterError as exc:
+            raise RoutingInputError(f"report: --router {spec}: {exc}") from None
     if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
         raise RoutingInputError(f"report: buckets must be a positive int, got {buckets!r}")
     price_table = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
@@ -488,6 +505,8 @@ def build_report(
                         .order_by(feedback.c.id)
                     )
                 ]
+    except DBAPIError as exc:  # not a database, or no server to connect to
+        raise unreadable_log_error(url, "report", exc) from None
     finally:
         engine.dispose()
     for row in rows:
@@ -518,15 +537,17 @@ def build_report(
     )
 
 
-def parse_every(text: str) -> int:
-    """``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` or a number of seconds -> seconds."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
-    if not match or int(match.group(1)) == 0:
+def parse_every(text: str) -> float:
+    """``"50ms"``, ``"0.5s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"2w"`` or a bare number of
+    seconds -> seconds (an ``int`` when whole), at least 1 ms (the finest automatic bin)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d|w)?\s*", text)
+    seconds = Decimal(match.group(1)) * _UNITS[match.group(2) or "s"] if match else None
+    if seconds is None or seconds < Decimal("0.001"):
         raise RoutingInputError(
-            f"report: --every must be a positive count with a unit s, m, h, d or w (e.g. 1h), "
-            f"got {text!r}"
+            "report: --every must be a number with a unit ms, s, m, h, d or w (e.g. 50ms, 0.5s, "
+            f"15m, 1h; a bare number is seconds), at least 1 ms, got {text!r}"
         )
-    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    return int(seconds) if seconds == seconds.to_integral_value() else float(seconds)
 
 
 def wilson_interval(share: float, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -633,7 +654,7 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
                 calls=len(group),
                 strong=sum(r["side"] == "strong" for r in group),
                 cost_usd=_known_sum(r["cost"] for r in group),
-                always_strong_usd=sum(r["always_strong"] or 0.0 for r in group),
+                always_strong_usd=_known_sum(r["always_strong"] for r in group),
                 threshold_median=float(np.median(thresholds)) if thresholds else None,
                 priced_calls=sum(r["cost"] is not None for r in group),
                 models=dict(Counter(r["side"] for r in group if r.get("pool_policy") is not None)),
@@ -711,8 +732,8 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         always += counterfactual
     return CostSummary(
         compared,
-        cost,
-        always,
+        cost if compared else None,
+        always if compared else None,
         total if priced else None,
         without_tokens,
         tuple(sorted(unpriced)),
@@ -989,6 +1010,11 @@ def _window(rows: list[dict[str, Any]]) -> WindowSummary | None:
 # -- text ---------------------------------------------------------------------------------------
 
 
+def calls_text(n: int) -> str:
+    """``"1 call"``, ``"20 calls"``."""
+    return f"{n} call" if n == 1 else f"{n} calls"
+
+
 def share_text(value: float | None) -> str:
     """A share as a percentage for the report's text (``-``: unknown)."""
     return "-" if value is None else f"{value:.1%}"
@@ -1008,7 +1034,7 @@ def _format(report: LogReport) -> list[str]:
     span = (report.last - report.first).total_seconds()
     pool = report.pool
     when = (
-        f"{report.calls} calls from {_stamp(report.first, span / MAX_AUTO_BINS)} to "
+        f"{calls_text(report.calls)} from {_stamp(report.first, span / MAX_AUTO_BINS)} to "
         f"{_stamp(report.last, span / MAX_AUTO_BINS)} UTC"
     )
     if pool is None:
@@ -1062,7 +1088,7 @@ def _format(report: LogReport) -> list[str]:
         )
         targets = ", ".join(f"{t:.1%}" for t in w.target_shares)
         lines.append(
-            f"  share window: {w.calls} calls, {w.from_window} routed with the window's quantile"
+            f"  share window: {calls_text(w.calls)}, {w.from_window} routed with the window's quantile"
         )
         lines.append(f"    target {targets}, realised {share_text(w.realised_share)}{span}")
 
@@ -1075,7 +1101,7 @@ def _format(report: LogReport) -> list[str]:
     lines += ["", "Cost against always-strong (same tokens at the strong model's price)"]
     if c.calls_compared:
         lines.append(
-            f"  {c.calls_compared} calls: {usd_text(c.cost_usd)} spent, {usd_text(c.always_strong_usd)} "
+            f"  {calls_text(c.calls_compared)}: {usd_text(c.cost_usd)} spent, {usd_text(c.always_strong_usd)} "
             + (
                 f"always-strong, saved {usd_text(c.savings_usd)} ({share_text(c.savings_share)})"
                 if c.savings_usd is not None
@@ -1168,7 +1194,7 @@ def _spend_lines(lines: list[str], report: LogReport) -> None:
     else:
         lines.append("  spend: unknown (no call has a known cost)")
     if c.calls_without_tokens:
-        lines.append(f"  {c.calls_without_tokens} calls without token counts (not compared)")
+        lines.append(f"  {calls_text(c.calls_without_tokens)} without token counts (not compared)")
     if c.unpriced_models:
         lines.append(
             f"  no price for: {', '.join(c.unpriced_models)} (give --price MODEL=IN,OUT, "
@@ -1181,7 +1207,7 @@ def _pool_lines(pool: PoolSummary) -> list[str]:
     columns: model names longer than 33 characters are cut in the middle)."""
     width = max(5, min(33, max(len(m.model) for m in pool.models)))
     policies = ", ".join(f"{p} x{n}" for p, n in pool.policies.items())
-    lines = ["", f"Pool: {pool.calls} calls among {len(pool.models)} models ({policies})"]
+    lines = ["", f"Pool: {calls_text(pool.calls)} among {len(pool.models)} models ({policies})"]
     lines.append(f"  {'model':<{width}} {'calls':>6} {'share':>7} {'spend':>12} {'share':>7}")
     for m in pool.models:
         lines.append(

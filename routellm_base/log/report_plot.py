@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
-from .report import LogReport, share_text
+from .report import LogReport, calls_text, share_text
 
+DPI = 110
+"""Resolution of the PNG (dots per inch); layout is checked at it, since text extents do not
+scale exactly with the resolution."""
 PANELS = ("traffic", "cost", "judged", "drift")
 """The labels (``Axes.get_label()``) of the figure's four panels, in reading order."""
 POOL_PANELS = ("pool_share", "pool_quality")
@@ -37,7 +40,7 @@ def plot_report(report: LogReport, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(path)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out
 
@@ -63,7 +66,7 @@ def report_figure(report: LogReport) -> Any:
         labels = labels[:2] if not report.pair_calls else labels
         labels += POOL_PANELS
     rows = (len(labels) + 1) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(13, 5 * rows), layout="constrained")
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 5 * rows), layout="constrained", dpi=DPI)
     panels = dict(zip(labels, axes.flat))
     for label, ax in panels.items():
         ax.set_label(label)
@@ -79,7 +82,7 @@ def report_figure(report: LogReport) -> Any:
     if report.pool is not None:
         _plot_pool_share(panels["pool_share"], report)
         _plot_pool_quality(panels["pool_quality"], report)
-    fig.suptitle(f"routellm report: {report.calls} calls", fontsize=12)
+    fig.suptitle(f"routellm report: {calls_text(report.calls)}", fontsize=12)
     return fig
 
 
@@ -178,14 +181,14 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
     start, _ = time_span(report)
     ends = [start] + [b.start + timedelta(seconds=b.seconds) for b in report.bins]
     spent = np.concatenate([[0.0], np.cumsum([b.cost_usd or 0.0 for b in report.bins])])
-    always = np.concatenate([[0.0], np.cumsum([b.always_strong_usd for b in report.bins])])
+    always = np.concatenate([[0.0], np.cumsum([b.always_strong_usd or 0.0 for b in report.bins])])
     ax.plot(ends, spent, "o-", ms=3, label="spent")
     ax.plot(ends, always, "s--", ms=3, color="tab:green", label="always strong")
     # No "$" in matplotlib text: a pair of them starts mathtext.
     ax.text(
         0.02,
         0.95,
-        f"{c.calls_compared} calls: {c.cost_usd:,.4f} spent, {c.always_strong_usd:,.4f} "
+        f"{calls_text(c.calls_compared)}: {c.cost_usd:,.4f} spent, {c.always_strong_usd:,.4f} "
         + (
             f"always-strong, saved {share_text(c.savings_share)}"
             if c.savings_usd is not None
@@ -304,38 +307,62 @@ def _plot_judged(ax: Any, report: LogReport) -> None:
     low = [b.strong_win_rate - b.interval_95[0] for b in buckets]
     high = [b.interval_95[1] - b.strong_win_rate for b in buckets]
     ax.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3)
-    counts = [
-        ax.annotate(
-            f"n={b.judged}",
-            (b.router_win_rate, b.strong_win_rate),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )  # fmt: skip
-        for b in buckets
-    ]
     ax.plot([0, 1], [0, 1], ":", color="grey", label="router's estimate")
     auc = report.judged.auc
     ax.set_xlabel("router win rate (bucket mean)")
     ax.set_ylabel("judged strong-win rate")
+    ax.set_ylim(-0.05, 1.12)  # room for a count above a bucket judged 1.0
     title = "AUC: needs strong and weak wins" if auc is None else f"AUC {auc:.3f}"
-    ax.legend(title=title, fontsize=8, title_fontsize=8)
-    _thin_overlapping(ax.figure, counts)
+    # Upper left is where a calibrated router's points are not (low win rate, low judged rate).
+    ax.legend(title=title, fontsize=8, title_fontsize=8, loc="upper left")
+    _place_counts(ax, [(b.router_win_rate, b.strong_win_rate, f"n={b.judged}") for b in buckets])
 
 
-def _thin_overlapping(fig: Any, texts: list[Any]) -> None:
-    """Hide each of ``texts`` that would overlap one shown before it (neighbouring buckets' "n="
-    labels at close win rates), measured by matplotlib's own text extents after a layout pass;
-    the text report lists every bucket's count."""
+COUNT_OFFSETS = tuple(
+    (dx, dy) for dy in (3, -11, 13, -21, 23, -31, 33) for dx in (5, -5)
+)  # fmt: skip
+"""Where a bucket's "n=" label may go, in points from its point, nearest first: right then left
+of it, above then below, further out each round."""
+
+
+def _place_counts(ax: Any, points: list[tuple[float, float, str]]) -> None:
+    """Label each point with its text at the first of :data:`COUNT_OFFSETS` where the label
+    lies inside the panel and overlaps no other label, no marker and not the legend, measured by
+    matplotlib's own extents after a layout pass. Every count is shown: neighbouring buckets at
+    close win rates get labels on different sides (hiding one left the reader a bucket short);
+    one that finds no free place takes the nearest place inside the panel."""
+    fig = ax.figure
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
-    shown: list[Any] = []
-    for text in texts:
-        box = text.get_window_extent(renderer)
-        if any(box.overlaps(other) for other in shown):
-            text.set_visible(False)
+    inside = ax.get_window_extent(renderer)
+    legend = ax.get_legend()
+    taken = [legend.get_window_extent(renderer)] if legend is not None else []
+    radius = 4 * fig.dpi / 72  # the marker (6 points across) and a margin
+    from matplotlib.transforms import Bbox
+
+    for px, py in ax.transData.transform([(x, y) for x, y, _ in points]):
+        taken.append(Bbox([[px - radius, py - radius], [px + radius, py + radius]]))
+    for x, y, text in points:
+        fallback = None
+        for dx, dy in COUNT_OFFSETS:
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                                fontsize=7, ha="left" if dx > 0 else "right",
+                                va="bottom")  # fmt: skip
+            box = label.get_window_extent(renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
+            fits = fits and box.y1 <= inside.y1
+            if fits and not any(box.overlaps(other) for other in taken):
+                break
+            if fits and fallback is None:
+                fallback = (dx, dy)
+            label.remove()
         else:
-            shown.append(box)
+            dx, dy = fallback or COUNT_OFFSETS[0]
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                                fontsize=7, ha="left" if dx > 0 else "right",
+                                va="bottom")  # fmt: skip
+            box = label.get_window_extent(renderer)
+        taken.append(box)
 
 
 def _plot_drift(ax: Any, report: LogReport) -> None:
@@ -349,7 +376,8 @@ def _plot_drift(ax: Any, report: LogReport) -> None:
         if d.ks is not None:
             ks_noise = "" if d.ks_critical_95 is None else f" (chance up to {d.ks_critical_95:.3f})"
             noise = "" if d.psi_noise_95 is None else f" (chance up to {d.psi_noise_95:.3f})"
-            figures[name] = f": KS {d.ks:.3f}{ks_noise}, PSI {d.psi:.3f}{noise}"
+            # On a line of its own: after a checkpoint path it ran past the figure's edge.
+            figures[name] = f"\n  KS {d.ks:.3f}{ks_noise}, PSI {d.psi:.3f}{noise}"
     for i, (name, rates) in enumerate(report.win_rates.items()):
         colour = f"C{i % 10}"
         values = np.asarray(rates)
@@ -358,7 +386,7 @@ def _plot_drift(ax: Any, report: LogReport) -> None:
         calibration = report.calibrations.get(name)
         if calibration is not None:
             ax.plot(calibration.quantiles, np.linspace(0, 1, len(calibration.quantiles)), "--",
-                    color=colour, label=f"  its calibration: {_short(calibration.reference, 90)}")  # fmt: skip
+                    color=colour, label=f"  its calibration: {_short(calibration.reference, 60)}")  # fmt: skip
     ax.set_xlabel("win rate")
     ax.set_ylabel("cumulative share")
     # Under the panel, across its width: two routers' labels do not fit inside it.

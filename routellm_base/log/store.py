@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from ..errors import MissingDependencyError, RoutingInputError
 from .schema import comparisons, decisions, feedback, pool_candidates, settings
@@ -68,6 +68,20 @@ def existing_log_url(target: str | Path, reader: str) -> URL:
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         raise RoutingInputError(f"{reader}: no routing log at {url.database}")
     return url
+
+
+def unreadable_log_error(url: URL, reader: str, exc: DBAPIError) -> RoutingInputError:
+    """One line for a log that could not be read: a SQLite file that is not a database, or a
+    database server that could not be reached (the driver's first line says why)."""
+    shown = url.render_as_string(hide_password=True)
+    reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else ""
+    if url.get_backend_name() == "sqlite":
+        return RoutingInputError(
+            f"{reader}: {url.database} is not a routing log (not a SQLite database: {reason})"
+        )
+    if isinstance(exc, OperationalError):
+        return RoutingInputError(f"{reader}: cannot connect to the routing log {shown}: {reason}")
+    return RoutingInputError(f"{reader}: cannot read the routing log {shown}: {reason}")
 
 
 def create_log_engine(url: URL) -> Engine:

@@ -476,6 +476,9 @@ def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["cost"]["total_cost_usd"] is None
     assert [b["cost_usd"] for b in data["bins"]] == [None] * len(report.bins)
+    # Nothing compares: what was spent and what always-strong would cost are unknown, not $0.
+    assert data["cost"]["cost_usd"] is None and data["cost"]["always_strong_usd"] is None
+    assert [b["always_strong_usd"] for b in data["bins"]] == [None] * len(report.bins)
     # Only the weak model priced: a mix, and the report says how many calls are priced.
     mixed = build_report(tmp_path / "log.db", prices={"small": (1, 3)})
     weak = 40 - mixed.strong
@@ -632,4 +635,144 @@ def test_the_plot_time_axis_labels_never_overlap_and_every_bin_is_drawn(tmp_path
         fill = bar.get_window_extent().width
         edge = bar.get_linewidth() * pixels_per_point if bar.get_edgecolor()[3] > 0 else 0.0
         assert fill < 1 and fill + edge >= 1  # narrower than a pixel, drawn by its edge
+    plt.close(fig)
+
+
+def _texts_outside(fig) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every drawn text of ``fig`` (titles, labels, legends and their frames, annotations, tick
+    labels) whose extent leaves the figure at the PNG's resolution: a reader would see it cut."""
+    from matplotlib.text import Text
+
+    from routellm_base.log.report_plot import DPI
+
+    fig.set_dpi(DPI)  # text extents do not scale exactly with the resolution: measure the PNG's
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()  # labels of ticks outside the axis' view, which matplotlib does not draw
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 <= tick.get_loc() <= high + 1e-9:
+                    hidden.update({id(tick.label1), id(tick.label2)})
+    outside = []
+    artists = [t for t in fig.findobj(Text) if id(t) not in hidden and t.get_visible()]
+    artists += [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    for artist in artists:
+        if isinstance(artist, Text) and not artist.get_text().strip():
+            continue
+        box = artist.get_window_extent(renderer)
+        if not (fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+                and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1):  # fmt: skip
+            outside.append(artist.get_text() if isinstance(artist, Text) else repr(artist))
+    return outside
+
+
+def test_a_long_checkpoint_path_keeps_the_drift_legend_inside_the_figure(tmp_path: Path):
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from routellm_base.checkpoints import BUNDLED_DIR, BUNDLED_ROUTERS
+    from routellm_base.log.report_plot import report_figure
+
+    folder = tmp_path / "experiments" / "2026-12-06-learning-loop-run" / "router"
+    shutil.copytree(BUNDLED_DIR / BUNDLED_ROUTERS["task_experts"][0], folder)
+    _timed_log(tmp_path / "log.db", timedelta(milliseconds=3), (str(folder),), (STRONG, WEAK))
+    report = build_report(tmp_path / "log.db")
+    [drift] = report.drift
+    assert drift.ks is not None  # the legend carries the KS and PSI figures
+    fig = report_figure(report)
+    assert _texts_outside(fig) == []
+    plt.close(fig)
+
+
+def test_the_judged_panel_shows_every_bucket_count_inside_the_panel(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report import JudgedBucket, JudgedSummary
+    from routellm_base.log.report_plot import report_figure
+
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    # The learning loop's buckets: the last two at close win rates, both judged 1.0.
+    buckets = (
+        JudgedBucket(0.120, 0.476, 4, 0, 3, 1, 0.232),
+        JudgedBucket(0.498, 0.543, 4, 0, 0, 4, 0.513),
+        JudgedBucket(0.618, 0.926, 4, 2, 0, 2, 0.774),
+        JudgedBucket(0.928, 0.945, 4, 4, 0, 0, 0.936),
+        JudgedBucket(0.949, 0.967, 4, 4, 0, 0, 0.958),
+    )
+    judged = JudgedSummary(True, 20, 20, {"judge": 20}, buckets, 1.0, 13)
+    report = replace_report(build_report(tmp_path / "log.db"), judged=judged)
+    fig = report_figure(report)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    panel = {ax.get_label(): ax for ax in fig.axes}["judged"]
+    counts = [t for t in panel.texts if t.get_text().startswith("n=")]
+    assert len(counts) == 5 and all(t.get_visible() for t in counts)  # none hidden
+    boxes = [t.get_window_extent(renderer) for t in counts]
+    inside = panel.get_window_extent(renderer)
+    for box in boxes:
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1, box
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1, box  # not across the top edge
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    legend = panel.get_legend().get_window_extent(renderer)
+    assert not any(box.overlaps(legend) for box in boxes)
+    plt.close(fig)
+
+
+def test_a_log_that_cannot_be_read_is_a_one_line_error(tmp_path: Path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    assert main(["report", "--log", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"routellm: error: report: {notes} is not a routing log")
+    assert "not a SQLite database" in err
+    assert notes.read_text() == "hello\n"  # untouched
+    url = "postgresql+psycopg://u@127.0.0.1:1/db"
+    assert main(["report", "--log", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"routellm: error: report: cannot connect to the routing log {url}")
+
+
+def test_a_report_router_that_names_nothing_is_an_error(tmp_path: Path, capsys):
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    assert main(["report", "--log", str(tmp_path / "log.db"), "--router", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("routellm: error: report: --router nope: unknown router 'nope'")
+    with pytest.raises(RoutingInputError, match="--router nope"):
+        build_report(tmp_path / "log.db", routers=["nope"])
+
+
+def test_every_takes_milliseconds_and_fractions_and_says_what_it_takes(tmp_path: Path):
+    assert parse_every("1ms") == 0.001 and parse_every("50ms") == 0.05
+    assert parse_every("0.05s") == 0.05 and parse_every("0.05") == 0.05
+    assert parse_every("1.5m") == 90 and parse_every("30") == 30 and parse_every("2w") == 14 * 86400
+    for bad in ("0", "0s", "0.5ms", "-1s", "1y", "h", "1e3"):
+        with pytest.raises(RoutingInputError) as error:
+            parse_every(bad)
+        assert "ms, s, m, h, d or w" in str(error.value)
+        assert "a bare number is seconds" in str(error.value) and "at least 1 ms" in str(
+            error.value
+        )
+    _timed_log(tmp_path / "log.db", timedelta(milliseconds=7.5), ("task_experts",), (STRONG, WEAK))
+    report = build_report(tmp_path / "log.db", every=parse_every("50ms"))
+    assert report.bins[0].seconds == 0.05 and sum(b.calls for b in report.bins) == 40
+    assert "Traffic per 50 ms (UTC)" in report.format()
+
+
+def test_a_one_call_report_says_call(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report_plot import report_figure
+
+    log = RoutingLog(tmp_path / "log.db")
+    log.record(RoutingEngine("random", threshold=0.5).decide("hello"))
+    log.close()
+    report = build_report(tmp_path / "log.db")
+    assert "1 call from " in report.format() and "1 calls" not in report.format()
+    fig = report_figure(report)
+    assert fig._suptitle.get_text() == "routellm report: 1 call"
     plt.close(fig)
