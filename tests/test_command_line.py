@@ -469,3 +469,23 @@ def test_the_examples_fall_back_to_random_only_for_a_bundled_router_that_does_no
     monkeypatch.setattr(routellm_base, "load_router", broken)
     assert isinstance(pick("task_experts"), RandomRouter)
     assert "RANDOM baseline router" in capsys.readouterr().out
+
+
+def test_the_llamaindex_example_loads_its_model_before_the_first_query(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _example("examples/llamaindex_query_engine.py")
+    loaded = []
+
+    class FakeLocal:
+        @classmethod
+        def smollm2(cls, **kwargs: object) -> FakeLocal:
+            return cls()
+
+        def _local_model(self) -> None:
+            loaded.append(self)
+
+    monkeypatch.setattr(module, "LocalChatLLM", FakeLocal)
+    module.local_sides()
+    assert len(loaded) == 2  # loaded here, so the first query's time is the query's alone
+    assert "loaded in " in capsys.readouterr().out
