@@ -165,7 +165,9 @@ def test_train_cli_task_experts_on_real_mmlu_and_gsm8k(tmp_path, data_dir):
     )
     assert all(r["apgr"] > 0.5 for r in json.loads(result.stdout)), result.stdout
     # A closed-form fit takes no optimiser options: saying so beats ignoring them.
-    bad = subprocess.run(cmd[:-1] + ["--epochs", "3"], capture_output=True, text=True)
+    # (into a new folder: train refuses to write over the checkpoint just written)
+    fresh = [str(tmp_path / "te-epochs") if a == str(out) else a for a in cmd[:-1]]
+    bad = subprocess.run(fresh + ["--epochs", "3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "takes no --epochs" in bad.stderr
 
 
