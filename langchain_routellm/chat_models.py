@@ -48,42 +48,27 @@ class _Args(NamedTuple):
 _CONFIGURABLE = (*ROUTE_KWARGS, FORCE_KWARG)
 """The ``config["configurable"]`` keys a pool's call reads its per-call settings from."""
 
-_POOL_SPECS = (
-    ConfigurableFieldSpec(
-        id="allowed_models",
-        annotation=list[str] | None,
-        name="allowed_models",
-        description="The pool's models this call may go to (default: all).",
-        default=None,
-    ),
-    ConfigurableFieldSpec(
-        id="cost_weight",
-        annotation=float | None,
-        name="cost_weight",
-        description="lambda >= 0: quality given up per extra USD per 1,000 calls.",
-        default=None,
-    ),
-    ConfigurableFieldSpec(
-        id="quality_tolerance",
-        annotation=float | None,
-        name="quality_tolerance",
-        description="tau in [0, 1]: the cheapest model predicted within tau of the best one.",
-        default=None,
-    ),
-    ConfigurableFieldSpec(
-        id="max_cost",
-        annotation=float | None,
-        name="max_cost",
-        description="A hard ceiling, USD per call.",
-        default=None,
-    ),
-    ConfigurableFieldSpec(
-        id=FORCE_KWARG,
-        annotation=str | None,
-        name=FORCE_KWARG,
-        description="The pool model to answer this call, skipping the router.",
-        default=None,
-    ),
+_POOL_SPECS = tuple(
+    ConfigurableFieldSpec(id=key, annotation=annotation, name=key, description=text, default=None)
+    for key, annotation, text in (
+        (
+            "allowed_models",
+            list[str] | None,
+            "The pool's models this call may go to (default: all).",
+        ),
+        (
+            "cost_weight",
+            float | None,
+            "lambda >= 0: quality given up per extra USD per 1,000 calls.",
+        ),
+        (
+            "quality_tolerance",
+            float | None,
+            "tau in [0, 1]: the cheapest model predicted within tau of the best one.",
+        ),
+        ("max_cost", float | None, "A hard ceiling, USD per call."),
+        (FORCE_KWARG, str | None, "The pool model to answer this call, skipping the router."),
+    )
 )
 """The ``config["configurable"]`` keys a pool reads, as :attr:`RouterChatModel.config_specs`."""
 

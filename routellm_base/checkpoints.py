@@ -228,6 +228,21 @@ def stored_calibration(name_or_path: str | Path) -> tuple[str | None, Calibratio
     )
 
 
+def checkpoint_embedder(
+    config: dict[str, Any], embedder: Embedder | str | None, name: str
+) -> Embedder:
+    """The embedder a checkpoint's ``config`` records, or ``embedder`` in its place (an
+    :class:`Embedder` or a name), checked to be the recorded one
+    (:class:`EmbedderMismatchError` otherwise: the weights mean nothing on other embeddings)."""
+    recorded = config.get("embedder") or {}
+    if embedder is None:
+        resolved = load_embedder(recorded)
+    else:
+        resolved = load_embedder(embedder) if isinstance(embedder, str) else embedder
+    resolved.check_matches(recorded, name)
+    return resolved
+
+
 def read_config(path: Path) -> dict[str, Any]:
     config_path = path / CONFIG_FILE
     if not config_path.is_file():
@@ -264,12 +279,7 @@ def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> R
     cls = _ROUTER_CLASSES[family]
     embedder_obj: Embedder | None = None
     if getattr(cls, "uses_embedder", True):
-        recorded = config.get("embedder") or {}
-        if embedder is None:
-            embedder_obj = load_embedder(recorded)
-        else:
-            embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
-        embedder_obj.check_matches(recorded, name)
+        embedder_obj = checkpoint_embedder(config, embedder, name)
     elif embedder is not None:
         raise CheckpointError(
             f"router checkpoint {name!r} ({family}) tokenises its own input; it takes no embedder"

@@ -1,12 +1,15 @@
-"""Routers for the live-operation tests (share window, router swaps) of both integrations."""
+"""Routers for the live-operation tests (share window, router swaps) and the pool tests of both
+integrations."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
 from routellm_base import Calibration, Router
+from routellm_base.pool import Pool, PoolRouter
 
 UNIFORM = Calibration(tuple(np.linspace(0.0, 1.0, 1001).tolist()), "uniform", 0)
 
@@ -68,3 +71,22 @@ def consistent(decision: dict, routers: list[ConstantRouter], threshold_of: dict
                 and decision["side"] == side
             )
     return False
+
+
+class FixedPoolRouter(PoolRouter):
+    """A pool router with fixed predicted qualities per model name; records the texts it scored.
+
+    ``models=None`` routes any pool (unknown names get 0.5); ``trained_on`` makes it a router
+    trained on those models only, so a pool with another model is refused."""
+
+    family = "fixed_pool"
+
+    def __init__(self, quality: dict[str, float], trained_on: Sequence[str] | None = None) -> None:
+        super().__init__("fixed_pool", models=trained_on)
+        self.fixed = dict(quality)
+        self.texts: list[str] = []
+
+    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
+        self.texts.extend(texts)
+        row = [self.fixed.get(name, 0.5) for name in pool.names]
+        return np.array([row] * len(texts), dtype=np.float64)

@@ -23,10 +23,10 @@ from ..checkpoints import (
     FORMAT,
     FORMAT_VERSION,
     WEIGHTS_FILE,
+    checkpoint_embedder,
     load_router,
     read_config,
 )
-from ..embedders import load_embedder
 from ..embedders.base import Embedder
 from ..errors import CheckpointError, UnknownRouterError
 from ..hashing import sha256_file, verify_sha256
@@ -123,12 +123,7 @@ def load_pool_router(
         raise CheckpointError(f"{path}/{CONFIG_FILE} records no sha256 for {WEIGHTS_FILE}")
     verify_sha256(path / WEIGHTS_FILE, files[WEIGHTS_FILE], f"pool router {name!r} weights")
     tensors = load_file(str(path / WEIGHTS_FILE))
-    recorded = config.get("embedder") or {}
-    if embedder is None:
-        embedder_obj = load_embedder(recorded)
-    else:
-        embedder_obj = load_embedder(embedder) if isinstance(embedder, str) else embedder
-    embedder_obj.check_matches(recorded, name)
+    embedder_obj = checkpoint_embedder(config, embedder, name)
     metadata = {
         "path": str(path),
         "training": config.get("training", {}),

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..embedders.base import Embedder
-from ..errors import PoolError, RoutingInputError
-from ..routers.base import Router
+from ..errors import PoolError
+from ..routers.base import Router, checked_texts
 from .models import Pool
 
 
@@ -57,12 +57,7 @@ class PoolRouter(ABC):
 
     def quality(self, texts: Sequence[str], pool: Pool) -> np.ndarray:
         """Predicted quality, float64 array of shape ``(len(texts), len(pool))`` in [0, 1]."""
-        if isinstance(texts, str):
-            raise RoutingInputError("quality() takes a list of texts, not a single string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise RoutingInputError(f"routing text #{i} is {type(text).__name__}, not str")
+        texts = checked_texts(texts, "quality()")
         columns = self.check_pool(pool)
         if not texts:
             return np.empty((0, len(pool)))

@@ -43,12 +43,7 @@ class Router(ABC):
 
     def strong_win_rate(self, texts: Sequence[str]) -> np.ndarray:
         """Win rate of the strong model for each text: float64 array in [0, 1]."""
-        if isinstance(texts, str):
-            raise RoutingInputError("strong_win_rate() takes a list of texts, not a single string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise RoutingInputError(f"routing text #{i} is {type(text).__name__}, not str")
+        texts = checked_texts(texts, "strong_win_rate()")
         if not texts:
             return np.empty(0, dtype=np.float64)
         rates = np.asarray(self._win_rate(texts), dtype=np.float64)
@@ -64,6 +59,18 @@ class Router(ABC):
     def __repr__(self) -> str:
         embedder = f", embedder={self.embedder.name!r}" if self.embedder else ""
         return f"{type(self).__name__}(name={self.name!r}{embedder})"
+
+
+def checked_texts(texts: Sequence[str], method: str) -> list[str]:
+    """``texts`` as a list of strings; :class:`RoutingInputError` names a bare string given for
+    the list, or the first text that is not a string."""
+    if isinstance(texts, str):
+        raise RoutingInputError(f"{method} takes a list of texts, not a single string")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RoutingInputError(f"routing text #{i} is {type(text).__name__}, not str")
+    return texts
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -112,7 +112,7 @@ def test_cli_policy_flags_and_errors():
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 2 and "strong_share must be in [0, 1]" in bad.stderr
+    assert bad.returncode == 2 and "--strong-share: must be a share in [0, 1]" in bad.stderr
     unknown = subprocess.run(
         [sys.executable, "-m", "routellm_base", "route", "--router", "nope", "hi"],
         capture_output=True,

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -16,8 +15,6 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
-
-from routellm_base.pool import Pool, PoolRouter
 
 
 def usage(inp: int, out: int) -> dict[str, int]:
@@ -178,22 +175,3 @@ class ReactiveToolModel(ScriptedChatModel):
                 usage_metadata=usage(25, 9),
             )
         return reply.model_copy(update={"response_metadata": {"model_name": self.model_name}})
-
-
-class FixedPoolRouter(PoolRouter):
-    """A pool router with fixed predicted qualities per model name; records the texts it scored.
-
-    ``models=None`` routes any pool (unknown names get 0.5); ``trained_on`` makes it a router
-    trained on those models only, so a pool with another model is refused."""
-
-    family = "fixed_pool"
-
-    def __init__(self, quality: dict[str, float], trained_on: Sequence[str] | None = None) -> None:
-        super().__init__("fixed_pool", models=trained_on)
-        self.fixed = dict(quality)
-        self.texts: list[str] = []
-
-    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
-        self.texts.extend(texts)
-        row = [self.fixed.get(name, 0.5) for name in pool.names]
-        return np.array([row] * len(texts), dtype=np.float64)

@@ -15,7 +15,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
-from lc_helpers import FixedPoolRouter, RunRecorder, ScriptedChatModel, fake, scripted
+from lc_helpers import RunRecorder, ScriptedChatModel, fake, scripted
+from live_routers import FixedPoolRouter
 from pydantic import BaseModel, ValidationError
 
 import routellm_base

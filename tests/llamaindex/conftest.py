@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from live_routers import FixedPoolRouter
 from llama_index.core import Settings
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -33,7 +34,6 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 
 from routellm_base import Router
-from routellm_base.pool import Pool, PoolRouter
 
 
 class RecordingRouter(Router):
@@ -51,23 +51,6 @@ class RecordingRouter(Router):
         self.texts.extend(texts)
         self.threads.append(threading.current_thread().name)
         return np.full(len(texts), self.win_rate)
-
-
-class FixedPoolRouter(PoolRouter):
-    """A pool router with fixed predicted qualities per model name (0.5 for others); records
-    the texts it scored. ``trained_on`` makes it refuse a pool with another model."""
-
-    family = "fixed_pool"
-
-    def __init__(self, quality: dict[str, float], trained_on: Sequence[str] | None = None) -> None:
-        super().__init__("fixed_pool", models=trained_on)
-        self.fixed = dict(quality)
-        self.texts: list[str] = []
-
-    def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
-        self.texts.extend(texts)
-        row = [self.fixed.get(name, 0.5) for name in pool.names]
-        return np.array([row] * len(texts), dtype=np.float64)
 
 
 class ScriptedLLM(MockLLM):
