@@ -14,6 +14,7 @@ gone to the strong model (the RouteLLM paper's accounting: same prompts, strong-
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,8 @@ from .tokens import MAX_ENCODE_CHARS, measure_tokens
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """USD per 1M input tokens and per 1M output tokens."""
+    """USD per 1M input tokens and per 1M output tokens: finite numbers >= 0 (NaN or infinity
+    would make every cost, and a pool's every choice, meaningless: refused)."""
 
     input_per_million: float
     output_per_million: float
@@ -34,9 +36,15 @@ class ModelPrice:
     def __post_init__(self) -> None:
         for name in ("input_per_million", "output_per_million"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise RoutingInputError(
-                    f"price {name} must be a non-negative number, got {value!r}"
+                    f"price {name} must be a finite, non-negative number (USD per million tokens), "
+                    f"got {value!r}"
                 )
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
@@ -75,6 +83,18 @@ def as_price(value: PriceLike) -> ModelPrice:
     raise RoutingInputError(
         f"a price must be a ModelPrice, an (input, output) pair or a mapping, got {value!r}"
     )
+
+
+def as_prices(prices: Mapping[str, PriceLike] | None) -> dict[str, ModelPrice]:
+    """``{model: ModelPrice}`` from ``{model: price}`` as :func:`as_price` takes each; a bad
+    price raises :class:`RoutingInputError` naming its model."""
+    out = {}
+    for name, price in (prices or {}).items():
+        try:
+            out[name] = as_price(price)
+        except (RoutingInputError, TypeError, ValueError) as exc:
+            raise RoutingInputError(f"model {name!r}: {exc}") from exc
+    return out
 
 
 def count_tokens(
@@ -318,7 +338,7 @@ class CostTracker:
         baseline_model: str | None = None,
     ) -> None:
         base: dict[str, ModelPrice] = dict(DEFAULT_PRICES) if use_default_prices else {}
-        base.update({name: as_price(p) for name, p in (prices or {}).items()})
+        base.update(as_prices(prices))
         self.prices: dict[str, ModelPrice] = base
         self.strong_model = strong_model
         self.candidates: tuple[str, ...] | None = None

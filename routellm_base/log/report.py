@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..calibration import Calibration
 from ..checkpoints import check_router_spec, stored_calibration
-from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_price
+from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_prices
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions, feedback, pool_candidates
 from .store import create_log_engine, existing_log_url, unreadable_log_error
@@ -437,7 +437,7 @@ def build_report(
             raise RoutingInputError(f"report: --router {spec}: {exc}") from None
     if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
         raise RoutingInputError(f"report: buckets must be a positive int, got {buckets!r}")
-    price_table = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
+    price_table = {**DEFAULT_PRICES, **as_prices(prices)}
     url = existing_log_url(target, "report")
     engine = create_log_engine(url)
     try:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-from ..costs import DEFAULT_PRICES, PriceLike, as_price
+from ..costs import DEFAULT_PRICES, PriceLike, as_prices
 from ..decision import RoutingDecision, pair_names
 from ..errors import RoutingInputError
 from ..judging import PairVerdict
@@ -149,7 +149,7 @@ class RoutingLog:
         self.url = log_url(target)
         self.store_prompts = store_prompts
         self.redact = redact
-        self.prices = {**DEFAULT_PRICES, **{m: as_price(p) for m, p in (prices or {}).items()}}
+        self.prices = {**DEFAULT_PRICES, **as_prices(prices)}
         self.max_queue = max_queue
         self._engine = create_log_engine(self.url)
         self._lock = threading.Lock()

@@ -66,6 +66,8 @@ def test_expected_cost_is_prompt_tokens_and_answer_length_at_the_prices():
         ({"a": None}, "no price"),
         ({"a": (1.0,)}, "'a'"),
         ({"a": (-1.0, 1.0)}, "non-negative"),
+        ({"a": (float("nan"), 10.0)}, "model 'a': price input_per_million must be a finite"),
+        ({"a": (1.0, float("inf"))}, "model 'a': price output_per_million must be a finite"),
         ({"": (1.0, 1.0)}, "non-empty"),
     ],
 )

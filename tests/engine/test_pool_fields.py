@@ -57,6 +57,16 @@ def test_a_pool_tracker_counts_per_model_and_saves_against_the_priciest() -> Non
     assert tracker.report().calls == 0
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_price_that_is_no_finite_number_is_refused_naming_its_model(bad: float) -> None:
+    # NaN passed ``value < 0``: every call went to the cheapest model and reports said $nan
+    for prices in ({"gpt-4o": (bad, 10.0)}, {"gpt-4o": {"input": 2.5, "output": bad}}):
+        with pytest.raises(RoutingInputError, match="model 'gpt-4o': price .* must be a finite"):
+            CostTracker(prices)  # two models: the cost tracker
+        with pytest.raises(PoolError, match="model 'gpt-4o': price .* must be a finite"):
+            pool_prices(("gpt-4o",), prices)  # a pool
+
+
 def test_a_pool_tracker_without_every_price_has_no_baseline() -> None:
     tracker = CostTracker({"a": (1, 1)}, use_default_prices=False, candidates=["a", "b"])
     tracker.record("b", "b", input_tokens=5, output_tokens=5)

@@ -388,6 +388,8 @@ def test_the_cost_callback_counts_a_pool_per_model() -> None:
         ({"budget_window": 10}, "give budget too"),
         ({"output_tokens": {"nope": 10}}, "output_tokens names \\['nope'\\]"),
         ({"models": {}}, "models= is empty"),
+        ({"prices": {**PRICES, "big": (float("nan"), 30.0)}}, "model 'big': price .* finite"),
+        ({"prices": {**PRICES, "mid": (1.0, float("inf"))}}, "model 'mid': price .* finite"),
     ],
 )
 def test_bad_pool_settings_fail_at_construction(kwargs, message) -> None:
