@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from .costs import CostTracker, count_tokens
 from .decision import RoutingDecision, pair_names
@@ -131,7 +131,9 @@ class RoutedCall(Generic[M]):
     * ``fallback``: after the chosen candidate raises an ``Exception`` (never
       ``KeyboardInterrupt`` / ``asyncio.CancelledError``), try the next candidate once; the
       decision then names the candidate that answered, with ``fallback_from`` and
-      ``fallback_reason``. A second failure is raised with the first as ``__cause__``.
+      ``fallback_reason``. A second failure is raised with the first as ``__cause__`` (in a
+      pool whose every candidate failed, the last, each failure's ``__cause__`` the one
+      before it; all of them are in :attr:`failures`).
       ``falls_back(error)`` may refuse a fallback for an error (the server: a request the
       upstream refused). A pool falls back along the policy's order until a candidate answers
       or none is left.
@@ -217,30 +219,39 @@ class RoutedCall(Generic[M]):
     def _next_after(self, error: Exception) -> None:
         """Move the decision to the candidate after the chosen one, which raised ``error``;
         re-raise ``error`` when the call may not fall back (off, refused for this error, or
-        already fallen back: then from the first failure)."""
+        no candidate left: then chained to the earlier failures, see :meth:`_raise`)."""
         assert self.decision is not None, "decide() first"
         self.failures.append(error)
         pool = self.decision.pool
         if pool is not None:
             rest = pool.order[pool.order.index(self.decision.side) + 1 :]
             if not rest:
-                if len(self.failures) > 1:
-                    raise error from self.failures[0]
-                raise error
+                self._raise(error)
             if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
-                raise error
+                self._raise(error)
             following_key = rest[0]
             self.decision = self.decision.fell_back(
                 self.names[following_key], error, to=following_key
             )
             return
         if self.decision.fallback_from is not None:
-            raise error from self.failures[0]
+            self._raise(error)
         if not self.fallback or (self.falls_back is not None and not self.falls_back(error)):
             raise error
         keys = [c.key for c in self.candidates]
         following = self.candidates[(keys.index(self.decision.side) + 1) % len(keys)]
         self.decision = self.decision.fell_back(following.name, error)
+
+    def _raise(self, error: Exception) -> NoReturn:
+        """Raise ``error``, the last of :attr:`failures`, with each failure's ``__cause__`` the
+        one before it, so a traceback shows every attempt in the order they failed (between two
+        models: the second failure from the first). A failure's own ``__cause__`` is replaced;
+        an error object raised twice is not chained to itself."""
+        failures = self.failures
+        for earlier, later in zip(failures, failures[1:]):
+            if later is not earlier and not _caused_by(earlier, later):
+                later.__cause__ = earlier
+        raise error
 
     # -- the four drivers -------------------------------------------------------------------
 
@@ -469,6 +480,19 @@ def checked_force(force: Any, keys: Sequence[str] = ("strong", "weak")) -> str |
         choices = " or ".join(repr(k) for k in keys)
         raise RoutingInputError(f"{FORCE_KWARG} must be {choices}, got {force!r}")
     return force
+
+
+def _caused_by(error: BaseException, other: BaseException) -> bool:
+    """Whether ``other`` is already in ``error``'s chain of causes (chaining ``other`` to
+    ``error`` would then make a cycle)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if cause is other:
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return False
 
 
 def _input_text(turns: Sequence[ChatTurn] | str) -> str:

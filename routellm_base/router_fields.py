@@ -77,7 +77,8 @@ FALLBACK_DOC = (
     "The call is one run of the router: the failed attempt reports no usage and is not counted. "
     "A pool falls back along the decision's pool.order (the allowed models within max_cost, "
     "best first) until one answers or none is left; fallback_from names the first model that "
-    "failed and fallback_reason lists each failure ('<model>: <Type>: <message>; ...')."
+    "failed and fallback_reason lists each failure ('<model>: <Type>: <message>; ...'); when "
+    "every one fails, the last error is raised with each failure's __cause__ the one before it."
 )
 LOG_DOC = (
     "Where to record every answered call: a SQLite file path, a SQLAlchemy URL (e.g. "

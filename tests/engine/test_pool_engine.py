@@ -243,7 +243,25 @@ def test_routed_call_raises_the_last_failure_from_the_first_when_all_fail():
         call.run(attempt)
     assert [str(e) for e in call.failures] == list(call.decision.pool.order)
     assert raised.value is call.failures[-1]
-    assert raised.value.__cause__ is call.failures[0]
+    # every failure is in the chain a traceback shows, each caused by the one before it
+    assert len(call.failures) == 3
+    chain = [raised.value]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    assert chain == call.failures[::-1]
+
+
+def test_routed_call_chains_an_error_raised_twice_without_a_cycle():
+    call = RoutedCall(engine(), [Candidate(n, n, n) for n in PRICES], "middling", fallback=True)
+    call.decide()
+    shared = RuntimeError("the same error object for every model")
+
+    def attempt(candidate):
+        raise shared
+
+    with pytest.raises(RuntimeError) as raised:
+        call.run(attempt)
+    assert raised.value is shared and shared.__cause__ is None
 
 
 def test_routed_call_checks_its_candidates_against_the_pool():
