@@ -66,6 +66,12 @@ _POOL_SPECS = tuple(
             float | None,
             "tau in [0, 1]: the cheapest model predicted within tau of the best one.",
         ),
+        (
+            "budget",
+            float | None,
+            "USD per 1,000 calls: lambda is solved so the last budget_window budgeted calls "
+            "cost this on average.",
+        ),
         ("max_cost", float | None, "A hard ceiling, USD per call."),
         (FORCE_KWARG, str | None, "The pool model to answer this call, skipping the router."),
     )
@@ -121,7 +127,8 @@ class RouterChatModel(RouterFields, BaseChatModel):
 
     * Per call, as arguments or ``config["configurable"]`` keys (also through a chain, an
       agent or ``with_config``): ``routellm_force=<name>``, ``allowed_models=[names]``,
-      ``cost_weight``, ``quality_tolerance``, ``max_cost``. An argument wins over the config.
+      ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost`` (taken out before the
+      chosen model is called). An argument wins over the config.
       Unknown names raise :class:`~routellm_base.errors.PoolError`, a bad value
       :class:`~routellm_base.errors.InvalidPolicyError`, before any model is called.
     * ``response_metadata["routellm"]`` (and ``additional_kwargs["routellm"]``) holds the
@@ -296,7 +303,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
         """How a call with these messages would be routed, without calling any model (a dry
         run: it does not enter a ``share_window``, nor a pool's budget window). A pool also
         takes the per-call settings: ``allowed_models``, ``cost_weight``,
-        ``quality_tolerance``, ``max_cost``."""
+        ``quality_tolerance``, ``budget``, ``max_cost``."""
         turns = messages_to_turns(self._convert_input(messages).to_messages())
         settings = self._take_route(route)
         if route:

@@ -96,8 +96,8 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     input/output tokens) routes each call to one model by its predicted quality and expected
     cost under the policy (``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``).
     Per call, as keyword arguments of any chat/complete method: ``routellm_force=<name>``,
-    ``allowed_models=[names]``, ``cost_weight``, ``quality_tolerance``, ``max_cost`` (taken out
-    before the chosen model is called). The decision in ``additional_kwargs["routellm"]`` then
+    ``allowed_models=[names]``, ``cost_weight``, ``quality_tolerance``, ``budget``,
+    ``max_cost`` (taken out before the chosen model is called). The decision in ``additional_kwargs["routellm"]`` then
     names the model and holds ``pool``: each model's predicted ``quality`` and
     ``expected_cost`` (USD per call), the ``policy``, its ``knob`` and the fallback ``order``.
     ``metadata`` takes the tightest limits of all the models; tools need every model (or the
@@ -207,7 +207,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     ) -> RoutingDecision:
         """The decision for a prompt or conversation, calling no LLM (enters no share window,
         nor a pool's budget window). A pool also takes the per-call settings:
-        ``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``max_cost``."""
+        ``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``."""
         return self._dry_run(_turns(messages), *self._route_args(force, route))
 
     async def aroute(

@@ -31,10 +31,13 @@ ROUTE_KWARGS: dict[str, str] = {
     "allowed_models": "allowed",
     "cost_weight": "cost_weight",
     "quality_tolerance": "quality_tolerance",
+    "budget": "budget",
     "max_cost": "max_cost",
 }
 """The per-call pool settings a routed call takes (call arguments; in LangChain also
-``config["configurable"]`` keys), by the name :meth:`PoolEngine.decide` takes them under."""
+``config["configurable"]`` keys), by the name :meth:`PoolEngine.decide` takes them under. A
+per-call ``budget`` is held over the engine's window of that size (``budget_window``, default
+1,000 calls), shared by every call that gives a budget."""
 
 ROUTE_KWARG_SET = frozenset(ROUTE_KWARGS)
 

@@ -106,7 +106,7 @@ MODELS_DOC = (
     "name them with a dict). The order is the pool's order (ties, a forced call's fallback). "
     "Needs prices= for exactly these names. A pool of one answers every call with its model and "
     "runs no router. Per call: routellm_force=<name>, allowed_models=[names], cost_weight, "
-    "quality_tolerance, max_cost (LangChain: also config['configurable'])."
+    "quality_tolerance, budget, max_cost (LangChain: also config['configurable'])."
 )
 POLICY_DOC = (
     "Give at most one of cost_weight, quality_tolerance and budget (none: cost_weight "
@@ -557,7 +557,7 @@ class RouterFields(BaseModel):
 
     def _take_route(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """Pop a call's per-call pool settings (``allowed_models``, ``cost_weight``,
-        ``quality_tolerance``, ``max_cost``) out of its ``kwargs``; between two models they are
+        ``quality_tolerance``, ``budget``, ``max_cost``) out of its ``kwargs``; between two models they are
         refused (:class:`RoutingInputError`). Validated by the engine when the call routes."""
         return take_route(kwargs, self.models is not None)
 

@@ -98,6 +98,10 @@ def test_take_route_pops_the_settings_and_refuses_them_between_two_models() -> N
     assert take_route({"temperature": 0}, pool=False) is None
     with pytest.raises(RoutingInputError, match="\\['quality_tolerance'\\] route a pool"):
         take_route({"quality_tolerance": 0.1}, pool=False)
+    kwargs = {"budget": 2.0, "temperature": 0}  # a per-call setting, never the model's argument
+    assert take_route(kwargs, pool=True) == {"budget": 2.0} and kwargs == {"temperature": 0}
+    with pytest.raises(RoutingInputError, match="\\['budget'\\] route a pool"):
+        take_route({"budget": 2.0}, pool=False)
 
 
 def test_the_router_a_pool_takes() -> None:

@@ -132,6 +132,12 @@ def test_per_call_arguments_override_the_fields() -> None:
     assert chosen(llm.invoke(PROMPT, quality_tolerance=0.15)) == "mid"
     assert chosen(llm.invoke(PROMPT, max_cost=0.001)) == "mid"
     assert chosen(llm.invoke(PROMPT, allowed_models=["mid", "small"])) == "mid"
+    # a per-call budget is a policy ($1 per 1,000 calls affords mid, $0.1 only small), never
+    # a keyword argument of the chosen model
+    budgeted = llm.invoke(PROMPT, budget=1.0).response_metadata["routellm"]
+    assert budgeted["model"] == "mid"
+    assert (budgeted["pool"]["policy"], budgeted["pool"]["knob"]) == ("budget", 1.0)
+    assert chosen(llm.invoke(PROMPT, budget=0.1)) == "small"
     message = llm.invoke(PROMPT, routellm_force="small")
     assert chosen(message) == "small"
     assert message.response_metadata["routellm"]["forced"] is True
@@ -139,9 +145,13 @@ def test_per_call_arguments_override_the_fields() -> None:
     # no per-call setting reached a model
     for model in llm.models.values():
         for call in model.calls:
-            assert not {"cost_weight", "quality_tolerance", "max_cost", "allowed_models"} & set(
-                call
-            )
+            assert not {
+                "cost_weight",
+                "quality_tolerance",
+                "budget",
+                "max_cost",
+                "allowed_models",
+            } & set(call)
             assert "routellm_force" not in call
 
 
@@ -160,6 +170,11 @@ def test_per_call_settings_through_config_configurable() -> None:
     assert chosen(chunks[0]) == "mid"
     many = llm.batch([PROMPT, PROMPT], config={"configurable": {"max_cost": 0.001}})
     assert [chosen(m) for m in many] == ["mid", "mid"]
+    budgeted = llm.invoke(PROMPT, config={"configurable": {"budget": 1.0}})
+    assert budgeted.response_metadata["routellm"]["pool"]["policy"] == "budget"
+    assert chosen(budgeted) == "mid"
+    assert "budget" not in llm.models["mid"].calls[-1]
+    assert "budget" in {spec.id for spec in llm.config_specs}
 
 
 @pytest.mark.asyncio

@@ -105,13 +105,21 @@ def test_per_call_keyword_arguments_and_none_reach_the_model(make_llm, pool) -> 
     assert side(llm.chat(user(), quality_tolerance=0.15)) == "mid"
     assert side(llm.chat(user(), max_cost=0.001)) == "mid"
     assert side(llm.complete(PROMPT, allowed_models=["small", "mid"])) == "mid"
+    budgeted = llm.chat(user(), budget=1.0)  # a policy, not an argument of the chosen model
+    assert side(budgeted) == "mid"
+    assert budgeted.additional_kwargs[ROUTELLM_KEY]["pool"]["policy"] == "budget"
+    assert side(llm.complete(PROMPT, budget=0.1)) == "small"
     forced = llm.chat(user(), routellm_force="small", temperature=0.1)
     assert side(forced) == "small" and forced.additional_kwargs[ROUTELLM_KEY]["forced"]
     for model in pool.values():
         for _method, _arg, kwargs in model.calls:
-            assert not {"cost_weight", "quality_tolerance", "max_cost", "allowed_models"} & set(
-                kwargs
-            )
+            assert not {
+                "cost_weight",
+                "quality_tolerance",
+                "budget",
+                "max_cost",
+                "allowed_models",
+            } & set(kwargs)
             assert "routellm_force" not in kwargs
     assert pool["small"].calls[-1][2] == {"temperature": 0.1}  # the call's own arguments pass
     assert llm.route(PROMPT, allowed_models=["small"]).side == "small"  # a dry run
