@@ -132,10 +132,12 @@ class RouterChatModel(RouterFields, BaseChatModel):
       Unknown names raise :class:`~routellm_base.errors.PoolError`, a bad value
       :class:`~routellm_base.errors.InvalidPolicyError`, before any model is called.
     * ``response_metadata["routellm"]`` (and ``additional_kwargs["routellm"]``) holds the
-      decision: ``side``/``model`` the model that answered, and ``pool``: each candidate's
-      predicted ``quality`` (0..1) and ``expected_cost`` (USD per call), the ``policy`` and its
-      ``knob``, and ``order``, the fallback order (with ``fallback=True`` a failing model's
-      call goes to the next one in it).
+      decision: ``side``/``model`` the model that answered, ``expected_cost`` its expected USD
+      per call, and ``pool``: each candidate's predicted ``quality`` (0..1) and
+      ``expected_cost`` (USD per call), the ``policy`` and its ``knob``, ``order``, the
+      fallback order (with ``fallback=True`` a failing model's call goes to the next one in
+      it), ``excluded`` (why each other model may not take the call) and ``extra`` (what the
+      router's prediction rests on: the zero-shot router's ``difficulty`` and ``win_rate``).
     * ``cost_report()`` is a ``PoolCostReport``: totals per model, savings against always
       using the pool's most expensive model.
     """

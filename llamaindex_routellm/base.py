@@ -98,8 +98,10 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     Per call, as keyword arguments of any chat/complete method: ``routellm_force=<name>``,
     ``allowed_models=[names]``, ``cost_weight``, ``quality_tolerance``, ``budget``,
     ``max_cost`` (taken out before the chosen model is called). The decision in ``additional_kwargs["routellm"]`` then
-    names the model and holds ``pool``: each model's predicted ``quality`` and
-    ``expected_cost`` (USD per call), the ``policy``, its ``knob`` and the fallback ``order``.
+    names the model, its ``expected_cost`` (USD per call), and holds ``pool``: each model's
+    predicted ``quality`` and ``expected_cost``, the ``policy``, its ``knob``, the fallback
+    ``order``, ``excluded`` (why each other model may not take the call) and ``extra`` (the
+    zero-shot router's ``difficulty`` and ``win_rate``).
     ``metadata`` takes the tightest limits of all the models; tools need every model (or the
     ones a call allows or forces) to be function-calling.
     """

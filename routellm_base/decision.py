@@ -110,8 +110,16 @@ class RoutingDecision:
             fallback_reason=reason,
         )
 
+    @property
+    def expected_cost(self) -> float | None:
+        """A pool decision's expected cost of the model that answers (``model``; after a
+        fallback, the one fallen back to), USD per call; ``None`` between two models."""
+        return None if self.pool is None else self.pool.expected_cost.get(self.model)
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field."""
+        """A JSON-serialisable dict of every field; a pool decision's also has a top-level
+        ``expected_cost`` (:attr:`expected_cost`), as the integrations' metadata and
+        ``routellm serve``'s answers show it."""
         # Built by hand: dataclasses.asdict deep-copies recursively and showed up in the
         # per-call overhead of the integrations.
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -119,4 +127,5 @@ class RoutingDecision:
         data["extra"] = dict(self.extra)
         if self.pool is not None:
             data["pool"] = self.pool.to_dict()
+            data["expected_cost"] = self.expected_cost
         return data

@@ -70,7 +70,8 @@ def take_route(kwargs: dict[str, Any], pool: bool) -> dict[str, Any] | None:
 class SingleModelRouter(PoolRouter):
     """The router of a pool of one model: never called (the engine predicts nothing for a pool
     of one, and this router has no embedder to read the prompt with), so such a pool answers
-    every call with its model and loads no router."""
+    every call with its model, its decisions name router ``"single_model"`` with no predicted
+    quality, and the router given is only checked against the model (:func:`check_router`)."""
 
     family = "single_model"
 
@@ -109,12 +110,14 @@ def check_router(router: Any, pool: Pool) -> PoolRouter | None:
     """Raise unless ``router`` can route ``pool``: :func:`pool_router_spec`'s errors, a name
     or folder :func:`~routellm_base.pool.load_pool_router` cannot load, and a router that has
     never seen a model of the pool (its :class:`PoolError` names the pool, the unseen models
-    and the fix). Returns the router it loaded for a name or folder (``None`` otherwise)."""
+    and the fix). Returns the router it loaded for a name or folder (``None`` otherwise).
+
+    A pool of one runs no router, but a router given is checked all the same (a name or
+    folder is loaded), so a router that does not know the model is refused as in a larger
+    pool, not silently ignored."""
     spec = pool_router_spec(router, pool.names)
     if spec == "single_model":
-        if isinstance(router, PoolRouter):
-            router.check_pool(pool)
-        return None
+        spec = router if isinstance(router, PoolRouter) else str(router)
     if isinstance(spec, PoolRouter):
         spec.check_pool(pool)
         return None

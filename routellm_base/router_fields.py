@@ -105,7 +105,8 @@ MODELS_DOC = (
     "them), or a list of models named by the names they give themselves (two alike: an error; "
     "name them with a dict). The order is the pool's order (ties, a forced call's fallback). "
     "Needs prices= for exactly these names. A pool of one answers every call with its model and "
-    "runs no router. Per call: routellm_force=<name>, allowed_models=[names], cost_weight, "
+    "runs no router (its decisions name router 'single_model' and predict no quality; a router= "
+    "given must still know the model, as in a larger pool). Per call: routellm_force=<name>, allowed_models=[names], cost_weight, "
     "quality_tolerance, budget, max_cost (LangChain: also config['configurable'])."
 )
 POLICY_DOC = (

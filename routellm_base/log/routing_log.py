@@ -609,7 +609,7 @@ class RoutingLog:
             "pool_knob": None if pool is None else pool.knob,
             "pool_cost_weight": None if pool is None else pool.cost_weight,
             "pool_max_cost": None if pool is None else pool.max_cost,
-            "expected_cost_usd": None if pool is None else pool.expected_cost.get(d.model),
+            "expected_cost_usd": d.expected_cost,
             "call_id": d.call_id,
             "created_at": _utc(call.created_at),
             "router": d.router,
@@ -643,8 +643,8 @@ class RoutingLog:
 
 
 def _candidate_rows(call: _Call) -> list[dict[str, Any]]:
-    """A pool decision's ``routellm_pool_candidates`` rows: every candidate the policy saw (a
-    forced call's: the pool in its fallback order), with its rank in the fallback order."""
+    """A pool decision's ``routellm_pool_candidates`` rows: every candidate of the pool (a
+    forced call's too), with its rank in the fallback order."""
     d = call.decision
     pool = d.pool
     if pool is None:

@@ -92,8 +92,8 @@ pool_candidates = Table(
 )
 """One row per candidate of a pool decision (schema 5), written with its decision row (same
 ``call_id``): the candidate's ``model`` name, its predicted ``quality`` in [0, 1] (NULL when the
-router did not score the call: forced, or no known token), its ``expected_cost_usd`` (USD per
-call; NULL for a forced call) and its ``rank`` in the policy's fallback order (0: the policy's
+router did not score the call: forced, no known token, or a pool of one), its
+``expected_cost_usd`` (USD per call) and its ``rank`` in the policy's fallback order (0: the policy's
 choice; NULL: the call could not go to it, not allowed or over ``max_cost``)."""
 
 settings = Table(

@@ -28,6 +28,18 @@ rule of thumb, and RouterBench-style estimates'); the cost actually billed is co
 model's reported usage after the call."""
 
 
+def _excluded(
+    names: Sequence[str], allowed: Sequence[bool], usable: Sequence[bool]
+) -> dict[str, str]:
+    """Why each candidate a call may not go to is left out: ``"not allowed"`` (not in the
+    call's allowed models) or ``"over max_cost"`` (allowed, but expected to cost more)."""
+    return {
+        name: "not allowed" if not ok else "over max_cost"
+        for name, ok, fits in zip(names, allowed, usable)
+        if not fits
+    }
+
+
 def prompt_tokens(conversation: Conversation) -> float:
     """Expected input tokens of a conversation: all its turns' characters / 4."""
     if isinstance(conversation, str):
@@ -142,10 +154,12 @@ class PoolEngine:
         unreadable = self._unreadable([t.readable_text for t in texts])
         quality = np.full((len(texts), len(pool)), np.nan)
         scored = [i for i in range(len(texts)) if not unreadable[i]]
+        facts: dict[int, dict[str, Any]] = {}
         if scored and len(pool) > 1:
-            quality[scored] = self.router.quality([texts[i].text for i in scored], pool)
-        elif scored:  # a pool of one answers with its model: nothing to predict
-            quality[scored] = 1.0
+            quality[scored], found = self.router.predict([texts[i].text for i in scored], pool)
+            facts = dict(zip(scored, found or ()))
+        # A pool of one answers with its model: no router runs, no quality is predicted.
+        predicted = len(pool) > 1
         cost_weight = rules.knob if rules.name == "cost_weight" else 0.0
         if rules.budget is not None:
             rows = np.array(scored, dtype=int)
@@ -163,6 +177,7 @@ class PoolEngine:
         # the rest of a decision.
         usable_rows, quality_rows, cost_rows = usable.tolist(), quality.tolist(), costs.tolist()
         names = pool.names
+        allowed_row = allowed_mask.tolist()
         for i, text in enumerate(texts):
             if unreadable[i]:  # the priciest usable candidate, as the two-model rule goes strong
                 order_idx = ranked(np.where(usable[i], costs[i], -np.inf), costs[i])
@@ -173,11 +188,13 @@ class PoolEngine:
             choice = PoolChoice(
                 policy=rules.name,
                 knob=rules.knob,
-                quality={} if unreadable[i] else dict(zip(names, quality_rows[i])),
+                quality={} if unreadable[i] or not predicted else dict(zip(names, quality_rows[i])),
                 expected_cost=dict(zip(names, cost_rows[i])),
                 order=order,
                 max_cost=rules.max_cost,
                 cost_weight=cost_weight if rules.name != "quality_tolerance" else None,
+                excluded=_excluded(names, allowed_row, row_usable),
+                extra=facts.get(i, {}),
             )
             decisions.append(
                 self._decision(
@@ -207,9 +224,9 @@ class PoolEngine:
         if not allowed_mask[forced]:
             names = [n for n, ok in zip(pool.names, allowed_mask) if ok]
             raise PoolError(f"forced model {force!r} is not one of the allowed models {names}")
+        costs = pool.expected_costs([prompt_tokens(c) for c in conversations])
         fits = np.ones((len(conversations), len(pool)), dtype=bool)
         if rules.max_cost is not None:
-            costs = pool.expected_costs([prompt_tokens(c) for c in conversations])
             fits = costs <= rules.max_cost + 1e-15
             if not fits[:, forced].all():
                 row = int(np.argmin(fits[:, forced]))
@@ -219,6 +236,7 @@ class PoolEngine:
                     "cheaper model"
                 )
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
+        allowed_row, cost_rows, fit_rows = allowed_mask.tolist(), costs.tolist(), fits.tolist()
         return [
             self._decision(
                 force,
@@ -228,8 +246,8 @@ class PoolEngine:
                 choice=PoolChoice(
                     policy="forced",
                     knob=None,
-                    quality={},
-                    expected_cost={},
+                    quality={},  # no router ran
+                    expected_cost=dict(zip(pool.names, cost_rows[i])),
                     # a forced call that fails may still fall back, as between two models
                     order=(
                         force,
@@ -240,6 +258,11 @@ class PoolEngine:
                         ),
                     ),
                     max_cost=rules.max_cost,
+                    excluded=_excluded(
+                        pool.names,
+                        allowed_row,
+                        [ok and fit for ok, fit in zip(allowed_row, fit_rows[i])],
+                    ),
                 ),
             )
             for i in range(len(conversations))

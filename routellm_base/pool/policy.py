@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,14 @@ class PoolChoice:
     """How a pool policy chose for one call: its ``policy`` (``"cost_weight"``,
     ``"quality_tolerance"``, ``"budget"`` or ``"forced"``) and ``knob`` (lambda, tau, the
     budget in USD per 1,000 calls; ``None`` when forced); ``cost_weight`` the lambda a budget
-    solved for; each candidate's predicted ``quality`` and ``expected_cost`` (USD per call);
-    ``order`` the candidates the call may go to, best first (the fallback order; models over
-    ``max_cost`` or not allowed are left out)."""
+    solved for; each candidate's ``expected_cost`` (USD per call; every candidate, also for a
+    forced call) and predicted ``quality`` (empty when no router ran: a forced call, a call
+    whose text no token of the router's embedder knows, a pool of one); ``order`` the
+    candidates the call may go to, best first (the fallback order); ``excluded`` why each
+    other candidate may not (``"not allowed"``: left out of ``allowed_models``; ``"over
+    max_cost"``: expected to cost more); ``extra`` what the router's prediction rests on
+    (the zero-shot router: ``difficulty`` d(x) in [0, 1] and the raw ``win_rate`` it was
+    ranked from; empty for a router that reports nothing)."""
 
     policy: str
     knob: float | None
@@ -53,6 +58,8 @@ class PoolChoice:
     order: tuple[str, ...]
     max_cost: float | None = None
     cost_weight: float | None = None
+    excluded: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +70,8 @@ class PoolChoice:
             "quality": dict(self.quality),
             "expected_cost": dict(self.expected_cost),
             "order": list(self.order),
+            "excluded": dict(self.excluded),
+            "extra": dict(self.extra),
         }
 
 

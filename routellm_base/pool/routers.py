@@ -20,6 +20,9 @@ class PoolRouter(ABC):
     ``models`` are the models the router was trained on (``None``: it routes any pool, as
     the zero-shot router does). Subclasses implement :meth:`_quality` for a non-empty list of
     texts and the pool's positions in ``models``; :meth:`quality` validates input and pool.
+    A router that can say what its prediction rests on overrides :meth:`_predict` to return
+    those facts per text too (:meth:`predict`; the engine puts them in a decision's
+    ``pool.extra``).
     """
 
     family: str
@@ -57,17 +60,30 @@ class PoolRouter(ABC):
 
     def quality(self, texts: Sequence[str], pool: Pool) -> np.ndarray:
         """Predicted quality, float64 array of shape ``(len(texts), len(pool))`` in [0, 1]."""
+        return self.predict(texts, pool)[0]
+
+    def predict(
+        self, texts: Sequence[str], pool: Pool
+    ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+        """:meth:`quality`, and per text the facts the prediction rests on (JSON-able; ``None``
+        when the router reports none), e.g. the zero-shot router's difficulty."""
         texts = checked_texts(texts, "quality()")
         columns = self.check_pool(pool)
         if not texts:
-            return np.empty((0, len(pool)))
-        out = np.asarray(self._quality(texts, pool, columns), dtype=np.float64)
+            return np.empty((0, len(pool))), None
+        predicted, facts = self._predict(texts, pool, columns)
+        out = np.asarray(predicted, dtype=np.float64)
         if out.shape != (len(texts), len(pool)):
             raise RuntimeError(
                 f"pool router {self.name} returned shape {out.shape} for {len(texts)} texts and "
                 f"{len(pool)} models"
             )
-        return np.clip(np.nan_to_num(out, nan=0.5), 0.0, 1.0)
+        return np.clip(np.nan_to_num(out, nan=0.5), 0.0, 1.0), facts
+
+    def _predict(
+        self, texts: list[str], pool: Pool, columns: list[int] | None
+    ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+        return self._quality(texts, pool, columns), None
 
     @abstractmethod
     def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray: ...
@@ -95,9 +111,12 @@ class ZeroShotPoolRouter(PoolRouter):
     from its price: the log of its expected cost per call at 500 prompt tokens, scaled from the
     pool's cheapest (0) to its priciest (1). The predicted quality is
     ``q_m(x) = 1 - s * d(x) * (1 - t_m)`` with ``s`` = :data:`ZERO_SHOT_SPREAD`: every model is
-    as good on the easiest prompts, and on harder ones the cheaper the model, the lower. This is a documented heuristic (price as a
-    proxy for capability), not a learned prediction; train a pool router once the pool has
-    scored data (``routellm train pool``).
+    as good on the easiest prompts, and on harder ones the cheaper the model, the lower. This is
+    a documented heuristic (price as a proxy for capability), not a learned prediction; train a
+    pool router once the pool has scored data (``routellm train pool``).
+
+    Each decision's ``pool.extra`` says what the choice rests on: ``difficulty``, d(x), and
+    ``win_rate``, the two-model router's raw win rate it was ranked from.
     """
 
     family = "zero_shot"
@@ -115,9 +134,11 @@ class ZeroShotPoolRouter(PoolRouter):
     def rank(self, texts: list[str]) -> np.ndarray:
         """d(x): each text's difficulty as a rank in [0, 1] among the calibration's prompts
         (the raw win rate when the router has no calibration)."""
-        rates = self.difficulty.strong_win_rate(texts)
+        return self._rank(self.difficulty.strong_win_rate(texts))
+
+    def _rank(self, rates: np.ndarray) -> np.ndarray:
         if self._quantiles is None or len(self._quantiles) < 2:
-            return rates
+            return np.asarray(rates, dtype=np.float64)
         levels = np.linspace(0.0, 1.0, len(self._quantiles))
         return np.interp(rates, self._quantiles, levels)
 
@@ -130,5 +151,16 @@ class ZeroShotPoolRouter(PoolRouter):
         return np.ones(len(pool)) if span <= 0 else (logs - logs.min()) / span
 
     def _quality(self, texts: list[str], pool: Pool, columns: list[int] | None) -> np.ndarray:
-        d = self.rank(texts).reshape(-1, 1)
-        return 1.0 - ZERO_SHOT_SPREAD * d * (1.0 - self.tiers(pool))
+        return self._predict(texts, pool, columns)[0]
+
+    def _predict(
+        self, texts: list[str], pool: Pool, columns: list[int] | None
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        rates = np.asarray(self.difficulty.strong_win_rate(texts), dtype=np.float64)
+        d = self._rank(rates)
+        quality = 1.0 - ZERO_SHOT_SPREAD * d.reshape(-1, 1) * (1.0 - self.tiers(pool))
+        facts = [
+            {"difficulty": float(di), "win_rate": float(ri)}
+            for di, ri in zip(d.tolist(), rates.tolist())
+        ]
+        return quality, facts

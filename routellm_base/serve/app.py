@@ -982,12 +982,9 @@ def _error_event(exc: UpstreamError) -> bytes:
 
 
 def _decision_body(decision: RoutingDecision) -> dict[str, Any]:
-    """The ``routellm`` object of an answer: the decision, and for a pool the chosen model's
-    ``expected_cost`` (USD per call; ``None`` when forced) beside its ``pool`` predictions."""
-    body = decision.to_dict()
-    if decision.pool is not None:
-        body["expected_cost"] = decision.pool.expected_cost.get(decision.model)
-    return body
+    """The ``routellm`` object of an answer: the decision (for a pool with the answering
+    model's ``expected_cost``, USD per call, beside its ``pool`` predictions)."""
+    return decision.to_dict()
 
 
 def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
@@ -1008,7 +1005,7 @@ def _decision_headers(decision: RoutingDecision) -> dict[str, str]:
         headers["x-routellm-policy"] = pool.policy
         if pool.cost_weight is not None:
             headers["x-routellm-cost-weight"] = repr(pool.cost_weight)
-        expected = pool.expected_cost.get(decision.model)
+        expected = decision.expected_cost
         if expected is not None:
             headers["x-routellm-expected-cost"] = repr(expected)
         quality = pool.quality.get(decision.model)

@@ -154,6 +154,48 @@ def test_forced_skips_the_router_and_keeps_a_fallback_order():
     assert d.pool.order == ("small", "big", "mid")
 
 
+def _costs(text: str) -> dict[str, float]:
+    tokens = len(text) / 4
+    return {n: (tokens * i + 100 * o) / 1e6 for n, (i, o) in PRICES.items()}
+
+
+def test_a_forced_call_shows_the_expected_costs_its_bounds_were_checked_on():
+    d = engine().decide("middling", force="small", allowed=["small", "mid"], max_cost=0.0001)
+    # no router ran (quality empty), but every model's expected cost was computed for max_cost
+    assert d.pool.quality == {}
+    assert d.pool.expected_cost == pytest.approx(_costs("middling"))
+    assert d.pool.order == ("small",)
+    assert d.pool.excluded == {"big": "not allowed", "mid": "over max_cost"}
+    record = d.to_dict()
+    assert record["expected_cost"] == pytest.approx(_costs("middling")["small"])
+    assert record["pool"]["excluded"] == {"big": "not allowed", "mid": "over max_cost"}
+
+
+def test_a_decision_says_why_each_model_outside_its_order_is_excluded():
+    e = engine()
+    d = e.decide("middling", cost_weight=0.0, allowed=["mid", "small"], max_cost=0.0001)
+    assert d.model == "small" and d.pool.order == ("small",)
+    assert set(d.pool.quality) == {"big", "mid", "small"}  # what the router predicted
+    assert d.pool.excluded == {"big": "not allowed", "mid": "over max_cost"}
+    assert e.decide("middling", max_cost=0.0001).pool.excluded == {
+        "big": "over max_cost",
+        "mid": "over max_cost",
+    }
+    plain = e.decide("middling")
+    assert plain.pool.excluded == {} and plain.to_dict()["pool"]["excluded"] == {}
+    assert plain.pool.extra == {}  # a router that reports nothing behind its predictions
+
+
+def test_the_decision_has_the_answering_models_expected_cost_at_the_top():
+    d = engine().decide("middling", cost_weight=0.0)
+    assert d.model == "big"
+    assert (
+        d.expected_cost == d.to_dict()["expected_cost"] == pytest.approx(_costs("middling")["big"])
+    )
+    fell = d.fell_back("mid", RuntimeError("down"), to="mid")
+    assert fell.to_dict()["expected_cost"] == pytest.approx(_costs("middling")["mid"])
+
+
 def test_a_pool_of_one_always_answers_with_its_model():
     class Never(PoolRouter):
         family = "never"
@@ -162,7 +204,12 @@ def test_a_pool_of_one_always_answers_with_its_model():
             raise AssertionError("a pool of one needs no prediction")
 
     e = PoolEngine(Never("never", models=None), {"only": (1.0, 1.0)})
-    assert e.decide("anything at all").model == "only"
+    d = e.decide("anything at all")
+    assert d.model == "only"
+    # nothing was predicted, so no quality is shown (it was an invented 1.0); the cost is known
+    assert d.pool.quality == {} and d.pool.order == ("only",)
+    assert d.pool.expected_cost == {"only": pytest.approx((15 / 4 + 256) / 1e6)}
+    assert d.to_dict()["pool"]["quality"] == {}
 
 
 def test_a_router_that_never_saw_a_model_names_the_pool_and_the_fix():
@@ -210,6 +257,24 @@ def test_zero_shot_sends_harder_prompts_to_pricier_models():
     ranks = router.rank(texts)
     gap = q[:, 0] - q[:, 2]
     assert (ranks[1] > ranks[0]) == (gap[1] > gap[0])
+
+
+def test_a_zero_shot_decision_shows_the_difficulty_behind_its_predictions():
+    difficulty = load_router()
+    router = ZeroShotPoolRouter(difficulty)
+    pool = Pool({"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "llama-8b": (0.05, 0.08)})
+    text = "Prove that every bounded monotone sequence of reals converges, rigorously."
+    d = PoolEngine(router, pool).decide(text)
+    extra = d.pool.extra
+    assert set(extra) == {"difficulty", "win_rate"}
+    assert extra["win_rate"] == pytest.approx(float(difficulty.strong_win_rate([text])[0]))
+    assert extra["difficulty"] == pytest.approx(float(router.rank([text])[0]))
+    assert 0.0 <= extra["difficulty"] <= 1.0
+    # the predicted qualities follow from it: q_m = 1 - 0.5 * d * (1 - t_m)
+    expected = 1 - 0.5 * extra["difficulty"] * (1 - router.tiers(pool))
+    assert list(d.pool.quality.values()) == pytest.approx(expected.tolist())
+    assert d.to_dict()["pool"]["extra"] == extra
+    assert d.win_rate is None  # the two-model field stays a two-model router's
 
 
 def test_routed_call_falls_back_along_the_policy_order():

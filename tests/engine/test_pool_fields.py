@@ -119,6 +119,19 @@ def test_the_router_a_pool_takes() -> None:
         check_router(Fixed(trained_on=("big", "mid")), Pool(PRICES))
 
 
+def test_a_pool_of_one_checks_the_router_given_as_a_larger_pool_does() -> None:
+    # it runs no router, but a router named for it that never saw its model is a mistake
+    one = Pool({"my-own-model": (1.0, 1.0)})
+    with pytest.raises(PoolError, match="'pool_knn' was trained on .* never seen \\['my-own"):
+        check_router("pool_knn", one)
+    with pytest.raises(PoolError, match="never seen \\['my-own-model'\\]"):
+        check_router(Fixed(trained_on=("big",)), one)
+    with pytest.raises(UnknownRouterError, match="'mf' is a bundled two-model router"):
+        check_router("mf", one)
+    assert check_router("zero_shot", one) is None  # routes any pool: nothing to load
+    assert check_router(Fixed(trained_on=("big",)), Pool({"big": (1.0, 1.0)})) is None
+
+
 def test_pool_prices_match_the_models_exactly() -> None:
     names = ("big", "mid")
     assert pool_prices(names, {"big": [10, 30], "mid": (1, 2)})[0][1].output_per_million == 30
@@ -164,6 +177,7 @@ def test_a_pool_of_one_and_the_zero_shot_start() -> None:
     engine = cache.get(one)
     assert isinstance(engine.router, SingleModelRouter) and engine.router.embedder is None
     assert engine.decide("Hello there").model == "a"
+    assert engine.decide("Hello there").pool.quality == {}  # nothing predicted, none invented
     zero = cache.get(settings("zero_shot"))
     assert isinstance(zero.router, ZeroShotPoolRouter)
     assert cache.get(settings("zero_shot", cost_weight=1.0)).router is zero.router  # loaded once

@@ -85,6 +85,8 @@ def test_the_policy_chooses_and_the_answer_carries_the_pool_decision(policy, exp
         {"big": 0.00771, "mid": 0.000515, "small": 0.0000515}
     )
     assert pool["order"][0] == expected
+    # the answering model's expected USD per call at the top, as routellm serve's answers have it
+    assert decision["expected_cost"] == pool["expected_cost"][expected]
     name = next(
         k for k in ("cost_weight", "quality_tolerance", "budget") if policy.get(k) is not None
     )
@@ -107,6 +109,9 @@ def test_default_cost_weight_and_the_zero_shot_start_over_the_bundled_router() -
     pool = decision["pool"]
     assert decision["router"] == "zero_shot" and pool["policy"] == "cost_weight"
     assert pool["knob"] == 0.02
+    # what the zero-shot choice rests on: the prompt's difficulty rank and the win rate behind it
+    assert set(pool["extra"]) == {"difficulty", "win_rate"}
+    assert 0.0 <= pool["extra"]["difficulty"] <= 1.0 and 0.0 <= pool["extra"]["win_rate"] <= 1.0
     # the zero-shot heuristic: the pricier the model, the higher its predicted quality
     assert pool["quality"]["big"] >= pool["quality"]["mid"] >= pool["quality"]["small"]
 
@@ -412,6 +417,15 @@ def test_bad_pool_settings_fail_at_construction(kwargs, message) -> None:
         pool_model(**kwargs)
 
 
+def test_a_bad_pool_setting_is_a_validation_error_carrying_the_pool_error() -> None:
+    # the README's promise: pydantic's ValidationError (the framework's convention for a bad
+    # field), its message the PoolError's, the PoolError itself in its errors()' ctx
+    with pytest.raises(ValidationError, match="model 'mid' has no price") as raised:
+        pool_model(prices={"big": (1, 1), "small": (1, 1)})
+    error = raised.value.errors()[0]["ctx"]["error"]
+    assert isinstance(error, PoolError) and "model 'mid' has no price" in str(error)
+
+
 def test_a_model_named_twice_is_refused() -> None:
     with pytest.raises(ValidationError, match="models name 'mid' twice"):
         RouterChatModel(models=[scripted("mid", "a"), scripted("mid", "b")], prices={"mid": (1, 1)})
@@ -453,7 +467,15 @@ def test_a_pool_of_one_answers_with_its_model_and_runs_no_router() -> None:
     llm = RouterChatModel(
         models={"only": scripted("only", "hi")}, prices={"only": (1, 2)}, router=spy
     )
-    assert chosen(llm.invoke(PROMPT)) == "only" and spy.texts == []
+    decision = llm.invoke(PROMPT).response_metadata["routellm"]
+    assert decision["model"] == "only" and spy.texts == []
+    assert decision["router"] == "single_model" and decision["pool"]["quality"] == {}
+    # a router that never saw the model is refused, as in a larger pool (names and loaded alike)
+    for router in ("pool_knn", FixedPoolRouter({"only": 0.1}, trained_on=["other"])):
+        with pytest.raises(ValidationError, match="never seen \\['only'\\]"):
+            RouterChatModel(
+                models={"only": scripted("only", "x")}, prices={"only": (1, 2)}, router=router
+            )
 
 
 def test_swap_router_in_a_pool_checks_the_new_router_first() -> None:

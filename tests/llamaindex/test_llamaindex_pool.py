@@ -82,6 +82,10 @@ def test_the_policy_chooses_and_the_response_carries_the_decision(make_llm, pool
         {"big": 0.00771, "mid": 0.000515, "small": 0.0000515}
     )
     assert decision["pool"]["order"][0] == expected
+    # the answering model's expected USD per call at the top, as routellm serve's answers have it
+    assert decision["expected_cost"] == decision["pool"]["expected_cost"][expected]
+    if "max_cost" in policy:
+        assert decision["pool"]["excluded"] == {"big": "over max_cost"}
     assert [c[0] for c in pool[expected].calls] == ["chat"]
     assert sum(len(m.calls) for m in pool.values()) == 1
 
@@ -210,7 +214,16 @@ def test_a_pool_of_one_runs_no_router(make_scripted, make_pool_router) -> None:
     spy = make_pool_router({"only": 0.1})
     llm = RouterLLM(models={"only": make_scripted("only")}, prices={"only": (1, 2)}, router=spy)
     assert isinstance(llm.engine.router, SingleModelRouter)
-    assert llm.chat(user()).message.content == "only: chat" and spy.texts == []
+    response = llm.chat(user())
+    assert response.message.content == "only: chat" and spy.texts == []
+    decision = response.additional_kwargs[ROUTELLM_KEY]
+    assert decision["router"] == "single_model" and decision["pool"]["quality"] == {}
+    # a router that never saw the model is refused, as in a larger pool (names and loaded alike)
+    for router in ("pool_knn", make_pool_router({"only": 0.1}, trained_on=["other"])):
+        with pytest.raises(PoolError, match="never seen \\['only'\\]"):
+            RouterLLM(
+                models={"only": make_scripted("only")}, prices={"only": (1, 2)}, router=router
+            )
 
 
 # -- inside LlamaIndex's own machinery ----------------------------------------------------------------

@@ -67,7 +67,8 @@ def test_pool_decisions_are_written_and_read_back(target: str) -> None:
     assert f"{MID}: ConnectionError" in fell_row["fallback_reason"]
     forced_row = rows[forced.decision.call_id]
     assert forced_row["pool_policy"] == "forced" and forced_row["forced"]
-    assert forced_row["pool_knob"] is None and forced_row["expected_cost_usd"] is None
+    assert forced_row["pool_knob"] is None  # no policy ran; the forced model's cost is known
+    assert forced_row["expected_cost_usd"] == pytest.approx(_expected(MID, "Hi."))
 
     candidates: dict[str, dict[str, dict[str, Any]]] = {}
     for c in read_pool_candidates(target):
@@ -89,6 +90,8 @@ def test_pool_decisions_are_written_and_read_back(target: str) -> None:
         SMALL: 2,
     }
     assert all(c["quality"] is None for c in candidates[forced.decision.call_id].values())
+    for name, c in candidates[forced.decision.call_id].items():
+        assert c["expected_cost_usd"] == pytest.approx(_expected(name, "Hi."))
 
 
 @contextlib.contextmanager

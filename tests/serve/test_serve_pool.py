@@ -230,8 +230,10 @@ def test_a_forced_model_and_fallback_along_the_order(pool):
     assert forced.status_code == 200 and forced.headers["x-routellm-model"] == "mid"
     assert forced.headers["x-routellm-forced"] == "true"
     assert forced.headers["x-routellm-policy"] == "forced"
-    assert "x-routellm-expected-cost" not in forced.headers
-    assert forced.json()["routellm"]["expected_cost"] is None
+    # no router ran, but the forced model's expected cost is known (max_cost checks it)
+    assert float(forced.headers["x-routellm-expected-cost"]) == pytest.approx(_expected_cost("mid"))
+    assert forced.json()["routellm"]["expected_cost"] == pytest.approx(_expected_cost("mid"))
+    assert forced.json()["routellm"]["pool"]["quality"] == {}
 
     # big fails (500, no retries): the call goes to the next in the policy's order.
     upstreams["big"].script({"big-m": [{"status": 500}]})
