@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; with "
-        "--pool, routerbench:DIR[,SPLIT] or llmrouter:DIR[,SPLIT]; repeatable",
+        "--pool, routerbench:DIR[,SPLIT] or llmrouter:DIR[,SPLIT] (SPLIT test unless given); "
+        "repeatable",
     )
     ev.add_argument(
         "--data-dir",
@@ -260,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--references",
         action="store_true",
-        help="add random-baseline (200 seeds) and oracle rows (--plot always draws both)",
+        help="add random-baseline (200 seeds) and oracle rows (--plot always draws both); "
+        "two-model only, refused with --pool",
     )
     ev.add_argument(
         "--json", action="store_true", help="print a JSON list, one object per router and benchmark"

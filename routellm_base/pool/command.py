@@ -16,7 +16,7 @@ from ..decontaminate import contaminated_mask
 from ..embedders import load_embedder
 from ..errors import PoolError
 from .checkpoints import load_pool_router, save_pool_router
-from .data import COMMERCIAL_SOURCES, SOURCE_FORMS, PoolData, load_pool_sources, parse_model_map
+from .data import COMMERCIAL_SOURCES, PoolData, load_pool_sources, parse_model_map
 from .evaluation import evaluate_pool, format_report, plot_pool
 from .models import Pool
 from .training import PoolMFConfig, fit_knn, train_pool_mf
@@ -187,10 +187,40 @@ Decontamination: {training["removed_as_contaminated_prompts"]} prompts removed t
 """
 
 
+def mean_cost_pool(models: list[str], costs: np.ndarray) -> Pool:
+    """The pool a router sees in ``routellm eval --pool``: each model priced so that its
+    expected cost per call is its mean cost per item in the data (USD; no input price, one
+    output token at that mean times a million per million tokens), whatever the prompt's length.
+    A price-based router (``zero_shot``) ranks the models by these costs; a trained router
+    reads only the names. The curve itself always uses each item's own cost."""
+    mean = np.asarray(costs, dtype=np.float64).mean(axis=0)
+    return Pool({m: (0.0, float(c) * 1e6) for m, c in zip(models, mean)}, output_tokens=1.0)
+
+
+BENCHMARK_NAMES = {"routerbench": "RouterBench", "llmrouter": "LLMRouter"}
+
+
+def plot_title(spec: str, items: int, routers: list[Any]) -> str:
+    """The ``--plot`` title: what was scored, ``"RouterBench test split, 1,234 items: router
+    rb-knn"`` (a router folder by its last part)."""
+    kind, _, rest = spec.partition(":")
+    split = rest.partition(",")[2] or "test"
+    names = ", ".join(str(r.name).rstrip("/").split("/")[-1] for r in routers)
+    return (
+        f"{BENCHMARK_NAMES.get(kind, kind)} {split} split, {items:,} items: "
+        f"router{'s' if len(routers) > 1 else ''} {names}"
+    )
+
+
 def eval_pool(args: argparse.Namespace) -> int:
     """``routellm eval --pool``: each router's λ-curve on each data set."""
     if not args.router:
         raise PoolError("--pool needs at least one --router (a pool router name or folder)")
+    if getattr(args, "references", False):
+        raise PoolError(
+            "--references adds the two-model random and oracle rows; --pool always prints its "
+            "own baselines (best single model, oracle, Zero router): drop --references"
+        )
     routers = [load_pool_router(r) for r in args.router]
     model_map = parse_model_map(args.model_map or [])
     out: list[dict[str, Any]] = []
@@ -206,7 +236,7 @@ def eval_pool(args: argparse.Namespace) -> int:
             )
         complete = data.complete()
         data = data.subset(complete)
-        pool = Pool({m: (0.0, 0.0) for m in data.models})  # names only: the items' costs decide
+        pool = mean_cost_pool(data.models, data.costs)
         preds = {}
         for router in routers:
             preds[router.name] = router.quality(data.prompts, pool)
@@ -235,7 +265,9 @@ def eval_pool(args: argparse.Namespace) -> int:
                 path = path.with_name(
                     f"{path.stem}-{len(out) or args.benchmark.index(spec)}{path.suffix}"
                 )
-            plot_pool(report, path, title=spec)
+            plot_pool(
+                report, path, title=plot_title(spec, report.items, routers), at_cost=args.at_cost
+            )
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
@@ -247,10 +279,12 @@ def add_pool_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--pool",
         action="store_true",
         help="score pool routers (many priced models) instead: each --benchmark is a data "
-        f"source with costs ({SOURCE_FORMS.split(', rmb')[0]}; SPLIT defaults to test) and each "
-        "--router a pool router name or folder; prints, as the cost weight lambda sweeps, "
-        "mean quality against USD per 1,000 calls, the best single model, the oracle, the Zero "
-        "router, AIQ and the cost to match the best single model",
+        "source with costs, routerbench:DIR[,SPLIT] (RouterBench CSVs) or llmrouter:DIR[,SPLIT] "
+        "(LLMRouter JSON), where SPLIT is test unless given; each --router a pool router name "
+        "(zero_shot ranks the models by their mean cost per item in the data) or folder; prints, "
+        "as the cost weight lambda sweeps, mean quality against USD per 1,000 calls, the best "
+        "single model, the oracle, the Zero router, AIQ and the cost to match the best single "
+        "model (--references does not apply: these baselines are always there)",
     )
     parser.add_argument(
         "--at-cost",

@@ -319,54 +319,171 @@ def _spread(curve: Curve, rows: int) -> list[int]:
     return sorted({distinct[round(i * step)] for i in range(rows)})
 
 
-def plot_pool(report: PoolReport, path: str | Path, title: str = "") -> Path:
-    """A PNG of quality against USD per 1,000 calls: single models, the Zero router's hull,
-    the oracle and each router's points and hull (needs matplotlib: the ``eval`` extra)."""
+PLOT_DPI = 120
+"""Resolution of ``routellm eval --pool --plot`` (the layout is measured at it)."""
+
+COST_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+"""USD per 1,000 calls: the plot's x ticks that fall in its range (1-2-5 steps)."""
+
+LABEL_OFFSETS = tuple(
+    (dx * r, dy * r) for r in (1, 2, 3)
+    for dx, dy in ((6, -4), (6, 4), (-6, -4), (-6, 4), (0, -9), (0, 9))
+)  # fmt: skip
+"""Where a model's label may go, in points from its marker, nearest first: right, then left,
+then under and over it, further out each round."""
+
+
+def _money(value: float) -> str:
+    """``$0.1``, ``$2``, ``$0.05``: a tick of USD per 1,000 calls."""
+    return f"${value:g}"
+
+
+def pool_figure(report: PoolReport, title: str = "", at_cost: float | None = None) -> Any:
+    """The figure :func:`plot_pool` saves (matplotlib ``Figure``): each single model's point
+    with its name, the Zero router's hull, the oracle, each router's hull and its per-lambda
+    operating points, and a labelled vertical line at ``at_cost`` (USD per 1,000 calls). The
+    legend sits under the axes, where it covers no point; each name takes the first place
+    near its marker that stays inside the axes and covers no other name, marker or curve."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
     except ImportError as exc:
         from ..errors import MissingDependencyError
 
         raise MissingDependencyError(
             "--plot needs matplotlib: pip install 'langchain-routellm[eval]'"
         ) from exc
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8, 6.2), dpi=PLOT_DPI)
     ax.scatter(
-        report.single_cost, report.single_quality, color="black", s=18, label="single models"
-    )
-    for name, c, q in zip(report.models, report.single_cost, report.single_quality):
-        ax.annotate(
-            name.split("/")[-1], (c, q), fontsize=6, xytext=(3, -3), textcoords="offset points"
-        )
+        report.single_cost, report.single_quality, color="black", s=18, zorder=3,
+        label="single models (named)",
+    )  # fmt: skip
     zc, zq = report.zero.hull()
     ax.plot(zc, zq, "k--", lw=1, label="Zero router (hull of single models)")
     ax.scatter(
-        [report.oracle_cost],
-        [report.oracle_quality],
-        marker="*",
-        s=80,
-        color="gold",
-        edgecolor="black",
-        label="oracle",
-    )
+        [report.oracle_cost], [report.oracle_quality], marker="*", s=80, color="gold",
+        edgecolor="black", zorder=3, label="oracle (best model per item)",
+    )  # fmt: skip
     for curve in report.curves:
         hc, hq = curve.hull()
+        name = curve.name.rstrip("/").split("/")[-1] or curve.name
         (line,) = ax.plot(
-            hc, hq, lw=1.5, label=f"{curve.name} (AIQ {curve.aiq(report.cost_range):.3f})"
+            hc, hq, lw=1.5, label=f"{name}: hull (AIQ {curve.aiq(report.cost_range):.3f})"
         )
-        ax.scatter(curve.cost, curve.quality, s=4, color=line.get_color(), alpha=0.4)
+        ax.scatter(curve.cost, curve.quality, s=4, color=line.get_color(), alpha=0.4,
+                   label=f"{name}: one point per cost weight λ")  # fmt: skip
+    costs = np.concatenate([report.single_cost, [report.oracle_cost]]
+                           + [c.cost for c in report.curves])  # fmt: skip
+    qualities = np.concatenate([report.single_quality, [report.oracle_quality]]
+                               + [c.quality for c in report.curves])  # fmt: skip
+    low, high = float(costs.min()), float(costs.max())
+    if at_cost is not None and at_cost > 0:
+        low, high = min(low, at_cost), max(high, at_cost)
+        text = ", ".join(
+            f"{c.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
+            for c, curve in ((curve.name, curve) for curve in report.curves)
+        )
+        ax.axvline(at_cost, color="tab:red", ls=":", lw=1.2,
+                   label=f"--at-cost {_money(at_cost)} per 1,000 calls"
+                   + (f": quality {text}" if text else ""))  # fmt: skip
     ax.set_xscale("log")
+    span = np.log10(max(high, 1e-9) / max(low, 1e-9)) or 1.0
+    ax.set_xlim(low / 10 ** (0.08 * span), high * 10 ** (0.08 * span))
+    q_low, q_high = float(qualities.min()), float(qualities.max())
+    pad = 0.06 * ((q_high - q_low) or 1.0)
+    ax.set_ylim(q_low - pad, q_high + pad)
+    ticks = [t for t in COST_TICKS if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    if len(ticks) < 3:
+        ticks = [float(f"{v:.2g}") for v in np.geomspace(*ax.get_xlim(), 5)[1:-1]]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _money(v)))  # one "$" each: no mathtext
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("cost, USD per 1,000 calls (log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_title(title or f"{report.items} items")
+    ax.set_title(title or f"{report.items} items", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2,
+              borderaxespad=0)  # fmt: skip
     fig.tight_layout()
+    _place_model_labels(ax, report)
+    return fig
+
+
+def _place_model_labels(ax: Any, report: PoolReport) -> None:
+    """Name each single model at the first of :data:`LABEL_OFFSETS` where its label lies inside
+    the axes and covers no other label, no marker and no curve (measured after a layout pass);
+    one that finds no free place takes the first place inside the axes."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    radius = 4 * fig.dpi / 72  # a marker and a margin
+    points = [(report.oracle_cost, report.oracle_quality)]
+    points += list(zip(report.single_cost, report.single_quality))
+    for curve in report.curves:
+        points += list(zip(curve.cost, curve.quality))
+    taken = [
+        Bbox([[x - radius, y - radius], [x + radius, y + radius]])
+        for x, y in ax.transData.transform(points)
+    ]
+    lines = [ax.transData.transform(np.column_stack(line.get_data())) for line in ax.lines
+             if len(line.get_xdata()) > 1]  # fmt: skip
+    samples = np.concatenate(
+        [np.linspace(a, b, 24) for line in lines for a, b in zip(line, line[1:])]
+        or [np.empty((0, 2))]
+    )
+
+    def free(box: Any) -> bool:
+        if any(box.overlaps(other) for other in taken):
+            return False
+        return not (
+            (samples[:, 0] >= box.x0) & (samples[:, 0] <= box.x1)
+            & (samples[:, 1] >= box.y0) & (samples[:, 1] <= box.y1)
+        ).any()  # fmt: skip
+
+    order = np.argsort(-report.single_cost)  # the crowded right edge first
+    for i in order:
+        name = report.models[i].split("/")[-1]
+        x, y = report.single_cost[i], report.single_quality[i]
+        fallback = None
+        for dx, dy in LABEL_OFFSETS:
+            label = ax.annotate(
+                name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6,
+                ha="left" if dx > 0 else "right" if dx < 0 else "center", va="center",
+            )  # fmt: skip
+            box = label.get_window_extent(renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1
+            fits = fits and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if fits and free(box):
+                break
+            if fits and fallback is None:
+                fallback = (dx, dy)
+            label.remove()
+        else:
+            dx, dy = fallback or LABEL_OFFSETS[0]
+            label = ax.annotate(
+                name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=6,
+                ha="left" if dx > 0 else "right" if dx < 0 else "center", va="center",
+            )  # fmt: skip
+            box = label.get_window_extent(renderer)
+        taken.append(box)
+
+
+def plot_pool(
+    report: PoolReport, path: str | Path, title: str = "", at_cost: float | None = None
+) -> Path:
+    """A PNG of quality against USD per 1,000 calls (:func:`pool_figure`; needs matplotlib:
+    the ``eval`` extra)."""
+    fig = pool_figure(report, title, at_cost)
+    import matplotlib.pyplot as plt
+
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=PLOT_DPI)
     plt.close(fig)
     return out
 

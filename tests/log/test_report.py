@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plot_geometry import texts_outside
 from scipy.stats import kstest
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import create_engine, insert, select, text, update
@@ -638,36 +639,6 @@ def test_the_plot_time_axis_labels_never_overlap_and_every_bin_is_drawn(tmp_path
     plt.close(fig)
 
 
-def _texts_outside(fig) -> list[str]:  # type: ignore[no-untyped-def]
-    """Every drawn text of ``fig`` (titles, labels, legends and their frames, annotations, tick
-    labels) whose extent leaves the figure at the PNG's resolution: a reader would see it cut."""
-    from matplotlib.text import Text
-
-    from routellm_base.log.report_plot import DPI
-
-    fig.set_dpi(DPI)  # text extents do not scale exactly with the resolution: measure the PNG's
-    fig.draw_without_rendering()
-    renderer = fig.canvas.get_renderer()
-    hidden = set()  # labels of ticks outside the axis' view, which matplotlib does not draw
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            low, high = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not low - 1e-9 <= tick.get_loc() <= high + 1e-9:
-                    hidden.update({id(tick.label1), id(tick.label2)})
-    outside = []
-    artists = [t for t in fig.findobj(Text) if id(t) not in hidden and t.get_visible()]
-    artists += [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
-    for artist in artists:
-        if isinstance(artist, Text) and not artist.get_text().strip():
-            continue
-        box = artist.get_window_extent(renderer)
-        if not (fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
-                and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1):  # fmt: skip
-            outside.append(artist.get_text() if isinstance(artist, Text) else repr(artist))
-    return outside
-
-
 def test_a_long_checkpoint_path_keeps_the_drift_legend_inside_the_figure(tmp_path: Path):
     import shutil
 
@@ -683,7 +654,7 @@ def test_a_long_checkpoint_path_keeps_the_drift_legend_inside_the_figure(tmp_pat
     [drift] = report.drift
     assert drift.ks is not None  # the legend carries the KS and PSI figures
     fig = report_figure(report)
-    assert _texts_outside(fig) == []
+    assert texts_outside(fig) == []
     plt.close(fig)
 
 
