@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -104,10 +105,22 @@ class TimeBin:
     length, quarter's or year's); ``None`` for a fixed width."""
     models: dict[str, int] = field(default_factory=dict)
     """Calls routed among a pool, per chosen model (empty without pool calls)."""
+    always_baseline_usd: float | None = None
+    """What this bin's pool calls would have cost on the pool's most expensive model (the same
+    tokens at its price, as :class:`~routellm_base.costs.PoolCostReport` counts it); ``None``
+    when unknown (no pool call, no price or no token counts)."""
 
     @property
-    def strong_share(self) -> float:
-        return self.strong / self.calls if self.calls else 0.0
+    def pair_calls(self) -> int:
+        """Calls routed between a strong and a weak model (not among a pool)."""
+        return self.calls - sum(self.models.values())
+
+    @property
+    def strong_share(self) -> float | None:
+        """Of the bin's two-model calls; ``None`` for a bin of pool calls alone."""
+        if not self.pair_calls:
+            return None if self.models else 0.0
+        return self.strong / self.pair_calls
 
 
 @dataclass(frozen=True)
@@ -130,7 +143,8 @@ class CostSummary:
     priced_calls: int = 0
     """Calls whose cost is known (those ``total_cost_usd`` sums)."""
     calls: int = 0
-    """Calls in the log; the saving is known only when every one of them compares."""
+    """Two-model calls in the log (pool calls have no strong model); the saving is known only
+    when every one of them compares."""
 
     @property
     def savings_usd(self) -> float | None:
@@ -300,12 +314,55 @@ class PoolSummary:
     """Shadow comparisons of pool calls."""
     judged: int
     """Of those, judged (the newest verdict per call and pair)."""
+    baseline_model: str | None = None
+    """The pool's most expensive model (priciest for a typical call of 500 input tokens and
+    the default answer length, as :class:`~routellm_base.costs.CostTracker` picks it), which
+    savings are counted against; ``None`` when a model of the pool has no price."""
+    always_baseline_usd: float | None = None
+    """What the pool calls' tokens would have cost, every call on ``baseline_model`` (USD);
+    ``None`` when its price or a call's token counts are unknown."""
+    unpriced_models: tuple[str, ...] = ()
+    """Models of the pool with no price (give ``--price``)."""
+    calls_without_tokens: int = 0
+    """Pool calls without token counts (they leave ``always_baseline_usd`` unknown)."""
+
+    @property
+    def savings_usd(self) -> float | None:
+        """``always_baseline_usd - cost_usd``; ``None`` unless both are known for every call."""
+        if (
+            self.always_baseline_usd is None
+            or self.cost_usd is None
+            or self.priced_calls < self.calls
+        ):
+            return None
+        return self.always_baseline_usd - self.cost_usd
+
+    @property
+    def savings_share(self) -> float | None:
+        saving = self.savings_usd
+        if saving is None or not self.always_baseline_usd or self.always_baseline_usd <= 0:
+            return None
+        return saving / self.always_baseline_usd
+
+    @property
+    def priced_calls(self) -> int:
+        """Pool calls whose cost is known."""
+        return sum(m.priced_calls for m in self.models)
 
 
 @dataclass(frozen=True)
 class LogReport:
     """Everything ``routellm report`` shows; :meth:`format` for a terminal, :meth:`to_dict`
-    for JSON."""
+    for JSON.
+
+    ``strong``, ``cost``'s always-strong figures and ``judged`` describe the two-model calls
+    alone (routed between a strong and a weak model); the pool calls have their own section,
+    ``pool``, with spend against always using the pool's most expensive model. In a log of pool
+    calls alone the two-model figures do not apply: :meth:`to_dict` gives them as ``null``
+    (``strong``, ``strong_share``, ``judged``, and ``cost``'s ``calls_compared``, ``cost_usd``,
+    ``always_strong_usd``, ``savings_usd``, ``savings_share``; a bin's ``strong``,
+    ``strong_share``, ``always_strong_usd`` and ``threshold_median``).
+    """
 
     log: str
     calls: int
@@ -333,8 +390,16 @@ class LogReport:
         return self.calls - (self.pool.calls if self.pool is not None else 0)
 
     @property
-    def strong_share(self) -> float:
-        return self.strong / self.calls if self.calls else 0.0
+    def pool_only(self) -> bool:
+        """Every call was routed among a pool: the two-model figures do not apply."""
+        return self.pool is not None and not self.pair_calls
+
+    @property
+    def strong_share(self) -> float | None:
+        """Of the two-model calls; ``None`` in a log of pool calls alone."""
+        if self.pool_only:
+            return None
+        return self.strong / self.pair_calls if self.pair_calls else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (times as ISO 8601 strings, shares in [0, 1], USD)."""
@@ -379,9 +444,16 @@ class LogReport:
             "drift": [asdict(d) for d in self.drift],
             "window": None if self.window is None else asdict(self.window),
         }
+        if self.pool_only:  # no strong/weak call: the two-model figures do not apply
+            data["strong"] = data["strong_share"] = data["judged"] = None
+            for key in ("calls_compared", "cost_usd", "always_strong_usd", "savings_usd",
+                        "savings_share"):  # fmt: skip
+                data["cost"][key] = None
         if self.pool is not None:
             data["pool"] = {
                 **asdict(self.pool),
+                "savings_usd": self.pool.savings_usd,
+                "savings_share": self.pool.savings_share,
                 "models": [
                     {
                         **asdict(m),
@@ -474,6 +546,9 @@ def build_report(
                     )
                 ]
             judged_rows = None
+            # A pool call's comparisons are battles between two pool models: the pool
+            # section counts them, the two-model section does not.
+            pool_ids = {r["call_id"] for r in pool_rows}
             if comparisons.name in tables:
                 judged_rows = [
                     dict(r._mapping)
@@ -485,6 +560,7 @@ def build_report(
                             comparisons.c.verdict_source,
                         ).order_by(comparisons.c.id)
                     )
+                    if r.call_id not in pool_ids
                 ]
             n_comparisons = len(judged_rows or ())
             if judged_rows is not None and feedback.name in tables:
@@ -504,16 +580,20 @@ def build_report(
                         .where(feedback.c.label.is_not(None))
                         .order_by(feedback.c.id)
                     )
+                    if r.call_id not in pool_ids
                 ]
     except DBAPIError as exc:  # not a database, or no server to connect to
         raise unreadable_log_error(url, "report", exc) from None
     finally:
         engine.dispose()
+    baseline = _pool_baseline(pool_rows, pool_models, price_table) if pool_rows else None
     for row in rows:
         row["created_at"] = _utc(row["created_at"])
         row["extra"] = _extra(row["extra"])
         row["cost"] = _call_cost(row, price_table)
         row["always_strong"] = _always_strong_cost(row, price_table)
+        if row.get("pool_policy") is not None:
+            row["always_baseline"] = _tokens_cost(row, price_table.get(baseline or ""))
     times = [r["created_at"] for r in rows]
     drift, win_rates, calibrations = _drift(rows, routers)
     return LogReport(
@@ -521,7 +601,7 @@ def build_report(
         calls=len(rows),
         first=min(times) if times else None,
         last=max(times) if times else None,
-        strong=sum(r["side"] == "strong" for r in rows),
+        strong=sum(r["side"] == "strong" for r in rows if r.get("pool_policy") is None),
         forced=sum(bool(r["forced"]) for r in rows),
         fallbacks=sum(r["fallback_from"] is not None for r in rows),
         no_known_tokens=sum(bool(r["no_known_tokens"]) for r in rows),
@@ -533,7 +613,11 @@ def build_report(
         window=_window(rows),
         win_rates=win_rates,
         calibrations=calibrations,
-        pool=_pool(pool_rows, pool_models, pool_comparisons) if pool_rows else None,
+        pool=(
+            _pool(pool_rows, pool_models, pool_comparisons, price_table, baseline)
+            if pool_rows
+            else None
+        ),
     )
 
 
@@ -592,7 +676,9 @@ def _decision_query(pool: bool = True) -> Any:
 def _bin_dict(b: TimeBin) -> dict[str, Any]:
     data = {**asdict(b), "strong_share": b.strong_share}
     if not b.models:  # a two-model log's bins read as before pools
-        del data["models"]
+        del data["models"], data["always_baseline_usd"]
+    elif not b.pair_calls:  # pool calls alone: no strong model, share nor threshold
+        data["strong"] = data["always_strong_usd"] = data["threshold_median"] = None
     return data
 
 
@@ -652,12 +738,13 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
                 seconds=seconds,
                 unit=calendar[1] if calendar else None,
                 calls=len(group),
-                strong=sum(r["side"] == "strong" for r in group),
+                strong=sum(r["side"] == "strong" for r in group if r.get("pool_policy") is None),
                 cost_usd=_known_sum(r["cost"] for r in group),
                 always_strong_usd=_known_sum(r["always_strong"] for r in group),
                 threshold_median=float(np.median(thresholds)) if thresholds else None,
                 priced_calls=sum(r["cost"] is not None for r in group),
                 models=dict(Counter(r["side"] for r in group if r.get("pool_policy") is not None)),
+                always_baseline_usd=_known_sum(r.get("always_baseline") for r in group),
             )
         )
     return tuple(bins)
@@ -690,6 +777,27 @@ def _call_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float |
         return None
     price = prices.get(row["model"])
     return price.cost(row["input_tokens"], row["output_tokens"]) if price else None
+
+
+def _tokens_cost(row: dict[str, Any], price: ModelPrice | None) -> float | None:
+    """The call's tokens at ``price``; ``None`` without a price or token counts."""
+    if price is None or row["input_tokens"] is None or row["output_tokens"] is None:
+        return None
+    return price.cost(row["input_tokens"], row["output_tokens"])
+
+
+def _pool_baseline(
+    rows: list[dict[str, Any]], candidates: list[str], prices: Mapping[str, ModelPrice]
+) -> str | None:
+    """The pool's most expensive model for a typical call (500 input tokens, the default answer
+    length), as :class:`~routellm_base.costs.CostTracker` picks a pool's baseline; ``None``
+    when a model of the pool has no price (the priciest is then unknown)."""
+    from ..pool.models import DEFAULT_OUTPUT_TOKENS  # the pool package imports the log's
+
+    names = sorted(set(candidates) | {r["side"] for r in rows})
+    if not names or any(n not in prices for n in names):
+        return None
+    return max(names, key=lambda n: (prices[n].cost(500, DEFAULT_OUTPUT_TOKENS), n))
 
 
 def _always_strong_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
@@ -738,7 +846,7 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         without_tokens,
         tuple(sorted(unpriced)),
         priced,
-        len(rows),
+        sum(r.get("pool_policy") is None for r in rows),
     )
 
 
@@ -933,7 +1041,11 @@ def _psi_of_shares(shares: np.ndarray) -> np.ndarray:
 
 
 def _pool(
-    rows: list[dict[str, Any]], candidates: list[str], comparison_rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]],
+    candidates: list[str],
+    comparison_rows: list[dict[str, Any]],
+    prices: Mapping[str, ModelPrice],
+    baseline: str | None,
 ) -> PoolSummary:
     """The pool section: per model, its calls and spend (from its rows) and its judged battles
     (the pool calls' comparisons, the newest verdict per call and pair)."""
@@ -984,6 +1096,16 @@ def _pool(
         cost_usd=spend,
         comparisons=n_comparisons,
         judged=sum(v in ("strong", "weak", "tie") for v in latest.values()),
+        baseline_model=baseline,
+        always_baseline_usd=(
+            None
+            if baseline is None or any(r["always_baseline"] is None for r in rows)
+            else sum(r["always_baseline"] for r in rows)
+        ),
+        unpriced_models=tuple(n for n in names if n not in prices),
+        calls_without_tokens=sum(
+            r["input_tokens"] is None or r["output_tokens"] is None for r in rows
+        ),
     )
 
 
@@ -1214,6 +1336,7 @@ def _pool_lines(pool: PoolSummary) -> list[str]:
             f"  {_cut(m.model, width):<{width}} {m.calls:>6} {share_text(m.call_share):>7} "
             f"{usd_text(m.cost_usd) if m.calls else '-':>12} {share_text(m.spend_share):>7}"
         )
+    lines += _pool_savings_lines(pool)
     lines += ["", "Judged quality against spend (pool shadow comparisons)"]
     if not pool.judged:
         lines.append(f"  no judged comparison yet ({pool.comparisons} comparisons recorded)")
@@ -1239,6 +1362,32 @@ def _pool_lines(pool: PoolSummary) -> list[str]:
     lines.append("  per 1k: USD per 1,000 calls (its calls' known cost, else the expected one)")
     lines.append("  score: its judged battles won, ties half (0.5: as good as those it met)")
     return lines
+
+
+def _pool_savings_lines(pool: PoolSummary) -> list[str]:
+    """Spend against always using the pool's most expensive model (80 columns)."""
+    if pool.baseline_model is None:
+        names = ", ".join(pool.unpriced_models)
+        return [
+            "  against always the priciest model: unknown (give --price MODEL=IN,OUT, USD per",
+            *textwrap.wrap(f"1M tokens, for {names})", 76, initial_indent="    ",
+                           subsequent_indent="    ", break_on_hyphens=False),
+        ]  # fmt: skip
+    head = f"  against always {_cut(pool.baseline_model, 40)} (same tokens at its price): "
+    if pool.always_baseline_usd is None:
+        return [
+            f"{head}unknown",
+            f"    ({calls_text(pool.calls_without_tokens)} without token counts)",
+        ]
+    if pool.savings_usd is None:
+        return [
+            f"{head}{usd_text(pool.always_baseline_usd)}",
+            f"    saving unknown: only {pool.priced_calls} of {calls_text(pool.calls)} have a known cost",
+        ]
+    return [
+        f"{head}{usd_text(pool.always_baseline_usd)},",
+        f"    saved {usd_text(pool.savings_usd)} ({share_text(pool.savings_share)})",
+    ]
 
 
 def _cut(text: str, width: int) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
-from .report import LogReport, calls_text, share_text
+from .report import LogReport, calls_text, share_text, usd_text
 
 DPI = 110
 """Resolution of the PNG (dots per inch); layout is checked at it, since text extents do not
@@ -151,8 +151,8 @@ def _plot_traffic(ax: Any, report: LogReport) -> None:
         return
     share = ax.twinx()
     centres = [b.start + timedelta(seconds=b.seconds / 2) for b in report.bins]
-    share.plot(centres, [b.strong_share * 100 for b in report.bins], "o-", color="tab:red",
-               label="strong share")  # fmt: skip
+    shares = [np.nan if b.strong_share is None else b.strong_share * 100 for b in report.bins]
+    share.plot(centres, shares, "o-", color="tab:red", label="strong share")
     if report.window is not None:
         for target in report.window.target_shares:
             share.axhline(target * 100, ls="--", color="tab:red", lw=1, label="window target")
@@ -214,10 +214,30 @@ def _plot_pool_spend(ax: Any, report: LogReport) -> None:
     ends = [start] + [b.start + timedelta(seconds=b.seconds) for b in report.bins]
     spent = np.concatenate([[0.0], np.cumsum([b.cost_usd or 0.0 for b in report.bins])])
     ax.plot(ends, spent, "o-", ms=3, label="spent")
+    pool = report.pool
+    assert pool is not None
+    top = spent[-1]
+    if pool.always_baseline_usd is not None and pool.baseline_model is not None:
+        always = np.concatenate(
+            [[0.0], np.cumsum([b.always_baseline_usd or 0.0 for b in report.bins])]
+        )
+        ax.plot(ends, always, "s--", ms=3, color="tab:green",
+                label=f"always {_short(pool.baseline_model, 34)}")  # fmt: skip
+        top = max(top, always[-1])
     known = "" if c.priced_calls == report.calls else f" ({c.priced_calls} calls of known cost)"
-    ax.text(0.02, 0.95, f"{report.calls} pool calls: {c.total_cost_usd:,.4f} spent{known}",
-            transform=ax.transAxes, va="top", fontsize=9)  # fmt: skip
-    ax.set_ylim(0, max(spent[-1], 1e-12) * 1.25)  # room for the text above the line
+    text = f"{report.calls} pool calls: {usd_text(c.total_cost_usd)} spent{known}"
+    if pool.baseline_model is None:
+        text += "\nagainst the priciest model: unknown (a model has no price)"
+    elif pool.always_baseline_usd is None:
+        text += f"\nagainst always {_short(pool.baseline_model, 34)}: unknown (no token counts)"
+    else:
+        text += f"\n{usd_text(pool.always_baseline_usd)} always {_short(pool.baseline_model, 34)}"
+        if pool.savings_share is not None:
+            text += f", saved {share_text(pool.savings_share)}"
+    # parse_math=False: two "$" would start mathtext.
+    ax.text(0.02, 0.95, text, transform=ax.transAxes, va="top", fontsize=9,
+            parse_math=False)  # fmt: skip
+    ax.set_ylim(0, max(top, 1e-12) * 1.35)  # room for the text above the lines
     ax.legend(fontsize=8, loc="lower right")
 
 

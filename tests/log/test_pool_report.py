@@ -120,6 +120,85 @@ def test_the_text_and_json_reports_show_the_pool(logs, tmp_path: Path, capsys):
     models = {m["model"]: m for m in data["pool"]["models"]}
     assert models[BIG]["judged_score"] == 1.0 and len(models[BIG]["interval_95"]) == 2
     assert all("models" in b for b in data["bins"])
+    # No strong/weak call: the two-model figures are null, not 0 (62% of calls went to the
+    # priciest model in a trial that read "strong": 0), the judged battles the pool's.
+    assert data["strong"] is None and data["strong_share"] is None and data["judged"] is None
+    assert data["pool"]["judged"] == 40
+    for key in ("calls_compared", "cost_usd", "always_strong_usd", "savings_usd"):
+        assert data["cost"][key] is None, key
+    assert data["cost"]["total_cost_usd"] == pytest.approx(data["pool"]["cost_usd"])
+    assert all(b["strong"] is None and b["strong_share"] is None for b in data["bins"])
+    # The models' prices are not in the default table: the saving is unknown, and says why.
+    assert data["pool"]["baseline_model"] is None and data["pool"]["savings_usd"] is None
+    assert "against always the priciest model: unknown (give --price" in text
+
+
+def test_the_pool_report_counts_savings_against_the_priciest_model(logs, tmp_path: Path, capsys):
+    import matplotlib.pyplot as plt
+    from plot_geometry import texts_outside
+
+    path = logs["long"]
+    rows = read_decisions(path)
+    spent = sum(r["cost_usd"] for r in rows)
+    # As PoolCostReport counts it: the same tokens, every call on the priciest model.
+    big_in, big_out = PRICES[BIG]
+    always = sum(r["input_tokens"] * big_in + r["output_tokens"] * big_out for r in rows) / 1e6
+    report = build_report(path, prices=PRICES)
+    pool = report.pool
+    assert pool.baseline_model == BIG and pool.always_baseline_usd == pytest.approx(always)
+    assert pool.savings_usd == pytest.approx(always - spent) and pool.savings_usd > 0
+    assert pool.savings_share == pytest.approx((always - spent) / always)
+    assert sum(b.always_baseline_usd for b in report.bins) == pytest.approx(always)
+    text = report.format()
+    assert f"against always {BIG} (same tokens at its price): ${always:,.4f}" in text
+    assert f"saved ${always - spent:,.4f} ({(always - spent) / always:.1%})" in text
+    assert max(len(line) for line in text.splitlines()[1:]) <= 80
+    prices = [f"--price={m}={i},{o}" for m, (i, o) in PRICES.items()]
+    assert main(["report", "--log", str(path), "--json", *prices]) == 0
+    data = json.loads(capsys.readouterr().out)["pool"]
+    assert data["baseline_model"] == BIG and data["savings_usd"] == pytest.approx(always - spent)
+    # The plot: the always-priciest line, and dollar amounts with their "$".
+    fig = report_figure(report)
+    cost = {ax.get_label(): ax for ax in fig.axes}["cost"]
+    [note] = [t.get_text() for t in cost.texts]
+    assert f"40 pool calls: ${spent:,.4f} spent" in note and f"${always:,.4f} always" in note
+    assert [line.get_label() for line in cost.lines] == ["spent", f"always {BIG}"]
+    assert texts_outside(fig) == []
+    plt.close(fig)
+
+
+def test_a_mixed_log_reports_the_two_model_part_alone(logs, tmp_path: Path):
+    import shutil
+
+    from log_helpers import decision
+    from sqlalchemy import insert
+
+    from routellm_base.log import comparisons
+
+    path = tmp_path / "mixed.db"
+    shutil.copy(logs["long"], path)
+    with RoutingLog(path) as log:
+        for i in range(10):
+            log.record(decision("strong" if i < 4 else "weak"), strong_model="gpt-4o",
+                       weak_model="gpt-4o-mini", input_tokens=100, output_tokens=50)  # fmt: skip
+    pair_ids = [r["call_id"] for r in read_decisions(path) if r["pool_policy"] is None]
+    db = create_engine(f"sqlite:///{path}")
+    with db.begin() as connection:
+        connection.execute(insert(comparisons), [
+            {"call_id": c, "created_at": START, "answered_side": "weak", "verdict": v,
+             "verdict_source": "judge"} for c, v in zip(pair_ids, ("strong", "weak", "tie"))
+        ])  # fmt: skip
+    db.dispose()
+    report = build_report(path, prices={"strong-model": (2.5, 10), "weak-model": (0.15, 0.6)})
+    assert report.calls == 50 and report.pair_calls == 10 and report.pool.calls == 40
+    assert report.strong == 4 and report.strong_share == pytest.approx(0.4)  # not 4 / 50
+    assert report.judged.comparisons == 3 and report.judged.judged == 3  # not the pool's 40
+    assert report.pool.comparisons == report.pool.judged == 40
+    assert report.cost.calls == report.cost.calls_compared == 10
+    assert report.cost.savings_usd is not None and report.cost.savings_usd > 0
+    data = report.to_dict()
+    assert data["strong_share"] == pytest.approx(0.4) and data["judged"]["comparisons"] == 3
+    assert "10 between strong and weak (strong share 40.0%), 40 among a pool" in report.format()
 
 
 def test_a_two_model_report_has_no_pool_keys(tmp_path: Path):
