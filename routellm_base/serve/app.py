@@ -559,7 +559,14 @@ class RoutingServer:
             else:
                 await call.adecide()
         except PoolError as exc:  # e.g. no allowed model within max_cost
-            param = MAX_COST_FIELD if "max_cost" in call.route else None
+            # a forced call skips max_cost: its only error is a model outside routellm_models
+            param = (
+                FORCE_FIELD
+                if call.force is not None
+                else MAX_COST_FIELD
+                if "max_cost" in call.route
+                else None
+            )
             raise ApiError(
                 400, f"cannot route this request: {exc}", param=param, code="no_model_fits"
             ) from exc

@@ -22,11 +22,18 @@ def add_serve_parser(sub: Any) -> None:
     sv = sub.add_parser(
         "serve",
         help="OpenAI-compatible routing server: model 'router-<router>' or 'router-<router>-<threshold>'",
+        description="OpenAI-compatible routing server. Model 'router-<router>' routes between "
+        "--strong-* and --weak-*; a [pool] section of the --config file (no flags) routes among "
+        "several priced models as 'router-<pool router>' (see README: Serve).",
     )
     sv.add_argument(
         "--config",
         default=None,
-        help="settings file (.toml or .json); flags given here override it",
+        help="settings file (.toml or .json); flags given here override it. Only the file "
+        "configures a [pool] of several priced models: router (zero_shot, the default, pool_knn "
+        "or a folder of `routellm train pool`), a policy (cost_weight, quality_tolerance or "
+        "budget), max_cost, and [[pool.models]] with name, base_url, model, api_key_env, "
+        "input_price, output_price",
     )
     for side in ("strong", "weak"):
         sv.add_argument(

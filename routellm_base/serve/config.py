@@ -438,12 +438,14 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     command line taking precedence (a policy flag replaces the file's policy, whichever of
     ``threshold`` / ``strong_share`` it used)."""
     settings = read_config_file(args.config) if args.config else {}
+    flags = False  # whether any setting came from a flag (errors then name the command line)
     for side in SIDES:
         side_settings = dict(settings.get(side) or {})
         for key in ("base_url", "model", "api_key_env"):
             value = getattr(args, f"{side}_{key}")
             if value is not None:
                 side_settings[key] = value
+                flags = True
         if side_settings:
             settings[side] = side_settings
     if args.threshold is not None or args.strong_share is not None:
@@ -453,13 +455,18 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
+            flags = True
     if args.no_fallback:
         settings["fallback"] = False
     if args.log_store_prompts:
         settings["log_store_prompts"] = True
     if args.cors_origin:  # the flags' origins replace the file's
         settings["cors_origins"] = list(args.cors_origin)
-    where = f"{args.config} and the command line" if args.config else "the command line"
+    flags = flags or bool(args.no_fallback or args.log_store_prompts or args.cors_origin)
+    if not args.config:
+        where = "the command line"
+    else:
+        where = f"{args.config} and the command line" if flags else str(args.config)
     return ServeConfig.from_mapping(settings, where)
 
 

@@ -171,3 +171,22 @@ def test_two_workers_from_a_config_file_share_one_port(scripted_upstream, tmp_pa
         assert {r["authorization"] for r in scripted_upstream.requests()} == {"Bearer sk-weak"}
     finally:
         server.stop()
+
+
+def test_config_errors_name_the_command_line_only_when_a_flag_was_given(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1") + "[pool]\nrouter = 3\n")
+    with pytest.raises(ServeConfigError) as alone:
+        _config(["--config", str(path)])
+    assert f"{path}: pool.models must list at least one model" in str(alone.value)
+    assert "command line" not in str(alone.value)
+    with pytest.raises(ServeConfigError) as both:
+        _config(["--config", str(path), "--port", "7000"])
+    assert f"{path} and the command line: pool.models" in str(both.value)
+
+
+def test_serve_help_tells_of_the_pool_section():
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # noqa: SLF001
+    text = " ".join(serve.format_help().split())
+    assert "[pool]" in text and "[[pool.models]]" in text
+    assert "zero_shot" in text and "pool_knn" in text and "routellm train pool" in text

@@ -194,6 +194,11 @@ def test_allowed_models_and_max_cost_narrow_the_choice(pool):
         ({"routellm_max_cost": -1}, "routellm_max_cost", "must be a number >= 0"),
         ({"routellm_max_cost": "cheap"}, "routellm_max_cost", "must be a number >= 0"),
         ({"routellm_force": "strong"}, "routellm_force", "must be one of the pool's models"),
+        (
+            {"routellm_force": "big", "routellm_models": ["small"]},
+            "routellm_force",
+            "forced model 'big' is not one of the allowed models",
+        ),
     ],
 )
 def test_bad_pool_request_fields_are_refused_by_name(pool, fields, param, message):
