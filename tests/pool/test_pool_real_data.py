@@ -227,3 +227,21 @@ def test_train_and_eval_pool_commands(pool_data_dir, tmp_path):
     assert bad.returncode == 2 and "typo" in bad.stderr
     pair = _run("train", "mf", "--data", "x.jsonl", "--out", str(tmp_path / "y"))
     assert pair.returncode == 2 and "needs --strong and --weak" in pair.stderr
+
+
+def test_the_results_pool_section_states_what_the_documented_cli_prints(pool_data_dir, tmp_path):
+    results = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
+    section = results.split("## Routing among several models\n", 1)[1].split("\n## ", 1)[0]
+    headings = [line for line in section.splitlines() if line.startswith("#")]
+    assert headings and not [h for h in headings if "issue" in h.lower()]
+    out = tmp_path / "rb-knn"
+    done = _run("train", "pool", "--data", f"routerbench:{pool_data_dir}", "--exclude-data",
+                f"routerbench:{pool_data_dir},test", "--k", "100", "--out", str(out))  # fmt: skip
+    assert done.returncode == 0 and "140 prompts removed" in done.stdout, done.stderr
+    ev = _run("eval", "--pool", "--benchmark", f"routerbench:{pool_data_dir}", "--router",
+              str(out), "--at-cost", "2.5")  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    line = next(x for x in ev.stdout.splitlines() if x.startswith(f"{out}: AIQ"))
+    match = line.split("cost to match best single ")[1].split(";")[0]
+    assert f"cost to match best single {match}" in section, (match, line)
+    assert f"{out}: quality 0.873 at $2.5" in ev.stdout and "quality 0.873 at $2.5" in section
