@@ -383,8 +383,8 @@ def pool_figure(report: PoolReport, title: str = "", at_cost: float | None = Non
     if at_cost is not None and at_cost > 0:
         low, high = min(low, at_cost), max(high, at_cost)
         text = ", ".join(
-            f"{c.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
-            for c, curve in ((curve.name, curve) for curve in report.curves)
+            f"{curve.name.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
+            for curve in report.curves
         )
         ax.axvline(at_cost, color="tab:red", ls=":", lw=1.2,
                    label=f"--at-cost {_money(at_cost)} per 1,000 calls"
