@@ -24,6 +24,7 @@ from .embedders import load_embedder
 from .embedders.base import Embedder
 from .errors import CheckpointError, UnknownRouterError
 from .hashing import sha256_file, verify_sha256
+from .policy import RoutingPolicy, missing_calibration_error
 from .routers.base import Router
 from .routers.bert import BertRouter  # torch-free at import: torch loads when a router is built
 from .routers.causal_llm import CausalLLMRouter  # torch-free at import, as bert
@@ -203,6 +204,34 @@ def check_router_spec(name_or_path: str | Path | Router) -> None:
         f"unknown router {key!r}: not a bundled router ({sorted([*BUNDLED_ROUTERS, 'random'])}) "
         "and not a checkpoint folder"
     )
+
+
+def check_policy_resolves(name_or_path: str | Path | Router, policy: RoutingPolicy) -> None:
+    """Raise :class:`InvalidPolicyError` when ``policy`` cannot become a threshold for this
+    router: a ``strong_share`` for a router with no stored calibration. Integrations call it at
+    construction, so the error comes when the model is built rather than at the first call
+    (where e.g. a LlamaIndex query engine would swallow it). Nothing is loaded: a checkpoint's
+    ``config.json`` is read (:class:`CheckpointError` for a folder that is not a checkpoint).
+    """
+    if not policy.needs_calibration:
+        return
+    if isinstance(name_or_path, Router):
+        policy.threshold_for(name_or_path)
+        return
+    key = str(name_or_path)
+    if key == "random":
+        return
+    check_router_spec(key)
+    bundled = key in BUNDLED_ROUTERS
+    path = BUNDLED_DIR / BUNDLED_ROUTERS[key][0] if bundled else Path(key).expanduser()
+    config = read_config(path)
+    if not config.get("calibration"):
+        raise missing_calibration_error(
+            key if bundled else str(path),
+            config.get("strong_model"),
+            config.get("weak_model"),
+            policy.share_window,
+        )
 
 
 def stored_calibration(name_or_path: str | Path) -> tuple[str | None, Calibration | None]:

@@ -88,6 +88,12 @@ class RoutingPolicy:
         """The share of calls meant to go strong (``strong_share``, else the default)."""
         return DEFAULT_STRONG_SHARE if self.strong_share is None else self.strong_share
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether this policy becomes a threshold only through a router's calibration (a
+        ``strong_share`` strictly between 0 and 1 and no fixed ``threshold``)."""
+        return self.threshold is None and end_threshold(self.target_share) is None
+
     def threshold_for(self, router: Router) -> float:
         """The threshold this policy means for ``router`` (with a ``share_window``: the
         calibration's threshold, which the window starts from)."""
@@ -98,18 +104,28 @@ class RoutingPolicy:
         if end is not None:
             return end
         if router.calibration is None:
-            window = " (a share_window starts from it too)" if self.share_window is not None else ""
-            raise InvalidPolicyError(
-                f"router {router.name!r} has no stored calibration for {router.strong_model!r} vs "
-                f"{router.weak_model!r} (trained without --calibration-prompts, or loaded for "
-                "another pair than the one it was calibrated on), so a strong_share between 0 and "
-                f"1 cannot be turned into a threshold{window}. Give a threshold: "
-                "routellm_base.calibrate_threshold(router, prompts, strong_share) finds one on your "
-                "prompts for this router and pair (`routellm calibrate --router DIR --prompts FILE "
-                "--strong-share S` for a checkpoint's own pair); or retrain with "
-                "--calibration-prompts FILE to store a calibration"
+            raise missing_calibration_error(
+                router.name, router.strong_model, router.weak_model, self.share_window
             )
         return router.calibration.threshold_for_share(share)
+
+
+def missing_calibration_error(
+    name: str, strong_model: str | None, weak_model: str | None, share_window: int | None
+) -> InvalidPolicyError:
+    """The error for a ``strong_share`` asked of a router with no stored calibration, with the
+    two ways out (a threshold, or a retrain that stores a calibration)."""
+    window = " (a share_window starts from it too)" if share_window is not None else ""
+    return InvalidPolicyError(
+        f"router {name!r} has no stored calibration for {strong_model!r} vs "
+        f"{weak_model!r} (trained without --calibration-prompts, or loaded for "
+        "another pair than the one it was calibrated on), so a strong_share between 0 and "
+        f"1 cannot be turned into a threshold{window}. Give a threshold: "
+        "routellm_base.calibrate_threshold(router, prompts, strong_share) finds one on your "
+        "prompts for this router and pair (`routellm calibrate --router DIR --prompts FILE "
+        "--strong-share S` for a checkpoint's own pair); or retrain with "
+        "--calibration-prompts FILE to store a calibration"
+    )
 
 
 def calibrate_threshold(router: Router, prompts: Sequence[str], strong_share: float) -> float:

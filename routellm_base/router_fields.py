@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
 
-from .checkpoints import DEFAULT_ROUTER, check_router_spec
+from .checkpoints import DEFAULT_ROUTER, check_policy_resolves, check_router_spec
 from .costs import CostReport, CostTracker, PoolCostReport
 from .decision import SIDES, RoutingDecision
 from .engine import RoutingEngine
@@ -298,7 +298,7 @@ class RouterFields(BaseModel):
                 f"{pool_only} route a pool of several models (models=, prices=); between "
                 "strong and weak, give threshold or strong_share"
             )
-        RoutingPolicy(
+        policy = RoutingPolicy(
             threshold=self.threshold,
             strong_share=self.strong_share,
             no_known_tokens_side=self.no_known_tokens_side,
@@ -306,6 +306,10 @@ class RouterFields(BaseModel):
         )
         self._routing_text_options()
         check_router_spec(self.router)
+        # A strong_share the router has no calibration for fails now, not at the first call
+        # (LlamaIndex's query engine turns that ValueError into "Empty Response"). Reads the
+        # checkpoint's config only, as swap_router's check loads: nothing is loaded twice.
+        check_policy_resolves(self._router_in_use(), policy)
         self._new_cost_tracker()  # validates the prices
         if self.log is not None:
             self._routing_log()  # a bad path or URL, or a missing driver, fails here

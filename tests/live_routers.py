@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -90,3 +91,29 @@ class FixedPoolRouter(PoolRouter):
         self.texts.extend(texts)
         row = [self.fixed.get(name, 0.5) for name in pool.names]
         return np.array([row] * len(texts), dtype=np.float64)
+
+
+def uncalibrated_checkpoint(folder: Path) -> Path:
+    """A small MF checkpoint with no stored calibration, as ``routellm train`` writes without
+    ``--calibration-prompts``: a ``strong_share`` cannot be turned into a threshold for it."""
+    from routellm_base import save_checkpoint
+    from routellm_base.embedders import load_embedder
+
+    rng = np.random.default_rng(0)
+    tensors = {
+        "model_embeddings": rng.normal(size=(2, 8)).astype(np.float32),
+        "proj_weight": rng.normal(size=(8, 256)).astype(np.float32),
+        "proj_bias": rng.normal(size=8).astype(np.float32),
+        "classifier_weight": rng.normal(size=8).astype(np.float32),
+    }
+    return save_checkpoint(
+        folder,
+        router_family="mf",
+        tensors=tensors,
+        models=["big", "small"],
+        strong_model="big",
+        weak_model="small",
+        embedder=load_embedder("minilm-l6-static-256"),
+        calibration=None,
+        model_card="# uncalibrated test checkpoint\n",
+    )

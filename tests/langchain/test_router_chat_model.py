@@ -79,6 +79,19 @@ def test_strong_share_resolves_threshold_from_calibration() -> None:
     assert d["threshold"] == pytest.approx(0.7, abs=1e-3)
 
 
+def test_a_strong_share_without_calibration_fails_at_construction(tmp_path) -> None:
+    """Not at the first call: the model is refused when built, with the fix in the message."""
+    from live_routers import uncalibrated_checkpoint
+
+    folder = uncalibrated_checkpoint(tmp_path / "R")
+    # Pydantic wraps the InvalidPolicyError (a ValueError) raised at construction.
+    with pytest.raises(ValidationError, match="no stored calibration") as error:
+        RouterChatModel(strong=fake("big"), weak=fake("small"), router=str(folder))
+    assert "Give a threshold" in str(error.value) and "--calibration-prompts" in str(error.value)
+    llm = RouterChatModel(strong=fake("big"), weak=fake("small"), router=folder, threshold=0.5)
+    assert not llm._services.engines  # the check read the config only: nothing loaded yet
+
+
 @pytest.mark.parametrize("side", ["strong", "weak"])
 def test_force_by_kwarg_and_bind(side: str) -> None:
     llm = router_model(ALWAYS_STRONG if side == "weak" else ALWAYS_WEAK)

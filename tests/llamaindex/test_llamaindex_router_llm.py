@@ -88,6 +88,22 @@ def test_bad_settings_fail_at_construction(strong, weak) -> None:
         RouterLLM(strong="gpt-4o", weak=weak)  # type: ignore[arg-type]
 
 
+def test_a_strong_share_without_calibration_fails_at_construction(strong, weak, tmp_path) -> None:
+    """Not at the first call, where a query engine's refine step would catch the ValueError and
+    answer "Empty Response"."""
+    from live_routers import uncalibrated_checkpoint
+
+    folder = uncalibrated_checkpoint(tmp_path / "R")
+    with pytest.raises(InvalidPolicyError, match="no stored calibration") as error:
+        RouterLLM(strong=strong, weak=weak, router=str(folder))
+    assert "Give a threshold" in str(error.value) and "--calibration-prompts" in str(error.value)
+    with pytest.raises(InvalidPolicyError, match="no stored calibration"):
+        RouterLLM(strong=strong, weak=weak, router=folder, strong_share=0.3)
+    llm = RouterLLM(strong=strong, weak=weak, router=str(folder), threshold=0.5)
+    assert not llm._services.engines  # the check read the config only: nothing loaded yet
+    RouterLLM(strong=strong, weak=weak, router=str(folder), strong_share=1.0)  # no threshold needed
+
+
 def test_metadata_takes_the_tighter_limits(
     strong, weak, make_scripted, make_router, fc_strong, fc_weak
 ) -> None:
