@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     # Load the router first: the engine would load it lazily, but a checkpoint that does not
     # load should be reported before the models load.
     router = router_or_fallback(parser, args.router)
+    try:  # a strong share the router has no calibration for: refused before the models load
+        routellm_base.RoutingPolicy(strong_share=args.strong_share).threshold_for(router)
+    except routellm_base.InvalidPolicyError as exc:
+        parser.error(f"--router {args.router}: {exc}")
 
     models = None if args.offline else openai_models()
     if models is not None:

@@ -132,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     router = pick_router(args.router)  # before the models load: a bad router fails fast
+    try:  # a strong share the router has no calibration for: refused before the models load
+        routellm_base.RoutingPolicy(strong_share=args.strong_share).threshold_for(router)
+    except routellm_base.InvalidPolicyError as exc:
+        parser.error(f"--router {args.router}: {exc}")
 
     use_openai = bool(os.environ.get("OPENAI_API_KEY")) and not args.offline
     strong, weak, note = (

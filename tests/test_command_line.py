@@ -443,6 +443,35 @@ def test_the_examples_refuse_bad_options_before_loading_a_model(
 @pytest.mark.parametrize(
     "example", ["examples/langchain_quickstart.py", "examples/llamaindex_query_engine.py"]
 )
+def test_the_examples_refuse_an_uncalibrated_router_in_one_line(
+    example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A checkpoint trained without --calibration-prompts cannot hold a strong share: an
+    argparse-style error before any model loads, not a traceback."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from live_routers import uncalibrated_checkpoint
+
+    folder = uncalibrated_checkpoint(tmp_path / "R")
+    module = _example(example)
+
+    def no_model(*args: object) -> None:
+        raise AssertionError("a model was loaded before the router was checked")
+
+    monkeypatch.setattr(
+        module, "local_models" if "langchain" in example else "local_sides", no_model
+    )
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--router", str(folder), "--offline"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "no stored calibration" in err and "--calibration-prompts" in err
+    assert "Traceback" not in err and err.count("error:") == 1
+
+
+@pytest.mark.parametrize(
+    "example", ["examples/langchain_quickstart.py", "examples/llamaindex_query_engine.py"]
+)
 def test_the_examples_fall_back_to_random_only_for_a_bundled_router_that_does_not_load(
     example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
