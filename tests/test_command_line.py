@@ -518,3 +518,34 @@ def test_the_llamaindex_example_loads_its_model_before_the_first_query(
     module.local_sides()
     assert len(loaded) == 2  # loaded here, so the first query's time is the query's alone
     assert "loaded in " in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_a_database_is_a_one_line_error_for_every_log_reader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``routellm report`` says it: calibrate and train read ``log:PATH``, judge --log writes
+    verdicts into it, serve --log writes every call (and dropped them all, /health ok)."""
+    not_db = tmp_path / "notdb.db"
+    not_db.write_text("hello, this is not a database\n")
+    runs = [
+        ["calibrate", "--prompts", f"log:{not_db}", "--strong-share", "0.3"],
+        ["train", "mf", "--data", f"log:{not_db}", "--strong", "a", "--weak", "b",
+         "--out", str(tmp_path / "R")],
+        ["judge", "--log", str(not_db), "--judge-model", "j", "--base-url", "http://127.0.0.1:9/v1"],
+        ["report", "--log", str(not_db)],
+    ]  # fmt: skip
+    for argv in runs:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{not_db} is not a routing log (not a SQLite database" in err, (argv, err)
+        assert "Traceback" not in err
+    import uvicorn
+
+    def no_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started on a log it cannot write")
+
+    monkeypatch.setattr(uvicorn, "run", no_server)
+    sides = ["--strong-base-url", "http://127.0.0.1:9/v1", "--strong-model", "s",
+             "--weak-base-url", "http://127.0.0.1:9/v1", "--weak-model", "w"]  # fmt: skip
+    assert main(["serve", *sides, "--log", str(not_db)]) == 2
+    assert f"{not_db} is not a routing log (not a SQLite database" in capsys.readouterr().err

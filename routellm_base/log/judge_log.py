@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select, update
 from ..errors import RouteLLMError, RoutingInputError
 from ..judging import PairVerdict, PairwiseJudge, judge_question
 from .schema import comparisons, decisions
-from .store import create_log_engine, existing_log_url, upgrade
+from .store import open_log_store
 from .training_data import NO_PROMPT_HINT
 
 WRITE_EVERY = 50
@@ -84,9 +84,8 @@ def judge_log(
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     if redact is not None and not callable(redact):
         raise RoutingInputError(f"judge_log: redact must be a callable str -> str, got {redact!r}")
-    engine = create_log_engine(existing_log_url(target, "judge --log"))
+    engine = open_log_store(target, "judge --log")
     try:
-        upgrade(engine)
         items, counts = _waiting(engine, retry_unparseable, limit)
         if counts["skipped_no_text"] and not items:
             raise RouteLLMError(

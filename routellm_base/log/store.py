@@ -105,6 +105,22 @@ def create_log_engine(url: URL) -> Engine:
     return engine
 
 
+def open_log_store(target: str | Path | URL, reader: str, *, existing: bool = True) -> Engine:
+    """An engine on the log at ``target``, its schema created or upgraded, for ``reader`` (the
+    command or option named in errors). ``existing``: the log must already be there
+    (:func:`existing_log_url`). A file that is not a SQLite database, or a server that cannot be
+    reached, is :func:`unreadable_log_error`'s one line (the message ``routellm report``
+    gives), not a driver traceback."""
+    url = existing_log_url(target, reader) if existing else log_url(target)
+    engine = create_log_engine(url)
+    try:
+        upgrade(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise unreadable_log_error(url, reader, exc) from None
+    return engine
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from ..errors import RouteLLMError
 from ..routing_text import routing_text
 from .schema import comparisons, decisions, feedback
-from .store import create_log_engine, existing_log_url, upgrade
+from .store import open_log_store
 
 _FROM_LABEL = {"strong": "model_a", "weak": "model_b", "tie": "tie"}
 NO_PROMPT_HINT = (
@@ -87,9 +87,8 @@ def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary
     Raises :class:`RouteLLMError` when no call is labelled, or when labelled calls exist but
     none has a stored prompt (naming ``store_prompts=True``).
     """
-    engine = create_log_engine(existing_log_url(target, "log"))
+    engine = open_log_store(target, "log")
     try:
-        upgrade(engine)  # a log of an older schema gains the tables read here
         with engine.connect() as connection:
             golden, ratings = _feedback_by_call(
                 connection.execute(select(feedback).order_by(feedback.c.id))
@@ -228,10 +227,9 @@ def pool_battles(target: str | Path) -> tuple[list[PoolBattle], PoolBattleSummar
     Raises :class:`RouteLLMError` when the log has no judged pool comparison, or none with a
     stored prompt (naming ``store_prompts=True``).
     """
-    engine = create_log_engine(existing_log_url(target, "log"))
+    engine = open_log_store(target, "log")
     c, d = comparisons, decisions
     try:
-        upgrade(engine)  # a log of an older schema gains the pool columns read here
         query = (
             select(
                 c.c.call_id,
@@ -310,9 +308,8 @@ def logged_prompts(target: str | Path) -> list[str]:
 
     Raises :class:`RouteLLMError` when the log has no such call with a stored prompt.
     """
-    engine = create_log_engine(existing_log_url(target, "log"))
+    engine = open_log_store(target, "log")
     try:
-        upgrade(engine)
         with engine.connect() as connection:
             query = (
                 select(decisions.c.prompt)

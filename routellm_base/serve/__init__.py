@@ -95,6 +95,10 @@ def run(config: ServeConfig) -> None:
             getattr(config, side).api_key(side)
     for model in config.pool.models if config.pool is not None else ():
         model.upstream().api_key(f"pool model {model.name!r}")
+    if config.log:  # a file that is no database: stop here, not drop every record later
+        from ..log.store import open_log_store
+
+        open_log_store(config.log, "serve --log", existing=False).dispose()
     if config.workers == 1:
         uvicorn.run(create_app(config), **options)
         return
