@@ -181,6 +181,8 @@ if __name__ == "__main__":
         "it must not hold an earlier run's files",
     )
     folder = parser.parse_args().folder
+    if folder is not None and folder.exists() and not folder.is_dir():
+        parser.error(f"{folder} is a file, not a folder: give a new or empty folder")
     target = folder if folder is not None else Path(tempfile.mkdtemp(prefix="routellm-loop-"))
     target.mkdir(parents=True, exist_ok=True)
     try:

@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_BROKEN_PIPE
+    except IsADirectoryError as exc:  # a folder given where a file is read
+        print(f"routellm: error: {exc.filename} is a folder, not a file", file=sys.stderr)
+        return 2
     except (RouteLLMError, FileNotFoundError, ValueError) as exc:
         print(f"routellm: error: {exc}", file=sys.stderr)
         return 2

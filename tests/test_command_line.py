@@ -549,3 +549,17 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error_for_every_log_reader(
              "--weak-base-url", "http://127.0.0.1:9/v1", "--weak-model", "w"]  # fmt: skip
     assert main(["serve", *sides, "--log", str(not_db)]) == 2
     assert f"{not_db} is not a routing log (not a SQLite database" in capsys.readouterr().err
+
+
+def test_a_folder_given_as_an_input_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evals = tmp_path / "e.jsonl"
+    evals.write_text('{"prompt": "hi"}\n')
+    for argv in (
+        ["calibrate", "--prompts", str(tmp_path), "--strong-share", "0.3"],
+        ["decontaminate", "--train", str(tmp_path), "--eval", str(evals)],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{tmp_path} is a folder, not a file" in err, (argv, err)

@@ -237,6 +237,21 @@ def test_the_learning_loop_example_refuses_a_folder_with_an_earlier_run(tmp_path
     assert not (tmp_path / "router").exists()
 
 
+def test_the_learning_loop_example_refuses_a_file_as_its_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    example = Path(__file__).resolve().parents[2] / "examples" / "learning_loop.py"
+    done = subprocess.run(
+        [sys.executable, str(example), str(a_file)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{a_file} is a file, not a folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_learning_loop_example_answers_help_without_running(tmp_path: Path) -> None:
     import subprocess
     import sys
