@@ -94,8 +94,9 @@ class TimeBin:
     """Sum of the known costs of these calls (USD); ``None`` when none of them has a known cost
     (unknown, not zero)."""
     always_strong_usd: float | None
-    """What the calls with known tokens would have cost on their strong model (USD); ``None``
-    when no call of the bin has that figure (unknown, not zero)."""
+    """What the bin's compared calls (``compared_calls``: tokens, a known cost and a priced
+    strong model, as :class:`CostSummary` counts them) would have cost on their strong model
+    (USD); ``None`` when none of the bin's calls compares (unknown, not zero)."""
     threshold_median: float | None
     """Median threshold of the scored (not forced) calls; ``None`` without one."""
     priced_calls: int = 0
@@ -109,6 +110,15 @@ class TimeBin:
     """What this bin's pool calls would have cost on the pool's most expensive model (the same
     tokens at its price, as :class:`~routellm_base.costs.PoolCostReport` counts it); ``None``
     when unknown (no pool call, no price or no token counts)."""
+    compared_calls: int = 0
+    """Calls that compare with always-strong (those ``always_strong_usd`` covers)."""
+    compared_cost_usd: float | None = None
+    """What the compared calls cost (USD), set against ``always_strong_usd`` over the same
+    calls; ``None`` when none compares. ``cost_usd`` is every known cost of the bin."""
+    first_call: datetime | None = None
+    """The bin's first call's time (UTC): the calls may fill only part of the bin."""
+    last_call: datetime | None = None
+    """The bin's last call's time (UTC)."""
 
     @property
     def pair_calls(self) -> int:
@@ -727,6 +737,7 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
         thresholds = [
             r["threshold"] for r in group if not r["forced"] and r["threshold"] is not None
         ]
+        compared = [r for r in group if _compares(r)]
         if calendar:
             start, end = (_month_start(k * calendar[0]) for k in (index, index + 1))
             seconds: float = (end - start).total_seconds()
@@ -740,11 +751,15 @@ def _bins(rows: list[dict[str, Any]], every: float | None) -> tuple[TimeBin, ...
                 calls=len(group),
                 strong=sum(r["side"] == "strong" for r in group if r.get("pool_policy") is None),
                 cost_usd=_known_sum(r["cost"] for r in group),
-                always_strong_usd=_known_sum(r["always_strong"] for r in group),
+                always_strong_usd=_known_sum(r["always_strong"] for r in compared),
                 threshold_median=float(np.median(thresholds)) if thresholds else None,
                 priced_calls=sum(r["cost"] is not None for r in group),
                 models=dict(Counter(r["side"] for r in group if r.get("pool_policy") is not None)),
                 always_baseline_usd=_known_sum(r.get("always_baseline") for r in group),
+                compared_calls=len(compared),
+                compared_cost_usd=_known_sum(r["cost"] for r in compared),
+                first_call=min(r["created_at"] for r in group),
+                last_call=max(r["created_at"] for r in group),
             )
         )
     return tuple(bins)
@@ -798,6 +813,18 @@ def _pool_baseline(
     if not names or any(n not in prices for n in names):
         return None
     return max(names, key=lambda n: (prices[n].cost(500, DEFAULT_OUTPUT_TOKENS), n))
+
+
+def _compares(row: dict[str, Any]) -> bool:
+    """Whether a call compares with always-strong: a two-model call with tokens, a known cost
+    and a priced strong model (what :func:`_cost` counts in ``calls_compared``)."""
+    return (
+        row.get("pool_policy") is None
+        and row["input_tokens"] is not None
+        and row["output_tokens"] is not None
+        and row["cost"] is not None
+        and row["always_strong"] is not None
+    )
 
 
 def _always_strong_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:

@@ -177,13 +177,23 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
         ax.text(0.5, 0.5, textwrap.fill(why, 50), ha="center", va="center",
                 transform=ax.transAxes, fontsize=9)  # fmt: skip
         return
-    # Cumulative at each bin's end, from 0 at the first bin's start.
-    start, _ = time_span(report)
-    ends = [start] + [b.start + timedelta(seconds=b.seconds) for b in report.bins]
-    spent = np.concatenate([[0.0], np.cumsum([b.cost_usd or 0.0 for b in report.bins])])
-    always = np.concatenate([[0.0], np.cumsum([b.always_strong_usd or 0.0 for b in report.bins])])
-    ax.plot(ends, spent, "o-", ms=3, label="spent")
-    ax.plot(ends, always, "s--", ms=3, color="tab:green", label="always strong")
+    # Both lines over the same calls, those that compare (an unpriced strong model leaves a
+    # weak call's always-strong unknown: counting its spend alone put "spent" above
+    # always-strong). Cumulative from 0 at the first bin's start, rising from a bin's first
+    # call to its last and flat elsewhere: calls made within 60 ms of an hour's bin rise there,
+    # not evenly across the hour.
+    start, end = time_span(report)
+    times, spent, always = [start], [0.0], [0.0]
+    for b in report.bins:
+        times += [b.first_call or b.start, b.last_call or b.start + timedelta(seconds=b.seconds)]
+        spent += [spent[-1], spent[-1] + (b.compared_cost_usd or 0.0)]
+        always += [always[-1], always[-1] + (b.always_strong_usd or 0.0)]
+    times.append(end)
+    spent.append(spent[-1])
+    always.append(always[-1])
+    compared = "" if c.calls_compared == report.calls else f" ({c.calls_compared} compared calls)"
+    ax.plot(times, spent, "-", label=f"spent{compared}")
+    ax.plot(times, always, "--", color="tab:green", label=f"always strong{compared}")
     # No "$" in matplotlib text: a pair of them starts mathtext.
     ax.text(
         0.02,

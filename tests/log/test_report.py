@@ -747,3 +747,56 @@ def test_a_one_call_report_says_call(tmp_path: Path):
     fig = report_figure(report)
     assert fig._suptitle.get_text() == "routellm report: 1 call"
     plt.close(fig)
+
+
+def _partly_priced_log(path: Path) -> None:
+    """10 calls within 45 ms, each with its cost stored, between models the report has no price
+    for: the strong calls compare with always-strong (same model), the weak ones cannot."""
+    from routellm_base import RandomRouter
+
+    engine = RoutingEngine(RandomRouter(seed=0), threshold=0.5)
+    log = RoutingLog(path)
+    for i in range(10):
+        decision = engine.decide(f"question {i}", strong_model="big", weak_model="small")
+        cost = 1e-4 if decision.side == "strong" else 4.5e-6
+        log.record(decision, conversation=f"question {i}", strong_model="big", weak_model="small",
+                   input_tokens=40, output_tokens=200, cost_usd=cost)  # fmt: skip
+    assert log.close(timeout=60)
+    db = create_engine(f"sqlite:///{path}")
+    with db.begin() as connection:
+        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
+        for i, call_id in enumerate(list(ids)):
+            connection.execute(
+                update(decisions).where(decisions.c.call_id == call_id)
+                .values(created_at=START + timedelta(minutes=10, milliseconds=5 * i))
+            )  # fmt: skip
+    db.dispose()
+
+
+def test_the_cost_plot_compares_spent_and_always_strong_over_the_same_calls(tmp_path: Path):
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report_plot import report_figure
+
+    _partly_priced_log(tmp_path / "log.db")
+    report = build_report(tmp_path / "log.db", every=3600)
+    c = report.cost
+    assert 0 < c.calls_compared < report.calls and c.total_cost_usd > c.cost_usd
+    # The bins (and so the JSON) sum to the summary's figures, over the compared calls.
+    assert sum(b.compared_calls for b in report.bins) == c.calls_compared
+    assert sum(b.compared_cost_usd for b in report.bins) == pytest.approx(c.cost_usd)
+    assert sum(b.always_strong_usd for b in report.bins) == pytest.approx(c.always_strong_usd)
+    fig = report_figure(report)
+    cost = {ax.get_label(): ax for ax in fig.axes}["cost"]
+    spent, always = cost.get_lines()[:2]
+    spent_y, always_y = np.asarray(spent.get_ydata()), np.asarray(always.get_ydata())
+    assert spent_y[-1] == pytest.approx(c.cost_usd)  # as the text box says
+    assert always_y[-1] == pytest.approx(c.always_strong_usd)
+    assert np.all(spent_y <= always_y + 1e-15)
+    # The calls were made within 45 ms of an hour's bin: the line rises at their times, not
+    # evenly across the hour.
+    x = np.asarray(mdates.date2num(spent.get_xdata()))
+    risen = x[np.argmax(spent_y >= spent_y[-1] - 1e-15)]
+    assert risen <= mdates.date2num(report.last) + 1e-9
+    plt.close(fig)
