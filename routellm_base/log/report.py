@@ -1170,9 +1170,13 @@ def share_text(value: float | None) -> str:
 
 
 def usd_text(value: float | None) -> str:
-    """US dollars for the report's text: 4 decimals under $100, else 2 (``unknown``: ``None``)."""
+    """US dollars for the report's text: 4 decimals under $100, else 2; under a tenth of a cent,
+    two significant digits (``$0.0000045``, not ``$0.0000``); ``unknown``: ``None``."""
     if value is None:
         return "unknown"
+    if 0 < abs(value) < 0.001:
+        decimals = 1 - math.floor(math.log10(abs(value)))
+        return f"${value:.{decimals}f}"
     return f"${value:,.4f}" if abs(value) < 100 else f"${value:,.2f}"
 
 

@@ -800,3 +800,17 @@ def test_the_cost_plot_compares_spent_and_always_strong_over_the_same_calls(tmp_
     risen = x[np.argmax(spent_y >= spent_y[-1] - 1e-15)]
     assert risen <= mdates.date2num(report.last) + 1e-9
     plt.close(fig)
+
+
+def test_small_costs_keep_their_significant_digits():
+    from routellm_base.log.report import usd_text
+
+    assert usd_text(4.5e-6) == "$0.0000045" and usd_text(0.00095) == "$0.00095"
+    assert usd_text(0.0123) == "$0.0123" and usd_text(0.0) == "$0.0000"
+    assert usd_text(1234.5) == "$1,234.50" and usd_text(None) == "unknown"
+
+
+def test_the_traffic_table_shows_a_bin_of_microdollars(tmp_path: Path):
+    _partly_priced_log(tmp_path / "log.db")
+    text = build_report(tmp_path / "log.db", every=0.005).format()
+    assert "$0.0000045" in text  # a weak call's bin, not "$0.0000"
