@@ -258,22 +258,33 @@ def load_answer_items(
     """Items from an answers JSONL file, and the ``PATH:LINE`` of each line skipped.
 
     A line whose ``answers`` lacks a string answer of the strong or the weak model is skipped;
-    a line without a string ``prompt`` or an ``answers`` object raises ``ValueError``.
+    a line without a string ``prompt`` or an ``answers`` object raises ``ValueError``, and so
+    does a model that no line answers (a wrong ``--strong``/``--weak``: the error names the
+    models the answers hold).
     """
     items: list[JudgeItem] = []
     skipped: list[str] = []
+    answered: set[str] = set()
     for where, obj in iter_jsonl_objects(path):
         if not isinstance(obj.get("prompt"), str):
             raise ValueError(f"{where}: field 'prompt' missing or not a string")
         answers = obj.get("answers")
         if not isinstance(answers, dict):
             raise ValueError(f"{where}: field 'answers' missing or not an object")
+        answered.update(k for k, v in answers.items() if isinstance(v, str))
         strong, weak = answers.get(strong_model), answers.get(weak_model)
         if not isinstance(strong, str) or not isinstance(weak, str):
             skipped.append(where)
             continue
         items.append(
             JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1])))
+        )
+    absent = [m for m in (strong_model, weak_model) if m not in answered]
+    if absent and skipped:
+        raise ValueError(
+            f"{path}: no answer of {' or '.join(map(repr, absent))} on any line; the answers "
+            f"are of {', '.join(map(repr, sorted(answered))) or 'no model'}: give --strong and "
+            "--weak from these"
         )
     return items, skipped
 

@@ -225,6 +225,23 @@ def test_answers_file_skips_lines_missing_an_answer(tmp_path):
         load_answer_items(path, "big", "small")
 
 
+def test_judge_refuses_models_the_answers_do_not_name(tmp_path, capsys):
+    """Not one "skipped" note a line, an empty output and exit 0: an error naming the models
+    the answers hold, before any request."""
+    path = tmp_path / "answers.jsonl"
+    rows = [{"prompt": f"p{i}", "answers": {"big": "a", "small": "b"}} for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match=r"no answer of 'a'.*'big', 'small'"):
+        load_answer_items(path, "a", "b")
+    out = tmp_path / "battles.jsonl"
+    argv = ["judge", "--input", str(path), "--strong", "big", "--weak", "b", "--judge-model", "j",
+            "--base-url", "http://127.0.0.1:9/v1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no answer of 'b'" in err and "'big', 'small'" in err and "skipped" not in err
+    assert not out.exists()
+
+
 # -- real HTTP: the openai client against the local server --------------------------------------
 
 
