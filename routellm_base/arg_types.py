@@ -66,6 +66,16 @@ def float_above(low: float) -> Callable[[str], float]:
     return parse
 
 
+def output_file(text: str) -> str:
+    """A file to write (e.g. ``--plot``): its folder must exist, checked before any work."""
+    from pathlib import Path
+
+    folder = Path(text).expanduser().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    return text
+
+
 def router_spec(text: str) -> str:
     """A bundled router name, ``random`` or a checkpoint folder (checked without loading)."""
     from .checkpoints import check_router_spec

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from .arg_types import cosine, int_at_least, share
+from .arg_types import cosine, int_at_least, output_file, share
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
@@ -169,7 +169,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
     from .policy import calibrate_threshold
 
-    prompts, _ = read_prompts(args.prompts)
+    prompts, source = read_prompts(args.prompts)
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
@@ -189,7 +189,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         # A share of 0 sets the threshold just above 1, which 6 places would print as 1.000000.
         shown = "above 1 (no call goes strong)" if threshold > 1.0 else f"{threshold:.6f}"
         print(
-            f"threshold {shown} sends {achieved:.1%} of {len(prompts)} prompts strong "
+            f"threshold {shown} sends {achieved:.1%} of {source} strong "
             f"(target {args.strong_share:.1%}, router {router.name})"
         )
     return 0
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--plot",
+        type=output_file,
         default=None,
         help="write a PNG of performance against strong-call share (with --pool: of quality "
         "against USD per 1,000 calls)",
@@ -287,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument(
         "--prompts",
         required=True,
-        help="your prompts: JSONL with 'prompt', one per line, or log:PATH (the routed calls of a routing "
-        "log written with store_prompts=True)",
+        help="your prompts: a .jsonl file of objects with 'prompt', one a line; any other file "
+        "is read as text, one prompt a line; or log:PATH (the routed calls of a routing log "
+        "written with store_prompts=True)",
     )
     cal.add_argument(
         "--strong-share",

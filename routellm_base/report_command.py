@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from .arg_types import int_at_least
+from .arg_types import int_at_least, output_file
 from .errors import RoutingInputError
 
 
@@ -58,7 +58,9 @@ def add_report_parser(sub: Any) -> None:
     rp.add_argument(
         "--log", required=True, help="the routing log: a SQLite path or a SQLAlchemy URL"
     )
-    rp.add_argument("--plot", default=None, help="also write a PNG (needs the 'report' extra)")
+    rp.add_argument(
+        "--plot", type=output_file, default=None, help="also write a PNG (needs the 'report' extra)"
+    )
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument(
         "--every",

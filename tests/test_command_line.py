@@ -563,3 +563,39 @@ def test_a_folder_given_as_an_input_file_is_a_one_line_error(
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert f"{tmp_path} is a folder, not a file" in err, (argv, err)
+
+
+def test_input_mistakes_get_messages_that_say_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "routed.db"
+    sqlite3.connect(db).execute("create table t (x)").connection.close()
+    assert main(["calibrate", "--prompts", str(db), "--strong-share", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "a routing log? prefix it with log:" in err and f"log:{db}" in err
+    assert main(["eval", "--router", "random", "--benchmark", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    argv = ["train", "mf", "--data", str(tmp_path / "nosuch.jsonl"), "--strong", "a", "--weak",
+            "b", "--out", str(tmp_path / "R")]  # fmt: skip
+    assert main(argv) == 2
+    assert "log:PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", "--log", str(db), "--plot", "/nonexist/x.png"])
+    assert "folder /nonexist does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--router", "random", "--benchmark", "gsm8k", "--plot", "/nonexist/x.png"])
+    assert "folder /nonexist does not exist" in capsys.readouterr().err
+    # A plain text file is one prompt a line, as --help says, and the output says so.
+    text = tmp_path / "prompts.txt"
+    text.write_text("What is 2+2?\nWrite a poem about rain.\nExplain TCP.\n")
+    assert (
+        main(["calibrate", "--router", "random", "--prompts", str(text), "--strong-share", "0.3"])
+        == 0
+    )
+    assert "prompts.txt (text, one prompt a line: 3 prompts)" in capsys.readouterr().out
+    help_text = " ".join(
+        build_parser()._subparsers._group_actions[0].choices["calibrate"].format_help().split()
+    )
+    assert "one prompt a line" in help_text

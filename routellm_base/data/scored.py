@@ -74,8 +74,18 @@ def read_prompts(spec: str) -> tuple[list[str], str]:
 
         prompts = logged_prompts(target)
         return prompts, f"routing log {Path(target).name} ({len(prompts)} prompts)"
+    path = Path(spec)
+    if path.is_file():
+        with open(path, "rb") as handle:
+            if handle.read(16) == b"SQLite format 3\x00":
+                raise ValueError(
+                    f"{spec} is a SQLite database, not a prompt file: a routing log? prefix it "
+                    f"with log: (log:{spec})"
+                )
     prompts = [text for _, text in read_prompt_file(spec)]
-    return prompts, f"{Path(spec).name} ({len(prompts)} prompts)"
+    if path.suffix != ".jsonl":  # read_prompt_file reads it as text, one prompt a line
+        return prompts, f"{path.name} (text, one prompt a line: {len(prompts)} prompts)"
+    return prompts, f"{path.name} ({len(prompts)} prompts)"
 
 
 def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:

@@ -106,8 +106,13 @@ def load_benchmark(
     else:
         path = Path(name_or_path)
         if not path.is_file():
+            looks_like_a_file = path.suffix == ".jsonl" or len(path.parts) > 1
             raise FileNotFoundError(
-                f"benchmark {name_or_path!r} is neither one of {sorted(NAMED_BENCHMARKS)} nor a JSONL file"
+                f"benchmark {name_or_path!r}: no such file (a benchmark is a JSONL file or one "
+                f"of {sorted(NAMED_BENCHMARKS)})"
+                if looks_like_a_file
+                else f"benchmark {name_or_path!r} is neither one of {sorted(NAMED_BENCHMARKS)} "
+                "nor a JSONL file"
             )
         if not strong_model or not weak_model:
             raise ValueError(

@@ -69,7 +69,7 @@ def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[
         return battles_from_alpaca_eval(judgments, prompts, model_map), [judgments, prompts]
     if not Path(spec).is_file():
         raise FileNotFoundError(
-            f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL)"
+            f"--data {spec!r} is not a file (forms: PATH, scores:PATH, alpaca:CSV,JSONL, log:PATH)"
         )
     return load_battles_jsonl(spec, model_map), [spec]
 

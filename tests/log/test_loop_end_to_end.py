@@ -201,7 +201,7 @@ def test_the_learning_loop_example_runs_offline(tmp_path: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert "judged=40, unparseable=0" in lines[1]
     assert "40 battles {'judge': 40}" in done.stderr
-    assert lines[3].startswith("threshold ") and "sends 50.0% of 40 prompts strong" in lines[3]
+    assert lines[3].startswith("threshold ") and "sends 50.0% of routing log traffic.db (40 prompts) strong" in lines[3]
     # The report it prints is of the trained router's own traffic, judged and priced.
     report = done.stdout[done.stdout.index("routing log sqlite") :]
     assert f"routers: {tmp_path / 'router'} x20" in report
