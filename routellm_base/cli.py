@@ -73,6 +73,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .pool.command import eval_pool
 
         return eval_pool(args)
+    pool_only = [
+        option
+        for option, value in (("--at-cost", args.at_cost), ("--model-map", args.model_map))
+        if value is not None
+    ]
+    if pool_only:  # not silently ignored
+        raise RouteLLMError(
+            f"{' and '.join(pool_only)} needs --pool (pool routers over priced models); "
+            "without it eval scores strong/weak routers"
+        )
     from .checkpoints import load_router
     from .data.location import default_data_dir
     from .evals import (

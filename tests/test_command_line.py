@@ -599,3 +599,13 @@ def test_input_mistakes_get_messages_that_say_what_to_do(
         build_parser()._subparsers._group_actions[0].choices["calibrate"].format_help().split()
     )
     assert "one prompt a line" in help_text
+
+
+def test_pool_only_eval_options_without_pool_are_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["eval", "--router", "random", "--benchmark", "gsm8k", "--at-cost", "3"]) == 2
+    assert "--at-cost needs --pool" in capsys.readouterr().err
+    argv = ["eval", "--router", "random", "--benchmark", "gsm8k", "--model-map", "a=b"]
+    assert main(argv) == 2
+    assert "--model-map needs --pool" in capsys.readouterr().err
