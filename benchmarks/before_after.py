@@ -44,12 +44,17 @@ def run(script: str, args: list[str], source: Path) -> list[str]:
     return out.stdout.decode().splitlines()
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", help="the earlier git revision (e.g. a commit before a change)")
     parser.add_argument("script", help="the benchmark script, run from the repository root")
     parser.add_argument("--rounds", type=int, default=2, help="before/after pairs (default 2)")
-    args, script_args = parser.parse_known_args()
+    return parser
+
+
+def main() -> None:
+    args, script_args = build_parser().parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         export(args.revision, Path(tmp))
         sources = {args.revision[:10]: Path(tmp), "working tree": REPO}

@@ -50,8 +50,13 @@ def measure(label: str, router, prompts: list[str]) -> dict[str, float]:
     batched = len(prompts) / (time.perf_counter() - start)
     router.embedder.cache_size = cache_size  # routers loaded by name share one embedder
     ms = np.array(latencies) * 1000
-    return {"router": label, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "single_per_s": float(1000 / ms.mean()), "batched_per_s": batched}
+    return {
+        "router": label,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "single_per_s": float(1000 / ms.mean()),
+        "batched_per_s": batched,
+    }
 
 
 def sw_ranking_router(data_dir: Path, max_prompts: int):
@@ -71,13 +76,36 @@ def sw_ranking_router(data_dir: Path, max_prompts: int):
     return label, SWRankingRouter(label, tensors, models, GPT4, MIXTRAL, embedder=embedder)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data-dir",
+        default="../shared/data",
+        help="the benchmark data folder (default %(default)s)",
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=500,
+        help="Chatbot Arena prompts timed, one decision each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--minilm-checkpoint",
+        default=None,
+        help="an MF checkpoint trained on sentence_transformer embeddings (default: none, its row skipped)",
+    )
+    parser.add_argument(
+        "--sw-prompts",
+        type=int,
+        default=20000,
+        help="battle prompts in the SW ranking index (0: skip; default %(default)s)",
+    )
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data-dir", default="../shared/data", help="the benchmark data folder (default %(default)s)")
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--minilm-checkpoint", default=None, help="an MF checkpoint trained on sentence_transformer embeddings")
-    parser.add_argument("--sw-prompts", type=int, default=20000, help="battle prompts in the SW ranking index (0: skip)")
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     try:
         import torch
 
@@ -85,16 +113,30 @@ def main() -> None:
     except ImportError:
         pass
     prompts = arena_prompts(Path(args.data_dir), args.n)
-    rows = [measure("mf / static minilm-l6-256", load_router("mf"), prompts),
-            measure("task_experts / static minilm-l6-256 (default)", load_router("task_experts"), prompts)]
+    rows = [
+        measure("mf / static minilm-l6-256", load_router("mf"), prompts),
+        measure(
+            "task_experts / static minilm-l6-256 (default)", load_router("task_experts"), prompts
+        ),
+    ]
     if args.sw_prompts:
         label, sw = sw_ranking_router(Path(args.data_dir), args.sw_prompts)
         rows.append(measure(label, sw, prompts))
     if args.minilm_checkpoint:
-        rows.append(measure("mf / MiniLM-L6 encoder (torch)", load_router(args.minilm_checkpoint), prompts[: max(100, args.n // 5)]))
-    print(f"{'router / embedder':<58} {'p50 ms':>8} {'p99 ms':>8} {'1-by-1 /s':>10} {'batched /s':>11}")
+        rows.append(
+            measure(
+                "mf / MiniLM-L6 encoder (torch)",
+                load_router(args.minilm_checkpoint),
+                prompts[: max(100, args.n // 5)],
+            )
+        )
+    print(
+        f"{'router / embedder':<58} {'p50 ms':>8} {'p99 ms':>8} {'1-by-1 /s':>10} {'batched /s':>11}"
+    )
     for r in rows:
-        print(f"{r['router']:<58} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['single_per_s']:>10.0f} {r['batched_per_s']:>11.0f}")
+        print(
+            f"{r['router']:<58} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['single_per_s']:>10.0f} {r['batched_per_s']:>11.0f}"
+        )
 
 
 if __name__ == "__main__":

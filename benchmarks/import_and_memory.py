@@ -43,17 +43,32 @@ def run(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="fresh interpreters measured; medians are reported (default %(default)s)",
+    )
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     runs = [run(PROBE) for _ in range(args.repeats)]
     bare = statistics.median(run(BASELINE)["maxrss_mib"] for _ in range(args.repeats))
-    med = {k: statistics.median(r[k] for r in runs) for k in ("import_s", "load_and_first_decision_s", "maxrss_mib")}
+    med = {
+        k: statistics.median(r[k] for r in runs)
+        for k in ("import_s", "load_and_first_decision_s", "maxrss_mib")
+    }
     print(f"runs: {args.repeats} fresh interpreters, medians")
     print(f"import routellm_base                 {med['import_s'] * 1000:8.1f} ms")
     print(f"load_router('mf') + first decision   {med['load_and_first_decision_s'] * 1000:8.1f} ms")
-    print(f"peak RSS with the default loaded     {med['maxrss_mib']:8.1f} MiB (bare interpreter {bare:.1f} MiB, +{med['maxrss_mib'] - bare:.1f})")
+    print(
+        f"peak RSS with the default loaded     {med['maxrss_mib']:8.1f} MiB (bare interpreter {bare:.1f} MiB, +{med['maxrss_mib'] - bare:.1f})"
+    )
     print(f"heavy modules imported               {runs[0]['heavy_modules'] or 'none'}")
 
 

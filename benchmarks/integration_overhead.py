@@ -42,10 +42,18 @@ class SleepyChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "sleepy"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         time.sleep(self.latency_s)
-        usage = {"input_tokens": 12, "output_tokens": 1, "total_tokens": 13} if self.report_usage else None
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="ok", usage_metadata=usage))])
+        usage = (
+            {"input_tokens": 12, "output_tokens": 1, "total_tokens": 13}
+            if self.report_usage
+            else None
+        )
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(content="ok", usage_metadata=usage))]
+        )
 
 
 def sleepy_llamaindex_llm(latency_s: float) -> Any:
@@ -59,7 +67,9 @@ def sleepy_llamaindex_llm(latency_s: float) -> Any:
             return LLMMetadata(model_name="sleepy", is_chat_model=False)
 
         @llm_completion_callback()
-        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        def complete(
+            self, prompt: str, formatted: bool = False, **kwargs: Any
+        ) -> CompletionResponse:
             time.sleep(latency_s)
             return CompletionResponse(text="ok")
 
@@ -76,7 +86,9 @@ def timed(fn: Any, prompt: str) -> float:
     return time.perf_counter() - start
 
 
-def compare(label: str, direct: Any, routed: Any, decide: Any, calls: int, latency_ms: float) -> None:
+def compare(
+    label: str, direct: Any, routed: Any, decide: Any, calls: int, latency_ms: float
+) -> None:
     for i in range(5):  # warm-up: engine load, caches
         direct(PROMPTS[i]), routed(PROMPTS[i]), decide(PROMPTS[i])
     d, r, e = [], [], []
@@ -92,11 +104,23 @@ def compare(label: str, direct: Any, routed: Any, decide: Any, calls: int, laten
     )
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--calls", type=int, default=300, help="interleaved calls per arm (default %(default)s)"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=10.0,
+        help="the fake models' latency per call, in milliseconds (default %(default)s)",
+    )
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--latency-ms", type=float, default=10.0)
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     latency = args.latency_ms / 1000
     engine = RoutingEngine("mf", threshold=0.5)
 
@@ -104,7 +128,9 @@ def main() -> None:
         return engine.decide(prompt)
 
     print(f"model latency {args.latency_ms} ms, {args.calls} interleaved calls each, medians in ms")
-    print(f"{'integration':<34} {'direct':>9} {'routed':>9} {'ratio':>7} {'decision':>10} {'integration':>12} {'of call':>10}")
+    print(
+        f"{'integration':<34} {'direct':>9} {'routed':>9} {'ratio':>7} {'decision':>10} {'integration':>12} {'of call':>10}"
+    )
 
     from langchain_routellm import RouterChatModel
 
@@ -113,13 +139,16 @@ def main() -> None:
         lc_router = RouterChatModel(
             strong=SleepyChatModel(latency_s=latency, report_usage=usage),
             weak=SleepyChatModel(latency_s=latency, report_usage=usage),
-            router=engine.router, threshold=0.5,
+            router=engine.router,
+            threshold=0.5,
         )
         compare(
             "RouterChatModel.invoke" + ("" if usage else " (no usage)"),
             lambda p, m=lc_side: m.invoke([HumanMessage(p)]),
             lambda p, m=lc_router: m.invoke([HumanMessage(p)]),
-            decide, args.calls, args.latency_ms,
+            decide,
+            args.calls,
+            args.latency_ms,
         )
     try:
         from llama_index.core.llms import ChatMessage
@@ -129,12 +158,19 @@ def main() -> None:
         print("RouterLLM.chat: skipped (pip install 'langchain-routellm[llamaindex]')")
         return
     li_side = sleepy_llamaindex_llm(latency)
-    li_router = RouterLLM(strong=sleepy_llamaindex_llm(latency), weak=sleepy_llamaindex_llm(latency), router=engine.router, threshold=0.5)
+    li_router = RouterLLM(
+        strong=sleepy_llamaindex_llm(latency),
+        weak=sleepy_llamaindex_llm(latency),
+        router=engine.router,
+        threshold=0.5,
+    )
     compare(
         "RouterLLM.chat",
         lambda p: li_side.chat([ChatMessage(role="user", content=p)]),
         lambda p: li_router.chat([ChatMessage(role="user", content=p)]),
-        decide, args.calls, args.latency_ms,
+        decide,
+        args.calls,
+        args.latency_ms,
     )
 
 

@@ -44,12 +44,24 @@ if sys.argv[3] != "default":
 """
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="a PostgreSQL SQLAlchemy URL")
-    parser.add_argument("--records", type=int, default=5)
-    parser.add_argument("--exit-timeout", default="default", help="seconds, or 'default'")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=5,
+        help="records the child process logs before it exits (default %(default)s)",
+    )
+    parser.add_argument(
+        "--exit-timeout", default="default", help="seconds, or 'default' (default %(default)s)"
+    )
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, args.url, str(args.records), args.exit_timeout],
         stdin=subprocess.PIPE,

@@ -52,11 +52,23 @@ class SleepyChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--latency-ms", type=float, default=10.0)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--calls", type=int, default=400, help="interleaved calls per arm (default %(default)s)"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=10.0,
+        help="the fake models' latency per call, in milliseconds (default %(default)s)",
+    )
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     latency = args.latency_ms / 1000
 
     def model(log: Any) -> RouterChatModel:

@@ -675,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache",
         type=Path,
         default=Path("runs/own_traffic"),
-        help="logs, checkpoints, the MiniLM embedding cache and results.json",
+        help="folder for the logs, checkpoints, the MiniLM embedding cache and results.json "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--sources",
@@ -686,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chat",
         default="alpaca,rmb",
         help="sources that also get the all-MiniLM-L6-v2 columns and the centring diagnostic "
-        "('' for none)",
+        "('' for none; default: %(default)s)",
     )
     parser.add_argument(
         "--bert",

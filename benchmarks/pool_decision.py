@@ -38,7 +38,8 @@ def arena_prompts(data_dir: Path, n: int) -> list[str]:
     return [f"{p} [{i}]" for i in range(reps) for p in prompts][:n]
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -51,7 +52,11 @@ def main() -> int:
     parser.add_argument(
         "--router", default="pool_knn", help="pool router name or folder (default pool_knn)"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     data_dir = Path(args.data_dir)
     raw = json.loads((data_dir / "llmrouter" / "prices.json").read_text())
     prices = {k: (v["input"], v["output"]) for k, v in raw.items() if not k.startswith("_")}

@@ -339,23 +339,50 @@ def measure_row(
     )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with help text; a test checks it)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per phase (default 3)")
     parser.add_argument(
-        "--max-requests", type=int, default=30_000, help="requests per phase at most"
+        "--max-requests",
+        type=int,
+        default=30_000,
+        help="requests per phase at most (default 30000)",
     )
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=2, help="direct/routed alternations per row")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[64, 256],
+        help="requests in flight, one row each (default 64 256)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server worker processes, one table each (default 1 2)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=20.0,
+        help="the fake upstream's latency per request, in milliseconds (default 20)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="direct/routed alternations per row (default 2)"
+    )
     parser.add_argument(
         "--upstream", action="store_true", help=argparse.SUPPRESS
     )  # child process mode
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     if args.upstream:
         import uvicorn

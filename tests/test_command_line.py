@@ -91,6 +91,27 @@ def test_the_report_shows_its_bucket_default() -> None:
     assert "of equal counts (default 5)" in helps
 
 
+def test_every_option_of_every_benchmark_has_help_text_with_its_default() -> None:
+    """``python benchmarks/X.py --help`` says what each option is, in what unit, and its
+    default (``--n``, ``--calls``, ``--latency-ms``, ``--repeats``, ``--window`` had none)."""
+    scripts = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert len(scripts) >= 10
+    for script in scripts:
+        parser = _script_parser(f"benchmarks/{script.name}")
+        assert _without_help(script.stem, parser) == []
+        for action in parser._actions:
+            shown = action.help not in (None, argparse.SUPPRESS)
+            if (
+                shown
+                and action.option_strings
+                and action.default not in (None, False, argparse.SUPPRESS)
+            ):
+                assert "default" in action.help, (script.name, action.option_strings)
+        helps = " ".join(parser.format_help().split())
+        if "--latency-ms" in helps:
+            assert "milliseconds" in helps, script.name
+
+
 def test_every_subcommand_has_help_text() -> None:
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
