@@ -338,6 +338,10 @@ def _plot_judged(ax: Any, report: LogReport) -> None:
     high = [b.interval_95[1] - b.strong_win_rate for b in buckets]
     ax.errorbar(x, y, yerr=[low, high], fmt="o", capsize=3)
     ax.plot([0, 1], [0, 1], ":", color="grey", label="router's estimate")
+    # The data's range with a margin, not a fixed 0-1: win rates that cluster (a router on
+    # chat traffic scoring 0.46-0.56) would put every point, bar and count on one spot.
+    span = max(max(x) - min(x), 0.05)
+    ax.set_xlim(max(0.0, min(x) - 0.15 * span - 0.01), min(1.0, max(x) + 0.15 * span + 0.01))
     auc = report.judged.auc
     ax.set_xlabel("router win rate (bucket mean)")
     ax.set_ylabel("judged strong-win rate")
@@ -416,7 +420,7 @@ def _plot_drift(ax: Any, report: LogReport) -> None:
         calibration = report.calibrations.get(name)
         if calibration is not None:
             ax.plot(calibration.quantiles, np.linspace(0, 1, len(calibration.quantiles)), "--",
-                    color=colour, label=f"  its calibration: {_short(calibration.reference, 60)}")  # fmt: skip
+                    color=colour, label=f"  its calibration: {_short_words(calibration.reference, 60)}")  # fmt: skip
     ax.set_xlabel("win rate")
     ax.set_ylabel("cumulative share")
     # Under the panel, across its width: two routers' labels do not fit inside it.
@@ -429,3 +433,13 @@ def _short(text: str, width: int = 48) -> str:
         return text
     keep = (width - 3) // 2
     return f"{text[:keep]}...{text[-(width - 3 - keep) :]}"
+
+
+def _short_words(text: str, width: int = 48) -> str:
+    """``text`` cut at a word boundary to ``width`` characters with "..." (a calibration's
+    name is prose: cutting it mid-word left "questio...")."""
+    if len(text) <= width:
+        return text
+    head = text[: width - 3]
+    cut = head.rfind(" ")
+    return (head[:cut] if cut > 0 else head).rstrip(" ,;:(") + "..."

@@ -814,3 +814,38 @@ def test_the_traffic_table_shows_a_bin_of_microdollars(tmp_path: Path):
     _partly_priced_log(tmp_path / "log.db")
     text = build_report(tmp_path / "log.db", every=0.005).format()
     assert "$0.0000045" in text  # a weak call's bin, not "$0.0000"
+
+
+def test_the_judged_panel_zooms_on_clustered_win_rates(tmp_path: Path):
+    """300 judged calls all in 0.46-0.56 (the bundled router on chat traffic): the x axis
+    spans the data with a margin, not 0-1, so points, bars and counts spread apart."""
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report import JudgedBucket, JudgedSummary
+    from routellm_base.log.report_plot import report_figure
+
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    rates = (0.47, 0.49, 0.51, 0.53, 0.55)
+    buckets = tuple(JudgedBucket(x - 0.01, x + 0.01, 60, 30, 28, 2, x) for x in rates)
+    judged = JudgedSummary(True, 300, 300, {"judge": 300}, buckets, 0.5, 300)
+    report = replace_report(build_report(tmp_path / "log.db"), judged=judged)
+    fig = report_figure(report)
+    fig.draw_without_rendering()
+    panel = {ax.get_label(): ax for ax in fig.axes}["judged"]
+    left, right = panel.get_xlim()
+    assert left < min(rates) and max(rates) < right and right - left < 0.3
+    counts = [t for t in panel.texts if t.get_text().startswith("n=")]
+    boxes = [t.get_window_extent() for t in counts]
+    assert len(boxes) == len(rates)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)
+
+
+def test_the_drift_legend_shortens_a_calibration_name_at_a_word():
+    from routellm_base.log.report_plot import _short_words
+
+    name = "Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
+    short = _short_words(name, 48)
+    assert len(short) <= 48 and short.endswith("...")
+    assert name.startswith(short[:-3].rstrip()) and short[:-3].rstrip().split()[-1] in name.split()
+    assert _short_words("short", 48) == "short"
