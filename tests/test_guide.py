@@ -36,3 +36,16 @@ def test_the_guide_table_is_what_its_command_prints(
                          or f" {bench} " in line)  # fmt: skip
         figures = re.findall(r"\d+\.\d+%?", row.split("|", 3)[3])
         assert figures and all(f in lines for f in figures), (row, lines)
+
+
+def test_no_command_in_the_docs_writes_over_a_shipped_file() -> None:
+    """A reader who pastes a command must not overwrite the image the guide shows (``--plot
+    docs/curves.png`` did): commands write to the reader's own paths."""
+    docs = GUIDE.parent
+    shipped = {p.relative_to(docs.parent).as_posix() for p in docs.rglob("*") if p.is_file()}
+    for page in [docs.parent / "README.md", *docs.glob("*.md")]:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL):
+            words = shlex.split(block.replace("\\\n", " "), comments=True)
+            for option, value in zip(words, words[1:]):
+                if option in ("--plot", "--out", "--json-out"):
+                    assert value not in shipped, (page.name, option, value)

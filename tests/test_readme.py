@@ -88,3 +88,46 @@ def test_a_readme_snippet_runs_as_shown(
         timeout=300,
     )
     assert done.returncode == 0, f"{code}\n--- stderr:\n{done.stderr[-4000:]}"
+
+
+def test_the_operating_snippet_prints_what_its_comments_say(tmp_path: Path) -> None:
+    """A ``# VALUE...`` comment under a ``print`` is what the print shows (it said 0.55... where
+    the line printed 0.5470...)."""
+    (code,) = [c for _, _, c in SNIPPETS if "share_window=200" in c]
+    (tmp_path / "snippet.py").write_text(code, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(README.parent), os.environ.get("PYTHONPATH")) if p
+    )}  # fmt: skip
+    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    printed = done.stdout.splitlines()
+    comments = [
+        line.split("#", 1)[1].strip()
+        for line, before in zip(code.splitlines()[1:], code.splitlines())
+        if line.startswith("# ") and before.startswith("print(")
+    ]
+    comments += [
+        line.split("#", 1)[1].strip()
+        for line in code.splitlines()
+        if line.startswith("print(") and "  # " in line
+    ]
+    assert comments
+    for comment in comments:
+        head = comment.split("...", 1)[0]
+        assert any(p.startswith(head) or head in p for p in printed), (comment, printed)
+
+
+def test_the_readme_speed_figures_are_the_performance_pages() -> None:
+    """The log overhead the README states has its figure and command in docs/performance.md,
+    and the p50 decision time is the same number in both (it read 0.25 ms against 0.26 ms)."""
+    readme = README.read_text(encoding="utf-8")
+    performance = (README.parent / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert "performance.md#routing-log-overhead" in readme
+    assert "## Routing log overhead" in performance
+    assert "python benchmarks/log_overhead.py" in performance
+    [summary] = re.findall(
+        r"default router \(`task_experts`\).*?about ([\d.]+ ms) p50", performance
+    )
+    assert f"about {summary} p50" in readme
+    assert "0.155 ms" not in performance  # a stale run's figure, not the table's
