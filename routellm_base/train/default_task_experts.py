@@ -203,6 +203,12 @@ def build_parser(
         help="print (and with --out, record) cross-fitted metrics",
     )
     parser.add_argument(
+        "--crossfit-json",
+        default=None,
+        help="with --crossfit: where the full cross-fitted metrics go as JSON (default: "
+        "crossfit_<recipe name>.json in the current folder)",
+    )
+    parser.add_argument(
         "--embedder",
         default="minilm-l6-static-256",
         help="embedder the gate and the experts read prompts with (default: %(default)s)",
@@ -263,7 +269,15 @@ def main(
             name,
             names=("mmlu", "gsm8k", "rmb") if chat else ("mmlu", "gsm8k"),
         )
-        print(json.dumps(results, indent=1))
+        # One line a benchmark; the full figures (per fold) go to a file, not the terminal.
+        for r in results:
+            print(
+                f"{r['benchmark']}: {r['n']} items, APGR {r['apgr']:.3f} (random "
+                f"{r['random_apgr']:.3f} ± {r['random_apgr_std']:.3f}), CPT(50%) {r['cpt50']:.1%}"
+            )
+        written = Path(args.crossfit_json or f"crossfit_{name}.json")
+        written.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote the cross-fitted metrics to {written}")
     if args.out:
         training = build(
             args.data_dir,

@@ -269,3 +269,27 @@ def test_crossfit_table_shows_each_folds_figure_and_the_random_band_beside_the_p
 
     card = (BUNDLED_DIR / BUNDLED_ROUTERS["task_experts"][0] / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "| mmlu | 14037 | 0.640 | 0.500 ± 0.009 | 30.3% |" in card and "APGR of folds 0-4" in card
+
+
+def test_the_crossfit_command_prints_a_summary_and_where_the_json_went(
+    tmp_path, monkeypatch, capsys
+):
+    """Not 95 lines of raw JSON and no "wrote" line: one line a benchmark, and the file."""
+    import json as json_module
+
+    from routellm_base.train import default_task_experts
+
+    results = [
+        {"benchmark": b, "n": n, "apgr": 0.64, "random_apgr": 0.5, "random_apgr_std": 0.02,
+         "cpt50": 0.28, "apgr_by_fold": [0.6, 0.62, 0.64, 0.66, 0.68]}
+        for b, n in (("mmlu", 14042), ("gsm8k", 1319))
+    ]  # fmt: skip
+    monkeypatch.setattr(default_task_experts, "crossfit", lambda *a, **k: results)
+    monkeypatch.setattr(default_task_experts, "load_embedder", lambda name: None)
+    out = tmp_path / "cf.json"
+    default_task_experts.main(["--crossfit", "--crossfit-json", str(out)])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) <= 4, printed
+    assert any(line.startswith("mmlu: 14042 items, APGR 0.640") for line in printed)
+    assert printed[-1] == f"wrote the cross-fitted metrics to {out}"
+    assert json_module.loads(out.read_text()) == results
