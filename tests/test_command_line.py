@@ -365,7 +365,7 @@ def test_calibrate_prints_a_threshold_above_1_as_route_does(
         main(["calibrate", "--prompts", str(prompts), "--strong-share", "0", "--router", "mf"]) == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("threshold above 1 (no call goes strong) sends 0.0% of 20"), out
+    assert out.startswith("threshold above 1 (no call goes strong) sends 0.0% of p.jsonl (20 prompts)"), out
     assert "1.000000" not in out
 
 
