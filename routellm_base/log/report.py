@@ -40,8 +40,8 @@ from ..calibration import Calibration
 from ..checkpoints import check_router_spec, stored_calibration
 from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_prices
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
-from .schema import comparisons, decisions, feedback, pool_candidates
-from .store import create_log_engine, existing_log_url, unreadable_log_error
+from .schema import comparisons, decisions, feedback, pool_candidates, settings
+from .store import create_log_engine, existing_log_url, stored_prices, unreadable_log_error
 
 BIN_CHOICES_S: tuple[float, ...] = (
     *(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
@@ -152,15 +152,16 @@ class CostSummary:
     """Models with no price, whose calls cost or compare as unknown (pass their prices)."""
     priced_calls: int = 0
     """Calls whose cost is known (those ``total_cost_usd`` sums)."""
-    calls: int = 0
-    """Two-model calls in the log (pool calls have no strong model); the saving is known only
-    when every one of them compares."""
+    pair_calls: int = 0
+    """Two-model calls in the log (pool calls have no strong model: the pool section counts
+    them); the saving is known only when every one of them compares. ``priced_calls`` and
+    ``total_cost_usd`` count every call, pool calls too."""
 
     @property
     def savings_usd(self) -> float | None:
         """``always_strong_usd - cost_usd``; ``None`` (unknown) unless every call compares: a
         saving over a subset (e.g. only the strong calls, which save nothing) is not the log's."""
-        if self.calls_compared < self.calls or self.cost_usd is None:
+        if self.calls_compared < self.pair_calls or self.cost_usd is None:
             return None
         return (self.always_strong_usd or 0.0) - self.cost_usd
 
@@ -535,6 +536,10 @@ def build_report(
                 c["name"] for c in inspect(connection).get_columns(decisions.name)
             }
             rows = [dict(r._mapping) for r in connection.execute(_decision_query(has_pool))]
+            if settings.name in tables:
+                # The prices the log's writers priced its calls at (a pool's); --price wins.
+                logged = as_prices(stored_prices(connection))
+                price_table = {**DEFAULT_PRICES, **logged, **as_prices(prices)}
             pool_rows = [r for r in rows if r.get("pool_policy") is not None]
             pool_models: list[str] = []
             pool_comparisons: list[dict[str, Any]] = []

@@ -210,7 +210,31 @@ def _plot_cost(ax: Any, report: LogReport) -> None:
         fontsize=9,
     )
     ax.set_ylim(bottom=0)
+    usd_axis(ax)
     ax.legend(fontsize=8, loc="lower right")
+
+
+def usd_axis(ax: Any) -> None:
+    """Label ``ax``'s y ticks in dollars with as many decimals as their step needs (at least 2):
+    a spend of $0.00000049 reads "$0.0000004", not a bare "1e-7" offset over 0 to 5."""
+    from matplotlib.ticker import Formatter
+
+    class _Usd(Formatter):
+        ticks: list[float] = []
+
+        def set_locs(self, locs: Any) -> None:
+            self.ticks = sorted(locs)
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            locs = self.ticks
+            steps = [b - a for a, b in zip(locs, locs[1:]) if b > a]
+            step = min(steps) if steps else abs(x) or 1.0
+            decimals = 2  # the fewest that show every tick step exactly (a 2.5e-7 step: 8)
+            while decimals < 12 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
+                decimals += 1
+            return f"${x:,.{decimals}f}"
+
+    ax.yaxis.set_major_formatter(_Usd())
 
 
 def _plot_pool_spend(ax: Any, report: LogReport) -> None:
@@ -235,7 +259,8 @@ def _plot_pool_spend(ax: Any, report: LogReport) -> None:
                 label=f"always {_short(pool.baseline_model, 34)}")  # fmt: skip
         top = max(top, always[-1])
     known = "" if c.priced_calls == report.calls else f" ({c.priced_calls} calls of known cost)"
-    text = f"{report.calls} pool calls: {usd_text(c.total_cost_usd)} spent{known}"
+    noun = "pool call" if report.calls == 1 else "pool calls"
+    text = f"{report.calls} {noun}: {usd_text(c.total_cost_usd)} spent{known}"
     if pool.baseline_model is None:
         text += "\nagainst the priciest model: unknown (a model has no price)"
     elif pool.always_baseline_usd is None:
@@ -248,6 +273,7 @@ def _plot_pool_spend(ax: Any, report: LogReport) -> None:
     ax.text(0.02, 0.95, text, transform=ax.transAxes, va="top", fontsize=9,
             parse_math=False)  # fmt: skip
     ax.set_ylim(0, max(top, 1e-12) * 1.35)  # room for the text above the lines
+    usd_axis(ax)
     ax.legend(fontsize=8, loc="lower right")
 
 

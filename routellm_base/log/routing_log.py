@@ -38,7 +38,7 @@ from ..judging import PairVerdict
 from ..routing_text import ChatTurn, turn_texts
 from ..shadow import Comparison
 from .schema import OUTCOMES, comparisons, decisions, feedback, pool_candidates
-from .store import create_log_engine, log_url, read_salt, upgrade
+from .store import create_log_engine, log_url, read_salt, store_prices, upgrade
 
 logger = logging.getLogger("routellm_base.log")
 
@@ -149,7 +149,8 @@ class RoutingLog:
         self.url = log_url(target)
         self.store_prompts = store_prompts
         self.redact = redact
-        self.prices = {**DEFAULT_PRICES, **as_prices(prices)}
+        self._given_prices = as_prices(prices)
+        self.prices = {**DEFAULT_PRICES, **self._given_prices}
         self.max_queue = max_queue
         self._engine = create_log_engine(self.url)
         self._lock = threading.Lock()
@@ -179,7 +180,7 @@ class RoutingLog:
         options = {
             "store_prompts": self.store_prompts,
             "redact": self.redact,
-            "prices": self.prices,
+            "prices": self._given_prices,
             "max_queue": self.max_queue,
         }
         return (_reopen, (self.url.render_as_string(hide_password=False), options))
@@ -431,6 +432,15 @@ class RoutingLog:
     def _open_store(self) -> bytes:
         """Create or upgrade the schema and read the salt; raises what the store raised."""
         upgrade(self._engine)
+        # The prices given to this log (a pool's, in serve) go with it, so that its report
+        # prices the pool's baseline as the calls were priced, without --price.
+        store_prices(
+            self._engine,
+            {
+                name: (p.input_per_million, p.output_per_million)
+                for name, p in self._given_prices.items()
+            },
+        )
         self._salt = bytes.fromhex(read_salt(self._engine))
         return self._salt
 

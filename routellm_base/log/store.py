@@ -193,3 +193,41 @@ def read_salt(engine: Engine) -> str:
             select(settings.c.value).where(settings.c.key == "prompt_hash_salt")
         ).scalar_one()
     return str(value)
+
+
+PRICES_KEY = "prices"
+"""The ``routellm_log_settings`` key of the prices the log's writers were given (JSON
+``{model: [input, output]}``, USD per 1M tokens): what ``cost_usd`` was priced at, read back by
+``routellm report`` so that a pool log's baseline needs no ``--price``."""
+
+
+def stored_prices(connection: Any) -> dict[str, tuple[float, float]]:
+    """The prices stored with the log (empty when none, or not JSON)."""
+    import json
+
+    value = connection.execute(
+        select(settings.c.value).where(settings.c.key == PRICES_KEY)
+    ).scalar_one_or_none()
+    try:
+        table = json.loads(value) if value else {}
+        return {str(k): (float(v[0]), float(v[1])) for k, v in table.items()}
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return {}
+
+
+def store_prices(engine: Engine, prices: dict[str, tuple[float, float]]) -> None:
+    """Merge ``prices`` into the log's stored prices (a later writer's price wins)."""
+    import json
+
+    if not prices:
+        return
+    with engine.begin() as connection:
+        merged = {**stored_prices(connection), **prices}
+        value = json.dumps({k: list(v) for k, v in sorted(merged.items())})
+        if (
+            connection.execute(
+                settings.update().where(settings.c.key == PRICES_KEY).values(value=value)
+            ).rowcount
+            == 0
+        ):
+            connection.execute(settings.insert().values(key=PRICES_KEY, value=value))

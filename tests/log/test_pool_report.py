@@ -128,9 +128,10 @@ def test_the_text_and_json_reports_show_the_pool(logs, tmp_path: Path, capsys):
         assert data["cost"][key] is None, key
     assert data["cost"]["total_cost_usd"] == pytest.approx(data["pool"]["cost_usd"])
     assert all(b["strong"] is None and b["strong_share"] is None for b in data["bins"])
-    # The models' prices are not in the default table: the saving is unknown, and says why.
-    assert data["pool"]["baseline_model"] is None and data["pool"]["savings_usd"] is None
-    assert "against always the priciest model: unknown (give --price" in text
+    # The models' prices are not in the default table, but the log stored those its calls were
+    # priced at: the saving is known without --price.
+    assert data["pool"]["baseline_model"] == BIG and data["pool"]["savings_usd"] > 0
+    assert "unknown (give --price" not in text
 
 
 def test_the_pool_report_counts_savings_against_the_priciest_model(logs, tmp_path: Path, capsys):
@@ -194,7 +195,7 @@ def test_a_mixed_log_reports_the_two_model_part_alone(logs, tmp_path: Path):
     assert report.strong == 4 and report.strong_share == pytest.approx(0.4)  # not 4 / 50
     assert report.judged.comparisons == 3 and report.judged.judged == 3  # not the pool's 40
     assert report.pool.comparisons == report.pool.judged == 40
-    assert report.cost.calls == report.cost.calls_compared == 10
+    assert report.cost.pair_calls == report.cost.calls_compared == 10
     assert report.cost.savings_usd is not None and report.cost.savings_usd > 0
     data = report.to_dict()
     assert data["strong_share"] == pytest.approx(0.4) and data["judged"]["comparisons"] == 3
@@ -259,4 +260,31 @@ def test_the_pool_plot_has_its_panels_uncut_and_unobstructed(logs, length, tmp_p
     assert len(points) == 3
     assert not any(legend.contains(x, y) for x, y in points)  # the legend covers no point
     assert legend.y1 <= quality.get_window_extent(renderer).y0  # under the panel
+    plt.close(fig)
+
+
+def test_a_one_call_pool_log_prices_its_baseline_from_the_log(tmp_path: Path, capsys):
+    """A trial: a serve log of one pool call (prices in its [pool] config) reported "against
+    always the priciest model: unknown (give --price ...)", ``cost.calls`` 0 beside
+    ``priced_calls`` 1, "1 pool calls" and a cost axis of 0 to 5 under a bare 1e-7."""
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "one.db"
+    _pool_log(path, timedelta(seconds=1), calls=1)
+    assert main(["report", "--log", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pool"]["baseline_model"] == BIG and data["pool"]["savings_usd"] is not None
+    assert data["cost"]["pair_calls"] == 0 and data["cost"]["priced_calls"] == 1
+    assert "calls" not in data["cost"]
+    # --price still wins over the log's prices.
+    assert main(["report", "--log", str(path), "--json", f"--price={MID}=100,100"]) == 0
+    assert json.loads(capsys.readouterr().out)["pool"]["baseline_model"] == MID
+    fig = report_figure(build_report(path))
+    fig.canvas.draw()
+    cost = {ax.get_label(): ax for ax in fig.axes}["cost"]
+    [note] = [t.get_text() for t in cost.texts]
+    assert note.startswith("1 pool call: $") and "always " + BIG[:10] in note
+    labels = [t.get_text() for t in cost.get_yticklabels() if t.get_text()]
+    assert labels and all(label.startswith("$") for label in labels), labels
+    assert len(set(labels)) == len(labels) and cost.yaxis.get_offset_text().get_text() == ""
     plt.close(fig)
