@@ -226,7 +226,14 @@ def eval_pool(args: argparse.Namespace) -> int:
     out: list[dict[str, Any]] = []
     for spec in args.benchmark:
         kind, sep, rest = spec.partition(":")
-        if sep and kind in ("routerbench", "llmrouter") and "," not in rest:
+        if not sep or not rest or kind not in ("routerbench", "llmrouter"):
+            # Checked here: load_pool_source's message is train's (--data, more forms, train
+            # split by default).
+            raise PoolError(
+                f"--benchmark {spec!r}: --pool reads routerbench:DIR[,SPLIT] (RouterBench CSVs) "
+                "or llmrouter:DIR[,SPLIT] (LLMRouter JSON), SPLIT test unless given"
+            )
+        if "," not in rest:
             spec = f"{spec},test"
         data = load_pool_sources([spec], model_map)
         if data.costs is None:

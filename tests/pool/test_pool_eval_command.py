@@ -168,3 +168,13 @@ def test_eval_plot_titles_the_benchmark_router_and_items(tmp_path: Path, capsys,
     assert main([*args, "--plot", str(out), "--at-cost", "1"]) == 0
     assert out.stat().st_size > 10_000
     assert titles == [("LLMRouter test split, 12 items: router zero_shot", 1.0)]
+
+
+def test_a_bad_benchmark_is_named_with_evals_own_forms(capsys):
+    """A trial: ``eval --pool --benchmark mmlu`` printed train's message (--data, rmb/log forms,
+    "SPLIT train by default")."""
+    for spec in ("mmlu", "rmb:pairs.jsonl"):
+        assert main(["eval", "--pool", "--benchmark", spec, "--router", "pool_knn"]) != 0
+        err = capsys.readouterr().err
+        assert f"--benchmark {spec!r}" in err and "SPLIT test unless given" in err, err
+        assert "--data" not in err and "train by default" not in err and "rmb:FILE" not in err
