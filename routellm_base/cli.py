@@ -232,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--json", action="store_true", help="print one JSON object")
     route.set_defaults(func=cmd_route)
 
-    ev = sub.add_parser("eval", help="score routers on benchmarks (PGR, APGR, CPT)")
+    ev = sub.add_parser(
+        "eval",
+        help="score routers on benchmarks (PGR, APGR, CPT)",
+        description="Score routers on benchmarks: a strong/weak router's quality against the "
+        "strong model's share (PGR, APGR, CPT), or with --pool a pool router's cost-quality "
+        "curve on routerbench:DIR[,SPLIT] / llmrouter:DIR[,SPLIT] (SPLIT test unless given).",
+    )
     ev.add_argument(
         "--benchmark",
         action="append",

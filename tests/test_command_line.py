@@ -119,6 +119,14 @@ def test_every_subcommand_has_help_text() -> None:
     assert {choice.dest for choice in sub._choices_actions} == set(_subcommands())
 
 
+def test_eval_and_train_help_has_a_description_line() -> None:
+    """A trial: ``eval --help`` and ``train --help`` began with the options (judge and serve say
+    what they do first)."""
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name in ("eval", "train", "judge", "serve"):
+        assert (sub.choices[name].description or "").strip(), name
+
+
 def test_eval_reads_the_data_folder_from_the_environment(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -365,7 +373,9 @@ def test_calibrate_prints_a_threshold_above_1_as_route_does(
         main(["calibrate", "--prompts", str(prompts), "--strong-share", "0", "--router", "mf"]) == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("threshold above 1 (no call goes strong) sends 0.0% of p.jsonl (20 prompts)"), out
+    assert out.startswith(
+        "threshold above 1 (no call goes strong) sends 0.0% of p.jsonl (20 prompts)"
+    ), out
     assert "1.000000" not in out
 
 

@@ -506,6 +506,9 @@ def add_train_parser(sub: Any) -> None:
     tr = sub.add_parser(
         "train",
         help="train a router checkpoint from battles (needs the train extra, except sw_ranking)",
+        description="Train a router checkpoint (a folder) from battles: a strong/weak router "
+        "(mf, sw_ranking, bert, causal_llm, task_experts) from --data, or a pool router over "
+        "several priced models (pool). Needs the train extra, except sw_ranking.",
     )
     tr.add_argument(
         "family",
