@@ -76,6 +76,34 @@ def output_file(text: str) -> str:
     return text
 
 
+def input_file(text: str) -> str:
+    """A file to read, checked at parse time so the message names the option (argparse adds
+    it): ``no such file: X`` or ``X is a folder, not a file``; ``log:URL`` passes through."""
+    from pathlib import Path
+
+    if text.startswith("log:"):
+        return text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
+PLOT_SUFFIXES = ("png", "svg", "pdf")
+
+
+def plot_file(text: str) -> str:
+    """A plot to write: :func:`output_file`, ending in a suffix matplotlib writes."""
+    suffix = text.rpartition(".")[2].lower() if "." in text.rpartition("/")[2] else ""
+    if suffix not in PLOT_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text}: a plot is written as {', '.join('.' + s for s in PLOT_SUFFIXES)}"
+        )
+    return output_file(text)
+
+
 def router_spec(text: str) -> str:
     """A bundled router name, ``random`` or a checkpoint folder (checked without loading)."""
     from .checkpoints import check_router_spec

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from .arg_types import cosine, int_at_least, output_file, share
+from .arg_types import cosine, input_file, int_at_least, output_file, share
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument(
         "--prompts",
         required=True,
+        type=input_file,
         help="your prompts: a .jsonl file of objects with 'prompt', one a line; any other file "
         "is read as text, one prompt a line; or log:PATH (the routed calls of a routing log "
         "written with store_prompts=True)",
@@ -343,9 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument(
         "--train",
         required=True,
+        type=input_file,
         help="training prompts: JSONL with 'prompt' (and 'id'), or one per line",
     )
-    dc.add_argument("--eval", required=True, help="evaluation prompts, same formats")
+    dc.add_argument(
+        "--eval", required=True, type=input_file, help="evaluation prompts, same formats"
+    )
     dc.add_argument(
         "--router",
         default=DEFAULT_ROUTER,

@@ -8,8 +8,17 @@ import argparse
 import json
 from typing import Any
 
-from .arg_types import int_at_least, output_file
+from .arg_types import int_at_least, plot_file
 from .errors import RoutingInputError
+
+
+def log_target(text: str) -> str:
+    """``--log``: a folder is refused at parse time (a SQLite log is a file)."""
+    from pathlib import Path
+
+    if "://" not in text and Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a routing log")
+    return text
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -56,10 +65,16 @@ def add_report_parser(sub: Any) -> None:
         "always-strong, judged win rate by win-rate bucket, drift against the calibration",
     )
     rp.add_argument(
-        "--log", required=True, help="the routing log: a SQLite path or a SQLAlchemy URL"
+        "--log",
+        required=True,
+        type=log_target,
+        help="the routing log: a SQLite path or a SQLAlchemy URL",
     )
     rp.add_argument(
-        "--plot", type=output_file, default=None, help="also write a PNG (needs the 'report' extra)"
+        "--plot",
+        type=plot_file,
+        default=None,
+        help="also write the plot: a .png, .svg or .pdf (needs the 'report' extra)",
     )
     rp.add_argument("--json", action="store_true", help="print one JSON object")
     rp.add_argument(

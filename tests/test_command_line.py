@@ -349,7 +349,7 @@ def test_every_option_with_a_default_says_it_and_numeric_options_name_their_unit
             ["route", "hi", "--strong-share", "2"],
             "argument --strong-share: must be a share in [0, 1]",
         ),
-        (["calibrate", "--prompts", "p", "--strong-share", "-1"], "must be a share in [0, 1]"),
+        (["calibrate", "--strong-share", "-1", "--prompts", "p"], "must be a share in [0, 1]"),
         (["report", "--log", "x", "--buckets", "0"], "argument --buckets: must be at least 1"),
     ],
 )
@@ -591,7 +591,9 @@ def test_a_folder_given_as_an_input_file_is_a_one_line_error(
         ["calibrate", "--prompts", str(tmp_path), "--strong-share", "0.3"],
         ["decontaminate", "--train", str(tmp_path), "--eval", str(evals)],
     ):
-        assert main(argv) == 2, argv
+        with pytest.raises(SystemExit) as exit_:  # refused when parsed, naming the option
+            main(argv)
+        assert exit_.value.code == 2, argv
         err = capsys.readouterr().err
         assert f"{tmp_path} is a folder, not a file" in err, (argv, err)
 
@@ -640,3 +642,26 @@ def test_pool_only_eval_options_without_pool_are_refused(
     argv = ["eval", "--router", "random", "--benchmark", "gsm8k", "--model-map", "a=b"]
     assert main(argv) == 2
     assert "--model-map needs --pool" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calibrate", "--prompts", "nofile.txt"], "argument --prompts: no such file: nofile.txt"),
+        (["decontaminate", "--train", "nofile", "--eval", "x"], "argument --train: no such file"),
+        (["serve", "--config", "{tmp}"], "argument --config: {tmp} is a folder, not a file"),
+        (["report", "--log", "{tmp}"], "argument --log: {tmp} is a folder, not a routing log"),
+        (["report", "--log", "x.db", "--plot", "r.txt"], "argument --plot: r.txt: a plot is"),
+    ],
+)
+def test_a_missing_file_or_a_folder_is_named_with_its_option(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: "[Errno 2] No such file or directory", "does not exist" for a folder, and
+    matplotlib's bare "Format 'txt' is not supported" after the report."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message.replace("{tmp}", str(tmp_path)) in err, err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..arg_types import share
+from ..arg_types import input_file, share
 from ..policy import DEFAULT_STRONG_SHARE
 from .config import LOG_LEVELS, config_from_args
 
@@ -29,6 +29,7 @@ def add_serve_parser(sub: Any) -> None:
     sv.add_argument(
         "--config",
         default=None,
+        type=input_file,
         help="settings file (.toml or .json); flags given here override it. Only the file "
         "configures a [pool] of several priced models: router (zero_shot, the default, pool_knn "
         "or a folder of `routellm train pool`), a policy (cost_weight, quality_tolerance or "
