@@ -112,7 +112,7 @@ def test_bad_settings_are_refused_by_name(settings, message):
     assert message in str(info.value)
 
 
-def test_bad_config_files_are_refused(tmp_path):
+def test_bad_config_files_are_refused(tmp_path, capsys):
     for name, text, message in [
         ("a.yaml", "x: 1", "must end in .toml or .json"),
         ("b.toml", "router = ", "not valid TOML"),
@@ -122,8 +122,11 @@ def test_bad_config_files_are_refused(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(ServeConfigError, match=re.escape(message)):
             _config(["--config", str(tmp_path / name)])
-    with pytest.raises(ServeConfigError, match="does not exist"):
-        _config(["--config", str(tmp_path / "missing.toml")])
+    # Refused when parsed, naming --config (a folder was said not to exist).
+    for path, message in ((tmp_path / "missing.toml", "no such file"), (tmp_path, "is a folder")):
+        with pytest.raises(SystemExit):
+            _config(["--config", str(path)])
+        assert "argument --config: " in (err := capsys.readouterr().err) and message in err
 
 
 def test_unset_key_variables_stop_start_up(monkeypatch, capsys):
