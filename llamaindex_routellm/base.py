@@ -152,38 +152,25 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """The tighter limits of the two sides (of every model of a pool), so prompts fit
-        whichever one is chosen."""
+        """The tightest limits of the models a call may go to (the two sides, or every model of
+        a pool), so prompts fit whichever one is chosen; function calling only when every one
+        calls functions."""
         if self.models is not None:
-            return self._pool_metadata()
-        strong, weak = self.strong.metadata, self.weak.metadata  # type: ignore[union-attr]
-        return LLMMetadata(
-            context_window=_min_known(strong.context_window, weak.context_window),
-            num_output=_min_known(strong.num_output, weak.num_output),
-            # Always a chat model: predict() then hands messages to the chosen side's chat(),
-            # which applies that side's own prompt format. As a "completion model" the router
-            # would format prompts with *its* completion_to_prompt and the side's be skipped.
-            is_chat_model=True,
-            is_function_calling_model=can_call_functions(self.strong)  # type: ignore[arg-type]
-            and can_call_functions(self.weak),  # type: ignore[arg-type]
-            model_name=f"routellm({self._side_name('strong')}|{self._side_name('weak')})",
-            system_role=strong.system_role
-            if strong.system_role == weak.system_role
-            else MessageRole.SYSTEM,
-        )
-
-    def _pool_metadata(self) -> LLMMetadata:
-        """:attr:`metadata` of a pool: the tightest limits of all its models; function calling
-        only when every model calls functions."""
-        llms = list(self.models.values())  # type: ignore[union-attr]
-        metas = [llm.metadata for llm in llms]
+            names, llms = list(self.models), list(self.models.values())
+        else:
+            names = [self._side_name("strong"), self._side_name("weak")]
+            llms = [self.strong, self.weak]
+        metas = [llm.metadata for llm in llms]  # type: ignore[union-attr]
         roles = {m.system_role for m in metas}
         return LLMMetadata(
             context_window=_min_known(*(m.context_window for m in metas)),
             num_output=_min_known(*(m.num_output for m in metas)),
-            is_chat_model=True,  # as for two models: each model's own chat() formats prompts
-            is_function_calling_model=all(can_call_functions(llm) for llm in llms),
-            model_name=f"routellm({'|'.join(self.models)})",  # type: ignore[arg-type]
+            # Always a chat model: predict() then hands messages to the chosen model's chat(),
+            # which applies that model's own prompt format. As a "completion model" the router
+            # would format prompts with *its* completion_to_prompt and the model's be skipped.
+            is_chat_model=True,
+            is_function_calling_model=all(can_call_functions(llm) for llm in llms),  # type: ignore[arg-type]
+            model_name=f"routellm({'|'.join(names)})",
             system_role=roles.pop() if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
