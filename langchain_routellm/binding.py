@@ -62,16 +62,12 @@ def transform(
     try:
         return getattr(model, method)(*args, **kwargs)
     except (NotImplementedError, AttributeError) as exc:
-        if router.models is not None:
-            raise ValueError(
-                f"RouterChatModel.{method}: the pool's model {side!r} ({type(model).__name__}) "
-                f"does not support it, so calls routed to it could not either. Give a model "
-                f"that does, or leave {side!r} out of models=. ({exc!r})"
-            ) from exc
+        pool = router.models is not None
         raise ValueError(
-            f"RouterChatModel.{method}: the {side} model ({type(model).__name__}) does not "
-            f"support it, so calls routed to the {side} side could not either. Give a "
-            f"model that does as {side}=. ({exc!r})"
+            f"RouterChatModel.{method}: the {'pool' if pool else side} model"
+            f"{f' {side!r}' if pool else ''} ({type(model).__name__}) does not support it, so "
+            "calls routed to it could not either. Give a model that does"
+            f"{f', or leave {side!r} out of models=' if pool else f' as {side}='}. ({exc!r})"
         ) from exc
 
 

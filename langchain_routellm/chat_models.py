@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from routellm_base import ChatTurn, RoutingDecision
 from routellm_base.decision import Side
-from routellm_base.pool_fields import ROUTE_KWARGS
+from routellm_base.pool_fields import CALL_SETTINGS, lift_settings
 from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
 from routellm_base.router_fields import MODELS_DOC, RouterFields
 
@@ -30,6 +30,8 @@ from . import binding
 _TOOL_KWARGS = frozenset(("tools", "functions", "tool_choice", "response_format"))
 """Call kwargs that make a call a tool call or structured output: such calls are not shadowed."""
 
+In = LanguageModelInput
+Config = RunnableConfig | None
 Msgs = list[BaseMessage]
 Stop = list[str] | None
 Sync = CallbackManagerForLLMRun | None
@@ -45,38 +47,10 @@ class _Args(NamedTuple):
     kwargs: dict[str, Any]
 
 
-_CONFIGURABLE = (*ROUTE_KWARGS, FORCE_KWARG)
-"""The ``config["configurable"]`` keys a pool's call reads its per-call settings from."""
-
-_POOL_SPECS = tuple(
-    ConfigurableFieldSpec(id=key, annotation=annotation, name=key, description=text, default=None)
-    for key, annotation, text in (
-        (
-            "allowed_models",
-            list[str] | None,
-            "The pool's models this call may go to (default: all).",
-        ),
-        (
-            "cost_weight",
-            float | None,
-            "lambda >= 0: quality given up per extra USD per 1,000 calls.",
-        ),
-        (
-            "quality_tolerance",
-            float | None,
-            "tau in [0, 1]: the cheapest model predicted within tau of the best one.",
-        ),
-        (
-            "budget",
-            float | None,
-            "USD per 1,000 calls: lambda is solved so the last budget_window budgeted calls "
-            "cost this on average.",
-        ),
-        ("max_cost", float | None, "A hard ceiling, USD per call."),
-        (FORCE_KWARG, str | None, "The pool model to answer this call, skipping the router."),
-    )
-)
-"""The ``config["configurable"]`` keys a pool reads, as :attr:`RouterChatModel.config_specs`."""
+_POOL_SPECS = [
+    ConfigurableFieldSpec(id=key, annotation=kind, name=key, description=text, default=None)
+    for key, (kind, text) in CALL_SETTINGS.items()
+]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 """Engine roles of LangChain's message types (a chunk's type names its class)."""
@@ -104,9 +78,9 @@ class RouterChatModel(RouterFields, BaseChatModel):
     strong_share=0.3).invoke("Prove that sqrt(2) is irrational").response_metadata["routellm"]``
     is ``{"side": "strong", "win_rate": 0.71, ...}``.
 
-    * Force a side: ``llm.invoke("hi", routellm_force="strong")``, ``llm.bind(...)``, or a
-      chain's config ``{"metadata": {"routellm_force": "strong"}}`` (read from the router's
-      run; a direct ``llm.stream(...)`` has no run, so force its side with the argument).
+    * Force a side: ``llm.invoke("hi", routellm_force="strong")``, ``llm.bind(...)``, or the
+      config's ``{"metadata": {"routellm_force": "strong"}}`` (of the call or of the chain or
+      agent it runs in; the legacy ``generate()`` takes the argument only).
     * One run per call: the chosen model's own hooks answer under the router's run (as
       ``ChatHuggingFace`` wraps its model), so tokens, usage and the decision are reported once;
       the chosen model's callbacks, tags, cache and ``output_version`` conversion are not used,
@@ -117,29 +91,10 @@ class RouterChatModel(RouterFields, BaseChatModel):
       their bound tools), forced side and call options.
 
     **A pool of several models**: ``RouterChatModel(models={"gpt-4o": ChatOpenAI(model=
-    "gpt-4o"), "gpt-4o-mini": ChatOpenAI(model="gpt-4o-mini"), "llama": ...}, prices={"gpt-4o":
-    (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "llama": (0.2, 0.2)}, cost_weight=0.05)`` (prices
-    in USD per million input/output tokens). Each call goes to one of them by each model's
-    predicted quality and expected cost under the policy (``cost_weight``,
-    ``quality_tolerance``, ``budget``, ``max_cost``: see the fields); the default router is the
-    zero-shot start over the bundled router (``router=`` takes a trained
-    ``routellm_base.pool.PoolRouter``).
-
-    * Per call, as arguments or ``config["configurable"]`` keys (also through a chain, an
-      agent or ``with_config``): ``routellm_force=<name>``, ``allowed_models=[names]``,
-      ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost`` (taken out before the
-      chosen model is called). An argument wins over the config.
-      Unknown names raise :class:`~routellm_base.errors.PoolError`, a bad value
-      :class:`~routellm_base.errors.InvalidPolicyError`, before any model is called.
-    * ``response_metadata["routellm"]`` (and ``additional_kwargs["routellm"]``) holds the
-      decision: ``side``/``model`` the model that answered, ``expected_cost`` its expected USD
-      per call, and ``pool``: each candidate's predicted ``quality`` (0..1) and
-      ``expected_cost`` (USD per call), the ``policy`` and its ``knob``, ``order``, the
-      fallback order (with ``fallback=True`` a failing model's call goes to the next one in
-      it), ``excluded`` (why each other model may not take the call) and ``extra`` (what the
-      router's prediction rests on: the zero-shot router's ``difficulty`` and ``win_rate``).
-    * ``cost_report()`` is a ``PoolCostReport``: totals per model, savings against always
-      using the pool's most expensive model.
+    "gpt-4o"), "gpt-4o-mini": ..., "llama": ...}, prices={"gpt-4o": (2.5, 10.0), ...},
+    cost_weight=0.05)``. Its per-call settings are call arguments or ``config["configurable"]``
+    keys (through a chain, an agent or ``with_config``; an argument wins); its policy, decision
+    record and cost report: see :class:`~routellm_base.router_fields.RouterFields`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -188,21 +143,15 @@ class RouterChatModel(RouterFields, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # With the checkpoint id: a swapped-in checkpoint never answers from the old one's cache.
-        if self.models is not None:
-            sides: dict[str, Any] = {}  # the pool's names are in the routing params
-        else:
-            sides = {"strong": self._side_name("strong"), "weak": self._side_name("weak")}
+        pool = self.models is not None  # a pool's names are in the routing params
+        sides = {} if pool else {s: self._side_name(s) for s in ("strong", "weak")}
         call = {"stop": self.stop, "temperature": self.temperature, "max_tokens": self.max_tokens}
         return {**sides, **self._routing_params(), **call}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         # Not BaseChatModel's own: its hasattr probes of missing pydantic attributes are slow.
         model = kwargs.get("model")
-        if self.models is None:
-            pair = f"{self._side_name('strong')}|{self._side_name('weak')}"
-        else:
-            pair = "|".join(self.models)
-        name = model if isinstance(model, str) else pair
+        name = model if isinstance(model, str) else self._models_label()
         params = LangSmithParams(ls_provider="routellm", ls_model_name=name, ls_model_type="chat")
         temperature = kwargs.get("temperature", self.temperature)
         if isinstance(temperature, int | float):
@@ -220,73 +169,33 @@ class RouterChatModel(RouterFields, BaseChatModel):
         sides = [f"{c.key}={c.model._get_llm_string(**c.bound)}" for c in self._candidates()]
         return "---".join([super()._get_llm_string(stop=stop, **kwargs), *sides])
 
-    # BaseChatModel._generate_with_cache keys the LLM cache on the call's kwargs alone and no hook
-    # sees the run's metadata before the lookup: a side forced there becomes a kwarg first.
-    def _generate_with_cache(
-        self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
-    ) -> ChatResult:
-        forced = _forced(_Args(messages, stop, run_manager, kwargs), pop=False)
-        kwargs = {**kwargs, FORCE_KWARG: forced} if forced is not None else kwargs
-        return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+    # BaseChatModel hands its hooks neither the config's metadata (before the cache lookup) nor
+    # its configurable: the four entry points lift a forced model and a pool's per-call settings
+    # into the call's arguments (an argument wins), as _ConfigurableModel reads its config in
+    # these four, so the hooks and the LLM cache key see them as call arguments.
+    def invoke(self, input: In, config: Config = None, **kwargs: Any) -> AIMessage:
+        return super().invoke(input, config, **self._lifted(config, kwargs))
 
-    async def _agenerate_with_cache(
-        self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
-    ) -> ChatResult:
-        forced = _forced(_Args(messages, stop, run_manager, kwargs), pop=False)
-        kwargs = {**kwargs, FORCE_KWARG: forced} if forced is not None else kwargs
-        return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+    async def ainvoke(self, input: In, config: Config = None, **kwargs: Any) -> AIMessage:
+        return await super().ainvoke(input, config, **self._lifted(config, kwargs))
 
-    # A pool's per-call settings may come in config["configurable"], which BaseChatModel hands
-    # none of its hooks: each entry point lifts them into the call's arguments (an argument
-    # wins), as _ConfigurableModel reads its config in these four, so the hooks and the LLM
-    # cache key see them as call arguments.
-    def invoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        if self.models is not None:
-            kwargs = _configured(config, kwargs)
-        return super().invoke(input, config, stop=stop, **kwargs)
-
-    async def ainvoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        if self.models is not None:
-            kwargs = _configured(config, kwargs)
-        return await super().ainvoke(input, config, stop=stop, **kwargs)
-
-    def stream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[AIMessageChunk]:
-        if self.models is not None:
-            kwargs = _configured(config, kwargs)
-        return super().stream(input, config, stop=stop, **kwargs)
+    def stream(self, input: In, config: Config = None, **kwargs: Any) -> Iterator[AIMessageChunk]:
+        return super().stream(input, config, **self._lifted(config, kwargs))
 
     def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
+        self, input: In, config: Config = None, **kwargs: Any
     ) -> AsyncIterator[AIMessageChunk]:
+        return super().astream(input, config, **self._lifted(config, kwargs))
+
+    def _lifted(self, config: Config, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # The call's config merged over the one it runs under (a chain's, an agent's).
+        config = ensure_config(config)
         if self.models is not None:
-            kwargs = _configured(config, kwargs)
-        return super().astream(input, config, stop=stop, **kwargs)
+            kwargs = lift_settings(config.get("configurable"), kwargs)
+        forced = (config.get("metadata") or {}).get(FORCE_KWARG)
+        if forced is not None and FORCE_KWARG not in kwargs:
+            kwargs = {**kwargs, FORCE_KWARG: forced}
+        return kwargs
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
@@ -303,14 +212,10 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: LanguageModelInput, *, force: Side | str | None = None, **route: Any
     ) -> RoutingDecision:
         """How a call with these messages would be routed, without calling any model (a dry
-        run: it does not enter a ``share_window``, nor a pool's budget window). A pool also
-        takes the per-call settings: ``allowed_models``, ``cost_weight``,
-        ``quality_tolerance``, ``budget``, ``max_cost``."""
+        run: it does not enter a ``share_window``, nor a pool's budget window); a pool's
+        per-call settings as for a call."""
         turns = messages_to_turns(self._convert_input(messages).to_messages())
-        settings = self._take_route(route)
-        if route:
-            raise TypeError(f"decide() got unexpected keyword arguments {sorted(route)}")
-        return self._dry_run(turns, self._checked_force(force), settings)
+        return self._dry_run(turns, *self._dry_route(force, route, "decide"))
 
     def bind_tools(
         self,
@@ -341,21 +246,21 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> ChatResult:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = self._decided_call(*self._routing(args))
+        call = self._decided_call(messages_to_turns(messages), *self._pop_route(kwargs))
         return self._result(call, call.run(self._attempt(args, stream=False)), args)
 
     async def _agenerate(
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> ChatResult:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = await self._adecided_call(*self._routing(args))
+        call = await self._adecided_call(messages_to_turns(messages), *self._pop_route(kwargs))
         return self._result(call, await call.arun(self._aattempt(args, stream=False)), args)
 
     def _stream(
         self, messages: Msgs, stop: Stop = None, run_manager: Sync = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = self._decided_call(*self._routing(args))
+        call = self._decided_call(messages_to_turns(messages), *self._pop_route(kwargs))
         chunks = call.stream(self._attempt(args, stream=True))
         yield from call.tagged(chunks, _annotated_chunk, self._end_of_stream(call, args))
 
@@ -363,16 +268,10 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: Msgs, stop: Stop = None, run_manager: Async = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
         args = _Args(messages, stop, run_manager, kwargs)
-        call = await self._adecided_call(*self._routing(args))
+        call = await self._adecided_call(messages_to_turns(messages), *self._pop_route(kwargs))
         chunks = call.astream(self._aattempt(args, stream=True))
         async for chunk in call.atagged(chunks, _annotated_chunk, self._end_of_stream(call, args)):
             yield chunk
-
-    def _routing(self, args: _Args) -> tuple[list[ChatTurn], str | None, dict[str, Any] | None]:
-        """The call's turns, forced candidate and (a pool's) per-call settings, taken out of
-        its arguments before any candidate sees them."""
-        route = self._take_route(args.kwargs)
-        return messages_to_turns(args.messages), _forced(args, pop=True), route
 
     # -- calling a side, and its answer ---------------------------------------------------------
 
@@ -487,27 +386,6 @@ def _annotated_chunk(
     return ChatGenerationChunk(
         message=message.model_copy(update=update), generation_info=info or None
     )
-
-
-def _configured(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with a pool's per-call settings from ``config["configurable"]`` (the call's
-    own config merged over the one it runs under, as ``ensure_config`` gives it) added where
-    the call does not give them."""
-    configurable = ensure_config(config).get("configurable") or {}
-    lifted = {k: configurable[k] for k in _CONFIGURABLE if k in configurable and k not in kwargs}
-    return {**kwargs, **lifted} if lifted else kwargs
-
-
-def _forced(args: _Args, *, pop: bool) -> Any:
-    """The side a call forces: its ``routellm_force`` argument (taken out when ``pop``), else
-    its run's metadata. ``BaseChatModel.stream``/``astream`` hand ``_stream`` no run manager,
-    so a stream reads the metadata of the config it runs under (``ensure_config``) instead."""
-    forced = args.kwargs.pop(FORCE_KWARG, None) if pop else args.kwargs.get(FORCE_KWARG)
-    if forced is None and args.run_manager is not None:
-        forced = (args.run_manager.metadata or {}).get(FORCE_KWARG)
-    elif forced is None and pop:
-        forced = (ensure_config().get("metadata") or {}).get(FORCE_KWARG)
-    return forced
 
 
 def _with_run_manager(

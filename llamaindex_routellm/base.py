@@ -80,8 +80,8 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
       the routed ``chat`` hands the tools to the chosen side's ``*_chat_with_tools``, so each
       side prepares its own request (a fallback prepares again on the other side).
       ``get_tool_calls_from_response`` is answered by the side that produced the response.
-    * ``metadata``: the smaller context window and output budget of the two sides, and
-      ``is_chat_model=True`` (each side's own ``chat`` formats prompts its own way).
+    * ``metadata``: the tightest context window and output budget of the models a call may
+      go to, and ``is_chat_model=True`` (each model's own ``chat`` formats its prompts).
     * Each call is one LLM event on the router's callback manager (a ``TokenCountingHandler``
       there counts it once); the sides keep their own callback managers and are never modified.
     * Tokens for costs and the log: as the side reports them (``additional_kwargs``
@@ -91,25 +91,14 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     weak=OpenAI(model="gpt-4o-mini"), strong_share=0.3)``.
 
     **A pool of several models**: ``RouterLLM(models={"gpt-4o": OpenAI(model="gpt-4o"),
-    "gpt-4o-mini": OpenAI(model="gpt-4o-mini"), "llama": ...}, prices={"gpt-4o": (2.5, 10.0),
-    "gpt-4o-mini": (0.15, 0.6), "llama": (0.2, 0.2)}, cost_weight=0.05)`` (USD per million
-    input/output tokens) routes each call to one model by its predicted quality and expected
-    cost under the policy (``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``).
-    Per call, as keyword arguments of any chat/complete method: ``routellm_force=<name>``,
-    ``allowed_models=[names]``, ``cost_weight``, ``quality_tolerance``, ``budget``,
-    ``max_cost`` (taken out before the chosen model is called). The decision in ``additional_kwargs["routellm"]`` then
-    names the model, its ``expected_cost`` (USD per call), and holds ``pool``: each model's
-    predicted ``quality`` and ``expected_cost``, the ``policy``, its ``knob``, the fallback
-    ``order``, ``excluded`` (why each other model may not take the call) and ``extra`` (the
-    zero-shot router's ``difficulty`` and ``win_rate``).
-    ``metadata`` takes the tightest limits of all the models; tools need every model (or the
-    ones a call allows or forces) to be function-calling.
+    "gpt-4o-mini": ..., "llama": ...}, prices={"gpt-4o": (2.5, 10.0), ...}, cost_weight=0.05)``
+    takes its per-call settings as keyword arguments of any chat/complete method (tools need
+    every model it may reach to call functions); its policy, decision record and cost report:
+    see :class:`~routellm_base.router_fields.RouterFields`.
     """
 
     strong: LLM | None = Field(
-        default=None,
-        description="The strong (capable, costly) LLM; calls the router deems hard go here "
-        "(two models).",
+        default=None, description="The strong (capable, costly) LLM, for hard calls (two models)."
     )
     weak: LLM | None = Field(
         default=None, description="The weak (cheap) LLM; every other call goes here (two models)."
@@ -155,11 +144,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         """The tightest limits of the models a call may go to (the two sides, or every model of
         a pool), so prompts fit whichever one is chosen; function calling only when every one
         calls functions."""
-        if self.models is not None:
-            names, llms = list(self.models), list(self.models.values())
-        else:
-            names = [self._side_name("strong"), self._side_name("weak")]
-            llms = [self.strong, self.weak]
+        llms = [candidate.model for candidate in self._candidates()]
         metas = [llm.metadata for llm in llms]  # type: ignore[union-attr]
         roles = {m.system_role for m in metas}
         return LLMMetadata(
@@ -170,23 +155,20 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
             # would format prompts with *its* completion_to_prompt and the model's be skipped.
             is_chat_model=True,
             is_function_calling_model=all(can_call_functions(llm) for llm in llms),  # type: ignore[arg-type]
-            model_name=f"routellm({'|'.join(names)})",
+            model_name=f"routellm({self._models_label()})",
             system_role=roles.pop() if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
     def to_payload(self) -> dict[str, Any]:
         """Observability payload: the router's settings and both sides' own payloads."""
         # Built here rather than via super(): older llama-index-core has no LLM.to_payload.
+        payloads = {c.key: _payload(c.model) for c in self._candidates()}
         return {
             "class_name": self.class_name(),
             **self.metadata.model_dump(),
             **self._routing_params(),
             "route_on_query": self.route_on_query,
-            **(
-                {"models": {c.key: _payload(c.model) for c in self._candidates()}}
-                if self.models is not None
-                else {"strong": _payload(self.strong), "weak": _payload(self.weak)}  # type: ignore[arg-type]
-            ),
+            **({"models": payloads} if self.models is not None else payloads),
         }
 
     # -- routing: route, hand to the chosen side, attach, finish ----------------------------------
@@ -197,32 +179,20 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         """The decision for a prompt or conversation, calling no LLM (enters no share window,
         nor a pool's budget window). A pool also takes the per-call settings:
         ``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``."""
-        return self._dry_run(_turns(messages), *self._route_args(force, route))
+        return self._dry_run(_turns(messages), *self._dry_route(force, route, "route"))
 
     async def aroute(
         self, messages: str | Sequence[ChatMessage], *, force: str | None = None, **route: Any
     ) -> RoutingDecision:
         """:meth:`route` without blocking the event loop (the router runs in a worker thread)."""
-        return await self._adry_run(_turns(messages), *self._route_args(force, route))
-
-    def _route_args(self, force: Any, route: dict[str, Any]) -> tuple[Any, Any]:
-        settings = self._take_route(route)
-        if route:
-            raise TypeError(f"route() got unexpected keyword arguments {sorted(route)}")
-        return self._checked_force(force), settings
-
-    def _routing(self, request: _Request) -> tuple[Any, str | None, dict[str, Any] | None]:
-        """The call's turns, forced candidate and (a pool's) per-call settings, taken out of its
-        keyword arguments before the chosen LLM sees them."""
-        kwargs = request.kwargs
-        route = self._take_route(kwargs)
-        return _turns(request.messages), self._checked_force(kwargs.pop(FORCE_KWARG, None)), route
+        return await self._adry_run(_turns(messages), *self._dry_route(force, route, "aroute"))
 
     def _start(self, request: _Request) -> RoutedCall[LLM]:
-        return self._decided_call(*self._routing(request))
+        return self._decided_call(_turns(request.messages), *self._pop_route(request.kwargs))
 
     async def _astart(self, request: _Request) -> RoutedCall[LLM]:
-        return await self._adecided_call(*self._routing(request))
+        turns = _turns(request.messages)
+        return await self._adecided_call(turns, *self._pop_route(request.kwargs))
 
     def _attempt(self, request: _Request) -> Callable[[Candidate[LLM]], Any]:
         """Calls the request's method of a candidate; a call carrying ``tools`` (prepared by
@@ -319,22 +289,16 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
     # -- tools: FunctionCallingLLM's template drives; these are its hooks -------------------------
 
     def _check_function_calling(self, sides: Sequence[str]) -> None:
+        pool = self.models is not None
         for side in sides:
             if can_call_functions(llm := self._candidate(side).model):
                 continue
-            if self.models is not None:
-                raise SideNotFunctionCallingError(
-                    f"RouterLLM: the pool's model {side!r} ({type(llm).__name__}) is not a "
-                    "function-calling LLM, so tool calls cannot be routed to it. Give "
-                    "FunctionCallingLLMs with metadata.is_function_calling_model=True, or keep "
-                    f"tool calls off it with allowed_models=[...] or {FORCE_KWARG}=..."
-                )
             raise SideNotFunctionCallingError(
-                f"RouterLLM: the {side} side ({type(llm).__name__}, model "
-                f"{llm.metadata.model_name!r}) is not a function-calling LLM, so tool calls "
-                "cannot be routed to it. Give FunctionCallingLLMs with "
-                "metadata.is_function_calling_model=True on both sides, or pin tool calls "
-                f"to the other side with {FORCE_KWARG}=..."
+                f"RouterLLM: {f'the pool model {side!r}' if pool else f'the {side} side'} "
+                f"({type(llm).__name__}, model {llm.metadata.model_name!r}) is not a "
+                "function-calling LLM, so tool calls cannot be routed to it. Give "
+                "FunctionCallingLLMs with metadata.is_function_calling_model=True, or keep tool "
+                f"calls off it with {'allowed_models=[...] or ' if pool else ''}{FORCE_KWARG}=..."
             )
 
     def _prepare_chat_with_tools(
@@ -351,11 +315,7 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         for the chosen side's own ``*_chat_with_tools`` to prepare. Both sides (or the forced
         one; in a pool, every model the call allows) must call functions, so a bad side fails
         on the first tool call, not a late one."""
-        force = self._checked_force(kwargs.get(FORCE_KWARG))
-        allowed = kwargs.get("allowed_models") if self.models is not None else None
-        if isinstance(allowed, str):
-            allowed = [allowed]
-        self._check_function_calling([force] if force else (allowed or self._candidate_keys()))
+        self._check_function_calling(self._reachable(kwargs))
         options = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls}
         # Only pass tool_required when set: older integrations' signatures lack it.
         options.update({"tool_required": True} if tool_required else {})
@@ -433,6 +393,5 @@ def _in_this_context(attempt: Callable[[Candidate[LLM]], Any]) -> Callable[[Cand
 
 def _payload(llm: LLM) -> dict[str, Any]:
     to_payload = getattr(llm, "to_payload", None)
-    if callable(to_payload):
-        return to_payload()
-    return {"class_name": llm.class_name(), "model_name": llm.metadata.model_name}
+    own = {"class_name": llm.class_name(), "model_name": llm.metadata.model_name}
+    return to_payload() if callable(to_payload) else own

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 Side = Literal["strong", "weak"]
 SIDES: tuple[Side, Side] = ("strong", "weak")
 
+FORCE_KWARG = "routellm_force"
+"""The call argument (and, in LangChain, config ``metadata`` key) that forces a candidate by its
+key, skipping the router: ``"strong"`` or ``"weak"`` between two models, a model name in a pool;
+both integrations take it."""
+
 
 def pair_names(candidates: Mapping[str, str]) -> tuple[str, str]:
     """The strong and weak model names of a pool given as ``{key: model name}``.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .costs import ModelPrice
+from .decision import FORCE_KWARG
 from .errors import PoolError, RoutingInputError
 from .pool import Pool, PoolEngine, PoolPolicy, PoolRouter, load_pool_router
 from .routers.base import Router
@@ -40,6 +41,33 @@ per-call ``budget`` is held over the engine's window of that size (``budget_wind
 1,000 calls), shared by every call that gives a budget."""
 
 ROUTE_KWARG_SET = frozenset(ROUTE_KWARGS)
+
+CALL_SETTINGS: dict[str, tuple[Any, str]] = {
+    "allowed_models": (list[str] | None, "The pool's models this call may go to (default: all)."),
+    "cost_weight": (float | None, "lambda >= 0: quality given up per extra USD per 1,000 calls."),
+    "quality_tolerance": (
+        float | None,
+        "tau in [0, 1]: the cheapest model predicted within tau of the best one.",
+    ),
+    "budget": (
+        float | None,
+        "USD per 1,000 calls: lambda is solved so the last budget_window budgeted calls cost "
+        "this on average.",
+    ),
+    "max_cost": (float | None, "A hard ceiling, USD per call."),
+    FORCE_KWARG: (str | None, "The pool model to answer this call, skipping the router."),
+}
+"""A pool's per-call settings, ``name -> (type, description)``: call arguments in both
+integrations; in LangChain also ``config["configurable"]`` keys (its ``config_specs``)."""
+
+
+def lift_settings(configurable: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the :data:`CALL_SETTINGS` that ``configurable`` (a run's
+    ``config["configurable"]``) gives and the call's own arguments do not: an argument wins."""
+    given = configurable or {}
+    lifted = {k: given[k] for k in CALL_SETTINGS if k in given and k not in kwargs}
+    return {**kwargs, **lifted} if lifted else kwargs
+
 
 MAX_POOL_ENGINES = 16
 """Pool engines a model keeps at most (the oldest built goes first)."""

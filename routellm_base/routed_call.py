@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from .costs import CostTracker, count_tokens
-from .decision import RoutingDecision, pair_names
+from .decision import FORCE_KWARG, RoutingDecision, pair_names
 from .engine import RoutingEngine
 from .engine_cache import EngineCache
 from .errors import RoutingInputError
@@ -44,10 +44,6 @@ logger = logging.getLogger("routellm_base.routed_call")
 M = TypeVar("M")
 T = TypeVar("T")
 
-FORCE_KWARG = "routellm_force"
-"""The call argument (and, in LangChain, config ``metadata`` key) that forces a candidate by its
-key, skipping the router: ``"strong"`` or ``"weak"`` between two models, a model name in a pool;
-both integrations take it."""
 
 Answer = ShadowAnswer
 """What finishing a call needs of an answer: its ``text`` and the tokens the model reported

@@ -144,7 +144,28 @@ _TWO_MODELS_ONLY = (
 
 
 class RouterFields(BaseModel):
-    """The routing settings of a routed model and the services its calls share."""
+    """The routing settings of a routed model and the services its calls share.
+
+    **A pool of several models** (``models=`` and ``prices=`` in USD per million input/output
+    tokens): each call goes to one model by each model's predicted quality and expected cost
+    under the policy (``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``); the
+    router is the zero-shot start (``"zero_shot"``, the default) or a trained ``PoolRouter``.
+
+    * Per call, as call arguments (:data:`~routellm_base.pool_fields.CALL_SETTINGS`):
+      ``routellm_force=<name>``, ``allowed_models=[names]``, ``cost_weight``,
+      ``quality_tolerance``, ``budget``, ``max_cost``, taken out before the chosen model is
+      called. An unknown name raises :class:`~routellm_base.errors.PoolError`, a bad value
+      :class:`~routellm_base.errors.InvalidPolicyError`, before any model is called.
+    * The decision (``additional_kwargs["routellm"]``; LangChain: also ``response_metadata``)
+      names the model that answered (``side``/``model``) and its ``expected_cost`` (USD per
+      call), and holds ``pool``: each candidate's predicted ``quality`` (0..1) and
+      ``expected_cost``, the ``policy`` and its ``knob``, ``order`` (the fallback order: with
+      ``fallback=True`` a failing model's call goes to the next one), ``excluded`` (why each
+      other model may not take the call) and ``extra`` (what the prediction rests on: the
+      zero-shot router's ``difficulty`` and ``win_rate``).
+    * ``cost_report()`` is a ``PoolCostReport``: totals per model, and savings against always
+      using the pool's most expensive model.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -559,6 +580,35 @@ class RouterFields(BaseModel):
                 f"{FORCE_KWARG}={force!r} is not a model of the pool {list(self.models)}"
             )
         return force
+
+    def _dry_route(
+        self, force: Any, route: dict[str, Any], method: str
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """A dry run's checked forced candidate and per-call settings; any other keyword
+        argument of ``method`` is a ``TypeError``."""
+        settings = self._take_route(route)
+        if route:
+            raise TypeError(f"{method}() got unexpected keyword arguments {sorted(route)}")
+        return self._checked_force(force), settings
+
+    def _pop_route(self, kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """Take a call's forced candidate and a pool's per-call settings out of its ``kwargs``,
+        before any candidate sees them (a pool's names are checked by its engine)."""
+        route = self._take_route(kwargs)
+        force = kwargs.pop(FORCE_KWARG, None)
+        return (force if self.models is not None else self._checked_force(force)), route
+
+    def _reachable(self, kwargs: dict[str, Any]) -> list[str]:
+        """The candidates a call with these arguments may go to: the forced one, else a pool's
+        ``allowed_models``, else all (names checked; the arguments are left in place)."""
+        force = self._checked_force(kwargs.get(FORCE_KWARG))
+        allowed = kwargs.get("allowed_models") if self.models is not None else None
+        allowed = [allowed] if isinstance(allowed, str) else allowed
+        return [force] if force else list(allowed or self._candidate_keys())
+
+    def _models_label(self) -> str:
+        """The candidates' names joined by ``|``: ``strong|weak`` names, or the pool's."""
+        return "|".join(self._side_name(key) for key in self._candidate_keys())
 
     def _take_route(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
         """Pop a call's per-call pool settings (``allowed_models``, ``cost_weight``,

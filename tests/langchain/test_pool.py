@@ -307,7 +307,7 @@ def test_bind_tools_binds_each_models_own_and_the_chosen_one_gets_them() -> None
 def test_bind_tools_names_a_pool_model_that_cannot() -> None:
     pool = {**models(), "plain": FakeListChatModel(responses=["x"])}
     llm = pool_model(models=pool, prices={**PRICES, "plain": (0.1, 0.1)})
-    with pytest.raises(ValueError, match="the pool's model 'plain' \\(FakeListChatModel\\)"):
+    with pytest.raises(ValueError, match="the pool model 'plain' \\(FakeListChatModel\\)"):
         llm.bind_tools([add])
 
 

@@ -120,10 +120,23 @@ def test_force_by_config_metadata() -> None:
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
     chunks = list(chain.stream({"q": "hello"}, config=config))
     assert chunks[0].response_metadata["routellm"]["side"] == "strong"
+    # A direct stream reads its own config (no run hands it to _stream), as do async calls.
+    chunks = list(llm.stream("hello", config=config))
+    assert chunks[0].response_metadata["routellm"]["side"] == "strong"
+    message = asyncio.run(llm.ainvoke("hello", config=config))
+    assert message.response_metadata["routellm"]["side"] == "strong"
+    # An argument wins over the config; the metadata never reaches the chosen model.
+    assert (
+        llm.invoke("hello", config, routellm_force="weak").response_metadata["routellm"]["side"]
+        == "weak"
+    )
+    assert all("routellm_force" not in call for call in llm.strong.calls + llm.weak.calls)
 
 
 def test_bad_force_value_is_a_clear_error() -> None:
-    with pytest.raises(RoutingInputError, match="force must be 'strong', 'weak'"):
+    with pytest.raises(
+        RoutingInputError, match="routellm_force must be 'strong' or 'weak', got 'medium'"
+    ):
         router_model().invoke("hello", routellm_force="medium")
 
 

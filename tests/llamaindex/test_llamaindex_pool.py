@@ -201,7 +201,7 @@ def test_unseen_models_duplicates_and_mixing_with_two_models_are_refused(
 
 def test_unknown_names_at_the_call_fail_before_any_model_is_called(make_llm, pool) -> None:
     llm = make_llm()
-    with pytest.raises(PoolError, match="routellm_force='huge' is not a model of the pool"):
+    with pytest.raises(PoolError, match="forced model 'huge' is not in the pool \\[big, mid, small\\]"):
         llm.chat(user(), routellm_force="huge")
     with pytest.raises(PoolError, match="allowed model 'huge' is not in the pool"):
         llm.complete(PROMPT, allowed_models=["huge"])
@@ -274,7 +274,7 @@ async def test_function_agent_over_a_pool(make_fc, make_pool_router, make_script
         prices={**PRICES, "plain": (0.01, 0.01)},
         router=make_pool_router(QUALITY),
     )
-    with pytest.raises(SideNotFunctionCallingError, match="the pool's model 'plain'"):
+    with pytest.raises(SideNotFunctionCallingError, match="the pool model 'plain'"):
         await mixed.achat_with_tools([make_tool([])], user_msg="6*7?")
     response = await mixed.achat_with_tools(
         [make_tool([])], user_msg="6*7?", allowed_models=["mid", "small"]
