@@ -22,28 +22,32 @@ from .models import Pool
 from .training import PoolMFConfig, fit_knn, train_pool_mf
 
 POOL_ROUTERS = ("knn", "mf")
+DEFAULT_POOL_ROUTER = "knn"
+KNN_K = 20
+"""Neighbours a kNN pool router averages unless ``--k`` says otherwise."""
 
 
 def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The options only ``routellm train pool`` reads (the shared ones: --data, --out,
-    --model-map, --embedder, --cosine, --data-licence, --seed, --lr)."""
+    --model-map, --embedder, --cosine, --data-licence, --seed, --lr, --dim). Their defaults are
+    None, resolved in :func:`train_pool`, so that ``routellm train`` can refuse them for another
+    family (``routellm_base.train.command.FAMILY_OPTIONS``)."""
     group = parser.add_argument_group("pool (routellm train pool)")
     group.add_argument(
         "--pool-router",
         choices=POOL_ROUTERS,
-        default="knn",
         help="pool: knn (cosine kNN over the stored prompts, default) or mf (many-model matrix "
         "factorisation, numpy-trained)",
     )
     group.add_argument(
         "--k",
         type=int,
-        default=20,
-        help="pool knn: neighbours averaged per prediction (prompts; default 20)",
+        help=f"pool knn: neighbours averaged per prediction (prompts; default {KNN_K})",
     )
     group.add_argument(
         "--weighted",
         action="store_true",
+        default=None,
         help="pool knn: weight each neighbour's score by its cosine similarity",
     )
     group.add_argument(
@@ -54,20 +58,20 @@ def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
         "repeatable",
     )
     group.add_argument(
-        "--steps", type=int, default=300, help="pool mf: full-batch Adam steps (default 300)"
+        "--steps",
+        type=int,
+        help=f"pool mf: full-batch Adam steps (default {PoolMFConfig.steps})",
     )
     group.add_argument(
         "--weight-decay",
         type=float,
-        default=1e-3,
         help="pool mf: L2 penalty on the projection and model vectors (default 1e-3)",
     )
     group.add_argument(
         "--battle-weight",
         type=float,
-        default=1.0,
         help="pool mf: weight of the Bradley-Terry battle loss beside the pointwise loss "
-        "(default 1)",
+        f"(default {PoolMFConfig.battle_weight:g})",
     )
 
 
@@ -99,20 +103,29 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
     if not len(data.prompts):
         raise PoolError("no prompt is left after decontamination")
     report: dict[str, Any] = {}
-    if args.pool_router == "knn":
+    if (args.pool_router or DEFAULT_POOL_ROUTER) == "knn":
         router: Any = fit_knn(
-            embeddings, data, k=args.k, weighted=args.weighted, name="pool_knn", embedder=embedder
+            embeddings,
+            data,
+            k=KNN_K if args.k is None else args.k,
+            weighted=bool(args.weighted),
+            name="pool_knn",
+            embedder=embedder,
         )
     else:
         from .mf import PoolMFRouter
 
+        def given(name: str) -> Any:
+            value = getattr(args, name)
+            return getattr(PoolMFConfig, name) if value is None else value
+
         config = PoolMFConfig(
-            dim=args.dim or PoolMFConfig.dim,
-            steps=args.steps,
-            lr=args.lr if args.lr is not None else PoolMFConfig.lr,
-            weight_decay=args.weight_decay,
-            battle_weight=args.battle_weight,
-            seed=args.seed,
+            dim=given("dim"),
+            steps=given("steps"),
+            lr=given("lr"),
+            weight_decay=given("weight_decay"),
+            battle_weight=given("battle_weight"),
+            seed=given("seed"),
         )
         tensors, report = train_pool_mf(embeddings, data, config)
         router = PoolMFRouter("pool_mf", tensors, data.models, embedder=embedder)

