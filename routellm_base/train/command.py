@@ -93,7 +93,7 @@ EVERY_FAMILY = frozenset(
     {"help", "family", "data", "out", "force", "model_map", "embedder", "cosine", "data_licence"}
     | {"no_progress"}  # a family that shows no progress bar honours it already
 )
-"""The options every family reads (--force: a pool router always writes its folder)."""
+"""The options every family reads."""
 _WHY = (
     (
         ("task_experts",),
@@ -751,6 +751,7 @@ def add_train_parser(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     check_family_options(args)
+    _check_out(Path(args.out), args.force)  # before any data is read, for every family
     if args.family == "pool":
         from ..pool.command import train_pool
 

@@ -386,3 +386,25 @@ def test_the_trainer_receives_the_family_default_or_the_given_value(
     with pytest.raises(_Stop):
         main(argv)
     assert {name: received[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("family", ["pool", "mf"])
+def test_every_family_refuses_to_overwrite_a_folder_with_files_unless_forced(
+    family, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "router"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+
+    def no_data(*args):
+        raise AssertionError("data read before --out was checked")
+
+    monkeypatch.setattr("routellm_base.pool.command.load_pool_sources", no_data)
+    monkeypatch.setattr(train_command, "load_data_spec", no_data)
+    pair = [] if family == "pool" else ["--strong", "big", "--weak", "small"]
+    argv = ["train", family, "--data", "x.jsonl", "--out", str(out), *pair]
+    assert main(argv) == 2
+    assert "already holds files (an earlier checkpoint?)" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == "{}"
+    with pytest.raises(AssertionError, match="data read before"):  # --force goes on to the data
+        main([*argv, "--force"])
