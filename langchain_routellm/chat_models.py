@@ -52,6 +52,16 @@ _POOL_SPECS = [
     for key, (kind, text) in CALL_SETTINGS.items()
 ]
 
+_SIDE_SPECS = [
+    ConfigurableFieldSpec(
+        id=FORCE_KWARG,
+        annotation=str | None,
+        name=FORCE_KWARG,
+        description="'strong' or 'weak': the side to answer this call, skipping the router.",
+        default=None,
+    )
+]
+
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 """Engine roles of LangChain's message types (a chunk's type names its class)."""
 
@@ -190,8 +200,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
     def _lifted(self, config: Config, kwargs: dict[str, Any]) -> dict[str, Any]:
         # The call's config merged over the one it runs under (a chain's, an agent's).
         config = ensure_config(config)
-        if self.models is not None:
-            kwargs = lift_settings(config.get("configurable"), kwargs)
+        kwargs = lift_settings(config.get("configurable"), kwargs, self.models is not None)
         forced = (config.get("metadata") or {}).get(FORCE_KWARG)
         if forced is not None and FORCE_KWARG not in kwargs:
             kwargs = {**kwargs, FORCE_KWARG: forced}
@@ -199,12 +208,9 @@ class RouterChatModel(RouterFields, BaseChatModel):
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        """A pool's per-call settings as the ``config["configurable"]`` keys it reads (so
-        ``config_schema()`` of a chain over it lists them); none between two models."""
-        specs = super().config_specs
-        if self.models is None:
-            return specs
-        return [*specs, *_POOL_SPECS]
+        """The ``config["configurable"]`` keys a call reads (so ``config_schema()`` of a chain
+        over it lists them): a pool's per-call settings, or between two models the forced side."""
+        return [*super().config_specs, *(_SIDE_SPECS if self.models is None else _POOL_SPECS)]
 
     # -- public API ---------------------------------------------------------------------------
 

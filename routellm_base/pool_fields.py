@@ -61,11 +61,15 @@ CALL_SETTINGS: dict[str, tuple[Any, str]] = {
 integrations; in LangChain also ``config["configurable"]`` keys (its ``config_specs``)."""
 
 
-def lift_settings(configurable: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with the :data:`CALL_SETTINGS` that ``configurable`` (a run's
-    ``config["configurable"]``) gives and the call's own arguments do not: an argument wins."""
+def lift_settings(
+    configurable: Mapping[str, Any] | None, kwargs: dict[str, Any], pool: bool
+) -> dict[str, Any]:
+    """``kwargs`` with the per-call settings that ``configurable`` (a run's
+    ``config["configurable"]``) gives and the call's own arguments do not (an argument wins):
+    a pool's :data:`CALL_SETTINGS`; between two models only the forced side."""
     given = configurable or {}
-    lifted = {k: given[k] for k in CALL_SETTINGS if k in given and k not in kwargs}
+    keys = CALL_SETTINGS if pool else (FORCE_KWARG,)
+    lifted = {k: given[k] for k in keys if k in given and k not in kwargs}
     return {**kwargs, **lifted} if lifted else kwargs
 
 

@@ -133,6 +133,24 @@ def test_force_by_config_metadata() -> None:
     assert all("routellm_force" not in call for call in llm.strong.calls + llm.weak.calls)
 
 
+def test_force_by_configurable_as_in_a_pool() -> None:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    llm = router_model(ALWAYS_STRONG)
+    config = {"configurable": {"routellm_force": "weak"}}
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
+    assert chain.invoke({"q": "hello"}, config=config).response_metadata["routellm"]["side"] == (
+        "weak"
+    )
+    chunks = list(llm.stream("hello", config=config))
+    assert chunks[0].response_metadata["routellm"]["side"] == "weak"
+    # A pool's settings in the same configurable are another component's keys here: not read.
+    configurable = {"cost_weight": 1.0, "routellm_force": "weak"}
+    message = llm.invoke("hello", config={"configurable": configurable})
+    assert message.response_metadata["routellm"]["side"] == "weak"
+    assert all("cost_weight" not in call for call in llm.weak.calls)
+
+
 def test_bad_force_value_is_a_clear_error() -> None:
     with pytest.raises(
         RoutingInputError, match="routellm_force must be 'strong' or 'weak', got 'medium'"
