@@ -210,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="routellm", description="Learned routing between a strong and a weak LLM."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    route = sub.add_parser("route", help="print the routing decision for one prompt")
+    route = sub.add_parser(
+        "route",
+        help="print the routing decision for one prompt",
+        description="Print which model, strong or weak, the router picks for one prompt, and why "
+        "(its strong win rate against the threshold).",
+    )
     route.add_argument("prompt", help="the prompt to route (quote it)")
     route.add_argument(
         "--router",
@@ -299,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     cal = sub.add_parser(
-        "calibrate", help="the threshold that sends a share of your own prompts strong"
+        "calibrate",
+        help="the threshold that sends a share of your own prompts strong",
+        description="Find the win-rate threshold that sends a given share of your own prompts to "
+        "the strong model.",
     )
     cal.add_argument(
         "--prompts",
@@ -339,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
 
     dc = sub.add_parser(
-        "decontaminate", help="flag training prompts that duplicate evaluation prompts"
+        "decontaminate",
+        help="flag training prompts that duplicate evaluation prompts",
+        description="Flag the training prompts that duplicate an evaluation prompt, exactly or "
+        "by embedding cosine similarity.",
     )
     dc.add_argument(
         "--train",

@@ -63,6 +63,8 @@ def add_report_parser(sub: Any) -> None:
         "report",
         help="what a routing log shows: traffic and strong share over time, cost against "
         "always-strong, judged win rate by win-rate bucket, drift against the calibration",
+        description="Summarise a routing log: traffic and strong share over time, cost against "
+        "always-strong, judged win rate by win-rate bucket, and drift against the calibration.",
     )
     rp.add_argument(
         "--log",
