@@ -99,7 +99,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # Every router of a benchmark is scored on the same items: those none of them trained on.
     data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     benchmarks = [
-        common_items(routers, load_benchmark(b, data_dir, args.strong, args.weak))
+        common_items(routers, load_benchmark(b, data_dir, args.strong, args.weak)).with_gap_note()
         for b in args.benchmark
     ]
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
@@ -242,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="score routers on benchmarks (PGR, APGR, CPT)",
         description="Score routers on benchmarks: a strong/weak router's quality against the "
         "strong model's share (PGR, APGR, CPT), or with --pool a pool router's cost-quality "
-        "curve on routerbench:DIR[,SPLIT] / llmrouter:DIR[,SPLIT] (SPLIT test unless given).",
+        "curve on routerbench:DIR[,SPLIT] / llmrouter:DIR[,SPLIT] (SPLIT test unless given). "
+        "A note says when the strong model does not score clearly above the weak one (below it, "
+        "or by less than 2 standard errors of the per-item gap): PGR and APGR are then not "
+        "meaningful.",
     )
     ev.add_argument(
         "--benchmark",

@@ -666,3 +666,45 @@ def test_a_missing_file_or_a_folder_is_named_with_its_option(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message.replace("{tmp}", str(tmp_path)) in err, err
+
+
+def _scores_file(path: Path, strong_right: list[int], weak_right: list[int]) -> Path:
+    rows = [
+        {"id": i, "prompt": f"prompt {i}", "scores": {"big": s, "small": w}}
+        for i, (s, w) in enumerate(zip(strong_right, weak_right))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("strong_right", "weak_right", "note"),
+    [
+        # The strong model scores lower: a trial printed APGR 1.988 and no note.
+        ([1, 0] * 20, [1, 1, 0, 1] * 10, "scores below the weak one"),
+        # Above by 1 item in 40, far under 2 standard errors of the per-item gap.
+        ([1] * 21 + [0] * 19, [0] * 20 + [1] * 20, "within sampling noise"),
+        # Clearly above: no note.
+        ([1] * 40, [0] * 40, None),
+    ],
+)
+def test_eval_notes_a_strong_model_not_clearly_above_the_weak_one(
+    strong_right: list[int],
+    weak_right: list[int],
+    note: str | None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = _scores_file(tmp_path / "pair.jsonl", strong_right, weak_right)
+    args = ["eval", "--benchmark", str(path), "--strong", "big", "--weak", "small"]
+    args += ["--router", "random", "--no-progress"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    noted = [n for n in row["notes"] if "PGR and APGR are not meaningful" in n]
+    if note is None:
+        assert noted == [] and "not meaningful" not in table
+    else:
+        assert len(noted) == 1 and note in noted[0], row["notes"]
+        assert f"note: pair.jsonl: {noted[0]}" in table

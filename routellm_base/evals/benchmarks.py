@@ -37,6 +37,10 @@ NAMED_FILES = {
     for name in ("mt-bench", "mmlu", "gsm8k")
 } | {"rmb": "rmb/pairs.jsonl"}
 """What each named benchmark reads under the data folder."""
+GAP_STANDARD_ERRORS = 2.0
+"""PGR and APGR are read as meaningful only when the strong model's mean score is above the weak
+model's by at least this many standard errors of the gap (paired: the standard error of the mean
+of strong minus weak over the scored items); below that, :meth:`Benchmark.gap_note` says so."""
 NAMED_NOTES = {
     name: "RouteLLM contamination filter applied" for name in ("mt-bench", "mmlu", "gsm8k")
 } | {
@@ -67,6 +71,38 @@ class Benchmark:
     @property
     def prompts(self) -> list[str]:
         return [r.prompt for r in self.rows]
+
+    def gap_note(self) -> str | None:
+        """A note when the strong model does not score clearly above the weak one, else ``None``.
+
+        PGR divides by the gap strong - weak, so with a gap that is negative, or smaller than
+        :data:`GAP_STANDARD_ERRORS` standard errors of the paired per-item differences (noise
+        on these items), PGR, APGR and CPT are not meaningful. Equal means are refused later
+        (:attr:`QualityCurve.pgr` raises)."""
+        strong, weak = self.strong.astype(np.float64), self.weak.astype(np.float64)
+        gap, n = float(strong.mean() - weak.mean()), len(strong)
+        scores = (
+            f"{self.strong_model} {strong.mean():.4f} vs {self.weak_model} {weak.mean():.4f} "
+            f"over {n} items"
+        )
+        if gap < 0:
+            return (
+                f"the strong model scores below the weak one ({scores}): PGR and APGR are not "
+                "meaningful (swap --strong and --weak?)"
+            )
+        se = float(np.std(strong - weak, ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+        if gap > 0 and gap < GAP_STANDARD_ERRORS * se:
+            return (
+                f"the strong model does not score clearly above the weak one ({scores}: gap "
+                f"{gap:.4f}, under {GAP_STANDARD_ERRORS:g} standard errors, {se:.4f} each): the "
+                "gap is within sampling noise, so PGR and APGR are not meaningful"
+            )
+        return None
+
+    def with_gap_note(self) -> Benchmark:
+        """This benchmark with :meth:`gap_note` among its notes, when there is one."""
+        note = self.gap_note()
+        return self if note is None else self.restricted([True] * len(self.rows), note)
 
     def restricted(self, keep: list[bool], note: str) -> Benchmark:
         rows = [r for r, k in zip(self.rows, keep) if k]

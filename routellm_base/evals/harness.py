@@ -72,7 +72,8 @@ def common_items(routers: Sequence[Router], benchmark: Benchmark) -> Benchmark:
 def evaluate(
     router: Router, benchmark: Benchmark, batch_size: int = 512, progress: bool = False
 ) -> EvalResult:
-    """Score ``router`` on the items of ``benchmark`` it was not trained on."""
+    """Score ``router`` on the items of ``benchmark`` it was not trained on; the notes say when
+    the strong model does not score clearly above the weak one (:meth:`Benchmark.gap_note`)."""
     bench = items_not_trained_on(router, benchmark)
     prompts = bench.prompts
     batches = progress_bar(
@@ -83,6 +84,7 @@ def evaluate(
         leave=False,
     )
     rates = np.concatenate([router.strong_win_rate(prompts[i : i + batch_size]) for i in batches])
+    bench = bench.with_gap_note()  # a strong model not clearly above the weak one is noted
     return EvalResult(
         router.name, bench, quality_curve(rates, bench.strong, bench.weak), list(bench.notes)
     )
