@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from .arg_types import cosine, input_file, int_at_least, output_file, share
 from .checkpoints import DEFAULT_ROUTER
@@ -68,6 +69,22 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_pair_note(router: Any, strong: str, weak: str) -> str | None:
+    """A note when ``router`` knows models by name (MF, SW ranking) and scores its own pair, not
+    ``strong`` vs ``weak``, because ``--retarget`` was not given."""
+    if getattr(router, "for_pair", None) is None or router.family == "random":
+        return None
+    own = (router.strong_model, router.weak_model)
+    if own == (strong, weak):
+        return None
+    unknown = [m for m in (strong, weak) if m not in getattr(router, "models", ())]
+    return f"{router.name} scores its own pair, {own[0]} vs {own[1]}, not {strong} vs {weak}: " + (
+        "--retarget makes it compare the given pair"
+        if not unknown
+        else f"it does not know {', '.join(unknown)}, so --retarget cannot retarget it"
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.pool:
         from .pool.command import eval_pool
@@ -103,6 +120,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for b in args.benchmark
     ]
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
+    if not args.retarget:
+        for result, (bench, router) in zip(results, [(b, r) for b in benchmarks for r in routers]):
+            note = _own_pair_note(router, bench.strong_model, bench.weak_model)
+            if note:
+                result.notes.append(note)
     # The random band goes beside every figure: on 72 MT Bench questions random routing alone
     # moves APGR by about +-0.07, on MMLU by +-0.01.
     # evaluate() re-derives each benchmark's items, so the band is computed on the scored items.
@@ -146,6 +168,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"note: {bench.name}: {note}")
             if bench.skipped:
                 print(f"note: {bench.name}: {bench.skipped} rows skipped (no strong or weak score)")
+        for result in results:
+            for note in result.notes:
+                if note not in result.benchmark.notes:
+                    print(f"note: {result.router} on {result.benchmark.name}: {note}")
     return 0
 
 
@@ -280,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--retarget",
         action="store_true",
-        help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead of their reference pair",
+        help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead "
+        "of their reference pair (without it they score their own pair, and a note says so)",
     )
     ev.add_argument(
         "--references",

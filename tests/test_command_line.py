@@ -708,3 +708,38 @@ def test_eval_notes_a_strong_model_not_clearly_above_the_weak_one(
     else:
         assert len(noted) == 1 and note in noted[0], row["notes"]
         assert f"note: pair.jsonl: {noted[0]}" in table
+
+
+@pytest.mark.parametrize(
+    ("strong", "weak", "retarget", "note"),
+    [
+        ("gemma-2-9b-it", "llama-3.1-8b-instruct", False, "--retarget makes it compare"),
+        ("gemma-2-9b-it", "llama-3.1-8b-instruct", True, None),
+        ("big", "small", False, "it does not know big, small"),
+    ],
+)
+def test_eval_notes_that_mf_scores_its_own_pair_without_retarget(
+    strong: str,
+    weak: str,
+    retarget: bool,
+    note: str | None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: ``eval --router mf --strong A --weak B`` scored mf's built-in pair, no note."""
+    path = tmp_path / "pair.jsonl"
+    rows = [{"id": i, "prompt": f"question {i}", "scores": {strong: 1, weak: 0}} for i in range(12)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", "--benchmark", str(path), "--strong", strong, "--weak", weak]
+    args += ["--router", "mf", "--no-progress", *(["--retarget"] if retarget else [])]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    own = [n for n in row["notes"] if "scores its own pair" in n]
+    if note is None:
+        assert own == [] and "own pair" not in table
+    else:
+        assert len(own) == 1 and note in own[0], row["notes"]
+        assert "gpt-4-1106-preview vs mistralai/Mixtral-8x7B-Instruct-v0.1" in own[0]
+        assert f"note: mf on pair.jsonl: {own[0]}" in table
