@@ -111,8 +111,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reference_rows,
     )
 
+    if args.retarget and not (args.strong and args.weak):
+        # load_router would keep the router's own model for the one not given, which need not
+        # be the benchmark's: refused rather than scored on a pair nobody asked for.
+        raise RouteLLMError("--retarget needs both --strong and --weak: the pair to compare")
     pair = {"strong_model": args.strong, "weak_model": args.weak} if args.retarget else {}
-    routers = [load_router(r, seed=args.seed, **pair) for r in args.router]
+    seed = 0 if args.seed is None else args.seed
+    routers = [load_router(r, seed=seed, **pair) for r in args.router]
     # Every router of a benchmark is scored on the same items: those none of them trained on.
     data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
     benchmarks = [
@@ -302,12 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks"
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the random router (default 0)")
+    # None when not given, so that --pool can refuse it; the two-model path reads it as 0.
+    ev.add_argument("--seed", type=int, default=None, help="seed of the random router (default 0)")
     ev.add_argument(
         "--retarget",
         action="store_true",
-        help="make MF/SW routers compare --strong vs --weak (models they were trained on) instead "
-        "of their reference pair (without it they score their own pair, and a note says so)",
+        help="make MF/SW routers compare --strong vs --weak (both needed; models they were "
+        "trained on) instead of their reference pair (without it they score their own pair, "
+        "and a note says so)",
     )
     ev.add_argument(
         "--references",
@@ -326,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         "against USD per 1,000 calls)",
     )
     ev.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr while scoring"
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr while scoring (--pool draws none: accepted there)",
     )
     from .pool.command import add_pool_eval_arguments
 

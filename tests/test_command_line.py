@@ -743,3 +743,13 @@ def test_eval_notes_that_mf_scores_its_own_pair_without_retarget(
         assert len(own) == 1 and note in own[0], row["notes"]
         assert "gpt-4-1106-preview vs mistralai/Mixtral-8x7B-Instruct-v0.1" in own[0]
         assert f"note: mf on pair.jsonl: {own[0]}" in table
+
+
+def test_eval_retarget_needs_both_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one of --strong/--weak, --retarget kept the router's own model for the other, which
+    need not be the benchmark's."""
+    argv = ["eval", "--benchmark", "gsm8k", "--router", "mf", "--retarget", "--no-progress"]
+    assert main([*argv, "--strong", "gemma-2-9b-it"]) == 2
+    assert "--retarget needs both --strong and --weak" in capsys.readouterr().err

@@ -234,6 +234,18 @@ def eval_pool(args: argparse.Namespace) -> int:
             "--references adds the two-model random and oracle rows; --pool always prints its "
             "own baselines (best single model, oracle, Zero router): drop --references"
         )
+    # Given unless None (not passed) or False (a flag not set); a --seed of 0 counts as given.
+    values = {
+        option: getattr(args, option[2:].replace("-", "_"), None)
+        for option in ("--strong", "--weak", "--seed", "--retarget", "--data-dir")
+    }
+    two_model = [o for o, v in values.items() if v is not None and v is not False]
+    if two_model:  # not silently ignored
+        raise PoolError(
+            f"--pool does not read {', '.join(two_model)}: a pool router scores every model of "
+            "the data (no strong/weak pair, no random seed), and each --benchmark names its own "
+            "folder (routerbench:DIR or llmrouter:DIR); drop them"
+        )
     routers = [load_pool_router(r) for r in args.router]
     model_map = parse_model_map(args.model_map or [])
     out: list[dict[str, Any]] = []
@@ -304,7 +316,8 @@ def add_pool_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "(zero_shot ranks the models by their mean cost per item in the data) or folder; prints, "
         "as the cost weight lambda sweeps, mean quality against USD per 1,000 calls, the best "
         "single model, the oracle, the Zero router, AIQ and the cost to match the best single "
-        "model (--references does not apply: these baselines are always there)",
+        "model (--references does not apply: these baselines are always there; nor do the "
+        "two-model --strong, --weak, --seed, --retarget and --data-dir: all are refused)",
     )
     parser.add_argument(
         "--at-cost",

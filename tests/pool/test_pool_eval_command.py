@@ -178,3 +178,19 @@ def test_a_bad_benchmark_is_named_with_evals_own_forms(capsys):
         err = capsys.readouterr().err
         assert f"--benchmark {spec!r}" in err and "SPLIT test unless given" in err, err
         assert "--data" not in err and "train by default" not in err and "rmb:FILE" not in err
+
+
+def test_eval_pool_refuses_the_two_model_options_it_does_not_read(tmp_path: Path, capsys):
+    """A trial: ``eval --pool`` silently ignored --strong, --retarget and --seed."""
+    root = _benchmark(tmp_path)
+    args = ["eval", "--pool", "--benchmark", f"llmrouter:{root}", "--router", "zero_shot"]
+    for extra, named in [
+        (["--strong", "big-model", "--retarget"], "--strong, --retarget"),
+        (["--weak", "tiny-model"], "--weak"),
+        (["--seed", "0"], "--seed"),
+        (["--data-dir", str(root)], "--data-dir"),
+    ]:
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"--pool does not read {named}:" in err, err
+    assert main([*args, "--no-progress"]) == 0  # no progress bar to turn off: accepted
