@@ -101,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "without it eval scores strong/weak routers"
         )
     from .checkpoints import load_router
-    from .data.location import default_data_dir
+    from .data.location import data_dir_from_env, default_data_dir
     from .evals import (
         common_items,
         evaluate,
@@ -119,7 +119,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = 0 if args.seed is None else args.seed
     routers = [load_router(r, seed=seed, **pair) for r in args.router]
     # Every router of a benchmark is scored on the same items: those none of them trained on.
-    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    # None when $ROUTELLM_DATA_DIR is set: load_benchmark reads it and names it in its errors.
+    data_dir = args.data_dir
+    if data_dir is None and data_dir_from_env() is None:
+        data_dir = default_data_dir()
     benchmarks = [
         common_items(routers, load_benchmark(b, data_dir, args.strong, args.weak)).with_gap_note()
         for b in args.benchmark

@@ -753,3 +753,21 @@ def test_eval_retarget_needs_both_models(
     argv = ["eval", "--benchmark", "gsm8k", "--router", "mf", "--retarget", "--no-progress"]
     assert main([*argv, "--strong", "gemma-2-9b-it"]) == 2
     assert "--retarget needs both --strong and --weak" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("named", ["gsm8k", "rmb"])
+def test_a_data_folder_from_the_environment_is_named_as_its_source(
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A trial: ``ROUTELLM_DATA_DIR=/nope routellm eval`` said only "no RouteLLM evals folder
+    under /nope"."""
+    missing = str(tmp_path / "nope")
+    monkeypatch.setenv(DATA_DIR_ENV, missing)
+    argv = ["eval", "--benchmark", named, "--router", "random", "--no-progress"]
+    assert main(argv) == 2
+    assert f"the data folder {missing} came from {DATA_DIR_ENV}" in capsys.readouterr().err
+    assert main([*argv, "--data-dir", missing]) == 2  # given here: nothing to add
+    assert DATA_DIR_ENV not in capsys.readouterr().err

@@ -119,12 +119,14 @@ def load_benchmark(
     """``mt-bench``, ``mmlu``, ``gsm8k`` or ``rmb`` from ``data_dir``, or a generic JSONL file.
 
     ``data_dir`` defaults to ``$ROUTELLM_DATA_DIR``; a named benchmark without either raises
-    ``ValueError`` naming both and the files it needs. RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
+    ``ValueError`` naming both and the files it needs, and one whose files are not in the folder
+    from ``$ROUTELLM_DATA_DIR`` raises ``FileNotFoundError`` naming the variable. RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
     the paper's contamination filter. ``rmb`` is the held-out fold of RMB's open-chat pairs
     (:func:`routellm_base.data.load_rmb`), scored as ``top-tier`` vs ``mid-tier``. A JSONL file
     needs ``strong_model`` and ``weak_model``.
     """
     if name_or_path in NAMED_BENCHMARKS:
+        from_env = data_dir is None and data_dir_from_env() is not None
         data_dir = data_dir if data_dir is not None else data_dir_from_env()
         if data_dir is None:
             raise ValueError(
@@ -132,7 +134,16 @@ def load_benchmark(
                 f"{NAMED_FILES[name_or_path]}: pass --data-dir (data_dir= in Python) or set "
                 f"{DATA_DIR_ENV} (../shared/data in this repository's set-up; README: Data)"
             )
-        rows = NAMED_BENCHMARKS[name_or_path](data_dir)
+        try:
+            rows = NAMED_BENCHMARKS[name_or_path](data_dir)
+        except FileNotFoundError as exc:
+            if not from_env:
+                raise
+            # The folder was not given here: say where it came from.
+            raise FileNotFoundError(
+                f"{exc}; the data folder {data_dir} came from {DATA_DIR_ENV} (set it to the "
+                "folder holding the data, or pass --data-dir)"
+            ) from exc
         name = name_or_path
         notes = [NAMED_NOTES[name]]
         strong_model, weak_model = (
