@@ -225,6 +225,29 @@ def plot_title(spec: str, items: int, routers: list[Any]) -> str:
     )
 
 
+def at_cost_notes(curves: list[Any], at_cost: float | None) -> list[str]:
+    """Notes for the curves that ``at_cost`` (USD per 1,000 calls) lies outside: above the most
+    the router spends, its quality there is its best point's (the hull is flat beyond it), and
+    below the least it spends, its cheapest point's, which costs more than ``at_cost``."""
+    notes = []
+    for curve in [] if at_cost is None else curves:
+        c, q = curve.hull()
+        low, high = float(np.min(curve.cost)), float(np.max(curve.cost))
+        if at_cost > high:
+            notes.append(
+                f"{curve.name}: --at-cost ${at_cost:g} is above the most it spends "
+                f"(${high:.3f} per 1,000 calls); the quality reported there is its best, "
+                f"{q[-1]:.3f} at ${c[-1]:.3f}"
+            )
+        elif at_cost < low:
+            notes.append(
+                f"{curve.name}: --at-cost ${at_cost:g} is below the least it spends "
+                f"(${low:.3f} per 1,000 calls); the quality reported there is that of its "
+                f"cheapest point, {q[0]:.3f} at ${c[0]:.3f}, which costs more"
+            )
+    return notes
+
+
 def eval_pool(args: argparse.Namespace) -> int:
     """``routellm eval --pool``: each router's λ-curve on each data set."""
     if not args.router:
@@ -279,6 +302,7 @@ def eval_pool(args: argparse.Namespace) -> int:
                     "benchmark": spec,
                     "left_out_incomplete": int((~complete).sum()),
                     **report.to_dict(args.at_cost),
+                    "notes": at_cost_notes([report.zero, *report.curves], args.at_cost),
                 }
             )
         else:
@@ -291,6 +315,8 @@ def eval_pool(args: argparse.Namespace) -> int:
                     print(
                         f"{curve.name}: quality {curve.quality_at(args.at_cost):.3f} at ${args.at_cost:g} per 1,000 calls"
                     )
+                for note in at_cost_notes(report.curves, args.at_cost):
+                    print(f"note: {note}")
         if args.plot:
             path = Path(args.plot)
             if len(args.benchmark) > 1:
@@ -323,7 +349,9 @@ def add_pool_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--at-cost",
         type=float,
         default=None,
-        help="with --pool: also print each router's quality at this cost (USD per 1,000 calls)",
+        help="with --pool: also print each router's quality at this cost (USD per 1,000 calls); "
+        "outside the costs a router's curve spans, a note says so and which point's quality "
+        "is reported",
     )
     parser.add_argument(
         "--model-map",

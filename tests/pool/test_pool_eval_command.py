@@ -194,3 +194,19 @@ def test_eval_pool_refuses_the_two_model_options_it_does_not_read(tmp_path: Path
         err = capsys.readouterr().err
         assert f"--pool does not read {named}:" in err, err
     assert main([*args, "--no-progress"]) == 0  # no progress bar to turn off: accepted
+
+
+def test_at_cost_outside_a_routers_costs_is_noted(tmp_path: Path, capsys):
+    """A trial: ``--at-cost 0.5`` above every router's spend printed a quality, no note."""
+    root = _benchmark(tmp_path)
+    args = ["eval", "--pool", "--benchmark", f"llmrouter:{root}", "--router", "zero_shot"]
+    for cost, said in [("50", "is above the most it spends"), ("0.001", "is below the least")]:
+        assert main([*args, "--at-cost", cost]) == 0
+        notes = [n for n in capsys.readouterr().out.splitlines() if n.startswith("note:")]
+        assert len(notes) == 1 and f"zero_shot: --at-cost ${cost} {said}" in notes[0], notes
+        assert main([*args, "--at-cost", cost, "--json"]) == 0
+        [report] = json.loads(capsys.readouterr().out)
+        assert [n.split(":")[0] for n in report["notes"]] == ["Zero router", "zero_shot"]
+        assert all(said in n for n in report["notes"])
+    assert main([*args, "--at-cost", "1", "--json"]) == 0  # inside: no note
+    assert json.loads(capsys.readouterr().out)[0]["notes"] == []
