@@ -458,7 +458,7 @@ class RoutingLog:
                             rows.append(self._table_row(record, salt))
                         except Exception as error:  # e.g. the redaction hook raised
                             tally["failed"] += 1
-                            self._fail(0, error)
+                            self._fail(1, error, counted=True)
                 self._store(rows, tally)
                 break
             except Exception as error:
@@ -510,7 +510,7 @@ class RoutingLog:
                     tally["written"] += 1
                 except IntegrityError as error:
                     tally["failed"] += 1
-                    self._fail(0, error)
+                    self._fail(1, error, counted=True)
                 del rows[0]
 
     def _insert(self, rows: list[list[tuple[Table, dict[str, Any]]]]) -> None:
@@ -588,12 +588,17 @@ class RoutingLog:
             "judge_error": c.judge_error,
         }
 
-    def _fail(self, calls: int, error: BaseException, *, attempts: int = 1) -> None:
+    def _fail(
+        self, calls: int, error: BaseException, *, attempts: int = 1, counted: bool = False
+    ) -> None:
+        """Warn that ``calls`` records were not stored and keep ``error`` as the last one;
+        ``counted``: the caller adds them to the failed counter itself (with its batch's)."""
         message = _describe(error)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         logger.warning("routing log %r: %d call(s) not stored%s: %s", self, calls, tries, message)
         with self._lock:
-            self._counts["failed"] += calls
+            if not counted:
+                self._counts["failed"] += calls
             self._last_error = message
 
     def _row(self, call: _Call, salt: bytes) -> dict[str, Any]:

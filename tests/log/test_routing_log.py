@@ -155,6 +155,29 @@ def test_a_failing_redaction_hook_stores_nothing_and_is_counted(tmp_path: Path) 
     assert len(rows(sqlite_url(tmp_path / "log.db"))) == 1
 
 
+def test_each_refused_record_is_warned_about_as_one_call(tmp_path: Path, caplog) -> None:
+    # The warning counts the record it is about, as the failed counter does (not "0 call(s)").
+    def redact(text: str) -> str:
+        if "bad" in text:
+            raise ValueError("nope")
+        return text
+
+    log = RoutingLog(tmp_path / "log.db", store_prompts=True, redact=redact)
+    with caplog.at_level(logging.WARNING, logger="routellm_base.log"), log:
+        for prompt in ("good 1", "bad 1", "good 2", "bad 2"):
+            log.record(decision(), conversation=prompt)
+        log.flush()
+        twice = decision()
+        log.record(twice)
+        log.record(twice)  # the same call_id again: refused by the store
+    stats = log.stats()
+    assert (stats.written, stats.failed) == (3, 3)
+    warnings = [r.getMessage() for r in caplog.records if "not stored" in r.getMessage()]
+    assert len(warnings) == 3
+    assert all(": 1 call(s) not stored: " in w for w in warnings), warnings
+    assert sum("ValueError: nope" in w for w in warnings) == 2
+
+
 def test_a_call_that_did_not_complete_is_recorded_with_its_outcome(tmp_path: Path) -> None:
     with RoutingLog(tmp_path / "log.db") as log:
         log.record(decision())  # the keywords of before: an answer that reached its end
