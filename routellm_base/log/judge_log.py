@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
 
@@ -26,6 +26,9 @@ from ..judging import PairVerdict, PairwiseJudge, judge_question
 from .schema import comparisons, decisions
 from .store import open_log_store
 from .training_data import NO_PROMPT_HINT
+
+if TYPE_CHECKING:
+    from .routing_log import RoutingLog
 
 WRITE_EVERY = 50
 """Verdicts per update transaction: a long run keeps what it judged if it is stopped."""
@@ -51,7 +54,7 @@ class _Done:
 
 
 def judge_log(
-    target: str | Path,
+    target: str | Path | RoutingLog,
     judge: PairwiseJudge | Callable[[], PairwiseJudge],
     *,
     concurrency: int = 4,

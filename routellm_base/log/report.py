@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import inspect, select
@@ -42,6 +42,9 @@ from ..costs import DEFAULT_PRICES, ModelPrice, PriceLike, as_prices
 from ..errors import CheckpointError, RoutingInputError, UnknownRouterError
 from .schema import comparisons, decisions, feedback, pool_candidates, settings
 from .store import create_log_engine, existing_log_url, stored_prices, unreadable_log_error
+
+if TYPE_CHECKING:
+    from .routing_log import RoutingLog
 
 BIN_CHOICES_S: tuple[float, ...] = (
     *(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5),
@@ -483,7 +486,7 @@ class LogReport:
 
 
 def build_report(
-    target: str | Path,
+    target: str | Path | RoutingLog,
     *,
     prices: Mapping[str, PriceLike] | None = None,
     every: float | None = None,

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Table, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
@@ -20,6 +20,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 
 from ..errors import MissingDependencyError, RoutingInputError
 from .schema import comparisons, decisions, feedback, pool_candidates, settings
+
+if TYPE_CHECKING:
+    from .routing_log import RoutingLog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 5.0
@@ -38,11 +41,21 @@ def _new_alembic_lock() -> None:
 os.register_at_fork(after_in_child=_new_alembic_lock)
 
 
-def log_url(target: str | Path) -> URL:
-    """The SQLAlchemy URL of a log given as a path (a SQLite file) or as a URL.
+def log_url(target: str | Path | URL | RoutingLog) -> URL:
+    """The SQLAlchemy URL of a log given as a path (a SQLite file), as a URL, or as a
+    :class:`~routellm_base.log.RoutingLog`: its URL, once what it has queued is written or
+    has failed (:meth:`~routellm_base.log.RoutingLog.flush`), so a reader sees every record
+    given to it.
 
     Raises :class:`RoutingInputError` for a malformed URL or a path whose folder does not exist.
     """
+    from .routing_log import RoutingLog  # here: routing_log imports this module
+
+    if isinstance(target, RoutingLog):
+        target.flush()
+        return target.url
+    if isinstance(target, URL):
+        return target
     text = str(target)
     if "://" in text:
         try:
@@ -60,7 +73,7 @@ def log_url(target: str | Path) -> URL:
     return URL.create("sqlite", database=str(path))
 
 
-def existing_log_url(target: str | Path, reader: str) -> URL:
+def existing_log_url(target: str | Path | RoutingLog, reader: str) -> URL:
     """:func:`log_url` of a log that must already exist, for a command that reads one:
     :class:`RoutingInputError` (``"<reader>: no routing log at PATH"``) for a SQLite file that
     is not there, instead of creating an empty log (a database server's URL is not checked)."""
@@ -105,7 +118,9 @@ def create_log_engine(url: URL) -> Engine:
     return engine
 
 
-def open_log_store(target: str | Path | URL, reader: str, *, existing: bool = True) -> Engine:
+def open_log_store(
+    target: str | Path | URL | RoutingLog, reader: str, *, existing: bool = True
+) -> Engine:
     """An engine on the log at ``target``, its schema created or upgraded, for ``reader`` (the
     command or option named in errors). ``existing``: the log must already be there
     (:func:`existing_log_url`). A file that is not a SQLite database, or a server that cannot be
@@ -155,27 +170,28 @@ def upgrade(engine: Engine, *, attempts: int = 3) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-def read_decisions(target: str | Path) -> list[dict[str, Any]]:
-    """Every decision of the log at ``target`` (a path or URL), oldest first, as dicts."""
+def read_decisions(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
+    """Every decision of the log at ``target`` (a path, URL or RoutingLog), oldest first, as
+    dicts."""
     return read_rows(target, decisions)
 
 
-def read_comparisons(target: str | Path) -> list[dict[str, Any]]:
+def read_comparisons(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every shadow comparison of the log at ``target``, oldest first, as dicts."""
     return read_rows(target, comparisons)
 
 
-def read_feedback(target: str | Path) -> list[dict[str, Any]]:
+def read_feedback(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every feedback row of the log at ``target``, oldest first, as dicts."""
     return read_rows(target, feedback)
 
 
-def read_pool_candidates(target: str | Path) -> list[dict[str, Any]]:
+def read_pool_candidates(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every pool candidate row of the log at ``target`` (schema 5), oldest first, as dicts."""
     return read_rows(target, pool_candidates)
 
 
-def read_rows(target: str | Path, table: Table) -> list[dict[str, Any]]:
+def read_rows(target: str | Path | RoutingLog, table: Table) -> list[dict[str, Any]]:
     """Every row of ``table`` in the log at ``target``, in ``id`` order, as dicts."""
     engine = create_log_engine(log_url(target))
     try:

@@ -28,7 +28,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -36,6 +36,9 @@ from ..errors import RouteLLMError
 from ..routing_text import routing_text
 from .schema import comparisons, decisions, feedback
 from .store import open_log_store
+
+if TYPE_CHECKING:
+    from .routing_log import RoutingLog
 
 _FROM_LABEL = {"strong": "model_a", "weak": "model_b", "tie": "tie"}
 NO_PROMPT_HINT = (
@@ -81,7 +84,7 @@ class LabelSummary:
         return dict(self.__dict__)
 
 
-def labelled_calls(target: str | Path) -> tuple[list[LabelledCall], LabelSummary]:
+def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall], LabelSummary]:
     """Every call of the log at ``target`` with a battle, oldest call first, and the summary.
 
     Raises :class:`RouteLLMError` when no call is labelled, or when labelled calls exist but
@@ -210,7 +213,7 @@ class PoolBattleSummary:
         return dict(self.__dict__)
 
 
-def pool_battles(target: str | Path) -> tuple[list[PoolBattle], PoolBattleSummary]:
+def pool_battles(target: str | Path | RoutingLog) -> tuple[list[PoolBattle], PoolBattleSummary]:
     """The battles a pool log holds, oldest call first, and what was left out.
 
     Each judged shadow comparison of a call routed among a pool (a decision row with
@@ -302,7 +305,7 @@ def pool_battle_objects(battles: list[PoolBattle]) -> list[tuple[str, dict[str, 
     ]
 
 
-def logged_prompts(target: str | Path) -> list[str]:
+def logged_prompts(target: str | Path | RoutingLog) -> list[str]:
     """The routing texts of the calls the router scored (not forced, not routed by the
     no-known-tokens rule), oldest first, repeats kept (they are part of the traffic).
 

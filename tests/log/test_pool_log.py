@@ -24,6 +24,7 @@ from routellm_base.log import (
     read_decisions,
     read_pool_candidates,
 )
+from routellm_base.log.report import build_report
 from routellm_base.log.store import MIGRATIONS, log_url
 from routellm_base.log.training_data import labelled_calls, pool_battle_objects, pool_battles
 from routellm_base.shadow import ShadowRunner
@@ -195,6 +196,27 @@ def test_pool_battles_are_named_pairs_from_the_judged_comparisons(tmp_path: Path
     # The two-model reader leaves pool calls alone.
     with pytest.raises(RouteLLMError, match="no call has a golden label"):
         labelled_calls(target)
+
+
+def test_the_readers_take_an_open_routing_log_and_see_what_it_queued(tmp_path: Path) -> None:
+    # The README's ``pool_battles(log)``: a RoutingLog object, not only its path, and one still
+    # open, whose queued records the reader waits for (flush) instead of missing them.
+    target = str(tmp_path / "log.db")
+    _shadowed_log(target, seed=3)
+    log = RoutingLog(target, store_prompts=True, prices=PRICES)
+    try:
+        _call(_engine(), log, "one more question")  # queued, not judged
+        assert len(read_decisions(log)) == 13
+        assert len(read_comparisons(log)) == len(read_comparisons(target))
+        assert len(read_pool_candidates(log)) == len(read_pool_candidates(target))
+        battles, summary = pool_battles(log)
+        assert (len(battles), summary.battles) == (12, 12)
+        assert pool_battles(log) == pool_battles(target)
+        with pytest.raises(RouteLLMError, match="no call has a golden label"):
+            labelled_calls(log)
+        assert build_report(log).to_dict() == build_report(target).to_dict()
+    finally:
+        log.close()
 
 
 def test_pool_battles_need_stored_prompts_and_judged_comparisons(tmp_path: Path) -> None:
