@@ -103,7 +103,7 @@ def add_report_parser(sub: Any) -> None:
         action="append",
         default=[],
         help="a router name or checkpoint folder holding a logged checkpoint's calibration "
-        "(when the logged name does not find it); one that names no router is an error; "
-        "repeatable",
+        "(when the logged name does not find it), not a filter; one that names no router, "
+        "or whose checkpoint routed none of the log's calls, is an error; repeatable",
     )
     rp.set_defaults(func=cmd_report)

@@ -613,6 +613,7 @@ def build_report(
         if row.get("pool_policy") is not None:
             row["always_baseline"] = _tokens_cost(row, price_table.get(baseline or ""))
     times = [r["created_at"] for r in rows]
+    _check_extra_routers(rows, routers)
     drift, win_rates, calibrations = _drift(rows, routers)
     return LogReport(
         log=url.render_as_string(hide_password=True),
@@ -991,6 +992,37 @@ def _drift(
             )
         )
     return tuple(results), win_rates, calibrations
+
+
+def _check_extra_routers(rows: list[dict[str, Any]], extra_routers: Sequence[str | Path]) -> None:
+    """Each ``--router`` must hold the checkpoint of some of the log's scored calls: one that
+    routed none of them calibrates nothing here (and is not a filter), so it is an error that
+    names the routers and checkpoints the log does hold."""
+    held: Counter[tuple[str, str | None]] = Counter(
+        (r["router"], r["checkpoint_id"]) for r in rows if r["win_rate"] is not None
+    )
+    logged_ids = {checkpoint_id for _, checkpoint_id in held}
+    for spec in extra_routers:
+        try:
+            found_id, _ = stored_calibration(spec)
+        except (UnknownRouterError, CheckpointError) as exc:
+            raise RoutingInputError(f"report: --router {spec}: {exc}") from None
+        if found_id in logged_ids:
+            continue
+        holds = (
+            "its scored calls are from "
+            + ", ".join(
+                (f"{router}@{checkpoint_id[:12]}" if checkpoint_id else router) + f" ({n} calls)"
+                for (router, checkpoint_id), n in held.most_common()
+            )
+            if held
+            else "it has no call scored by a router"
+        )
+        raise RoutingInputError(
+            f"report: --router {spec}: its checkpoint ({(found_id or 'none')[:12]}) routed none of "
+            f"this log's calls, so it calibrates nothing here (--router names where a logged "
+            f"checkpoint's calibration is stored; it does not select calls); {holds}"
+        )
 
 
 def _find_calibration(

@@ -717,6 +717,22 @@ def test_a_report_router_that_names_nothing_is_an_error(tmp_path: Path, capsys):
         build_report(tmp_path / "log.db", routers=["nope"])
 
 
+def test_a_report_router_of_no_logged_checkpoint_is_an_error(tmp_path: Path, capsys):
+    # --router is where a logged checkpoint's calibration is looked for, not a filter: one that
+    # matches none of the log's checkpoints changed nothing, and must not pass in silence.
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    assert main(["report", "--log", str(tmp_path / "log.db"), "--router", "mf"]) == 2
+    err = capsys.readouterr().err
+    logged = load_router("task_experts").metadata["checkpoint_id"][:12]
+    mf = load_router("mf").metadata["checkpoint_id"][:12]
+    assert err.startswith(f"routellm: error: report: --router mf: its checkpoint ({mf})")
+    assert f"its scored calls are from task_experts@{logged} (40 calls)" in err
+    with pytest.raises(RoutingInputError, match="--router mf: .* routed none of this log's calls"):
+        build_report(tmp_path / "log.db", routers=["mf"])
+    # The logged router's own checkpoint is accepted (as the name already finds it).
+    assert main(["report", "--log", str(tmp_path / "log.db"), "--router", "task_experts"]) == 0
+
+
 def test_every_takes_milliseconds_and_fractions_and_says_what_it_takes(tmp_path: Path):
     assert parse_every("1ms") == 0.001 and parse_every("50ms") == 0.05
     assert parse_every("0.05s") == 0.05 and parse_every("0.05") == 0.05
