@@ -63,6 +63,10 @@ MIN_CALLS_PER_BIN = 5
 this many calls per bin on average."""
 PSI_BINS = 10
 """PSI compares the shares of traffic in the calibration set's deciles (10% each)."""
+MIN_DRIFT_CALLS = 10
+"""Fewer scored calls of a router and checkpoint than this measure no drift: the PSI's 10
+deciles cannot all hold a call, and the KS distance's 95% noise level nears or passes 1, the
+largest distance there is. The report then says so instead of giving the statistics."""
 PSI_FLOOR = 1e-4
 """A share of 0 is counted as this in the PSI's logarithm (the usual guard)."""
 PSI_NOISE_DRAWS = 2000
@@ -233,7 +237,9 @@ class Drift:
     """Scored calls of this router and checkpoint (forced and rule-routed calls have no win
     rate)."""
     reference: str | None
-    """The calibration set's name; ``None`` when no calibration was found (see ``note``)."""
+    """The calibration set's name; ``None`` when no calibration was found (see ``note``). With
+    fewer than :data:`MIN_DRIFT_CALLS` calls the statistics below are ``None`` and ``note``
+    says there are too few."""
     reference_size: int | None
     ks: float | None
     """Kolmogorov-Smirnov distance: the largest difference, over every threshold, between the
@@ -967,6 +973,25 @@ def _drift(
                     None,
                     realised,
                     note,
+                )  # fmt: skip
+            )
+            continue
+        if len(rates) < MIN_DRIFT_CALLS:
+            results.append(
+                Drift(
+                    router,
+                    checkpoint_id,
+                    len(rates),
+                    calibration.reference,
+                    calibration.n_prompts or None,
+                    None,
+                    None,
+                    None,
+                    threshold,
+                    None,
+                    realised,
+                    f"too few scored calls ({len(rates)}) to measure drift: it takes "
+                    f"{MIN_DRIFT_CALLS} or more",
                 )  # fmt: skip
             )
             continue

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
-from .report import LogReport, calls_text, share_text, usd_text
+from .report import MIN_DRIFT_CALLS, LogReport, calls_text, share_text, usd_text
 
 DPI = 110
 """Resolution of the PNG (dots per inch); layout is checked at it, since text extents do not
@@ -430,27 +430,38 @@ def _plot_drift(ax: Any, report: LogReport) -> None:
     if not report.win_rates:
         ax.text(0.5, 0.5, "no scored calls", ha="center", transform=ax.transAxes)
         return
-    figures = {}
+    figures, too_few = {}, []
     for d in report.drift:
         name = f"{d.router}@{d.checkpoint_id[:12]}" if d.checkpoint_id else d.router
+        if d.calls < MIN_DRIFT_CALLS:  # a step or two of a CDF says nothing, and hardly shows
+            too_few.append(f"{_short(name)}: {d.note}" if d.note else _short(name))
         if d.ks is not None:
             ks_noise = "" if d.ks_critical_95 is None else f" (chance up to {d.ks_critical_95:.3f})"
             noise = "" if d.psi_noise_95 is None else f" (chance up to {d.psi_noise_95:.3f})"
             # On a line of its own: after a checkpoint path it ran past the figure's edge.
             figures[name] = f"\n  KS {d.ks:.3f}{ks_noise}, PSI {d.psi:.3f}{noise}"
+    drawn = 0
     for i, (name, rates) in enumerate(report.win_rates.items()):
         colour = f"C{i % 10}"
         values = np.asarray(rates)
+        if len(values) < MIN_DRIFT_CALLS:
+            continue
+        drawn += 1
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=colour,
                 label=f"traffic {_short(name)} (n={len(values)}){figures.get(name, '')}")  # fmt: skip
         calibration = report.calibrations.get(name)
         if calibration is not None:
             ax.plot(calibration.quantiles, np.linspace(0, 1, len(calibration.quantiles)), "--",
-                    color=colour, label=f"  its calibration: {_short_words(calibration.reference, 60)}")  # fmt: skip
+                    color=colour, label=f"  its calibration: {_wrapped(calibration.reference)}")  # fmt: skip
     ax.set_xlabel("win rate")
     ax.set_ylabel("cumulative share")
-    # Under the panel, across its width: two routers' labels do not fit inside it.
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), borderaxespad=0)
+    if too_few:  # beside drawn CDFs: in the lower right, which a CDF leaves empty
+        x, y, ha, va = (0.97, 0.03, "right", "bottom") if drawn else (0.5, 0.5, "center", "center")
+        ax.text(x, y, "\n".join(textwrap.fill(note, 60) for note in too_few), ha=ha, va=va,
+                fontsize=8, transform=ax.transAxes)  # fmt: skip
+    if drawn:
+        # Under the panel, across its width: two routers' labels do not fit inside it.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), borderaxespad=0)
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -461,11 +472,8 @@ def _short(text: str, width: int = 48) -> str:
     return f"{text[:keep]}...{text[-(width - 3 - keep) :]}"
 
 
-def _short_words(text: str, width: int = 48) -> str:
-    """``text`` cut at a word boundary to ``width`` characters with "..." (a calibration's
-    name is prose: cutting it mid-word left "questio...")."""
-    if len(text) <= width:
-        return text
-    head = text[: width - 3]
-    cut = head.rfind(" ")
-    return (head[:cut] if cut > 0 else head).rstrip(" ,;:(") + "..."
+def _wrapped(text: str, width: int = 48) -> str:
+    """``text`` (a calibration's name) on lines of ``width`` characters under a legend entry,
+    at most three (the rest cut at a word with "..."): cut at 60 characters, the bundled
+    routers' name lost its end ("... (498 real Chatbot Arena...")."""
+    return "\n    ".join(textwrap.wrap(text, width, max_lines=3, placeholder=" ..."))

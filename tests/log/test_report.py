@@ -515,13 +515,13 @@ def test_the_calibration_size_is_printed_once(tmp_path: Path):
 def test_psi_is_read_against_its_sampling_noise(tmp_path: Path, data_dir: Path, sqlite_log):
     from routellm_base.log.report import psi_noise_95
 
-    # Eight calls drawn from the calibration set itself: their PSI is large, and chance.
+    # Twelve calls drawn from the calibration set itself: their PSI is large, and chance.
     prompts = [
         json.loads(line)["prompt"] for line in (data_dir / "arena_hard" / "questions.jsonl").open()
     ]
     engine = RoutingEngine(load_router("task_experts"), strong_share=0.5)
     log = RoutingLog(tmp_path / "log.db")
-    for prompt in prompts[:8]:
+    for prompt in prompts[:12]:
         log.record(engine.decide(prompt, strong_model="big", weak_model="small"), conversation=prompt,
                    strong_model="big", weak_model="small")  # fmt: skip
     log.close()
@@ -857,11 +857,51 @@ def test_the_judged_panel_zooms_on_clustered_win_rates(tmp_path: Path):
     plt.close(fig)
 
 
-def test_the_drift_legend_shortens_a_calibration_name_at_a_word():
-    from routellm_base.log.report_plot import _short_words
+def test_the_drift_legend_wraps_a_calibration_name_inside_the_figure(tmp_path: Path):
+    import matplotlib.pyplot as plt
 
-    name = "Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
-    short = _short_words(name, 48)
-    assert len(short) <= 48 and short.endswith("...")
-    assert name.startswith(short[:-3].rstrip()) and short[:-3].rstrip().split()[-1] in name.split()
-    assert _short_words("short", 48) == "short"
+    from routellm_base.log.report_plot import report_figure
+
+    _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts",), (STRONG, WEAK))
+    report = build_report(tmp_path / "log.db")
+    fig = report_figure(report)
+    legend = {ax.get_label(): ax for ax in fig.axes}["drift"].get_legend()
+    [label] = [t.get_text() for t in legend.texts if "its calibration" in t.get_text()]
+    # The whole name, on lines short enough for the legend (it was cut: "... Chatbot Arena...").
+    assert " ".join(label.split()) == (
+        "its calibration: Arena-Hard-Auto v0.1 questions (498 real Chatbot Arena prompts)"
+    )
+    assert max(len(line) for line in label.splitlines()) <= 70
+    assert texts_outside(fig) == []
+    plt.close(fig)
+
+
+def test_too_few_scored_calls_measure_no_drift(tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    from routellm_base.log.report import MIN_DRIFT_CALLS
+    from routellm_base.log.report_plot import report_figure
+
+    engine = RoutingEngine(load_router("task_experts"), strong_share=0.5)
+    note = f"too few scored calls (1) to measure drift: it takes {MIN_DRIFT_CALLS} or more"
+    with RoutingLog(tmp_path / "log.db") as log:
+        log.record(engine.decide("What is 2+2?", strong_model=STRONG, weak_model=WEAK),
+                   strong_model=STRONG, weak_model=WEAK)  # fmt: skip
+    report = build_report(tmp_path / "log.db")
+    [drift] = report.drift
+    # No KS distance (it cannot pass 1, yet its noise level was 1.359) nor PSI (its own level).
+    assert (drift.ks, drift.ks_critical_95, drift.psi, drift.psi_noise_95) == (None,) * 4
+    assert drift.calls == 1 and drift.note == note
+    assert drift.reference.startswith("Arena-Hard-Auto")
+    text = report.format()
+    assert f"    {note}" in text.splitlines()
+    assert "KS distance" not in text and "PSI" not in text
+    [as_json] = report.to_dict()["drift"]
+    assert as_json["note"] == note and as_json["ks"] is None and as_json["psi"] is None
+    # The plot draws no one-step CDF: the panel says why instead.
+    fig = report_figure(report)
+    panel = {ax.get_label(): ax for ax in fig.axes}["drift"]
+    assert panel.get_lines() == [] and panel.get_legend() is None
+    assert any(note in " ".join(t.get_text().split()) for t in panel.texts)
+    assert texts_outside(fig) == []
+    plt.close(fig)
