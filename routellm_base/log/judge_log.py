@@ -75,7 +75,8 @@ def judge_log(
     Returns the counts: ``items`` (comparisons waiting), ``judged`` (readable verdicts),
     ``strong_wins``, ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable
     judgment: no verdict written), ``skipped_unparseable_before`` (left alone without
-    ``retry_unparseable``) and ``skipped_no_text`` (prompt or answers not stored).
+    ``retry_unparseable``), ``skipped_no_text`` (prompt or answers not stored) and
+    ``left_by_limit`` (judgeable items past ``limit``, left waiting for a later run).
 
     Raises :class:`RouteLLMError` when comparisons wait but none has its prompt and answers
     stored (naming ``store_prompts=True``), :class:`RoutingInputError` for a ``redact`` that is
@@ -142,7 +143,7 @@ def _waiting(
         .order_by(c.c.id)
     )
     items: list[_Item] = []
-    counts = {"skipped_unparseable_before": 0, "skipped_no_text": 0}
+    counts = {"skipped_unparseable_before": 0, "skipped_no_text": 0, "left_by_limit": 0}
     with engine.connect() as connection:
         for row in connection.execute(query):
             if row.unparseable and not retry_unparseable:
@@ -152,6 +153,8 @@ def _waiting(
             elif limit is None or len(items) < limit:
                 question = judge_question(json.loads(row.prompt))
                 items.append(_Item(row.id, question, row.strong_answer, row.weak_answer))
+            else:
+                counts["left_by_limit"] += 1
     return items, counts
 
 

@@ -394,7 +394,8 @@ def _judge_log(args: argparse.Namespace) -> int:
             f"{args.judge_model}: strong wins {counts['strong_wins']}, weak wins {counts['weak_wins']}, "
             f"ties {counts['ties']}; unparseable {counts['unparseable']}, prompts or answers not stored "
             f"{counts['skipped_no_text']}, unparseable before (not retried) "
-            f"{counts['skipped_unparseable_before']}; {counts['requests']} requests, "
+            f"{counts['skipped_unparseable_before']}, left waiting by --limit "
+            f"{counts['left_by_limit']}; {counts['requests']} requests, "
             f"{counts['retries']} retries"
         )
     return 0

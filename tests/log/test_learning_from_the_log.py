@@ -88,6 +88,7 @@ def test_judging_a_log_writes_verdicts_and_counts_what_it_could_not_judge(tmp_pa
         "unparseable": 1,
         "skipped_unparseable_before": 0,
         "skipped_no_text": 0,
+        "left_by_limit": 0,
     }
     rows = {r["strong_answer"]: r for r in read_comparisons(path)}
     assert rows["good s"]["verdict"] == "strong" and rows["bad s"]["verdict"] == "weak"
@@ -119,6 +120,41 @@ def test_judging_a_log_writes_verdicts_and_counts_what_it_could_not_judge(tmp_pa
         None,
         None,
     )
+    log.close()
+
+
+def test_judging_a_log_with_a_limit_counts_what_it_left_waiting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "--retry-unparseable --limit 5" said "unparseable before (not retried) 0" and nothing of
+    # the items the limit left: they are counted, and the command line says so.
+    import importlib.util
+
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    for i in range(4):
+        logged_call(log, runner, f"q{i}", "strong", f"s{i}", f"w{i}")
+    assert runner.flush(10) and log.flush(10)
+    counts = judge_log(path, good_answer_judge({"q0": "?", "q1": "?", "q2": "?", "q3": "?"}))
+    assert counts["unparseable"] == 4
+    counts = judge_log(path, good_answer_judge(), retry_unparseable=True, limit=1)
+    assert (counts["items"], counts["judged"], counts["left_by_limit"]) == (1, 1, 3)
+    assert counts["skipped_unparseable_before"] == 0
+    spec = importlib.util.spec_from_file_location(
+        "judge_limit_local_openai_server",
+        Path(__file__).parents[1] / "train" / "local_openai_server.py",
+    )
+    assert spec is not None and spec.loader is not None
+    server_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(server_mod)
+    with server_mod.LocalOpenAIServer(lambda messages, max_tokens: ("[[C]]", 10, 1)) as server:
+        argv = ["judge", "--log", str(path), "--judge-model", "j", "--base-url", server.url,
+                "--api-key-env", "ROUTELLM_TEST_UNSET_KEY", "--retry-unparseable", "--limit", "1"]  # fmt: skip
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "judged 1 of 1 waiting" in out
+    assert "unparseable before (not retried) 0, left waiting by --limit 2;" in out
     log.close()
 
 
