@@ -262,8 +262,16 @@ def load_answer_items(
     does a model that no line answers (a wrong ``--strong``/``--weak``: the error names the
     models the answers hold).
     """
+    items, skipped = _answer_items(path, strong_model, weak_model)
+    return items, [where for where, _ in skipped]
+
+
+def _answer_items(
+    path: str | Path, strong_model: str, weak_model: str
+) -> tuple[list[JudgeItem], list[tuple[str, list[str]]]]:
+    """:func:`load_answer_items`, each skipped line with the models it has no answer of."""
     items: list[JudgeItem] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, list[str]]] = []
     answered: set[str] = set()
     for where, obj in iter_jsonl_objects(path):
         if not isinstance(obj.get("prompt"), str):
@@ -274,7 +282,10 @@ def load_answer_items(
         answered.update(k for k, v in answers.items() if isinstance(v, str))
         strong, weak = answers.get(strong_model), answers.get(weak_model)
         if not isinstance(strong, str) or not isinstance(weak, str):
-            skipped.append(where)
+            missing = [
+                m for m, a in ((strong_model, strong), (weak_model, weak)) if not isinstance(a, str)
+            ]
+            skipped.append((where, missing))
             continue
         items.append(
             JudgeItem(obj["prompt"], strong, weak, str(obj.get("id", where.rsplit(":", 1)[1])))
@@ -318,7 +329,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     missing = [f"--{n}" for n in ("strong", "weak", "out") if getattr(args, n) is None]
     if missing:
         raise RouteLLMError(f"--input needs {', '.join(missing)}")
-    items, skipped = load_answer_items(args.input, args.strong, args.weak)
+    items, skipped = _answer_items(args.input, args.strong, args.weak)
     client = _make_client(args.base_url, args.api_key_env, args.timeout)
     result = judge_battles(
         items,
@@ -351,9 +362,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
             f"unparseable {s['unparseable']}, skipped (missing answers) {s['skipped']}; "
             f"{s['requests']} requests, {s['retries']} retries -> {out}"
         )
-    for where in skipped[:5]:
+    for where, missing in skipped[:5]:
         print(
-            f"note: {where}: no answer of {args.strong!r} or {args.weak!r}; skipped",
+            f"note: {where}: no answer of {' or '.join(map(repr, missing))}; skipped",
             file=sys.stderr,
         )
     return 0

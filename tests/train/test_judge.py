@@ -267,6 +267,25 @@ def test_cli_retries_a_transient_http_error(tmp_path, capsys):
     assert load_battles_jsonl(out).counts == {"model_a": 1}
 
 
+def test_cli_names_the_one_missing_answer(tmp_path, capsys):
+    server_mod = _server_module()
+    answers = tmp_path / "answers.jsonl"
+    rows = [
+        {"prompt": "q", "answers": {"s": "strong answer", "w": "weak answer"}},
+        {"prompt": "q2", "answers": {"s": "strong answer"}},  # only the weak answer missing
+        {"prompt": "q3", "answers": {}},
+    ]
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "battles.jsonl"
+    argv = ["judge", "--input", str(answers), "--strong", "s", "--weak", "w", "--judge-model", "j",
+            "--api-key-env", "ROUTELLM_TEST_UNSET_KEY", "--out", str(out)]  # fmt: skip
+    with server_mod.LocalOpenAIServer(lambda messages, max_tokens: ("[[A]]", 10, 1)) as server:
+        assert main([*argv, "--base-url", server.url]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {answers}:2: no answer of 'w'; skipped" in err.splitlines()
+    assert f"note: {answers}:3: no answer of 's' or 'w'; skipped" in err.splitlines()
+
+
 # -- the real model -------------------------------------------------------------------------------
 
 
