@@ -160,12 +160,15 @@ class _Requester:
             try:
                 response = self.client.chat.completions.create(**options)
             except Exception as exc:
+                # The endpoint, so that "Connection error." says which one (a scripted client
+                # has no base_url).
+                base_url = getattr(self.client, "base_url", None)
+                to = f" to {base_url}" if base_url else ""
                 if not _is_transient(exc):
-                    raise JudgeError(f"judge request failed: {exc}") from exc
+                    raise JudgeError(f"judge request{to} failed: {exc}") from exc
                 if attempt >= self.retry.max_retries:
-                    raise JudgeError(
-                        f"judge request failed after {attempt + 1} attempts: {exc}"
-                    ) from exc
+                    tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
+                    raise JudgeError(f"judge request{to} failed after {tries}: {exc}") from exc
                 with self._lock:
                     self.retries += 1
                 self.sleep(max(self.retry.delay(attempt), _retry_after(exc, self.retry.max_delay)))

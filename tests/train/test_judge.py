@@ -286,6 +286,18 @@ def test_cli_names_the_one_missing_answer(tmp_path, capsys):
     assert f"note: {answers}:3: no answer of 's' or 'w'; skipped" in err.splitlines()
 
 
+def test_cli_names_the_endpoint_it_could_not_reach(tmp_path, capsys):
+    # Nothing listens on port 9: the error names the endpoint, and one attempt is one.
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"prompt": "q", "answers": {"s": "a", "w": "b"}}) + "\n")
+    argv = ["judge", "--input", str(answers), "--strong", "s", "--weak", "w", "--judge-model", "j",
+            "--api-key-env", "ROUTELLM_TEST_UNSET_KEY", "--out", str(tmp_path / "out.jsonl")]  # fmt: skip
+    dead = "http://127.0.0.1:9/v1"
+    assert main([*argv, "--base-url", dead, "--max-retries", "0"]) != 0
+    err = capsys.readouterr().err
+    assert f"judge request to {dead}/ failed after 1 attempt: " in err, err
+
+
 # -- the real model -------------------------------------------------------------------------------
 
 
