@@ -230,6 +230,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     removed = 0
     contaminated: set[str] = set()
+    n_prompts = len(battles.prompts)
     if args.exclude:
         eval_texts = [
             t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)
@@ -241,6 +242,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         keep = ~bad_prompt[battles.prompt_index]
         removed = int((~keep).sum())
         battles = battles.subset(keep)
+    # The prompt table keeps every prompt read; count those that still have a battle.
+    trained_prompts = len(np.unique(battles.prompt_index))
     if len(battles) == 0:
         raise ValueError("no battle is left after decontamination")
 
@@ -360,8 +363,9 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "data": [_data_entry(f) for f in files],
         "battles": len(battles),
         "battle_outcomes": battles.counts,
-        "prompts": len(battles.prompts),
+        "prompts": trained_prompts,
         "removed_as_contaminated_battles": removed,
+        "removed_as_contaminated_prompts": n_prompts - trained_prompts,
         "decontaminated_against": [str(p) for p in args.exclude or []],
         "seconds": round(time.time() - started, 1),
         "command": "routellm " + shlex.join(args.command_line),
@@ -592,7 +596,7 @@ Estimates the probability that **{args.strong}** answers better than **{args.wea
 
 Licence of the data, as declared by the trainer: {args.data_licence or "NOT DECLARED: check each source before you ship this checkpoint"}.
 Battles: {training["battles"]} over {training["prompts"]} prompts; outcomes {training["battle_outcomes"]} (ties kept as half a win each).
-Decontamination: {training["removed_as_contaminated_battles"]} battles removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
+Decontamination: {training["removed_as_contaminated_battles"]} battles over {training["removed_as_contaminated_prompts"]} prompts removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
 {validation}
 ## Calibration
 {f"{calibration.reference}" if calibration else "None: use a threshold, or calibrate with `routellm calibrate`."}
@@ -769,6 +773,7 @@ def _run(args: argparse.Namespace) -> int:
     training = train_checkpoint(args)
     print(
         f"wrote {args.out}: {args.family}, {training['battles']} battles, {training['prompts']} prompts, "
-        f"{training['removed_as_contaminated_battles']} removed as contaminated, {training['seconds']} s"
+        f"{training['removed_as_contaminated_battles']} battles ({training['removed_as_contaminated_prompts']} "
+        f"prompts) removed as contaminated, {training['seconds']} s"
     )
     return 0

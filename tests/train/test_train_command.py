@@ -408,3 +408,27 @@ def test_every_family_refuses_to_overwrite_a_folder_with_files_unless_forced(
     assert (out / "config.json").read_text() == "{}"
     with pytest.raises(AssertionError, match="data read before"):  # --force goes on to the data
         main([*argv, "--force"])
+
+
+def test_summary_and_card_count_the_prompts_trained_on_after_decontamination(
+    tmp_path, data_dir, capsys
+):
+    """The prompt count was taken before decontamination (598 prompts for 558 battles on 558
+    unique prompts); it must be the prompts trained on, with the removed ones named apart."""
+    prompts = [r.prompt for r in load_gsm8k(data_dir)[:60]]
+    _write_battles(tmp_path / "b.jsonl", [
+        {"prompt": p, "model_a": GPT4, "model_b": MIXTRAL, "winner": "model_a" if i % 3 else "model_b"}
+        for i, p in enumerate(prompts)
+    ])  # fmt: skip
+    _write_battles(tmp_path / "eval.jsonl", [{"prompt": p} for p in prompts[:10]])
+    out = tmp_path / "sw"
+    argv = ["train", "sw_ranking", "--data", str(tmp_path / "b.jsonl"), "--strong", GPT4, "--weak", MIXTRAL,
+            "--exclude", str(tmp_path / "eval.jsonl"), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "50 battles, 50 prompts, 10 battles (10 prompts) removed as contaminated" in printed
+    training = load_router(out).metadata["training"]
+    assert training["prompts"] == 50 and training["removed_as_contaminated_prompts"] == 10
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Battles: 50 over 50 prompts" in card
+    assert "Decontamination: 10 battles over 10 prompts removed" in card
