@@ -206,7 +206,8 @@ def build_parser(
         "--crossfit-json",
         default=None,
         help="with --crossfit: where the full cross-fitted metrics go as JSON (default: "
-        "crossfit_<recipe name>.json in the current folder)",
+        "crossfit_<recipe name>.json inside --out, or in the current folder when no --out is "
+        "given)",
     )
     parser.add_argument(
         "--embedder",
@@ -233,6 +234,15 @@ def build_parser(
         "--seed", type=int, default=0, help="seed of the training (default: %(default)s)"
     )
     return parser
+
+
+def crossfit_json_path(args: argparse.Namespace, name: str) -> Path:
+    """Where ``--crossfit`` writes its JSON: ``--crossfit-json`` if given, else
+    ``crossfit_<name>.json`` inside ``--out`` (not the current folder, often the repository
+    root), or in the current folder when there is no ``--out``."""
+    if args.crossfit_json:
+        return Path(args.crossfit_json)
+    return Path(args.out or ".") / f"crossfit_{name}.json"
 
 
 def main(
@@ -275,7 +285,8 @@ def main(
                 f"{r['benchmark']}: {r['n']} items, APGR {r['apgr']:.3f} (random "
                 f"{r['random_apgr']:.3f} ± {r['random_apgr_std']:.3f}), CPT(50%) {r['cpt50']:.1%}"
             )
-        written = Path(args.crossfit_json or f"crossfit_{name}.json")
+        written = crossfit_json_path(args, name)
+        written.parent.mkdir(parents=True, exist_ok=True)
         written.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         print(f"wrote the cross-fitted metrics to {written}")
     if args.out:

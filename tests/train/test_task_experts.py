@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,29 @@ def test_the_crossfit_command_prints_a_summary_and_where_the_json_went(
     assert any(line.startswith("mmlu: 14042 items, APGR 0.640") for line in printed)
     assert printed[-1] == f"wrote the cross-fitted metrics to {out}"
     assert json_module.loads(out.read_text()) == results
+
+
+def test_the_crossfit_json_goes_inside_out_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    """The guide's ``--out runs/task_experts --crossfit`` left crossfit_task_experts.json in the
+    folder it was run from (the repository root); it belongs inside --out."""
+    from routellm_base.train import default_task_experts
+
+    results = [{"benchmark": "mmlu", "n": 10, "apgr": 0.6, "random_apgr": 0.5,
+                "random_apgr_std": 0.02, "cpt50": 0.3}]  # fmt: skip
+    monkeypatch.setattr(default_task_experts, "crossfit", lambda *a, **k: results)
+    monkeypatch.setattr(default_task_experts, "load_embedder", lambda name: None)
+    monkeypatch.setattr(default_task_experts, "build", lambda *a, **k: dict.fromkeys(
+        ("sources", "removed_as_contaminated", "task_kinds", "metrics", "seconds")))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs" / "task_experts"
+    default_task_experts.main(["--out", str(out), "--crossfit"])
+    assert (out / "crossfit_task_experts.json").is_file()
+    assert not (tmp_path / "crossfit_task_experts.json").exists()
+    assert f"wrote the cross-fitted metrics to {out / 'crossfit_task_experts.json'}" in capsys.readouterr().out
+    # Without --out there is no folder of the run: the current folder, as --crossfit-json says.
+    parser = default_task_experts.build_parser()
+    path = default_task_experts.crossfit_json_path
+    assert path(parser.parse_args(["--crossfit"]), "x") == Path("crossfit_x.json")
+    given = parser.parse_args(["--out", "o", "--crossfit", "--crossfit-json", "cf.json"])
+    assert path(given, "x") == Path("cf.json")
+    assert "inside --out" in parser.format_help()
