@@ -87,6 +87,8 @@ class EngineCache:
         self._swapped_routers: weakref.WeakKeyDictionary[Router, Router] = (
             weakref.WeakKeyDictionary()
         )
+        # A router swapped in from a name or folder -> that name or folder, as it was given.
+        self._given: weakref.WeakKeyDictionary[Router, str | Path] = weakref.WeakKeyDictionary()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EngineCache:
         return EngineCache()
@@ -142,8 +144,9 @@ class EngineCache:
           ``share_window`` starts afresh, as the old router's win rates do not apply.
         * Loading reads (and hashes) the checkpoint in the calling thread.
 
-        Returns the router replaced (the loaded ``Router`` when an engine had loaded it, else
-        the name or folder), so swapping it back rolls back.
+        Returns the router replaced as it was given (the name or folder, the default's name
+        included, or the ``Router`` instance), so swapping it back rolls back (a name or folder
+        is loaded again).
         """
         loaded = router if isinstance(router, Router) else load_router(router)
         new_settings = replace(settings, router=loaded)
@@ -152,8 +155,9 @@ class EngineCache:
         with self._lock:
             old = self.router_for(settings.router)
             old_key = router_key(old)
-            # Prefer the loaded router over its name, so that swapping back loads nothing.
-            replaced = next((e.router for k, e in self._engines.items() if k[0] == old_key), old)
+            replaced = self._given.get(old, old) if isinstance(old, Router) else old
+            if not isinstance(router, Router):
+                self._given[loaded] = router
             for spec, current in list(self._swapped_specs.items()):
                 if current is old:
                     self._swapped_specs[spec] = loaded

@@ -202,6 +202,7 @@ class PoolEngineCache:
         self._engines: dict[PoolSettings, PoolEngine] = {}
         self._routers: dict[str, PoolRouter] = {}
         self._swapped: PoolRouter | None = None
+        self._swapped_given: PoolRouter | str | None = None  # _swapped as it was given
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PoolEngineCache:
         return PoolEngineCache()
@@ -256,19 +257,24 @@ class PoolEngineCache:
             return self._swapped
         return spec if isinstance(spec, PoolRouter) else self._routers.get(spec, spec)
 
-    def swap(self, settings: PoolSettings, router: PoolRouter | str) -> PoolRouter | str:
+    def swap(
+        self, settings: PoolSettings, router: PoolRouter | str, given: Any = None
+    ) -> PoolRouter | str:
         """Route with ``router`` from now on, for every model sharing this cache: its engine is
         built (the router checked against the pool) before anything changes, so a router that
         has never seen a model of the pool raises :class:`PoolError` and changes nothing.
         Calls in flight keep their engine; a budget window starts afresh. Returns the router
-        replaced."""
+        replaced as it was given (``given``, the name or folder ``router`` was loaded from, if
+        any; for a field never swapped, its setting)."""
         with self._lock:
             resolved = self._router(router)
         new = replace(settings, router=resolved)
         engine = new.build(resolved)
         with self._lock:
-            replaced = self.router_in_use(settings.router)
+            swapped = self._swapped is not None and settings.router != "single_model"
+            replaced = self._swapped_given if swapped else settings.router
             self._swapped = resolved
+            self._swapped_given = router if given is None else given
             self._engines = {new: engine}
         return replaced
 

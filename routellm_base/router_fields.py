@@ -488,7 +488,8 @@ class RouterFields(BaseModel):
         * From async code: ``await asyncio.to_thread(llm.swap_router, path)`` (loading reads
           the checkpoint).
 
-        Returns the router replaced, so ``llm.swap_router(old)`` rolls back.
+        Returns the ``router`` setting replaced, as it was given (a name, default included, a
+        folder or a router instance), so ``llm.swap_router(old)`` rolls back.
 
         A pool swaps to a :class:`~routellm_base.pool.PoolRouter`: one that has never seen a
         model of the pool raises :class:`PoolError` and changes nothing; a budget window
@@ -499,7 +500,7 @@ class RouterFields(BaseModel):
             loaded = (
                 None if isinstance(router, PoolRouter) else check_router(router, settings.pool())
             )
-            replaced = self._services.pools.swap(settings, loaded or router)  # type: ignore[arg-type]
+            replaced = self._services.pools.swap(settings, loaded or router, router)  # type: ignore[arg-type]
             self.router = router
             return replaced
         replaced = self._services.engines.swap(self._engine_settings(), router)

@@ -102,7 +102,7 @@ def test_swap_router_replaces_a_bundled_checkpoint_for_the_model_and_its_copies(
     before = _decision(llm.invoke("Prove that sqrt(2) is irrational"))
     mf = load_router("mf")
     replaced = llm.swap_router("mf")
-    assert replaced.name == "task_experts" and replaced is not mf  # the loaded router, returned
+    assert replaced == "task_experts"  # the setting replaced, as it was given
     after = [
         _decision(m) for m in (llm.invoke("Prove it again"), agent_model.invoke("Add 2 and 3"))
     ]
@@ -110,9 +110,9 @@ def test_swap_router_replaces_a_bundled_checkpoint_for_the_model_and_its_copies(
     assert all(d["router"] == "mf" for d in after)
     assert all(d["checkpoint_id"] == mf.metadata["checkpoint_id"] for d in after)
     assert after[0]["threshold"] == pytest.approx(mf.calibration.threshold_for_share(0.3))
-    # Rolling back reuses the loaded router.
-    llm.swap_router(replaced)
-    assert llm.engine.router is replaced
+    # Rolling back loads the name again.
+    assert llm.swap_router(replaced) == "mf"
+    assert llm.engine.router.name == "task_experts" and llm.router == "task_experts"
     assert _decision(agent_model.invoke("Add 1 and 1"))["router"] == "task_experts"
     log.flush()
     rows = read_decisions(tmp_path / "log.db")
@@ -120,6 +120,22 @@ def test_swap_router_replaces_a_bundled_checkpoint_for_the_model_and_its_copies(
     assert rows[1]["checkpoint_id"] == mf.metadata["checkpoint_id"] != rows[0]["checkpoint_id"]
     assert len(llm._services.engines) == 1  # the replaced router's engines are dropped
     log.close()
+
+
+def test_swap_router_returns_the_default_router_by_name_and_a_given_router_as_given():
+    """Left at its default, the router setting replaced is "task_experts", not the
+    TaskExpertsRouter the engine loaded from it (the README: "as it was given")."""
+    llm = RouterChatModel(
+        strong=scripted("gpt-4o", "strong"), weak=scripted("gpt-4o-mini", "weak"), strong_share=0.3
+    )
+    copy = llm.bind_tools([add])
+    llm.invoke("Prove that sqrt(2) is irrational")  # the engine loads the default router
+    first = ConstantRouter("first", 0.2, "a" * 64)
+    assert llm.swap_router(first) == "task_experts"
+    assert llm.swap_router("mf") is first
+    # A copy, whose field still names the default, replaces the router in use as it was given.
+    assert copy.bound.swap_router("task_experts") == "mf"  # type: ignore[attr-defined]
+    assert _decision(llm.invoke("hi"))["router"] == "task_experts"
 
 
 def test_a_failed_swap_changes_nothing(tmp_path: Path):

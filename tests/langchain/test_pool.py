@@ -490,6 +490,17 @@ def test_swap_router_in_a_pool_checks_the_new_router_first() -> None:
     assert chosen(llm.invoke(PROMPT)) == "big" and chosen(copy.invoke(PROMPT)) == "big"
 
 
+def test_swap_router_in_a_pool_returns_the_setting_replaced_as_it_was_given() -> None:
+    """Left at its default, a pool's router setting replaced is "zero_shot", not the
+    ZeroShotPoolRouter loaded from it."""
+    llm = RouterChatModel(models=models(), prices=PRICES, cost_weight=0.0)
+    llm.invoke(PROMPT)
+    new = FixedPoolRouter({"big": 0.9, "mid": 0.1, "small": 0.1})
+    assert llm.swap_router(new) == "zero_shot"
+    assert llm.swap_router("zero_shot") is new
+    assert llm.swap_router(new) == "zero_shot"
+
+
 # -- inside LangChain's own machinery --------------------------------------------------------------
 
 
