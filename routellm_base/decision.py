@@ -46,7 +46,9 @@ class RoutingDecision:
     Between two models: ``win_rate`` is the router's estimate that the strong model's answer
     beats the weak one's; the call went strong when ``win_rate >= threshold`` unless ``forced``
     says a caller chose the side or ``no_known_tokens`` says a rule did. ``win_rate`` is
-    ``None`` exactly then: forced decisions and rule-routed ones skip the router.
+    ``None`` exactly then: forced decisions and rule-routed ones skip the router (with
+    ``no_known_tokens_side=None`` there is no rule: such a call is scored, ``win_rate`` set and
+    ``no_known_tokens`` still true).
 
     In a pool of several models (:class:`routellm_base.pool.PoolEngine`): ``side`` and
     ``model`` are the chosen candidate's name, ``win_rate`` and ``threshold`` are ``None``, and
@@ -76,7 +78,9 @@ class RoutingDecision:
     for forced decisions, which read no text."""
     no_known_tokens: bool = False
     """The embedder knew no token of the routing text (e.g. a script its vocabulary lacks), so
-    the router could not score it and the engine's ``no_known_tokens_side`` rule chose the side."""
+    the router could not score it and the engine's ``no_known_tokens_side`` rule chose the side
+    (``win_rate`` ``None``); with ``no_known_tokens_side=None`` the text was scored anyway
+    (``win_rate`` set) and this still says so."""
     fallback_from: str | None = None
     """Set when the chosen side raised and the call fell back to this decision's side (in a
     pool, possibly after several candidates failed: the first one chosen)."""

@@ -157,7 +157,10 @@ class RoutingEngine:
                 for _ in conversations
             ]
         texts = [routing_text(c, self.routing_text_options) for c in conversations]
-        unreadable = self._unreadable([t.readable_text for t in texts])
+        no_known = self._unreadable([t.readable_text for t in texts])
+        # The rule routes these calls (no win rate); with no_known_tokens_side=None they are
+        # scored, and their decisions still say no_known_tokens.
+        unreadable = [u and self.policy.no_known_tokens_side is not None for u in no_known]
         rates = np.full(len(texts), np.nan)
         scored = [i for i in range(len(texts)) if not unreadable[i]]
         if scored:
@@ -176,8 +179,10 @@ class RoutingEngine:
         strong = decide_sides(np.nan_to_num(rates, nan=0.0), threshold)
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
         decisions = []
-        for text, rate, go_strong, no_known in zip(texts, rates, strong, unreadable):
-            if no_known:  # a strong share of 0 or 1 holds for these calls too
+        for text, rate, go_strong, ruled, unknown in zip(
+            texts, rates, strong, unreadable, no_known, strict=True
+        ):
+            if ruled:  # a strong share of 0 or 1 holds for these calls too
                 go_strong = (self.policy.end_side or self.policy.no_known_tokens_side) == "strong"
             extra = _extra(text)
             if held is not None:
@@ -186,7 +191,7 @@ class RoutingEngine:
                 RoutingDecision(
                     side="strong" if go_strong else "weak",
                     model=strong_model if go_strong else weak_model,
-                    win_rate=None if no_known else float(rate),
+                    win_rate=None if ruled else float(rate),
                     threshold=threshold,
                     router=self.router.name,
                     seconds=seconds,
@@ -194,17 +199,16 @@ class RoutingEngine:
                     skipped_parts=text.skipped_parts,
                     routing_text_tokens=text.tokens,
                     routing_text_source=text.source,
-                    no_known_tokens=no_known,
+                    no_known_tokens=unknown,
                     extra=extra,
                 )
             )
         return decisions
 
     def _unreadable(self, texts: list[str]) -> list[bool]:
-        """Which texts the router's embedder has no token for (when the rule applies and the
-        embedder can tell)."""
+        """Which texts the router's embedder has no token for (when the embedder can tell)."""
         embedder = self.router.embedder
-        if self.policy.no_known_tokens_side is None or embedder is None or not texts:
+        if embedder is None or not texts:
             return [False] * len(texts)
         unreadable = embedder.unreadable(texts)
         if unreadable is None:

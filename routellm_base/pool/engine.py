@@ -151,7 +151,9 @@ class PoolEngine:
         costs = pool.expected_costs([prompt_tokens(c) for c in conversations])
         usable = rules.usable(costs, allowed_mask, pool.names)
         texts = [routing_text(c, self.routing_text_options) for c in conversations]
-        unreadable = self._unreadable([t.readable_text for t in texts])
+        no_known = self._unreadable([t.readable_text for t in texts])
+        # The rule routes these calls; without it they are scored, and still said no_known_tokens.
+        unreadable = [u and self.no_known_tokens_rule for u in no_known]
         quality = np.full((len(texts), len(pool)), np.nan)
         scored = [i for i in range(len(texts)) if not unreadable[i]]
         facts: dict[int, dict[str, Any]] = {}
@@ -202,7 +204,7 @@ class PoolEngine:
                     text,
                     seconds,
                     choice=choice,
-                    no_known_tokens=unreadable[i],
+                    no_known_tokens=no_known[i],
                 )
             )
         return decisions
@@ -298,7 +300,7 @@ class PoolEngine:
 
     def _unreadable(self, texts: list[str]) -> list[bool]:
         embedder = self.router.embedder
-        if not self.no_known_tokens_rule or embedder is None or not texts:
+        if embedder is None or not texts:
             return [False] * len(texts)
         unreadable = embedder.unreadable(texts)
         if unreadable is None:

@@ -157,9 +157,36 @@ def test_unreadable_side_is_configurable(bundled_embedder):
     weak = RoutingEngine(router, threshold=0.5, no_known_tokens_side="weak").decide(UNREADABLE[0])
     assert weak.side == "weak" and weak.no_known_tokens
     scored = RoutingEngine(router, threshold=0.5, no_known_tokens_side=None).decide(UNREADABLE[0])
-    assert scored.side == "strong" and scored.win_rate == 0.9 and not scored.no_known_tokens
+    assert scored.side == "strong" and scored.win_rate == 0.9 and scored.no_known_tokens
     with pytest.raises(InvalidPolicyError, match="no_known_tokens_side"):
         RoutingPolicy(no_known_tokens_side="medium")  # type: ignore[arg-type]
+
+
+def test_scoring_unreadable_text_anyway_still_records_no_known_tokens(bundled_embedder):
+    """no_known_tokens_side=None scores an emoji-only prompt (as documented) but the decision
+    said no_known_tokens=False: the fact was lost. It is kept; only the routing ignores it."""
+    router = ScriptedRouter({}, default=0.2, embedder=bundled_embedder)
+    engine = RoutingEngine(router, threshold=0.5, no_known_tokens_side=None)
+    emoji, hello = engine.decide_many(["😀🎉🔥", "hello world"])
+    assert emoji.no_known_tokens and emoji.to_dict()["no_known_tokens"] is True
+    assert emoji.win_rate == 0.2 and emoji.side == "weak"  # scored and routed by its win rate
+    assert not hello.no_known_tokens and router.scored == ["😀🎉🔥", "hello world"]
+
+
+def test_a_pool_without_the_rule_still_records_no_known_tokens(bundled_embedder):
+    from live_routers import FixedPoolRouter
+
+    from routellm_base.pool import Pool, PoolEngine
+
+    router = FixedPoolRouter({"big": 0.9, "small": 0.8})
+    router.embedder = bundled_embedder
+    prices = {"big": (10.0, 30.0), "small": (0.1, 0.3)}
+    engine = PoolEngine(router, Pool(prices), no_known_tokens_rule=False)
+    emoji, hello = engine.decide_many(["😀🎉🔥", "hello world"])
+    assert emoji.no_known_tokens and not hello.no_known_tokens
+    assert emoji.pool.quality == {"big": 0.9, "small": 0.8}  # scored, not ruled
+    ruled = PoolEngine(router, Pool(prices)).decide("😀🎉🔥")
+    assert ruled.no_known_tokens and ruled.pool.quality == {} and ruled.side == "big"
 
 
 def test_a_strong_share_of_0_or_1_holds_for_unreadable_text_too(bundled_embedder):
