@@ -13,6 +13,7 @@ in this module, so a modified config is caught as well as modified weights.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -193,16 +194,43 @@ def check_router_spec(name_or_path: str | Path | Router) -> None:
     if isinstance(name_or_path, Router):
         return
     key = str(name_or_path)
-    if key in BUNDLED_ROUTERS or key == "random" or Path(key).expanduser().is_dir():
+    if key in BUNDLED_POOL_ROUTERS or key == "zero_shot":
+        raise pool_router_error(key)
+    if Path(key).expanduser().is_dir():
+        family = _pool_family(Path(key).expanduser())
+        if family is not None:
+            raise pool_router_error(key, family)
         return
-    if key in BUNDLED_POOL_ROUTERS:
-        raise UnknownRouterError(
-            f"{key!r} is a pool router (many priced models): load it with "
-            "routellm_base.pool.load_pool_router and route with PoolEngine"
-        )
+    if key in BUNDLED_ROUTERS or key == "random":
+        return
     raise UnknownRouterError(
         f"unknown router {key!r}: not a bundled router ({sorted([*BUNDLED_ROUTERS, 'random'])}) "
         "and not a checkpoint folder"
+    )
+
+
+def _pool_family(path: Path) -> str | None:
+    """The pool router family (``pool_knn``, ``pool_mf``) a checkpoint folder records, else
+    ``None`` (a two-model checkpoint, or a folder whose config the loader will report on)."""
+    from .pool.checkpoints import POOL_FAMILIES
+
+    try:
+        family = json.loads((path / CONFIG_FILE).read_text()).get("router")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return family if family in POOL_FAMILIES else None
+
+
+def pool_router_error(key: str, family: str | None = None) -> UnknownRouterError:
+    """The one error for a pool router given where a strong/weak router is taken: what it is,
+    and where it is taken instead."""
+    what = f"{key!r} (a {family} checkpoint)" if family else repr(key)
+    return UnknownRouterError(
+        f"{what} is a pool router: it routes a pool of several priced models, not a strong/weak "
+        "pair. In RouterChatModel / RouterLLM give models= (the pool's models) and prices= "
+        f"instead of strong=/weak=, with router={key!r}; on the command line, `routellm eval "
+        f"--pool --router {shlex.quote(key)}` scores it and `routellm serve` routes with it from a [pool] "
+        "section of its --config; `routellm route` routes a strong/weak pair only"
     )
 
 
@@ -292,6 +320,10 @@ def read_config(path: Path) -> dict[str, Any]:
 def _load_folder(path: Path, *, name: str, embedder: Embedder | str | None) -> Router:
     config = read_config(path)
     family = config.get("router")
+    from .pool.checkpoints import POOL_FAMILIES
+
+    if family in POOL_FAMILIES:  # check_router_spec says so first for a folder
+        raise pool_router_error(name, family)
     if family not in _ROUTER_CLASSES:
         raise CheckpointError(
             f"{path}: unknown router family {family!r}; known: {sorted(_ROUTER_CLASSES)}"

@@ -111,3 +111,38 @@ def test_retarget_to_another_trained_pair():
     assert not np.allclose(other.strong_win_rate(texts), reference.strong_win_rate(texts))
     with pytest.raises(CheckpointError, match="does not know model 'gpt-5'"):
         load_router("mf", strong_model="gpt-5")
+
+
+def test_a_pool_router_where_a_strong_weak_router_is_taken_gets_one_message(tmp_path):
+    """A folder of `routellm train pool` said "unknown router family 'pool_knn'", the name
+    'pool_knn' pointed to load_pool_router/PoolEngine: one message now, by name or folder,
+    naming models=/prices= and the commands that take a pool router."""
+    import subprocess
+    import sys
+
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from langchain_routellm import RouterChatModel
+    from routellm_base.checkpoints import BUNDLED_DIR, BUNDLED_POOL_ROUTERS
+
+    def chat_model(spec):
+        strong, weak = FakeListChatModel(responses=["s"]), FakeListChatModel(responses=["w"])
+        return RouterChatModel(strong=strong, weak=weak, router=spec)
+
+    folder = tmp_path / "my-pool"
+    shutil.copytree(BUNDLED_DIR / BUNDLED_POOL_ROUTERS["pool_knn"][0], folder)
+    for spec in ("pool_knn", "zero_shot", str(folder)):
+        for load in (load_router, chat_model):
+            with pytest.raises(ValueError) as raised:  # pydantic wraps it for RouterChatModel
+                load(spec)
+            message = str(raised.value)
+            assert f"{spec!r}" in message and "is a pool router" in message, message
+            assert "models= (the pool's models) and prices=" in message
+            assert "routellm eval --pool" in message
+            assert "`routellm route` routes a strong/weak" in message
+            assert "unknown router family" not in message and "PoolEngine" not in message
+    result = subprocess.run(
+        [sys.executable, "-m", "routellm_base", "route", "hi", "--router", str(folder)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2 and "(a pool_knn checkpoint) is a pool router" in result.stderr
