@@ -107,6 +107,8 @@ POOL_MODEL_FIELDS = (
 )  # fmt: skip
 POOL_POLICY_FIELDS = ("cost_weight", "quality_tolerance", "budget", "budget_window", "max_cost")
 ZERO_SHOT_POOL_ROUTER = "zero_shot"
+PAIR_POLICY_FIELDS = ("threshold", "strong_share", "share_window")
+"""Settings of the strong/weak pair's policy only: refused when a pool routes alone."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,8 @@ class ServeConfig:
 
     Times are in seconds, sizes in bytes. ``threshold`` / ``strong_share`` is the policy of
     ``router-<router>`` (neither: the engine's default share); ``router-<router>-<threshold>``
-    overrides it per request.
+    overrides it per request. They, and ``share_window``, need the pair: with a pool alone
+    they are refused.
     """
 
     strong: UpstreamConfig | None = None
@@ -317,7 +320,14 @@ class ServeConfig:
         if self.pool is not None and not isinstance(self.pool, PoolConfig):
             raise ServeConfigError(f"pool must be a PoolConfig, got {type(self.pool).__name__}")
         if self.pool is not None and self.strong is None and self.weak is None:
-            pass  # a pool alone
+            pair_only = [k for k in PAIR_POLICY_FIELDS if getattr(self, k) is not None]
+            if pair_only:  # a pool alone: no router-<router> for them to set the policy of
+                raise ServeConfigError(
+                    f"{pair_only} route between two models (router-<router> over [strong] and "
+                    "[weak]), but this config routes only a [pool]: drop them, give the pool's "
+                    "policy in [pool] (cost_weight, quality_tolerance or budget), or add "
+                    "[strong] and [weak]"
+                )
         else:
             for side in SIDES:
                 upstream = getattr(self, side)

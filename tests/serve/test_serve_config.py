@@ -193,3 +193,56 @@ def test_serve_help_tells_of_the_pool_section():
     text = " ".join(serve.format_help().split())
     assert "[pool]" in text and "[[pool.models]]" in text
     assert "zero_shot" in text and "pool_knn" in text and "routellm train pool" in text
+
+
+POOL_ONLY = """
+[pool]
+cost_weight = 0.02
+
+[[pool.models]]
+name = "a"
+base_url = "http://127.0.0.1:9/v1"
+model = "a"
+input_price = 1
+output_price = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "named", "policy"),
+    [
+        (
+            ["--strong-share", "0.3", "--share-window", "50"],
+            "['strong_share', 'share_window']",
+            (None, 0.3, 50),
+        ),
+        (["--threshold", "0.3"], "['threshold']", (0.3, None, None)),
+    ],
+)
+def test_two_model_options_are_refused_when_the_config_routes_only_a_pool(
+    tmp_path, flags, named, policy
+):
+    path = tmp_path / "pool.toml"
+    path.write_text(POOL_ONLY)
+    # (config_from_args: before the fix main() would start serving; main turns this into exit 2)
+    with pytest.raises(ServeConfigError) as info:
+        _config(["--config", str(path), *flags])
+    assert named in str(info.value) and "routes only a [pool]" in str(info.value)
+    # The same keys in the file are refused too.
+    path.write_text("strong_share = 0.3\n" + POOL_ONLY)
+    with pytest.raises(ServeConfigError) as info:
+        _config(["--config", str(path)])
+    assert "['strong_share']" in str(info.value) and "routes only a [pool]" in str(info.value)
+    # Beside a strong/weak pair they set the pair's policy.
+    pair = TOML.format(url="http://127.0.0.1:9/v1")
+    path.write_text(pair + POOL_ONLY)
+    config = _config(["--config", str(path), *flags])
+    assert config.pair and config.pool is not None
+    assert (config.threshold, config.strong_share, config.share_window) == policy
+
+
+def test_pool_settings_without_a_pool_are_refused(tmp_path):
+    path = tmp_path / "serve.toml"
+    path.write_text("cost_weight = 0.02\n" + TOML.format(url="http://127.0.0.1:9/v1"))
+    with pytest.raises(ServeConfigError, match=re.escape("unknown key(s) in ")):
+        _config(["--config", str(path)])
