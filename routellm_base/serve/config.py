@@ -49,7 +49,8 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,18 @@ CONFIG_ENV = "ROUTELLM_SERVE_CONFIG"
 
 class ServeConfigError(RouteLLMError, ValueError):
     """A ``routellm serve`` setting is missing, unknown or out of range."""
+
+
+@contextmanager
+def _about(*keys: str) -> Iterator[None]:
+    """Tag a bad-value error raised inside with the settings it is about (``serve_keys``), so
+    :meth:`ServeConfig.from_mapping` can name where they came from (a file or a flag)."""
+    try:
+        yield
+    except ValueError as exc:
+        if not getattr(exc, "serve_keys", None):
+            exc.serve_keys = keys  # type: ignore[attr-defined]
+        raise
 
 
 @dataclass(frozen=True)
@@ -85,17 +98,23 @@ class UpstreamConfig:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
             ("http://", "https://")
         ):
-            raise ServeConfigError(
-                f"{side} base_url must be an http:// or https:// URL, got {self.base_url!r}"
-            )
+            with _about(f"{side}.base_url"):
+                raise ServeConfigError(
+                    f"{side} base_url must be an http:// or https:// URL, got {self.base_url!r}"
+                )
         if not isinstance(self.model, str) or not self.model:
-            raise ServeConfigError(f"{side} model must be a non-empty string, got {self.model!r}")
+            with _about(f"{side}.model"):
+                raise ServeConfigError(
+                    f"{side} model must be a non-empty string, got {self.model!r}"
+                )
         if self.api_key_env is not None and (
             not isinstance(self.api_key_env, str) or not self.api_key_env
         ):
-            raise ServeConfigError(
-                f"{side} api_key_env must name an environment variable, got {self.api_key_env!r}"
-            )
+            with _about(f"{side}.api_key_env"):
+                raise ServeConfigError(
+                    f"{side} api_key_env must name an environment variable, "
+                    f"got {self.api_key_env!r}"
+                )
 
     def api_key(self, side: str) -> str | None:
         """The key from ``api_key_env``; :class:`ServeConfigError` when that variable is unset or empty."""
@@ -319,15 +338,17 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.pool is not None and not isinstance(self.pool, PoolConfig):
             raise ServeConfigError(f"pool must be a PoolConfig, got {type(self.pool).__name__}")
+        policy_given = [k for k in PAIR_POLICY_FIELDS if getattr(self, k) is not None]
         if self.pool is not None and self.strong is None and self.weak is None:
-            pair_only = [k for k in PAIR_POLICY_FIELDS if getattr(self, k) is not None]
+            pair_only = policy_given
             if pair_only:  # a pool alone: no router-<router> for them to set the policy of
-                raise ServeConfigError(
-                    f"{pair_only} route between two models (router-<router> over [strong] and "
-                    "[weak]), but this config routes only a [pool]: drop them, give the pool's "
-                    "policy in [pool] (cost_weight, quality_tolerance or budget), or add "
-                    "[strong] and [weak]"
-                )
+                with _about(*pair_only):
+                    raise ServeConfigError(
+                        f"{pair_only} route between two models (router-<router> over [strong] "
+                        "and [weak]), but this config routes only a [pool]: drop them, give the "
+                        "pool's policy in [pool] (cost_weight, quality_tolerance or budget), or "
+                        "add [strong] and [weak]"
+                    )
         else:
             for side in SIDES:
                 upstream = getattr(self, side)
@@ -336,18 +357,26 @@ class ServeConfig:
                         f"{side} must be an UpstreamConfig, got {type(upstream).__name__}"
                     )
                 upstream.check(side)
-        RoutingPolicy(  # validates the policy
-            threshold=self.threshold, strong_share=self.strong_share, share_window=self.share_window
-        )
-        if not isinstance(self.router, str) or not self.router:
-            raise ServeConfigError(
-                f"router must be a router name or checkpoint folder, got {self.router!r}"
+        with _about(*policy_given):
+            RoutingPolicy(  # validates the policy
+                threshold=self.threshold,
+                strong_share=self.strong_share,
+                share_window=self.share_window,
             )
-        _check_int(self.port, "port", 0, 65535)
-        _check_int(self.workers, "workers", 1, 256)
-        _check_int(self.max_body_bytes, "max_body_bytes", 1024, 1 << 31)
-        _check_int(self.max_retries, "max_retries", 0, 10)
-        _check_int(self.max_connections, "max_connections", 1, 100_000)
+        if not isinstance(self.router, str) or not self.router:
+            with _about("router"):
+                raise ServeConfigError(
+                    f"router must be a router name or checkpoint folder, got {self.router!r}"
+                )
+        for name, low, high in (
+            ("port", 0, 65535),
+            ("workers", 1, 256),
+            ("max_body_bytes", 1024, 1 << 31),
+            ("max_retries", 0, 10),
+            ("max_connections", 1, 100_000),
+        ):
+            with _about(name):
+                _check_int(getattr(self, name), name, low, high)
         for name in ("timeout", "connect_timeout", "pool_timeout"):
             value = getattr(self, name)
             if value is None and name == "pool_timeout":
@@ -357,27 +386,38 @@ class ServeConfig:
                 or not isinstance(value, (int, float))
                 or not (math.isfinite(value) and value > 0)
             ):
-                raise ServeConfigError(
-                    f"{name} must be a positive number of seconds, got {value!r}"
-                )
+                with _about(name):
+                    raise ServeConfigError(
+                        f"{name} must be a positive number of seconds, got {value!r}"
+                    )
         if not isinstance(self.fallback, bool):
-            raise ServeConfigError(f"fallback must be true or false, got {self.fallback!r}")
-        _check_origins(self.cors_origins)
+            with _about("fallback"):
+                raise ServeConfigError(f"fallback must be true or false, got {self.fallback!r}")
+        with _about("cors_origins"):
+            _check_origins(self.cors_origins)
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))  # JSON gives a list
         if self.log_level not in LOG_LEVELS:
-            raise ServeConfigError(
-                f"log_level must be critical, error, warning, info or debug, got {self.log_level!r}"
-            )
+            with _about("log_level"):
+                raise ServeConfigError(
+                    "log_level must be critical, error, warning, info or debug, "
+                    f"got {self.log_level!r}"
+                )
         if self.api_key_env is not None and (
             not isinstance(self.api_key_env, str) or not self.api_key_env
         ):
-            raise ServeConfigError(
-                f"api_key_env must name an environment variable, got {self.api_key_env!r}"
-            )
+            with _about("api_key_env"):
+                raise ServeConfigError(
+                    f"api_key_env must name an environment variable, got {self.api_key_env!r}"
+                )
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], where: str = "settings") -> ServeConfig:
-        """From a mapping shaped like the config file (``strong`` and ``weak`` as sub-mappings)."""
+    def from_mapping(
+        cls, data: Mapping[str, Any], where: str = "settings", sources: Mapping[str, str] = {}
+    ) -> ServeConfig:
+        """From a mapping shaped like the config file (``strong`` and ``weak`` as sub-mappings).
+
+        Errors start with ``where``; a bad value's with where it came from instead, by
+        ``sources`` (setting, e.g. ``"workers"`` or ``"strong.base_url"``, to a file or flag)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -414,7 +454,12 @@ class ServeConfig:
                     f"([{side}] in a config file, or --{side}-base-url and --{side}-model)"
                 )
             values[side] = UpstreamConfig(**side_data)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            keys = getattr(exc, "serve_keys", ())
+            labels = dict.fromkeys(sources.get(k, where) for k in keys) or [where]
+            raise ServeConfigError(f"{' and '.join(labels)}: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -448,6 +493,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     command line taking precedence (a policy flag replaces the file's policy, whichever of
     ``threshold`` / ``strong_share`` it used)."""
     settings = read_config_file(args.config) if args.config else {}
+    sources: dict[str, str] = {}  # where each setting came from, for errors about its value
+    for key, value in settings.items():
+        sources[key] = str(args.config)
+        if key in SIDES and isinstance(value, Mapping):
+            sources.update({f"{key}.{k}": str(args.config) for k in value})
     flags = False  # whether any setting came from a flag (errors then name the command line)
     for side in SIDES:
         side_settings = dict(settings.get(side) or {})
@@ -455,6 +505,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             value = getattr(args, f"{side}_{key}")
             if value is not None:
                 side_settings[key] = value
+                sources[f"{side}.{key}"] = f"--{side}-{key.replace('_', '-')}"
                 flags = True
         if side_settings:
             settings[side] = side_settings
@@ -465,19 +516,23 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
+            sources[key] = f"--{key.replace('_', '-')}"
             flags = True
     if args.no_fallback:
         settings["fallback"] = False
+        sources["fallback"] = "--no-fallback"
     if args.log_store_prompts:
         settings["log_store_prompts"] = True
+        sources["log_store_prompts"] = "--log-store-prompts"
     if args.cors_origin:  # the flags' origins replace the file's
         settings["cors_origins"] = list(args.cors_origin)
+        sources["cors_origins"] = "--cors-origin"
     flags = flags or bool(args.no_fallback or args.log_store_prompts or args.cors_origin)
     if not args.config:
         where = "the command line"
     else:
         where = f"{args.config} and the command line" if flags else str(args.config)
-    return ServeConfig.from_mapping(settings, where)
+    return ServeConfig.from_mapping(settings, where, sources)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -246,3 +246,40 @@ def test_pool_settings_without_a_pool_are_refused(tmp_path):
     path.write_text("cost_weight = 0.02\n" + TOML.format(url="http://127.0.0.1:9/v1"))
     with pytest.raises(ServeConfigError, match=re.escape("unknown key(s) in ")):
         _config(["--config", str(path)])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("strong_share = 0.3", 'strong_share = "0.3"', "strong_share must be"),
+        ("strong_share = 0.3", "strong_share = 30", "strong_share must be"),
+        ("max_retries = 1", "max_retries = 99", "max_retries must be an integer"),
+        ("max_retries = 1", "max_retries = 1\ncors_origins = ['x']", "cors_origins: 'x' must be"),
+        ('model = "weak-m"', 'model = ""', "weak model must be a non-empty string"),
+    ],
+)
+def test_bad_config_file_values_name_the_file(tmp_path, capsys, old, new, message):
+    path = tmp_path / "serve.toml"
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1").replace(old, new))
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"routellm: error: {path}: {message}" in capsys.readouterr().err
+    # A flag elsewhere does not hide which file the bad value came from.
+    with pytest.raises(ServeConfigError, match=re.escape(f"{path}: {message}")):
+        _config(["--config", str(path), "--port", "7000"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "0"], "--workers: workers must be an integer in [1, 256], got 0"),
+        (["--threshold", "1.5"], "--threshold: threshold must be in [0, 1]"),
+        (["--weak-base-url", "ftp://b"], "--weak-base-url: weak base_url must be an http://"),
+        (["--cors-origin", "x"], "--cors-origin: cors_origins: 'x' must be"),
+    ],
+)
+def test_bad_flag_values_name_the_flag_not_the_file(tmp_path, flags, message):
+    path = tmp_path / "serve.toml"
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1"))
+    with pytest.raises(ServeConfigError) as info:
+        _config(["--config", str(path), *flags])
+    assert str(info.value).startswith(message) and str(path) not in str(info.value)
