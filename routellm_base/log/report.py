@@ -20,6 +20,7 @@ it never writes to it. The plot is :mod:`routellm_base.log.report_plot`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -958,41 +959,22 @@ def _drift(
         win_rates[name] = rates.tolist()
         calibration, note = _find_calibration(router, checkpoint_id, extra_routers)
         realised = float((rates >= threshold).mean())
+        # No statistics without a calibration, nor from too few calls: the note says which.
+        unmeasured = functools.partial(
+            Drift, router, checkpoint_id, len(rates), ks=None, ks_critical_95=None, psi=None,
+            threshold=threshold, expected_share=None, realised_share=realised,
+        )  # fmt: skip
         if calibration is None:
-            results.append(
-                Drift(
-                    router,
-                    checkpoint_id,
-                    len(rates),
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    threshold,
-                    None,
-                    realised,
-                    note,
-                )  # fmt: skip
-            )
+            results.append(unmeasured(reference=None, reference_size=None, note=note))
             continue
         if len(rates) < MIN_DRIFT_CALLS:
             results.append(
-                Drift(
-                    router,
-                    checkpoint_id,
-                    len(rates),
-                    calibration.reference,
-                    calibration.n_prompts or None,
-                    None,
-                    None,
-                    None,
-                    threshold,
-                    None,
-                    realised,
-                    f"too few scored calls ({len(rates)}) to measure drift: it takes "
+                unmeasured(
+                    reference=calibration.reference,
+                    reference_size=calibration.n_prompts or None,
+                    note=f"too few scored calls ({len(rates)}) to measure drift: it takes "
                     f"{MIN_DRIFT_CALLS} or more",
-                )  # fmt: skip
+                )
             )
             continue
         calibrations[name] = calibration
