@@ -49,7 +49,7 @@ from .routing_text import ChatTurn, RoutingTextFn, RoutingTextOptions
 from .shadow import ShadowRunner, ShadowStats, check_shadow_settings, flush_shadow_and_log
 
 if TYPE_CHECKING:
-    from .log import RoutingLog
+    from .log import LogStats, RoutingLog
 
 ChatFn = Callable[[list[dict[str, str]]], str]
 
@@ -87,7 +87,7 @@ LOG_DOC = (
     "per process. Recorded once after the answer (a stream: after its last chunk) with the "
     "decision, both model names, tokens and cost as cost_report() counted them, and the "
     "latency; prompt text only as the log's store_prompts says. A failing store never fails "
-    "the call (RoutingLog.stats() counts it). Needs the 'log' extra."
+    "the call (log_stats() counts it). Needs the 'log' extra."
 )
 SHADOW_RATE_DOC = (
     "Share of answered calls (0..1) also sent to the *other* side for a shadow comparison in "
@@ -749,6 +749,13 @@ class RouterFields(BaseModel):
         ...; see ``routellm_base.shadow.ShadowStats``); ``None`` when shadowing is off."""
         runner = self._shadow_runner()
         return None if runner is None else runner.stats()
+
+    def log_stats(self) -> LogStats | None:
+        """The routing log's counters (recorded, written, dropped, failed, pending,
+        ``last_error``; see ``routellm_base.log.LogStats``), also when ``log`` was given as a
+        path or URL; ``None`` without a log."""
+        log = self._routing_log()
+        return None if log is None else log.stats()
 
     def flush_log(self, timeout: float | None = None) -> bool:
         """Wait until the shadow comparisons started so far are done (and judged) and everything

@@ -59,7 +59,7 @@ def test_a_path_is_a_sqlite_log_and_estimated_tokens_are_flagged(tmp_path: Path)
         strong=fake("s"), weak=fake("w"), router=RandomRouter(seed=1), log=str(tmp_path / "x.db")
     )
     llm.invoke("hello there")
-    llm._routing_log().flush()
+    llm.flush_log()
     [row] = read_decisions(tmp_path / "x.db")
     assert row["tokens_estimated"] is True and row["input_tokens"] > 0
 
@@ -92,9 +92,10 @@ def test_an_unwritable_store_leaves_every_call_answering(tmp_path: Path) -> None
     llm = router_model(str(tmp_path / "log.db"))
     for i in range(5):
         assert llm.invoke(f"q{i}").content in ("strong answer", "weak answer")
-    log = llm._routing_log()
-    log.flush()
-    assert (log.stats().written, log.stats().failed) == (0, 5)
+    assert llm.flush_log()
+    stats = llm.log_stats()  # public, also when log= was a path
+    assert stats is not None and (stats.written, stats.failed) == (0, 5)
+    assert router_model(None).log_stats() is None
 
 
 def test_copies_share_the_log_and_bad_targets_fail_at_construction(tmp_path: Path) -> None:

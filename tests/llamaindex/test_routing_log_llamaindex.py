@@ -81,9 +81,9 @@ def test_an_unwritable_store_leaves_every_call_answering(tmp_path: Path) -> None
     )
     for _ in range(4):
         assert llm.complete("x").text.endswith("x")
-    log = llm._routing_log()
-    log.flush()
-    assert (log.stats().written, log.stats().failed) == (0, 4)
+    assert llm.flush_log()
+    stats = llm.log_stats()  # public, also when log= was a path
+    assert stats is not None and (stats.written, stats.failed) == (0, 4)
 
 
 async def test_cost_report_counts_every_call_once_with_the_same_tracker_as_langchain() -> None:
