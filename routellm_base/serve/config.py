@@ -202,8 +202,14 @@ class PoolConfig:
 
     def policy(self) -> Any:
         """The :class:`~routellm_base.pool.PoolPolicy` of these settings."""
+        from ..errors import InvalidPolicyError
         from ..pool import PoolPolicy
 
+        if self.budget_window is not None and self.budget is None:
+            raise InvalidPolicyError(
+                "budget_window is the window a budget is held over: give budget too "
+                "(budget = USD per 1,000 calls, in [pool]) or drop budget_window"
+            )
         given = {k: getattr(self, k) for k in POOL_POLICY_FIELDS if getattr(self, k) is not None}
         return PoolPolicy(**given)
 

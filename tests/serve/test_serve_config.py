@@ -283,3 +283,16 @@ def test_bad_flag_values_name_the_flag_not_the_file(tmp_path, flags, message):
     with pytest.raises(ServeConfigError) as info:
         _config(["--config", str(path), *flags])
     assert str(info.value).startswith(message) and str(path) not in str(info.value)
+
+
+def test_a_budget_window_without_a_budget_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "pool.toml"
+    path.write_text(POOL_ONLY.replace("cost_weight = 0.02", "budget_window = 50"))
+    # (config_from_args: before the fix main() would start serving)
+    with pytest.raises(ServeConfigError) as info:
+        _config(["--config", str(path)])
+    error = str(info.value)
+    assert f"{path}: pool policy: budget_window is the window a budget is held over" in error
+    assert "give budget too" in error
+    path.write_text(POOL_ONLY.replace("cost_weight = 0.02", "budget = 3\nbudget_window = 50"))
+    assert _config(["--config", str(path)]).pool.policy().budget_window == 50
