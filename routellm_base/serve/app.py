@@ -66,6 +66,9 @@ MAX_COST_FIELD = "routellm_max_cost"
 """Request field of a pool request: USD per call that the chosen model may be expected to cost
 at most (over the pool's own ``max_cost`` if any)."""
 POOL_FIELDS = (MODELS_FIELD, MAX_COST_FIELD)
+FIELD_PREFIX = "routellm_"
+"""Request fields of this prefix are the server's own (never sent upstream): an unknown one
+(a misspelling) is a 400, not passed on."""
 INLINE_DECISION_MAX_S = 0.001
 """A router whose warm-up decisions take less than this decides on the event loop; slower ones
 (torch classifiers, large SW indexes) decide in a worker thread so the loop keeps serving."""
@@ -347,6 +350,7 @@ class RoutingServer:
             raw = await self._read_body(request)
             body = _parse_body(raw)
             engine, cost_weight = self._engine_for(body["model"])
+            _check_own_fields(body, pool=engine is None)
             if engine is None:
                 route = self._pool_route(body, cost_weight)
                 force = self._pool_force(body.pop(FORCE_FIELD, None))
@@ -889,6 +893,21 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
             400, f"'stream' must be true or false, got {body['stream']!r}", param="stream"
         )
     return body
+
+
+def _check_own_fields(body: dict[str, Any], pool: bool) -> None:
+    """:class:`ApiError` 400 for a ``routellm_*`` field the server does not know (a pool field
+    on a pair request is refused later, with its own message)."""
+    known = (FORCE_FIELD, *POOL_FIELDS)
+    for field in body:
+        if isinstance(field, str) and field.startswith(FIELD_PREFIX) and field not in known:
+            takes = sorted(known) if pool else [FORCE_FIELD]
+            raise ApiError(
+                400,
+                f"unknown field {field!r}: '{FIELD_PREFIX}*' fields set the routing and are "
+                f"never sent upstream; model {body['model']!r} takes {takes}",
+                param=field,
+            )
 
 
 def _force(value: Any) -> Side | None:

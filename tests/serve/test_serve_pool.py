@@ -195,6 +195,13 @@ def test_allowed_models_and_max_cost_narrow_the_choice(pool):
         ({"routellm_max_cost": "cheap"}, "routellm_max_cost", "must be a number >= 0"),
         ({"routellm_force": "strong"}, "routellm_force", "must be one of the pool's models"),
         (
+            {"routellm_model": ["small"]},
+            "routellm_model",
+            "unknown field 'routellm_model': 'routellm_*' fields set the routing and are never "
+            "sent upstream; model 'router-zero_shot' takes ['routellm_force', "
+            "'routellm_max_cost', 'routellm_models']",
+        ),
+        (
             {"routellm_force": "big", "routellm_models": ["small"]},
             "routellm_force",
             "forced model 'big' is not one of the allowed models",

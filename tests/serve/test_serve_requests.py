@@ -186,3 +186,12 @@ def test_unknown_paths_and_methods_answer_in_openai_shape(router_server):
         ]
     )
     _error(httpx.get(f"{router_server.base}/v1/chat/completions", headers=headers), 405)
+
+
+def test_an_unknown_routellm_field_is_a_400_not_sent_upstream(router_server, upstream):
+    body = {"model": "router-task_experts", "messages": USER, "routellm_forse": "strong"}
+    error = _error(_post(router_server, json=body), 400)
+    assert error["param"] == "routellm_forse"
+    assert "unknown field 'routellm_forse'" in error["message"]
+    assert "['routellm_force']" in error["message"]
+    assert upstream.requests() == []  # refused, never passed through
