@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import aiohttp
@@ -44,13 +45,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..checkpoints import load_router
+from ..checkpoints import BUNDLED_ROUTERS, load_router
 from ..decision import SIDES, RoutingDecision, Side
 from ..engine import RoutingEngine
 from ..errors import PoolError, RouteLLMError
 from ..routed_call import Answer, CallSinks, Candidate, RoutedCall
 from ..routing_text import ChatTurn
-from .config import CONFIG_ENV, ZERO_SHOT_POOL_ROUTER, ServeConfig, ServeConfigError
+from .config import CONFIG_ENV, ZERO_SHOT_POOL_ROUTER, ServeConfig, ServeConfigError, _about
 from .sse import DONE_EVENT, StreamError, StreamTally, head_with, message_text
 from .upstream import Upstream, UpstreamError, error_code, error_message
 
@@ -165,11 +166,13 @@ class RoutingServer:
             self.pool_engine = self._pool_engine(config)
             self.pool_router_name = self.pool_engine.router.name
             if self.engine is not None and self.pool_router_name == self.router_name:
-                raise ServeConfigError(
-                    f"pool.router {config.pool.router!r} and router {config.router!r} are both "
-                    f"named {self.router_name!r}: model '{MODEL_PREFIX}{self.router_name}' would "
-                    "name both; load a pool router of another name"
-                )
+                with _about("pool.router"):
+                    raise ServeConfigError(
+                        f"pool.router {config.pool.router!r} and router {config.router!r} are "
+                        f"both named {self.router_name!r}: model "
+                        f"'{MODEL_PREFIX}{self.router_name}' would name both; load a pool "
+                        "router of another name"
+                    )
         self.decide_inline = self._time_decisions() < INLINE_DECISION_MAX_S
         self.upstreams: dict[str, Upstream] = {}
         self.pool_upstreams: dict[str, Upstream] = {}
@@ -189,33 +192,54 @@ class RoutingServer:
         """The pool's engine: its models and prices, its policy, its router (the zero-shot
         router on this server's router, or a trained pool router). Raises
         :class:`ServeConfigError` naming the setting that is wrong."""
-        from ..pool import Pool, PoolEngine, ZeroShotPoolRouter
+        from ..pool import Pool, PoolEngine, ZeroShotPoolRouter, load_pool_router
 
         pool_config = config.pool
         assert pool_config is not None
         where = "pool.router"
+        name = pool_config.router
+        # The fixes offered are settings of the config ([pool] keys), not Python calls.
+        zero_shot = (
+            f'router = "{ZERO_SHOT_POOL_ROUTER}" in [pool] (routes any models; it judges each '
+            "prompt's difficulty with the top-level router)"
+        )
         try:
-            if pool_config.router == ZERO_SHOT_POOL_ROUTER:
-                router: Any = ZeroShotPoolRouter(self.router)
-            else:
-                try:
-                    from ..pool import load_pool_router  # type: ignore[attr-defined]
-                except ImportError:
+            with _about(where):
+                if name == ZERO_SHOT_POOL_ROUTER:
+                    router: Any = ZeroShotPoolRouter(self.router)
+                elif name in BUNDLED_ROUTERS and not Path(name).expanduser().is_dir():
                     raise ServeConfigError(
-                        f"pool.router {pool_config.router!r}: this version serves a pool with "
-                        f"the zero-shot router only (pool.router = '{ZERO_SHOT_POOL_ROUTER}')"
-                    ) from None
-                router = load_pool_router(pool_config.router)
+                        f"pool.router: {name!r} is a two-model router (strong/weak win rates), "
+                        f"not a pool router: set {zero_shot} and router = {name!r} at the top "
+                        f'level for {name!r} to judge; or router = "pool_knn" (bundled) or a '
+                        "folder written by `routellm train pool` in [pool]"
+                    )
+                else:
+                    router = load_pool_router(name)
             where = "pool.models"
-            output_tokens = {
-                m.name: m.output_tokens for m in pool_config.models if m.output_tokens is not None
-            }
-            pool = Pool(pool_config.prices(), output_tokens=output_tokens)
-            return PoolEngine(router, pool, policy=pool_config.policy())
+            with _about(where):
+                unseen = [n for n in pool_config.names if n not in (router.models or ())]
+                if router.models is not None and unseen:
+                    raise ServeConfigError(
+                        f"pool.models: pool router {name!r} was trained on "
+                        f"{list(router.models)} and has never seen {unseen}: set {zero_shot}, "
+                        "or set router in [pool] to a folder written by `routellm train pool` "
+                        "on scored data that includes these models (in Python, "
+                        "routellm_base.pool.add_model adds a model to a trained router)"
+                    )
+                output_tokens = {
+                    m.name: m.output_tokens
+                    for m in pool_config.models
+                    if m.output_tokens is not None
+                }
+                pool = Pool(pool_config.prices(), output_tokens=output_tokens)
+                return PoolEngine(router, pool, policy=pool_config.policy())
         except ServeConfigError:
             raise
         except RouteLLMError as exc:
-            raise ServeConfigError(f"{where}: {exc}") from exc
+            error = ServeConfigError(f"{where}: {exc}")
+            error.serve_keys = (where,)  # type: ignore[attr-defined]
+            raise error from exc
 
     # -- app -----------------------------------------------------------------------------------
 

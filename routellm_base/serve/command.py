@@ -7,13 +7,21 @@ from typing import Any
 
 from ..arg_types import input_file, share
 from ..policy import DEFAULT_STRONG_SHARE
-from .config import LOG_LEVELS, config_from_args
+from .config import LOG_LEVELS, ServeConfigError, config_from_args
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from . import run
 
-    run(config_from_args(args))
+    config = config_from_args(args)
+    try:
+        run(config)
+    except ServeConfigError as exc:
+        keys = getattr(exc, "serve_keys", ())
+        if args.config and keys and all(k.startswith("pool.") for k in keys):
+            # a [pool] comes only from the file: name it, as the config's other errors do
+            raise ServeConfigError(f"{args.config}: {exc}") from None
+        raise
     return 0
 
 

@@ -391,3 +391,30 @@ def test_a_bad_pool_policy_and_an_unknown_pool_key_are_named(tmp_path: Path, cap
     path.write_text("[pool]\nmodels = []\n")
     assert main(["serve", "--config", str(path)]) == 2
     assert "pool.models must list at least one model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("router", "message", "python"),
+    [
+        (
+            "pool_knn",
+            ": pool.models: pool router 'pool_knn' was trained on",
+            "(router='zero_shot')",
+        ),
+        ("mf", ": pool.router: 'mf' is a two-model router", "ZeroShotPoolRouter("),
+    ],
+)
+def test_a_pool_router_that_cannot_route_the_pool_names_the_file_and_its_keys(
+    tmp_path: Path, capsys, router, message, python
+):
+    path = tmp_path / "pk.toml"
+    path.write_text(
+        f'[pool]\nrouter = "{router}"\ncost_weight = 0.1\n[[pool.models]]\nname = "a"\n'
+        'base_url = "http://127.0.0.1:9/v1"\nmodel = "a"\ninput_price = 1\noutput_price = 1\n'
+    )
+    assert main(["serve", "--config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert f"routellm: error: {path}{message}" in error, error
+    # the fix is worded as [pool] settings, not a Python call
+    assert 'router = "zero_shot" in [pool]' in error and "routellm train pool" in error
+    assert python not in error
