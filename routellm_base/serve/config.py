@@ -427,10 +427,15 @@ class ServeConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ServeConfigError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
+            raise ServeConfigError(
+                f"unknown key(s) in {_where(unknown, sources, where)}: {unknown}; "
+                f"known: {sorted(known)}"
+            )
         values = dict(data)
-        if values.get("pool") is not None:
-            values["pool"] = PoolConfig.from_mapping(values["pool"], where)
+        if values.get("pool") is not None:  # a [pool] comes from the file alone
+            values["pool"] = PoolConfig.from_mapping(
+                values["pool"], _where(["pool"], sources, where)
+            )
         for side in SIDES:
             side_data = values.get(side)
             if (
@@ -446,12 +451,17 @@ class ServeConfig:
                     f"([{side}] in a config file, or --{side}-base-url and --{side}-model)"
                 )
             if not isinstance(side_data, Mapping):
-                raise ServeConfigError(f"{where}: {side} must be a table with base_url and model")
+                raise ServeConfigError(
+                    f"{_where([side], sources, where)}: {side} must be a table with base_url "
+                    "and model"
+                )
             side_known = {f.name for f in fields(UpstreamConfig)}
             side_unknown = sorted(set(side_data) - side_known)
             if side_unknown:
+                came_from = _where([f"{side}.{k}" for k in side_unknown], sources, where)
                 raise ServeConfigError(
-                    f"unknown key(s) in {where} [{side}]: {side_unknown}; known: {sorted(side_known)}"
+                    f"unknown key(s) in {came_from} [{side}]: {side_unknown}; "
+                    f"known: {sorted(side_known)}"
                 )
             missing = sorted({"base_url", "model"} - set(side_data))
             if missing:
@@ -464,8 +474,7 @@ class ServeConfig:
             return cls(**values)
         except ValueError as exc:
             keys = getattr(exc, "serve_keys", ())
-            labels = dict.fromkeys(sources.get(k, where) for k in keys) or [where]
-            raise ServeConfigError(f"{' and '.join(labels)}: {exc}") from None
+            raise ServeConfigError(f"{_where(keys, sources, where)}: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -583,6 +592,12 @@ def _check_origins(origins: Any) -> None:
                 f"scheme://host[:port] with no path or trailing slash (e.g. "
                 f"'https://chat.example.com', 'http://localhost:3000'), or '*' for any"
             )
+
+
+def _where(keys: Any, sources: Mapping[str, str], where: str) -> str:
+    """Where the settings ``keys`` came from (a file, flags), by ``sources``; else ``where``."""
+    labels = dict.fromkeys(sources.get(k, where) for k in keys) or [where]
+    return " and ".join(labels)
 
 
 def _check_int(value: Any, name: str, low: int, high: int) -> None:

@@ -183,9 +183,25 @@ def test_config_errors_name_the_command_line_only_when_a_flag_was_given(tmp_path
         _config(["--config", str(path)])
     assert f"{path}: pool.models must list at least one model" in str(alone.value)
     assert "command line" not in str(alone.value)
-    with pytest.raises(ServeConfigError) as both:
+    # Only the file sets a [pool], an unknown key or a [weak] table: a flag does not change that.
+    with pytest.raises(ServeConfigError) as flag:
         _config(["--config", str(path), "--port", "7000"])
-    assert f"{path} and the command line: pool.models" in str(both.value)
+    assert f"{path}: pool.models" in str(flag.value) and "command line" not in str(flag.value)
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1").replace("max_retries", "max_retrys"))
+    with pytest.raises(ServeConfigError) as unknown:
+        _config(["--config", str(path), "--port", "7000"])
+    assert f"unknown key(s) in {path}: ['max_retrys']" in str(unknown.value)
+    path.write_text(
+        TOML.format(url="http://127.0.0.1:9/v1").replace("[weak]", "[weak]\ncolour = 1")
+    )
+    with pytest.raises(ServeConfigError) as side:
+        _config(["--config", str(path), "--weak-model", "w"])
+    assert f"unknown key(s) in {path} [weak]: ['colour']" in str(side.value)
+    # A setting both could give names both.
+    path.write_text("[strong]\nbase_url = 'http://127.0.0.1:9/v1'\nmodel = 's'\n")
+    with pytest.raises(ServeConfigError) as both:
+        _config(["--config", str(path), "--weak-model", "w"])
+    assert f"{path} and the command line: weak needs ['base_url']" in str(both.value)
 
 
 def test_serve_help_tells_of_the_pool_section():
