@@ -506,7 +506,8 @@ _FLAT_FLAGS = (
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The settings of ``routellm serve``: its ``--config`` file, with the flags given on the
     command line taking precedence (a policy flag replaces the file's policy, whichever of
-    ``threshold`` / ``strong_share`` it used)."""
+    ``threshold`` / ``strong_share`` it used; ``--threshold`` its ``share_window`` too, which
+    holds a share and has none to hold under a fixed threshold)."""
     settings = read_config_file(args.config) if args.config else {}
     sources: dict[str, str] = {}  # where each setting came from, for errors about its value
     for key, value in settings.items():
@@ -527,6 +528,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     if args.threshold is not None or args.strong_share is not None:
         settings.pop("threshold", None)
         settings.pop("strong_share", None)
+        if args.threshold is not None:  # a fixed threshold: no share for the file's window
+            settings.pop("share_window", None)
     for key in _FLAT_FLAGS:
         value = getattr(args, key)
         if value is not None:

@@ -70,3 +70,29 @@ def test_a_share_window_with_a_fixed_threshold_is_refused():
         ).to_json()
     )  # fmt: skip
     assert config["share_window"] == 100  # travels to --workers processes with the rest
+
+
+def test_a_policy_flag_replaces_the_files_policy_window_included(tmp_path):
+    from routellm_base.cli import build_parser
+
+    path = tmp_path / "serve.toml"
+    path.write_text(
+        "strong_share = 0.3\nshare_window = 50\n"
+        "[strong]\nbase_url = 'http://127.0.0.1:9/v1'\nmodel = 's'\n"
+        "[weak]\nbase_url = 'http://127.0.0.1:9/v1'\nmodel = 'w'\n"
+    )
+
+    def policy(*flags: str) -> tuple:
+        config = config_from_args(
+            build_parser().parse_args(["serve", "--config", str(path), *flags])
+        )
+        return config.threshold, config.strong_share, config.share_window
+
+    # --threshold replaces the file's share and its window (README: flags override the file).
+    assert policy("--threshold", "0.2") == (0.2, None, None)
+    # --strong-share replaces the share; the file's window holds the new one.
+    assert policy("--strong-share", "0.4") == (None, 0.4, 50)
+    assert policy() == (None, 0.3, 50)
+    # Both on the command line still contradict each other.
+    with pytest.raises(ServeConfigError, match="does not apply to a fixed threshold"):
+        policy("--threshold", "0.2", "--share-window", "10")
