@@ -771,3 +771,43 @@ def test_a_data_folder_from_the_environment_is_named_as_its_source(
     assert f"the data folder {missing} came from {DATA_DIR_ENV}" in capsys.readouterr().err
     assert main([*argv, "--data-dir", missing]) == 2  # given here: nothing to add
     assert DATA_DIR_ENV not in capsys.readouterr().err
+
+
+def test_eval_leaves_out_benchmark_file_items_in_the_checkpoints_training_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: a checkpoint trained on battles holding items 10-19 of a scored file (only 0-9
+    passed to --exclude) was scored on all of them, no note."""
+    bench, excluded, battles = (tmp_path / n for n in ("b.jsonl", "x.jsonl", "battles.jsonl"))
+    rows = [
+        {
+            "id": i,
+            "prompt": f"q{i} " + "word " * i,
+            "scores": {"big": int(i % 3 > 0), "small": i % 2},
+        }
+        for i in range(30)
+    ]
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    excluded.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    fights = [
+        {"prompt": p, "model_a": "big", "model_b": "small", "winner": w}
+        for p, w in [(r["prompt"], "model_a") for r in rows[:20]]
+        + [(f"other {i}", ("model_b", "tie")[i % 2]) for i in range(20)]
+    ]
+    battles.write_text("".join(json.dumps(f) + "\n" for f in fights))
+    out = tmp_path / "ck"
+    train = ["train", "sw_ranking", "--data", str(battles), "--strong", "big", "--weak", "small"]
+    assert main([*train, "--exclude", str(excluded), "--out", str(out)]) == 0
+    args = ["eval", "--benchmark", str(bench), "--strong", "big", "--weak", "small"]
+    capsys.readouterr()
+    assert main([*args, "--router", str(out), "--no-progress", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == 20  # 10-19 left out; 0-9 were excluded from training, so scored
+    assert f"10 items left out: they are in {out}'s training files" in row["notes"][0]
+    battles.write_text(battles.read_text() + "\n")  # changed since training: cannot be checked
+    assert main([*args, "--router", str(out), "--no-progress", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == 30 and "are not there unchanged" in row["notes"][0]
+    assert main([*args, "--router", "mf", "--no-progress", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert "not files: whether b.jsonl's items are among them cannot be checked" in row["notes"][0]

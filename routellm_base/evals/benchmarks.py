@@ -59,6 +59,8 @@ class Benchmark:
     skipped: int = 0
     """Rows left out because they lack a score for the strong or the weak model."""
     notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+    """The scored JSONL file read, or ``None`` for a named benchmark."""
 
     @property
     def strong(self) -> np.ndarray:
@@ -107,7 +109,9 @@ class Benchmark:
     def restricted(self, keep: list[bool], note: str) -> Benchmark:
         rows = [r for r, k in zip(self.rows, keep) if k]
         notes = self.notes if note in self.notes else [*self.notes, note]
-        return Benchmark(self.name, rows, self.strong_model, self.weak_model, self.skipped, notes)
+        return Benchmark(
+            self.name, rows, self.strong_model, self.weak_model, self.skipped, notes, self.path
+        )
 
 
 def load_benchmark(
@@ -173,4 +177,12 @@ def load_benchmark(
         raise ValueError(
             f"no row of {name} scores both {strong_model!r} and {weak_model!r}; models present: {seen}"
         )
-    return Benchmark(name, usable, strong_model, weak_model, len(rows) - len(usable), notes)
+    return Benchmark(
+        name,
+        usable,
+        strong_model,
+        weak_model,
+        len(rows) - len(usable),
+        notes,
+        None if name_or_path in NAMED_BENCHMARKS else Path(name_or_path),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,16 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     """Drop the benchmark items a checkpoint declares it was trained on.
 
     Checkpoints record ``training.trained_on_benchmarks[name] = {"held_out_percent": p}`` when
-    they were trained on that benchmark except its sha1-bucketed held-out part.
+    they were trained on that benchmark except its sha1-bucketed held-out part. For a benchmark
+    file, the checkpoint's recorded training files (``training.data``: path and sha256) are read
+    where they are still there unchanged, and the items whose prompt one of them holds are
+    dropped (less those its ``--exclude`` files removed from training); a note says how many,
+    and names the training files that could not be checked.
     """
-    trained = (router.metadata.get("training") or {}).get("trained_on_benchmarks") or {}
+    training = router.metadata.get("training") or {}
+    if benchmark.path is not None:
+        return _items_not_in_training_files(router, benchmark, training)
+    trained = training.get("trained_on_benchmarks") or {}
     if benchmark.name not in trained:
         return benchmark
     percent = int(trained[benchmark.name]["held_out_percent"])
@@ -60,6 +68,73 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     return benchmark.restricted(
         keep, f"held-out {percent}% only: {router.name} was trained on the rest"
     )
+
+
+def _file_prompts(path: str) -> set[str]:
+    """The ``prompt`` strings of a JSONL file's lines (battles, scored prompts, AlpacaEval
+    prompts); none for other files."""
+    import json
+
+    prompts = set()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                return prompts  # not JSONL (AlpacaEval's judgments CSV): no prompts of its own
+            if isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
+                prompts.add(obj["prompt"])
+    return prompts
+
+
+def _items_not_in_training_files(
+    router: Router, benchmark: Benchmark, training: dict[str, Any]
+) -> Benchmark:
+    from ..data.scored import read_prompt_file
+    from ..hashing import sha256_file
+
+    if not training:
+        return benchmark  # not a checkpoint (random) or one that records no training
+    if "data" not in training:
+        sources = ", ".join(sorted(training.get("sources") or {})) or "named sources"
+        return benchmark.restricted(
+            [True] * len(benchmark.rows),
+            f"{router.name} records its training data as {sources}, not files: whether "
+            f"{benchmark.name}'s items are among them cannot be checked",
+        )
+    trained: set[str] = set()
+    unchecked = []
+    for entry in training["data"]:
+        path = str(entry.get("path", ""))
+        if os.path.isfile(path) and sha256_file(path) == entry.get("sha256"):
+            trained |= _file_prompts(path)
+        else:
+            unchecked.append(path)
+    for path in training.get("decontaminated_against") or []:
+        if os.path.isfile(path):  # these prompts were removed from training
+            trained -= {t for _, t in read_prompt_file(path, later_turns=True)}
+    keep = [r.prompt not in trained for r in benchmark.rows]
+    dropped = keep.count(False)
+    if dropped == len(keep):
+        raise ValueError(
+            f"every item of {benchmark.name} is in {router.name}'s training data: there is "
+            "nothing it was not trained on to score (retrain with --exclude "
+            f"{benchmark.path}, or score another file)"
+        )
+    if dropped:
+        benchmark = benchmark.restricted(
+            keep,
+            f"{dropped} items left out: they are in {router.name}'s training files, so it was "
+            "trained on them",
+        )
+    if unchecked:
+        benchmark = benchmark.restricted(
+            [True] * len(benchmark.rows),
+            f"{router.name}'s training files {', '.join(unchecked)} are not there unchanged "
+            f"(missing, or their sha256 differs): {benchmark.name}'s items in them, if any, are "
+            "scored as unseen",
+        )
+    return benchmark
 
 
 def common_items(routers: Sequence[Router], benchmark: Benchmark) -> Benchmark:
