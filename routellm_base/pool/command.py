@@ -248,6 +248,26 @@ def at_cost_notes(curves: list[Any], at_cost: float | None) -> list[str]:
     return notes
 
 
+def trained_on_notes(routers: list[Any], data: PoolData) -> list[str]:
+    """A note for each router whose recorded training data (its config's ``training.data``:
+    path and sha256) holds a data file scored here: its figures are not on unseen items."""
+    notes = []
+    for router in routers:
+        recorded = (getattr(router, "metadata", {}).get("training") or {}).get("data") or []
+        trained = {d.get("sha256") for d in recorded}
+        shared = [
+            str(s["path"])
+            for s in data.sources
+            if s.get("sha256") in trained and Path(str(s["path"])).name != "prices.json"
+        ]
+        if shared:
+            notes.append(
+                f"{router.name} was trained on {', '.join(shared)} (its recorded training data "
+                "holds the same file): these figures are on items it was trained on, not held out"
+            )
+    return notes
+
+
 def eval_pool(args: argparse.Namespace) -> int:
     """``routellm eval --pool``: each router's λ-curve on each data set."""
     if not args.router:
@@ -296,13 +316,16 @@ def eval_pool(args: argparse.Namespace) -> int:
         for router in routers:
             preds[router.name] = router.quality(data.prompts, pool)
         report = evaluate_pool(preds, data.scores, data.costs, data.models)
+        notes = trained_on_notes(routers, data) + at_cost_notes(
+            [report.zero, *report.curves], args.at_cost
+        )
         if args.json:
             out.append(
                 {
                     "benchmark": spec,
                     "left_out_incomplete": int((~complete).sum()),
                     **report.to_dict(args.at_cost),
-                    "notes": at_cost_notes([report.zero, *report.curves], args.at_cost),
+                    "notes": notes,
                 }
             )
         else:
@@ -315,8 +338,10 @@ def eval_pool(args: argparse.Namespace) -> int:
                     print(
                         f"{curve.name}: quality {curve.quality_at(args.at_cost):.3f} at ${args.at_cost:g} per 1,000 calls"
                     )
-                for note in at_cost_notes(report.curves, args.at_cost):
-                    print(f"note: {note}")
+            for note in trained_on_notes(routers, data) + at_cost_notes(
+                report.curves, args.at_cost
+            ):
+                print(f"note: {note}")
         if args.plot:
             path = Path(args.plot)
             if len(args.benchmark) > 1:

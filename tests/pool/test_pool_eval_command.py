@@ -210,3 +210,31 @@ def test_at_cost_outside_a_routers_costs_is_noted(tmp_path: Path, capsys):
         assert all(said in n for n in report["notes"])
     assert main([*args, "--at-cost", "1", "--json"]) == 0  # inside: no note
     assert json.loads(capsys.readouterr().out)[0]["notes"] == []
+
+
+def test_eval_pool_notes_a_router_trained_on_the_file_it_scores(
+    tmp_path: Path, capsys, monkeypatch
+):
+    """A trial: ``eval --pool`` on pool_knn's own training split (llmrouter/train.json, listed in
+    its model card) printed AIQ 0.640, no note."""
+    import routellm_base.pool.command as command
+    from routellm_base.hashing import sha256_file
+
+    root = _benchmark(tmp_path)
+    test_json = root / "llmrouter" / "test.json"
+    loaded = command.load_pool_router
+
+    def trained_on(name: str, sha256: str):
+        router = loaded(name)
+        router.metadata = {"training": {"data": [{"path": "llmrouter/x.json", "sha256": sha256}]}}
+        return router
+
+    args = ["eval", "--pool", "--benchmark", f"llmrouter:{root}", "--router", "zero_shot"]
+    for sha256, noted in [(sha256_file(test_json), True), ("0" * 64, False)]:
+        monkeypatch.setattr(command, "load_pool_router", lambda n, s=sha256: trained_on(n, s))
+        assert main(args) == 0
+        said = f"note: zero_shot was trained on {test_json}"
+        assert (said in capsys.readouterr().out) is noted
+        assert main([*args, "--json"]) == 0
+        [report] = json.loads(capsys.readouterr().out)
+        assert any("not held out" in n for n in report["notes"]) is noted
