@@ -566,16 +566,19 @@ def load_pool_source(spec: str, model_map: Mapping[str, str] | None = None) -> P
     raise PoolError(f"--data {spec!r}: unknown source {kind!r}; expected one of {SOURCE_FORMS}")
 
 
-def load_pool_sources(specs: Sequence[str], model_map: Mapping[str, str] | None = None) -> PoolData:
+def load_pool_sources(
+    specs: Sequence[str], model_map: Mapping[str, str] | None = None, option: str = "--data"
+) -> PoolData:
     """Several ``--data`` sources merged (:func:`merge`). Raises :class:`PoolError` when
-    ``model_map`` names a model that no source has."""
+    ``model_map`` names a model that no source has (naming ``option``, the sources' flag)."""
     parts = [load_pool_source(spec, model_map) for spec in specs]
     merged = merge(parts)
     if model_map:
         raw_unused = [s for s in model_map if s not in merged.source_names]
         if raw_unused:
             raise PoolError(
-                f"--model-map names {raw_unused}, which no --data source has; models: {merged.models}"
+                f"--model-map names {raw_unused}, which no {option} source has; models: "
+                f"{merged.models}"
             )
     return merged
 

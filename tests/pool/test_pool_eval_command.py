@@ -238,3 +238,16 @@ def test_eval_pool_notes_a_router_trained_on_the_file_it_scores(
         assert main([*args, "--json"]) == 0
         [report] = json.loads(capsys.readouterr().out)
         assert any("not held out" in n for n in report["notes"]) is noted
+
+
+def test_eval_pool_names_the_splits_and_words_model_map_for_benchmark(tmp_path: Path, capsys):
+    """A trial: ``llmrouter:DIR,validation`` failed with a bare 'No such file' error, and an
+    unused --model-map spoke of --data, which eval does not take."""
+    root = _benchmark(tmp_path)
+    args = ["eval", "--pool", "--router", "zero_shot", "--benchmark"]
+    assert main([*args, f"llmrouter:{root},validation"]) == 2
+    err = capsys.readouterr().err
+    assert "no split 'validation'" in err and "its splits: test" in err, err
+    assert main([*args, f"llmrouter:{root}", "--model-map", "nobody=big-model"]) == 2
+    err = capsys.readouterr().err
+    assert "which no --benchmark source has" in err and "--data" not in err, err
