@@ -70,13 +70,19 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def _own_pair_note(router: Any, strong: str, weak: str) -> str | None:
-    """A note when ``router`` knows models by name (MF, SW ranking) and scores its own pair, not
-    ``strong`` vs ``weak``, because ``--retarget`` was not given."""
-    if getattr(router, "for_pair", None) is None or router.family == "random":
+    """A note when checkpoint ``router`` scores its own (trained) pair, not ``strong`` vs
+    ``weak``: MF and SW ranking know models by name (``--retarget`` compares the given pair);
+    the others (task_experts, bert, causal_llm) learned one pair's win rate and cannot be
+    retargeted."""
+    own = (getattr(router, "strong_model", None), getattr(router, "weak_model", None))
+    if router.family == "random" or None in own or own == (strong, weak):
         return None
-    own = (router.strong_model, router.weak_model)
-    if own == (strong, weak):
-        return None
+    if getattr(router, "for_pair", None) is None:
+        return (
+            f"{router.name} predicts its training pair's win rate, {own[0]} vs {own[1]}, not "
+            f"{strong} vs {weak}: a {router.family} router cannot be retargeted (retrain it on "
+            f"battles of the pair: routellm train {router.family} --strong {strong} --weak {weak})"
+        )
     unknown = [m for m in (strong, weak) if m not in getattr(router, "models", ())]
     return f"{router.name} scores its own pair, {own[0]} vs {own[1]}, not {strong} vs {weak}: " + (
         "--retarget makes it compare the given pair"
@@ -317,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make MF/SW routers compare --strong vs --weak (both needed; models they were "
         "trained on) instead of their reference pair (without it they score their own pair, "
-        "and a note says so)",
+        "and a note says so; other checkpoints, such as task_experts, cannot be retargeted and "
+        "a note says when their trained pair is not the given one)",
     )
     ev.add_argument(
         "--references",

@@ -811,3 +811,20 @@ def test_eval_leaves_out_benchmark_file_items_in_the_checkpoints_training_files(
     assert main([*args, "--router", "mf", "--no-progress", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert "not files: whether b.jsonl's items are among them cannot be checked" in row["notes"][0]
+
+
+def test_eval_notes_that_task_experts_predicts_its_training_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: task_experts on another --strong/--weak pair gave no note (only mf/sw did)."""
+    path = tmp_path / "pair.jsonl"
+    rows = [
+        {"id": i, "prompt": f"question {i}", "scores": {"big": 1, "small": 0}} for i in range(12)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", "--benchmark", str(path), "--strong", "big", "--weak", "small"]
+    assert main([*args, "--router", "task_experts", "--no-progress", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    [note] = [n for n in row["notes"] if "training pair" in n]
+    assert "gpt-4-1106-preview vs mistralai/Mixtral-8x7B-Instruct-v0.1, not big vs small" in note
+    assert "cannot be retargeted" in note and "routellm train task_experts" in note
