@@ -220,6 +220,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .policy import calibrate_threshold
 
     prompts, source = read_prompts(args.prompts)
+    if not prompts:
+        raise RouteLLMError(
+            f"--prompts {args.prompts} holds no prompt (an empty file, or only blank lines): "
+            "calibrate needs at least one to set a threshold on"
+        )
     router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())

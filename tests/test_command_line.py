@@ -828,3 +828,15 @@ def test_eval_notes_that_task_experts_predicts_its_training_pair(
     [note] = [n for n in row["notes"] if "training pair" in n]
     assert "gpt-4-1106-preview vs mistralai/Mixtral-8x7B-Instruct-v0.1, not big vs small" in note
     assert "cannot be retargeted" in note and "routellm train task_experts" in note
+
+
+def test_calibrate_names_an_empty_prompts_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: an empty file said 'calibrate_threshold needs at least one prompt', no file."""
+    empty = tmp_path / "none.txt"
+    empty.write_text("\n")
+    argv = ["calibrate", "--router", "mf", "--strong-share", "0.5", "--prompts", str(empty)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--prompts {empty} holds no prompt" in err and "calibrate_threshold" not in err
