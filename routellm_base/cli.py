@@ -34,17 +34,32 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from .engine import RoutingEngine
+    from .errors import InvalidPolicyError
     from .routing_text import RoutingTextOptions
 
-    engine = RoutingEngine(
-        args.router,
-        threshold=args.threshold,
-        strong_share=args.strong_share,
-        routing_text_options=RoutingTextOptions(max_tokens=args.max_tokens),
-    )
-    decision = engine.decide(
-        args.prompt, strong_model=args.strong or "strong", weak_model=args.weak or "weak"
-    )
+    try:
+        engine = RoutingEngine(
+            args.router,
+            threshold=args.threshold,
+            strong_share=args.strong_share,
+            routing_text_options=RoutingTextOptions(max_tokens=args.max_tokens),
+        )
+        decision = engine.decide(
+            args.prompt, strong_model=args.strong or "strong", weak_model=args.weak or "weak"
+        )
+    except InvalidPolicyError as exc:
+        given = args.threshold is not None or args.strong_share is not None
+        if given or "no stored calibration" not in str(exc):
+            raise
+        # The user asked for no share: say the default was used and what to give instead.
+        raise InvalidPolicyError(
+            f"neither --threshold nor --strong-share was given, so the default strong share "
+            f"{DEFAULT_STRONG_SHARE} applied, but router {args.router!r} has no stored "
+            "calibration to turn a share into a threshold (trained without "
+            "--calibration-prompts). Give --threshold T (`routellm calibrate --router "
+            f"{args.router} --prompts FILE --strong-share {DEFAULT_STRONG_SHARE}` prints one for "
+            "your prompts), or retrain with --calibration-prompts FILE"
+        ) from exc
     if args.json:
         print(json.dumps(decision.to_dict()))
     else:

@@ -840,3 +840,20 @@ def test_calibrate_names_an_empty_prompts_file(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"--prompts {empty} holds no prompt" in err and "calibrate_threshold" not in err
+
+
+def test_route_says_the_default_share_applied_to_an_uncalibrated_router(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``route --router DIR "hi"`` blamed a strong_share the user never gave."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from live_routers import uncalibrated_checkpoint
+
+    folder = uncalibrated_checkpoint(tmp_path / "R")
+    assert main(["route", "--router", str(folder), "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "neither --threshold nor --strong-share was given" in err, err
+    assert "default strong share 0.5 applied" in err and "Give --threshold" in err
+    assert main(["route", "--router", str(folder), "--strong-share", "0.3", "hi"]) == 2
+    assert "neither --threshold" not in capsys.readouterr().err  # the share given: as before
+    assert main(["route", "--router", str(folder), "--threshold", "0.5", "hi"]) == 0
