@@ -341,7 +341,9 @@ def _money(value: float) -> str:
 def pool_figure(report: PoolReport, title: str = "", at_cost: float | None = None) -> Any:
     """The figure :func:`plot_pool` saves (matplotlib ``Figure``): each single model's point
     with its name, the Zero router's hull, the oracle, each router's hull and its per-lambda
-    operating points, and a labelled vertical line at ``at_cost`` (USD per 1,000 calls). The
+    operating points, and a labelled vertical line at ``at_cost`` (USD per 1,000 calls; one
+    outside the costs drawn is an arrow at the axis' edge, the axis staying on the data, and its
+    legend entry says which point's quality is reported there). The
     legend sits under the axes, where it covers no point; each name takes the first place
     near its marker that stays inside the axes and covers no other name, marker or curve."""
     try:
@@ -381,14 +383,35 @@ def pool_figure(report: PoolReport, title: str = "", at_cost: float | None = Non
                                + [c.quality for c in report.curves])  # fmt: skip
     low, high = float(costs.min()), float(costs.max())
     if at_cost is not None and at_cost > 0:
-        low, high = min(low, at_cost), max(high, at_cost)
-        text = ", ".join(
-            f"{curve.name.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
-            for curve in report.curves
+        # The axis stays on the data: an --at-cost outside it is marked at the edge, and the
+        # legend says which point's quality is reported there.
+        beyond = "above" if at_cost > high else "below" if at_cost < low else ""
+        parts = []
+        for curve in report.curves:
+            text = f"{curve.name.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
+            hull_cost = curve.hull()[0]  # where the quality reported comes from, as the notes
+            if at_cost > float(np.max(curve.cost)):
+                text += f" (its best point, at ${hull_cost[-1]:.3g})"
+            elif at_cost < float(np.min(curve.cost)):
+                text += f" (its cheapest point, ${hull_cost[0]:.3g})"
+            parts.append(text)
+        label = f"--at-cost {_money(at_cost)} per 1,000 calls" + (
+            f", {beyond} the costs drawn" if beyond else ""
         )
-        ax.axvline(at_cost, color="tab:red", ls=":", lw=1.2,
-                   label=f"--at-cost {_money(at_cost)} per 1,000 calls"
-                   + (f": quality {text}" if text else ""))  # fmt: skip
+        label += f": quality {', '.join(parts)}" if parts else ""
+        if label.count("$") > 1:  # escaped, so that two amounts do not read as mathtext
+            label = label.replace("$", r"\$")
+        if beyond:
+            ax.plot([], [], color="tab:red", ls=":", lw=1.2, label=label)
+            ax.annotate(
+                f"--at-cost \\{_money(at_cost)} \u2192" if beyond == "above"
+                else f"\u2190 --at-cost \\{_money(at_cost)}",
+                xy=(0.99 if beyond == "above" else 0.01, 0.02), xycoords="axes fraction",
+                ha="right" if beyond == "above" else "left", va="bottom", fontsize=7,
+                color="tab:red",
+            )  # fmt: skip
+        else:
+            ax.axvline(at_cost, color="tab:red", ls=":", lw=1.2, label=label)
     ax.set_xscale("log")
     span = np.log10(max(high, 1e-9) / max(low, 1e-9)) or 1.0
     ax.set_xlim(low / 10 ** (0.08 * span), high * 10 ** (0.08 * span))

@@ -251,3 +251,23 @@ def test_eval_pool_names_the_splits_and_words_model_map_for_benchmark(tmp_path: 
     assert main([*args, f"llmrouter:{root}", "--model-map", "nobody=big-model"]) == 2
     err = capsys.readouterr().err
     assert "which no --benchmark source has" in err and "--data" not in err, err
+
+
+def test_an_at_cost_off_the_data_keeps_the_axis_on_the_data(tmp_path: Path):
+    """A trial: ``--at-cost 1000 --plot`` stretched the x-axis to $1000, squashing the data,
+    and the legend said "quality pool_knn 0.571" without the out-of-range caveat."""
+    import matplotlib.pyplot as plt
+
+    report = _crowded_report()
+    most = max(float(np.max(c.cost)) for c in [report.zero, *report.curves])
+    for at_cost, said, arrow in [(1000.0, "above", "\u2192"), (1e-6, "below", "\u2190")]:
+        fig = pool_figure(report, "t", at_cost=at_cost)
+        [ax] = fig.axes
+        low, high = ax.get_xlim()
+        assert low > 1e-6 and high < 10 * most  # the data's span, not the --at-cost
+        [entry] = [t.get_text() for t in ax.get_legend().get_texts() if "--at-cost" in t.get_text()]
+        assert f"{said} the costs drawn" in entry, entry
+        assert ("its best point" if said == "above" else "its cheapest point") in entry
+        assert [t for t in ax.texts if arrow in t.get_text()]  # marked at the edge
+        assert texts_outside(fig, PLOT_DPI) == []
+        plt.close(fig)
