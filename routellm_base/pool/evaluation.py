@@ -391,16 +391,14 @@ def pool_figure(report: PoolReport, title: str = "", at_cost: float | None = Non
             text = f"{curve.name.rstrip('/').split('/')[-1]} {curve.quality_at(at_cost):.3f}"
             hull_cost = curve.hull()[0]  # where the quality reported comes from, as the notes
             if at_cost > float(np.max(curve.cost)):
-                text += f" (its best point, at ${hull_cost[-1]:.3g})"
+                text += rf" (its best point, at \${hull_cost[-1]:.3g})"  # \$: not mathtext
             elif at_cost < float(np.min(curve.cost)):
-                text += f" (its cheapest point, ${hull_cost[0]:.3g})"
+                text += rf" (its cheapest point, \${hull_cost[0]:.3g})"
             parts.append(text)
         label = f"--at-cost {_money(at_cost)} per 1,000 calls" + (
             f", {beyond} the costs drawn" if beyond else ""
         )
         label += f": quality {', '.join(parts)}" if parts else ""
-        if label.count("$") > 1:  # escaped, so that two amounts do not read as mathtext
-            label = label.replace("$", r"\$")
         if beyond:
             ax.plot([], [], color="tab:red", ls=":", lw=1.2, label=label)
             ax.annotate(
