@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .arg_types import cosine, input_file, int_at_least, output_file, share
+from .arg_types import cosine, input_file, int_at_least, plot_file, share
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
@@ -357,10 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--plot",
-        type=output_file,
+        type=plot_file,
         default=None,
-        help="write a PNG of performance against strong-call share (with --pool: of quality "
-        "against USD per 1,000 calls)",
+        help="write a plot (.png, .svg or .pdf) of performance against strong-call share (with "
+        "--pool: of quality against USD per 1,000 calls)",
     )
     ev.add_argument(
         "--no-progress",

@@ -857,3 +857,14 @@ def test_route_says_the_default_share_applied_to_an_uncalibrated_router(
     assert main(["route", "--router", str(folder), "--strong-share", "0.3", "hi"]) == 2
     assert "neither --threshold" not in capsys.readouterr().err  # the share given: as before
     assert main(["route", "--router", str(folder), "--threshold", "0.5", "hi"]) == 0
+
+
+def test_eval_refuses_a_plot_suffix_matplotlib_cannot_write_before_scoring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``eval --plot x.txt`` failed with matplotlib's message, after the scoring."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--benchmark", "gsm8k", "--router", "mf", "--plot", str(tmp_path / "x.txt")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "x.txt: a plot is written as .png, .svg, .pdf" in err, err
