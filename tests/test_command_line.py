@@ -868,3 +868,16 @@ def test_eval_refuses_a_plot_suffix_matplotlib_cannot_write_before_scoring(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "x.txt: a plot is written as .png, .svg, .pdf" in err, err
+
+
+def test_eval_refuses_a_benchmark_file_with_a_repeated_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: a scored JSONL with one id on two lines was scored silently."""
+    path = tmp_path / "dup.jsonl"
+    rows = [{"id": i % 4, "prompt": f"q {i}", "scores": {"big": 1, "small": 0}} for i in range(6)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", "--benchmark", str(path), "--strong", "big", "--weak", "small"]
+    assert main([*args, "--router", "random", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "id '0' on lines 1, 5; id '1' on lines 2, 6" in err and "its own 'id'" in err, err

@@ -21,6 +21,7 @@ from ..data import (
     load_rmb,
     load_scored_jsonl,
 )
+from ..data.scored import iter_jsonl_objects
 
 NAMED_BENCHMARKS = {
     "mt-bench": load_mt_bench,
@@ -114,6 +115,22 @@ class Benchmark:
         )
 
 
+def _refuse_duplicate_ids(path: Path) -> None:
+    """Raise ``ValueError`` naming the ids that more than one line of ``path`` has, with their
+    line numbers: an item is one id, so a repeated one is a pasted twice or mislabelled line."""
+    lines: dict[str, list[str]] = {}
+    for where, obj in iter_jsonl_objects(path):
+        lines.setdefault(str(obj["id"]), []).append(where.rpartition(":")[2])
+    repeated = [(i, ns) for i, ns in lines.items() if len(ns) > 1]
+    if repeated:
+        shown = "; ".join(f"id {i!r} on lines {', '.join(ns)}" for i, ns in repeated[:5])
+        more = f" (and {len(repeated) - 5} more ids)" if len(repeated) > 5 else ""
+        raise ValueError(
+            f"benchmark file {path}: {shown}{more}: each item needs its own 'id' (remove the "
+            "repeated lines, or give each its own id)"
+        )
+
+
 def load_benchmark(
     name_or_path: str,
     data_dir: str | Path | None = None,
@@ -170,6 +187,7 @@ def load_benchmark(
                 f"benchmark file {path} needs --strong and --weak model names (keys of 'scores')"
             )
         rows = load_scored_jsonl(path)
+        _refuse_duplicate_ids(path)
         name, notes = path.name, []
     usable = [r for r in rows if strong_model in r.scores and weak_model in r.scores]
     if not usable:
