@@ -22,7 +22,7 @@ from ..routers.bert import TRUNCATIONS
 from ..routers.mf import MFRouter
 from ..routers.sw_ranking import SWRankingRouter
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
-from .battles import Battles
+from .battles import Battles, pair_outcomes
 from .data import (
     battles_from_alpaca_eval,
     battles_from_objects,
@@ -206,6 +206,42 @@ def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Bat
     return battles, [{"path": spec, "sha256": digest.hexdigest()}]
 
 
+WHOLE_DATA_FAMILIES = ("mf", "sw_ranking")
+"""Two-model families that learn from every battle in the data; the others learn from the
+battles between --strong and --weak alone."""
+
+
+def check_decisive(battles: Battles, family: str, strong: str, weak: str, when: str = "") -> None:
+    """Refuse battles from which ``family`` can learn nothing but one win rate for every prompt:
+    a strong-vs-weak router needs at least one battle won by the strong model and one won by the
+    weak model (among every battle for mf and sw_ranking, else among the pair's). All ties learn
+    a constant 0.5, one side's wins only a constant near 1 or 0; either way no threshold can send
+    a chosen share of prompts strong. ``when`` says which battles these are in the error."""
+    if family in WHOLE_DATA_FAMILIES:
+        s, w = battles.models.index(strong), battles.models.index(weak)
+        won = np.where(battles.outcome == 1.0, battles.model_a, -1)
+        won = np.concatenate([won, np.where(battles.outcome == 0.0, battles.model_b, -1)])
+        strong_wins, weak_wins = int((won == s).sum()), int((won == w).sum())
+        which = f"the {len(battles)} battles{when}"
+    else:
+        _, outcome = pair_outcomes(battles, strong, weak)
+        strong_wins, weak_wins = int((outcome == 1.0).sum()), int((outcome == 0.0).sum())
+        which = f"the {len(outcome)} battles between {strong!r} and {weak!r}{when}"
+    if strong_wins and weak_wins:
+        return
+    missing = " and ".join(
+        repr(m) for m, wins in ((strong, strong_wins), (weak, weak_wins)) if not wins
+    )
+    raise ValueError(
+        f"routellm train {family}: {which} hold {strong_wins} won by {strong!r}, {weak_wins} won "
+        f"by {weak!r} (outcomes of all battles: {battles.counts}): no battle won by {missing}, so the router would "
+        "give every prompt the same win rate and no threshold could route a chosen share strong. "
+        "Training needs at least one win for each of the two models: add battles with decisive "
+        "verdicts (a judge's tie means its verdict changed when the two answers swapped order; "
+        "judge with a judge that gives consistent verdicts, or add scored or arena data)"
+    )
+
+
 def _data_entry(source: Any) -> dict[str, str]:
     return (
         source if isinstance(source, dict) else {"path": str(source), "sha256": sha256_file(source)}
@@ -225,6 +261,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(
                 f"--strong/--weak model {model!r} is in no battle; models: {battles.models}"
             )
+    check_decisive(battles, args.family, args.strong, args.weak)
     embedder = load_embedder(args.embedder)
     prompt_embeddings = embedder.embed(battles.prompts)
 
@@ -246,6 +283,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     trained_prompts = len(np.unique(battles.prompt_index))
     if len(battles) == 0:
         raise ValueError("no battle is left after decontamination")
+    if removed:
+        check_decisive(battles, args.family, args.strong, args.weak, " left after decontamination")
 
     report: dict[str, Any] = {}
     if args.family == "mf":

@@ -432,3 +432,61 @@ def test_summary_and_card_count_the_prompts_trained_on_after_decontamination(
     card = (out / "MODEL_CARD.md").read_text()
     assert "Battles: 50 over 50 prompts" in card
     assert "Decontamination: 10 battles over 10 prompts removed" in card
+
+
+def _pair_rows(winners, a=GPT4, b=MIXTRAL):
+    return [
+        {"prompt": f"question {i}", "model_a": a, "model_b": b, "winner": w}
+        for i, w in enumerate(winners)
+    ]
+
+
+@pytest.mark.parametrize("family", PAIR_FAMILIES)
+@pytest.mark.parametrize(
+    "winners, missing",
+    [
+        (["tie"] * 20 + ["tie (bothbad)"] * 10, f"'{GPT4}' and '{MIXTRAL}'"),
+        (["model_a"] * 5 + ["tie"] * 25, f"'{MIXTRAL}'"),
+    ],
+)
+def test_battles_without_a_win_for_each_model_are_refused_before_anything_is_written(
+    family, winners, missing, tmp_path, capsys
+):
+    """All ties (a judge whose verdicts flip with answer order) trained a constant router that
+    strong_share then sent everything strong; one side's wins only is as constant."""
+    _write_battles(tmp_path / "b.jsonl", _pair_rows(winners))
+    out = tmp_path / "router"
+    argv = ["train", family, "--data", str(tmp_path / "b.jsonl"), "--strong", GPT4,
+            "--weak", MIXTRAL, "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no battle won by {missing}" in err
+    assert "every prompt the same win rate" in err and "at least one win for each" in err
+    assert not out.exists()
+
+
+def test_mf_and_sw_ranking_count_wins_against_any_model_the_others_the_pair_only(tmp_path):
+    # The weak model wins only against a third model: enough for the families that learn from
+    # every battle, not for those that learn from the pair's battles alone.
+    rows = _pair_rows(["model_a", "tie"]) + _pair_rows(["model_a"], a=MIXTRAL, b="third")
+    _write_battles(tmp_path / "b.jsonl", rows)
+    battles = load_battles_jsonl(tmp_path / "b.jsonl")
+    for family in ("mf", "sw_ranking"):
+        train_command.check_decisive(battles, family, GPT4, MIXTRAL)
+    with pytest.raises(ValueError, match=f"the 2 battles between '{GPT4}' and '{MIXTRAL}' hold 1"):
+        train_command.check_decisive(battles, "bert", GPT4, MIXTRAL)
+
+
+def test_decontamination_that_leaves_no_weak_win_is_refused(tmp_path, data_dir):
+    prompts = [r.prompt for r in load_gsm8k(data_dir)[:12]]
+    _write_battles(tmp_path / "b.jsonl", [
+        {"prompt": p, "model_a": GPT4, "model_b": MIXTRAL, "winner": "model_b" if i < 2 else "model_a"}
+        for i, p in enumerate(prompts)
+    ])  # fmt: skip
+    _write_battles(tmp_path / "eval.jsonl", [{"prompt": p} for p in prompts[:2]])
+    argv = ["train", "sw_ranking", "--data", str(tmp_path / "b.jsonl"), "--strong", GPT4,
+            "--weak", MIXTRAL, "--exclude", str(tmp_path / "eval.jsonl"),
+            "--out", str(tmp_path / "o"), "--no-progress"]  # fmt: skip
+    with pytest.raises(ValueError, match="the 10 battles left after decontamination hold 10"):
+        train_command.train_checkpoint(build_parser().parse_args(argv))
+    assert not (tmp_path / "o").exists()
