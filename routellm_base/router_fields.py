@@ -210,7 +210,9 @@ class RouterFields(BaseModel):
         default=DEFAULT_NO_KNOWN_TOKENS_SIDE,
         description="Side of a call whose routing text has no token the router's embedder "
         "knows (a script outside its vocabulary, emoji only), which the router cannot score; "
-        "None scores it anyway. The decision records no_known_tokens.",
+        "None scores it anyway. The decision records no_known_tokens. A pool (models=) sends "
+        "such a call to its priciest usable model, with an empty quality (the default, "
+        "'strong'); None scores it by the router; 'weak' is refused for a pool.",
     )
     strong_model_name: str | None = Field(
         default=None,
@@ -347,12 +349,17 @@ class RouterFields(BaseModel):
             )
         self.models = self._named_models(self.models)
         two_models = [name for name in _TWO_MODELS_ONLY if getattr(self, name) is not None]
-        if self.no_known_tokens_side == "weak":
-            two_models.append("no_known_tokens_side='weak'")
         if two_models:
             raise PoolError(
                 f"{two_models} route between two models (strong=/weak=); a pool routes by "
                 "cost_weight, quality_tolerance, budget or max_cost"
+            )
+        if self.no_known_tokens_side == "weak":
+            raise PoolError(
+                "no_known_tokens_side='weak' is for two models: a pool sends a call whose routing "
+                "text has no token the router's embedder knows to its priciest usable model "
+                "(the default, 'strong'); give no_known_tokens_side=None to have the router "
+                "score such calls instead"
             )
         if self.budget_window is not None and self.budget is None:
             raise PoolError("budget_window is the window a budget is held over: give budget too")

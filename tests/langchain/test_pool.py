@@ -693,3 +693,23 @@ def test_a_pool_logs_its_decisions_and_judged_shadow_comparisons_yield_named_bat
         other = battle.model_a if battle.model_b == "mid" else battle.model_b
         assert battle.winner == ("model_a" if other == "big" else "tie")
     log.close()
+
+
+def test_a_prompt_with_no_known_token_goes_to_the_priciest_model_unless_the_rule_is_off() -> None:
+    """The pool's no-known-tokens rule was undocumented, and no_known_tokens_side='weak' was
+    refused as a setting "between two models" without saying None switches the rule off."""
+    router = FixedPoolRouter(QUALITY)
+    router.embedder = routellm_base.load_router("mf").embedder  # the bundled static embedder
+    emoji = "😀🎉🔥"  # no token the embedder knows; at cost_weight 1.0 a scored call goes small
+    ruled = pool_model(router=router, cost_weight=1.0).invoke(emoji).response_metadata["routellm"]
+    assert ruled["side"] == "big" and ruled["no_known_tokens"] and not ruled["pool"]["quality"]
+    off = pool_model(router=router, cost_weight=1.0, no_known_tokens_side=None)
+    scored = off.invoke(emoji).response_metadata["routellm"]
+    assert scored["side"] == "small" and scored["no_known_tokens"]
+    assert scored["pool"]["quality"] == QUALITY and router.texts == [emoji]
+    with pytest.raises(
+        ValidationError,
+        match="no_known_tokens_side='weak' is for two models: a pool sends a call whose routing "
+        "text has no token .* to its priciest usable model .* no_known_tokens_side=None",
+    ):
+        pool_model(no_known_tokens_side="weak")

@@ -309,3 +309,23 @@ def test_query_engine_with_a_real_local_model_in_the_pool(
     assert report.models["smollm2"].calls == 1 and report.calls == 1
     chunks = list(llm.stream_complete("Name one planet."))
     assert chunks and {side(c) for c in chunks} == {"smollm2"}
+
+
+def test_a_prompt_with_no_known_token_goes_to_the_priciest_model_unless_the_rule_is_off(
+    make_llm, make_pool_router
+) -> None:
+    from routellm_base import load_router
+
+    router = make_pool_router(QUALITY)
+    router.embedder = load_router("mf").embedder  # the bundled static embedder
+    thai = "สวัสดี สบายดีไหม"  # no token the embedder knows; scored at cost_weight 1.0: small
+    ruled_llm = make_llm(router=router, cost_weight=1.0)
+    ruled = ruled_llm.chat(user(thai)).additional_kwargs[ROUTELLM_KEY]
+    assert ruled["side"] == "big" and ruled["no_known_tokens"] and not ruled["pool"]["quality"]
+    off = make_llm(router=router, cost_weight=1.0, no_known_tokens_side=None)
+    scored = off.chat(user(thai)).additional_kwargs[ROUTELLM_KEY]
+    assert scored["side"] == "small" and scored["no_known_tokens"]
+    assert scored["pool"]["quality"] == QUALITY and router.texts == [thai]
+    weak_refused = "no_known_tokens_side='weak' is for two models: .* no_known_tokens_side=None"
+    with pytest.raises(PoolError, match=weak_refused):
+        make_llm(no_known_tokens_side="weak")
