@@ -213,32 +213,42 @@ battles between --strong and --weak alone."""
 
 def check_decisive(battles: Battles, family: str, strong: str, weak: str, when: str = "") -> None:
     """Refuse battles from which ``family`` can learn nothing but one win rate for every prompt:
-    a strong-vs-weak router needs at least one battle won by the strong model and one won by the
-    weak model (among every battle for mf and sw_ranking, else among the pair's). All ties learn
-    a constant 0.5, one side's wins only a constant near 1 or 0; either way no threshold can send
-    a chosen share of prompts strong. ``when`` says which battles these are in the error."""
+    those where each pair of models has the same outcome (win, tie or loss) in all its battles,
+    among every battle for mf and sw_ranking, else among the pair's. All ties learn a constant
+    0.5, the strong model's wins only a constant near 1; no threshold can then send a chosen
+    share of prompts strong. Wins and ties mixed do vary (a tie is half a win). ``when`` says
+    which battles these are in the error."""
     if family in WHOLE_DATA_FAMILIES:
-        s, w = battles.models.index(strong), battles.models.index(weak)
-        won = np.where(battles.outcome == 1.0, battles.model_a, -1)
-        won = np.concatenate([won, np.where(battles.outcome == 0.0, battles.model_b, -1)])
-        strong_wins, weak_wins = int((won == s).sum()), int((won == w).sum())
+        a, b, outcome = battles.model_a, battles.model_b, battles.outcome
         which = f"the {len(battles)} battles{when}"
     else:
-        _, outcome = pair_outcomes(battles, strong, weak)
-        strong_wins, weak_wins = int((outcome == 1.0).sum()), int((outcome == 0.0).sum())
-        which = f"the {len(outcome)} battles between {strong!r} and {weak!r}{when}"
-    if strong_wins and weak_wins:
+        idx, outcome = pair_outcomes(battles, strong, weak)
+        a = b = np.zeros(len(idx), dtype=np.int64)
+        which = f"the {len(idx)} battles between {strong!r} and {weak!r}{when}"
+    if not len(outcome):
+        return  # no battle of the pair: refused where the family reads them, naming the pair
+    # Each battle's outcome for the pair's first model by index, so that a pair's battles compare.
+    first = np.minimum(a, b)
+    oriented = np.where(a == first, outcome, 1.0 - outcome)
+    keys = np.stack([first, np.maximum(a, b), np.round(oriented * 2)], axis=1)
+    distinct = np.unique(keys, axis=0)
+    if len(distinct) > len(np.unique(distinct[:, :2], axis=0)):
         return
-    missing = " and ".join(
-        repr(m) for m, wins in ((strong, strong_wins), (weak, weak_wins)) if not wins
-    )
+    if family in WHOLE_DATA_FAMILIES:
+        held = f"every pair of models has one outcome in all its battles ({battles.counts})"
+    else:
+        held = (
+            f"all {len(outcome)} have one outcome: {int((outcome == 1.0).sum())} won by "
+            f"{strong!r}, {int((outcome == 0.5).sum())} ties, {int((outcome == 0.0).sum())} "
+            f"won by {weak!r}"
+        )
     raise ValueError(
-        f"routellm train {family}: {which} hold {strong_wins} won by {strong!r}, {weak_wins} won "
-        f"by {weak!r} (outcomes of all battles: {battles.counts}): no battle won by {missing}, so the router would "
-        "give every prompt the same win rate and no threshold could route a chosen share strong. "
-        "Training needs at least one win for each of the two models: add battles with decisive "
-        "verdicts (a judge's tie means its verdict changed when the two answers swapped order; "
-        "judge with a judge that gives consistent verdicts, or add scored or arena data)"
+        f"routellm train {family}: in {which}, {held}: nothing varies from prompt to prompt, so "
+        "the router would give every prompt the same win rate and no threshold could route a "
+        "chosen share strong. Training needs battles whose outcomes differ (some won by "
+        f"{strong!r} and some tied or won by {weak!r}): add battles with decisive verdicts (a "
+        "judge's tie means its verdict changed when the two answers swapped order; judge with "
+        "a judge that gives consistent verdicts, or add scored or arena data)"
     )
 
 

@@ -443,41 +443,55 @@ def _pair_rows(winners, a=GPT4, b=MIXTRAL):
 
 @pytest.mark.parametrize("family", PAIR_FAMILIES)
 @pytest.mark.parametrize(
-    "winners, missing",
+    "winners, held, held_by_all",
     [
-        (["tie"] * 20 + ["tie (bothbad)"] * 10, f"'{GPT4}' and '{MIXTRAL}'"),
-        (["model_a"] * 5 + ["tie"] * 25, f"'{MIXTRAL}'"),
+        (["tie"] * 20 + ["tie (bothbad)"] * 10, f"0 won by '{GPT4}', 30 ties, 0 won by",
+         "{'tie': 20, 'tie (bothbad)': 10}"),
+        (["model_a"] * 30, f"30 won by '{GPT4}', 0 ties, 0 won by '{MIXTRAL}'", "{'model_a': 30}"),
     ],
-)
-def test_battles_without_a_win_for_each_model_are_refused_before_anything_is_written(
-    family, winners, missing, tmp_path, capsys
+)  # fmt: skip
+def test_battles_with_one_outcome_throughout_are_refused_before_anything_is_written(
+    family, winners, held, held_by_all, tmp_path, capsys
 ):
     """All ties (a judge whose verdicts flip with answer order) trained a constant router that
-    strong_share then sent everything strong; one side's wins only is as constant."""
+    strong_share then sent everything strong; the strong model's wins only is as constant."""
     _write_battles(tmp_path / "b.jsonl", _pair_rows(winners))
     out = tmp_path / "router"
     argv = ["train", family, "--data", str(tmp_path / "b.jsonl"), "--strong", GPT4,
             "--weak", MIXTRAL, "--out", str(out), "--no-progress"]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"no battle won by {missing}" in err
-    assert "every prompt the same win rate" in err and "at least one win for each" in err
+    if family in ("mf", "sw_ranking"):  # they learn from every battle
+        assert "in the 30 battles, every pair of models has one outcome in all its battles " in err
+        assert held_by_all in err
+    else:
+        assert f"in the 30 battles between '{GPT4}' and '{MIXTRAL}', all 30 have one outcome: " in err
+        assert held in err
+    assert "every prompt the same win rate" in err
+    assert "Training needs battles whose outcomes differ" in err
     assert not out.exists()
 
 
-def test_mf_and_sw_ranking_count_wins_against_any_model_the_others_the_pair_only(tmp_path):
-    # The weak model wins only against a third model: enough for the families that learn from
-    # every battle, not for those that learn from the pair's battles alone.
-    rows = _pair_rows(["model_a", "tie"]) + _pair_rows(["model_a"], a=MIXTRAL, b="third")
-    _write_battles(tmp_path / "b.jsonl", rows)
+def test_mf_and_sw_ranking_look_at_every_pair_the_others_at_the_reference_pair(tmp_path):
+    # Wins and ties mixed vary (a tie is half a win): every family may train on them.
+    _write_battles(tmp_path / "mixed.jsonl", _pair_rows(["model_a", "tie", "model_a"]))
+    for family in PAIR_FAMILIES:
+        train_command.check_decisive(load_battles_jsonl(tmp_path / "mixed.jsonl"), family, GPT4, MIXTRAL)
+    # The reference pair's outcome is fixed, another pair's varies: enough for the families
+    # that learn from every battle, not for those that learn from the pair's battles alone.
+    rows = _pair_rows(["model_a", "model_b"]) + _pair_rows(["model_a", "model_b"], a=MIXTRAL, b="third")
+    _write_battles(tmp_path / "b.jsonl", [{**r, "winner": "model_a"} for r in rows[:2]] + rows[2:])
     battles = load_battles_jsonl(tmp_path / "b.jsonl")
     for family in ("mf", "sw_ranking"):
         train_command.check_decisive(battles, family, GPT4, MIXTRAL)
-    with pytest.raises(ValueError, match=f"the 2 battles between '{GPT4}' and '{MIXTRAL}' hold 1"):
+    with pytest.raises(ValueError, match=f"between '{GPT4}' and '{MIXTRAL}', all 2 have one outcome"):
         train_command.check_decisive(battles, "bert", GPT4, MIXTRAL)
+    _write_battles(tmp_path / "fixed.jsonl", [{**r, "winner": "model_a"} for r in rows])
+    with pytest.raises(ValueError, match="in the 4 battles, every pair of models has one outcome"):
+        train_command.check_decisive(load_battles_jsonl(tmp_path / "fixed.jsonl"), "mf", GPT4, MIXTRAL)
 
 
-def test_decontamination_that_leaves_no_weak_win_is_refused(tmp_path, data_dir):
+def test_decontamination_that_leaves_one_outcome_is_refused(tmp_path, data_dir):
     prompts = [r.prompt for r in load_gsm8k(data_dir)[:12]]
     _write_battles(tmp_path / "b.jsonl", [
         {"prompt": p, "model_a": GPT4, "model_b": MIXTRAL, "winner": "model_b" if i < 2 else "model_a"}
@@ -487,6 +501,7 @@ def test_decontamination_that_leaves_no_weak_win_is_refused(tmp_path, data_dir):
     argv = ["train", "sw_ranking", "--data", str(tmp_path / "b.jsonl"), "--strong", GPT4,
             "--weak", MIXTRAL, "--exclude", str(tmp_path / "eval.jsonl"),
             "--out", str(tmp_path / "o"), "--no-progress"]  # fmt: skip
-    with pytest.raises(ValueError, match="the 10 battles left after decontamination hold 10"):
+    left = "in the 10 battles left after decontamination, every pair of models has one outcome"
+    with pytest.raises(ValueError, match=left):
         train_command.train_checkpoint(build_parser().parse_args(argv))
     assert not (tmp_path / "o").exists()
