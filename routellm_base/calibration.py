@@ -61,11 +61,20 @@ class Calibration:
         return cls(tuple(float(v) for v in values), reference, int(rates.size))
 
     def threshold_for_share(self, strong_share: float) -> float:
-        """The win-rate threshold that sends ``strong_share`` of reference prompts strong."""
+        """The win-rate threshold that sends ``strong_share`` of reference prompts strong;
+        :class:`InvalidPolicyError` for a share between 0 and 1 when every reference prompt has
+        the same win rate (a constant router: no threshold can split them)."""
         # The ends mean every call and none, not only the reference prompts' range.
         end = end_threshold(strong_share)
         if end is not None:
             return end
+        if self.quantiles[0] == self.quantiles[-1]:  # a constant router: no threshold splits it
+            raise InvalidPolicyError(
+                f"the router gives every one of the {self.n_prompts} prompts of {self.reference!r} "
+                f"the same win rate, {self.quantiles[0]:.6g}, so no threshold sends "
+                f"{float(strong_share):.1%} of calls strong: give threshold= instead, or retrain "
+                "the router on battles whose outcomes vary from prompt to prompt"
+            )
         levels = np.linspace(0.0, 1.0, len(self.quantiles))
         return float(np.interp(1.0 - float(strong_share), levels, self.quantiles))
 

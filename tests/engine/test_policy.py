@@ -93,3 +93,12 @@ def test_calibrate_on_user_prompts():
     assert 0.7 < threshold < 0.8  # uniform win rates: 1 - 0.25
     with pytest.raises(InvalidPolicyError):
         calibrate_threshold(router, [], 0.25)
+
+
+def test_a_constant_router_cannot_be_given_a_strong_share():
+    # Trained on battles whose outcomes never vary, a router scores every prompt alike: no
+    # threshold sends 30% strong (it used to send all of them), but the ends still mean all/none.
+    calibration = Calibration.from_win_rates([0.5] * 30, "judged log")
+    with pytest.raises(InvalidPolicyError, match="every one of the 30 prompts of 'judged log'"):
+        calibration.threshold_for_share(0.3)
+    assert calibration.threshold_for_share(0.0) > 1.0 >= calibration.threshold_for_share(1.0)
