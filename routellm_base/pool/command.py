@@ -102,6 +102,15 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
     )
     if not len(data.prompts):
         raise PoolError("no prompt is left after decontamination")
+    scored = np.isfinite(data.scores)
+    if not scored.any() and not (data.battle_outcome != 0.5).any():
+        # Only ties: every model would be predicted alike, and the cheapest would always win.
+        raise PoolError(
+            f"the pool data has no scored prompt and no decisive battle ({data.n_battles} "
+            "battles, all ties), so a router could only predict every model alike: judge with a "
+            "judge whose verdicts hold when the two answers swap order (ties come from verdicts "
+            "that flip), or add scored data"
+        )
     report: dict[str, Any] = {}
     if (args.pool_router or DEFAULT_POOL_ROUTER) == "knn":
         router: Any = fit_knn(

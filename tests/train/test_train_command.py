@@ -505,3 +505,23 @@ def test_decontamination_that_leaves_one_outcome_is_refused(tmp_path, data_dir):
     with pytest.raises(ValueError, match=left):
         train_command.train_checkpoint(build_parser().parse_args(argv))
     assert not (tmp_path / "o").exists()
+
+
+def test_train_pool_refuses_data_of_ties_only(tmp_path, monkeypatch, capsys):
+    from routellm_base.pool.data import PoolData
+
+    ties = PoolData(
+        prompts=["p0", "p1", "p2"],
+        models=["a", "b"],
+        scores=np.full((3, 2), np.nan),
+        battle_prompt=np.array([0, 1, 2]),
+        battle_a=np.array([0, 0, 0]),
+        battle_b=np.array([1, 1, 1]),
+        battle_outcome=np.array([0.5, 0.5, 0.5]),
+    )
+    monkeypatch.setattr("routellm_base.pool.command.load_pool_sources", lambda *a, **k: ties)
+    out = tmp_path / "pool"
+    assert main(["train", "pool", "--data", "log:x.db", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no scored prompt and no decisive battle (3 battles, all ties)" in err
+    assert not out.exists()
