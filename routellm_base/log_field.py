@@ -25,8 +25,10 @@ class LazyLog:
         self._opened: tuple[Any, RoutingLog] | None = None
         self._lock = threading.Lock()
 
-    def get(self, target: Any) -> RoutingLog | None:
+    def get(self, target: Any, prices: Any = None) -> RoutingLog | None:
         """The log for ``target`` (a path, URL or ``RoutingLog``); ``None`` for ``None``.
+        ``prices`` (the model's ``prices=``) are added to the log when it is opened here
+        (:meth:`~routellm_base.log.RoutingLog.add_prices`), so that its report prices the calls.
         Raises as :class:`~routellm_base.log.RoutingLog` does for a bad target."""
         if target is None:
             return None
@@ -37,5 +39,8 @@ class LazyLog:
             with self._lock:
                 opened = self._opened
                 if opened is None or opened[0] is not target:
-                    opened = self._opened = (target, open_log(target))
+                    log = open_log(target)
+                    if prices:
+                        log.add_prices(prices)
+                    opened = self._opened = (target, log)
         return opened[1]

@@ -661,7 +661,7 @@ class RouterFields(BaseModel):
         force: str | None,
         route: dict[str, Any] | None = None,
     ) -> RoutedCall[Any]:
-        log = services.log.get(self.log)
+        log = services.log.get(self.log, self.prices)
         shadow = self._shadow_runner(log) if self.shadow_rate else None
         sinks = CallSinks(services.cost_tracker(self._new_cost_tracker), log, shadow)
         candidates = self._candidates()
@@ -738,7 +738,7 @@ class RouterFields(BaseModel):
         self._cost_tracker().reset()
 
     def _routing_log(self) -> RoutingLog | None:
-        return self._services.log.get(self.log)
+        return self._services.log.get(self.log, self.prices)
 
     def _shadow_runner(self, log: RoutingLog | None = None) -> ShadowRunner | None:
         log = log or self._routing_log()

@@ -163,6 +163,9 @@ class RoutingLog:
         self._queue: queue.SimpleQueue[_Record | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._salt: bytes | None = None
+        # add_prices() bumps the first; the writer stores the prices and copies it to the second
+        self._prices_version = 0
+        self._stored_prices_version = -1
         _open_logs.add(self)
 
     def __repr__(self) -> str:
@@ -184,6 +187,30 @@ class RoutingLog:
             "max_queue": self.max_queue,
         }
         return (_reopen, (self.url.render_as_string(hide_password=False), options))
+
+    def add_prices(self, prices: Mapping[str, PriceLike] | None) -> None:
+        """Merge a model's prices (an integration's ``prices=``) over this log's: they price its
+        calls' and shadow calls' tokens, and are stored with the log (as ``serve`` stores its
+        pool's), so that its report prices them without ``--price``. A price that replaces
+        another one given for the same model is logged as a warning."""
+        new = as_prices(prices)
+        with self._lock:
+            changed = {n: p for n, p in new.items() if self._given_prices.get(n) != p}
+            if not changed:
+                return
+            for name, price in changed.items():
+                if name in self._given_prices:
+                    logger.warning(
+                        "routing log %r: model %r is priced %s by a model using this log, not "
+                        "%s as given before; the log now prices it so",
+                        self,
+                        name,
+                        price,
+                        self._given_prices[name],
+                    )
+            self._given_prices = {**self._given_prices, **changed}
+            self.prices = {**DEFAULT_PRICES, **self._given_prices}
+            self._prices_version += 1
 
     # -- the call's side --------------------------------------------------------------------
 
@@ -432,17 +459,20 @@ class RoutingLog:
     def _open_store(self) -> bytes:
         """Create or upgrade the schema and read the salt; raises what the store raised."""
         upgrade(self._engine)
-        # The prices given to this log (a pool's, in serve) go with it, so that its report
-        # prices the pool's baseline as the calls were priced, without --price.
-        store_prices(
-            self._engine,
-            {
-                name: (p.input_per_million, p.output_per_million)
-                for name, p in self._given_prices.items()
-            },
-        )
+        self._store_given_prices()
         self._salt = bytes.fromhex(read_salt(self._engine))
         return self._salt
+
+    def _store_given_prices(self) -> None:
+        """Store the prices given to this log (a pool's, in serve or an integration) with it, so
+        that its report prices the pool's baseline as the calls were priced, without --price."""
+        with self._lock:
+            version, prices = self._prices_version, self._given_prices
+        store_prices(
+            self._engine,
+            {name: (p.input_per_million, p.output_per_million) for name, p in prices.items()},
+        )
+        self._stored_prices_version = version
 
     def _write(self, batch: list[_Record]) -> None:
         rows: list[list[tuple[Table, dict[str, Any]]]] | None = None
@@ -451,6 +481,8 @@ class RoutingLog:
         for attempt in range(attempts):
             try:
                 salt = self._salt or self._open_store()
+                if self._stored_prices_version != self._prices_version:
+                    self._store_given_prices()  # add_prices() after the store was opened
                 if rows is None:
                     rows = []
                     for record in batch:

@@ -713,3 +713,34 @@ def test_a_prompt_with_no_known_token_goes_to_the_priciest_model_unless_the_rule
         "text has no token .* to its priciest usable model .* no_known_tokens_side=None",
     ):
         pool_model(no_known_tokens_side="weak")
+
+
+def test_the_pools_prices_go_to_its_routing_log_and_price_its_report(tmp_path, capsys) -> None:
+    """A trial: RouterChatModel(models=, prices=, log=RoutingLog(...)) then ``routellm report``
+    said "against always the priciest model: unknown (give --price ...)": the log stored no
+    prices (only serve gave its pool's to the log)."""
+    import json
+
+    from routellm_base.cli import main
+    from routellm_base.log import RoutingLog
+
+    path = tmp_path / "log.db"
+    log = RoutingLog(path)
+    # The store opened and written before the pool's model is made: its prices are stored then.
+    log.record(
+        pool_model().decide(PROMPT),
+        candidates={n: n for n in PRICES},
+        input_tokens=11,
+        output_tokens=7,
+    )
+    assert log.flush(10)
+    llm = pool_model(log=log)
+    for _ in range(3):
+        llm.invoke(PROMPT)
+    assert llm.flush_log(10) and log.stats().failed == 0
+    assert main(["report", "--log", str(path), "--json"]) == 0
+    pool = json.loads(capsys.readouterr().out)["pool"]
+    assert pool["baseline_model"] == "big" and pool["savings_usd"] is not None
+    assert main(["report", "--log", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "unknown (give --price" not in text and "against always big" in text
