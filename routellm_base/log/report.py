@@ -1268,6 +1268,8 @@ def _format(report: LogReport) -> list[str]:
         + f" {'cost':>12}{priced_head}"
         + (f" {'threshold':>10}" if pair else "")
     )
+    if pool is not None and pair:
+        lines.append("  (calls: all, pool calls too; strong: the share of the two-model calls)")
     for b, start in zip(report.bins, starts):
         threshold = "-" if b.threshold_median is None else f"{b.threshold_median:.4f}"
         priced = f" {b.priced_calls:>7}" if mixed else ""
@@ -1308,10 +1310,11 @@ def _format(report: LogReport) -> list[str]:
                 else "always-strong"
             )
         )
-        if c.calls_compared < report.calls:
+        # Pool calls have no strong model: the pool section below counts their saving.
+        if c.calls_compared < report.pair_calls:
             lines.append(
-                f"  saving: unknown (only these {c.calls_compared} of {report.calls} calls can be "
-                "compared; the others lack a price or token counts)"
+                f"  saving: unknown (only these {c.calls_compared} of {report.pair_calls} two-model "
+                "calls can be compared; the others lack a price or token counts)"
             )
     else:
         lines.append("  no call has both a known cost and a priced strong model")

@@ -199,7 +199,12 @@ def test_a_mixed_log_reports_the_two_model_part_alone(logs, tmp_path: Path):
     assert report.cost.savings_usd is not None and report.cost.savings_usd > 0
     data = report.to_dict()
     assert data["strong_share"] == pytest.approx(0.4) and data["judged"]["comparisons"] == 3
-    assert "10 between strong and weak (strong share 40.0%), 40 among a pool" in report.format()
+    text = report.format()
+    assert "10 between strong and weak (strong share 40.0%), 40 among a pool" in text
+    # A trial: "saving: unknown (only these 10 of 50 calls can be compared ...)" though every
+    # two-model call compared (the pool calls have their own saving, in the pool section).
+    assert "saving: unknown" not in text and "10 calls: $" in text
+    assert "(calls: all, pool calls too; strong: the share of the two-model calls)" in text
 
 
 def test_a_two_model_report_has_no_pool_keys(tmp_path: Path):
