@@ -327,12 +327,23 @@ def _make_client(base_url: str | None, api_key_env: str, timeout: float) -> Any:
 def cmd_judge(args: argparse.Namespace) -> int:
     if (args.input is None) == (args.log is None):
         raise RouteLLMError("give --input ANSWERS.jsonl or --log PATH (not both)")
+    if args.limit is not None and args.limit < 0:
+        raise RouteLLMError(f"--limit must be at least 0, got {args.limit}")
     if args.log is not None:
         return _judge_log(args)
+    if args.retry_unparseable:
+        raise RouteLLMError(
+            "--input takes no --retry-unparseable: every item of the answers file is judged each "
+            "run (it is for --log, whose unreadable verdicts are stored)"
+        )
     missing = [f"--{n}" for n in ("strong", "weak", "out") if getattr(args, n) is None]
     if missing:
         raise RouteLLMError(f"--input needs {', '.join(missing)}")
     items, skipped = _answer_items(args.input, args.strong, args.weak)
+    left_by_limit = 0
+    if args.limit is not None and len(items) > args.limit:
+        left_by_limit = len(items) - args.limit
+        items = items[: args.limit]  # the first ones, in file order
     client = _make_client(args.base_url, args.api_key_env, args.timeout)
     result = judge_battles(
         items,
@@ -354,7 +365,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         with open(args.records, "w", encoding="utf-8") as handle:
             for record in result.records:
                 handle.write(json.dumps(record) + "\n")
-    summary = {**result.summary, "out": str(out)}
+    summary = {**result.summary, "left_by_limit": left_by_limit, "out": str(out)}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -364,6 +375,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
             f"strong wins {s['strong_wins']}, weak wins {s['weak_wins']}, ties {s['ties']}; "
             f"unparseable {s['unparseable']}, skipped (missing answers) {s['skipped']}; "
             f"{s['requests']} requests, {s['retries']} retries -> {out}"
+            + (f" ({left_by_limit} more items left unjudged by --limit)" if left_by_limit else "")
         )
     for where, missing in skipped[:5]:
         print(
@@ -494,7 +506,10 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
         help="with --log: judge again the comparisons an earlier judgment left unreadable",
     )
     judge.add_argument(
-        "--limit", type=int, default=None, help="with --log: judge at most this many comparisons"
+        "--limit",
+        type=int,
+        default=None,
+        help="judge at most this many comparisons (--log) or items (--input: the first ones)",
     )
     judge.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     judge.set_defaults(func=cmd_judge)

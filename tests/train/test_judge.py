@@ -298,6 +298,31 @@ def test_cli_names_the_endpoint_it_could_not_reach(tmp_path, capsys):
     assert f"judge request to {dead}/ failed after 1 attempt: " in err, err
 
 
+def test_cli_input_honours_limit_and_refuses_retry_unparseable(tmp_path, capsys):
+    """A trial: ``judge --input`` with ``--limit 1`` judged all 4 items (paid for), and took
+    ``--retry-unparseable`` silently: the limit judges the first items, the other is refused."""
+    server_mod = _server_module()
+    answers = tmp_path / "answers.jsonl"
+    rows = [{"prompt": f"q{i}", "answers": {"s": "strong", "w": "weak"}} for i in range(4)]
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "battles.jsonl"
+    argv = ["judge", "--input", str(answers), "--strong", "s", "--weak", "w", "--judge-model", "j",
+            "--api-key-env", "ROUTELLM_TEST_UNSET_KEY", "--out", str(out)]  # fmt: skip
+    with server_mod.LocalOpenAIServer(lambda messages, max_tokens: ("[[A]]", 10, 1)) as server:
+        assert main([*argv, "--base-url", server.url, "--limit", "1", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert (summary["judged"], summary["left_by_limit"], summary["requests"]) == (1, 3, 2)
+        assert len(out.read_text().splitlines()) == 1
+        assert main([*argv, "--base-url", server.url, "--limit", "3"]) == 0
+        assert "(1 more items left unjudged by --limit)" in capsys.readouterr().out
+        capsys.readouterr()
+        assert main([*argv, "--base-url", server.url, "--retry-unparseable"]) == 2
+        assert "--input takes no --retry-unparseable" in capsys.readouterr().err
+        assert main([*argv, "--base-url", server.url, "--limit", "-1"]) == 2
+        assert "--limit must be at least 0, got -1" in capsys.readouterr().err
+        assert len(server.statuses) == 2 + 6  # nothing sent for the refused runs
+
+
 # -- the real model -------------------------------------------------------------------------------
 
 
