@@ -415,13 +415,15 @@ def _judge_log(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(counts))
     else:
+        left = counts["left_by_limit"]
         print(
-            f"judged {counts['judged']} of {counts['items']} waiting comparisons in {args.log} with "
+            f"judged {counts['judged']} of {counts['items'] + left} waiting comparisons"
+            + (f" ({left} left waiting by --limit)" if left else "")
+            + f" in {args.log} with "
             f"{args.judge_model}: strong wins {counts['strong_wins']}, weak wins {counts['weak_wins']}, "
             f"ties {counts['ties']}; unparseable {counts['unparseable']}, prompts or answers not stored "
             f"{counts['skipped_no_text']}, unparseable before (not retried) "
-            f"{counts['skipped_unparseable_before']}, left waiting by --limit "
-            f"{counts['left_by_limit']}; {counts['requests']} requests, "
+            f"{counts['skipped_unparseable_before']}; {counts['requests']} requests, "
             f"{counts['retries']} retries"
         )
     return 0

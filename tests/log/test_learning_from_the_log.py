@@ -153,8 +153,9 @@ def test_judging_a_log_with_a_limit_counts_what_it_left_waiting(
                 "--api-key-env", "ROUTELLM_TEST_UNSET_KEY", "--retry-unparseable", "--limit", "1"]  # fmt: skip
         assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "judged 1 of 1 waiting" in out
-    assert "unparseable before (not retried) 0, left waiting by --limit 2;" in out
+    # A trial: "judged 5 of 5 waiting comparisons ... left waiting by --limit 25" (30 waited).
+    assert "judged 1 of 3 waiting comparisons (2 left waiting by --limit) in " in out
+    assert "unparseable before (not retried) 0; 2 requests" in out
     log.close()
 
 
