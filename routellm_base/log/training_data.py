@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..errors import RouteLLMError
 from ..routing_text import routing_text
@@ -45,6 +45,42 @@ NO_PROMPT_HINT = (
     "the routing log stores prompt text only when opened with store_prompts=True "
     "(RoutingLog(path, store_prompts=True), or serve --log-store-prompts)"
 )
+
+
+def _calls_and_prompts(connection: Any, pool: bool) -> tuple[int, int, int, int]:
+    """The log's two-model (or pool) calls, how many have their prompt stored, their
+    comparisons and how many of those have no verdict."""
+    policy = decisions.c.pool_policy
+    kind = policy.is_not(None) if pool else policy.is_(None)
+    calls, prompts = connection.execute(
+        select(func.count(), func.count(decisions.c.prompt)).where(kind)
+    ).one()
+    compared, judged = connection.execute(
+        select(func.count(), func.count(comparisons.c.verdict))
+        .select_from(comparisons.join(decisions, decisions.c.call_id == comparisons.c.call_id))
+        .where(kind)
+    ).one()
+    return calls, prompts, compared, compared - judged
+
+
+def _what_is_missing(target: Any, calls: int, prompts: int, compared: int, unjudged: int) -> str:
+    """What a log with no battles lacks, and its fix: stored prompts, shadow comparisons, or
+    verdicts on them (in that order: a judge needs the prompts, a verdict a comparison)."""
+    if not calls:
+        return "it has no such calls: nothing to learn from yet"
+    missing = []
+    if not prompts:
+        missing.append(f"none of its {calls} calls has its prompt stored: {NO_PROMPT_HINT}")
+    if not compared:
+        missing.append(
+            "it has no shadow comparisons: write it with shadow_rate > 0 (the integrations' "
+            "shadow_rate=, which also needs store_prompts=True to judge them later)"
+        )
+    elif unjudged and prompts:
+        missing.append(f"{unjudged} comparisons not judged: run routellm judge --log {target}")
+    elif unjudged:
+        missing.append(f"{unjudged} comparisons not judged, and not judgeable without prompts")
+    return "; ".join(missing)
 
 
 @dataclass(frozen=True)
@@ -105,6 +141,7 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
                 summary.superseded += row.call_id in verdicts
                 verdicts[row.call_id] = _FROM_LABEL[row.verdict]
             summary.superseded += golden.superseded + ratings.superseded
+            counts = _calls_and_prompts(connection, pool=False)
             wanted = set(golden.values) | set(verdicts) | set(ratings.values)
             found = []
             ids = sorted(wanted)
@@ -148,11 +185,11 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
                 f"log {target}: {summary.no_prompt} labelled calls, but none has its prompt "
                 f"stored, and training needs the prompt text: {NO_PROMPT_HINT}"
             )
+        missing = _what_is_missing(target, *counts)
         raise RouteLLMError(
             f"log {target}: no call has a golden label, a judged comparison or a usable rating "
-            f"({summary.unjudged_comparisons} comparisons not judged: run routellm judge --log; "
-            f"{summary.strong_side_ratings} calls rated only on a strong answer; "
-            f"{summary.no_decision} labels without a decision row)"
+            f"({counts[0]} two-model calls: {missing}; {summary.strong_side_ratings} calls rated "
+            f"only on a strong answer; {summary.no_decision} labels without a decision row)"
         )
     return calls, summary
 
@@ -250,6 +287,7 @@ def pool_battles(target: str | Path | RoutingLog) -> tuple[list[PoolBattle], Poo
         )
         with engine.connect() as connection:
             found = connection.execute(query).all()
+            counts = _calls_and_prompts(connection, pool=True)
     finally:
         engine.dispose()
     summary = PoolBattleSummary()
@@ -286,8 +324,8 @@ def pool_battles(target: str | Path | RoutingLog) -> tuple[list[PoolBattle], Poo
                 f"prompt stored, and training needs the prompt text: {NO_PROMPT_HINT}"
             )
         raise RouteLLMError(
-            f"log {target}: no judged shadow comparison of a pool call ({len(found)} pool "
-            f"comparisons, {summary.unjudged_comparisons} not judged: run routellm judge --log)"
+            f"log {target}: no judged shadow comparison of a pool call ({counts[0]} pool calls, "
+            f"{counts[2]} comparisons: {_what_is_missing(target, *counts)})"
         )
     return battles, summary
 

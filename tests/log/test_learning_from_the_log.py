@@ -360,3 +360,25 @@ def test_commands_that_read_a_log_refuse_a_missing_file_instead_of_creating_one(
         with pytest.raises(RoutingInputError, match=f"{reader}: no routing log at"):
             read(missing)
         assert not missing.exists()
+
+
+def test_a_log_without_battles_names_what_it_lacks(tmp_path: Path) -> None:
+    """A trial: a log with no stored prompts and no comparisons said "(0 comparisons not
+    judged: run routellm judge --log ...)": the fix named is the one for what is missing."""
+    bare = tmp_path / "bare.db"
+    with RoutingLog(bare) as log:
+        logged_call(log, None, "q", "weak", "", "")
+    with pytest.raises(RouteLLMError) as raised:
+        labelled_calls(bare)
+    message = str(raised.value)
+    assert "none of its 1 calls has its prompt stored" in message
+    assert "store_prompts=True" in message and "shadow_rate > 0" in message
+    assert "judge --log" not in message
+    prompts = tmp_path / "prompts.db"
+    with RoutingLog(prompts, store_prompts=True) as log:
+        logged_call(log, None, "q", "weak", "", "")
+    with pytest.raises(RouteLLMError) as raised:
+        labelled_calls(prompts)
+    message = str(raised.value)
+    assert "shadow_rate > 0" in message and "judge --log" not in message
+    assert "prompt stored" not in message

@@ -227,8 +227,11 @@ def test_pool_battles_need_stored_prompts_and_judged_comparisons(tmp_path: Path)
     empty = str(tmp_path / "empty.db")
     with RoutingLog(empty) as log:
         _call(_engine(), log, "What is 2+2?")
-    with pytest.raises(RouteLLMError, match="no judged shadow comparison of a pool call"):
+    with pytest.raises(RouteLLMError, match="no judged shadow comparison of a pool call") as e:
         pool_battles(empty)
+    # A trial: it named "run routellm judge --log" for a log with nothing to judge.
+    assert "shadow_rate > 0" in str(e.value) and "store_prompts=True" in str(e.value)
+    assert "judge --log" not in str(e.value)
 
 
 def test_train_reads_a_pool_log_as_battles_between_named_models(tmp_path: Path) -> None:
