@@ -429,7 +429,12 @@ class RoutingLog:
         try:
             self._open_store()
         except Exception as error:  # the first batch tries again
-            self._fail(0, error)
+            message = _describe(error)
+            logger.warning(
+                "routing log %r: could not open the store (will retry): %s", self, message
+            )
+            with self._lock:
+                self._last_error = message
         try:
             self._drain()
         finally:

@@ -155,6 +155,22 @@ def test_a_failing_redaction_hook_stores_nothing_and_is_counted(tmp_path: Path) 
     assert len(rows(sqlite_url(tmp_path / "log.db"))) == 1
 
 
+def test_a_store_that_cannot_be_opened_is_warned_about_without_a_call_count(
+    tmp_path: Path, caplog
+) -> None:
+    # A trial (an unreachable PostgreSQL URL) first warned "0 call(s) not stored: ...".
+    path = tmp_path / "log.db"
+    path.write_bytes(b"not a database" * 100)
+    log = RoutingLog(path)
+    with caplog.at_level(logging.WARNING, logger="routellm_base.log"), log:
+        log.record(decision())
+        log.flush()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "could not open the store (will retry): DatabaseError" in messages[0], messages
+    assert not any("0 call(s)" in m for m in messages), messages
+    assert log.stats().failed == 1  # the retry failed too: the call is counted
+
+
 def test_each_refused_record_is_warned_about_as_one_call(tmp_path: Path, caplog) -> None:
     # The warning counts the record it is about, as the failed counter does (not "0 call(s)").
     def redact(text: str) -> str:
