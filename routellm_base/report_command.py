@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from .arg_types import int_at_least, plot_file
@@ -25,13 +26,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .log.report import build_report, parse_every
     from .log.report_plot import plot_report
 
+    prices = dict(_price(text) for text in args.price)
     report = build_report(
         args.log,
-        prices=dict(_price(text) for text in args.price),
+        prices=prices,
         every=parse_every(args.every) if args.every else None,
         buckets=args.buckets,
         routers=args.router,
     )
+    for model in sorted(set(prices) - set(report.models)):
+        print(
+            f"warning: --price {model}=...: no call of the log names model {model!r}, so this "
+            f"price is unused (the log's models: {', '.join(report.models) or 'none'})",
+            file=sys.stderr,
+        )
     if args.plot:
         plot_report(report, args.plot)
     if args.json:

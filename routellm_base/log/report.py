@@ -404,6 +404,9 @@ class LogReport:
     calibrations: dict[str, Calibration] = field(repr=False, default_factory=dict)
     pool: PoolSummary | None = None
     """The pool calls' section; ``None`` when the log has none."""
+    models: tuple[str, ...] = field(repr=False, default=())
+    """Every model the log's calls name (answering, strong, weak, pool candidate), sorted;
+    not in :meth:`to_dict`."""
 
     @property
     def pair_calls(self) -> int:
@@ -644,6 +647,12 @@ def build_report(
             if pool_rows
             else None
         ),
+        models=tuple(
+            sorted(
+                {r[k] for r in rows for k in ("model", "strong_model", "weak_model") if r[k]}
+                | set(pool_models)
+            )
+        ),
     )
 
 
@@ -691,7 +700,7 @@ def _decision_query(pool: bool = True) -> Any:
     c = decisions.c
     columns = [
         c.call_id, c.created_at, c.router, c.checkpoint_id, c.threshold, c.side, c.win_rate,
-        c.model, c.strong_model, c.forced, c.fallback_from, c.no_known_tokens,
+        c.model, c.strong_model, c.weak_model, c.forced, c.fallback_from, c.no_known_tokens,
         c.input_tokens, c.output_tokens, c.cost_usd, c.extra,
     ]  # fmt: skip
     if pool:

@@ -465,6 +465,20 @@ def test_the_wilson_interval_holds_the_observed_share():
             assert 0.0 <= low <= share <= high <= 1.0, (share, n)
 
 
+def test_a_price_for_a_model_the_log_never_saw_is_warned_about(tmp_path: Path, capsys):
+    # A trial: "--price=nosuchmodel=1,2" was taken silently (a misspelt name prices nothing).
+    path = tmp_path / "log.db"
+    _timed_log(path, timedelta(minutes=1), ("task_experts", "mf"), ("big", "small"))
+    assert build_report(path).models == ("big", "small")
+    assert main(["report", "--log", str(path), "--price=nosuchmodel=1,2", "--price=big=3,4"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "warning: --price nosuchmodel=...: no call of the log names model 'nosuchmodel', so this "
+        "price is unused (the log's models: big, small)"
+    ) in err
+    assert "'big'" not in err
+
+
 def test_unknown_cost_is_reported_as_unknown_not_zero(tmp_path: Path, capsys):
     # Unpriced models ("big", "small"): no call's cost is known, which is not a cost of $0.
     _timed_log(tmp_path / "log.db", timedelta(minutes=1), ("task_experts", "mf"), ("big", "small"))
