@@ -379,7 +379,12 @@ def test_the_trainer_receives_the_family_default_or_the_given_value(
         for i, w in enumerate(["model_a", "model_b", "tie", "model_a"])
     ])  # fmt: skip
     if family == "pool":
-        prompts = SimpleNamespace(prompts=["question 0", "question 1"])
+        prompts = SimpleNamespace(
+            prompts=["question 0", "question 1"],
+            scores=np.array([[1.0, 0.0], [0.0, 1.0]]),  # varies: not refused as ties only
+            battle_outcome=np.zeros(0),
+            n_battles=0,
+        )
         monkeypatch.setattr("routellm_base.pool.command.load_pool_sources", lambda *a: prompts)
     pair = [] if family == "pool" else ["--strong", "big", "--weak", "small"]
     argv = ["train", family, "--data", str(data), "--out", str(tmp_path / "out"), *pair, *extra]
