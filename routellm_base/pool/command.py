@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decontaminate import contaminated_mask
+from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
 from ..embedders import load_embedder
 from ..errors import PoolError
 from .checkpoints import load_pool_router, save_pool_router
@@ -98,7 +98,11 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
     embedder = load_embedder(args.embedder)
     embeddings = embedder.embed(data.prompts)
     data, embeddings, removed = _decontaminate(
-        data, embeddings, args.exclude_data or [], embedder, args.cosine
+        data,
+        embeddings,
+        args.exclude_data or [],
+        embedder,
+        NEAR_DUPLICATE_COSINE if args.cosine is None else args.cosine,
     )
     if not len(data.prompts):
         raise PoolError("no prompt is left after decontamination")

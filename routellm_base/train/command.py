@@ -135,6 +135,11 @@ def _families(readers: tuple[str, ...]) -> str:
     return ", ".join(readers)
 
 
+def cosine_of(args: argparse.Namespace) -> float:
+    """``--cosine``, or its default when not given (None marks it not given)."""
+    return NEAR_DUPLICATE_COSINE if args.cosine is None else args.cosine
+
+
 def check_family_options(args: argparse.Namespace) -> None:
     """Refuse the options given that ``args.family`` does not read (a ValueError naming them,
     the family and the families that do), before any data is loaded: none is dropped silently.
@@ -283,7 +288,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)
         ]
         bad_prompt = contaminated_mask(
-            battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), args.cosine
+            battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), cosine_of(args)
         )
         contaminated = {p for p, bad in zip(battles.prompts, bad_prompt, strict=True) if bad}
         keep = ~bad_prompt[battles.prompt_index]
@@ -645,7 +650,7 @@ Estimates the probability that **{args.strong}** answers better than **{args.wea
 
 Licence of the data, as declared by the trainer: {args.data_licence or "NOT DECLARED: check each source before you ship this checkpoint"}.
 Battles: {training["battles"]} over {training["prompts"]} prompts; outcomes {training["battle_outcomes"]} (ties kept as half a win each).
-Decontamination: {training["removed_as_contaminated_battles"]} battles over {training["removed_as_contaminated_prompts"]} prompts removed whose prompt duplicates (exact, or cosine >= {args.cosine}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
+Decontamination: {training["removed_as_contaminated_battles"]} battles over {training["removed_as_contaminated_prompts"]} prompts removed whose prompt duplicates (exact, or cosine >= {cosine_of(args)}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
 {validation}
 ## Calibration
 {f"{calibration.reference}" if calibration else "None: use a threshold, or calibrate with `routellm calibrate`."}
@@ -715,9 +720,10 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--cosine",
         type=cosine,
-        default=NEAR_DUPLICATE_COSINE,
+        default=None,
         help="a training prompt whose embedding has at least this cosine similarity, in (0, 1], to an "
-        f"--exclude prompt is dropped as a near duplicate (default {NEAR_DUPLICATE_COSINE})",
+        f"--exclude prompt is dropped as a near duplicate (default {NEAR_DUPLICATE_COSINE}; "
+        "needs --exclude, or --exclude-data for pool)",
     )
     tr.add_argument(
         "--calibration-prompts",
@@ -804,6 +810,12 @@ def add_train_parser(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     check_family_options(args)
+    if args.cosine is not None and not (getattr(args, "exclude", None) or args.exclude_data):
+        raise ValueError(
+            "--cosine sets how near a training prompt must be to an evaluation prompt to be "
+            "dropped, and no evaluation prompts were given: add --exclude FILE (--exclude-data "
+            "SOURCE for pool), or drop --cosine"
+        )
     _check_out(Path(args.out), args.force)  # before any data is read, for every family
     if args.family == "pool":
         from ..pool.command import train_pool

@@ -530,3 +530,13 @@ def test_train_pool_refuses_data_of_ties_only(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "no scored prompt and no decisive battle (3 battles, all ties)" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("family", ["pool", "mf"])
+def test_cosine_without_evaluation_prompts_is_refused(family, tmp_path, capsys):
+    # It only says how near a training prompt must be to an --exclude prompt: alone it did nothing.
+    pair = [] if family == "pool" else ["--strong", "big", "--weak", "small"]
+    argv = ["train", family, "--data", "x.jsonl", "--out", str(tmp_path / "o"), "--cosine", "0.9"]
+    assert main([*argv, *pair]) == 2
+    assert "--cosine sets how near a training prompt must be" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
