@@ -131,7 +131,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         random_baseline,
         reference_rows,
     )
+    from .evals.benchmarks import NAMED_BENCHMARKS
 
+    if args.data_dir is not None and not any(b in NAMED_BENCHMARKS for b in args.benchmark):
+        # It locates the named benchmarks only: with files alone it would be read by nothing.
+        raise RouteLLMError(
+            f"--data-dir locates the named benchmarks ({', '.join(sorted(NAMED_BENCHMARKS))}); "
+            "every --benchmark here is a file: drop --data-dir"
+        )
     if args.retarget and not (args.strong and args.weak):
         # load_router would keep the router's own model for the one not given, which need not
         # be the benchmark's: refused rather than scored on a pair nobody asked for.

@@ -881,3 +881,14 @@ def test_eval_refuses_a_benchmark_file_with_a_repeated_id(
     assert main([*args, "--router", "random", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "id '0' on lines 1, 5; id '1' on lines 2, 6" in err and "its own 'id'" in err, err
+
+
+def test_eval_refuses_a_data_dir_no_benchmark_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``--data-dir`` with only benchmark files was accepted and read by nothing."""
+    scored = tmp_path / "mine.jsonl"
+    scored.write_text('{"id": "1", "prompt": "hi", "scores": {"a": 1, "b": 0}}\n')
+    argv = ["eval", "--benchmark", str(scored), "--router", "random", "--strong", "a", "--weak", "b"]
+    assert main([*argv, "--data-dir", str(tmp_path)]) == 2
+    assert "--data-dir locates the named benchmarks" in capsys.readouterr().err
