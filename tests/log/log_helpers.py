@@ -1,4 +1,5 @@
-"""Helpers of the routing-log tests: a decision to record, and a log used across a fork."""
+"""Helpers of the routing-log tests: a decision to record, calls re-dated, and a log used across
+a fork."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, select, update
+
 from routellm_base import RoutingDecision
+from routellm_base.log import decisions
 
 
 def decision(side: str = "strong", win_rate: float | None = 0.7) -> RoutingDecision:
@@ -41,3 +47,14 @@ def run_fork_child(url: str, child_records: int) -> tuple[dict[str, Any], dict[s
     child = next(r for r in reports if "child_closed" in r)
     parent = next(r for r in reports if "written" in r)
     return child, parent
+
+
+def redate_calls(connection: Connection, when: Callable[[int], datetime]) -> list[str]:
+    """Give the log's ``i``-th recorded call the time ``when(i)`` (a log writes the clock's
+    time; reports are tested on chosen spans); returns the call ids in recording order."""
+    ids = list(connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars())
+    for i, call_id in enumerate(ids):
+        connection.execute(
+            update(decisions).where(decisions.c.call_id == call_id).values(created_at=when(i))
+        )
+    return ids

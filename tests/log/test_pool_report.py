@@ -11,11 +11,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from log_helpers import redate_calls
 from pool_helpers import BIG, MID, PRICES, SMALL, pool_call, pool_engine, pool_judge
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine
 
 from routellm_base.cli import main
-from routellm_base.log import RoutingLog, decisions, read_comparisons, read_decisions
+from routellm_base.log import RoutingLog, read_comparisons, read_decisions
 from routellm_base.log.report import build_report
 from routellm_base.log.report_plot import POOL_PANELS, report_figure
 from routellm_base.shadow import ShadowRunner
@@ -41,14 +42,7 @@ def _pool_log(path: Path, step: timedelta, calls: int = 40) -> None:
         assert runner.flush(60)
     db = create_engine(f"sqlite:///{path}")
     with db.begin() as connection:
-        ids = list(
-            connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
-        )
-        for i, call_id in enumerate(ids):
-            connection.execute(
-                update(decisions).where(decisions.c.call_id == call_id)
-                .values(created_at=START + i * step)
-            )  # fmt: skip
+        redate_calls(connection, lambda i: START + i * step)
     db.dispose()
 
 

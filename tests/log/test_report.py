@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from log_helpers import redate_calls
 from plot_geometry import texts_outside
 from scipy.stats import kstest
 from sklearn.metrics import roc_auc_score
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import create_engine, insert, text
 
 from routellm_base import RoutingEngine, load_router
 from routellm_base.cli import main
@@ -76,14 +77,9 @@ def _write_log(target: str, data_dir: Path) -> list[dict]:
     assert log.close(timeout=60) and log.stats().written == 300
     db = create_engine(target if "://" in target else f"sqlite:///{target}")
     with db.begin() as connection:
-        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
-        for i, (call_id, call) in enumerate(zip(list(ids), calls)):
+        ids = redate_calls(connection, lambda i: START + timedelta(minutes=i))
+        for call_id, call in zip(ids, calls, strict=True):
             call["call_id"] = call_id
-            connection.execute(
-                update(decisions)
-                .where(decisions.c.call_id == call_id)
-                .values(created_at=START + timedelta(minutes=i))
-            )
         rows = []
         for i, call in enumerate(calls):
             if i % 2:
@@ -380,12 +376,7 @@ def _timed_log(
     assert log.close(timeout=60)
     db = create_engine(f"sqlite:///{path}")
     with db.begin() as connection:
-        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
-        for i, call_id in enumerate(list(ids)):
-            connection.execute(
-                update(decisions).where(decisions.c.call_id == call_id)
-                .values(created_at=start + i * step)
-            )  # fmt: skip
+        redate_calls(connection, lambda i: start + i * step)
     db.dispose()
 
 
@@ -794,12 +785,7 @@ def _partly_priced_log(path: Path) -> None:
     assert log.close(timeout=60)
     db = create_engine(f"sqlite:///{path}")
     with db.begin() as connection:
-        ids = connection.execute(select(decisions.c.call_id).order_by(decisions.c.id)).scalars()
-        for i, call_id in enumerate(list(ids)):
-            connection.execute(
-                update(decisions).where(decisions.c.call_id == call_id)
-                .values(created_at=START + timedelta(minutes=10, milliseconds=5 * i))
-            )  # fmt: skip
+        redate_calls(connection, lambda i: START + timedelta(minutes=10, milliseconds=5 * i))
     db.dispose()
 
 
