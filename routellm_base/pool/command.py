@@ -261,24 +261,6 @@ def at_cost_notes(curves: list[Any], at_cost: float | None) -> list[str]:
     return notes
 
 
-def _check_split(spec: str) -> None:
-    """Refuse a ``routerbench:DIR,SPLIT`` or ``llmrouter:DIR,SPLIT`` whose SPLIT has no file in
-    the folder, naming the splits it has."""
-    kind, _, rest = spec.partition(":")
-    first, _, split = rest.partition(",")
-    root = Path(first)
-    folder = root if root.name == kind else root / kind
-    if kind == "llmrouter":
-        splits = {p.stem for p in folder.glob("*.json") if p.stem != "prices"}
-    else:
-        splits = {p.stem.rpartition("_")[2] for p in folder.glob("*_*.csv")}
-    if split not in splits:
-        raise PoolError(
-            f"--benchmark {spec!r}: no split {split!r} in {folder}; "
-            + (f"its splits: {', '.join(sorted(splits))}" if splits else "it holds no split")
-        )
-
-
 def trained_on_notes(routers: list[Any], data: PoolData) -> list[str]:
     """A note for each router whose recorded training data (its config's ``training.data``:
     path and sha256) holds a data file scored here: its figures are not on unseen items."""
@@ -334,7 +316,6 @@ def eval_pool(args: argparse.Namespace) -> int:
             )
         if "," not in rest:
             spec = f"{spec},test"
-        _check_split(spec)
         data = load_pool_sources([spec], model_map, option="--benchmark")
         if data.costs is None:
             raise PoolError(

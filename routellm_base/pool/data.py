@@ -538,18 +538,23 @@ SOURCE_FORMS = (
 )
 
 
-def load_pool_source(spec: str, model_map: Mapping[str, str] | None = None) -> PoolData:
-    """One ``--data`` of ``routellm train pool``; forms in :data:`SOURCE_FORMS`. ``DIR`` is the
-    data folder or the source's own folder. Raises :class:`PoolError` for an unknown form."""
+def load_pool_source(
+    spec: str, model_map: Mapping[str, str] | None = None, option: str = "--data"
+) -> PoolData:
+    """One ``--data`` of ``routellm train pool`` (or ``option`` of another command); forms in
+    :data:`SOURCE_FORMS`. ``DIR`` is the data folder or the source's own folder. Raises
+    :class:`PoolError` for an unknown form, or a split the folder does not hold (naming the
+    splits it holds)."""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise PoolError(f"--data {spec!r}: expected one of {SOURCE_FORMS}")
+        raise PoolError(f"{option} {spec!r}: expected one of {SOURCE_FORMS}")
     first, _, second = rest.partition(",")
     if kind in ("routerbench", "llmrouter"):
         root = Path(first)
         if root.name == kind:
             root = root.parent
         split = second or "train"
+        _check_split(root / kind, kind, split, f"{option} {spec!r}")
         if kind == "routerbench":
             return load_routerbench(root, split, model_map=model_map)
         return load_llmrouter(root, split, model_map=model_map)
@@ -566,12 +571,30 @@ def load_pool_source(spec: str, model_map: Mapping[str, str] | None = None) -> P
     raise PoolError(f"--data {spec!r}: unknown source {kind!r}; expected one of {SOURCE_FORMS}")
 
 
+def _check_split(folder: Path, kind: str, split: str, what: str) -> None:
+    """Refuse a RouterBench or LLMRouter ``split`` with no file in ``folder``, naming the splits
+    it holds (instead of the OS error of a missing file)."""
+    if kind == "llmrouter":
+        splits = {p.stem for p in folder.glob("*.json") if p.stem != "prices"}
+    else:
+        splits = {p.stem.rpartition("_")[2] for p in folder.glob("*_*.csv")}
+    if split not in splits:
+        raise PoolError(
+            f"{what}: no split {split!r} in {folder}; "
+            + (
+                f"its splits: {', '.join(sorted(splits))}"
+                if splits
+                else "it holds none (see the data README for where to get it)"
+            )
+        )
+
+
 def load_pool_sources(
     specs: Sequence[str], model_map: Mapping[str, str] | None = None, option: str = "--data"
 ) -> PoolData:
     """Several ``--data`` sources merged (:func:`merge`). Raises :class:`PoolError` when
     ``model_map`` names a model that no source has (naming ``option``, the sources' flag)."""
-    parts = [load_pool_source(spec, model_map) for spec in specs]
+    parts = [load_pool_source(spec, model_map, option) for spec in specs]
     merged = merge(parts)
     if model_map:
         raw_unused = [s for s in model_map if s not in merged.source_names]

@@ -248,6 +248,11 @@ def test_eval_pool_names_the_splits_and_words_model_map_for_benchmark(tmp_path: 
     assert main([*args, f"llmrouter:{root},validation"]) == 2
     err = capsys.readouterr().err
     assert "no split 'validation'" in err and "its splits: test" in err, err
+    # The same loader reads train pool's --data: its default train split is checked alike.
+    out = tmp_path / "pool-router"
+    assert main(["train", "pool", "--data", f"llmrouter:{root}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--data 'llmrouter:" in err and "no split 'train'" in err and "its splits: test" in err
     assert main([*args, f"llmrouter:{root}", "--model-map", "nobody=big-model"]) == 2
     err = capsys.readouterr().err
     assert "which no --benchmark source has" in err and "--data" not in err, err
