@@ -9,6 +9,12 @@ import numpy as np
 NEAR_DUPLICATE_COSINE = 0.95
 
 
+def near_duplicate_cosine(given: float | None) -> float:
+    """A command's ``--cosine``, or :data:`NEAR_DUPLICATE_COSINE` when it was not given (its
+    default is None, so that giving it without evaluation prompts can be refused)."""
+    return NEAR_DUPLICATE_COSINE if given is None else given
+
+
 def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
+from ..decontaminate import contaminated_mask, near_duplicate_cosine
 from ..embedders import load_embedder
 from ..errors import PoolError
 from .checkpoints import load_pool_router, save_pool_router
@@ -102,7 +102,7 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
         embeddings,
         args.exclude_data or [],
         embedder,
-        NEAR_DUPLICATE_COSINE if args.cosine is None else args.cosine,
+        near_duplicate_cosine(args.cosine),
     )
     if not len(data.prompts):
         raise PoolError("no prompt is left after decontamination")

@@ -15,7 +15,7 @@ from ..arg_types import cosine, float_above, int_at_least
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.scored import read_prompt_file, read_prompts
-from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
+from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask, near_duplicate_cosine
 from ..embedders import load_embedder
 from ..hashing import sha256_file
 from ..routers.bert import TRUNCATIONS
@@ -133,11 +133,6 @@ def _families(readers: tuple[str, ...]) -> str:
         readers = tuple(r for r in readers if r != POOL_MF)
         readers = tuple("pool" if r == POOL_KNN else r for r in readers)
     return ", ".join(readers)
-
-
-def cosine_of(args: argparse.Namespace) -> float:
-    """``--cosine``, or its default when not given (None marks it not given)."""
-    return NEAR_DUPLICATE_COSINE if args.cosine is None else args.cosine
 
 
 def check_family_options(args: argparse.Namespace) -> None:
@@ -288,7 +283,11 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
             t for path in args.exclude for _, t in read_prompt_file(path, later_turns=True)
         ]
         bad_prompt = contaminated_mask(
-            battles.prompts, eval_texts, prompt_embeddings, embedder.embed(eval_texts), cosine_of(args)
+            battles.prompts,
+            eval_texts,
+            prompt_embeddings,
+            embedder.embed(eval_texts),
+            near_duplicate_cosine(args.cosine),
         )
         contaminated = {p for p, bad in zip(battles.prompts, bad_prompt, strict=True) if bad}
         keep = ~bad_prompt[battles.prompt_index]
@@ -650,7 +649,7 @@ Estimates the probability that **{args.strong}** answers better than **{args.wea
 
 Licence of the data, as declared by the trainer: {args.data_licence or "NOT DECLARED: check each source before you ship this checkpoint"}.
 Battles: {training["battles"]} over {training["prompts"]} prompts; outcomes {training["battle_outcomes"]} (ties kept as half a win each).
-Decontamination: {training["removed_as_contaminated_battles"]} battles over {training["removed_as_contaminated_prompts"]} prompts removed whose prompt duplicates (exact, or cosine >= {cosine_of(args)}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
+Decontamination: {training["removed_as_contaminated_battles"]} battles over {training["removed_as_contaminated_prompts"]} prompts removed whose prompt duplicates (exact, or cosine >= {near_duplicate_cosine(args.cosine)}) a prompt of {training["decontaminated_against"] or "no evaluation file (none given)"}.
 {validation}
 ## Calibration
 {f"{calibration.reference}" if calibration else "None: use a threshold, or calibrate with `routellm calibrate`."}
