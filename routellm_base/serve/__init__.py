@@ -67,6 +67,7 @@ def run(config: ServeConfig) -> None:
     processes sharing the listening socket (each loads its own router; they share nothing else)."""
     _require_extra()
     import copy
+    import dataclasses
     import os
 
     import uvicorn
@@ -102,6 +103,9 @@ def run(config: ServeConfig) -> None:
     if config.workers == 1:
         uvicorn.run(create_app(config), **options)
         return
+    # Load the routers (and the pool's) here too: a mistake raised in each worker would be
+    # reported once per worker, from inside uvicorn, without the file it came from.
+    create_app(dataclasses.replace(config, log=None))
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run(
         "routellm_base.serve.app:app_from_environment",

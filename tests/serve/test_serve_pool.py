@@ -393,6 +393,7 @@ def test_a_bad_pool_policy_and_an_unknown_pool_key_are_named(tmp_path: Path, cap
     assert "pool.models must list at least one model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize(
     ("router", "message", "python"),
     [
@@ -405,14 +406,20 @@ def test_a_bad_pool_policy_and_an_unknown_pool_key_are_named(tmp_path: Path, cap
     ],
 )
 def test_a_pool_router_that_cannot_route_the_pool_names_the_file_and_its_keys(
-    tmp_path: Path, capsys, router, message, python
+    tmp_path: Path, capsys, monkeypatch, router, message, python, workers
 ):
+    import uvicorn
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("uvicorn started: the router was not checked before the workers")
+
+    monkeypatch.setattr(uvicorn, "run", no_server)
     path = tmp_path / "pk.toml"
     path.write_text(
         f'[pool]\nrouter = "{router}"\ncost_weight = 0.1\n[[pool.models]]\nname = "a"\n'
         'base_url = "http://127.0.0.1:9/v1"\nmodel = "a"\ninput_price = 1\noutput_price = 1\n'
     )
-    assert main(["serve", "--config", str(path)]) == 2
+    assert main(["serve", "--config", str(path), "--workers", str(workers)]) == 2
     error = capsys.readouterr().err
     assert f"routellm: error: {path}{message}" in error, error
     # the fix is worded as [pool] settings, not a Python call
