@@ -773,41 +773,92 @@ def test_a_data_folder_from_the_environment_is_named_as_its_source(
     assert DATA_DIR_ENV not in capsys.readouterr().err
 
 
+# Distinct prompts (pairwise cosine < 0.61 under the default embedder).
+QUESTIONS = [
+    "How many legs does a spider have?",
+    "Write a haiku about autumn leaves.",
+    "Explain the rules of chess to a child.",
+    "What is the capital of Australia?",
+    "Translate 'good morning' into Spanish.",
+    "Prove that the square root of two is irrational.",
+    "Suggest a name for a bakery in Paris.",
+    "Why is the sky blue during the day?",
+    "Summarise the plot of Hamlet in two sentences.",
+    "Write a SQL query returning the ten largest orders.",
+    "What causes ocean tides?",
+    "Give three tips for a job interview.",
+    "How do vaccines train the immune system?",
+    "Convert 72 degrees Fahrenheit to Celsius.",
+    "Compose a limerick about a lazy cat.",
+    "What year did the Berlin Wall fall?",
+    "Describe how a bicycle gear system works.",
+    "List the planets of the solar system in order.",
+    "Write a Python function that reverses a linked list.",
+    "What is the difference between weather and climate?",
+]
+OTHER_QUESTIONS = [
+    "Name a famous jazz trumpet player.",
+    "What is the boiling point of water at sea level?",
+    "Give a recipe for pancakes.",
+    "How do noise-cancelling headphones work?",
+    "What does a database index do?",
+    "Write a motivational quote about persistence.",
+    "How tall is Mount Everest?",
+    "Explain the offside rule in football.",
+    "What is a prime number?",
+    "Suggest a gift for a gardener.",
+]
+
+
 def test_eval_leaves_out_benchmark_file_items_in_the_checkpoints_training_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A trial: a checkpoint trained on battles holding items 10-19 of a scored file (only 0-9
-    passed to --exclude) was scored on all of them, no note."""
+    """Trials: a checkpoint trained on battles holding benchmark items (others passed to
+    --exclude) was scored on all of them, no note; then only exact copies were found, though
+    `train --exclude` drops near-duplicates (case, whitespace, cosine >= 0.95) too."""
     bench, excluded, battles = (tmp_path / n for n in ("b.jsonl", "x.jsonl", "battles.jsonl"))
     rows = [
-        {
-            "id": i,
-            "prompt": f"q{i} " + "word " * i,
-            "scores": {"big": int(i % 3 > 0), "small": i % 2},
-        }
-        for i in range(30)
+        {"id": i, "prompt": q, "scores": {"big": int(i % 3 > 0), "small": i % 2}}
+        for i, q in enumerate(QUESTIONS)
     ]
     bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    excluded.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    excluded.write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    trained = (
+        [q[:-1] + "!?" for q in QUESTIONS[:5]]  # near 0-4: training drops them (--exclude)
+        + QUESTIONS[5:10]  # the same text
+        + [" ".join(q.upper().split(" ", 2)) for q in QUESTIONS[10:13]]  # case and spacing
+        + [q[:-1] + "!?" for q in QUESTIONS[13:16]]  # punctuation: cosine > 0.99
+    )  # 16-19: never trained on
     fights = [
-        {"prompt": p, "model_a": "big", "model_b": "small", "winner": w}
-        for p, w in [(r["prompt"], "model_a") for r in rows[:20]]
-        + [(f"other {i}", ("model_b", "tie")[i % 2]) for i in range(20)]
+        {"prompt": p, "model_a": "big", "model_b": "small", "winner": "model_a"} for p in trained
+    ]
+    fights += [
+        {"prompt": q, "model_a": "big", "model_b": "small", "winner": ("model_b", "tie")[i % 2]}
+        for i, q in enumerate(OTHER_QUESTIONS)
     ]
     battles.write_text("".join(json.dumps(f) + "\n" for f in fights))
     out = tmp_path / "ck"
     train = ["train", "sw_ranking", "--data", str(battles), "--strong", "big", "--weak", "small"]
     assert main([*train, "--exclude", str(excluded), "--out", str(out)]) == 0
+    card = json.loads((out / "config.json").read_text())["training"]
+    assert card["removed_as_contaminated_prompts"] == 5 and card["near_duplicate_cosine"] == 0.95
     args = ["eval", "--benchmark", str(bench), "--strong", "big", "--weak", "small"]
     capsys.readouterr()
     assert main([*args, "--router", str(out), "--no-progress", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert row["n"] == 20  # 10-19 left out; 0-9 were excluded from training, so scored
-    assert f"10 items left out: they are in {out}'s training files" in row["notes"][0]
+    # 5-15 left out; 0-4 were dropped from training as near --exclude items, so scored
+    assert row["n"] == 9, row
+    assert f"11 items left out: they are in {out}'s training files" in row["notes"][0]
+    assert "or cosine >= 0.95 under its embedder" in row["notes"][0]
+    moved = excluded.rename(tmp_path / "moved.jsonl")  # the removed ones can no longer be told
+    assert main([*args, "--router", str(out), "--no-progress", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == 4 and f"--exclude files {excluded} are not there" in row["notes"][1]
+    moved.rename(excluded)
     battles.write_text(battles.read_text() + "\n")  # changed since training: cannot be checked
     assert main([*args, "--router", str(out), "--no-progress", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert row["n"] == 30 and "are not there unchanged" in row["notes"][0]
+    assert row["n"] == 20 and "are not there unchanged" in row["notes"][0]
     assert main([*args, "--router", "mf", "--no-progress", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert "not files: whether b.jsonl's items are among them cannot be checked" in row["notes"][0]
@@ -889,6 +940,16 @@ def test_eval_refuses_a_data_dir_no_benchmark_reads(
     """A trial: ``--data-dir`` with only benchmark files was accepted and read by nothing."""
     scored = tmp_path / "mine.jsonl"
     scored.write_text('{"id": "1", "prompt": "hi", "scores": {"a": 1, "b": 0}}\n')
-    argv = ["eval", "--benchmark", str(scored), "--router", "random", "--strong", "a", "--weak", "b"]
+    argv = [
+        "eval",
+        "--benchmark",
+        str(scored),
+        "--router",
+        "random",
+        "--strong",
+        "a",
+        "--weak",
+        "b",
+    ]
     assert main([*argv, "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir locates the named benchmarks" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..data import holdout_split
+from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask
 from ..progress import progress_bar
 from ..routers.base import Router
 from .benchmarks import Benchmark
@@ -53,9 +54,13 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     Checkpoints record ``training.trained_on_benchmarks[name] = {"held_out_percent": p}`` when
     they were trained on that benchmark except its sha1-bucketed held-out part. For a benchmark
     file, the checkpoint's recorded training files (``training.data``: path and sha256) are read
-    where they are still there unchanged, and the items whose prompt one of them holds are
-    dropped (less those its ``--exclude`` files removed from training); a note says how many,
-    and names the training files that could not be checked.
+    where they are still there unchanged, and the items whose prompt duplicates one they hold are
+    dropped, as ``routellm train --exclude`` finds duplicates: the same text up to case and
+    whitespace, or cosine >= the checkpoint's recorded ``near_duplicate_cosine`` (default
+    :data:`~routellm_base.decontaminate.NEAR_DUPLICATE_COSINE`) under the router's own embedder.
+    The training prompts that its ``--exclude`` files removed from training are found the same
+    way and do not count. A note says how many items were dropped, and names the training files
+    that could not be checked.
     """
     training = router.metadata.get("training") or {}
     if benchmark.path is not None:
@@ -70,12 +75,12 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     )
 
 
-def _file_prompts(path: str) -> set[str]:
+def _file_prompts(path: str) -> dict[str, None]:
     """The ``prompt`` strings of a JSONL file's lines (battles, scored prompts, AlpacaEval
-    prompts); none for other files."""
+    prompts), each once, in file order; none for other files."""
     import json
 
-    prompts = set()
+    prompts: dict[str, None] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             try:
@@ -83,7 +88,7 @@ def _file_prompts(path: str) -> set[str]:
             except ValueError:
                 return prompts  # not JSONL (AlpacaEval's judgments CSV): no prompts of its own
             if isinstance(obj, dict) and isinstance(obj.get("prompt"), str):
-                prompts.add(obj["prompt"])
+                prompts[obj["prompt"]] = None
     return prompts
 
 
@@ -102,18 +107,40 @@ def _items_not_in_training_files(
             f"{router.name} records its training data as {sources}, not files: whether "
             f"{benchmark.name}'s items are among them cannot be checked",
         )
-    trained: set[str] = set()
+    prompts: dict[str, None] = {}
     unchecked = []
     for entry in training["data"]:
         path = str(entry.get("path", ""))
         if os.path.isfile(path) and sha256_file(path) == entry.get("sha256"):
-            trained |= _file_prompts(path)
+            prompts |= _file_prompts(path)
         else:
             unchecked.append(path)
-    for path in training.get("decontaminated_against") or []:
-        if os.path.isfile(path):  # these prompts were removed from training
-            trained -= {t for _, t in read_prompt_file(path, later_turns=True)}
-    keep = [r.prompt not in trained for r in benchmark.rows]
+    trained = list(prompts)
+    exclude_files = [str(p) for p in training.get("decontaminated_against") or []]
+    missing_excludes = [p for p in exclude_files if not os.path.isfile(p)]
+    excluded = [
+        text
+        for path in exclude_files
+        if path not in missing_excludes
+        for _, text in read_prompt_file(path, later_turns=True)
+    ]
+    cosine = float(training.get("near_duplicate_cosine", NEAR_DUPLICATE_COSINE))
+    # The router's embedder is the one `routellm train` decontaminated with.
+    embed = router.embedder.embed if router.embedder is not None else None
+    trained_emb = embed(trained) if embed is not None and trained else None
+    if trained and excluded:  # these were removed from training, so never trained on
+        removed = contaminated_mask(
+            trained, excluded, trained_emb, embed(excluded) if embed else None, cosine
+        )
+        trained = [t for t, bad in zip(trained, removed, strict=True) if not bad]
+        trained_emb = trained_emb[~removed] if trained_emb is not None else None
+    items = [r.prompt for r in benchmark.rows]
+    seen = np.zeros(len(items), dtype=bool)
+    if trained:
+        seen = contaminated_mask(
+            items, trained, embed(items) if embed else None, trained_emb, cosine
+        )
+    keep = (~seen).tolist()
     dropped = keep.count(False)
     if dropped == len(keep):
         raise ValueError(
@@ -125,7 +152,19 @@ def _items_not_in_training_files(
         benchmark = benchmark.restricted(
             keep,
             f"{dropped} items left out: they are in {router.name}'s training files, so it was "
-            "trained on them",
+            "trained on them (the same text up to case and whitespace"
+            + (
+                f", or cosine >= {cosine:g} under its embedder)"
+                if embed is not None
+                else f"; near-duplicates not checked: {router.name} has no embedder)"
+            ),
+        )
+    if dropped and missing_excludes:
+        benchmark = benchmark.restricted(
+            [True] * len(benchmark.rows),
+            f"{router.name}'s --exclude files {', '.join(missing_excludes)} are not there: the "
+            "training prompts they removed count as trained on, so items near them may have "
+            "been left out though it never saw them",
         )
     if unchecked:
         benchmark = benchmark.restricted(

@@ -420,6 +420,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         "removed_as_contaminated_battles": removed,
         "removed_as_contaminated_prompts": n_prompts - trained_prompts,
         "decontaminated_against": [str(p) for p in args.exclude or []],
+        # eval finds the items this router was trained on with the same rule
+        "near_duplicate_cosine": near_duplicate_cosine(args.cosine),
         "seconds": round(time.time() - started, 1),
         "command": "routellm " + shlex.join(args.command_line),
     }
