@@ -115,10 +115,21 @@ def _as_turn(turn: ChatTurn | Mapping[str, Any]) -> ChatTurn:
     )
 
 
-def text_of(content: str | Sequence[ContentPart]) -> tuple[str, list[str]]:
-    """The text parts of a message content joined by newlines, and the types of skipped parts."""
+def text_of(content: str | Sequence[ContentPart] | None) -> tuple[str, list[str]]:
+    """The text parts of a message content joined by newlines, and the types of skipped parts.
+
+    ``None`` (an OpenAI assistant turn that only calls tools) has no text. Raises
+    :class:`RoutingInputError` for a content that is neither a string, a list of parts nor
+    ``None``."""
+    if content is None:
+        return "", []
     if isinstance(content, str):
         return content, []
+    if not isinstance(content, Sequence):
+        raise RoutingInputError(
+            "a turn's content must be a string, a list of parts or None, got "
+            f"{type(content).__name__} {content!r:.60}"
+        )
     texts: list[str] = []
     skipped: list[str] = []
     for part in content:

@@ -50,11 +50,31 @@ def test_non_text_parts_are_skipped_and_recorded():
         ([ChatTurn("user", [{"type": "image_url", "image_url": "x"}])], "only non-text parts"),
         ([ChatTurn("user", "   ")], "no text"),
         (["not a turn"], "ChatTurn or a mapping"),
+        ([{"role": "user", "content": None}], "no text"),
+        ([{"role": "user", "content": 5}], "must be a string, a list of parts or None, got int"),
     ],
 )
-def test_unroutable_conversations_raise_clear_errors(conversation, message):
+@pytest.mark.parametrize("mode", ["last_user", "conversation"])
+def test_unroutable_conversations_raise_clear_errors(conversation, message, mode):
     with pytest.raises(RoutingInputError, match=message):
-        routing_text(conversation)
+        routing_text(conversation, RoutingTextOptions(mode=mode))
+
+
+def test_an_assistant_turn_that_only_calls_tools_has_no_text_in_conversation_mode():
+    """A trial: OpenAI's tool-call turn (``content: None``) raised a bare TypeError."""
+    conversation = [
+        {"role": "user", "content": "what's the weather"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "w"}}],
+        },
+        {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+        {"role": "user", "content": "thanks, and tomorrow?"},
+    ]
+    text = routing_text(conversation, RoutingTextOptions(mode="conversation")).text
+    assert "what's the weather" in text and "sunny" in text and "tomorrow?" in text
+    assert "None" not in text
 
 
 def test_cl100k_token_ids_are_the_real_ones():
