@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, create_engine, event, select
+from sqlalchemy import Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
@@ -172,32 +172,65 @@ def upgrade(engine: Engine, *, attempts: int = 3) -> None:
 
 def read_decisions(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every decision of the log at ``target`` (a path, URL or RoutingLog), oldest first, as
-    dicts."""
-    return read_rows(target, decisions)
+    dicts. Errors: see :func:`read_rows`."""
+    return read_rows(target, decisions, "read_decisions")
 
 
 def read_comparisons(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every shadow comparison of the log at ``target``, oldest first, as dicts."""
-    return read_rows(target, comparisons)
+    return read_rows(target, comparisons, "read_comparisons")
 
 
 def read_feedback(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every feedback row of the log at ``target``, oldest first, as dicts."""
-    return read_rows(target, feedback)
+    return read_rows(target, feedback, "read_feedback")
 
 
 def read_pool_candidates(target: str | Path | RoutingLog) -> list[dict[str, Any]]:
     """Every pool candidate row of the log at ``target`` (schema 5), oldest first, as dicts."""
-    return read_rows(target, pool_candidates)
+    return read_rows(target, pool_candidates, "read_pool_candidates")
 
 
-def read_rows(target: str | Path | RoutingLog, table: Table) -> list[dict[str, Any]]:
-    """Every row of ``table`` in the log at ``target``, in ``id`` order, as dicts."""
-    engine = create_log_engine(log_url(target))
+def read_rows(
+    target: str | Path | RoutingLog, table: Table, reader: str = "log"
+) -> list[dict[str, Any]]:
+    """Every row of ``table`` in the log at ``target``, in ``id`` order, as dicts.
+
+    Reading never creates a log; an existing log of an older schema is upgraded first, as its
+    writers would. A :class:`~routellm_base.log.RoutingLog` that has written nothing yet has no
+    rows. :class:`RoutingInputError`, naming ``reader``, for a SQLite path where no file is, a
+    file that is not a SQLite database or has no routing-log tables, or a server that cannot be
+    read.
+    """
+    from .routing_log import RoutingLog  # here: routing_log imports this module
+
+    if isinstance(target, RoutingLog):
+        url = log_url(target)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            return []  # its writer has not created the file yet
+    else:
+        url = existing_log_url(target, reader)
+    engine = create_log_engine(url)
     try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            if decisions.name not in tables:
+                if isinstance(target, RoutingLog):
+                    return []
+                shown = (
+                    url.database
+                    if url.get_backend_name() == "sqlite"
+                    else url.render_as_string(hide_password=True)
+                )
+                raise RoutingInputError(
+                    f"{reader}: {shown} is not a routing log (no {decisions.name} table)"
+                )
+        upgrade(engine)
         with engine.connect() as connection:
             result = connection.execute(select(table).order_by(table.c.id))
             return [dict(row._mapping) for row in result]
+    except DBAPIError as exc:
+        raise unreadable_log_error(url, reader, exc) from None
     finally:
         engine.dispose()
 

@@ -536,3 +536,36 @@ def test_a_multiprocessing_worker_writes_its_records_before_it_exits(tmp_path: P
     assert log.close(30)
     assert (log.stats().written, log.stats().failed) == (2, 0)
     assert len(rows(sqlite_url(path))) == 5
+
+
+def test_the_readers_never_create_a_log_and_name_what_is_wrong(tmp_path: Path) -> None:
+    """A trial: ``read_decisions("typo.db")`` left an empty ``typo.db`` behind and raised
+    SQLAlchemy's "no such table" with the whole SELECT."""
+    from routellm_base.log import read_comparisons, read_feedback, read_pool_candidates
+
+    typo = tmp_path / "typo.db"
+    with pytest.raises(RoutingInputError, match=f"read_decisions: no routing log at {typo}$"):
+        rows(typo)
+    assert not typo.exists()
+    text = tmp_path / "notes.db"
+    text.write_text("not a database, " * 500)
+    with pytest.raises(
+        RoutingInputError, match="read_feedback: .* is not a routing log .not a SQLite"
+    ):
+        read_feedback(text)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+    with pytest.raises(
+        RoutingInputError,
+        match=f"read_comparisons: {other} is not a routing log .no routellm_decisions table",
+    ):
+        read_comparisons(other)
+    with sqlite3.connect(other) as connection:  # another app's database is left as it was
+        names = connection.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    assert names == [("notes",)]
+    fresh = RoutingLog(tmp_path / "fresh.db")  # nothing written yet: no rows, not an error
+    try:
+        assert rows(fresh) == [] and read_pool_candidates(fresh) == []
+    finally:
+        fresh.close()
