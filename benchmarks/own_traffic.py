@@ -56,8 +56,8 @@ prompts, seed 0) in those columns, and the encoder's outputs are cached on disk 
 alone) at the largest N of the first stream order. For those sources a diagnostic line also
 refits bundled + log outside the CLI with the log kind centred (as ``chat_task_experts`` does),
 to tell whether the labels or the way the log's kind joins the bundled ones hold it back.
-Everything else runs on the bundled static embedder. ``--quick`` is a smoke run (one seed, N = 0
-and 100, no MiniLM). Results: Markdown tables on stdout and ``<cache>/results.json``. A full
+Everything else runs on the bundled static embedder. ``--quick`` is a smoke run (one seed, N = 0,
+50 and 100, no MiniLM). Results: Markdown tables on stdout and ``<cache>/results.json``. A full
 run takes about 11 minutes on 2 shared cores (5 of them embedding with MiniLM the first time),
 ``--bert`` about 8 more.
 """
@@ -372,6 +372,7 @@ def train(variant: Variant, source: Source, log: Path | None, exclude: Path, out
         str(exclude),
         "--out",
         str(out),
+        "--force",  # each N retrains the variant's router in the same folder
         "--no-progress",
         "--data-licence",
         "benchmark only (see benchmarks/own_traffic.py)",
@@ -702,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many stream orders (seeds 0..N-1) to replay (default: %(default)s)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: one seed, N = 0 and 100, no MiniLM"
+        "--quick", action="store_true", help="smoke run: one seed, N = 0, 50 and 100, no MiniLM"
     )
     return parser
 
@@ -711,7 +712,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     started = time.time()
     seeds = list(range(1 if args.quick else args.seeds))
-    wanted_sizes = (0, 100) if args.quick else SIZES
+    wanted_sizes = (0, 50, 100) if args.quick else SIZES
     names = [n for n in args.sources.split(",") if n]
     minilm_names = set() if args.quick else {n for n in args.chat.split(",") if n} & set(names)
     cache: Path = args.cache

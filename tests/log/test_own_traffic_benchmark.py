@@ -39,6 +39,8 @@ def test_quick_replay_trains_on_the_logged_verdicts(tmp_path: Path, data_dir: Pa
     assert stats["failed"] == stats["dropped"] == 0
     assert sum(rmb["verdicts"].values()) == 100
     # Both retrained routers read exactly the 100 judged calls from the log as their log kind.
+    # (a trial: the second N failed, as `routellm train` refused the folder the first N wrote)
+    assert rmb["log_battles"]["bundled_log"]["50"] == [50]
     assert rmb["log_battles"]["bundled_log"]["100"] == [100]
     assert rmb["log_battles"]["log"]["100"] == [100]
     run = tmp_path / "runs" / "rmb" / "seed0"
