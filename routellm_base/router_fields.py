@@ -336,7 +336,9 @@ class RouterFields(BaseModel):
         self._new_cost_tracker()  # validates the prices
         if self.log is not None:
             self._routing_log()  # a bad path or URL, or a missing driver, fails here
-        check_shadow_settings(self.shadow_rate, self.log, self.judge, *self._judge_type)
+        check_shadow_settings(
+            self.shadow_rate, self.log, self.judge, *self._judge_type, seed=self.shadow_seed
+        )
 
     def _check_pool_settings(self) -> None:
         """:meth:`_check_settings` of a pool: the models named, priced and routable, the policy

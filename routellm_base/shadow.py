@@ -460,15 +460,19 @@ def flush_shadow_and_log(
 
 
 def check_shadow_settings(
-    rate: Any, log: Any, judge: Any, judge_type: type, judge_kind: str
+    rate: Any, log: Any, judge: Any, judge_type: type, judge_kind: str, seed: Any = None
 ) -> None:
-    """An integration's ``shadow_rate`` / ``log`` / ``judge`` fields, checked together: a rate in
-    [0, 1], a log when the rate is above 0, and a judge (an instance of ``judge_type``, named
-    ``judge_kind`` in the error, or a :class:`PairwiseJudge`) only with a rate above 0. Raises
-    :class:`RoutingInputError` naming what is wrong."""
+    """An integration's ``shadow_rate`` / ``log`` / ``judge`` / ``shadow_seed`` fields, checked
+    together: a rate in [0, 1], a log when the rate is above 0, a judge (an instance of
+    ``judge_type``, named ``judge_kind`` in the error, or a :class:`PairwiseJudge`) and a seed
+    only with a rate above 0. Raises :class:`RoutingInputError` naming what is wrong."""
     rate = check_shadow_rate(rate)
     if rate and log is None:
         raise RoutingInputError("shadow_rate needs a log= to record the shadow comparisons in")
+    if seed is not None and not rate:
+        raise RoutingInputError(
+            "shadow_seed seeds the draw of shadow calls: it needs shadow_rate > 0"
+        )
     if judge is None:
         return
     if not rate:

@@ -161,8 +161,13 @@ def test_bad_shadow_settings_fail_at_construction(tmp_path: Path) -> None:
         router(log, shadow_rate=2)
     with pytest.raises(ValueError, match="shadow_rate needs a log"):
         router(None, shadow_rate=0.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="needs shadow_rate > 0"):
-        router(log, shadow_rate=0.0, judge=VerdictModel())
+    with pytest.raises(
+        ValueError, match="judge= judges shadow comparisons: it needs shadow_rate > 0"
+    ):
+        router(log, shadow_rate=0.0, shadow_seed=None, judge=VerdictModel())
+    # a trial: shadow_seed without a rate was accepted and did nothing
+    with pytest.raises(ValueError, match="shadow_seed seeds .* needs shadow_rate > 0"):
+        router(log, shadow_rate=0.0, shadow_seed=3)
     with pytest.raises(ValueError, match="judge must be a LangChain chat model"):
         router(log, judge="gpt-4o")
     log.close()

@@ -136,8 +136,13 @@ def test_bad_shadow_settings_fail_at_construction(tmp_path: Path) -> None:
         router(log, shadow_rate=-0.1)
     with pytest.raises(RoutingInputError, match="shadow_rate needs a log"):
         router(None)
-    with pytest.raises(RoutingInputError, match="needs shadow_rate > 0"):
-        router(log, shadow_rate=0.0, judge=MockLLM())
+    with pytest.raises(
+        RoutingInputError, match="judge= judges shadow comparisons: it needs shadow_rate > 0"
+    ):
+        router(log, shadow_rate=0.0, shadow_seed=None, judge=MockLLM())
+    # a trial: shadow_seed without a rate was accepted and did nothing
+    with pytest.raises(RoutingInputError, match="shadow_seed seeds .* needs shadow_rate > 0"):
+        router(log, shadow_rate=0.0, shadow_seed=3)
     with pytest.raises(RoutingInputError, match="judge must be a LlamaIndex LLM"):
         router(log, judge=object())
     log.close()
