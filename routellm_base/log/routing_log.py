@@ -144,6 +144,10 @@ class RoutingLog:
     ) -> None:
         if not isinstance(max_queue, int) or max_queue < 1:
             raise RoutingInputError(f"log: max_queue must be a positive int, got {max_queue!r}")
+        if not isinstance(store_prompts, bool):  # "false" from a config file would store them
+            raise RoutingInputError(
+                f"log: store_prompts must be True or False, got {store_prompts!r}"
+            )
         if redact is not None and not callable(redact):
             raise RoutingInputError(f"log: redact must be a callable str -> str, got {redact!r}")
         self.url = log_url(target)

@@ -329,6 +329,10 @@ def test_bad_targets_fail_at_construction_with_a_clear_error(tmp_path: Path) -> 
         RoutingLog("nonsense://::")
     with pytest.raises(RoutingInputError, match="max_queue"):
         RoutingLog(tmp_path / "log.db", max_queue=0)
+    # a trial: store_prompts="false" (as read from a config file) stored the prompts
+    for value in ("false", 0, None):
+        with pytest.raises(RoutingInputError, match="store_prompts must be True or False"):
+            RoutingLog(tmp_path / "log.db", store_prompts=value)  # type: ignore[arg-type]
     with pytest.raises(RoutingInputError, match="log must be"):
         open_log(42)  # type: ignore[arg-type]
 
