@@ -141,8 +141,8 @@ AUC of the win rate against "GPT-4 scored higher than Mixtral" on items where th
 | --- | --- | --- | --- |
 {rows}
 
-MT Bench is entirely out of training. These figures describe ranking quality only; see
-`docs/results.md` for APGR/CPT once the evaluation harness computes them.
+MT Bench is entirely out of training. These figures describe ranking quality only;
+`routellm eval --router OUT` gives the routing quality (APGR, CPT).
 
 ## Calibration
 Reference prompts: {calibration.reference}, {calibration.n_prompts} prompts (Apache-2.0).
