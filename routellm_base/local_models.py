@@ -13,6 +13,8 @@ transformers are imported only when a model is loaded or run: importing this mod
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import os
 import threading
@@ -135,12 +137,38 @@ def _load_uncached(model_dir: str, gguf_file: str | None) -> LocalModel:
             f"GGUF models need the 'gguf' package (the 'local' extra): {LOCAL_EXTRA_HINT}"
         )
     extra = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
+    with _no_loading_bars(bool(gguf_file)):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, **extra)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
     model.eval()
     return LocalModel(
         tokenizer=tokenizer, model=model, lock=threading.Lock(), key=(model_dir, gguf_file)
     )
+
+
+@contextlib.contextmanager
+def _no_loading_bars(gguf: bool) -> Iterator[None]:
+    """transformers' progress bars off while a model loads: models load inside our commands
+    (``routellm train --no-progress``, ``routellm route``), whose stderr is theirs. The GGUF
+    converter draws a plain tqdm bar of its own, so its module's ``tqdm`` is swapped too."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    module, bar = None, None
+    if gguf:
+        import transformers.modeling_gguf_pytorch_utils as module
+
+        bar = getattr(module, "tqdm", None)
+        if bar is not None:
+            module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if module is not None and bar is not None:
+            module.tqdm = bar
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_smollm2() -> LocalModel:

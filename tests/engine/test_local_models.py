@@ -163,3 +163,36 @@ def test_stream_matches_generate(smollm2: local.LocalModel) -> None:
     streamed = local.stream(smollm2, inputs, local.GenerationSettings(12, stop=stop))
     assert "".join(streamed) == streamed.text == cut.text
     assert streamed.output_tokens == cut.output_tokens
+
+
+def test_loading_draws_no_progress_bars(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A trial: `routellm train causal_llm --no-progress` (and every `routellm route` on such a
+    checkpoint) printed transformers' GGUF and weight-loading bars on stderr."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    import transformers
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    class Loaded:
+        def eval(self) -> None:
+            pass
+
+    def load(*args: object, **kwargs: object) -> Loaded:
+        # the two kinds of bar a GGUF load draws: the converter's plain tqdm, transformers' own
+        list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
+        list(hf_logging.tqdm(range(3), desc="Loading weights"))
+        return Loaded()
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", load)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", load)
+    plain_tqdm = gguf_utils.tqdm
+    local._load_uncached(str(tmp_path), "m.gguf")
+    err = capfd.readouterr().err
+    assert "GGUF tensors" not in err and "Loading weights" not in err, err
+    # both switched back on for the caller's own bars
+    assert gguf_utils.tqdm is plain_tqdm and hf_logging.is_progress_bar_enabled()
+    list(gguf_utils.tqdm(range(3), desc="after"))
+    assert "after" in capfd.readouterr().err
