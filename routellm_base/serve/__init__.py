@@ -105,7 +105,7 @@ def run(config: ServeConfig) -> None:
         return
     # Load the routers (and the pool's) here too: a mistake raised in each worker would be
     # reported once per worker, from inside uvicorn, without the file it came from.
-    create_app(dataclasses.replace(config, log=None))
+    create_app(dataclasses.replace(config, log=None, log_store_prompts=False))
     os.environ[CONFIG_ENV] = config.to_json()
     uvicorn.run(
         "routellm_base.serve.app:app_from_environment",

@@ -158,6 +158,6 @@ def add_serve_parser(sub: Any) -> None:
     sv.add_argument(
         "--log-store-prompts",
         action="store_true",
-        help="store prompt text in the routing log (default: a salted hash only)",
+        help="store prompt text in the routing log given by --log (default: a salted hash only)",
     )
     sv.set_defaults(func=cmd_serve)

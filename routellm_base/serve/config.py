@@ -328,7 +328,7 @@ class ServeConfig:
     """Routing log (``routellm_base.log``): a SQLite path or a SQLAlchemy URL that every answered
     request is recorded to, off the request's path; ``None``: no log."""
     log_store_prompts: bool = False
-    """Store the prompt text in the routing log (off: a salted hash only)."""
+    """Store the prompt text in the routing log (off: a salted hash only); needs ``log``."""
     cors_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the server (CORS), e.g. ``"https://chat.example.com"``
     (``scheme://host[:port]``, as a browser sends it) or ``"*"`` for any; empty: CORS off."""
@@ -414,6 +414,13 @@ class ServeConfig:
             with _about("api_key_env"):
                 raise ServeConfigError(
                     f"api_key_env must name an environment variable, got {self.api_key_env!r}"
+                )
+        if self.log_store_prompts and self.log is None:
+            with _about("log_store_prompts"):
+                raise ServeConfigError(
+                    "log_store_prompts stores prompt text in the routing log, and no log is "
+                    "set: it does not apply without one; give log too (--log PATH_OR_URL, or "
+                    "log in the config file) or drop log_store_prompts"
                 )
 
     @classmethod

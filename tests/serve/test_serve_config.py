@@ -153,8 +153,11 @@ def test_two_workers_from_a_config_file_share_one_port(scripted_upstream, tmp_pa
     scripted_upstream.reset()
     path = tmp_path / "serve.toml"
     path.write_text(TOML.format(url=scripted_upstream.url))
+    # With a log storing prompts: the routers are checked before the workers start without it.
+    args = ["--config", str(path), "--workers", "2", "--api-key-env", "TEST_CLIENT_KEYS",
+            "--log", str(tmp_path / "log.db"), "--log-store-prompts"]  # fmt: skip
     server = start_router_server(
-        ["--config", str(path), "--workers", "2", "--api-key-env", "TEST_CLIENT_KEYS"],
+        args,
         tmp_path / "server.log",
         env={"TEST_WEAK_KEY": "sk-weak", "TEST_CLIENT_KEYS": CLIENT_KEY},
     )
@@ -312,3 +315,38 @@ def test_a_budget_window_without_a_budget_is_refused_naming_the_file(tmp_path):
     assert "give budget too" in error
     path.write_text(POOL_ONLY.replace("cost_weight = 0.02", "budget = 3\nbudget_window = 50"))
     assert _config(["--config", str(path)]).pool.policy().budget_window == 50
+
+
+def _no_server(monkeypatch) -> None:
+    """Make starting uvicorn fail the test: a setting refused must stop start-up before it."""
+    import uvicorn
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("uvicorn started: the settings were not refused")
+
+    monkeypatch.setattr(uvicorn, "run", no_server)
+
+
+def test_storing_prompts_without_a_log_is_refused_naming_where_it_came_from(
+    tmp_path, capsys, monkeypatch
+):
+    _no_server(monkeypatch)
+    path = tmp_path / "serve.toml"
+    path.write_text(TOML.format(url="http://127.0.0.1:9/v1"))
+    # The flag: nothing would be logged, no prompt stored.
+    with pytest.raises(ServeConfigError) as flag:
+        _config(["--config", str(path), "--log-store-prompts"])
+    assert str(flag.value).startswith("--log-store-prompts: log_store_prompts stores prompt text")
+    assert "does not apply without one" in str(flag.value) and "--log" in str(flag.value)
+    # The file's key, also with a flag elsewhere.
+    path.write_text("log_store_prompts = true\n" + TOML.format(url="http://127.0.0.1:9/v1"))
+    for flags in ([], ["--port", "7000"]):
+        with pytest.raises(ServeConfigError) as file:
+            _config(["--config", str(path), *flags])
+        assert str(file.value).startswith(f"{path}: log_store_prompts stores prompt text")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"routellm: error: {path}: log_store_prompts" in capsys.readouterr().err
+    # With a log it applies.
+    config = _config(["--config", str(path), "--log", str(tmp_path / "log.db")])
+    assert config.log_store_prompts and config.log == str(tmp_path / "log.db")
+    assert ServeConfig.from_json(config.to_json()) == config  # as sent to --workers processes
