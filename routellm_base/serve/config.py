@@ -182,7 +182,11 @@ class PoolConfig:
     ``quality_tolerance`` and ``budget`` (USD per 1,000 calls, held over ``budget_window``
     calls); ``max_cost`` in USD per call). ``router`` names the pool router: ``zero_shot``
     (harder prompts to pricier models, the server's ``router`` judging difficulty), or a trained
-    pool router where this version can load one."""
+    pool router where this version can load one.
+
+    Validated on construction: :class:`ServeConfigError` naming a bad model
+    (``pool.models[i]``) or ``pool.router``, :class:`~routellm_base.errors.InvalidPolicyError`
+    for a bad policy."""
 
     models: tuple[PoolModelConfig, ...]
     router: str = ZERO_SHOT_POOL_ROUTER
@@ -191,6 +195,37 @@ class PoolConfig:
     budget: float | None = None
     budget_window: int | None = None
     max_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        models = self.models
+        if (
+            isinstance(models, (str, Mapping))
+            or not isinstance(models, (list, tuple))
+            or not models
+        ):
+            raise ServeConfigError(
+                f"pool.models must list at least one PoolModelConfig, got {models!r}"
+            )
+        object.__setattr__(self, "models", tuple(models))
+        seen: dict[str, int] = {}
+        for i, model in enumerate(self.models):
+            if not isinstance(model, PoolModelConfig):
+                raise ServeConfigError(
+                    f"pool.models[{i}] must be a PoolModelConfig, got {type(model).__name__}"
+                )
+            model.check(f"pool.models[{i}]")
+            if model.name in seen:
+                first = seen[model.name]
+                raise ServeConfigError(
+                    f"pool.models[{i}]: name {model.name!r} is already pool.models[{first}]'s: "
+                    "each pool model needs its own name"
+                )
+            seen[model.name] = i
+        if not isinstance(self.router, str) or not self.router:
+            raise ServeConfigError(
+                f"pool.router must name a pool router (e.g. 'zero_shot'), got {self.router!r}"
+            )
+        self.policy()  # validates the policy (InvalidPolicyError)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -266,18 +301,16 @@ class PoolConfig:
             raise ServeConfigError(
                 f"{where}: pool.router must name a pool router (e.g. 'zero_shot'), got {router!r}"
             )
-        config = cls(
-            models=tuple(parsed),
-            router=router,
-            **{k: data[k] for k in POOL_POLICY_FIELDS if k in data},
-        )
         from ..errors import InvalidPolicyError
 
         try:
-            config.policy()
+            return cls(
+                models=tuple(parsed),
+                router=router,
+                **{k: data[k] for k in POOL_POLICY_FIELDS if k in data},
+            )
         except InvalidPolicyError as exc:
             raise ServeConfigError(f"{where}: pool policy: {exc}") from None
-        return config
 
 
 @dataclass(frozen=True)
@@ -414,6 +447,22 @@ class ServeConfig:
             with _about("api_key_env"):
                 raise ServeConfigError(
                     f"api_key_env must name an environment variable, got {self.api_key_env!r}"
+                )
+        if not isinstance(self.host, str) or not self.host.strip():
+            with _about("host"):
+                raise ServeConfigError(
+                    "host must be an address to bind, e.g. '127.0.0.1' (this machine only) or "
+                    f"'0.0.0.0' (every interface), got {self.host!r}"
+                )
+        if self.log is not None and (not isinstance(self.log, str) or not self.log.strip()):
+            with _about("log"):
+                raise ServeConfigError(
+                    f"log must be a routing log's SQLite path or SQLAlchemy URL, got {self.log!r}"
+                )
+        if not isinstance(self.log_store_prompts, bool):
+            with _about("log_store_prompts"):
+                raise ServeConfigError(
+                    f"log_store_prompts must be true or false, got {self.log_store_prompts!r}"
                 )
         if self.log_store_prompts and self.log is None:
             with _about("log_store_prompts"):

@@ -100,6 +100,12 @@ def test_cors_origins_and_the_pool_timeout_come_from_flags_or_the_file(tmp_path)
         ({"cors_origins": ["chat.example.com"]}, "cors_origins: 'chat.example.com' must be"),
         ({"cors_origins": "https://a.example"}, "cors_origins must be a list of origins"),
         ({"pool_timeout": -1}, "pool_timeout must be a positive number of seconds"),
+        ({"host": 5}, "host must be an address to bind"),
+        ({"host": ""}, "host must be an address to bind"),
+        ({"host": None}, "host must be an address to bind"),
+        ({"log": 5}, "log must be a routing log's SQLite path or SQLAlchemy URL, got 5"),
+        ({"log": ""}, "log must be a routing log's SQLite path or SQLAlchemy URL, got ''"),
+        ({"log": "x.db", "log_store_prompts": "yes"}, "log_store_prompts must be true or false"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings, message):
@@ -350,3 +356,55 @@ def test_storing_prompts_without_a_log_is_refused_naming_where_it_came_from(
     config = _config(["--config", str(path), "--log", str(tmp_path / "log.db")])
     assert config.log_store_prompts and config.log == str(tmp_path / "log.db")
     assert ServeConfig.from_json(config.to_json()) == config  # as sent to --workers processes
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("host = 5", "host must be an address to bind, e.g. '127.0.0.1'"),
+        ('host = ""', "host must be an address to bind"),
+        ("log = 5", "log must be a routing log's SQLite path or SQLAlchemy URL, got 5"),
+        ("log = true", "log must be a routing log's SQLite path or SQLAlchemy URL, got True"),
+        ('log = "x.db"\nlog_store_prompts = "yes"', "log_store_prompts must be true or false"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_naming_the_file(
+    tmp_path, capsys, monkeypatch, line, message
+):
+    # host = 5 used to reach uvicorn and end in uvloop's "TypeError: host must be a str or bytes"
+    _no_server(monkeypatch)
+    path = tmp_path / "serve.toml"
+    path.write_text(line + "\n" + TOML.format(url="http://127.0.0.1:9/v1"))
+    with pytest.raises(ServeConfigError, match=re.escape(f"{path}: {message}")):
+        _config(["--config", str(path), "--port", "7000"])
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"routellm: error: {path}: {message}" in capsys.readouterr().err
+
+
+def test_a_pool_config_built_in_python_is_validated_too():
+    from routellm_base.errors import InvalidPolicyError
+    from routellm_base.serve import PoolConfig, PoolModelConfig
+
+    good = PoolModelConfig("a", "http://127.0.0.1:9/v1", "a-m", 1.0, 2.0)
+    assert ServeConfig(pool=PoolConfig(models=[good])).pool.models == (good,)  # a list, as a tuple
+    for pool, message in [
+        (lambda: PoolConfig(models=()), "pool.models must list at least one PoolModelConfig"),
+        (lambda: PoolConfig(models=({"name": "a"},)), "pool.models[0] must be a PoolModelConfig"),
+        (
+            lambda: PoolConfig(models=(PoolModelConfig("a", "http://x/v1", "a-m", "1", 2.0),)),
+            "pool.models[0]: input_price must be a number >= 0",
+        ),
+        (
+            lambda: PoolConfig(models=(PoolModelConfig("a", "http://x/v1", 5, 1.0, 2.0),)),
+            "pool.models[0]: model must be a non-empty string, got 5",
+        ),
+        (
+            lambda: PoolConfig(models=(good, good)),
+            "pool.models[1]: name 'a' is already pool.models[0]'s",
+        ),
+        (lambda: PoolConfig(models=(good,), router=5), "pool.router must name a pool router"),
+    ]:
+        with pytest.raises(ServeConfigError, match=re.escape(message)):
+            pool()
+    with pytest.raises(InvalidPolicyError, match="cost_weight must be"):
+        PoolConfig(models=(good,), cost_weight="0.1")
