@@ -692,14 +692,17 @@ class RoutingServer:
         call: RoutedCall[Upstream],
         attempt: Callable[[Candidate[Upstream]], Awaitable[_T]],
     ) -> _T:
-        """``attempt`` through the call's fallback driver. An upstream that refuses the request
-        itself (400/413/422) is answered as it is; when every side tried fails,
-        :class:`ApiError` with the most informative status (see :func:`_client_failure`)."""
+        """``attempt`` through the call's fallback driver. The routed side refusing the request
+        itself (400/413/422) is answered as it is (no fallback: the other side would refuse it
+        too); when every side tried fails, a refusal by the side fallen back to included,
+        :class:`ApiError` with the most informative status (see :func:`_client_failure`) and
+        a message naming each side's failure."""
         try:
             return await call.arun(attempt)
         except UpstreamError as exc:
             headers = _decision_headers(call.decision)  # type: ignore[arg-type]
-            if exc.caller_error:
+            errors = [e for e in call.failures if isinstance(e, UpstreamError)]
+            if exc.caller_error and len(errors) == 1:  # the only side tried refused
                 raise ApiError(
                     exc.status or 400,
                     f"the {exc.side} upstream refused the request: {error_message(exc.body)}",
@@ -707,7 +710,6 @@ class RoutingServer:
                     code=error_code(exc.body) or "upstream_refused",
                     headers=headers,
                 ) from exc
-            errors = [e for e in call.failures if isinstance(e, UpstreamError)]
             for error in errors:
                 logger.warning(
                     "%s upstream failed: status=%s timed_out=%s (%s)",

@@ -221,6 +221,9 @@ def test_every_side_rate_limited_is_a_429_with_the_upstreams_retry_after(client,
         (404, 401, 404),  # every side refused with a 4xx: the routed side's
         (500, 500, 502),  # an upstream's own 500 is a bad gateway here, never a bare 500
         (503, 500, 502),
+        # The side fallen back to refusing the request is one more failure, not the answer.
+        (404, 400, 404),  # every side a 4xx: the routed side's
+        (500, 400, 502),
     ],
 )
 def test_the_client_sees_the_most_informative_upstream_status(
@@ -234,6 +237,29 @@ def test_the_client_sees_the_most_informative_upstream_status(
     assert set(body) == {"message", "type", "param", "code"}
     assert f"strong upstream answered {strong}" in body["message"]
     assert f"weak upstream answered {weak}" in body["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_refusal_by_the_side_fallen_back_to_names_both_failures(client, upstream, stream):
+    # Routed weak, which fails with its own 500; strong, fallen back to, refuses the request.
+    # The client is told of both, with a 502: not the strong side's 400 alone, as if the
+    # request were at fault and the routed side had never been tried.
+    upstream.script({"weak-m": [{"status": 500}], "strong-m": [{"status": 400}]})
+    response = httpx.post(
+        f"{client.base_url}chat/completions",
+        json={"model": "router-task_experts-1.0", "messages": MESSAGES, "stream": stream},
+        headers={"authorization": f"Bearer {client.api_key}"},
+        timeout=20,
+    )
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["type"] == "upstream_error"
+    assert error["message"] == (
+        "every upstream tried failed: weak upstream answered 500: scripted 500; "
+        "strong upstream answered 400: scripted 400"
+    )
+    assert response.headers["x-routellm-fallback-from"] == "weak"
+    assert _models(upstream) == ["weak-m", "weak-m", "strong-m"]  # one retry, then strong
 
 
 # -- every wait is bounded ----------------------------------------------------------------------

@@ -280,6 +280,28 @@ def test_a_forced_model_and_fallback_along_the_order(pool):
     assert fell_row["fallback_from"] == "big" and fell_row["side"] == decision["model"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_refusal_after_a_fallback_names_every_models_failure(pool, stream):
+    # big (the best predicted quality at cost weight 0) fails with its own 500; the next in
+    # the order refuses the request: no further fallback, and the client gets a 502 naming both.
+    server, _, upstreams = pool
+    upstreams["big"].script({"big-m": [{"status": 500}]})
+    for name in ("mid", "small"):
+        upstreams[name].script({f"{name}-m": [{"status": 400}]})
+    failed = _post(server, "router-zero_shot-0", stream=stream)
+    assert failed.status_code == 502, failed.text
+    error = failed.json()["error"]
+    second = failed.headers["x-routellm-model"]
+    assert failed.headers["x-routellm-fallback-from"] == "big" and second != "big"
+    assert error["type"] == "upstream_error"
+    assert error["message"] == (
+        "every upstream tried failed: big upstream answered 500: scripted 500; "
+        f"{second} upstream answered 400: scripted 400"
+    )
+    third = ({"mid", "small"} - {second}).pop()
+    assert upstreams[third].requests() == []  # a refusal ends the fallback
+
+
 def test_a_pool_stream_carries_the_choice_in_its_first_chunk(pool):
     server, _, _ = pool
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=CLIENT_KEY, max_retries=0)
