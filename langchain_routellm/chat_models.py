@@ -341,15 +341,26 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self._finish(call, [g.message for g in generations], args)
         return ChatResult(generations=generations, llm_output=result.llm_output)
 
-    def _finish(self, call: RoutedCall[Any], outputs: Sequence[BaseMessage], args: _Args) -> None:
+    def _finish(
+        self,
+        call: RoutedCall[Any],
+        outputs: Sequence[BaseMessage],
+        args: _Args,
+        outcome: str = "complete",
+    ) -> None:
         # An empty stream is an answered call with no text: accounted, as RouterLLM does.
         # Tools or structured output: nothing a pairwise answer judge can compare.
         plain = self.shadow_rate and self._bound is None and _TOOL_KWARGS.isdisjoint(args.kwargs)
         shadow = functools.partial(self._shadow_answer, args) if plain else None
-        call.finish(_answer(outputs), shadow=shadow)
+        call.finish(_answer(outputs), shadow=shadow, outcome=outcome)
 
-    def _end_of_stream(self, call: RoutedCall[Any], args: _Args) -> Callable[[list[Any]], None]:
-        return lambda chunks: self._finish(call, [c.message for c in chunks], args)
+    def _end_of_stream(
+        self, call: RoutedCall[Any], args: _Args
+    ) -> Callable[[list[Any], str], None]:
+        # Also a stream cut short (broken, or closed by its consumer): what it answered so far.
+        return lambda chunks, outcome: self._finish(
+            call, [c.message for c in chunks], args, outcome
+        )
 
     def _shadow_answer(self, args: _Args, candidate: Candidate[Any]) -> Answer:
         model, call = self._side_call(candidate, args)

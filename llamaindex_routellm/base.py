@@ -210,12 +210,14 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
         return attempt
 
-    def _finish(self, call: RoutedCall[LLM], response: Any, request: _Request) -> None:
+    def _finish(
+        self, call: RoutedCall[LLM], response: Any, request: _Request, outcome: str = "complete"
+    ) -> None:
         """Account the answer once; a plain call may be shadowed (the other side's chat/complete)."""
         method, messages, kwargs = request
         plain = "chat" if "chat" in method else "complete"
         shadow = None if "tools" in kwargs else _shadow(plain, messages, kwargs)
-        call.finish(_answer(response), shadow=shadow)
+        call.finish(_answer(response), shadow=shadow, outcome=outcome)
 
     def _run(self, call: RoutedCall[LLM], response: Any, request: _Request) -> Any:
         self._finish(call, response, request)
@@ -234,9 +236,12 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     def _end_of_stream(
         self, call: RoutedCall[LLM], request: _Request
-    ) -> Callable[[list[Any]], None]:
-        # A stream's last chunk holds the whole text (and any usage the side reports).
-        return lambda chunks: self._finish(call, chunks[-1] if chunks else None, request)
+    ) -> Callable[[list[Any], str], None]:
+        # A stream's last chunk holds the whole text (and any usage the side reports); of a
+        # stream cut short (broken, or closed by its consumer), the text answered so far.
+        return lambda chunks, outcome: self._finish(
+            call, chunks[-1] if chunks else None, request, outcome
+        )
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

@@ -136,7 +136,8 @@ class RoutedCall(Generic[M]):
     * ``route``: a pool call's per-call routing settings (``allowed``, ``cost_weight``,
       ``quality_tolerance``, ``budget``, ``max_cost``), passed to the pool engine.
     * A stream commits to a candidate once its first chunk has arrived, as LangChain's
-      ``RunnableWithFallbacks`` does: a failure before it falls back, one after it is raised.
+      ``RunnableWithFallbacks`` does: a failure before it falls back, one after it is raised
+      (:meth:`tagged` then finishes the call ``"broken"`` with what was answered).
     """
 
     def __init__(
@@ -341,29 +342,58 @@ class RoutedCall(Generic[M]):
         self,
         chunks: Iterable[T],
         tag: Callable[[T, RoutingDecision, bool], T],
-        end: Callable[[list[T]], None],
+        end: Callable[[list[T], str], None],
     ) -> Iterator[T]:
         """Relay ``chunks`` (a driver's stream), each tagged by ``tag(chunk, decision, first)``,
-        then ``end(tagged)`` once the last one has been read, also after no chunk at all (an
-        adapter finishes the call there; a stream its consumer abandons is not finished)."""
+        then ``end(tagged, outcome)`` once, however the stream ends (an adapter finishes the
+        call there, passing ``outcome`` to :meth:`finish`): ``"complete"`` after the last chunk
+        (also after no chunk at all); after at least one chunk, ``"broken"`` when reading the
+        model's stream raised an ``Exception`` (then raised on), ``"cancelled"`` when the
+        consumer stopped reading (closed the generator, e.g. a ``break``; or a
+        ``KeyboardInterrupt``). A stream that fails before its first chunk (after any fallback)
+        is raised without ``end``: nothing was answered. An error in ``end`` is logged, never
+        raised (the chunks have reached the consumer)."""
         seen: list[T] = []
-        for chunk in chunks:
-            seen.append(tag(chunk, self.decision, not seen))  # type: ignore[arg-type]
-            yield seen[-1]
-        end(seen)
+        outcome = "cancelled"
+        iterator = iter(chunks)
+        try:
+            while True:
+                try:
+                    seen.append(tag(next(iterator), self.decision, not seen))  # type: ignore[arg-type]
+                except StopIteration:
+                    outcome = "complete"
+                    return
+                except Exception:
+                    outcome = "broken"
+                    raise
+                yield seen[-1]
+        finally:
+            _ended(end, seen, outcome)
 
     async def atagged(
         self,
         chunks: AsyncIterator[T],
         tag: Callable[[T, RoutingDecision, bool], T],
-        end: Callable[[list[T]], None],
+        end: Callable[[list[T], str], None],
     ) -> AsyncIterator[T]:
-        """Async :meth:`tagged`."""
+        """Async :meth:`tagged`; ``"cancelled"`` also when the reading task is cancelled
+        (``asyncio.CancelledError``) or the generator is closed (``aclose()``; an abandoned
+        async generator is closed by its event loop once it is garbage)."""
         seen: list[T] = []
-        async for chunk in chunks:
-            seen.append(tag(chunk, self.decision, not seen))  # type: ignore[arg-type]
-            yield seen[-1]
-        end(seen)
+        outcome = "cancelled"
+        try:
+            while True:
+                try:
+                    seen.append(tag(await chunks.__anext__(), self.decision, not seen))  # type: ignore[arg-type]
+                except StopAsyncIteration:
+                    outcome = "complete"
+                    return
+                except Exception:
+                    outcome = "broken"
+                    raise
+                yield seen[-1]
+        finally:
+            _ended(end, seen, outcome)
 
     # -- finishing ----------------------------------------------------------------------------
 
@@ -476,6 +506,17 @@ def checked_force(force: Any, keys: Sequence[str] = ("strong", "weak")) -> str |
         choices = " or ".join(repr(k) for k in keys)
         raise RoutingInputError(f"{FORCE_KWARG} must be {choices}, got {force!r}")
     return force
+
+
+def _ended(end: Callable[[list[T], str], None], seen: list[T], outcome: str) -> None:
+    """``end(seen, outcome)`` for a stream that ended ``outcome`` having relayed ``seen``;
+    nothing for one that failed or was stopped before its first chunk (nothing answered)."""
+    if outcome != "complete" and not seen:
+        return
+    try:
+        end(seen, outcome)
+    except Exception:
+        logger.exception("bookkeeping of a streamed call failed")
 
 
 def _caused_by(error: BaseException, other: BaseException) -> bool:

@@ -140,13 +140,114 @@ async def test_async_drivers_fall_back_the_same_way() -> None:
 
 
 def test_tagged_relays_with_the_decision_and_finishes_after_the_last_chunk() -> None:
-    ended: list[list[str]] = []
+    ended: list[tuple[list[str], str]] = []
     call = routed()
     tagged = call.tagged(
-        iter(["a", "b"]), lambda c, d, first: f"{c}:{d.side}:{first}", ended.append
+        iter(["a", "b"]),
+        lambda c, d, first: f"{c}:{d.side}:{first}",
+        lambda chunks, outcome: ended.append((chunks, outcome)),
     )
     assert list(tagged) == ["a:strong:True", "b:strong:False"]
-    assert ended == [["a:strong:True", "b:strong:False"]]
+    assert ended == [(["a:strong:True", "b:strong:False"], "complete")]
+    assert list(call.tagged(iter([]), tag_nothing, lambda *end: ended.append(end))) == []  # type: ignore[arg-type]
+    assert ended[-1] == ([], "complete")  # an empty answer is an answered call
+
+
+def tag_nothing(chunk: str, decision: object, first: bool) -> str:
+    return chunk
+
+
+def cut_short(chunks: list[str], error: Exception | None) -> Iterator[str]:
+    yield from chunks
+    if error is not None:
+        raise error
+
+
+def test_tagged_finishes_a_stream_cut_short_after_its_first_chunk_once() -> None:
+    # Broken: the model raised after a chunk (raised on); cancelled: the consumer closed it.
+    ended: list[tuple[list[str], str]] = []
+
+    def end(chunks: list[str], outcome: str) -> None:
+        ended.append((chunks, outcome))
+
+    call = routed(fallback=True)
+    broken = call.tagged(cut_short(["a", "b"], ConnectionError("dropped")), tag_nothing, end)
+    with pytest.raises(ConnectionError, match="dropped"):
+        list(broken)
+    assert ended == [(["a", "b"], "broken")]
+    closed = call.tagged(cut_short(["a", "b", "c"], None), tag_nothing, end)
+    assert next(closed) == "a"
+    closed.close()
+    closed.close()  # once
+    assert ended[1:] == [(["a"], "cancelled")]
+    # Nothing answered: a failure or a close before the first chunk finishes nothing.
+    failed = call.tagged(cut_short([], ConnectionError("refused")), tag_nothing, end)
+    with pytest.raises(ConnectionError, match="refused"):
+        next(failed)
+    call.tagged(cut_short(["a"], None), tag_nothing, end).close()
+    assert len(ended) == 2
+
+
+def test_an_error_finishing_a_stream_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def end(chunks: list[str], outcome: str) -> None:
+        raise RuntimeError("bookkeeping down")
+
+    closed = routed().tagged(cut_short(["a", "b"], None), tag_nothing, end)
+    assert next(closed) == "a"
+    closed.close()
+    assert list(routed().tagged(cut_short(["a"], None), tag_nothing, end)) == ["a"]
+    assert caplog.text.count("bookkeeping of a streamed call failed") == 2
+
+
+async def acut_short(chunks: list[str], error: BaseException | None) -> AsyncIterator[str]:
+    for chunk in chunks:
+        yield chunk
+    if error is not None:
+        raise error
+
+
+async def test_atagged_finishes_a_stream_broken_closed_or_cancelled_after_its_first_chunk() -> None:
+    ended: list[tuple[list[str], str]] = []
+
+    def end(chunks: list[str], outcome: str) -> None:
+        ended.append((chunks, outcome))
+
+    call = routed()
+    assert [c async for c in call.atagged(acut_short(["a"], None), tag_nothing, end)] == ["a"]
+    broken = call.atagged(acut_short(["a", "b"], ConnectionError("dropped")), tag_nothing, end)
+    with pytest.raises(ConnectionError):
+        _ = [c async for c in broken]
+    closed = call.atagged(acut_short(["a", "b"], None), tag_nothing, end)
+    assert await closed.__anext__() == "a"
+    await closed.aclose()
+    assert ended == [(["a"], "complete"), (["a", "b"], "broken"), (["a"], "cancelled")]
+
+    # The reading task cancelled while it waits for the next chunk: the consumer went away.
+    more = asyncio.Event()
+
+    async def waits() -> AsyncIterator[str]:
+        yield "a"
+        await more.wait()
+        yield "b"
+
+    first = asyncio.Event()
+
+    async def read() -> None:
+        async for _ in call.atagged(waits(), tag_nothing, end):
+            first.set()
+
+    task = asyncio.ensure_future(read())
+    await first.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended[3:] == [(["a"], "cancelled")]
+    failed = call.atagged(acut_short([], ConnectionError("refused")), tag_nothing, end)
+    with pytest.raises(ConnectionError):
+        await failed.__anext__()
+    assert len(ended) == 4
 
 
 def test_finish_accounts_once_from_one_record(tmp_path: Path) -> None:

@@ -243,7 +243,9 @@ def test_invoke_with_streaming_follows_the_stream_rule() -> None:
     )
     with pytest.raises(RuntimeError, match="boom"):
         late.invoke("hello")
-    assert late.cost_report().calls == 0
+    # Its chunks were streamed (and billed): the call is accounted as a broken stream.
+    report = late.cost_report()
+    assert report.calls == 1 and report.strong.calls == 1
 
 
 def test_tools_bound_copies_fall_back_to_the_other_sides_bound_model() -> None:
@@ -312,7 +314,9 @@ def test_stream_reraises_when_the_chosen_side_fails_after_its_first_chunk(is_asy
     assert received[0].response_metadata["routellm"]["side"] == "strong"
     assert received[0].response_metadata["routellm"]["fallback_from"] is None
     assert weak.calls == []
-    assert llm.cost_report().calls == 0
+    # What the strong side streamed before it failed is accounted to it (a broken stream).
+    report = llm.cost_report()
+    assert report.calls == report.strong.calls == 1
 
 
 # -- fallback: runs and cost handler ------------------------------------------------------------

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from lc_helpers import fake, scripted
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
+from lc_helpers import ScriptedChatModel, fake, scripted
 
 from langchain_routellm import RouterChatModel
 from routellm_base import RandomRouter
 from routellm_base.log import RoutingLog, read_decisions
+from routellm_base.tokens import count_tokens
 
 
 def router_model(log: object, **kwargs: object) -> RouterChatModel:
@@ -121,3 +125,83 @@ def test_a_copy_with_another_log_writes_to_that_log(tmp_path: Path) -> None:
     llm._routing_log().flush(), other._routing_log().flush()
     assert len(read_decisions(tmp_path / "a.db")) == 1
     assert len(read_decisions(tmp_path / "b.db")) == 1
+
+
+class BreaksMidStream(ScriptedChatModel):
+    """Streams two chunks, then the connection drops (a provider bills what it streamed)."""
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+        yield ChatGenerationChunk(message=AIMessageChunk(content="partial "))
+        yield ChatGenerationChunk(message=AIMessageChunk(content="answer"))
+        raise ConnectionError("connection dropped mid-stream")
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+        for chunk in self._stream(messages):
+            yield chunk
+
+
+def cut_short_rows(path: Path, llm: RouterChatModel) -> list[dict[str, object]]:
+    llm.flush_log()
+    return [
+        {k: row[k] for k in ("outcome", "input_tokens", "output_tokens", "tokens_estimated")}
+        for row in read_decisions(path)
+    ]
+
+
+def test_a_stream_broken_mid_way_is_one_broken_row_with_what_it_answered(tmp_path: Path) -> None:
+    # No fallback after the first chunk (the error is raised on), but the call is accounted.
+    llm = RouterChatModel(
+        strong=BreaksMidStream(model_name="gpt-4o"),
+        weak=BreaksMidStream(model_name="gpt-4o-mini"),
+        router=RandomRouter(seed=0),
+        fallback=True,
+        log=str(tmp_path / "log.db"),
+    )
+    seen = []
+    with pytest.raises(ConnectionError, match="dropped mid-stream"):
+        for chunk in llm.stream("hello"):
+            seen.append(chunk.content)
+    assert seen == ["partial ", "answer"]
+
+    async def read_all() -> None:
+        async for _ in llm.astream("hello"):
+            pass
+
+    with pytest.raises(ConnectionError, match="dropped mid-stream"):
+        asyncio.run(read_all())
+    broken = {"outcome": "broken", "input_tokens": count_tokens("hello")}
+    broken.update(output_tokens=count_tokens("partial answer"), tokens_estimated=True)
+    assert cut_short_rows(tmp_path / "log.db", llm) == [broken, broken]
+    report = llm.cost_report()
+    assert report.calls == 2 and report.total_cost > 0
+
+
+def test_a_stream_its_consumer_stops_is_one_cancelled_row(tmp_path: Path) -> None:
+    llm = RouterChatModel(
+        strong=fake("gpt-4o", "one two three four"),
+        weak=fake("gpt-4o-mini", "one two three four"),
+        router=RandomRouter(seed=0),
+        log=str(tmp_path / "log.db"),
+    )
+    stream = llm.stream("cut short")
+    assert next(stream).content == "one"
+    stream.close()  # what a `break` out of the loop does once the stream is dropped
+    for _ in llm.stream("cut short"):
+        break  # the stream is dropped, so closed
+
+    async def read_one() -> AsyncIterator[AIMessageChunk]:
+        stream = llm.astream("cut short")
+        async for _ in stream:
+            break
+        # Still open: asyncio.run closes it and the generators under it on its way out
+        # (a dropped one is closed by its event loop once garbage; aclose() closes it now).
+        return stream
+
+    asyncio.run(read_one())
+    cancelled = {"outcome": "cancelled", "input_tokens": count_tokens("cut short")}
+    cancelled.update(output_tokens=count_tokens("one"), tokens_estimated=True)
+    assert cut_short_rows(tmp_path / "log.db", llm) == [cancelled] * 3
+    assert llm.cost_report().calls == 3
+    # A stream closed before its first chunk answered nothing: no row.
+    llm.stream("never read").close()
+    assert len(cut_short_rows(tmp_path / "log.db", llm)) == 3
