@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from routellm_base import ChatTurn, RoutingDecision
 from routellm_base.decision import Side
-from routellm_base.pool_fields import CALL_SETTINGS, lift_settings
+from routellm_base.pool_fields import CALL_SETTINGS, PAIR_CALL_SETTINGS, lift_settings
 from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
 from routellm_base.router_fields import MODELS_DOC, RouterFields
 
@@ -53,13 +53,8 @@ _POOL_SPECS = [
 ]
 
 _SIDE_SPECS = [
-    ConfigurableFieldSpec(
-        id=FORCE_KWARG,
-        annotation=str | None,
-        name=FORCE_KWARG,
-        description="'strong' or 'weak': the side to answer this call, skipping the router.",
-        default=None,
-    )
+    ConfigurableFieldSpec(id=key, annotation=kind, name=key, description=text, default=None)
+    for key, (kind, text) in PAIR_CALL_SETTINGS.items()
 ]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
@@ -91,6 +86,11 @@ class RouterChatModel(RouterFields, BaseChatModel):
     * Force a side: ``llm.invoke("hi", routellm_force="strong")``, ``llm.bind(...)``, or the
       config's ``{"metadata": {"routellm_force": "strong"}}`` (of the call or of the chain or
       agent it runs in; the legacy ``generate()`` takes the argument only).
+    * This call's own policy: ``llm.invoke("hi", threshold=0.2)`` or ``strong_share=0.5``
+      (through the router's calibration), also as ``config["configurable"]`` keys; taken out
+      before the chosen model is called, recorded in the decision (``threshold`` used,
+      ``extra["call_policy"]``); a bad value is an ``InvalidPolicyError`` before any model is
+      called. An unknown ``routellm_*`` argument (a misspelling) is a ``RoutingInputError``.
     * One run per call: the chosen model's own hooks answer under the router's run (as
       ``ChatHuggingFace`` wraps its model), so tokens, usage and the decision are reported once;
       the chosen model's callbacks, tags, cache and ``output_version`` conversion are not used,
@@ -180,7 +180,7 @@ class RouterChatModel(RouterFields, BaseChatModel):
         return "---".join([super()._get_llm_string(stop=stop, **kwargs), *sides])
 
     # BaseChatModel hands its hooks neither the config's metadata (before the cache lookup) nor
-    # its configurable: the four entry points lift a forced model and a pool's per-call settings
+    # its configurable: the four entry points lift a forced model and the per-call settings
     # into the call's arguments (an argument wins), as _ConfigurableModel reads its config in
     # these four, so the hooks and the LLM cache key see them as call arguments.
     def invoke(self, input: In, config: Config = None, **kwargs: Any) -> AIMessage:
@@ -209,7 +209,8 @@ class RouterChatModel(RouterFields, BaseChatModel):
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         """The ``config["configurable"]`` keys a call reads (so ``config_schema()`` of a chain
-        over it lists them): a pool's per-call settings, or between two models the forced side."""
+        over it lists them): a pool's per-call settings, or between two models the forced side
+        and the call's ``threshold`` / ``strong_share``."""
         return [*super().config_specs, *(_SIDE_SPECS if self.models is None else _POOL_SPECS)]
 
     # -- public API ---------------------------------------------------------------------------
@@ -218,8 +219,8 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, messages: LanguageModelInput, *, force: Side | str | None = None, **route: Any
     ) -> RoutingDecision:
         """How a call with these messages would be routed, without calling any model (a dry
-        run: it does not enter a ``share_window``, nor a pool's budget window); a pool's
-        per-call settings as for a call."""
+        run: it does not enter a ``share_window``, nor a pool's budget window); the per-call
+        settings as for a call (two models: ``threshold`` or ``strong_share``)."""
         turns = messages_to_turns(self._convert_input(messages).to_messages())
         return self._dry_run(turns, *self._dry_route(force, route, "decide"))
 

@@ -72,7 +72,11 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
 
     * Each call is routed once and handed to the chosen side's method of the same name with the
       caller's messages and keyword arguments; ``routellm_force="strong"``/``"weak"`` picks the
-      side instead (and is removed); :meth:`route` decides without calling either LLM.
+      side instead, ``threshold=`` or ``strong_share=`` (through the router's calibration) sets
+      this call's policy (each removed, never passed on; the decision records the threshold
+      used; a bad value is an ``InvalidPolicyError`` before any LLM is called, an unknown
+      ``routellm_*`` argument a ``RoutingInputError``); :meth:`route` decides without calling
+      either LLM.
     * Each response, and every chunk of a stream, carries the decision as a dict in
       ``additional_kwargs["routellm"]``; :func:`llamaindex_routellm.record_decisions` collects
       them from inside query engines.
@@ -177,8 +181,9 @@ class RouterLLM(RouterFields, FunctionCallingLLM):
         self, messages: str | Sequence[ChatMessage], *, force: str | None = None, **route: Any
     ) -> RoutingDecision:
         """The decision for a prompt or conversation, calling no LLM (enters no share window,
-        nor a pool's budget window). A pool also takes the per-call settings:
-        ``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``."""
+        nor a pool's budget window). The per-call settings as for a call: two models'
+        ``threshold`` or ``strong_share``; a pool's ``allowed_models``, ``cost_weight``,
+        ``quality_tolerance``, ``budget``, ``max_cost``."""
         return self._dry_run(_turns(messages), *self._dry_route(force, route, "route"))
 
     async def aroute(

@@ -89,7 +89,10 @@ class RoutingDecision:
     """Further facts: ``routing_text_truncated``; ``share_window`` when the engine holds its
     strong share on live traffic (``{"threshold_from": "window" | "calibration", "size",
     "fill", "target_share"}``: ``threshold`` came from the window's quantile or, during
-    warm-up, from the calibration; ``fill`` win rates were in the window of ``size``)."""
+    warm-up, from the calibration; ``fill`` win rates were in the window of ``size``);
+    ``call_policy`` when the call gave its own ``threshold`` or ``strong_share``
+    (``{"threshold": t}`` or ``{"strong_share": s}``, as given; ``threshold`` is the one it
+    meant)."""
     pool: PoolChoice | None = None
     """A pool decision's predictions, policy and fallback order (``None`` between two)."""
     call_id: str = field(default_factory=new_call_id)

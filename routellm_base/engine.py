@@ -17,11 +17,11 @@ import numpy as np
 
 from .checkpoints import DEFAULT_ROUTER, load_router
 from .decision import SIDES, RoutingDecision, Side, pair_names
-from .errors import RoutingInputError
+from .errors import InvalidPolicyError, RoutingInputError
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy, decide_sides
 from .routers.base import Router
 from .routing_text import ChatTurn, RoutingText, RoutingTextOptions, routing_text
-from .share_window import ShareWindow
+from .share_window import ShareWindow, WindowThreshold
 
 Conversation = Sequence[ChatTurn | Mapping[str, Any]] | str
 
@@ -105,12 +105,15 @@ class RoutingEngine:
         force: Side | None = None,
         observe: bool = True,
         candidates: Mapping[str, str] | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
     ) -> RoutingDecision:
         """Route one conversation (a list of turns, or a bare prompt string).
 
         ``observe=False`` is a dry run: the win rate does not enter the share window.
         ``candidates``: the pool's model names by key (``{"strong": ..., "weak": ...}``),
         instead of ``strong_model`` / ``weak_model``; the decision's ``side`` is a key.
+        ``threshold`` / ``strong_share``: this call's own policy, see :meth:`decide_many`.
         """
         return self.decide_many(
             [conversation],
@@ -119,6 +122,8 @@ class RoutingEngine:
             force=force,
             observe=observe,
             candidates=candidates,
+            threshold=threshold,
+            strong_share=strong_share,
         )[0]
 
     def decide_many(
@@ -130,17 +135,33 @@ class RoutingEngine:
         force: Side | None = None,
         observe: bool = True,
         candidates: Mapping[str, str] | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
     ) -> list[RoutingDecision]:
         """Route several conversations with one batched router call (and, with a share window,
-        one threshold). ``candidates`` as for :meth:`decide`."""
+        one threshold). ``candidates`` as for :meth:`decide`.
+
+        ``threshold`` (a win rate in [0, 1]) or ``strong_share`` (0..1, turned into a threshold
+        through the router's calibration, as the engine's own policy is): these calls' own
+        policy instead of the engine's. They are routed by it alone and stay out of a share
+        window (which holds the engine's own share); each decision's ``threshold`` is the one
+        used and ``extra["call_policy"]`` the setting given (``{"threshold": t}`` or
+        ``{"strong_share": s}``). Errors (:class:`InvalidPolicyError`, before the router runs):
+        both given, a value outside [0, 1], a ``strong_share`` the router has no calibration
+        for, and a ``strong_share`` on an engine with a share window (its share is held on
+        live traffic, not read off the calibration: give a ``threshold``)."""
         if candidates is not None:
             strong_model, weak_model = pair_names(candidates)
         if force is not None and force not in SIDES:
             raise RoutingInputError(f"force must be 'strong', 'weak' or None, got {force!r}")
+        policy, call_policy = self._call_policy(threshold, strong_share)
         start = time.perf_counter()
-        calibrated = self.calibrated_threshold
+        window = self.window if call_policy is None else None
+        calibrated = (
+            self.calibrated_threshold if call_policy is None else policy.threshold_for(self.router)
+        )
         if force is not None:
-            held = None if self.window is None else self.window.peek(calibrated)
+            held = None if window is None else window.peek(calibrated)
             seconds = (time.perf_counter() - start) / max(len(conversations), 1)
             return [
                 RoutingDecision(
@@ -152,7 +173,7 @@ class RoutingEngine:
                     seconds=seconds,
                     forced=True,
                     checkpoint_id=self.checkpoint_id,
-                    extra={} if held is None else {"share_window": held.to_dict()},
+                    extra=_policy_extra(held, call_policy),
                 )
                 for _ in conversations
             ]
@@ -160,21 +181,17 @@ class RoutingEngine:
         no_known = self._unreadable([t.readable_text for t in texts])
         # The rule routes these calls (no win rate); with no_known_tokens_side=None they are
         # scored, and their decisions still say no_known_tokens.
-        unreadable = [u and self.policy.no_known_tokens_side is not None for u in no_known]
+        unreadable = [u and policy.no_known_tokens_side is not None for u in no_known]
         rates = np.full(len(texts), np.nan)
         scored = [i for i in range(len(texts)) if not unreadable[i]]
         if scored:
             rates[scored] = self.router.strong_win_rate([texts[i].text for i in scored])
         held = None
-        if self.window is not None:
+        if window is not None:
             # The calls are routed with the window as it stood, then their win rates enter it;
             # rule-routed calls (no known token) have no win rate and stay out, as they stay
             # out of a calibration.
-            held = (
-                self.window.take(rates[scored], calibrated)
-                if observe
-                else self.window.peek(calibrated)
-            )
+            held = window.take(rates[scored], calibrated) if observe else window.peek(calibrated)
         threshold = calibrated if held is None else held.threshold
         strong = decide_sides(np.nan_to_num(rates, nan=0.0), threshold)
         seconds = (time.perf_counter() - start) / max(len(conversations), 1)
@@ -183,10 +200,8 @@ class RoutingEngine:
             texts, rates, strong, unreadable, no_known, strict=True
         ):
             if ruled:  # a strong share of 0 or 1 holds for these calls too
-                go_strong = (self.policy.end_side or self.policy.no_known_tokens_side) == "strong"
-            extra = _extra(text)
-            if held is not None:
-                extra["share_window"] = held.to_dict()
+                go_strong = (policy.end_side or policy.no_known_tokens_side) == "strong"
+            extra = {**_extra(text), **_policy_extra(held, call_policy)}
             decisions.append(
                 RoutingDecision(
                     side="strong" if go_strong else "weak",
@@ -204,6 +219,28 @@ class RoutingEngine:
                 )
             )
         return decisions
+
+    def _call_policy(
+        self, threshold: float | None, strong_share: float | None
+    ) -> tuple[RoutingPolicy, dict[str, float] | None]:
+        """The policy a call routes by: the engine's, or the call's own ``threshold`` /
+        ``strong_share`` (checked; with the engine's ``no_known_tokens_side``), and the call's
+        setting as given (``None`` for the engine's policy)."""
+        if threshold is None and strong_share is None:
+            return self.policy, None
+        if strong_share is not None and self.window is not None:
+            raise InvalidPolicyError(
+                f"a per-call strong_share does not apply to a router holding its strong_share "
+                f"on live traffic (share_window={self.window.size}): give the call a threshold "
+                "instead, or route it with a model of its own strong_share"
+            )
+        policy = RoutingPolicy(
+            threshold=threshold,
+            strong_share=strong_share,
+            no_known_tokens_side=self.policy.no_known_tokens_side,
+        )
+        given = {"threshold": policy.threshold} if threshold is not None else {}
+        return policy, given or {"strong_share": policy.target_share}
 
     def _unreadable(self, texts: list[str]) -> list[bool]:
         """Which texts the router's embedder has no token for (when the embedder can tell)."""
@@ -224,6 +261,8 @@ class RoutingEngine:
         force: Side | None = None,
         observe: bool = True,
         candidates: Mapping[str, str] | None = None,
+        threshold: float | None = None,
+        strong_share: float | None = None,
     ) -> RoutingDecision:
         """:meth:`decide` in a worker thread, so embedding never blocks the event loop."""
         import asyncio  # only async callers pay for importing it
@@ -236,8 +275,20 @@ class RoutingEngine:
             force=force,
             observe=observe,
             candidates=candidates,
+            threshold=threshold,
+            strong_share=strong_share,
         )
 
 
 def _extra(text: RoutingText) -> dict[str, Any]:
     return {"routing_text_truncated": True} if text.truncated else {}
+
+
+def _policy_extra(
+    held: WindowThreshold | None, call_policy: dict[str, float] | None
+) -> dict[str, Any]:
+    """A decision's record of where its threshold came from: the share window's state, or
+    the call's own setting."""
+    if call_policy is not None:
+        return {"call_policy": dict(call_policy)}
+    return {} if held is None else {"share_window": held.to_dict()}

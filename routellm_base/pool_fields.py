@@ -61,14 +61,43 @@ CALL_SETTINGS: dict[str, tuple[Any, str]] = {
 integrations; in LangChain also ``config["configurable"]`` keys (its ``config_specs``)."""
 
 
+PAIR_CALL_SETTINGS: dict[str, tuple[Any, str]] = {
+    "threshold": (
+        float | None,
+        "Win-rate threshold in [0, 1] for this call: it goes strong when its win rate reaches "
+        "it (instead of the router's own policy).",
+    ),
+    "strong_share": (
+        float | None,
+        "Share of calls (0..1) whose threshold this call uses, through the router's "
+        "calibration (instead of the router's own policy).",
+    ),
+    FORCE_KWARG: (
+        str | None,
+        "'strong' or 'weak': the side to answer this call, skipping the router.",
+    ),
+}
+"""The per-call settings of two models (``strong=``/``weak=``), ``name -> (type,
+description)``: call arguments in both integrations; in LangChain also
+``config["configurable"]`` keys. ``threshold`` or ``strong_share`` replaces the model's own
+policy for the call (see :meth:`routellm_base.RoutingEngine.decide_many`)."""
+
+PAIR_ROUTE_KWARGS = ("threshold", "strong_share")
+"""The per-call policy settings of two models, as :meth:`RoutingEngine.decide` takes them."""
+
+CALL_PREFIX = "routellm_"
+"""Call arguments of this prefix are the router's own (never passed on to a model): an unknown
+one (a misspelling) is refused, as ``routellm serve`` refuses an unknown ``routellm_*`` field."""
+
+
 def lift_settings(
     configurable: Mapping[str, Any] | None, kwargs: dict[str, Any], pool: bool
 ) -> dict[str, Any]:
     """``kwargs`` with the per-call settings that ``configurable`` (a run's
     ``config["configurable"]``) gives and the call's own arguments do not (an argument wins):
-    a pool's :data:`CALL_SETTINGS`; between two models only the forced side."""
+    a pool's :data:`CALL_SETTINGS`, or two models' :data:`PAIR_CALL_SETTINGS`."""
     given = configurable or {}
-    keys = CALL_SETTINGS if pool else (FORCE_KWARG,)
+    keys = CALL_SETTINGS if pool else PAIR_CALL_SETTINGS
     lifted = {k: given[k] for k in keys if k in given and k not in kwargs}
     return {**kwargs, **lifted} if lifted else kwargs
 
@@ -77,21 +106,38 @@ MAX_POOL_ENGINES = 16
 """Pool engines a model keeps at most (the oldest built goes first)."""
 
 
-def take_route(kwargs: dict[str, Any], pool: bool) -> dict[str, Any] | None:
-    """Pop the per-call pool settings out of a call's ``kwargs`` (``None`` values are no
-    setting) and return them as :meth:`PoolEngine.decide` takes them. Between two models
-    (``pool=False``) they are refused with :class:`RoutingInputError`, never passed on to a
-    model that would not know them."""
-    if not pool:
-        if not ROUTE_KWARG_SET.isdisjoint(kwargs):
-            given = sorted(ROUTE_KWARG_SET.intersection(kwargs))
+def take_route(kwargs: dict[str, Any], pool: bool) -> dict[str, Any]:
+    """Pop the per-call routing settings out of a call's ``kwargs`` (``None`` values are no
+    setting) and return them as the engine's ``decide`` takes them: a pool's
+    (:data:`ROUTE_KWARGS`, for :meth:`PoolEngine.decide`), or two models' ``threshold`` /
+    ``strong_share`` (for :meth:`RoutingEngine.decide`; their values are checked there).
+
+    :class:`RoutingInputError`, before anything is popped, for a setting of the other kind
+    (a pool's between two models, two models' in a pool) and for an unknown ``routellm_*``
+    argument (:data:`CALL_PREFIX`; it names the known ones): never passed on to a model that
+    would not know them. ``routellm_force`` is left in ``kwargs``."""
+    own = ROUTE_KWARGS if pool else dict(zip(PAIR_ROUTE_KWARGS, PAIR_ROUTE_KWARGS, strict=True))
+    other = PAIR_ROUTE_KWARGS if pool else ROUTE_KWARGS
+    takes = sorted(CALL_SETTINGS if pool else PAIR_CALL_SETTINGS)
+    given = sorted(key for key in other if key in kwargs)
+    if given:
+        if pool:
             raise RoutingInputError(
-                f"{given} route a pool of several models (models=...); a strong/weak router "
-                "takes threshold or strong_share"
+                f"{given} route between two models (strong=/weak=); a pool of several models "
+                f"takes {takes} per call"
             )
-        return None
+        raise RoutingInputError(
+            f"{given} route a pool of several models (models=...); a strong/weak router takes "
+            f"{takes} per call"
+        )
+    for key in kwargs:
+        if isinstance(key, str) and key.startswith(CALL_PREFIX) and key != FORCE_KWARG:
+            raise RoutingInputError(
+                f"unknown call argument {key!r}: '{CALL_PREFIX}*' arguments route the call and "
+                f"are never passed on to a model; this router takes {takes} per call"
+            )
     route = {}
-    for key, name in ROUTE_KWARGS.items():
+    for key, name in own.items():
         if key in kwargs:
             value = kwargs.pop(key)
             if value is not None:

@@ -31,7 +31,7 @@ from .engine import RoutingEngine
 from .engine_cache import EngineCache
 from .errors import RoutingInputError
 from .log_field import LazyLog
-from .pool_fields import PoolEngineCache
+from .pool_fields import PAIR_ROUTE_KWARGS, PoolEngineCache
 from .routing_text import ChatTurn, turn_texts
 from .shadow import LazyShadow, ShadowAnswer, ShadowRunner
 
@@ -133,8 +133,10 @@ class RoutedCall(Generic[M]):
       ``falls_back(error)`` may refuse a fallback for an error (the server: a request the
       upstream refused). A pool falls back along the policy's order until a candidate answers
       or none is left.
-    * ``route``: a pool call's per-call routing settings (``allowed``, ``cost_weight``,
-      ``quality_tolerance``, ``budget``, ``max_cost``), passed to the pool engine.
+    * ``route``: the call's own routing settings, passed to the engine: a pool call's
+      (``allowed``, ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``), or
+      between two models ``threshold`` or ``strong_share`` (the call's policy, see
+      :meth:`RoutingEngine.decide_many`).
     * A stream commits to a candidate once its first chunk has arrived, as LangChain's
       ``RunnableWithFallbacks`` does: a failure before it falls back, one after it is raised
       (:meth:`tagged` then finishes the call ``"broken"`` with what was answered).
@@ -157,10 +159,11 @@ class RoutedCall(Generic[M]):
             if keys != ["strong", "weak"]:
                 pair_names({c.key: c.name for c in candidates})  # names what is wrong
                 raise RoutingInputError("a routed call's candidates go strong, then weak")
-            if route:
+            pool_only = sorted(set(route or {}).difference(PAIR_ROUTE_KWARGS))
+            if pool_only:
                 raise RoutingInputError(
-                    f"{sorted(route)} route a pool of several models; a strong/weak router "
-                    "takes a threshold or strong_share"
+                    f"{pool_only} route a pool of several models; a strong/weak call takes "
+                    f"{list(PAIR_ROUTE_KWARGS)}"
                 )
         elif keys != [c.name for c in candidates] or keys != list(engine.pool.names):
             raise RoutingInputError(

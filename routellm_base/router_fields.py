@@ -181,7 +181,11 @@ class RouterFields(BaseModel):
     threshold: float | None = Field(
         default=None,
         description="Win-rate threshold in [0, 1]: calls with win_rate >= threshold go strong. "
-        "Give this or strong_share, not both.",
+        "Give this or strong_share, not both. Per call (two models), a threshold= or "
+        "strong_share= call argument (LangChain: also config['configurable']) replaces the "
+        "model's policy for that call, is never passed on to the chosen model, and is "
+        "recorded in the decision (threshold, extra['call_policy']); such a call stays out of "
+        "a share_window, which refuses a per-call strong_share.",
     )
     strong_share: float | None = Field(
         default=None,
@@ -603,8 +607,8 @@ class RouterFields(BaseModel):
         return self._checked_force(force), settings
 
     def _pop_route(self, kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-        """Take a call's forced candidate and a pool's per-call settings out of its ``kwargs``,
-        before any candidate sees them (a pool's names are checked by its engine)."""
+        """Take a call's forced candidate and its per-call routing settings out of its
+        ``kwargs``, before any candidate sees them (a pool's names are checked by its engine)."""
         route = self._take_route(kwargs)
         force = kwargs.pop(FORCE_KWARG, None)
         return (force if self.models is not None else self._checked_force(force)), route
@@ -621,10 +625,13 @@ class RouterFields(BaseModel):
         """The candidates' names joined by ``|``: ``strong|weak`` names, or the pool's."""
         return "|".join(self._side_name(key) for key in self._candidate_keys())
 
-    def _take_route(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        """Pop a call's per-call pool settings (``allowed_models``, ``cost_weight``,
-        ``quality_tolerance``, ``budget``, ``max_cost``) out of its ``kwargs``; between two models they are
-        refused (:class:`RoutingInputError`). Validated by the engine when the call routes."""
+    def _take_route(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Pop a call's per-call routing settings out of its ``kwargs``: a pool's
+        (``allowed_models``, ``cost_weight``, ``quality_tolerance``, ``budget``, ``max_cost``),
+        or two models' ``threshold`` / ``strong_share``. A setting of the other kind, or an
+        unknown ``routellm_*`` argument, is a :class:`RoutingInputError` (see
+        :func:`~routellm_base.pool_fields.take_route`); values are validated by the engine
+        when the call routes, before any model is called."""
         return take_route(kwargs, self.models is not None)
 
     def _decided_call(
@@ -635,7 +642,7 @@ class RouterFields(BaseModel):
     ) -> RoutedCall[Any]:
         """A call routed now (its win rate enters a share window, a pool's predictions a
         budget window); its finish goes to this model's cost tracker, log and shadow runner.
-        ``route``: a pool call's settings (see :meth:`_take_route`)."""
+        ``route``: the call's own routing settings (see :meth:`_take_route`)."""
         services = self._services  # a pydantic private attribute: read once per call
         if self.models is None:
             engine: Any = services.engines.peek(self._engine_settings())

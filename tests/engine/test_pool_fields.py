@@ -95,7 +95,7 @@ def test_take_route_pops_the_settings_and_refuses_them_between_two_models() -> N
     kwargs = {"allowed_models": ["a"], "cost_weight": None, "max_cost": 0.1, "temperature": 0}
     assert take_route(kwargs, pool=True) == {"allowed": ["a"], "max_cost": 0.1}
     assert kwargs == {"temperature": 0}
-    assert take_route({"temperature": 0}, pool=False) is None
+    assert take_route({"temperature": 0}, pool=False) == {}
     with pytest.raises(RoutingInputError, match="\\['quality_tolerance'\\] route a pool"):
         take_route({"quality_tolerance": 0.1}, pool=False)
     kwargs = {"budget": 2.0, "temperature": 0}  # a per-call setting, never the model's argument

@@ -528,7 +528,8 @@ def test_lcel_chain_prompt_pool_parser_with_configurable() -> None:
         {spec.id for spec in chain.config_specs}
     )
     two = RouterChatModel(strong=scripted("s", "x"), weak=scripted("w", "y"))
-    assert [spec.id for spec in two.config_specs] == ["routellm_force"]  # no pool settings
+    # no pool settings: the pair's own
+    assert [spec.id for spec in two.config_specs] == ["threshold", "strong_share", "routellm_force"]
 
 
 def test_a_langgraph_agent_routes_each_step_within_the_pool() -> None:

@@ -158,6 +158,56 @@ def test_bad_force_value_is_a_clear_error() -> None:
         router_model().invoke("hello", routellm_force="medium")
 
 
+def test_a_per_call_threshold_or_strong_share_routes_that_call_and_is_not_forwarded() -> None:
+    llm = router_model(ALWAYS_WEAK)
+    message = llm.invoke("hello", threshold=ALWAYS_STRONG)
+    record = message.response_metadata["routellm"]
+    assert record["side"] == "strong" and record["threshold"] == ALWAYS_STRONG
+    assert record["extra"]["call_policy"] == {"threshold": ALWAYS_STRONG}
+    assert llm.invoke("hello", strong_share=1.0).response_metadata["routellm"]["side"] == "strong"
+    shared = llm.invoke("hello", strong_share=0.5).response_metadata["routellm"]
+    assert shared["threshold"] == pytest.approx(0.5)  # the random router's uniform calibration
+    assert llm.invoke("hello").response_metadata["routellm"]["side"] == "weak"  # its own policy
+    chunks = list(llm.stream("hello", threshold=ALWAYS_STRONG))
+    assert chunks[0].response_metadata["routellm"]["side"] == "strong"
+    config = {"configurable": {"threshold": ALWAYS_STRONG}}
+    assert llm.invoke("hello", config=config).response_metadata["routellm"]["side"] == "strong"
+    assert asyncio.run(llm.ainvoke("hello", threshold=ALWAYS_STRONG)).content == (
+        "strong answer here"
+    )
+    assert llm.decide("hello", threshold=ALWAYS_STRONG).side == "strong"
+    assert llm.strong.calls and all(
+        "threshold" not in call and "strong_share" not in call for call in llm.strong.calls
+    )
+    assert {"threshold", "strong_share"} <= {spec.id for spec in llm.config_specs}
+
+
+def test_a_bad_per_call_policy_is_refused_before_any_model_is_called() -> None:
+    llm = router_model(ALWAYS_WEAK)
+    with pytest.raises(routellm_base.InvalidPolicyError, match="threshold must be in \\[0, 1\\]"):
+        llm.invoke("hello", threshold=2.0)
+    with pytest.raises(routellm_base.InvalidPolicyError, match="not both"):
+        llm.invoke("hello", threshold=0.1, strong_share=0.5)
+    windowed = router_model(threshold=None, strong_share=0.5, share_window=50)
+    with pytest.raises(routellm_base.InvalidPolicyError, match="give the call a threshold"):
+        windowed.invoke("hello", strong_share=0.3)
+    with pytest.raises(RoutingInputError, match="\\['max_cost'\\] route a pool .* takes \\["):
+        llm.invoke("hello", max_cost=0.01)
+    assert llm.strong.calls == llm.weak.calls == windowed.strong.calls == []
+
+
+def test_an_unknown_routellm_argument_is_refused_not_forwarded() -> None:
+    llm = router_model(ALWAYS_WEAK)
+    message = "unknown call argument 'routellm_forse': .* takes \\['routellm_force'"
+    with pytest.raises(RoutingInputError, match=message):
+        llm.invoke("hello", routellm_forse="strong")
+    with pytest.raises(RoutingInputError, match=message):
+        llm.bind(routellm_forse="strong").invoke("hello")
+    with pytest.raises(RoutingInputError, match=message):
+        list(llm.stream("hello", routellm_forse="strong"))
+    assert llm.strong.calls == llm.weak.calls == []
+
+
 def test_stop_and_kwargs_reach_the_chosen_model() -> None:
     llm = router_model(ALWAYS_STRONG, stop=["DEFAULT"])
     llm.invoke("hello", stop=["###"], seed=7)

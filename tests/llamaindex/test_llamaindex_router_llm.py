@@ -258,6 +258,40 @@ def test_force_overrides_the_router_and_is_not_passed_on(strong, weak, make_rout
         llm.chat(conversation(), routellm_force="medium")
 
 
+def test_a_per_call_threshold_or_strong_share_routes_that_call(strong, weak, make_router) -> None:
+    llm = RouterLLM(strong=strong, weak=weak, router=make_router(0.4), threshold=0.5)
+    completion = llm.complete("x", threshold=0.0)
+    decision = completion.additional_kwargs[ROUTELLM_KEY]
+    assert decision["side"] == "strong" and decision["threshold"] == 0.0
+    assert decision["extra"]["call_policy"] == {"threshold": 0.0}
+    assert llm.chat(conversation(), strong_share=1.0).additional_kwargs[ROUTELLM_KEY]["side"] == (
+        "strong"
+    )
+    assert llm.complete("x").additional_kwargs[ROUTELLM_KEY]["side"] == "weak"  # its own policy
+    streamed = list(llm.stream_chat(conversation(), threshold=0.0))
+    assert streamed[-1].additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
+    achat = asyncio.run(llm.achat(conversation(), threshold=0.0))
+    assert achat.additional_kwargs[ROUTELLM_KEY]["side"] == "strong"
+    assert llm.route("x", threshold=0.0).side == "strong"
+    assert len(strong.calls) == 4
+    assert all("threshold" not in kw and "strong_share" not in kw for _, _, kw in strong.calls)
+
+
+def test_bad_per_call_settings_are_refused_before_any_llm(strong, weak, make_router) -> None:
+    llm = RouterLLM(strong=strong, weak=weak, router=make_router(0.4), threshold=0.5)
+    with pytest.raises(InvalidPolicyError, match="threshold must be in \\[0, 1\\]"):
+        llm.complete("x", threshold=-1)
+    with pytest.raises(InvalidPolicyError, match="no stored calibration"):
+        llm.chat(conversation(), strong_share=0.3)
+    with pytest.raises(RoutingInputError, match="\\['max_cost'\\] route a pool .* takes \\["):
+        llm.complete("x", max_cost=0.01)
+    with pytest.raises(RoutingInputError, match="unknown call argument 'routellm_forse'"):
+        llm.complete("x", routellm_forse="strong")
+    with pytest.raises(RoutingInputError, match="takes \\['routellm_force', 'strong_share'"):
+        llm.chat(conversation(), routellm_forse="strong")
+    assert strong.calls == weak.calls == []
+
+
 def test_routing_text_from_blocks_and_modes(strong, weak, make_router) -> None:
     image = ImageBlock(image=b"\x89PNG fake", image_mimetype="image/png")
     messages = [
