@@ -24,6 +24,7 @@ from routellm_base.decision import Side
 from routellm_base.pool_fields import CALL_SETTINGS, PAIR_CALL_SETTINGS, lift_settings
 from routellm_base.routed_call import FORCE_KWARG, Answer, Candidate, RoutedCall
 from routellm_base.router_fields import MODELS_DOC, RouterFields
+from routellm_base.tokens import token_ids
 
 from . import binding
 
@@ -149,6 +150,19 @@ class RouterChatModel(RouterFields, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "routellm-router"
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """The token ids of ``text``: ``custom_get_token_ids(text)`` when set, else its
+        ``cl100k_base`` ids (``routellm_base.tokens.token_ids``, the counter of the cost
+        estimates; offline, any length, special-token look-alikes read as plain text).
+
+        The lowest of LangChain's token-counting hooks: ``get_num_tokens`` and
+        ``get_num_tokens_from_messages`` (so ``trim_messages(..., token_counter=llm)``) count
+        with it. Not either side's own tokenizer: the side that will answer is not known until
+        the call is routed, and cl100k is close for most chat models."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        return token_ids(text)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:

@@ -96,6 +96,27 @@ def encode_text(text: str) -> list[int]:
     return get_encoding().encode_ordinary(text)
 
 
+def token_ids(text: str) -> list[int]:
+    """``cl100k_base`` ids of all of ``text``, read as plain text (as :func:`encode_text`), at
+    any length: text longer than :data:`MAX_ENCODE_CHARS` is encoded in pieces of at most that
+    many characters, each cut before a space that follows a non-space character, where cl100k
+    never joins the two sides, so the ids are those of one encoding of the whole text (a piece
+    with no such space is cut at its length, which may split one token). Never raises on
+    content or length."""
+    ids: list[int] = []
+    start = 0
+    while len(text) - start > MAX_ENCODE_CHARS:
+        end = start + MAX_ENCODE_CHARS
+        cut = text.rfind(" ", start + 1, end)
+        while cut > start and (text[cut - 1].isspace() or text[cut + 1 : cut + 2].isspace()):
+            cut = text.rfind(" ", start + 1, cut)
+        cut = cut if cut > start else end
+        ids.extend(encode_text(text[start:cut]))
+        start = cut
+    ids.extend(encode_text(text[start:]))
+    return ids
+
+
 def measure_tokens(text: str) -> TokenCount:
     """``cl100k_base`` tokens in ``text``: counted exactly up to :data:`MAX_ENCODE_CHARS`
     characters, extrapolated from that head beyond it (``estimated=True``). Never raises on

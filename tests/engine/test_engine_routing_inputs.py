@@ -27,6 +27,7 @@ from routellm_base.tokens import (
     count_tokens,
     get_encoding,
     measure_tokens,
+    token_ids,
     truncate_head,
 )
 
@@ -102,6 +103,14 @@ def test_oversized_text_is_extrapolated_not_refused():
     estimate = measure_tokens(HUGE)
     assert estimate.estimated
     assert estimate.tokens == pytest.approx(250_000, rel=0.01)
+
+
+@pytest.mark.parametrize("unit", ["word ", "a  b\n", "x\ty "])
+def test_token_ids_of_long_text_are_those_of_one_encoding(unit):
+    # Longer than one piece: cut before a space (where cl100k never joins), else at the length.
+    text = SPECIAL + unit * (3 * MAX_ENCODE_CHARS // len(unit))
+    assert token_ids(text) == get_encoding().encode_ordinary(text)
+    assert token_ids("") == [] and token_ids(SPECIAL) == get_encoding().encode_ordinary(SPECIAL)
 
 
 def test_cost_report_says_when_a_count_is_extrapolated():

@@ -40,3 +40,23 @@ def test_answered_calls_never_fail_on_token_counting(text: str) -> None:
         assert report.calls == 3
         assert report.strong.estimated_calls == 3
         assert report.strong.input_tokens > 0 and report.strong.output_tokens > 0
+
+
+def test_token_counting_hooks_count_cl100k_offline() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage, trim_messages
+
+    from routellm_base.tokens import token_ids
+
+    llm = RouterChatModel(strong=fake("s"), weak=fake("w"), router="random", threshold=0.5)
+    text = "What does <|endoftext|> mean?"
+    assert llm.get_token_ids(text) == token_ids(text) and llm.get_num_tokens(text) > 5
+    history = [HumanMessage("question " * 20), AIMessage("answer " * 20)] * 5 + [
+        HumanMessage("the last question")
+    ]
+    assert llm.get_num_tokens_from_messages(history) > 200
+    trimmed = trim_messages(history, max_tokens=50, token_counter=llm, strategy="last")
+    assert 0 < len(trimmed) < len(history) and trimmed[-1].content == "the last question"
+    custom = RouterChatModel(
+        strong=fake("s"), weak=fake("w"), threshold=0.5, custom_get_token_ids=lambda t: [1, 2]
+    )
+    assert custom.get_num_tokens(text) == 2
