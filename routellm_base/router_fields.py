@@ -19,6 +19,7 @@ candidates are keyed by model name throughout (decisions, ``routellm_force``, co
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -232,7 +233,9 @@ class RouterFields(BaseModel):
         default=None,
         description="USD per 1M input/output tokens per model name, e.g. {'gpt-4o': (2.5, "
         "10.0)}, as routellm_base.costs.as_price takes them. Two models: for cost_report(), "
-        "merged over routellm_base.costs.DEFAULT_PRICES. A pool: required, keyed by the pool's "
+        "merged over routellm_base.costs.DEFAULT_PRICES, keyed by the two models' names "
+        "(strong_model_name / weak_model_name, else their own; another name is a "
+        "RoutingInputError). A pool: required, keyed by the pool's "
         "model names exactly (a missing or unknown name is a PoolError); they drive routing "
         "(expected cost per call) and cost_report(), with no default prices.",
     )
@@ -338,11 +341,34 @@ class RouterFields(BaseModel):
         # (LlamaIndex's query engine turns that ValueError into "Empty Response"). Reads the
         # checkpoint's config only, as swap_router's check loads: nothing is loaded twice.
         check_policy_resolves(self._router_in_use(), policy)
+        self._check_pair_prices()
         self._new_cost_tracker()  # validates the prices
         if self.log is not None:
             self._routing_log()  # a bad path or URL, or a missing driver, fails here
         check_shadow_settings(
             self.shadow_rate, self.log, self.judge, *self._judge_type, seed=self.shadow_seed
+        )
+
+    def _check_pair_prices(self) -> None:
+        """:class:`RoutingInputError` for a name in ``prices`` that is neither model's name
+        (``strong_model_name`` / ``weak_model_name``, else the name a model gives itself):
+        between two models only those names are ever priced, so another one is a typo (or a
+        side, not a name) that would leave a model unpriced, counted as $0."""
+        names = [self._side_name(side) for side in SIDES]
+        unknown = [name for name in self.prices or {} if name not in names]
+        if not unknown:
+            return
+        hints = []
+        for name in unknown:
+            if name in SIDES:
+                hints.append(f"{name!r} is a side: key its price by {self._side_name(name)!r}")
+            elif close := difflib.get_close_matches(str(name), names, n=1, cutoff=0.8):
+                hints.append(f"{name!r}: did you mean {close[0]!r}?")
+        raise RoutingInputError(
+            f"prices name {unknown}, which are not the models' names (strong {names[0]!r}, "
+            f"weak {names[1]!r}): prices are keyed by the names decisions and cost_report() "
+            "use (strong_model_name / weak_model_name, else each model's own name)"
+            + (f"; {'; '.join(hints)}" if hints else "")
         )
 
     def _check_pool_settings(self) -> None:

@@ -109,6 +109,7 @@ def test_tiktoken_fallback_when_no_usage() -> None:
         router="random",
         threshold=0.0,
         strong_model_name="big-model",
+        weak_model_name="small-model",
         prices=PRICES,
     )
     handler = RouteLLMCostCallbackHandler(PRICES)
@@ -142,6 +143,19 @@ def test_unpriced_models_and_explicit_baseline() -> None:
     assert report.always_strong_cost == pytest.approx(3000 * 100 / 1e6)
     assert "no price" in report.format()
     assert CostTracker(use_default_prices=False).report().always_strong_cost is None
+
+
+def test_prices_naming_neither_model_are_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'small-modle': did you mean 'small-model'"):
+        _router(prices={"big-model": (10, 20), "small-modle": (1, 2)})
+    with pytest.raises(ValidationError, match="'weak' is a side: key its price by 'small-model'"):
+        _router(prices={"strong": (10, 20), "weak": (1, 2)})
+    with pytest.raises(ValidationError, match="prices name \\['llama3.1-8b'\\]"):
+        _router(weak_model_name="llama-3.1-8b", prices={"llama3.1-8b": (0.05, 0.08)})
+    named = _router(weak_model_name="llama-3.1-8b", prices={"llama-3.1-8b": (0.05, 0.08)})
+    assert named.cost_report().unpriced_models == []
 
 
 def test_tracker_is_thread_safe() -> None:

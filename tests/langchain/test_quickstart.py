@@ -45,9 +45,15 @@ def test_quickstart_explains_a_strong_share_away_from_its_target(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
+    class Canned(GenericFakeChatModel):
+        model_name: str  # named as the quickstart prices the local models
+
     def canned() -> tuple[GenericFakeChatModel, GenericFakeChatModel]:
         answer = itertools.cycle([AIMessage("an answer", response_metadata={"model_name": "m"})])
-        return GenericFakeChatModel(messages=answer), GenericFakeChatModel(messages=answer)
+        return (
+            Canned(messages=answer, model_name="smollm2-as-strong"),
+            Canned(messages=answer, model_name="smollm2-as-weak"),
+        )
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(module, "local_models", canned)

@@ -88,6 +88,21 @@ def test_bad_settings_fail_at_construction(strong, weak) -> None:
         RouterLLM(strong="gpt-4o", weak=weak)  # type: ignore[arg-type]
 
 
+def test_prices_naming_neither_model_are_refused(strong, weak) -> None:
+    with pytest.raises(RoutingInputError, match="\\['weak-lm'\\].*did you mean 'weak-llm'"):
+        RouterLLM(strong=strong, weak=weak, threshold=0.5, prices={"weak-lm": (1, 2)})
+    with pytest.raises(RoutingInputError, match="'strong' is a side: key its price by 'gpt-4o'"):
+        RouterLLM(
+            strong=strong,
+            weak=weak,
+            threshold=0.5,
+            strong_model_name="gpt-4o",
+            prices={"strong": (1, 2)},
+        )
+    priced = RouterLLM(strong=strong, weak=weak, threshold=0.5, prices={"weak-llm": (1, 2)})
+    assert priced.cost_report().weak.calls == 0
+
+
 def test_a_strong_share_without_calibration_fails_at_construction(strong, weak, tmp_path) -> None:
     """Not at the first call, where a query engine's refine step would catch the ValueError and
     answer "Empty Response"."""
