@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer
 
 from .checkpoints import DEFAULT_ROUTER, check_policy_resolves, check_router_spec
-from .costs import CostReport, CostTracker, PoolCostReport
+from .costs import DEFAULT_PRICES, CostReport, CostTracker, PoolCostReport
 from .decision import SIDES, RoutingDecision
 from .engine import RoutingEngine
 from .engine_cache import EngineSettings, RouterSpec
@@ -351,12 +351,18 @@ class RouterFields(BaseModel):
 
     def _check_pair_prices(self) -> None:
         """:class:`RoutingInputError` for a name in ``prices`` that is neither model's name
-        (``strong_model_name`` / ``weak_model_name``, else the name a model gives itself):
-        between two models only those names are ever priced, so another one is a typo (or a
-        side, not a name) that would leave a model unpriced, counted as $0."""
+        (``strong_model_name`` / ``weak_model_name``, else the name a model gives itself) while
+        a model is left without a price (given or in ``DEFAULT_PRICES``), or that is a side
+        (``'strong'``/``'weak'``): between two models only those names are priced, so such a
+        key is a typo that leaves a model counted as $0. A shared price table that prices both
+        models and others too is accepted."""
         names = [self._side_name(side) for side in SIDES]
         unknown = [name for name in self.prices or {} if name not in names]
         if not unknown:
+            return
+        priced = {**DEFAULT_PRICES, **(self.prices or {})}
+        unpriced = [name for name in names if name not in priced]
+        if not unpriced and not any(name in SIDES for name in unknown):
             return
         hints = []
         for name in unknown:
@@ -364,10 +370,11 @@ class RouterFields(BaseModel):
                 hints.append(f"{name!r} is a side: key its price by {self._side_name(name)!r}")
             elif close := difflib.get_close_matches(str(name), names, n=1, cutoff=0.8):
                 hints.append(f"{name!r}: did you mean {close[0]!r}?")
+        left = f", and {unpriced} would have no price (counted as $0)" if unpriced else ""
         raise RoutingInputError(
             f"prices name {unknown}, which are not the models' names (strong {names[0]!r}, "
-            f"weak {names[1]!r}): prices are keyed by the names decisions and cost_report() "
-            "use (strong_model_name / weak_model_name, else each model's own name)"
+            f"weak {names[1]!r}){left}: prices are keyed by the names decisions and "
+            "cost_report() use (strong_model_name / weak_model_name, else each model's own name)"
             + (f"; {'; '.join(hints)}" if hints else "")
         )
 

@@ -156,6 +156,9 @@ def test_prices_naming_neither_model_are_refused() -> None:
         _router(weak_model_name="llama-3.1-8b", prices={"llama3.1-8b": (0.05, 0.08)})
     named = _router(weak_model_name="llama-3.1-8b", prices={"llama-3.1-8b": (0.05, 0.08)})
     assert named.cost_report().unpriced_models == []
+    # one price table shared by several routers: both models priced, other names are fine
+    shared = {"big-model": (10, 20), "small-model": (1, 2), "other-model": (3, 4)}
+    assert _router(prices=shared).cost_report().unpriced_models == []
 
 
 def test_tracker_is_thread_safe() -> None:
