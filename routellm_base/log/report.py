@@ -226,6 +226,9 @@ class JudgedSummary:
     that ranks this traffic at chance, 1.0 a perfect ranking. ``None`` without both kinds."""
     decisive: int
     """Judged calls with a strong or weak verdict (those the AUC compares)."""
+    shadow_failed: int = 0
+    """Of ``comparisons``, those whose shadow call failed (``shadow_error``): with no second
+    answer they can never be judged."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,8 @@ class PoolSummary:
     """Shadow comparisons of pool calls."""
     judged: int
     """Of those, judged (the newest verdict per call and pair)."""
+    shadow_failed: int = 0
+    """Of ``comparisons``, those whose shadow call failed (never judged)."""
     baseline_model: str | None = None
     """The pool's most expensive model (priciest for a typical call of 500 input tokens and
     the default answer length, as :class:`~routellm_base.costs.CostTracker` picks it), which
@@ -570,6 +575,7 @@ def build_report(
                             comparisons.c.strong_model,
                             comparisons.c.weak_model,
                             comparisons.c.verdict,
+                            comparisons.c.shadow_error,
                         ).order_by(comparisons.c.id)
                     )
                 ]
@@ -586,11 +592,16 @@ def build_report(
                             comparisons.c.call_id,
                             comparisons.c.verdict,
                             comparisons.c.verdict_source,
+                            comparisons.c.shadow_error,
                         ).order_by(comparisons.c.id)
                     )
                     if r.call_id not in pool_ids
                 ]
             n_comparisons = len(judged_rows or ())
+            # A comparison whose shadow call failed has one answer: no judge can give it a verdict.
+            n_failed = sum(
+                r["verdict"] is None and r["shadow_error"] is not None for r in judged_rows or ()
+            )
             if judged_rows is not None and feedback.name in tables:
                 # A label given through RoutingLog.feedback (golden or a user's) outranks a
                 # judge's verdict, as in training (log.training_data): it comes last and wins.
@@ -637,7 +648,9 @@ def build_report(
         routers=dict(Counter(r["router"] for r in rows).most_common()),
         bins=_bins(rows, every),
         cost=_cost(rows),
-        judged=replace(_judged(rows, judged_rows, buckets), comparisons=n_comparisons),
+        judged=replace(
+            _judged(rows, judged_rows, buckets), comparisons=n_comparisons, shadow_failed=n_failed
+        ),
         drift=drift,
         window=_window(rows),
         win_rates=win_rates,
@@ -1135,10 +1148,11 @@ def _pool(
     calls = Counter(r["side"] for r in rows)
     ids = {r["call_id"] for r in rows}
     latest: dict[tuple[str, str, str], str | None] = {}
-    n_comparisons = 0
+    n_comparisons = n_failed = 0
     for c in comparison_rows:
         if c["call_id"] in ids and c["strong_model"] and c["weak_model"]:
             n_comparisons += 1
+            n_failed += c["verdict"] is None and c["shadow_error"] is not None
             key = (c["call_id"], c["strong_model"], c["weak_model"])
             if c["verdict"] in ("strong", "weak", "tie") or key not in latest:
                 latest[key] = c["verdict"]
@@ -1179,6 +1193,7 @@ def _pool(
         cost_usd=spend,
         comparisons=n_comparisons,
         judged=sum(v in ("strong", "weak", "tie") for v in latest.values()),
+        shadow_failed=n_failed,
         baseline_model=baseline,
         always_baseline_usd=(
             None
@@ -1334,10 +1349,13 @@ def _format(report: LogReport) -> list[str]:
     if not j.available:
         lines.append("  this log has no comparisons table (schema older than 0002)")
     elif not j.judged:
-        lines.append(f"  no judged comparison yet ({j.comparisons} comparisons recorded)")
+        lines.append(f"  {_no_verdict_text(j.comparisons, j.shadow_failed)}")
     else:
         sources = ", ".join(f"{s} {n}" for s, n in sorted(j.by_source.items()))
-        lines.append(f"  {j.judged} judged calls ({sources}) of {j.comparisons} comparisons")
+        lines.append(
+            f"  {j.judged} judged calls ({sources}) of {j.comparisons} comparisons"
+            + _failed_text(j.shadow_failed)
+        )
         lines.append(
             f"  {'win rate':<15} {'n':>5} {'strong':>7} {'weak':>6} {'tie':>5} "
             f"{'router says':>11} {'judged':>7} {'95% interval':>15}"
@@ -1394,6 +1412,26 @@ def _format(report: LogReport) -> list[str]:
     return lines
 
 
+def _no_verdict_text(comparisons: int, failed: int) -> str:
+    """The judged section's line when no comparison has a verdict: those whose shadow call
+    failed can never have one, so only the others are waiting ("yet")."""
+    if failed and failed == comparisons:
+        return (
+            f"no judged comparison: the {comparisons} comparisons recorded all had their shadow "
+            "call fail (no second answer to judge)"
+        )
+    if failed:
+        return (
+            f"no judged comparison yet ({comparisons} comparisons recorded; {failed} of them "
+            "had their shadow call fail and cannot be judged)"
+        )
+    return f"no judged comparison yet ({comparisons} comparisons recorded)"
+
+
+def _failed_text(failed: int) -> str:
+    return f" ({failed} with a failed shadow call: not judgeable)" if failed else ""
+
+
 def _spend_lines(lines: list[str], report: LogReport) -> None:
     c = report.cost
     if c.priced_calls == report.calls:
@@ -1429,9 +1467,12 @@ def _pool_lines(pool: PoolSummary) -> list[str]:
     lines += _pool_savings_lines(pool)
     lines += ["", "Judged quality against spend (pool shadow comparisons)"]
     if not pool.judged:
-        lines.append(f"  no judged comparison yet ({pool.comparisons} comparisons recorded)")
+        lines.append(f"  {_no_verdict_text(pool.comparisons, pool.shadow_failed)}")
         return lines
-    lines.append(f"  {pool.judged} judged of {pool.comparisons} comparisons")
+    lines.append(
+        f"  {pool.judged} judged of {pool.comparisons} comparisons"
+        + _failed_text(pool.shadow_failed)
+    )
     lines.append(
         f"  {'model':<{width}} {'per 1k':>8} {'n':>5} {'won/lost/tie':>12} {'score':>6} {'95%':>9}"
     )

@@ -47,25 +47,32 @@ NO_PROMPT_HINT = (
 )
 
 
-def _calls_and_prompts(connection: Any, pool: bool) -> tuple[int, int, int, int]:
+def _calls_and_prompts(connection: Any, pool: bool) -> tuple[int, int, int, int, int]:
     """The log's two-model (or pool) calls, how many have their prompt stored, their
-    comparisons and how many of those have no verdict."""
+    comparisons, how many of those wait for a verdict, and how many had their shadow call fail
+    (no second answer: they can never be judged)."""
     policy = decisions.c.pool_policy
     kind = policy.is_not(None) if pool else policy.is_(None)
     calls, prompts = connection.execute(
         select(func.count(), func.count(decisions.c.prompt)).where(kind)
     ).one()
-    compared, judged = connection.execute(
-        select(func.count(), func.count(comparisons.c.verdict))
+    compared, judged, failed = connection.execute(
+        select(
+            func.count(), func.count(comparisons.c.verdict), func.count(comparisons.c.shadow_error)
+        )
         .select_from(comparisons.join(decisions, decisions.c.call_id == comparisons.c.call_id))
         .where(kind)
     ).one()
-    return calls, prompts, compared, compared - judged
+    return calls, prompts, compared, compared - judged - failed, failed
 
 
-def _what_is_missing(target: Any, calls: int, prompts: int, compared: int, unjudged: int) -> str:
+def _what_is_missing(
+    target: Any, calls: int, prompts: int, compared: int, unjudged: int, failed: int = 0
+) -> str:
     """What a log with no battles lacks, and its fix: stored prompts, shadow comparisons, or
-    verdicts on them (in that order: a judge needs the prompts, a verdict a comparison)."""
+    verdicts on them (in that order: a judge needs the prompts, a verdict a comparison). A
+    comparison whose shadow call failed has no second answer: no judge can give it a verdict,
+    so it is counted apart and sends nobody to ``routellm judge``."""
     if not calls:
         return "it has no such calls: nothing to learn from yet"
     missing = []
@@ -76,7 +83,12 @@ def _what_is_missing(target: Any, calls: int, prompts: int, compared: int, unjud
             "it has no shadow comparisons: write it with shadow_rate > 0 (the integrations' "
             "shadow_rate=, which also needs store_prompts=True to judge them later)"
         )
-    elif unjudged and prompts:
+    if failed:
+        missing.append(
+            f"{failed} comparisons whose shadow call failed (no second answer, so nothing to "
+            "judge: read_comparisons() gives each one's shadow_error)"
+        )
+    if unjudged and prompts:
         missing.append(f"{unjudged} comparisons not judged: run routellm judge --log {target}")
     elif unjudged:
         missing.append(f"{unjudged} comparisons not judged, and not judgeable without prompts")
@@ -114,7 +126,10 @@ class LabelSummary:
     no_decision: int = 0
     """Labels, verdicts or ratings whose call has no decision row (never written, or another log)."""
     unjudged_comparisons: int = 0
-    """Comparisons without a verdict (not judged yet, unparseable, or a failed shadow call)."""
+    """Comparisons without a verdict that a judge could still give one (not judged yet, or
+    unparseable)."""
+    failed_shadow_comparisons: int = 0
+    """Comparisons whose shadow call failed (``shadow_error``): no second answer, never judged."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -135,6 +150,9 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
             verdicts: dict[str, str] = {}
             summary = LabelSummary()
             for row in connection.execute(select(comparisons).order_by(comparisons.c.id)):
+                if row.verdict is None and row.shadow_error is not None:
+                    summary.failed_shadow_comparisons += 1
+                    continue
                 if row.verdict is None:
                     summary.unjudged_comparisons += 1
                     continue
@@ -241,8 +259,10 @@ class PoolBattleSummary:
     superseded: int = 0
     """Verdicts replaced by a newer one for the same pair of the same call."""
     unjudged_comparisons: int = 0
-    """Pool comparisons without a verdict (not judged yet, unparseable, or a failed shadow
-    call)."""
+    """Pool comparisons without a verdict that a judge could still give one (not judged yet,
+    or unparseable)."""
+    failed_shadow_comparisons: int = 0
+    """Pool comparisons whose shadow call failed (``shadow_error``): never judged."""
     no_prompt: int = 0
     """Judged pool comparisons whose call's prompt was not stored."""
 
@@ -278,6 +298,7 @@ def pool_battles(target: str | Path | RoutingLog) -> tuple[list[PoolBattle], Poo
                 c.c.answered_side,
                 c.c.verdict,
                 c.c.verdict_source,
+                c.c.shadow_error,
                 d.c.prompt,
                 d.c.id.label("decision_id"),
             )  # fmt: skip
@@ -293,6 +314,9 @@ def pool_battles(target: str | Path | RoutingLog) -> tuple[list[PoolBattle], Poo
     summary = PoolBattleSummary()
     latest: dict[tuple[str, str, str], Any] = {}
     for row in found:
+        if row.verdict is None and row.shadow_error is not None:
+            summary.failed_shadow_comparisons += 1
+            continue
         if row.verdict is None or row.strong_model is None or row.weak_model is None:
             summary.unjudged_comparisons += 1
             continue

@@ -196,7 +196,8 @@ def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Bat
         f"note: {spec}: {summary.battles} battles {summary.by_source}; left out: {summary.no_prompt} "
         f"without a stored prompt, {summary.strong_side_ratings} rated only on a strong answer, "
         f"{summary.no_decision} without a decision row, {summary.unjudged_comparisons} unjudged "
-        f"comparisons; {summary.superseded} superseded",
+        f"comparisons, {summary.failed_shadow_comparisons} comparisons whose shadow call failed "
+        f"(nothing to judge); {summary.superseded} superseded",
         file=sys.stderr,
     )
     # A log keeps growing: record what was read (the battles' content hash), not the file's.

@@ -60,9 +60,11 @@ def pool_call(
     *,
     runner: ShadowRunner | None = None,
     failing: tuple[str, ...] = (),
+    shadow_error: Exception | None = None,
     **options: Any,
 ) -> RoutedCall[str]:
-    """One routed call through RoutedCall, answered and finished; ``failing`` models raise."""
+    """One routed call through RoutedCall, answered and finished; ``failing`` models raise, and
+    so does its shadow call when ``shadow_error`` is given."""
     call: RoutedCall[str] = RoutedCall(
         engine,
         [Candidate(name, name, name) for name in engine.pool.names],
@@ -78,11 +80,11 @@ def pool_call(
             raise ConnectionError(f"{candidate.key} is down")
         return answer_text(candidate.key, prompt)
 
+    def shadow(candidate: Candidate[str]) -> ShadowAnswer:
+        if shadow_error is not None:
+            raise shadow_error
+        return ShadowAnswer(answer_text(candidate.key, prompt), input_tokens=100, output_tokens=40)
+
     text = call.run(attempt)
-    call.finish(
-        Answer(text, input_tokens=100, output_tokens=50),
-        shadow=lambda c: ShadowAnswer(
-            answer_text(c.key, prompt), input_tokens=100, output_tokens=40
-        ),
-    )
+    call.finish(Answer(text, input_tokens=100, output_tokens=50), shadow=shadow)
     return call

@@ -260,6 +260,49 @@ def test_an_unlabelled_log_says_what_is_missing(tmp_path: Path) -> None:
     log.close()
 
 
+def test_comparisons_whose_shadow_call_failed_are_not_sent_to_the_judge(
+    tmp_path: Path,
+) -> None:
+    """A trial: comparisons whose shadow call failed were counted as "not judged: run routellm
+    judge", which had nothing to judge ("judged 0 of 0 waiting"), and the report said "no
+    judged comparison yet", though they can never be judged."""
+    from routellm_base.log.report import build_report
+
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)
+    for i in range(3):
+        logged_call(log, runner, f"q{i}", "weak", "w", RuntimeError("down"))
+    assert runner.flush(10) and log.flush(10)
+    with pytest.raises(RouteLLMError) as raised:
+        labelled_calls(path)
+    message = str(raised.value)
+    assert "3 comparisons whose shadow call failed" in message
+    assert "judge --log" not in message and "not judged" not in message
+    report = build_report(path)
+    assert (report.judged.comparisons, report.judged.shadow_failed) == (3, 3)
+    assert report.to_dict()["judged"]["shadow_failed"] == 3
+    text = report.format()
+    assert "the 3 comparisons recorded all had their shadow call fail" in text
+    assert "no judged comparison yet" not in text
+    # One comparison that can be judged: it waits for the judge, the failed ones do not.
+    logged_call(log, runner, "q3", "weak", "w", "s")
+    assert runner.flush(10) and log.flush(10)
+    with pytest.raises(RouteLLMError) as raised:
+        labelled_calls(path)
+    message = str(raised.value)
+    assert "3 comparisons whose shadow call failed" in message
+    assert f"1 comparisons not judged: run routellm judge --log {path}" in message
+    text = build_report(path).format()
+    assert "no judged comparison yet (4 comparisons recorded; 3 of them had their shadow" in text
+    # Judged, the summary counts the failed ones apart from those still waiting.
+    log.feedback(logged_call(log, None, "q4", "weak", "", ""), rating=-1)
+    assert log.flush(10)
+    _, summary = labelled_calls(path)
+    assert (summary.unjudged_comparisons, summary.failed_shadow_comparisons) == (1, 3)
+    log.close()
+
+
 def test_logged_prompts_are_the_routed_calls_routing_texts(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     log = RoutingLog(path, store_prompts=True)

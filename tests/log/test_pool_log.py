@@ -234,6 +234,29 @@ def test_pool_battles_need_stored_prompts_and_judged_comparisons(tmp_path: Path)
     assert "judge --log" not in str(e.value)
 
 
+def test_pool_comparisons_whose_shadow_call_failed_are_not_sent_to_the_judge(
+    tmp_path: Path,
+) -> None:
+    """A trial: a failed shadow call's comparison was counted as waiting for routellm judge,
+    which has nothing to judge in it, and the report said "no judged comparison yet"."""
+    target = str(tmp_path / "log.db")
+    with RoutingLog(target, store_prompts=True, prices=PRICES) as log:
+        runner = ShadowRunner(log, 1.0, seed=3, workers=1)  # no judge: nothing judged anyway
+        for i in range(3):
+            _call(_engine(), log, f"q{i}", runner=runner, shadow_error=RuntimeError("down"))
+        assert runner.flush(30) and runner.stats().shadow_failed == 3
+    with pytest.raises(RouteLLMError) as raised:
+        pool_battles(target)
+    message = str(raised.value)
+    assert "3 comparisons whose shadow call failed" in message and "judge --log" not in message
+    report = build_report(target)
+    assert report.pool is not None and report.pool.shadow_failed == 3
+    assert report.to_dict()["pool"]["shadow_failed"] == 3
+    text = report.format()
+    assert "the 3 comparisons recorded all had their shadow call fail" in text
+    assert "no judged comparison yet" not in text
+
+
 def test_train_reads_a_pool_log_as_battles_between_named_models(tmp_path: Path) -> None:
     from routellm_base.errors import PoolError
     from routellm_base.pool.data import load_pool_source
