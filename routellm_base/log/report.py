@@ -4,7 +4,9 @@
   when a ``share_window`` holds the share).
 * **Cost**: what the calls cost and what the same tokens would have cost had every call gone to
   the strong model (RouteLLM's accounting: same prompts and answers, strong-model prices), at
-  :data:`routellm_base.costs.DEFAULT_PRICES` merged with the prices given, as the log prices.
+  :data:`routellm_base.costs.DEFAULT_PRICES` merged with the prices stored in the log and the
+  prices given (which win). A call's logged cost is kept unless a price is given for its
+  model: then its tokens are re-priced, so that spend and always-strong use one price list.
 * **Judged**: of the calls with a judged shadow comparison (``routellm_comparisons``), the strong
   model's judged win rate per bucket of the router's win rate, beside the router's own mean
   estimate, and the rank agreement (AUC) between the two: does the router rank *this* traffic?
@@ -164,6 +166,19 @@ class CostSummary:
     """Two-model calls in the log (pool calls have no strong model: the pool section counts
     them); the saving is known only when every one of them compares. ``priced_calls`` and
     ``total_cost_usd`` count every call, pool calls too."""
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The price used for each model the log's calls name that has one (the answering, strong
+    and weak models, a pool's candidates): ``{"input_per_million", "output_per_million",
+    "source"}``, USD per 1M tokens; ``source`` is ``"given"`` (the ``prices`` argument,
+    ``--price``), ``"log"`` (stored in the log by its writers) or ``"default"``
+    (:data:`~routellm_base.costs.DEFAULT_PRICES`)."""
+    logged_cost_calls: int = 0
+    """Calls counted at the cost their log recorded (no price given for their model, or no token
+    counts to re-price); every other known cost is the call's tokens at ``prices``."""
+    logged_cost_models: tuple[str, ...] = ()
+    """The models of those calls."""
+    repriced_calls: int = 0
+    """Calls that logged a cost but are counted at the price given for their model instead."""
 
     @property
     def savings_usd(self) -> float | None:
@@ -538,7 +553,9 @@ def build_report(
             raise RoutingInputError(f"report: --router {spec}: {exc}") from None
     if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
         raise RoutingInputError(f"report: buckets must be a positive int, got {buckets!r}")
-    price_table = {**DEFAULT_PRICES, **as_prices(prices)}
+    given = as_prices(prices)
+    price_table = {**DEFAULT_PRICES, **given}
+    logged: dict[str, ModelPrice] = {}
     url = existing_log_url(target, "report")
     engine = create_log_engine(url)
     try:
@@ -557,7 +574,7 @@ def build_report(
             if settings.name in tables:
                 # The prices the log's writers priced its calls at (a pool's); --price wins.
                 logged = as_prices(stored_prices(connection))
-                price_table = {**DEFAULT_PRICES, **logged, **as_prices(prices)}
+                price_table = {**DEFAULT_PRICES, **logged, **given}
             pool_rows = [r for r in rows if r.get("pool_policy") is not None]
             pool_models: list[str] = []
             pool_comparisons: list[dict[str, Any]] = []
@@ -629,11 +646,17 @@ def build_report(
     for row in rows:
         row["created_at"] = _utc(row["created_at"])
         row["extra"] = _extra(row["extra"])
-        row["cost"] = _call_cost(row, price_table)
+        row["cost"], row["cost_from"] = _call_cost(row, price_table, given)
         row["always_strong"] = _always_strong_cost(row, price_table)
         if row.get("pool_policy") is not None:
             row["always_baseline"] = _tokens_cost(row, price_table.get(baseline or ""))
     times = [r["created_at"] for r in rows]
+    models = tuple(
+        sorted(
+            {r[k] for r in rows for k in ("model", "strong_model", "weak_model") if r[k]}
+            | set(pool_models)
+        )
+    )
     _check_extra_routers(rows, routers)
     drift, win_rates, calibrations = _drift(rows, routers)
     return LogReport(
@@ -647,7 +670,7 @@ def build_report(
         no_known_tokens=sum(bool(r["no_known_tokens"]) for r in rows),
         routers=dict(Counter(r["router"] for r in rows).most_common()),
         bins=_bins(rows, every),
-        cost=_cost(rows),
+        cost=_priced(_cost(rows), rows, models, price_table, given, logged),
         judged=replace(
             _judged(rows, judged_rows, buckets), comparisons=n_comparisons, shadow_failed=n_failed
         ),
@@ -660,12 +683,7 @@ def build_report(
             if pool_rows
             else None
         ),
-        models=tuple(
-            sorted(
-                {r[k] for r in rows for k in ("model", "strong_model", "weak_model") if r[k]}
-                | set(pool_models)
-            )
-        ),
+        models=models,
     )
 
 
@@ -822,14 +840,23 @@ def _known_sum(values: Any) -> float | None:
     return sum(known) if known else None
 
 
-def _call_cost(row: dict[str, Any], prices: Mapping[str, ModelPrice]) -> float | None:
-    """The call's cost as logged, else its tokens at its model's price; ``None``: unknown."""
+def _call_cost(
+    row: dict[str, Any], prices: Mapping[str, ModelPrice], given: Mapping[str, ModelPrice]
+) -> tuple[float | None, str | None]:
+    """The call's cost and where it came from: its tokens at the price ``given`` for its model
+    (``"given"``: a logged cost is replaced, so that spend and always-strong use one price
+    list), else its logged cost (``"logged"``), else its tokens at its model's price in
+    ``prices`` (``"priced"``); ``(None, None)``: unknown."""
+    tokens = row["input_tokens"], row["output_tokens"]
+    known_tokens = tokens[0] is not None and tokens[1] is not None
+    if known_tokens and row["model"] in given:
+        return given[row["model"]].cost(*tokens), "given"
     if row["cost_usd"] is not None:
-        return float(row["cost_usd"])
-    if row["input_tokens"] is None or row["output_tokens"] is None:
-        return None
+        return float(row["cost_usd"]), "logged"
     price = prices.get(row["model"])
-    return price.cost(row["input_tokens"], row["output_tokens"]) if price else None
+    if not known_tokens or price is None:
+        return None, None
+    return price.cost(*tokens), "priced"
 
 
 def _tokens_cost(row: dict[str, Any], price: ModelPrice | None) -> float | None:
@@ -912,6 +939,35 @@ def _cost(rows: list[dict[str, Any]]) -> CostSummary:
         tuple(sorted(unpriced)),
         priced,
         sum(r.get("pool_policy") is None for r in rows),
+    )
+
+
+def _priced(
+    cost: CostSummary,
+    rows: list[dict[str, Any]],
+    models: Sequence[str],
+    prices: Mapping[str, ModelPrice],
+    given: Mapping[str, ModelPrice],
+    logged: Mapping[str, ModelPrice],
+) -> CostSummary:
+    """``cost`` with the prices it used and the calls it counted at their logged cost."""
+    used = {}
+    for name in models:
+        if name in prices:
+            source = "given" if name in given else "log" if name in logged else "default"
+            price = prices[name]
+            used[name] = {
+                "input_per_million": price.input_per_million,
+                "output_per_million": price.output_per_million,
+                "source": source,
+            }
+    kept = [r for r in rows if r["cost_from"] == "logged"]
+    return replace(
+        cost,
+        prices=used,
+        logged_cost_calls=len(kept),
+        logged_cost_models=tuple(sorted({r["model"] for r in kept})),
+        repriced_calls=sum(r["cost_from"] == "given" and r["cost_usd"] is not None for r in rows),
     )
 
 
@@ -1450,6 +1506,40 @@ def _spend_lines(lines: list[str], report: LogReport) -> None:
             f"  no price for: {', '.join(c.unpriced_models)} (give --price MODEL=IN,OUT, "
             "USD per 1M tokens)"
         )
+    lines += _price_lines(c)
+
+
+_SOURCE_TEXT = {"given": "--price", "log": "stored in the log", "default": "default"}
+
+
+def _price_lines(c: CostSummary) -> list[str]:
+    """The prices the cost figures used, and which calls kept the cost logged with them (80
+    columns)."""
+    wrap = functools.partial(
+        textwrap.wrap,
+        width=78,
+        initial_indent="  ",
+        subsequent_indent="    ",
+        break_on_hyphens=False,
+    )
+    lines = []
+    if c.prices:
+        listed = ", ".join(
+            f"{name} {p['input_per_million']:g}/{p['output_per_million']:g} "
+            f"({_SOURCE_TEXT[p['source']]})"
+            for name, p in c.prices.items()
+        )
+        lines += wrap(f"prices, USD per 1M input/output tokens: {listed}")
+    if c.logged_cost_calls:
+        lines += wrap(
+            f"{calls_text(c.logged_cost_calls)} of {', '.join(c.logged_cost_models)} counted at "
+            "the cost logged with them (--price MODEL=IN,OUT re-prices a model's calls)"
+        )
+    if c.repriced_calls:
+        lines += wrap(
+            f"{calls_text(c.repriced_calls)} re-priced at --price: their logged cost is not used"
+        )
+    return lines
 
 
 def _pool_lines(pool: PoolSummary) -> list[str]:

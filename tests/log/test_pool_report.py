@@ -162,6 +162,36 @@ def test_the_pool_report_counts_savings_against_the_priciest_model(logs, tmp_pat
     plt.close(fig)
 
 
+def test_a_given_price_reprices_a_pool_models_calls_and_the_baseline(logs):
+    """As for two models: --price re-prices the spend of the model's calls, not only the
+    always-priciest figure, so both use one price list."""
+    path = logs["short"]
+    rows = read_decisions(path)
+    given = {**PRICES, BIG: (50.0, 100.0), SMALL: (1.0, 2.0)}
+    price = given
+    spent = (
+        sum(
+            r["input_tokens"] * price[r["side"]][0] + r["output_tokens"] * price[r["side"]][1]
+            for r in rows
+        )
+        / 1e6
+    )
+    always = sum(r["input_tokens"] * 50.0 + r["output_tokens"] * 100.0 for r in rows) / 1e6
+    report = build_report(path, prices={BIG: (50.0, 100.0), SMALL: (1.0, 2.0)})
+    pool = report.pool
+    assert pool.baseline_model == BIG and pool.always_baseline_usd == pytest.approx(always)
+    assert pool.cost_usd == pytest.approx(spent) and report.cost.total_cost_usd == pytest.approx(
+        spent
+    )
+    assert pool.savings_usd == pytest.approx(always - spent)
+    mid = [r for r in rows if r["side"] == MID]
+    assert report.cost.logged_cost_calls == len(mid) and report.cost.logged_cost_models == (MID,)
+    assert report.cost.repriced_calls == len(rows) - len(mid)
+    assert report.cost.prices[MID]["source"] == "log" and report.cost.prices[BIG]["source"] == (
+        "given"
+    )
+
+
 def test_a_mixed_log_reports_the_two_model_part_alone(logs, tmp_path: Path):
     import shutil
 

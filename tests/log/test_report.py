@@ -247,6 +247,67 @@ def test_unpriced_models_are_named_and_prices_can_be_given(tmp_path: Path):
     assert cost.savings_share == pytest.approx(0.9)
 
 
+def test_given_prices_reprice_spend_and_always_strong_alike(tmp_path: Path, capsys):
+    """A trial: --price re-priced only the always-strong figure; the spend kept the logged
+    costs, so re-pricing the weak model changed nothing and re-pricing the strong one moved the
+    saving from 94.0% to 99.7% (two price lists in one figure)."""
+    from routellm_base import RandomRouter
+
+    path = tmp_path / "log.db"
+    engine = RoutingEngine(RandomRouter(seed=0), threshold=0.5)
+    tokens = []
+    log = RoutingLog(path)
+    for i in range(20):
+        decision = engine.decide(f"q{i}", strong_model=STRONG, weak_model=WEAK)
+        t = (30 + i, 20 + 2 * i)
+        tokens.append((decision.model, t))
+        log.record(decision, conversation=f"q{i}", strong_model=STRONG, weak_model=WEAK,
+                   input_tokens=t[0], output_tokens=t[1],
+                   cost_usd=DEFAULT_PRICES[decision.model].cost(*t))  # fmt: skip
+    assert log.close(timeout=60)
+    sides = {m for m, _ in tokens}
+    assert sides == {STRONG, WEAK}  # both sides answered: both kinds of call are re-priced
+
+    def by_hand(prices: dict[str, tuple[float, float]]) -> tuple[float, float]:
+        price = {**{m: (p.input_per_million, p.output_per_million) for m, p in
+                    DEFAULT_PRICES.items()}, **prices}  # fmt: skip
+        spent = sum(t[0] * price[m][0] + t[1] * price[m][1] for m, t in tokens) / 1e6
+        always = sum(t[0] * price[STRONG][0] + t[1] * price[STRONG][1] for _, t in tokens) / 1e6
+        return spent, always
+
+    for given in ({}, {WEAK: (100.0, 100.0)}, {STRONG: (100.0, 100.0)}, {STRONG: (5, 20),
+                                                                        WEAK: (1, 2)}):  # fmt: skip
+        cost = build_report(path, prices=given).cost
+        spent, always = by_hand(given)
+        assert (cost.cost_usd, cost.always_strong_usd) == pytest.approx((spent, always)), given
+        assert cost.savings_share == pytest.approx(1 - spent / always)
+        repriced = sum(m in given for m, _ in tokens)
+        assert (cost.repriced_calls, cost.logged_cost_calls) == (repriced, 20 - repriced)
+        assert cost.logged_cost_models == tuple(sorted(sides - set(given)))
+        for model in (STRONG, WEAK):
+            source = "given" if model in given else "default"
+            assert cost.prices[model]["source"] == source
+    # The text and the JSON say which prices were used and which costs were kept as logged.
+    assert main(["report", "--log", str(path), f"--price={WEAK}=100,100"]) == 0
+    out = capsys.readouterr().out
+    assert "prices, USD per 1M input/output tokens: gpt-4o 2.5/10 (default), gpt-4o-mini" in out
+    assert "100/100 (--price)" in out
+    n_strong = sum(m == STRONG for m, _ in tokens)
+    assert f"{20 - n_strong} calls re-priced at --price: their logged cost is not used" in out
+    assert f"{n_strong} calls of gpt-4o counted at the cost logged with them" in out
+    cost_section = out.split("Cost against")[1].split("\n\n")[0]
+    assert max(len(line) for line in cost_section.splitlines()) <= 80
+    assert main(["report", "--log", str(path), "--json", f"--price={WEAK}=100,100"]) == 0
+    data = json.loads(capsys.readouterr().out)["cost"]
+    assert data["prices"][WEAK] == {
+        "input_per_million": 100.0,
+        "output_per_million": 100.0,
+        "source": "given",
+    }
+    assert (data["repriced_calls"], data["logged_cost_calls"]) == (20 - n_strong, n_strong)
+    assert data["cost_usd"] == pytest.approx(by_hand({WEAK: (100.0, 100.0)})[0])
+
+
 def test_drift_inside_the_noise_level_is_not_called_more_than_noise(tmp_path: Path, data_dir: Path):
     # Traffic drawn from the calibration set itself: its KS distance is chance.
     prompts = [
