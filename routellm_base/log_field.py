@@ -6,7 +6,9 @@ SQLAlchemy.
 
 from __future__ import annotations
 
+import sys
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,3 +46,35 @@ class LazyLog:
                         log.add_prices(prices)
                     opened = self._opened = (target, log)
         return opened[1]
+
+
+_OUR_PACKAGES = frozenset(
+    {"routellm_base", "langchain_routellm", "llamaindex_routellm", "pydantic", "pydantic_core",
+     "langchain_core", "llama_index"}
+)  # fmt: skip
+"""Packages whose frames a construction-time warning skips, to point at the caller's line."""
+
+
+def warn_if_sides_share_a_name(strong: str, weak: str) -> None:
+    """Warn (:class:`UserWarning`, at the caller's line) when a logged model's strong and weak
+    sides report one model name (two stand-ins of one class; two ``ChatOpenAI(model="default",
+    base_url=...)`` on two local servers): the log would record that name on both sides, so
+    that its battles would set the model against itself. ``strong_model_name`` /
+    ``weak_model_name`` fix it."""
+    if strong != weak:
+        return
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and (
+        str(frame.f_globals.get("__name__", "")).split(".")[0] in _OUR_PACKAGES
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        f"strong= and weak= both report the model name {strong!r}: the routing log would record "
+        "one name for both sides, so its calls cannot be told apart by model (cost reports price "
+        "both alike; routellm train --data log:PATH names such calls' sides "
+        f"'{strong} (strong)' and '{strong} (weak)', to be renamed with --model-map). Give "
+        "strong_model_name= and weak_model_name= (e.g. the models' real names) to record them "
+        "apart",
+        UserWarning,
+        stacklevel=level,
+    )

@@ -33,6 +33,7 @@ from .engine import RoutingEngine
 from .engine_cache import EngineSettings, RouterSpec
 from .errors import PoolError, RoutingInputError
 from .judging import PairwiseJudge
+from .log_field import warn_if_sides_share_a_name
 from .policy import DEFAULT_NO_KNOWN_TOKENS_SIDE, RoutingPolicy
 from .pool import DEFAULT_OUTPUT_TOKENS, PoolEngine, PoolPolicy, PoolRouter
 from .pool.policy import DEFAULT_BUDGET_WINDOW, DEFAULT_COST_WEIGHT
@@ -348,6 +349,8 @@ class RouterFields(BaseModel):
         check_shadow_settings(
             self.shadow_rate, self.log, self.judge, *self._judge_type, seed=self.shadow_seed
         )
+        if self.log is not None:
+            warn_if_sides_share_a_name(self._side_name("strong"), self._side_name("weak"))
 
     def _check_pair_prices(self) -> None:
         """:class:`RoutingInputError` for a name in ``prices`` that is neither model's name

@@ -15,6 +15,13 @@ Each call yields at most one battle between its strong model (``model_a``) and i
 A log of calls routed among a pool of several models yields battles between named models
 from its judged shadow comparisons: :func:`pool_battles`.
 
+A call whose two sides were logged under one model name (two stand-ins of one class, two
+``ChatOpenAI(model="default", base_url=...)`` on two local servers) would set that model
+against itself: its battle names the sides ``"NAME (strong)"`` and ``"NAME (weak)"`` instead
+(the log records which side answered, and a verdict names a side), counted in
+:attr:`LabelSummary.same_name_calls`; ``routellm train --model-map`` renames them, and the
+integrations' ``strong_model_name`` / ``weak_model_name`` make new calls log the names apart.
+
 Within one kind the newest row wins (older ones are counted as superseded). The battle's prompt
 is the call's routing text under the default rule (its last user turn, or its system text when
 it has none), read from the stored conversation: training needs a log written with
@@ -102,7 +109,10 @@ class LabelledCall:
     call_id: str
     prompt: str
     strong_model: str
+    """The strong side's logged model name; ``"NAME (strong)"`` when both sides logged
+    ``NAME`` (see the module's docstring)."""
     weak_model: str
+    """The weak side's, likewise (``"NAME (weak)"``)."""
     winner: str
     """``model_a`` (strong won), ``model_b`` (weak won) or ``tie``."""
     source: str
@@ -130,6 +140,9 @@ class LabelSummary:
     unparseable)."""
     failed_shadow_comparisons: int = 0
     """Comparisons whose shadow call failed (``shadow_error``): no second answer, never judged."""
+    same_name_calls: dict[str, int] = field(default_factory=dict)
+    """Battles whose call logged one model name on both sides, per name: their sides are named
+    ``"NAME (strong)"`` and ``"NAME (weak)"`` (:func:`side_names`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -184,12 +197,18 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
             summary.no_prompt += 1
             continue
         winner, source = evidence
+        strong, weak = row.strong_model, row.weak_model
+        if strong is not None and strong == weak:
+            strong, weak = side_names(strong)
+            summary.same_name_calls[row.strong_model] = (
+                summary.same_name_calls.get(row.strong_model, 0) + 1
+            )
         calls.append(
             LabelledCall(
                 call_id,
                 routing_text(json.loads(row.prompt)).text,
-                row.strong_model,
-                row.weak_model,
+                strong,
+                weak,
                 winner,
                 source,
                 row.win_rate,
@@ -210,6 +229,29 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
             f"only on a strong answer; {summary.no_decision} labels without a decision row)"
         )
     return calls, summary
+
+
+def side_names(name: str) -> tuple[str, str]:
+    """The names a call's strong and weak sides get in its battle when both logged ``name``."""
+    return f"{name} (strong)", f"{name} (weak)"
+
+
+def same_name_note(target: Any, summary: LabelSummary) -> str | None:
+    """What :attr:`LabelSummary.same_name_calls` means for the user, and the fixes; ``None``
+    when every call logged two names."""
+    if not summary.same_name_calls:
+        return None
+    counts = ", ".join(f"{n} x{k}" for n, k in sorted(summary.same_name_calls.items()))
+    name = min(summary.same_name_calls)
+    strong, weak = side_names(name)
+    return (
+        f"log {target}: {sum(summary.same_name_calls.values())} battles come from calls that "
+        f"logged one model name on both sides ({counts}): their sides are named "
+        f"{strong!r} and {weak!r}; rename them with --model-map '{strong}=STRONG' "
+        f"--model-map '{weak}=WEAK' (or train with --strong '{strong}' --weak '{weak}'), and "
+        "give the routed model strong_model_name= and weak_model_name= so that new calls are "
+        "logged under their own names"
+    )
 
 
 def log_battle_objects(calls: list[LabelledCall]) -> list[tuple[str, dict[str, str]]]:

@@ -187,10 +187,13 @@ def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Bat
     import hashlib
     import json
 
-    from ..log.training_data import labelled_calls, log_battle_objects
+    from ..log.training_data import labelled_calls, log_battle_objects, same_name_note
 
     calls, summary = labelled_calls(target)
     objects = log_battle_objects(calls)
+    note = same_name_note(target, summary)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     battles = battles_from_objects(objects, spec, model_map)
     print(
         f"note: {spec}: {summary.battles} battles {summary.by_source}; left out: {summary.no_prompt} "

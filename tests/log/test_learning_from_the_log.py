@@ -303,6 +303,87 @@ def test_comparisons_whose_shadow_call_failed_are_not_sent_to_the_judge(
     log.close()
 
 
+def test_one_model_name_on_both_sides_warns_at_construction(tmp_path: Path) -> None:
+    """A trial: two stand-ins of one class (in real use two ChatOpenAI(model="default") on two
+    local servers) were logged, shadowed and judged silently, then refused whole by training
+    ("a model battles itself"); strong_model_name/weak_model_name, the fix, was named nowhere."""
+    import itertools
+    import warnings
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from llama_index.core.llms import MockLLM
+
+    from langchain_routellm import RouterChatModel
+    from llamaindex_routellm import RouterLLM
+
+    def canned(text: str) -> GenericFakeChatModel:
+        return GenericFakeChatModel(messages=itertools.cycle([AIMessage(text)]))
+
+    log = str(tmp_path / "log.db")
+    with pytest.warns(UserWarning, match="both report the model name 'GenericFakeChatModel'") as w:
+        RouterChatModel(strong=canned("s"), weak=canned("w"), log=log, shadow_rate=1.0)
+    assert "strong_model_name= and weak_model_name=" in str(w[0].message)
+    assert w[0].filename == __file__  # points at the caller's line, not at our code
+    with pytest.warns(UserWarning, match="both report the model name 'MockLLM'") as w:
+        RouterLLM(strong=MockLLM(), weak=MockLLM(), log=log)
+    assert w[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RouterChatModel(
+            strong=canned("s"),
+            weak=canned("w"),
+            log=log,
+            strong_model_name="big",
+            weak_model_name="small",
+        )
+        RouterLLM(strong=MockLLM(), weak=MockLLM(), log=log, weak_model_name="small")
+        RouterChatModel(strong=canned("s"), weak=canned("w"))  # no log: nothing recorded
+
+
+def test_a_log_with_one_model_name_on_both_sides_trains_on_its_sides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log records which side answered and the verdict names a side: such a call's battle
+    names the sides NAME (strong) and NAME (weak), which --model-map renames, instead of a model
+    against itself that refused the whole log."""
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0, judge=good_answer_judge())
+    for i in range(6):
+        d = decision("weak", win_rate=0.6)
+        prompt = f"question {i}"
+        log.record(d, conversation=prompt, strong_model="default", weak_model="default")
+        # The weak answer is the good one on even calls, the strong (shadow) one on odd calls.
+        weak_answer, strong_answer = ("bad w", "good s") if i % 2 else ("good w", "bad s")
+        runner.submit(
+            d,
+            conversation=prompt,
+            answer=weak_answer,
+            call_other=lambda text=strong_answer: ShadowAnswer(text),
+            strong_model="default",
+            weak_model="default",
+        )
+    assert runner.flush(10) and log.flush(10)
+    log.close()
+    calls, summary = labelled_calls(path)
+    assert {(c.strong_model, c.weak_model) for c in calls} == {
+        ("default (strong)", "default (weak)")
+    }
+    assert [c.winner for c in calls] == ["model_b", "model_a"] * 3
+    assert summary.same_name_calls == {"default": 6}
+    out = tmp_path / "router"
+    argv = ["train", "sw_ranking", "--data", f"log:{path}", "--strong", "gpt-4o", "--weak",
+            "gpt-4o-mini", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "battles itself" not in err
+    assert "6 battles come from calls that logged one model name on both sides" in err
+    assert "--model-map 'default (strong)=STRONG'" in err and "strong_model_name=" in err
+    mapped = ["--model-map", "default (strong)=gpt-4o", "--model-map", "default (weak)=gpt-4o-mini"]
+    assert main(argv + mapped) == 0, capsys.readouterr().err
+
+
 def test_logged_prompts_are_the_routed_calls_routing_texts(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     log = RoutingLog(path, store_prompts=True)
