@@ -59,8 +59,10 @@ def items_not_trained_on(router: Router, benchmark: Benchmark) -> Benchmark:
     whitespace, or cosine >= the checkpoint's recorded ``near_duplicate_cosine`` (default
     :data:`~routellm_base.decontaminate.NEAR_DUPLICATE_COSINE`) under the router's own embedder.
     The training prompts that its ``--exclude`` files removed from training are found the same
-    way and do not count. A note says how many items were dropped, and names the training files
-    that could not be checked.
+    way and do not count. Training data from a routing log (``log:PATH``) is the prompts of the
+    labelled calls the training read, read again from the log as it stood then (the checkpoint
+    records where the read stopped and the sha256 of its battles). A note says how many items
+    were dropped, and names the training files, or logs, that could not be checked.
     """
     training = router.metadata.get("training") or {}
     if benchmark.path is not None:
@@ -109,9 +111,16 @@ def _items_not_in_training_files(
         )
     prompts: dict[str, None] = {}
     unchecked = []
+    unread_logs: list[str] = []
     for entry in training["data"]:
         path = str(entry.get("path", ""))
-        if os.path.isfile(path) and sha256_file(path) == entry.get("sha256"):
+        if path.startswith("log:"):
+            logged, why = _log_prompts(entry)
+            if logged is None:
+                unread_logs.append(f"{path[4:]} ({why})")
+            else:
+                prompts |= logged
+        elif os.path.isfile(path) and sha256_file(path) == entry.get("sha256"):
             prompts |= _file_prompts(path)
         else:
             unchecked.append(path)
@@ -142,6 +151,7 @@ def _items_not_in_training_files(
         )
     keep = (~seen).tolist()
     dropped = keep.count(False)
+    from_log = any(str(e.get("path", "")).startswith("log:") for e in training["data"])
     if dropped == len(keep):
         raise ValueError(
             f"every item of {benchmark.name} is in {router.name}'s training data: there is "
@@ -151,8 +161,9 @@ def _items_not_in_training_files(
     if dropped:
         benchmark = benchmark.restricted(
             keep,
-            f"{dropped} items left out: they are in {router.name}'s training files, so it was "
-            "trained on them (the same text up to case and whitespace"
+            f"{dropped} items left out: they are in {router.name}'s training "
+            f"{'data' if from_log else 'files'}, so it was trained on them (the same text up to "
+            "case and whitespace"
             + (
                 f", or cosine >= {cosine:g} under its embedder)"
                 if embed is not None
@@ -173,7 +184,36 @@ def _items_not_in_training_files(
             f"(missing, or their sha256 differs): {benchmark.name}'s items in them, if any, are "
             "scored as unseen",
         )
+    if unread_logs:
+        benchmark = benchmark.restricted(
+            [True] * len(benchmark.rows),
+            f"{router.name} was trained on the labelled calls of the routing log "
+            f"{'; '.join(unread_logs)}: which prompts those were cannot be told, so "
+            f"{benchmark.name}'s items among them, if any, are scored as unseen",
+        )
     return benchmark
+
+
+def _log_prompts(entry: dict[str, Any]) -> tuple[dict[str, None] | None, str]:
+    """The prompts of the labelled calls a checkpoint was trained on from a routing log
+    (``entry``: its ``training.data`` entry, ``{"path": "log:TARGET", "sha256", "log_mark"}``),
+    read again from the log as the training read them; ``(None, why)`` when they cannot be
+    (the log gone or unreadable, or its calls of then no longer the same: rows removed or
+    rewritten, which the recorded sha256 of the battles shows)."""
+    from ..errors import RouteLLMError
+    from ..log.training_data import LogMark, battles_digest, labelled_calls
+
+    target = str(entry["path"])[4:]
+    try:
+        mark = LogMark.from_dict(entry["log_mark"]) if "log_mark" in entry else None
+        calls, _ = labelled_calls(target, as_of=mark)
+    except RouteLLMError as exc:
+        return None, f"cannot be read: {exc}"
+    if battles_digest(calls) != entry.get("sha256"):
+        if mark is None:  # trained before checkpoints recorded where the read stopped
+            return None, "it has changed since training, and the checkpoint records no mark"
+        return None, "its calls of then are not the same: rows were removed or rewritten"
+    return dict.fromkeys(c.prompt for c in calls), ""
 
 
 def common_items(routers: Sequence[Router], benchmark: Benchmark) -> Benchmark:

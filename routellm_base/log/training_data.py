@@ -31,9 +31,11 @@ no labelled call has one raises :class:`~routellm_base.errors.RouteLLMError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,13 +145,74 @@ class LabelSummary:
     same_name_calls: dict[str, int] = field(default_factory=dict)
     """Battles whose call logged one model name on both sides, per name: their sides are named
     ``"NAME (strong)"`` and ``"NAME (weak)"`` (:func:`side_names`)."""
+    mark: LogMark | None = None
+    """Where the read stopped (:class:`LogMark`): give it as ``as_of`` to read the same calls
+    again from the log grown since."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        data["mark"] = None if self.mark is None else self.mark.to_dict()
+        return data
 
 
-def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall], LabelSummary]:
+@dataclass(frozen=True)
+class LogMark:
+    """Where a read of a routing log stopped: the last row id of each table when it read them,
+    and the time of the read, so that the same read can be made again on the log grown since
+    (:func:`labelled_calls`'s ``as_of``; a checkpoint trained on the log records it, so that
+    ``routellm eval`` can tell which logged prompts it was trained on)."""
+
+    decisions: int
+    comparisons: int
+    feedback: int
+    read_at: str
+    """ISO 8601 time (UTC) of the read: verdicts judged later into comparisons that were already
+    there (``routellm judge --log`` after training) do not count."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LogMark:
+        """The mark :meth:`to_dict` gave; a malformed one raises :class:`RouteLLMError`."""
+        try:
+            mark = cls(
+                int(data["decisions"]),
+                int(data["comparisons"]),
+                int(data["feedback"]),
+                str(data["read_at"]),
+            )
+            mark.read_time()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RouteLLMError(f"not a routing log mark: {data!r} ({exc})") from None
+        return mark
+
+    def read_time(self) -> datetime:
+        return _utc(datetime.fromisoformat(self.read_at))
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns the stored UTC time without its zone; PostgreSQL returns it aware.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _mark_now(connection: Any) -> LogMark:
+    """The last row id of each table the training data is read from, and the time now."""
+    last = [
+        connection.execute(select(func.max(table.c.id))).scalar() or 0
+        for table in (decisions, comparisons, feedback)
+    ]
+    return LogMark(*last, datetime.now(timezone.utc).isoformat())
+
+
+def labelled_calls(
+    target: str | Path | RoutingLog, *, as_of: LogMark | None = None
+) -> tuple[list[LabelledCall], LabelSummary]:
     """Every call of the log at ``target`` with a battle, oldest call first, and the summary.
+
+    The read stops at the log's rows when it starts (``summary.mark``); ``as_of``: read as a
+    read that stopped at this mark did (a mark from an earlier summary): rows added after it,
+    and verdicts judged after it into comparisons that were there, are left out.
 
     Raises :class:`RouteLLMError` when no call is labelled, or when labelled calls exist but
     none has a stored prompt (naming ``store_prompts=True``).
@@ -157,27 +220,41 @@ def labelled_calls(target: str | Path | RoutingLog) -> tuple[list[LabelledCall],
     engine = open_log_store(target, "log")
     try:
         with engine.connect() as connection:
+            mark = as_of or _mark_now(connection)
+            read_at = mark.read_time()
             golden, ratings = _feedback_by_call(
-                connection.execute(select(feedback).order_by(feedback.c.id))
+                connection.execute(
+                    select(feedback).where(feedback.c.id <= mark.feedback).order_by(feedback.c.id)
+                )
             )
             verdicts: dict[str, str] = {}
-            summary = LabelSummary()
-            for row in connection.execute(select(comparisons).order_by(comparisons.c.id)):
-                if row.verdict is None and row.shadow_error is not None:
+            summary = LabelSummary(mark=mark)
+            for row in connection.execute(
+                select(comparisons)
+                .where(comparisons.c.id <= mark.comparisons)
+                .order_by(comparisons.c.id)
+            ):
+                verdict = row.verdict
+                if row.judged_at is not None and _utc(row.judged_at) > read_at:
+                    verdict = None  # judged after the read
+                if verdict is None and row.shadow_error is not None:
                     summary.failed_shadow_comparisons += 1
                     continue
-                if row.verdict is None:
+                if verdict is None:
                     summary.unjudged_comparisons += 1
                     continue
                 summary.superseded += row.call_id in verdicts
-                verdicts[row.call_id] = _FROM_LABEL[row.verdict]
+                verdicts[row.call_id] = _FROM_LABEL[verdict]
             summary.superseded += golden.superseded + ratings.superseded
             counts = _calls_and_prompts(connection, pool=False)
             wanted = set(golden.values) | set(verdicts) | set(ratings.values)
             found = []
             ids = sorted(wanted)
             for start in range(0, len(ids), 500):  # bounded IN lists
-                query = select(decisions).where(decisions.c.call_id.in_(ids[start : start + 500]))
+                query = select(decisions).where(
+                    decisions.c.call_id.in_(ids[start : start + 500]),
+                    decisions.c.id <= mark.decisions,
+                )
                 found += connection.execute(query).all()
     finally:
         engine.dispose()
@@ -252,6 +329,14 @@ def same_name_note(target: Any, summary: LabelSummary) -> str | None:
         "give the routed model strong_model_name= and weak_model_name= so that new calls are "
         "logged under their own names"
     )
+
+
+def battles_digest(calls: list[LabelledCall]) -> str:
+    """The sha256 (hex) of the calls' battles as JSONL (keys sorted): what a checkpoint trained
+    on a log records for it, since a log's own file changes with every call."""
+    return hashlib.sha256(
+        "".join(json.dumps(o, sort_keys=True) + "\n" for _, o in log_battle_objects(calls)).encode()
+    ).hexdigest()
 
 
 def log_battle_objects(calls: list[LabelledCall]) -> list[tuple[str, dict[str, str]]]:

@@ -184,10 +184,12 @@ def load_data_spec(spec: str, model_map: dict[str, str]) -> tuple[Battles, list[
 
 
 def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Battles, list[Any]]:
-    import hashlib
-    import json
-
-    from ..log.training_data import labelled_calls, log_battle_objects, same_name_note
+    from ..log.training_data import (
+        battles_digest,
+        labelled_calls,
+        log_battle_objects,
+        same_name_note,
+    )
 
     calls, summary = labelled_calls(target)
     objects = log_battle_objects(calls)
@@ -203,11 +205,12 @@ def _log_battles(target: str, spec: str, model_map: dict[str, str]) -> tuple[Bat
         f"(nothing to judge); {summary.superseded} superseded",
         file=sys.stderr,
     )
-    # A log keeps growing: record what was read (the battles' content hash), not the file's.
-    digest = hashlib.sha256(
-        "".join(json.dumps(o, sort_keys=True) + "\n" for _, o in objects).encode()
-    )
-    return battles, [{"path": spec, "sha256": digest.hexdigest()}]
+    # A log keeps growing: record what was read (the battles' content hash, and where the read
+    # stopped, so that eval can read the same calls again), not the file's hash.
+    entry: dict[str, Any] = {"path": spec, "sha256": battles_digest(calls)}
+    if summary.mark is not None:
+        entry["log_mark"] = summary.mark.to_dict()
+    return battles, [entry]
 
 
 WHOLE_DATA_FAMILIES = ("mf", "sw_ranking")

@@ -384,6 +384,87 @@ def test_a_log_with_one_model_name_on_both_sides_trains_on_its_sides(
     assert main(argv + mapped) == 0, capsys.readouterr().err
 
 
+QUESTIONS = [
+    "What is the capital of Australia?",
+    "Write a haiku about autumn leaves.",
+    "How do I reverse a linked list in C?",
+    "Explain the causes of the French Revolution.",
+    "Suggest a name for a bakery.",
+    "What is the derivative of x squared?",
+    "Translate 'good morning' into Japanese.",
+    "Why is the sky blue?",
+    "Plan a three-day trip to Lisbon.",
+    "What does a mitochondrion do?",
+    "Give me a limerick about a cat.",
+    "How does compound interest work?",
+    "Name three jazz pianists.",
+    "What is a hash table?",
+]
+
+
+def test_eval_finds_the_prompts_a_router_was_trained_on_in_its_routing_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: a router trained on --data log:PATH recorded 'log:PATH' as a training file, so
+    eval said its training files were "missing, or their sha256 differs". Eval reads the log
+    again as training read it: calls labelled or judged after training are not counted."""
+    path = tmp_path / "log.db"
+    log = RoutingLog(path, store_prompts=True)
+    runner = ShadowRunner(log, 1.0)  # judged below with routellm judge's logic
+    ids = []
+    for i, q in enumerate(QUESTIONS[:10]):
+        good = i % 2 == 0  # the strong answer wins on even calls
+        ids.append(
+            logged_call(
+                log, runner, q, "weak", "bad w" if good else "good w", "good s" if good else "bad s"
+            )  # fmt: skip
+        )
+    assert runner.flush(10) and log.flush(10)
+    log.close()
+    judge_log(path, good_answer_judge(), limit=6)  # calls 0-5 judged; 6-9 wait
+    bench = tmp_path / "bench.jsonl"
+    rows = [{"id": i, "prompt": q, "scores": {"S": int(i % 3 > 0), "W": i % 2}}
+            for i, q in enumerate(QUESTIONS)]  # fmt: skip
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "router"
+    train = ["train", "sw_ranking", "--data", f"log:{path}", "--strong", "S", "--weak", "W",
+             "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(train) == 0
+    config = json.loads((out / "config.json").read_text())
+    [entry] = config["training"]["data"]
+    assert entry["path"] == f"log:{path}" and entry["log_mark"]["comparisons"] == 10
+    # The log grows after training: more calls, the waiting comparisons judged, labels on
+    # calls that had none. None of these was trained on.
+    with RoutingLog(path, store_prompts=True) as log:
+        later = logged_call(log, None, QUESTIONS[10], "weak", "", "")
+        log.feedback(later, rating=-1)
+        log.feedback(ids[6], label="strong", source="golden")
+    judge_log(path, good_answer_judge())
+    evaluate = ["eval", "--benchmark", str(bench), "--strong", "S", "--weak", "W", "--router",
+                str(out), "--no-progress", "--json"]  # fmt: skip
+    capsys.readouterr()
+    assert main(evaluate) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == len(QUESTIONS) - 6, row  # QUESTIONS[0:6], the judged ones, left out
+    assert row["notes"][0].startswith(f"6 items left out: they are in {out}'s training data")
+    assert not any("not there unchanged" in n or "log:" in n for n in row["notes"]), row
+    # A checkpoint that records no mark (trained before marks were recorded): the log has
+    # changed since, so which prompts were trained on cannot be told, and the note says why.
+    del config["training"]["data"][0]["log_mark"]
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(evaluate) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["n"] == len(QUESTIONS)
+    [note] = [n for n in row["notes"] if "routing log" in n]
+    assert f"trained on the labelled calls of the routing log {path} (it has changed" in note
+    assert "are scored as unseen" in note and "sha256 differs" not in note
+    path.rename(tmp_path / "moved.db")
+    assert main(evaluate) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    [note] = [n for n in row["notes"] if "routing log" in n]
+    assert "cannot be read: log: no routing log at" in note
+
+
 def test_logged_prompts_are_the_routed_calls_routing_texts(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     log = RoutingLog(path, store_prompts=True)
