@@ -953,3 +953,19 @@ def test_eval_refuses_a_data_dir_no_benchmark_reads(
     ]
     assert main([*argv, "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir locates the named benchmarks" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_benchmark_file_item_with_a_blank_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: items whose prompt was "" or whitespace were scored (``routellm route ""``
+    refuses such a prompt: no text to route on)."""
+    args = ["eval", "--strong", "big", "--weak", "small", "--router", "random"]
+    for n, blank in ((1, ""), (3, " \t ")):
+        path = tmp_path / f"blank{n}.jsonl"
+        rows = [{"id": i, "prompt": f"q {i}", "scores": {"big": 1, "small": 0}} for i in range(4)]
+        rows[n - 1]["prompt"] = blank
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        assert main([*args, "--benchmark", str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}:{n}: field 'prompt' is " in err and "no text to route on" in err, err

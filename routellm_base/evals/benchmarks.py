@@ -131,6 +131,19 @@ def _refuse_duplicate_ids(path: Path) -> None:
         )
 
 
+def _refuse_blank_prompts(path: Path) -> None:
+    """Raise ``ValueError`` naming the first line of ``path`` whose prompt is empty or only
+    whitespace: routing refuses such a prompt (no text to route on), so no router's win rate for
+    it means anything."""
+    for where, obj in iter_jsonl_objects(path):
+        if not obj["prompt"].strip():
+            raise ValueError(
+                f"{where}: field 'prompt' is {'empty' if not obj['prompt'] else 'only whitespace'}"
+                ": there is no text to route on (routing refuses such a prompt), so the item "
+                "cannot be scored; remove the line or give it its prompt"
+            )
+
+
 def load_benchmark(
     name_or_path: str,
     data_dir: str | Path | None = None,
@@ -144,7 +157,8 @@ def load_benchmark(
     from ``$ROUTELLM_DATA_DIR`` raises ``FileNotFoundError`` naming the variable. RouteLLM's three default to the paper's pair (gpt-4-1106-preview vs Mixtral-8x7B) and apply
     the paper's contamination filter. ``rmb`` is the held-out fold of RMB's open-chat pairs
     (:func:`routellm_base.data.load_rmb`), scored as ``top-tier`` vs ``mid-tier``. A JSONL file
-    needs ``strong_model`` and ``weak_model``.
+    needs ``strong_model`` and ``weak_model``; a malformed line, a blank prompt or an id on two
+    lines raises ``ValueError`` naming the line.
     """
     if name_or_path in NAMED_BENCHMARKS:
         from_env = data_dir is None and data_dir_from_env() is not None
@@ -187,6 +201,7 @@ def load_benchmark(
                 f"benchmark file {path} needs --strong and --weak model names (keys of 'scores')"
             )
         rows = load_scored_jsonl(path)
+        _refuse_blank_prompts(path)
         _refuse_duplicate_ids(path)
         name, notes = path.name, []
     usable = [r for r in rows if strong_model in r.scores and weak_model in r.scores]
