@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.model_map import refuse_unused_model_map
 from ..errors import PoolError
 
 csv.field_size_limit(sys.maxsize)
@@ -597,12 +598,7 @@ def load_pool_sources(
     parts = [load_pool_source(spec, model_map, option) for spec in specs]
     merged = merge(parts)
     if model_map:
-        raw_unused = [s for s in model_map if s not in merged.source_names]
-        if raw_unused:
-            raise PoolError(
-                f"--model-map names {raw_unused}, which no {option} source has; models: "
-                f"{merged.models}"
-            )
+        refuse_unused_model_map(model_map, merged.source_names, option, PoolError)
     return merged
 
 

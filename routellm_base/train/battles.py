@@ -29,6 +29,9 @@ class Battles:
     outcome: np.ndarray
     models: list[str]
     counts: dict[str, int]
+    source_names: frozenset[str] = frozenset()
+    """The models' names as the data spell them, before any model map (``--model-map`` is
+    checked against them)."""
 
     def __len__(self) -> int:
         return len(self.outcome)
@@ -42,6 +45,7 @@ class Battles:
             self.outcome[mask],
             self.models,
             dict(Counter(_outcome_name(o) for o in self.outcome[mask])),
+            self.source_names,
         )
 
 
@@ -110,4 +114,5 @@ def battles_from_scores(
         outcome,
         model_list,
         dict(Counter(_outcome_name(o) for o in outcome)),
+        frozenset(model_list),
     )

@@ -14,6 +14,7 @@ import numpy as np
 from ..arg_types import cosine, float_above, int_at_least
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
+from ..data.model_map import refuse_unused_model_map
 from ..data.scored import read_prompt_file, read_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask, near_duplicate_cosine
 from ..embedders import load_embedder
@@ -272,6 +273,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
     spec_battles = [b for b, _ in loaded]
     battles = merge_battles(spec_battles)
+    refuse_unused_model_map(model_map, battles.source_names)  # as train pool does
     files = [f for _, fs in loaded for f in fs]
     for model in (args.strong, args.weak):
         if model not in battles.models:

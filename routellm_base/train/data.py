@@ -16,6 +16,7 @@ import csv
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,10 @@ def battles_from_objects(
     b_idx: list[int] = []
     outcomes: list[float] = []
     kinds: Counter[str] = Counter()
+    source_names: set[str] = set()
 
     def model_id(name: str) -> int:
+        source_names.add(name)
         name = model_map.get(name, name)
         if name not in model_ids:
             model_ids[name] = len(models)
@@ -100,6 +103,7 @@ def battles_from_objects(
         np.asarray(outcomes, dtype=np.float32),
         models,
         dict(kinds),
+        frozenset(source_names),
     )
 
 
@@ -108,13 +112,15 @@ def battles_from_scored_file(
 ) -> Battles:
     """Golden-label augmentation from a scored-prompt JSONL file (correctness or grades)."""
     model_map = model_map or {}
+    raw = load_scored_jsonl(path)
     rows = [
         ScoredPrompt(
             r.id, r.prompt, {model_map.get(m, m): s for m, s in r.scores.items()}, r.source
         )
-        for r in load_scored_jsonl(path)
+        for r in raw
     ]
-    return battles_from_scores(rows, margin=margin)
+    battles = battles_from_scores(rows, margin=margin)
+    return replace(battles, source_names=frozenset(m for r in raw for m in r.scores))
 
 
 def battles_from_alpaca_eval(
@@ -175,7 +181,9 @@ def merge_battles(parts: list[Battles]) -> Battles:
     b_idx: list[np.ndarray] = []
     outcomes: list[np.ndarray] = []
     counts: Counter[str] = Counter()
+    source_names: frozenset[str] = frozenset()
     for part in parts:
+        source_names |= part.source_names
         remap_model = np.array([models.index(m) for m in part.models], dtype=np.int64)
         remap_prompt = []
         for prompt in part.prompts:
@@ -196,4 +204,5 @@ def merge_battles(parts: list[Battles]) -> Battles:
         np.concatenate(outcomes),
         models,
         dict(counts),
+        source_names,
     )

@@ -540,3 +540,48 @@ def test_cosine_without_evaluation_prompts_is_refused(family, tmp_path, capsys):
     assert main([*argv, *pair]) == 2
     assert "--cosine sets how near a training prompt must be" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("family", PAIR_FAMILIES)
+@pytest.mark.parametrize("form", ["battles", "scores", "alpaca"])
+def test_a_model_map_source_no_data_has_is_refused_by_every_family(family, form, tmp_path, capsys):
+    """A trial: ``train task_experts --model-map gpt4o=gpt-4o`` (a typo) wrote a checkpoint as
+    if the mapping had applied; ``train pool`` refused it. Every family now refuses it the same
+    way, before training, whatever --data form gave the names."""
+    rows = _pair_rows(["model_a", "model_b", "tie"], a="gpt-4o", b="gpt-4o-mini")
+    if form == "battles":
+        data = str(tmp_path / "b.jsonl")
+        _write_battles(data, rows)
+    elif form == "scores":
+        data = "scores:" + str(tmp_path / "s.jsonl")
+        _write_battles(data[7:], [
+            {"id": i, "prompt": r["prompt"], "scores": {"gpt-4o": i % 2, "gpt-4o-mini": 1}}
+            for i, r in enumerate(rows)
+        ])  # fmt: skip
+    else:
+        (tmp_path / "j.csv").write_text(
+            "prompt_id,model_1,model_2,preference\n1,gpt-4o,gpt-4o-mini,1.0\n2,gpt-4o,gpt-4o-mini,2.0\n"
+        )
+        _write_battles(tmp_path / "p.jsonl", [{"prompt_id": i, "prompt": f"q{i}"} for i in (1, 2)])
+        data = f"alpaca:{tmp_path / 'j.csv'},{tmp_path / 'p.jsonl'}"
+    out = tmp_path / "router"
+    argv = ["train", family, "--data", data, "--strong", "gpt-4o", "--weak", "gpt-4o-mini",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main([*argv, "--model-map", "gpt4o=gpt-4o"]) == 2
+    err = capsys.readouterr().err
+    assert "--model-map names ['gpt4o'], which no --data source has; models: ['gpt-4o', " in err
+    assert not out.exists()
+    # A SOURCE the data has passes the check (mapped to itself: nothing else changes).
+    battles, _ = train_command.load_data_spec(data, {"gpt-4o": "gpt-4o"})
+    assert battles.source_names == {"gpt-4o", "gpt-4o-mini"}
+
+
+def test_the_data_names_survive_merging_and_subsets(tmp_path):
+    _write_battles(tmp_path / "a.jsonl", _pair_rows(["model_a"], a="x", b="y"))
+    _write_battles(tmp_path / "b.jsonl", _pair_rows(["model_b"], a="z", b="y"))
+    merged = merge_battles([
+        load_battles_jsonl(tmp_path / "a.jsonl", {"x": "big"}),
+        load_battles_jsonl(tmp_path / "b.jsonl"),
+    ])  # fmt: skip
+    assert merged.models == ["big", "y", "z"] and merged.source_names == {"x", "y", "z"}
+    assert merged.subset(np.array([True, False])).source_names == {"x", "y", "z"}
