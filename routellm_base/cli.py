@@ -216,13 +216,23 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
     from .decontaminate import contaminated_mask
 
     train, evals = read_prompt_file(args.train), read_prompt_file(args.eval)
-    embedder = load_router(args.router).embedder
+    router = load_router(args.router)
+    embedder = router.embedder
+    if embedder is None:
+        # Exact text alone would give a shorter, clean-looking list with --cosine unused.
+        raise RouteLLMError(
+            f"--router {args.router} ({router.family}) has no embedder, and decontaminate "
+            "measures near-duplicates (cosine >= --cosine) with the router's: give a router "
+            f"that embeds prompts (the default {DEFAULT_ROUTER}, mf, or an mf, sw_ranking or "
+            "task_experts checkpoint; a bert or causal_llm checkpoint's model card names the "
+            "decontamination embedder it was trained with)"
+        )
     train_texts, eval_texts = [t for _, t in train], [t for _, t in evals]
     mask = contaminated_mask(
         train_texts,
         eval_texts,
-        embedder.embed(train_texts) if embedder else None,
-        embedder.embed(eval_texts) if embedder else None,
+        embedder.embed(train_texts),
+        embedder.embed(eval_texts),
         threshold=args.cosine,
     )
     flagged = [train[i][0] for i in mask.nonzero()[0]]
@@ -440,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument(
         "--router",
         default=DEFAULT_ROUTER,
-        help=f"router whose embedder measures similarity (default {DEFAULT_ROUTER})",
+        help=f"router whose embedder measures similarity (default {DEFAULT_ROUTER}); one "
+        "without an embedder (random, a bert or causal_llm checkpoint) is refused",
     )
     dc.add_argument(
         "--cosine",

@@ -969,3 +969,19 @@ def test_eval_refuses_a_benchmark_file_item_with_a_blank_prompt(
         assert main([*args, "--benchmark", str(path), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert f"{path}:{n}: field 'prompt' is " in err and "no text to route on" in err, err
+
+
+def test_decontaminate_refuses_a_router_without_an_embedder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``--router random`` (or a bert checkpoint) compared exact text only, even with
+    ``--cosine 0.5``, and printed a shorter, clean-looking list with no word of it."""
+    train, evals = tmp_path / "train.txt", tmp_path / "eval.txt"
+    evals.write_text("What is 2+2?\nTell me a joke\n")
+    train.write_text("What is 2+2?\nwhat is 2 + 2 ?\nSomething else entirely different\n")
+    argv = ["decontaminate", "--train", str(train), "--eval", str(evals)]
+    assert main([*argv, "--router", "random", "--cosine", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--router random (random) has no embedder" in err and "cosine >= --cosine" in err
+    assert main([*argv, "--router", "mf"]) == 0  # one that embeds: the near-duplicate is found
+    assert capsys.readouterr().out.startswith("2 of 3 training prompts duplicate")

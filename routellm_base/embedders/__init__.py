@@ -10,13 +10,23 @@ from ..errors import CheckpointError
 from .base import Embedder
 from .static import StaticEmbedder
 
-__all__ = ["Embedder", "StaticEmbedder", "load_embedder", "BUNDLED_EMBEDDERS_DIR"]
+__all__ = [
+    "Embedder",
+    "StaticEmbedder",
+    "load_embedder",
+    "BUNDLED_EMBEDDERS_DIR",
+    "DEFAULT_EMBEDDER",
+]
 
 BUNDLED_EMBEDDERS_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "embedders"
 # sha256 of each bundled static table, checked on load.
 BUNDLED_STATIC_SHA256: dict[str, str] = {
     "minilm-l6-static-256": "3ad0f737a50e1eb792dad270e26461f7eb9f1b9d0ff47bd699b4e2d67af01611",
 }
+
+DEFAULT_EMBEDDER = "minilm-l6-static-256"
+"""The embedder ``routellm train`` reads prompts (and decontaminates) with unless ``--embedder``
+names another: the bundled checkpoints'."""
 
 _shared: dict[tuple[str, str], Embedder] = {}
 _shared_lock = threading.Lock()

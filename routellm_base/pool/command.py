@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..decontaminate import contaminated_mask, near_duplicate_cosine
-from ..embedders import load_embedder
+from ..embedders import DEFAULT_EMBEDDER, load_embedder
 from ..errors import PoolError
 from .checkpoints import load_pool_router, save_pool_router
 from .data import COMMERCIAL_SOURCES, PoolData, load_pool_sources, parse_model_map
@@ -95,7 +95,7 @@ def train_pool(args: argparse.Namespace) -> dict[str, Any]:
         raise PoolError(f"a pool router has no strong/weak pair; drop {', '.join(given)}")
     model_map = parse_model_map(args.model_map or [])
     data = load_pool_sources(args.data, model_map)
-    embedder = load_embedder(args.embedder)
+    embedder = load_embedder(args.embedder or DEFAULT_EMBEDDER)
     embeddings = embedder.embed(data.prompts)
     data, embeddings, removed = _decontaminate(
         data,

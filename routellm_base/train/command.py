@@ -17,7 +17,7 @@ from ..checkpoints import save_checkpoint
 from ..data.model_map import refuse_unused_model_map
 from ..data.scored import read_prompt_file, read_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask, near_duplicate_cosine
-from ..embedders import load_embedder
+from ..embedders import DEFAULT_EMBEDDER, load_embedder
 from ..hashing import sha256_file
 from ..routers.bert import TRUNCATIONS
 from ..routers.mf import MFRouter
@@ -281,7 +281,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
                 f"--strong/--weak model {model!r} is in no battle; models: {battles.models}"
             )
     check_decisive(battles, args.family, args.strong, args.weak)
-    embedder = load_embedder(args.embedder)
+    embedder = load_embedder(args.embedder or DEFAULT_EMBEDDER)
     prompt_embeddings = embedder.embed(battles.prompts)
 
     removed = 0
@@ -717,9 +717,10 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--embedder",
-        default="minilm-l6-static-256",
-        help="prompt embedder of mf, sw_ranking and task_experts, and of decontamination: a "
-        "bundled static name (default minilm-l6-static-256), static:PATH, "
+        default=None,  # so that bert and causal_llm can refuse it without --exclude
+        help="prompt embedder of mf, sw_ranking, task_experts and pool, and of decontamination "
+        "(bert and causal_llm read it only with --exclude): a bundled static name (default "
+        f"{DEFAULT_EMBEDDER}), static:PATH, "
         "sentence_transformer[:PATH] or openai:MODEL",
     )
     tr.add_argument(
@@ -825,6 +826,13 @@ def _run(args: argparse.Namespace) -> int:
             "--cosine sets how near a training prompt must be to an evaluation prompt to be "
             "dropped, and no evaluation prompts were given: add --exclude FILE (--exclude-data "
             "SOURCE for pool), or drop --cosine"
+        )
+    if args.family in SELF_TOKENISING and args.embedder is not None and not args.exclude:
+        # It reads the prompt text itself: the embedder only finds --exclude's near-duplicates.
+        raise ValueError(
+            f"routellm train {args.family} reads --embedder only to decontaminate against "
+            f"--exclude (a {args.family} router reads the prompt text itself), and no --exclude "
+            "was given: add --exclude FILE, or drop --embedder"
         )
     _check_out(Path(args.out), args.force)  # before any data is read, for every family
     if args.family == "pool":

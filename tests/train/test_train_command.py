@@ -585,3 +585,15 @@ def test_the_data_names_survive_merging_and_subsets(tmp_path):
     ])  # fmt: skip
     assert merged.models == ["big", "y", "z"] and merged.source_names == {"x", "y", "z"}
     assert merged.subset(np.array([True, False])).source_names == {"x", "y", "z"}
+
+
+@pytest.mark.parametrize("family", ["bert", "causal_llm"])
+def test_an_embedder_a_self_tokenising_family_would_not_read_is_refused(family, tmp_path, capsys):
+    """bert and causal_llm read the prompt text themselves: --embedder only decontaminates
+    against --exclude, and without it was dropped silently (the card still named it)."""
+    argv = ["train", family, "--data", "x.jsonl", "--strong", "big", "--weak", "small",
+            "--out", str(tmp_path / "o"), "--embedder", "minilm-l6-static-256"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"routellm train {family} reads --embedder only to decontaminate against --exclude" in err
+    assert not (tmp_path / "o").exists()
