@@ -66,6 +66,19 @@ def float_above(low: float) -> Callable[[str], float]:
     return parse
 
 
+def float_at_least(low: float) -> Callable[[str], float]:
+    """A finite ``float`` option of at least ``low`` (e.g. a cost or a delay of 0 or more)."""
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return value
+
+    parse.__name__ = f"float >= {low:g}"
+    return parse
+
+
 def output_file(text: str) -> str:
     """A file to write (e.g. ``--plot``): its folder must exist, checked before any work."""
     from pathlib import Path

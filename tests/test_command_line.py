@@ -352,6 +352,8 @@ def test_every_option_with_a_default_says_it_and_numeric_options_name_their_unit
         ),
         (["calibrate", "--strong-share", "-1", "--prompts", "p"], "must be a share in [0, 1]"),
         (["report", "--log", "x", "--buckets", "0"], "argument --buckets: must be at least 1"),
+        (["eval", "--pool", "--at-cost", "-1"], "argument --at-cost: must be at least 0, got -1"),
+        (["eval", "--pool", "--at-cost", "nan"], "argument --at-cost: must be a finite number"),
     ],
 )
 def test_out_of_range_options_are_refused_when_parsed(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arg_types import float_at_least
 from ..decontaminate import contaminated_mask, near_duplicate_cosine
 from ..embedders import DEFAULT_EMBEDDER, load_embedder
 from ..errors import PoolError
@@ -385,9 +386,10 @@ def add_pool_eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--at-cost",
-        type=float,
+        type=float_at_least(0),
         default=None,
-        help="with --pool: also print each router's quality at this cost (USD per 1,000 calls); "
+        help="with --pool: also print each router's quality at this cost (USD per 1,000 calls, "
+        "0 or more); "
         "outside the costs a router's curve spans, a note says so and which point's quality "
         "is reported",
     )
