@@ -84,13 +84,22 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
-def _own_pair_note(router: Any, strong: str, weak: str) -> str | None:
+def _own_pair_note(router: Any, strong: str, weak: str, benchmark: str | None = None) -> str | None:
     """A note when checkpoint ``router`` scores its own (trained) pair, not ``strong`` vs
     ``weak``: MF and SW ranking know models by name (``--retarget`` compares the given pair);
     the others (task_experts, bert, causal_llm) learned one pair's win rate and cannot be
-    retargeted."""
+    retargeted. None when the checkpoint records named ``benchmark`` as trained on
+    (``training.trained_on_benchmarks``) and ``strong`` vs ``weak`` is that benchmark's own pair:
+    its training covered the pair scored (``chat_task_experts`` learned RMB's top tier vs mid
+    tier as its chat kind)."""
+    from .evals.benchmarks import NAMED_PAIRS
+
     own = (getattr(router, "strong_model", None), getattr(router, "weak_model", None))
     if router.family == "random" or None in own or own == (strong, weak):
+        return None
+    training = (getattr(router, "metadata", None) or {}).get("training") or {}
+    trained_on = training.get("trained_on_benchmarks") or {}
+    if benchmark in trained_on and NAMED_PAIRS.get(benchmark) == (strong, weak):
         return None
     if getattr(router, "for_pair", None) is None:
         return (
@@ -158,7 +167,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = [evaluate(r, b, progress=not args.no_progress) for b in benchmarks for r in routers]
     if not args.retarget:
         for result, (bench, router) in zip(results, [(b, r) for b in benchmarks for r in routers]):
-            note = _own_pair_note(router, bench.strong_model, bench.weak_model)
+            named = bench.name if bench.path is None else None
+            note = _own_pair_note(router, bench.strong_model, bench.weak_model, named)
             if note:
                 result.notes.append(note)
     # The random band goes beside every figure: on 72 MT Bench questions random routing alone

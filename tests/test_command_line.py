@@ -987,3 +987,31 @@ def test_decontaminate_refuses_a_router_without_an_embedder(
     assert "--router random (random) has no embedder" in err and "cosine >= --cosine" in err
     assert main([*argv, "--router", "mf"]) == 0  # one that embeds: the near-duplicate is found
     assert capsys.readouterr().out.startswith("2 of 3 training prompts duplicate")
+
+
+def test_eval_gives_no_wrong_pair_note_for_a_benchmark_the_checkpoint_learned(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: chat_task_experts on ``rmb`` was told it predicts GPT-4 vs Mixtral, "not top-tier
+    vs mid-tier", and to retrain, though its chat kind learned RMB's top vs mid tier battles (its
+    checkpoint records rmb in ``trained_on_benchmarks``). A checkpoint that records no rmb keeps
+    the note."""
+    from routellm_base.data import GPT4, MIXTRAL
+
+    battles = tmp_path / "b.jsonl"
+    winners = ["model_a", "model_b", "tie", "model_a"] * 8
+    battles.write_text("".join(
+        json.dumps({"prompt": f"question {i}", "model_a": GPT4, "model_b": MIXTRAL, "winner": w}) + "\n"
+        for i, w in enumerate(winners)
+    ))  # fmt: skip
+    train = ["train", "task_experts", "--data", str(battles), "--strong", GPT4, "--weak", MIXTRAL,
+             "--no-progress"]  # fmt: skip
+    assert main([*train, "--out", str(tmp_path / "rmb"), "--trained-on-benchmark", "rmb"]) == 0
+    assert main([*train, "--out", str(tmp_path / "other")]) == 0
+    capsys.readouterr()
+    args = ["eval", "--benchmark", "rmb", "--data-dir", str(data_dir), "--no-progress", "--json"]
+    assert main([*args, "--router", str(tmp_path / "rmb"), "--router", str(tmp_path / "other")]) == 0
+    learned, other = json.loads(capsys.readouterr().out)
+    assert not [n for n in learned["notes"] if "training pair" in n], learned["notes"]
+    [note] = [n for n in other["notes"] if "training pair" in n]
+    assert "not top-tier vs mid-tier" in note and "cannot be retargeted" in note
