@@ -115,7 +115,37 @@ def _own_pair_note(router: Any, strong: str, weak: str, benchmark: str | None = 
     )
 
 
+def _eval_key(value: str) -> str:
+    """What an eval ``--router`` or ``--benchmark`` names, so that two spellings of one compare
+    equal: a path that exists resolved, ``llmrouter:DIR`` with its default split ``test``."""
+    kind, sep, rest = value.partition(":")
+    if sep and kind in ("routerbench", "llmrouter"):
+        folder, _, split = rest.partition(",")
+        return f"{kind}:{os.path.realpath(folder)},{split or 'test'}"
+    return os.path.realpath(value) if os.path.exists(value) else value
+
+
+def refuse_repeats(option: str, values: list[str]) -> None:
+    """Raise :class:`RouteLLMError` naming the ``values`` of a repeatable ``option`` that name
+    one thing twice (the same text, or paths of one file or folder): each would be scored and
+    printed twice."""
+    groups: dict[str, list[str]] = {}
+    for value in values:
+        groups.setdefault(_eval_key(value), []).append(value)
+    repeated = [spellings for spellings in groups.values() if len(spellings) > 1]
+    if repeated:
+        named = "; ".join(
+            f"{option} {spellings[0]} is given {len(spellings)} times"
+            if len(set(spellings)) == 1
+            else f"{option} {' and '.join(dict.fromkeys(spellings))} name the same one"
+            for spellings in repeated
+        )
+        raise RouteLLMError(f"{named}: each is scored once, so drop the repeats")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    refuse_repeats("--router", args.router)
+    refuse_repeats("--benchmark", args.benchmark)
     if args.pool:
         from .pool.command import eval_pool
 
@@ -340,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="mt-bench, mmlu, gsm8k, rmb (held-out open-chat split) or a scored JSONL file; with "
         "--pool, routerbench:DIR[,SPLIT] or llmrouter:DIR[,SPLIT] (SPLIT test unless given); "
-        "repeatable",
+        "repeatable (a repeat is refused)",
     )
     ev.add_argument(
         "--data-dir",
@@ -353,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--router",
         action="append",
         required=True,
-        help="router name or checkpoint folder; repeatable",
+        help="router name or checkpoint folder; repeatable (a repeat is refused)",
     )
     ev.add_argument(
         "--strong",

@@ -1015,3 +1015,28 @@ def test_eval_gives_no_wrong_pair_note_for_a_benchmark_the_checkpoint_learned(
     assert not [n for n in learned["notes"] if "training pair" in n], learned["notes"]
     [note] = [n for n in other["notes"] if "training pair" in n]
     assert "not top-tier vs mid-tier" in note and "cannot be retargeted" in note
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--benchmark", "gsm8k", "--benchmark", "gsm8k", "--router", "mf"],
+         "--benchmark gsm8k is given 2 times"),
+        (["--benchmark", "gsm8k", "--router", "mf", "--router", "random", "--router", "mf"],
+         "--router mf is given 2 times"),
+        (["--benchmark", "gsm8k", "--router", "{tmp}", "--router", "{tmp}/"],
+         "--router {tmp} and {tmp}/ name the same one"),
+        (["--pool", "--benchmark", "llmrouter:{tmp}", "--benchmark", "llmrouter:{tmp},test",
+          "--router", "pool_knn"],
+         "--benchmark llmrouter:{tmp} and llmrouter:{tmp},test name the same one"),
+    ],
+)  # fmt: skip
+def test_eval_refuses_a_router_or_benchmark_given_twice(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``--benchmark gsm8k --benchmark gsm8k`` (or one --router twice) printed two
+    identical rows and every note twice."""
+    argv = ["eval", "--no-progress", *(a.replace("{tmp}", str(tmp_path)) for a in extra)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message.replace("{tmp}", str(tmp_path)) in err and "drop the repeats" in err, err
