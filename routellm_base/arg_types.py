@@ -43,6 +43,14 @@ def share(text: str) -> float:
     return value
 
 
+def win_rate(text: str) -> float:
+    """A win-rate threshold in [0, 1]."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a win rate in [0, 1] (e.g. 0.5), got {text}")
+    return value
+
+
 def cosine(text: str) -> float:
     """A cosine-similarity threshold in (0, 1]."""
     value = _float(text)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .arg_types import cosine, input_file, int_at_least, plot_file, share
+from .arg_types import cosine, input_file, int_at_least, plot_file, share, win_rate
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
@@ -27,7 +27,7 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--threshold",
-        type=float,
+        type=win_rate,
         help="route strong when win rate >= this (default: from --strong-share)",
     )
 
@@ -394,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--weak", default=None, help="weak model; default Mixtral-8x7B for named benchmarks"
     )
     # None when not given, so that --pool can refuse it; the two-model path reads it as 0.
-    ev.add_argument("--seed", type=int, default=None, help="seed of the random router (default 0)")
+    ev.add_argument(
+        "--seed", type=int_at_least(0), default=None, help="seed of the random router (default 0)"
+    )
     ev.add_argument(
         "--retarget",
         action="store_true",

@@ -1040,3 +1040,85 @@ def test_eval_refuses_a_router_or_benchmark_given_twice(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message.replace("{tmp}", str(tmp_path)) in err and "drop the repeats" in err, err
+
+
+CHECKED_AFTER_PARSING = {
+    ("serve", o)
+    for o in ("--threshold", "--share-window", "--port", "--workers", "--max-body-bytes",
+              "--timeout", "--connect-timeout", "--max-retries", "--max-connections",
+              "--pool-timeout")
+} | {("judge", "--limit")}  # fmt: skip
+"""Numeric options with no range check when parsed: serve checks its flags together with the
+--config file's values; judge refuses a negative --limit itself. Every one is in the table below."""
+SERVE_ARGS = ["--strong-base-url", "http://127.0.0.1:9/v1", "--weak-base-url",
+              "http://127.0.0.1:9/v1", "--strong-model", "a", "--weak-model", "b", "--router",
+              "random"]  # fmt: skip
+REQUIRED = {
+    "judge": ["--judge-model", "j", "--log", "x.db"],
+    "eval": ["--benchmark", "gsm8k", "--router", "random"],
+    "train": ["--data", "d.jsonl", "--out", "o"],
+    "serve": SERVE_ARGS,
+}
+
+
+def test_every_numeric_option_is_range_checked() -> None:
+    """A trial found ``judge --max-tokens 0``, ``--timeout 0`` (then "Connection error" after 5
+    attempts), ``--max-retries -1`` and ``--backoff -1`` accepted; so were negative seeds, which
+    numpy refused later as "expected non-negative integer" naming no option. A numeric option
+    now has a ``type=`` that checks its range, or is checked after parsing (and is in the
+    table of refusals)."""
+    plain = sorted(
+        (name, option)
+        for name, parser in _subcommands().items()
+        for action in parser._actions
+        if action.type in (int, float)
+        for option in action.option_strings[:1]
+    )
+    assert [o for o in plain if o not in CHECKED_AFTER_PARSING] == []
+    tabled = {(argv[0], argv[2 if argv[0] in ("train", "route") else 1]) for argv, _ in
+              NUMERIC_REFUSALS}  # fmt: skip
+    assert CHECKED_AFTER_PARSING - tabled == set()
+
+
+NUMERIC_REFUSALS = [
+    (["judge", "--max-tokens", "0"], "argument --max-tokens: must be at least 1, got 0"),
+    (["judge", "--timeout", "0"], "argument --timeout: must be above 0, got 0"),
+    (["judge", "--max-retries", "-1"], "argument --max-retries: must be at least 0, got -1"),
+    (["judge", "--backoff", "-1"], "argument --backoff: must be at least 0, got -1"),
+    (["judge", "--backoff", "inf"], "argument --backoff: must be a finite number"),
+    (["judge", "--concurrency", "0"], "argument --concurrency: must be at least 1, got 0"),
+    (["judge", "--limit", "-1"], "--limit must be at least 0, got -1"),
+    (["eval", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["train", "mf", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["train", "pool", "--k", "0"], "argument --k: must be at least 1, got 0"),
+    (["train", "pool", "--steps", "0"], "argument --steps: must be at least 1, got 0"),
+    (["train", "pool", "--weight-decay", "-1"], "argument --weight-decay: must be at least 0"),
+    (["train", "pool", "--battle-weight", "-1"], "argument --battle-weight: must be at least 0"),
+    (["route", "hi", "--threshold", "2"], "argument --threshold: must be a win rate in [0, 1]"),
+    (["serve", "--threshold", "2"], "--threshold: threshold must be in [0, 1], got 2.0"),
+    (["serve", "--share-window", "0"], "--share-window: share_window must be"),
+    (["serve", "--port", "-1"], "--port: port must be an integer in [0, 65535], got -1"),
+    (["serve", "--workers", "0"], "--workers: workers must be an integer in [1, 256], got 0"),
+    (["serve", "--max-body-bytes", "0"], "--max-body-bytes: max_body_bytes must be an integer"),
+    (["serve", "--timeout", "0"], "--timeout: timeout must be a positive number of seconds"),
+    (["serve", "--connect-timeout", "-1"], "--connect-timeout: connect_timeout must be a positive"),
+    (["serve", "--max-retries", "-1"], "--max-retries: max_retries must be an integer in [0, 10]"),
+    (["serve", "--max-connections", "0"], "--max-connections: max_connections must be an integer"),
+    (["serve", "--pool-timeout", "0"], "--pool-timeout: pool_timeout must be a positive number"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), NUMERIC_REFUSALS)
+def test_an_out_of_range_number_is_refused_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # nothing is read or written: x.db, d.jsonl and o are not there
+    try:
+        status = main([*argv, *REQUIRED.get(argv[0], [])])
+    except SystemExit as exit_:
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arg_types import float_at_least
+from ..arg_types import float_at_least, int_at_least
 from ..decontaminate import contaminated_mask, near_duplicate_cosine
 from ..embedders import DEFAULT_EMBEDDER, load_embedder
 from ..errors import PoolError
@@ -42,7 +42,7 @@ def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--k",
-        type=int,
+        type=int_at_least(1),
         help=f"pool knn: neighbours averaged per prediction (prompts; default {KNN_K})",
     )
     group.add_argument(
@@ -60,17 +60,17 @@ def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--steps",
-        type=int,
+        type=int_at_least(1),
         help=f"pool mf: full-batch Adam steps (default {PoolMFConfig.steps})",
     )
     group.add_argument(
         "--weight-decay",
-        type=float,
+        type=float_at_least(0),
         help="pool mf: L2 penalty on the projection and model vectors (default 1e-3)",
     )
     group.add_argument(
         "--battle-weight",
-        type=float,
+        type=float_at_least(0),
         help="pool mf: weight of the Bradley-Terry battle loss beside the pointwise loss "
         f"(default {PoolMFConfig.battle_weight:g})",
     )

@@ -806,7 +806,7 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--seed",
-        type=int,
+        type=int_at_least(0),
         help="random seed of initialisation, batch order, validation split and cross-validation "
         "folds (default 0); not read by sw_ranking or pool knn, which draw nothing at random",
     )

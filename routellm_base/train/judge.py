@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..arg_types import float_above, float_at_least, int_at_least
 from ..data.scored import iter_jsonl_objects
 from ..errors import MissingDependencyError, RouteLLMError
 from ..judging import (
@@ -89,6 +90,18 @@ class RetryPolicy:
     max_retries: int = 4
     base_delay: float = 1.0
     max_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        """``ValueError`` naming a negative (or non-numeric) field: a negative count or delay
+        would run silently as none."""
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise ValueError(f"max_retries must be a whole number, got {self.max_retries!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be at least 0, got {self.max_retries}")
+        for name in ("base_delay", "max_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number of seconds, at least 0, got {value!r}")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         jitter = 0.5 + 0.5 * (rng or random).random()
@@ -200,7 +213,8 @@ def judge_battles(
     ``client.chat.completions.create`` is used); requests run at temperature 0, at most
     ``concurrency`` at a time, transient errors retried per ``retry``. A request that still fails
     (or fails non-transiently) raises :class:`JudgeError`. ``skipped`` (items dropped before
-    judging, e.g. missing answers) is carried into the summary.
+    judging, e.g. missing answers) is carried into the summary. ``concurrency`` below 1 or
+    ``max_tokens`` below 1 (``None``: no limit) raises ``ValueError`` before any request.
 
     Battles keep the input order; the summary counts ``items``, ``judged``, ``strong_wins``,
     ``weak_wins``, ``ties``, ``unparseable`` (items with an unreadable verdict in either order,
@@ -210,6 +224,8 @@ def judge_battles(
         raise ValueError(f"strong and weak model are the same ({strong_model!r})")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1 (or None: no limit), got {max_tokens}")
     work = [it if isinstance(it, JudgeItem) else JudgeItem(**it) for it in items]
     send = _Requester(client, judge_model, max_tokens, retry or RetryPolicy(), sleep)
     judge = PairwiseJudge(send, judge_model)
@@ -471,28 +487,31 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
     )
     judge.add_argument(
         "--concurrency",
-        type=int,
+        type=int_at_least(1),
         default=4,
         help="requests in flight at most (default: %(default)s)",
     )
     judge.add_argument(
         "--max-retries",
-        type=int,
+        type=int_at_least(0),
         default=4,
         help="retries of a transient error per request (default: %(default)s)",
     )
     judge.add_argument(
         "--backoff",
-        type=float,
+        type=float_at_least(0),
         default=1.0,
         help="first retry delay in seconds, doubling each retry (default: %(default)s)",
     )
     judge.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)"
+        "--timeout",
+        type=float_above(0),
+        default=120.0,
+        help="seconds per request (default: %(default)s)",
     )
     judge.add_argument(
         "--max-tokens",
-        type=int,
+        type=int_at_least(1),
         default=1024,
         help="judgment length limit in tokens (default: %(default)s)",
     )

@@ -383,3 +383,30 @@ def test_judge_command_with_real_smollm2_judge(data_dir, tmp_path, capsys):
             assert rec[order]["verdict"] == parse_verdict(rec[order]["judgment"])
     with capsys.disabled():
         print(f"\nSmolLM2 judge on GSM8K: {summary} in {seconds:.1f} s")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_retries": -1}, "max_retries must be at least 0, got -1"),
+        ({"max_retries": 1.5}, "max_retries must be a whole number, got 1.5"),
+        ({"base_delay": -1.0}, "base_delay must be a number of seconds, at least 0, got -1.0"),
+        ({"max_delay": float("nan")}, "max_delay must be a number of seconds, at least 0"),
+    ],
+)
+def test_a_retry_policy_refuses_negative_counts_and_delays(settings, message):
+    """A trial: ``judge --max-retries -1 --backoff -1`` ran silently (as no retries, no wait)."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RetryPolicy(**settings)
+
+
+def test_judge_battles_refuses_a_max_tokens_below_1_before_any_request():
+    """A trial: ``--max-tokens 0`` was sent to the endpoint as ``"max_tokens": 0``."""
+
+    class NoClient:
+        def __getattr__(self, name):
+            raise AssertionError("no request may be sent")
+
+    items = [{"prompt": "p", "strong_answer": "a", "weak_answer": "b"}]
+    with pytest.raises(ValueError, match=r"max_tokens must be at least 1 \(or None: no limit\)"):
+        judge_battles(items, NoClient(), "j", "s", "w", max_tokens=0)
