@@ -236,6 +236,66 @@ def test_the_training_recipes_read_the_data_folder_from_the_environment(
         module.main(["--out", str(tmp_path / "out")])
 
 
+RECIPES = ["default_mf", "default_task_experts", "chat_task_experts", "chat_gated", "chat_bert",
+           "pool_research", "pool_bundled"]  # fmt: skip
+"""Every training recipe that reads the data folder."""
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_recipe_without_its_data_folder_says_so_in_one_line(
+    recipe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A trial: ``python -m routellm_base.train.default_task_experts --out runs/te4`` with no
+    ../shared/data ended in a 20-line traceback; ``routellm eval`` says in one line how to give
+    the folder and, when it came from the variable, says so."""
+    import importlib
+
+    from routellm_base.train.recipe import run_recipe
+
+    main_of = importlib.import_module(f"routellm_base.train.{recipe}").main
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    out = ["--out", str(tmp_path / "out")]
+    assert run_recipe(main_of, out) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "../shared/data" in err and "neither --data-dir nor ROUTELLM_DATA_DIR was given" in err
+    assert "pass --data-dir DIR or set ROUTELLM_DATA_DIR" in err
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "no-data-here"))
+    assert run_recipe(main_of, out) == 2
+    err = capsys.readouterr().err
+    assert f"the data folder {tmp_path / 'no-data-here'} came from ROUTELLM_DATA_DIR" in err, err
+    assert run_recipe(main_of, [*out, "--data-dir", str(tmp_path / "elsewhere")]) == 2
+    err = capsys.readouterr().err
+    assert f"(--data-dir {tmp_path / 'elsewhere'}: give the folder holding the data" in err, err
+    assert "came from" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written before the data was found
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_recipe_run_as_a_module_ends_in_one_line_without_its_data(
+    recipe: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, DATA_DIR_ENV: str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-m", f"routellm_base.train.{recipe}", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{recipe}.py: error: " in done.stderr and "came from ROUTELLM_DATA_DIR" in done.stderr
+
+
+def test_the_data_folder_hint_is_only_for_errors_that_name_it() -> None:
+    from routellm_base.train.recipe import data_dir_hint
+
+    argv = ["--data-dir", "data"]
+    assert data_dir_hint("no RouteLLM evals folder under data: expected ...", argv)
+    assert data_dir_hint("[Errno 2] No such file or directory: 'data/llmrouter/train.json'", argv)
+    assert data_dir_hint("[Errno 2] No such file or directory: 'mydata.json'", argv) == ""
+    assert data_dir_hint("--embeddings-cache data.npy: not found", argv) == ""
+
+
 def _file_bench(name: str, n: int = 10):
     from routellm_base.data import ScoredPrompt
     from routellm_base.evals import Benchmark

@@ -43,7 +43,7 @@ from ..data import (
     rmb_tier_battles,
 )
 from ..data.scored import write_scored_jsonl
-from .recipe import FOLDS, recipe_parser
+from .recipe import FOLDS, recipe_parser, run_recipe
 
 NAME = "chat_bert"
 LICENCE = "none given for RMB (research-only); RouteLLM MMLU/GSM8K correctness: Apache-2.0"
@@ -59,9 +59,9 @@ def write_training_files(
     ``fold`` (of :data:`FOLDS`, by sha1 of the prompt) is held out of every source; fold 0 is
     what ``routellm eval`` scores, the others serve cross-fitting.
     """
-    work.mkdir(parents=True, exist_ok=True)
     mmlu = [r for r in load_mmlu(data_dir) if crossfit_fold(r.prompt, FOLDS) != fold]
     gsm8k = [r for r in load_gsm8k(data_dir) if crossfit_fold(r.prompt, FOLDS) != fold]
+    work.mkdir(parents=True, exist_ok=True)  # once the data folder has been found
     if mmlu_items < len(mmlu):
         mmlu = random.Random(seed).sample(mmlu, mmlu_items)
     files = {
@@ -149,4 +149,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_recipe(main))

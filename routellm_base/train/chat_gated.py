@@ -70,6 +70,7 @@ from .recipe import (
     crossfit,
     crossfit_table,
     recipe_parser,
+    run_recipe,
     split_fold,
 )
 
@@ -552,4 +553,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_recipe(main))

@@ -24,12 +24,13 @@ research only. It is never bundled with the package; its model card says so.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..calibration import Calibration
 from ..embedders.base import Embedder
 from . import default_task_experts
-from .recipe import crossfit_table
+from .recipe import crossfit_table, run_recipe
 from .task_experts import TaskExpertsTrainConfig
 
 KINDS = ("mmlu", "gsm8k", "chat")
@@ -118,4 +119,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_recipe(main))

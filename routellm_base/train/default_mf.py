@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .recipe import (
     fold_record,
     load_embeddings_cache,
     recipe_parser,
+    run_recipe,
     save_recipe_checkpoint,
     split_fold,
 )
@@ -229,4 +231,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_recipe(main))

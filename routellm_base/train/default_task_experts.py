@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,6 +33,7 @@ from .recipe import (
     fold_record,
     load_embeddings_cache,
     recipe_parser,
+    run_recipe,
     save_recipe_checkpoint,
     split_fold,
 )
@@ -319,4 +321,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_recipe(main))

@@ -30,7 +30,7 @@ from ..pool.command import pool_model_card
 from ..pool.data import load_arena_hard_battles, load_llmrouter, merge, relative_sources
 from ..pool.training import fit_knn
 from .pool_recipe import choose_knn, curve_row, decontaminated
-from .recipe import cached_embed, recipe_parser
+from .recipe import cached_embed, recipe_parser, run_recipe
 
 KNN_GRID = (10, 20, 40, 80, 160)
 
@@ -92,4 +92,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_recipe(main))

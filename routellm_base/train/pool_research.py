@@ -48,7 +48,7 @@ from .pool_recipe import (
     fit_mf,
     reference_rows,
 )
-from .recipe import cached_embed, load_embeddings_cache, recipe_parser
+from .recipe import cached_embed, load_embeddings_cache, recipe_parser, run_recipe
 
 ROUTERBENCH_TARGET_COST = 2.5
 """USD per 1,000 calls at which the issue asks RouterBench for the best single model's 0.879."""
@@ -134,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     data_dir, out = Path(args.data_dir), Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     embedder = load_embedder(args.embedder)
     cache: dict[str, np.ndarray] = {}
     for spec in args.embeddings_cache or []:
@@ -143,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"embedder": embedder.identity}
 
     rb_train = load_routerbench(data_dir, "train")
+    out.mkdir(parents=True, exist_ok=True)  # once the data folder has been found
     rb, knn, _ = _study(
         "routerbench", rb_train, load_routerbench(data_dir, "test"), embed, ROUTERBENCH_TARGET_COST
     )
@@ -243,4 +243,4 @@ def _figures(rb: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_recipe(main))

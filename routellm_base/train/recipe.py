@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,9 +37,10 @@ from ..data import (
     load_mt_bench,
     load_rmb,
 )
-from ..data.location import DEV_DATA_DIR, default_data_dir
+from ..data.location import DATA_DIR_ENV, DEV_DATA_DIR, data_dir_from_env, default_data_dir
 from ..decontaminate import contaminated_mask
 from ..embedders.base import Embedder
+from ..errors import RouteLLMError
 from ..metrics import roc_auc
 from ..routers.base import Router
 
@@ -60,6 +63,61 @@ def recipe_parser(description: str | None) -> argparse.ArgumentParser:
         help="data folder (default: $ROUTELLM_DATA_DIR, else ../shared/data)",
     )
     return parser
+
+
+def _data_dir_source(argv: Sequence[str]) -> tuple[str, str]:
+    """The data folder a recipe run with ``argv`` read and where it came from: ``"given"``
+    (``--data-dir``), ``"env"`` (``$ROUTELLM_DATA_DIR``) or ``"default"`` (:data:`DEV_DATA_DIR`),
+    as :func:`recipe_parser` resolves it."""
+    probe = argparse.ArgumentParser(add_help=False)
+    probe.add_argument("--data-dir")
+    try:
+        given = probe.parse_known_args(list(argv))[0].data_dir
+    except SystemExit:  # ``--data-dir`` without a value: the recipe's parser said so already
+        given = None
+    if given is not None:
+        return given, "given"
+    from_env = data_dir_from_env()
+    return (from_env, "env") if from_env else (DEV_DATA_DIR, "default")
+
+
+def data_dir_hint(message: str, argv: Sequence[str]) -> str:
+    """What to add to the error ``message`` of a recipe run with ``argv`` when it names the data
+    folder (a file or folder missing under it): which folder was read, where that came from,
+    and how to give another, as ``routellm eval`` says it. Empty for other errors."""
+    folder, source = _data_dir_source(argv)
+    # The folder as a path of its own in the message ("under DIR", "'DIR/llmrouter/...'").
+    if not re.search(rf"(?:^|[\s'\"]){re.escape(str(folder))}(?=[/:'\"\s]|$)", message):
+        return ""
+    if source == "given":
+        return f" (--data-dir {folder}: give the folder holding the data; README: Data)"
+    if source == "env":
+        return (
+            f"; the data folder {folder} came from {DATA_DIR_ENV} (set it to the folder holding "
+            "the data, or pass --data-dir)"
+        )
+    return (
+        f"; neither --data-dir nor {DATA_DIR_ENV} was given, so the recipe read {folder} (this "
+        f"repository's development set-up): pass --data-dir DIR or set {DATA_DIR_ENV} to the "
+        "folder holding the data (README: Data)"
+    )
+
+
+def run_recipe(
+    main: Callable[[list[str] | None], int | None], argv: list[str] | None = None
+) -> int:
+    """Run a recipe's ``main(argv)`` as its ``python -m`` entry point does; returns the exit
+    status. A missing data file or folder, or another input error (``FileNotFoundError``,
+    ``ValueError``, :class:`~routellm_base.errors.RouteLLMError`), ends in one line on stderr
+    and status 2, as the ``routellm`` command's errors do, not a traceback; when the error names
+    the data folder, the line says where that folder came from (:func:`data_dir_hint`)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return int(main(argv) or 0)
+    except (RouteLLMError, FileNotFoundError, ValueError) as exc:
+        prog = Path(sys.argv[0]).name or "recipe"
+        print(f"{prog}: error: {exc}{data_dir_hint(str(exc), args)}", file=sys.stderr)
+        return 2
 
 
 def load_arena_prompts(data_dir: str | Path) -> list[str]:
