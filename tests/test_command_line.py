@@ -1182,3 +1182,39 @@ def test_an_out_of_range_number_is_refused_before_any_work(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("recipe", "argv", "message"),
+    [
+        ("default_mf", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        ("default_mf", ["--dim", "0"], "argument --dim: must be at least 1, got 0"),
+        ("default_mf", ["--lr", "-1"], "argument --lr: must be above 0, got -1"),
+        ("default_mf", ["--weight-decay", "-1"], "argument --weight-decay: must be at least 0"),
+        ("default_mf", ["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        ("default_task_experts", ["--gate-c", "0"], "argument --gate-c: must be above 0, got 0"),
+        ("chat_task_experts", ["--gate-class-balance", "2"],
+         "argument --gate-class-balance: must be a share in [0, 1]"),
+        ("chat_task_experts", ["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        ("chat_gated", ["--seeds", "0", "-1"], "argument --seeds: must be at least 0, got -1"),
+        ("chat_gated", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        ("chat_bert", ["--mmlu-items", "0"], "argument --mmlu-items: must be at least 1, got 0"),
+        ("chat_bert", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        ("chat_bert", ["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    ],
+)  # fmt: skip
+def test_a_recipe_refuses_an_out_of_range_number_when_parsed(
+    recipe: str, argv: list[str], message: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """As the subcommands: a zero epoch count, a negative seed or learning rate ran on (or
+    failed deep inside numpy or torch) instead of being refused before any data is read."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(f"routellm_base.train.{recipe}")
+    with pytest.raises(SystemExit) as exit_:
+        module.main([*argv, "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

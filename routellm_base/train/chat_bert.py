@@ -30,6 +30,7 @@ import random
 import sys
 from pathlib import Path
 
+from ..arg_types import int_at_least
 from ..data import (
     GPT4,
     MIXTRAL,
@@ -127,9 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         required=True,
         help="checkpoint folder to write; its training files go to OUT/../OUT.name-data",
     )
-    parser.add_argument("--mmlu-items", type=int, default=3000)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mmlu-items", type=int_at_least(1), default=3000)
+    parser.add_argument("--epochs", type=int_at_least(1), default=3)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
     files = write_training_files(

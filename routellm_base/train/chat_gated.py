@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arg_types import int_at_least
 from ..calibration import Calibration
 from ..checkpoints import load_router, save_checkpoint
 from ..data import GPT4, MIXTRAL, load_rmb_pairs, rmb_split
@@ -473,11 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="checkpoint folder to write (a new or empty folder)"
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1], help="one fine-tuned chat expert per seed"
+        "--seeds",
+        type=int_at_least(0),
+        nargs="+",
+        default=[0, 1],
+        help="one fine-tuned chat expert per seed",
     )
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=int_at_least(1),
         default=3,
         help="most fine-tuning epochs of the bert chat expert (default: %(default)s)",
     )

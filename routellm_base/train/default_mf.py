@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arg_types import float_above, float_at_least, int_at_least
 from ..calibration import Calibration
 from ..data import GPT4, MIXTRAL
 from ..embedders import load_embedder
@@ -175,25 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dim",
-        type=int,
+        type=int_at_least(1),
         default=128,
         help="latent dimension of the factors (default: %(default)s)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=40, help="most training epochs (default: %(default)s)"
+        "--epochs",
+        type=int_at_least(1),
+        default=40,
+        help="most training epochs (default: %(default)s)",
     )
     parser.add_argument(
-        "--lr", type=float, default=3e-3, help="Adam learning rate (default: %(default)s)"
+        "--lr", type=float_above(0), default=3e-3, help="Adam learning rate (default: %(default)s)"
     )
     parser.add_argument(
         "--weight-decay",
-        type=float,
+        type=float_at_least(0),
         default=1e-4,
         help="Adam weight decay (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=int_at_least(0),
         default=0,
         help="seed of initialization and order (default: %(default)s)",
     )

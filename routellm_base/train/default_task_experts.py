@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arg_types import float_above, int_at_least, share
 from ..calibration import Calibration
 from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
 from ..embedders import load_embedder
@@ -221,19 +222,22 @@ def build_parser(
     )
     parser.add_argument(
         "--gate-c",
-        type=float,
+        type=float_above(0),
         default=default_config.gate_c,
         help="inverse L2 strength of the gate's logistic regression (default: %(default)s)",
     )
     parser.add_argument(
         "--gate-class-balance",
-        type=float,
+        type=share,
         default=default_config.gate_class_balance,
         help="0 to 1: how far the gate's rows are reweighted towards equal kinds "
         "(default: %(default)s)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the training (default: %(default)s)"
+        "--seed",
+        type=int_at_least(0),
+        default=0,
+        help="seed of the training (default: %(default)s)",
     )
     return parser
 
