@@ -98,7 +98,7 @@ strong share → threshold: {shares}.
 
 ## Reproduce
     pip install -e '.[train]'
-    python -m routellm_base.train.chat_task_experts --data-dir ../shared/data --out runs/chat-task-experts --crossfit
+    {training["command"]}
 """
 
 

@@ -35,6 +35,7 @@ from .recipe import (
     crossfit,
     fold_record,
     load_embeddings_cache,
+    recipe_command,
     recipe_parser,
     run_recipe,
     save_recipe_checkpoint,
@@ -90,9 +91,12 @@ def build(
     embedder: Embedder,
     config: MFTrainConfig,
     embeddings_cache: dict[str, np.ndarray] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """Train with fold 0 held out and write the checkpoint folder."""
+    """Train with fold 0 held out and write the checkpoint folder; ``command`` (the command line
+    that ran it) goes to ``training["command"]`` and the card's Reproduce section."""
     router, training, tensors = train_fold(data_dir, embedder, config, 0, embeddings_cache)
+    training["command"] = command or recipe_command("default_mf", [])
     assert router.calibration is not None
     card = model_card(embedder, training, router.calibration)
     save_recipe_checkpoint(
@@ -153,7 +157,7 @@ strong share → threshold: {shares}.
 
 ## Reproduce
     pip install torch==2.13.0 && pip install -e '.[train]'
-    python -m routellm_base.train.default_mf --data-dir ../shared/data --out runs/mf
+    {training["command"]}
 """
 
 
@@ -213,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     embedder = load_embedder(args.embedder)
     if args.out:
-        training = build(args.data_dir, args.out, embedder, config, cache)
+        command = recipe_command("default_mf", argv)
+        training = build(args.data_dir, args.out, embedder, config, cache, command)
         print(
             json.dumps(
                 {

@@ -33,6 +33,7 @@ from .recipe import (
     crossfit_table,
     fold_record,
     load_embeddings_cache,
+    recipe_command,
     recipe_parser,
     run_recipe,
     save_recipe_checkpoint,
@@ -108,11 +109,15 @@ def build(
     name: str = "task_experts",
     card: Callable[[Embedder, dict[str, Any], Calibration, list[dict[str, Any]] | None], str]
     | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """Fit with fold 0 held out and write the checkpoint folder (``card`` writes its model card)."""
+    """Fit with fold 0 held out and write the checkpoint folder (``card`` writes its model card;
+    ``command``, the command line that ran it, goes to ``training["command"]`` and the card)."""
     router, training, tensors = train_fold(
         data_dir, embedder, config, 0, embeddings_cache, chat=chat, name=name
     )
+    module = "chat_task_experts" if chat else "default_task_experts"
+    training["command"] = command or recipe_command(module, [])
     assert router.calibration is not None
     if chat:
         training["licence"] = "research-only: trained on RMB pairs, whose source carries no licence"
@@ -188,7 +193,7 @@ strong share → threshold: {shares}.
 
 ## Reproduce
     pip install -e '.[train]'
-    python -m routellm_base.train.default_task_experts --data-dir ../shared/data --out runs/task_experts --crossfit
+    {training["command"]}
 """
 
 
@@ -306,6 +311,7 @@ def main(
             chat=chat,
             name=name,
             card=card,
+            command=recipe_command("chat_task_experts" if chat else "default_task_experts", argv),
         )
         print(
             json.dumps(

@@ -120,6 +120,15 @@ def run_recipe(
         return 2
 
 
+def recipe_command(module: str, argv: list[str] | None) -> str:
+    """The command line that ran recipe ``module`` (its arguments: ``argv``, else
+    ``sys.argv[1:]``), for the model card's Reproduce section and ``training["command"]``."""
+    import shlex
+
+    args = sys.argv[1:] if argv is None else argv
+    return f"python -m routellm_base.train.{module} {shlex.join(args)}".rstrip()
+
+
 def load_arena_prompts(data_dir: str | Path) -> list[str]:
     with open(Path(data_dir) / "arena_hard" / "questions.jsonl", encoding="utf-8") as handle:
         return [json.loads(line)["prompt"] for line in handle if line.strip()]

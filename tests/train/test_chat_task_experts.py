@@ -36,7 +36,11 @@ def test_split_holds_out_rmb_fold_and_decontaminates_against_it(data_dir):
 def test_recipe_checkpoint_routes_chat_above_the_default_and_is_marked_research_only(chat_checkpoint, data_dir):
     card = (chat_checkpoint / "MODEL_CARD.md").read_text()
     assert "RESEARCH ONLY" in card and "no licence" in card
+    # a trial: the card's Reproduce line was a fixed command (another folder, a --crossfit not run)
+    ran = f"python -m routellm_base.train.chat_task_experts --data-dir {data_dir} --out {chat_checkpoint}"
+    assert card.rstrip().endswith(ran), card[-300:]
     config = json.loads((chat_checkpoint / "config.json").read_text())
+    assert config["training"]["command"] == ran
     assert set(config["training"]["trained_on_benchmarks"]) == {"mmlu", "gsm8k", "rmb"}
     assert config["training"]["task_kinds"]["chat"]["centred"]
     router = load_router(chat_checkpoint)
