@@ -44,6 +44,7 @@ from ..judging import (
     judge_messages,
     parse_verdict,
 )
+from ..output_files import refuse_overwrites
 
 __all__ = [
     "JUDGE_SYSTEM_PROMPT",
@@ -355,6 +356,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     missing = [f"--{n}" for n in ("strong", "weak", "out") if getattr(args, n) is None]
     if missing:
         raise RouteLLMError(f"--input needs {', '.join(missing)}")
+    # Before any request: every battle written cost two, and the answers read cost more.
+    outputs = [("--out", args.out)] + ([("--records", args.records)] if args.records else [])
+    refuse_overwrites(outputs, [("--input", args.input)], force=args.force)
     items, skipped = _answer_items(args.input, args.strong, args.weak)
     left_by_limit = 0
     if args.limit is not None and len(items) > args.limit:
@@ -405,6 +409,7 @@ def _judge_log(args: argparse.Namespace) -> int:
     from ..log.judge_log import judge_log
 
     given = [f"--{n}" for n in ("strong", "weak", "out", "records") if getattr(args, n) is not None]
+    given += ["--force"] if args.force else []
     if given:
         raise RouteLLMError(
             f"--log takes no {', '.join(given)}: the models are the log's and the verdicts are "
@@ -515,11 +520,22 @@ def add_judge_parser(sub: Any) -> argparse.ArgumentParser:
         default=1024,
         help="judgment length limit in tokens (default: %(default)s)",
     )
-    judge.add_argument("--out", help="with --input: battles JSONL to write")
+    judge.add_argument(
+        "--out",
+        help="with --input: battles JSONL to write: a new or empty file (an existing one is "
+        "refused unless --force), neither the --input file nor --records",
+    )
     judge.add_argument(
         "--records",
         default=None,
-        help="with --input: also write every raw judgment and verdict (JSONL)",
+        help="with --input: also write every raw judgment and verdict (JSONL; a new or empty "
+        "file, unless --force)",
+    )
+    judge.add_argument(
+        "--force",
+        action="store_true",
+        help="with --input: overwrite an --out or --records that already holds lines (an "
+        "earlier run's battles are lost); never the --input file",
     )
     judge.add_argument(
         "--retry-unparseable",

@@ -313,7 +313,8 @@ def test_cli_input_honours_limit_and_refuses_retry_unparseable(tmp_path, capsys)
         summary = json.loads(capsys.readouterr().out)
         assert (summary["judged"], summary["left_by_limit"], summary["requests"]) == (1, 3, 2)
         assert len(out.read_text().splitlines()) == 1
-        assert main([*argv, "--base-url", server.url, "--limit", "3"]) == 0
+        # --force: the first run's battles are in --out.
+        assert main([*argv, "--base-url", server.url, "--limit", "3", "--force"]) == 0
         assert "(1 more items left unjudged by --limit)" in capsys.readouterr().out
         capsys.readouterr()
         assert main([*argv, "--base-url", server.url, "--retry-unparseable"]) == 2
@@ -321,6 +322,60 @@ def test_cli_input_honours_limit_and_refuses_retry_unparseable(tmp_path, capsys)
         assert main([*argv, "--base-url", server.url, "--limit", "-1"]) == 2
         assert "--limit must be at least 0, got -1" in capsys.readouterr().err
         assert len(server.statuses) == 2 + 6  # nothing sent for the refused runs
+
+
+def test_cli_input_refuses_to_overwrite_its_input_another_output_or_earlier_battles(
+    tmp_path, capsys
+):
+    """A trial: ``--out`` equal to ``--input`` replaced the 8 answers by 2 battles, ``--out``
+    equal to ``--records`` kept the records alone, and an existing ``--out`` (7 battles, 14
+    paid requests) was replaced without a word. Each is refused before any request; an
+    existing output is overwritten with ``--force`` alone, the input never."""
+    server_mod = _server_module()
+    answers = tmp_path / "answers.jsonl"
+    rows = [{"prompt": f"q{i}", "answers": {"s": "strong", "w": "weak"}} for i in range(3)]
+    answers.write_text(text := "".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "sub").mkdir()
+    out, records = tmp_path / "battles.jsonl", tmp_path / "records.jsonl"
+    argv = ["judge", "--input", str(answers), "--strong", "s", "--weak", "w", "--judge-model", "j",
+            "--api-key-env", "ROUTELLM_TEST_UNSET_KEY"]  # fmt: skip
+    refused = [
+        (["--out", str(answers)], f"--out {answers} is the --input file"),
+        # Another spelling of the input: refused all the same, both spellings named.
+        (["--out", str(tmp_path / "sub" / ".." / "answers.jsonl")], f"is the --input file ({answers})"),
+        (["--out", str(out), "--records", str(answers), "--force"], f"--records {answers} is the --input"),
+        (["--out", str(out), "--records", str(out)], f"--out {out} and --records {out} are one file"),
+        (["--out", str(tmp_path / "sub")], "is a folder, not a file"),
+    ]
+    with server_mod.LocalOpenAIServer(lambda messages, max_tokens: ("[[A]]", 10, 1)) as server:
+        for options, message in refused:
+            assert main([*argv, "--base-url", server.url, *options]) == 2, options
+            assert message in capsys.readouterr().err, options
+        assert answers.read_text() == text and not out.exists() and not server.statuses
+
+        assert main([*argv, "--base-url", server.url, "--out", str(out), "--limit", "2"]) == 0
+        assert len(out.read_text().splitlines()) == 2 and len(server.statuses) == 4
+        capsys.readouterr()
+        # A re-run into the same --out (or --records) keeps the earlier battles unless --force.
+        assert main([*argv, "--base-url", server.url, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out} already holds 2 lines" in err and "--force" in err
+        records.write_text("{}\n")
+        assert main([*argv, "--base-url", server.url, "--out", str(tmp_path / "new.jsonl"),
+                     "--records", str(records)]) == 2  # fmt: skip
+        assert f"--records {records} already holds 1 line " in capsys.readouterr().err
+        assert len(server.statuses) == 4 and len(out.read_text().splitlines()) == 2
+        assert main([*argv, "--base-url", server.url, "--out", str(out), "--force"]) == 0
+        assert len(out.read_text().splitlines()) == 3
+        # An empty file is no earlier run's output.
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("")
+        assert main([*argv, "--base-url", server.url, "--out", str(empty)]) == 0
+        assert len(empty.read_text().splitlines()) == 3
+    capsys.readouterr()
+    log_argv = ["judge", "--log", str(tmp_path / "r.db"), "--judge-model", "j", "--force"]
+    assert main(log_argv) == 2
+    assert "--log takes no --force" in capsys.readouterr().err
 
 
 # -- the real model -------------------------------------------------------------------------------
