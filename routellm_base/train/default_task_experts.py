@@ -25,6 +25,7 @@ from ..calibration import Calibration
 from ..data import GPT4, MID_TIER, MIXTRAL, TOP_TIER
 from ..embedders import load_embedder
 from ..embedders.base import Embedder
+from ..output_files import refuse_overwrites
 from ..routers.task_experts import LENGTH_FEATURES, TaskExpertsRouter
 from .recipe import (
     FoldSplit,
@@ -272,6 +273,15 @@ def main(
     args = parser.parse_args(argv)
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")
+    if args.crossfit:  # checked before the minutes of cross-fitting, not when it writes
+        cache_files = (args.embeddings_cache or "").split(",")
+        try:
+            refuse_overwrites(
+                [("--crossfit-json", crossfit_json_path(args, name))],
+                [("--embeddings-cache", f) for f in cache_files if f],
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
     cache = load_embeddings_cache(args.embeddings_cache)
     config = replace(
         default_config,

@@ -297,6 +297,29 @@ def test_the_crossfit_command_prints_a_summary_and_where_the_json_went(
     assert json_module.loads(out.read_text()) == results
 
 
+def test_the_crossfit_json_may_not_be_a_file_of_the_embeddings_cache(tmp_path, monkeypatch, capsys):
+    """--crossfit-json naming the cache's prompts file replaced the list of prompts that its
+    embeddings are the rows of, after the cross-fitting; refused before any work."""
+    from routellm_base.train import default_task_experts
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the recipe ran")
+
+    monkeypatch.setattr(default_task_experts, "crossfit", no_work)
+    monkeypatch.setattr(default_task_experts, "load_embedder", no_work)
+    prompts, rows = tmp_path / "prompts.json", tmp_path / "emb.npy"
+    prompts.write_text('["q"]')
+    cache = f"{prompts},{rows}"
+    for given in (prompts, tmp_path / "." / "emb.npy"):
+        with pytest.raises(SystemExit) as exit_info:
+            default_task_experts.main(
+                ["--crossfit", "--crossfit-json", str(given), "--embeddings-cache", cache]
+            )
+        assert exit_info.value.code == 2
+        assert f"--crossfit-json {given} is the --embeddings-cache file" in capsys.readouterr().err
+    assert prompts.read_text() == '["q"]'
+
+
 def test_the_crossfit_json_goes_inside_out_not_the_current_folder(tmp_path, monkeypatch, capsys):
     """The guide's ``--out runs/task_experts --crossfit`` left crossfit_task_experts.json in the
     folder it was run from (the repository root); it belongs inside --out."""
