@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..data.model_map import refuse_unused_model_map
+from ..data.repeats import refuse_repeated_data
 from ..errors import PoolError
 
 csv.field_size_limit(sys.maxsize)
@@ -594,8 +595,15 @@ def load_pool_sources(
     specs: Sequence[str], model_map: Mapping[str, str] | None = None, option: str = "--data"
 ) -> PoolData:
     """Several ``--data`` sources merged (:func:`merge`). Raises :class:`PoolError` when
-    ``model_map`` names a model that no source has (naming ``option``, the sources' flag)."""
+    ``model_map`` names a model that no source has (naming ``option``, the sources' flag), or
+    when two sources read the same files (see :func:`~routellm_base.data.repeats.refuse_repeated_data`)."""
     parts = [load_pool_source(spec, model_map, option) for spec in specs]
+    refuse_repeated_data(
+        [(spec, part.sources) for spec, part in zip(specs, parts)],
+        option,
+        PoolError,
+        "it would be read twice, each of its battles counted twice",
+    )
     merged = merge(parts)
     if model_map:
         refuse_unused_model_map(model_map, merged.source_names, option, PoolError)

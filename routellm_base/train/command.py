@@ -15,6 +15,7 @@ from ..arg_types import cosine, float_above, int_at_least
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.model_map import refuse_unused_model_map
+from ..data.repeats import refuse_repeated_data
 from ..data.scored import read_prompt_file, read_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask, near_duplicate_cosine
 from ..embedders import DEFAULT_EMBEDDER, load_embedder
@@ -271,10 +272,11 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     _check_out(Path(args.out), getattr(args, "force", False))
     model_map = parse_model_map(args.model_map or [])
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
+    entries = [[_data_entry(f) for f in fs] for _, fs in loaded]  # path and sha256 of each file
+    refuse_repeated_data(list(zip(args.data, entries, strict=True)))
     spec_battles = [b for b, _ in loaded]
     battles = merge_battles(spec_battles)
     refuse_unused_model_map(model_map, battles.source_names)  # as train pool does
-    files = [f for _, fs in loaded for f in fs]
     for model in (args.strong, args.weak):
         if model not in battles.models:
             raise ValueError(
@@ -422,7 +424,7 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
 
     training = {
         "family": args.family,
-        "data": [_data_entry(f) for f in files],
+        "data": [entry for spec_entries in entries for entry in spec_entries],
         "battles": len(battles),
         "battle_outcomes": battles.counts,
         "prompts": trained_prompts,
@@ -692,8 +694,8 @@ def add_train_parser(sub: Any) -> None:
         required=True,
         help="battles JSONL, scores:SCORED.jsonl (golden labels), alpaca:JUDGMENTS.csv,PROMPTS.jsonl or "
         "log:PATH (a routing log's judged comparisons, golden labels and ratings; needs "
-        "store_prompts=True); repeatable "
-        "(task_experts: each --data is one task kind, named after its file)",
+        "store_prompts=True); repeatable, each source once (a repeat, or a byte-identical "
+        "copy, is refused) (task_experts: each --data is one task kind, named after its file)",
     )
     tr.add_argument(
         "--out",

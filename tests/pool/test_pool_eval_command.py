@@ -258,6 +258,26 @@ def test_eval_pool_names_the_splits_and_words_model_map_for_benchmark(tmp_path: 
     assert "which no --benchmark source has" in err and "--data" not in err, err
 
 
+def test_train_pool_refuses_a_repeated_data_source(tmp_path: Path, capsys):
+    """The same source twice (or two spellings of its folder) read every file twice; two splits
+    of one folder share prices.json and are two sources."""
+    root = _benchmark(tmp_path)
+    folder = root / "llmrouter"
+    (folder / "train.json").write_text(json.dumps([{"question": "another", "scores": {"big-model": 1.0}}]))
+    out = tmp_path / "pool-router"
+    args = ["train", "pool", "--out", str(out), "--data"]
+    for first, second, said in [
+        (f"llmrouter:{root},test", f"llmrouter:{root},test", "is given twice"),
+        (f"llmrouter:{root},test", f"llmrouter:{folder},test", "name the same data"),
+    ]:
+        assert main([*args, first, "--data", second]) == 2
+        err = capsys.readouterr().err
+        assert f"--data {first}" in err and said in err and "read twice" in err, err
+    assert not out.exists()
+    assert main([*args, f"llmrouter:{root},test", "--data", f"llmrouter:{root}"]) == 0
+    assert out.is_dir()
+
+
 def test_an_at_cost_off_the_data_keeps_the_axis_on_the_data(tmp_path: Path):
     """A trial: ``--at-cost 1000 --plot`` stretched the x-axis to $1000, squashing the data,
     and the legend said "quality pool_knn 0.571" without the out-of-range caveat."""

@@ -415,6 +415,46 @@ def test_every_family_refuses_to_overwrite_a_folder_with_files_unless_forced(
         main([*argv, "--force"])
 
 
+@pytest.mark.parametrize("family", ["task_experts", "mf"])
+def test_a_repeated_data_source_is_refused_naming_both(family, tmp_path, monkeypatch, capsys):
+    """A trial: the same --data twice (or a byte-identical copy) doubled every battle, and
+    task_experts learned two identical kinds, 'b' and 'b_2', behind a gate at 0.214 accuracy."""
+    battles = tmp_path / "b.jsonl"
+    _write_battles(battles, _pair_rows(["model_a", "model_b", "tie"] * 4))
+    (tmp_path / "sub").mkdir()
+    copy = tmp_path / "sub" / "b.jsonl"
+    copy.write_bytes(battles.read_bytes())
+
+    def no_training(*args):
+        raise AssertionError("trained on repeated data")
+
+    monkeypatch.setattr(train_command, "load_embedder", no_training)
+    out = tmp_path / "router"
+    argv = ["train", family, "--strong", GPT4, "--weak", MIXTRAL, "--out", str(out)]
+    for first, second, said in [
+        (battles, battles, f"--data {battles} is given twice"),
+        (battles, tmp_path / "sub" / ".." / "b.jsonl", "name the same data"),
+        (battles, copy, f"--data {battles} and --data {copy} hold the same data (sha256 "),
+    ]:
+        assert main([*argv, "--data", str(first), "--data", str(second)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "its battles would count twice" in err, err
+    assert not out.exists()
+
+
+def test_sources_that_share_one_file_but_not_all_are_no_repeat():
+    """One prompts file under two judgment tables (alpaca:), or LLMRouter's prices.json under
+    two splits, is two sources; their files all alike is one given twice."""
+    from routellm_base.data.repeats import refuse_repeated_data
+
+    prompts = {"path": "prompts.jsonl", "sha256": "p" * 64}
+    first = ("alpaca:j1.csv,prompts.jsonl", [{"path": "j1.csv", "sha256": "1" * 64}, prompts])
+    second = ("alpaca:j2.csv,prompts.jsonl", [{"path": "j2.csv", "sha256": "2" * 64}, prompts])
+    refuse_repeated_data([first, second])
+    with pytest.raises(ValueError, match="alpaca:j1.csv,prompts.jsonl is given twice"):
+        refuse_repeated_data([first, second, first])
+
+
 def test_summary_and_card_count_the_prompts_trained_on_after_decontamination(
     tmp_path, data_dir, capsys
 ):
