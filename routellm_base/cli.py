@@ -289,15 +289,22 @@ def cmd_decontaminate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .checkpoints import load_router
-    from .policy import calibrate_threshold
+    from .policy import RANDOM_NEEDS_NO_CALIBRATION, calibrate_threshold
 
+    router = load_router(args.router)
+    if router.family == "random":  # before the prompts are read: they would change nothing
+        raise RouteLLMError(
+            f"--router {args.router}: {RANDOM_NEEDS_NO_CALIBRATION}. Give it the share as it "
+            "is (routellm route --router random --strong-share S; strong_share=S in Python), "
+            "or calibrate a learned router (task_experts, mf, or a checkpoint folder) on your "
+            "prompts"
+        )
     prompts, source = read_prompts(args.prompts)
     if not prompts:
         raise RouteLLMError(
             f"--prompts {args.prompts} holds no prompt (an empty file, or only blank lines): "
             "calibrate needs at least one to set a threshold on"
         )
-    router = load_router(args.router)
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
     if args.json:
@@ -454,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument(
         "--router",
         default=DEFAULT_ROUTER,
-        help=f"bundled router name (default {DEFAULT_ROUTER}) or checkpoint folder",
+        help=f"bundled router name (default {DEFAULT_ROUTER}) or checkpoint folder (not "
+        "random: its win rates are fresh draws, and --strong-share S routes it as is)",
     )
     cal.add_argument(
         "--json",

@@ -128,9 +128,25 @@ def missing_calibration_error(
     )
 
 
+RANDOM_NEEDS_NO_CALIBRATION = (
+    "the random router draws its win rates uniformly at random, anew on every call: they say "
+    "nothing about the prompts, so a threshold fitted on one draw does not hold on the next "
+    "(the share it sends strong changes from run to run). It needs no calibration: strong_share "
+    "S sends each call strong with probability S (its stored calibration is the uniform "
+    "distribution, threshold 1 - S)"
+)
+
+
 def calibrate_threshold(router: Router, prompts: Sequence[str], strong_share: float) -> float:
-    """The threshold that sends ``strong_share`` of *your* prompts to the strong model."""
+    """The threshold that sends ``strong_share`` (in [0, 1]) of *your* prompts to the strong
+    model, from ``router``'s win rates on ``prompts``.
+
+    Raises :class:`InvalidPolicyError` for a share outside [0, 1], no prompt, or the random
+    router (family ``random``), whose win rates are fresh uniform draws: give it
+    ``strong_share`` directly instead."""
     share = check_unit_interval(strong_share, "strong_share")
+    if router.family == "random":
+        raise InvalidPolicyError(f"cannot calibrate {router.name!r}: {RANDOM_NEEDS_NO_CALIBRATION}")
     if len(prompts) == 0:
         raise InvalidPolicyError("calibrate_threshold needs at least one prompt")
     calibration = Calibration.from_win_rates(router.strong_win_rate(list(prompts)), "user prompts")

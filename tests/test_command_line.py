@@ -687,7 +687,7 @@ def test_input_mistakes_get_messages_that_say_what_to_do(
     text = tmp_path / "prompts.txt"
     text.write_text("What is 2+2?\nWrite a poem about rain.\nExplain TCP.\n")
     assert (
-        main(["calibrate", "--router", "random", "--prompts", str(text), "--strong-share", "0.3"])
+        main(["calibrate", "--router", "mf", "--prompts", str(text), "--strong-share", "0.3"])
         == 0
     )
     assert "prompts.txt (text, one prompt a line: 3 prompts)" in capsys.readouterr().out
@@ -953,6 +953,26 @@ def test_calibrate_names_an_empty_prompts_file(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"--prompts {empty} holds no prompt" in err and "calibrate_threshold" not in err
+
+
+def test_calibrate_refuses_the_random_router_and_says_what_to_do_instead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``calibrate --router random --strong-share 0.3`` printed another threshold and
+    'achieved' share each run (60%, 20%, 20%): fitted on one random draw, measured on another."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"question {i}\n" for i in range(10)))
+    argv = ["calibrate", "--router", "random", "--strong-share", "0.3", "--prompts", str(prompts)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--router random: the random router draws its win rates uniformly at random" in err
+    assert "routellm route --router random --strong-share S" in err and "threshold 1 - S" in err
+    # The way it names routes the share asked for, with the threshold it says.
+    assert main(["route", "--router", "random", "--strong-share", "0.3", "q"]) == 0
+    assert "threshold 0.7000" in capsys.readouterr().out
+    # A learned router on the same prompts: one threshold, met on them.
+    assert main([*argv[:2], "task_experts", *argv[3:], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["achieved_share"] == 0.3
 
 
 def test_route_says_the_default_share_applied_to_an_uncalibrated_router(

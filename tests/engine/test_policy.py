@@ -13,6 +13,7 @@ from routellm_base import (
     calibrate_threshold,
 )
 from routellm_base.policy import decide_sides
+from routellm_base.routers.base import Router
 
 
 @pytest.mark.parametrize(
@@ -86,13 +87,31 @@ def test_share_zero_sends_nothing_strong():
     assert not np.any(rates >= threshold)
 
 
+class _LengthRouter(Router):
+    """Win rate = the prompt's length in hundredths: the same for the same prompt."""
+
+    family = "length"
+
+    def _win_rate(self, texts):
+        return np.array([len(t) / 100 for t in texts])
+
+
 def test_calibrate_on_user_prompts():
-    router = RandomRouter(seed=3)
-    prompts = [f"prompt {i}" for i in range(2000)]
+    router = _LengthRouter("length")
+    prompts = ["x" * n for n in range(1, 101)]
     threshold = calibrate_threshold(router, prompts, 0.25)
-    assert 0.7 < threshold < 0.8  # uniform win rates: 1 - 0.25
+    assert np.mean(router.strong_win_rate(prompts) >= threshold) == 0.25
     with pytest.raises(InvalidPolicyError):
         calibrate_threshold(router, [], 0.25)
+
+
+def test_the_random_router_is_not_calibrated_it_takes_the_share_as_is():
+    """Its win rates are fresh draws: a threshold fitted on one draw sent another share on the
+    next. strong_share S needs no calibration: its stored one is uniform, threshold 1 - S."""
+    prompts = [f"prompt {i}" for i in range(10)]
+    with pytest.raises(InvalidPolicyError, match="cannot calibrate 'random': the random router"):
+        calibrate_threshold(RandomRouter(seed=3), prompts, 0.25)
+    assert RoutingPolicy(strong_share=0.25).threshold_for(RandomRouter()) == pytest.approx(0.75)
 
 
 def test_a_constant_router_cannot_be_given_a_strong_share():
