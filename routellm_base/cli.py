@@ -11,7 +11,7 @@ from typing import Any
 
 from .arg_types import cosine, input_file, int_at_least, plot_file, share, win_rate
 from .checkpoints import DEFAULT_ROUTER
-from .data.scored import read_prompt_file, read_prompts
+from .data.scored import read_prompt_file, read_some_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
 from .errors import RouteLLMError
 from .policy import DEFAULT_STRONG_SHARE
@@ -299,12 +299,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             "or calibrate a learned router (task_experts, mf, or a checkpoint folder) on your "
             "prompts"
         )
-    prompts, source = read_prompts(args.prompts)
-    if not prompts:
-        raise RouteLLMError(
-            f"--prompts {args.prompts} holds no prompt (an empty file, or only blank lines): "
-            "calibrate needs at least one to set a threshold on"
-        )
+    prompts, source = read_some_prompts(
+        args.prompts, "--prompts", "calibrate needs at least one to set a threshold on"
+    )
     threshold = calibrate_threshold(router, prompts, args.strong_share)
     achieved = float((router.strong_win_rate(prompts) >= threshold).mean())
     if args.json:

@@ -88,6 +88,18 @@ def read_prompts(spec: str) -> tuple[list[str], str]:
     return prompts, f"{path.name} ({len(prompts)} prompts)"
 
 
+def read_some_prompts(spec: str, option: str, needed: str) -> tuple[list[str], str]:
+    """:func:`read_prompts`, refusing a file that holds no prompt with a ``ValueError`` that
+    names ``option`` and ``spec`` and ends with ``needed`` (what the prompts are for); a log
+    without one is refused by :func:`read_prompts` already."""
+    prompts, source = read_prompts(spec)
+    if not prompts:
+        raise ValueError(
+            f"{option} {spec} holds no prompt (an empty file, or only blank lines): {needed}"
+        )
+    return prompts, source
+
+
 def load_scored_jsonl(path: str | Path, source: str | None = None) -> list[ScoredPrompt]:
     """Read the generic format: one JSON object a line, ``{"id", "prompt", "scores": {model: number}}``.
 

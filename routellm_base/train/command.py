@@ -16,7 +16,7 @@ from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.model_map import refuse_unused_model_map
 from ..data.repeats import refuse_repeated_data
-from ..data.scored import read_prompt_file, read_prompts
+from ..data.scored import read_prompt_file, read_some_prompts
 from ..decontaminate import NEAR_DUPLICATE_COSINE, contaminated_mask, near_duplicate_cosine
 from ..embedders import DEFAULT_EMBEDDER, load_embedder
 from ..hashing import sha256_file
@@ -270,6 +270,13 @@ def _data_entry(source: Any) -> dict[str, str]:
 def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     _check_out(Path(args.out), getattr(args, "force", False))
+    calibration_texts: tuple[list[str], str] | None = None
+    if args.calibration_prompts:  # read before training, so that an empty file costs none
+        calibration_texts = read_some_prompts(
+            args.calibration_prompts,
+            "--calibration-prompts",
+            "train needs at least one to store the win rates that --strong-share is set on",
+        )
     model_map = parse_model_map(args.model_map or [])
     loaded = [load_data_spec(spec, model_map) for spec in args.data]
     entries = [[_data_entry(f) for f in fs] for _, fs in loaded]  # path and sha256 of each file
@@ -418,8 +425,8 @@ def train_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     calibration = None
-    if args.calibration_prompts:
-        texts, reference = read_prompts(args.calibration_prompts)
+    if calibration_texts is not None:
+        texts, reference = calibration_texts
         calibration = Calibration.from_win_rates(router.strong_win_rate(texts), reference)
 
     training = {

@@ -442,6 +442,28 @@ def test_a_repeated_data_source_is_refused_naming_both(family, tmp_path, monkeyp
     assert not out.exists()
 
 
+@pytest.mark.parametrize("family", ["task_experts", "sw_ranking"])
+def test_empty_calibration_prompts_are_named_before_training(family, tmp_path, monkeypatch, capsys):
+    """A trial: an empty --calibration-prompts file failed after training with 'calibration needs
+    at least one win rate', naming neither the option nor the file; calibrate's words, first."""
+    battles = tmp_path / "b.jsonl"
+    _write_battles(battles, _pair_rows(["model_a", "model_b", "tie"] * 4))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+
+    def no_data(*args):
+        raise AssertionError("data read before the calibration prompts")
+
+    monkeypatch.setattr(train_command, "load_data_spec", no_data)
+    out = tmp_path / "router"
+    argv = ["train", family, "--data", str(battles), "--strong", GPT4, "--weak", MIXTRAL,
+            "--calibration-prompts", str(empty), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--calibration-prompts {empty} holds no prompt (an empty file, or only blank lines): " in err
+    assert "calibration needs at least one win rate" not in err and not out.exists()
+
+
 def test_sources_that_share_one_file_but_not_all_are_no_repeat():
     """One prompts file under two judgment tables (alpaca:), or LLMRouter's prices.json under
     two splits, is two sources; their files all alike is one given twice."""
