@@ -273,6 +273,8 @@ def main(
     args = parser.parse_args(argv)
     if not args.out and not args.crossfit:
         parser.error("give --out, --crossfit or both")
+    if args.crossfit_json and not args.crossfit:
+        parser.error("--crossfit-json names the file --crossfit writes: it needs --crossfit")
     if args.crossfit:  # checked before the minutes of cross-fitting, not when it writes
         cache_files = (args.embeddings_cache or "").split(",")
         try:

@@ -320,6 +320,24 @@ def test_the_crossfit_json_may_not_be_a_file_of_the_embeddings_cache(tmp_path, m
     assert prompts.read_text() == '["q"]'
 
 
+def test_the_crossfit_json_without_crossfit_is_refused(tmp_path, monkeypatch, capsys):
+    """--crossfit-json without --crossfit was silently ignored (nothing writes it)."""
+    from routellm_base.train import default_task_experts
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the recipe ran")
+
+    monkeypatch.setattr(default_task_experts, "build", no_work)
+    monkeypatch.setattr(default_task_experts, "load_embedder", no_work)
+    argv = ["--out", str(tmp_path / "ck"), "--crossfit-json", str(tmp_path / "x.json")]
+    with pytest.raises(SystemExit) as exit_info:
+        default_task_experts.main(argv)
+    assert exit_info.value.code == 2
+    assert "--crossfit-json names the file --crossfit writes: it needs --crossfit" in (
+        capsys.readouterr().err
+    )
+
+
 def test_the_crossfit_json_goes_inside_out_not_the_current_folder(tmp_path, monkeypatch, capsys):
     """The guide's ``--out runs/task_experts --crossfit`` left crossfit_task_experts.json in the
     folder it was run from (the repository root); it belongs inside --out."""
