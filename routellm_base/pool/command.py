@@ -79,8 +79,19 @@ def add_pool_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _decontaminate(
     data: PoolData, embeddings: np.ndarray, exclude: list[str], embedder: Any, cosine: float
 ) -> tuple[PoolData, np.ndarray, int]:
-    """``data`` without the prompts that duplicate a prompt of the ``exclude`` sources."""
-    texts = [p for spec in exclude for p in load_pool_sources([spec], None).prompts]
+    """``data`` without the prompts that duplicate a prompt of the ``exclude`` sources (a
+    RouterBench or LLMRouter source must name its split: its default, train, is what one trains
+    on, not what one evaluates on)."""
+    for spec in exclude:
+        kind, _, rest = spec.partition(":")
+        if kind in ("routerbench", "llmrouter") and "," not in rest:
+            raise PoolError(
+                f"--exclude-data {spec!r}: name the split to exclude, e.g. {spec},test (without "
+                "one it would be the train split)"
+            )
+    texts = [
+        p for spec in exclude for p in load_pool_sources([spec], None, "--exclude-data").prompts
+    ]
     if not texts:
         return data, embeddings, 0
     bad = contaminated_mask(data.prompts, texts, embeddings, embedder.embed(texts), cosine)

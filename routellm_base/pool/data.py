@@ -566,11 +566,11 @@ def load_pool_source(
         return load_arena_hard_battles(first, model_map)
     if kind == "alpaca":
         if not second:
-            raise PoolError(f"--data {spec!r}: expected alpaca:JUDGMENTS.csv,PROMPTS.jsonl")
+            raise PoolError(f"{option} {spec!r}: expected alpaca:JUDGMENTS.csv,PROMPTS.jsonl")
         return load_alpaca_battles(first, second, model_map)
     if kind == "log":
         return load_log_battles(rest, model_map)
-    raise PoolError(f"--data {spec!r}: unknown source {kind!r}; expected one of {SOURCE_FORMS}")
+    raise PoolError(f"{option} {spec!r}: unknown source {kind!r}; expected one of {SOURCE_FORMS}")
 
 
 def _check_split(folder: Path, kind: str, split: str, what: str) -> None:

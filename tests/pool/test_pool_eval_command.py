@@ -278,6 +278,25 @@ def test_train_pool_refuses_a_repeated_data_source(tmp_path: Path, capsys):
     assert out.is_dir()
 
 
+def test_train_pool_names_exclude_data_in_its_errors_and_wants_its_split(
+    tmp_path: Path, capsys
+):
+    """A trial: a bad --exclude-data was reported as '--data ...', whose value was fine; and
+    a RouterBench/LLMRouter exclusion without a split meant the train split."""
+    root = _benchmark(tmp_path)
+    args = ["train", "pool", "--out", str(tmp_path / "r"), "--data", f"llmrouter:{root},test"]
+    for exclude, said in [
+        ("nope.jsonl", "--exclude-data 'nope.jsonl': expected one of"),
+        ("scores:e.jsonl", "--exclude-data 'scores:e.jsonl': unknown source 'scores'"),
+        (f"llmrouter:{root},dev", f"--exclude-data 'llmrouter:{root},dev': no split 'dev'"),
+        (f"llmrouter:{root}", "name the split to exclude, e.g."),
+    ]:
+        assert main([*args, "--exclude-data", exclude]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "--data '" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_an_at_cost_off_the_data_keeps_the_axis_on_the_data(tmp_path: Path):
     """A trial: ``--at-cost 1000 --plot`` stretched the x-axis to $1000, squashing the data,
     and the legend said "quality pool_knn 0.571" without the out-of-range caveat."""
