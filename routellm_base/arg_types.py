@@ -112,6 +112,19 @@ def input_file(text: str) -> str:
     return text
 
 
+def plain_input_file(text: str) -> str:
+    """:func:`input_file` for an option that reads files only: ``log:...`` is refused (a routing
+    log's prompts are read by ``train --data log:PATH``, ``--calibration-prompts`` and
+    ``calibrate --prompts``)."""
+    if text.startswith("log:"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: this option reads a file of prompts, not a routing log (a log's prompts "
+            "are read by train --data log:PATH, which --exclude decontaminates, and by "
+            "--calibration-prompts / calibrate --prompts)"
+        )
+    return input_file(text)
+
+
 PLOT_SUFFIXES = ("png", "svg", "pdf")
 
 

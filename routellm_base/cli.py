@@ -9,7 +9,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .arg_types import cosine, input_file, int_at_least, plot_file, share, win_rate
+from .arg_types import (
+    cosine,
+    input_file,
+    int_at_least,
+    plain_input_file,
+    plot_file,
+    share,
+    win_rate,
+)
 from .checkpoints import DEFAULT_ROUTER
 from .data.scored import read_prompt_file, read_some_prompts
 from .decontaminate import NEAR_DUPLICATE_COSINE
@@ -488,11 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument(
         "--train",
         required=True,
-        type=input_file,
+        type=plain_input_file,
         help="training prompts: JSONL with 'prompt' (and 'id'), or one per line",
     )
     dc.add_argument(
-        "--eval", required=True, type=input_file, help="evaluation prompts, same formats"
+        "--eval", required=True, type=plain_input_file, help="evaluation prompts, same formats"
     )
     dc.add_argument(
         "--router",

@@ -687,8 +687,7 @@ def test_input_mistakes_get_messages_that_say_what_to_do(
     text = tmp_path / "prompts.txt"
     text.write_text("What is 2+2?\nWrite a poem about rain.\nExplain TCP.\n")
     assert (
-        main(["calibrate", "--router", "mf", "--prompts", str(text), "--strong-share", "0.3"])
-        == 0
+        main(["calibrate", "--router", "mf", "--prompts", str(text), "--strong-share", "0.3"]) == 0
     )
     assert "prompts.txt (text, one prompt a line: 3 prompts)" in capsys.readouterr().out
     help_text = " ".join(
@@ -1090,7 +1089,9 @@ def test_eval_gives_no_wrong_pair_note_for_a_benchmark_the_checkpoint_learned(
     assert main([*train, "--out", str(tmp_path / "other")]) == 0
     capsys.readouterr()
     args = ["eval", "--benchmark", "rmb", "--data-dir", str(data_dir), "--no-progress", "--json"]
-    assert main([*args, "--router", str(tmp_path / "rmb"), "--router", str(tmp_path / "other")]) == 0
+    assert (
+        main([*args, "--router", str(tmp_path / "rmb"), "--router", str(tmp_path / "other")]) == 0
+    )
     learned, other = json.loads(capsys.readouterr().out)
     assert not [n for n in learned["notes"] if "training pair" in n], learned["notes"]
     [note] = [n for n in other["notes"] if "training pair" in n]
@@ -1238,3 +1239,31 @@ def test_a_recipe_refuses_an_out_of_range_number_when_parsed(
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_file_options_name_themselves_and_logs_go_only_where_logs_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: ``train --exclude nope.jsonl`` (and ``--calibration-prompts``) ended in a bare
+    ``[Errno 2]``; ``decontaminate --train log:X`` passed the check, then failed the same way."""
+    battles = tmp_path / "b.jsonl"
+    battles.write_text(
+        json.dumps({"prompt": "p", "model_a": "s", "model_b": "w", "winner": "model_a"}) + "\n"
+    )
+    missing = str(tmp_path / "nope.jsonl")
+    train = ["train", "task_experts", "--data", str(battles), "--strong", "s", "--weak", "w"]
+    for option in ("--exclude", "--calibration-prompts"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*train, "--out", str(tmp_path / "o"), option, missing])
+        assert exit_info.value.code == 2
+        assert f"argument {option}: no such file: {missing}" in capsys.readouterr().err
+    for argv in (
+        ["decontaminate", "--train", "log:t.db", "--eval", str(battles)],
+        ["decontaminate", "--train", str(battles), "--eval", "log:t.db"],
+        [*train, "--out", str(tmp_path / "o"), "--exclude", "log:t.db"],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert "log:t.db: this option reads a file of prompts, not a routing log" in err, err
+    assert not (tmp_path / "o").exists()

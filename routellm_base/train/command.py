@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arg_types import cosine, float_above, int_at_least
+from ..arg_types import cosine, float_above, input_file, int_at_least, plain_input_file
 from ..calibration import Calibration
 from ..checkpoints import save_checkpoint
 from ..data.model_map import refuse_unused_model_map
@@ -735,6 +735,7 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--exclude",
         action="append",
+        type=plain_input_file,
         help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against",
     )
     tr.add_argument(
@@ -747,6 +748,7 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--calibration-prompts",
+        type=input_file,
         help="reference prompts whose win-rate quantiles are stored for --strong-share: JSONL with "
         "'prompt', one per line, or log:PATH (the routed calls of a routing log written with "
         "store_prompts=True)",
