@@ -95,9 +95,21 @@ def lift_settings(
 ) -> dict[str, Any]:
     """``kwargs`` with the per-call settings that ``configurable`` (a run's
     ``config["configurable"]``) gives and the call's own arguments do not (an argument wins):
-    a pool's :data:`CALL_SETTINGS`, or two models' :data:`PAIR_CALL_SETTINGS`."""
+    a pool's :data:`CALL_SETTINGS`, or two models' :data:`PAIR_CALL_SETTINGS`.
+
+    Other keys are left alone (a run's configurable is shared by every runnable of a chain),
+    except an unknown ``routellm_*`` key: :class:`RoutingInputError`, as for a call argument."""
     given = configurable or {}
     keys = CALL_SETTINGS if pool else PAIR_CALL_SETTINGS
+    known = {*keys, FORCE_KWARG}
+    unknown = sorted(
+        k for k in given if isinstance(k, str) and k.startswith(CALL_PREFIX) and k not in known
+    )
+    if unknown:
+        raise RoutingInputError(
+            f"unknown config['configurable'] key(s) {unknown}: '{CALL_PREFIX}*' keys route the "
+            f"call; this router reads {sorted(known)}"
+        )
     lifted = {k: given[k] for k in keys if k in given and k not in kwargs}
     return {**kwargs, **lifted} if lifted else kwargs
 

@@ -205,7 +205,14 @@ def test_an_unknown_routellm_argument_is_refused_not_forwarded() -> None:
         llm.bind(routellm_forse="strong").invoke("hello")
     with pytest.raises(RoutingInputError, match=message):
         list(llm.stream("hello", routellm_forse="strong"))
+    # the same misspelling as a config key (a trial: ignored), while another runnable's
+    # configurable keys pass, and a pool's setting is not this pair's to read
+    config = {"configurable": {"routellm_forse": "strong", "thread_id": "t1"}}
+    with pytest.raises(RoutingInputError, match="unknown config.'configurable'. key.s. "):
+        llm.invoke("hello", config=config)
     assert llm.strong.calls == llm.weak.calls == []
+    llm.invoke("hello", config={"configurable": {"thread_id": "t1", "max_cost": 0.01}})
+    assert len(llm.weak.calls) == 1
 
 
 def test_stop_and_kwargs_reach_the_chosen_model() -> None:
