@@ -65,7 +65,7 @@ MODELS_FIELD = "routellm_models"
 names; default: the whole pool)."""
 MAX_COST_FIELD = "routellm_max_cost"
 """Request field of a pool request: USD per call that the chosen model may be expected to cost
-at most (over the pool's own ``max_cost`` if any)."""
+at most; under the pool's own ``max_cost``, if any, which a request can lower, never raise."""
 POOL_FIELDS = (MODELS_FIELD, MAX_COST_FIELD)
 FIELD_PREFIX = "routellm_"
 """Request fields of this prefix are the server's own (never sent upstream): an unknown one
@@ -528,7 +528,9 @@ class RoutingServer:
                     f"{json.dumps(max_cost)[:100]}",
                     param=MAX_COST_FIELD,
                 )
-            route["max_cost"] = float(max_cost)
+            # The operator's [pool] max_cost is a ceiling: a request may only tighten it.
+            cap = self.pool_engine.policy.max_cost
+            route["max_cost"] = float(max_cost) if cap is None else min(float(max_cost), cap)
         return route
 
     def _pool_force(self, value: Any) -> str | None:

@@ -447,3 +447,23 @@ def test_a_pool_router_that_cannot_route_the_pool_names_the_file_and_its_keys(
     # the fix is worded as [pool] settings, not a Python call
     assert 'router = "zero_shot" in [pool]' in error and "routellm train pool" in error
     assert python not in error
+
+
+def test_a_request_can_lower_the_pools_max_cost_never_raise_it() -> None:
+    """A trial: ``"routellm_max_cost": 1`` lifted the operator's ``[pool] max_cost = 0.001``,
+    and the call went to a model the config had ruled out."""
+    from routellm_base.serve.app import RoutingServer
+    from routellm_base.serve.config import ServeConfig
+
+    models = [
+        {"name": n, "base_url": "http://127.0.0.1:9/v1", "model": n, "input_price": p[0],
+         "output_price": p[1]}
+        for n, p in PRICES.items()
+    ]  # fmt: skip
+    config = ServeConfig.from_mapping(
+        {"pool": {"cost_weight": 0.02, "max_cost": 0.001, "models": models}}
+    )
+    server = RoutingServer(config)
+    assert server._pool_route({"routellm_max_cost": 1.0}, None)["max_cost"] == 0.001
+    assert server._pool_route({"routellm_max_cost": 0.0001}, None)["max_cost"] == 0.0001
+    assert "max_cost" not in server._pool_route({}, None)  # the pool's own applies
