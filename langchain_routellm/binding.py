@@ -28,7 +28,8 @@ before its hooks run, so they are never passed to a side's hooks (a provider wou
 def structured(router: RouterChatModel, schema: Any, include_raw: bool, **kwargs: Any) -> Runnable:
     """See :meth:`RouterChatModel.with_structured_output`. Each side is asked for its plain
     ``binding | parser`` form; ``include_raw`` is then wrapped around the routed call as
-    ``BaseChatModel.with_structured_output`` wraps it (``raw``, ``parsed``, ``parsing_error``)."""
+    ``BaseChatModel.with_structured_output`` wraps it (``raw``, ``parsed``, ``parsing_error``),
+    with the routed call first in both forms so that the call's arguments reach it."""
     bound, parsers, tracing = {}, {}, {}
     for side in router._candidate_keys():
         binding, parsers[side] = _split(
@@ -49,8 +50,13 @@ def structured(router: RouterChatModel, schema: Any, include_raw: bool, **kwargs
             parsed=itemgetter("raw") | parse, parsing_error=lambda _: None
         )
         unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
-        chain = RunnableMap(raw=routed) | parsed.with_fallbacks(
-            [unparsed], exception_key="parsing_error"
+        # The routed model first, as in the chain above: a sequence passes a call's arguments
+        # (``routellm_force``, ``threshold``, ...) on to its first step only, and
+        # ``BaseChatModel``'s own ``RunnableMap(raw=model)`` would drop them.
+        chain = (
+            routed
+            | RunnableMap(raw=RunnablePassthrough())
+            | parsed.with_fallbacks([unparsed], exception_key="parsing_error")
         )
     return chain.with_config(run_name="RouterChatModel.with_structured_output")
 

@@ -258,7 +258,9 @@ class RouterChatModel(RouterFields, BaseChatModel):
         self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """A router over each candidate's own ``with_structured_output(schema, ...)``: one
-        routed call, then the answering model's parser; ``ValueError`` names one that cannot."""
+        routed call, then the answering model's parser; ``ValueError`` names one that cannot.
+        Its call arguments (``routellm_force``, ``threshold``, ...) reach the routed call, with
+        ``include_raw=True`` too (whose output is ``{"raw", "parsed", "parsing_error"}``)."""
         return binding.structured(self, schema, include_raw, **kwargs)
 
     # -- the four hooks: decide, run the driver, annotate, finish ---------------------------------

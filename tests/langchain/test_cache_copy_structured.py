@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import pickle
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from langchain_core.caches import InMemoryCache
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.globals import set_llm_cache
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.output_parsers import PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import PydanticToolsParser
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
-from lc_helpers import ReactiveToolModel, scripted, usage
+from lc_helpers import ReactiveToolModel, ScriptedChatModel, scripted, usage
 from pydantic import BaseModel
 
 import routellm_base
 from langchain_routellm import RouteLLMCostCallbackHandler, RouterChatModel
+from routellm_base.errors import RoutingInputError
 
 
 @tool
@@ -210,6 +218,126 @@ def test_with_structured_output_include_raw_carries_the_decision() -> None:
     assert out["parsing_error"] is None
     assert out["raw"].response_metadata["routellm"]["side"] == "weak"
     assert out["raw"].usage_metadata == usage(20, 8)
+
+
+class MethodModel(ScriptedChatModel):
+    """A stand-in side with ``with_structured_output`` in ChatOpenAI's three methods, each
+    built as ``binding | parser``: it answers its city, as a tool call when tools are bound,
+    else as JSON text, and records each call's kwargs."""
+
+    city: str = ""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append({"stop": stop, **kwargs})
+        args = {"city": self.city, "celsius": 3}
+        reply = (
+            AIMessage(content="", tool_calls=[{"name": "Weather", "args": args, "id": "call_1"}])
+            if "tools" in kwargs
+            else AIMessage(content=json.dumps(args))
+        )
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+    def with_structured_output(  # type: ignore[override]
+        self, schema: type[BaseModel], *, method: str = "function_calling", **kwargs: Any
+    ) -> Runnable:
+        assert not kwargs, kwargs  # the router asks each side for the plain form
+        if method == "function_calling":
+            tools = self.bind_tools([schema], tool_choice=schema.__name__)
+            return tools | PydanticToolsParser(tools=[schema], first_tool_only=True)
+        formats = {
+            "json_schema": {"type": "json_schema", "json_schema": schema.model_json_schema()},
+            "json_mode": {"type": "json_object"},
+        }
+        return self.bind(response_format=formats[method]) | PydanticOutputParser(
+            pydantic_object=schema
+        )
+
+
+def method_router() -> RouterChatModel:
+    return RouterChatModel(
+        strong=MethodModel(model_name="big-model", city="Oslo", disable_streaming=True),
+        weak=MethodModel(model_name="small-model", city="Rome", disable_streaming=True),
+        router=routellm_base.RandomRouter(seed=0),
+        threshold=1.0,  # unforced calls go weak
+    )
+
+
+ROUTING_ARGUMENTS = [{"routellm_force": "strong"}, {"threshold": 0.0}, {"strong_share": 1.0}]
+"""Call arguments that each send a call strong, under a router whose own policy sends it weak."""
+
+
+@pytest.mark.parametrize("include_raw", [False, True])
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+def test_with_structured_output_passes_call_arguments_to_the_routed_model(
+    method: str, include_raw: bool
+) -> None:
+    # A sequence passes call arguments to its first step only: include_raw's RunnableMap(raw=...)
+    # dropped them, so the call went weak and a misspelt routellm_* argument was accepted.
+    llm = method_router()
+    structured = llm.with_structured_output(Weather, method=method, include_raw=include_raw)
+    oslo = Weather(city="Oslo", celsius=3)
+
+    def parsed(out: Any) -> Any:
+        if include_raw:
+            assert out["parsing_error"] is None
+            return out["parsed"]
+        return out
+
+    def merged(chunks: list[Any]) -> Any:
+        return {k: v for c in chunks for k, v in c.items()} if include_raw else chunks[-1]
+
+    assert parsed(structured.invoke("weather?")).city == "Rome"  # the router's own policy
+    for arguments in ROUTING_ARGUMENTS:
+        out = structured.invoke("weather?", **arguments)
+        assert parsed(out) == oslo, arguments
+        if include_raw:
+            record = out["raw"].response_metadata["routellm"]
+            assert record["side"] == "strong"
+            assert record["forced"] == ("routellm_force" in arguments)
+            if "routellm_force" not in arguments:
+                assert record["extra"]["call_policy"] == arguments
+        assert parsed(asyncio.run(structured.ainvoke("weather?", **arguments))) == oslo
+        assert parsed(merged(list(structured.stream("weather?", **arguments)))) == oslo
+        (batched,) = structured.batch(["weather?"], **arguments)
+        assert parsed(batched) == oslo
+        assert parsed(structured.bind(**arguments).invoke("weather?")) == oslo
+    # The side got its own binding and none of the routing arguments.
+    key = "tools" if method == "function_calling" else "response_format"
+    assert len(llm.strong.calls) == 5 * len(ROUTING_ARGUMENTS)
+    for call in llm.strong.calls:
+        assert key in call and not {"routellm_force", "threshold", "strong_share"} & call.keys()
+    # A misspelt routing argument is refused before any model is called, not dropped.
+    calls = len(llm.strong.calls) + len(llm.weak.calls)
+    with pytest.raises(RoutingInputError, match="unknown call argument 'routellm_forse'"):
+        structured.invoke("weather?", routellm_forse="strong")
+    with pytest.raises(RoutingInputError, match="unknown call argument 'routellm_forse'"):
+        list(structured.stream("weather?", routellm_forse="strong"))
+    assert len(llm.strong.calls) + len(llm.weak.calls) == calls
+
+
+def test_bind_tools_passes_call_arguments_to_the_routed_model() -> None:
+    llm = method_router()
+    bound = llm.bind_tools([Weather])
+    assert bound.invoke("weather?").tool_calls[0]["args"]["city"] == "Rome"
+    for arguments in ROUTING_ARGUMENTS:
+        replies = [
+            bound.invoke("weather?", **arguments),
+            asyncio.run(bound.ainvoke("weather?", **arguments)),
+            list(bound.stream("weather?", **arguments))[0],
+            bound.batch(["weather?"], **arguments)[0],
+        ]
+        assert [r.response_metadata["routellm"]["side"] for r in replies] == ["strong"] * 4
+    assert len(llm.strong.calls) == 4 * len(ROUTING_ARGUMENTS)
+    for call in llm.strong.calls:
+        assert "tools" in call and not {"routellm_force", "threshold", "strong_share"} & call.keys()
+    with pytest.raises(RoutingInputError, match="unknown call argument 'routellm_forse'"):
+        bound.invoke("weather?", routellm_forse="strong")
 
 
 def test_with_structured_output_calls_are_counted_once() -> None:

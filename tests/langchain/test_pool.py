@@ -329,10 +329,14 @@ def test_with_structured_output_is_parsed_by_the_answering_model() -> None:
     assert structured.invoke(PROMPT, config={"configurable": {"routellm_force": "small"}}) == (
         Answer(value=3)
     )
-    # a chain passes no call arguments on to its steps: per-call settings go in the config
+    # per-call settings as config keys or as call arguments, with include_raw too
     with_raw = llm.with_structured_output(Answer, include_raw=True)
     raw = with_raw.invoke(PROMPT, config={"configurable": {"cost_weight": 0.0}})
     assert raw["parsed"] == Answer(value=1) and chosen(raw["raw"]) == "big"
+    raw = with_raw.invoke(PROMPT, cost_weight=0.0)
+    assert raw["parsed"] == Answer(value=1) and chosen(raw["raw"]) == "big"
+    raw = with_raw.invoke(PROMPT, routellm_force="small")
+    assert raw["parsed"] == Answer(value=3) and chosen(raw["raw"]) == "small"
 
 
 # -- costs per model ----------------------------------------------------------------------------------
