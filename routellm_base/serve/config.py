@@ -508,8 +508,7 @@ class ServeConfig:
                 )
             if not isinstance(side_data, Mapping):
                 raise ServeConfigError(
-                    f"{_where([side], sources, where)}: {side} must be a table with base_url "
-                    "and model"
+                    f"{_where([side], sources, where)}: {_not_a_side_table(side, side_data)}"
                 )
             side_known = {f.name for f in fields(UpstreamConfig)}
             side_unknown = sorted(set(side_data) - side_known)
@@ -572,7 +571,12 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
             sources.update({f"{key}.{k}": str(args.config) for k in value})
     flags = False  # whether any setting came from a flag (errors then name the command line)
     for side in SIDES:
-        side_settings = dict(settings.get(side) or {})
+        file_side = settings.get(side)
+        if file_side is not None and not isinstance(file_side, Mapping):
+            # Before the flags are merged in: a string, list or number is no table to merge
+            # them into, and an empty one must not pass as an empty table.
+            raise ServeConfigError(f"{args.config}: {_not_a_side_table(side, file_side)}")
+        side_settings = dict(file_side or {})
         for key in ("base_url", "model", "api_key_env"):
             value = getattr(args, f"{side}_{key}")
             if value is not None:
@@ -651,6 +655,10 @@ def _check_origins(origins: Any) -> None:
                 f"scheme://host[:port] with no path or trailing slash (e.g. "
                 f"'https://chat.example.com', 'http://localhost:3000'), or '*' for any"
             )
+
+
+def _not_a_side_table(side: str, value: Any) -> str:
+    return f"{side} must be a table ([{side}]) with base_url and model, got {value!r}"
 
 
 def _where(keys: Any, sources: Mapping[str, str], where: str) -> str:

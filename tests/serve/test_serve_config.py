@@ -13,6 +13,7 @@ from serve_helpers import CLIENT_KEY, start_router_server
 
 from routellm_base.cli import build_parser, main
 from routellm_base.serve import ServeConfig, ServeConfigError, UpstreamConfig, config_from_args
+from routellm_base.serve.config import read_config_file
 
 TOML = """
 router = "mf"
@@ -379,6 +380,81 @@ def test_settings_of_the_wrong_type_are_refused_naming_the_file(
         _config(["--config", str(path), "--port", "7000"])
     assert main(["serve", "--config", str(path)]) == 2
     assert f"routellm: error: {path}: {message}" in capsys.readouterr().err
+
+
+WEAK_TABLE = '[weak]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "weak-m"\n'
+STRONG_TABLE = '[strong]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "strong-m"\n'
+NOT_A_TABLE = "{0} must be a table ([{0}]) with base_url and model, got "
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            'strong = "x"\n' + WEAK_TABLE, NOT_A_TABLE.format("strong") + "'x'", id="strong-string"
+        ),
+        pytest.param(
+            'strong = ["x"]\n' + WEAK_TABLE,
+            NOT_A_TABLE.format("strong") + "['x']",
+            id="strong-list",
+        ),
+        pytest.param(
+            "weak = 5\n" + STRONG_TABLE, NOT_A_TABLE.format("weak") + "5", id="weak-number"
+        ),
+        pytest.param(
+            "weak = true\n" + STRONG_TABLE, NOT_A_TABLE.format("weak") + "True", id="weak-bool"
+        ),
+        pytest.param(
+            'strong = ""\n' + WEAK_TABLE,
+            NOT_A_TABLE.format("strong") + "''",
+            id="strong-empty-string",
+        ),
+        pytest.param(
+            "strong = []\n" + WEAK_TABLE,
+            NOT_A_TABLE.format("strong") + "[]",
+            id="strong-empty-list",
+        ),
+        pytest.param(
+            'strong = "x"\n' + POOL_ONLY,
+            NOT_A_TABLE.format("strong") + "'x'",
+            id="strong-string-beside-pool",
+        ),
+        pytest.param(
+            'pool = "x"\n' + STRONG_TABLE + WEAK_TABLE,
+            "pool must be a table with models ([pool])",
+            id="pool-string",
+        ),
+        pytest.param(
+            '[pool]\nmodels = ["x"]\n',
+            "pool.models[0] must be a table, got 'x'",
+            id="pool-model-string",
+        ),
+    ],
+)
+def test_a_table_given_as_another_type_is_refused_naming_the_file_and_key(
+    tmp_path, capsys, monkeypatch, text, message
+):
+    # strong = "x" (or a list) ended in "dictionary update sequence element #0 has length 1; 2
+    # is required", strong = 5 in a TypeError traceback, and strong = "" with --strong-model
+    # passed as an empty [strong] table.
+    _no_server(monkeypatch)
+    path = tmp_path / "serve.toml"
+    path.write_text(text)
+    assert main(["serve", "--config", str(path)]) == 2
+    assert f"routellm: error: {path}: {message}" in capsys.readouterr().err
+    # Flags for the same side do not merge into it, nor hide which file the value came from.
+    flags = ["--strong-base-url", "http://127.0.0.1:9/v1", "--strong-model", "m", "--port", "7000"]
+    with pytest.raises(ServeConfigError) as info:
+        _config(["--config", str(path), *flags])
+    assert str(info.value) == f"{path}: {message}"
+    # The same from a mapping (a JSON file, the settings sent to --workers processes).
+    side = message.split(" ", 1)[0]
+    if side in ("strong", "weak"):
+        pair = {s: {"base_url": "http://a/v1", "model": s} for s in ("strong", "weak")}
+        settings = {**pair, side: read_config_file(path)[side]}
+        with pytest.raises(ServeConfigError) as info:
+            ServeConfig.from_mapping(settings, "test")
+        assert str(info.value) == f"test: {message}"
 
 
 def test_a_pool_config_built_in_python_is_validated_too():
