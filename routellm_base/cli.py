@@ -125,7 +125,13 @@ def _own_pair_note(router: Any, strong: str, weak: str, benchmark: str | None = 
 
 def _eval_key(value: str) -> str:
     """What an eval ``--router`` or ``--benchmark`` names, so that two spellings of one compare
-    equal: a path that exists resolved, ``llmrouter:DIR`` with its default split ``test``."""
+    equal: a path that exists resolved, a bundled router's name as its folder, ``llmrouter:DIR``
+    with its default split ``test``."""
+    from .checkpoints import BUNDLED_DIR, BUNDLED_POOL_ROUTERS, BUNDLED_ROUTERS
+
+    bundled = BUNDLED_ROUTERS.get(value) or BUNDLED_POOL_ROUTERS.get(value)
+    if bundled is not None:
+        return os.path.realpath(BUNDLED_DIR / bundled[0])
     kind, sep, rest = value.partition(":")
     if sep and kind in ("routerbench", "llmrouter"):
         folder, _, split = rest.partition(",")

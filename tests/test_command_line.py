@@ -1110,6 +1110,10 @@ def test_eval_gives_no_wrong_pair_note_for_a_benchmark_the_checkpoint_learned(
         (["--pool", "--benchmark", "llmrouter:{tmp}", "--benchmark", "llmrouter:{tmp},test",
           "--router", "pool_knn"],
          "--benchmark llmrouter:{tmp} and llmrouter:{tmp},test name the same one"),
+        # a trial: a bundled router by its name and by its folder was scored twice
+        (["--benchmark", "gsm8k", "--router", "task_experts", "--router",
+          "{bundled}/task-experts-minilm-static"],
+         "--router task_experts and {bundled}/task-experts-minilm-static name the same one"),
     ],
 )  # fmt: skip
 def test_eval_refuses_a_router_or_benchmark_given_twice(
@@ -1117,10 +1121,15 @@ def test_eval_refuses_a_router_or_benchmark_given_twice(
 ) -> None:
     """A trial: ``--benchmark gsm8k --benchmark gsm8k`` (or one --router twice) printed two
     identical rows and every note twice."""
-    argv = ["eval", "--no-progress", *(a.replace("{tmp}", str(tmp_path)) for a in extra)]
+    from routellm_base.checkpoints import BUNDLED_DIR
+
+    def filled(text: str) -> str:
+        return text.replace("{tmp}", str(tmp_path)).replace("{bundled}", str(BUNDLED_DIR))
+
+    argv = ["eval", "--no-progress", *(filled(a) for a in extra)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert message.replace("{tmp}", str(tmp_path)) in err and "drop the repeats" in err, err
+    assert filled(message) in err and "drop the repeats" in err, err
 
 
 CHECKED_AFTER_PARSING = {
