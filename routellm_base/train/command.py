@@ -735,7 +735,6 @@ def add_train_parser(sub: Any) -> None:
     tr.add_argument(
         "--exclude",
         action="append",
-        type=plain_input_file,
         help="evaluation prompts (JSONL with 'prompt', or lines) to decontaminate against",
     )
     tr.add_argument(
@@ -748,7 +747,6 @@ def add_train_parser(sub: Any) -> None:
     )
     tr.add_argument(
         "--calibration-prompts",
-        type=input_file,
         help="reference prompts whose win-rate quantiles are stored for --strong-share: JSONL with "
         "'prompt', one per line, or log:PATH (the routed calls of a routing log written with "
         "store_prompts=True)",
@@ -830,8 +828,23 @@ def add_train_parser(sub: Any) -> None:
     tr.set_defaults(func=lambda args: _run(args))
 
 
+def _check_files(args: argparse.Namespace) -> None:
+    """A missing ``--exclude`` or ``--calibration-prompts`` file, named with its option in
+    argparse's words, and ``log:`` refused where only files are read. Checked after the
+    family's options, so a file of an option the family does not read is never looked at."""
+    checks = [("--exclude", plain_input_file, path) for path in args.exclude or []]
+    if args.calibration_prompts:
+        checks.append(("--calibration-prompts", input_file, args.calibration_prompts))
+    for option, check, value in checks:
+        try:
+            check(value)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"argument {option}: {exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     check_family_options(args)
+    _check_files(args)
     if args.cosine is not None and not (getattr(args, "exclude", None) or args.exclude_data):
         raise ValueError(
             "--cosine sets how near a training prompt must be to an evaluation prompt to be "
