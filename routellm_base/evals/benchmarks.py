@@ -105,7 +105,11 @@ class Benchmark:
     def with_gap_note(self) -> Benchmark:
         """This benchmark with :meth:`gap_note` among its notes, when there is one."""
         note = self.gap_note()
-        return self if note is None else self.restricted([True] * len(self.rows), note)
+        return self if note is None else self.noted(note)
+
+    def noted(self, note: str) -> Benchmark:
+        """This benchmark, every item kept, with ``note`` among its notes."""
+        return self.restricted([True] * len(self.rows), note)
 
     def restricted(self, keep: list[bool], note: str) -> Benchmark:
         rows = [r for r, k in zip(self.rows, keep) if k]

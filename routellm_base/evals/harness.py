@@ -104,8 +104,7 @@ def _items_not_in_training_files(
         return benchmark  # not a checkpoint (random) or one that records no training
     if "data" not in training:
         sources = ", ".join(sorted(training.get("sources") or {})) or "named sources"
-        return benchmark.restricted(
-            [True] * len(benchmark.rows),
+        return benchmark.noted(
             f"{router.name} records its training data as {sources}, not files: whether "
             f"{benchmark.name}'s items are among them cannot be checked",
         )
@@ -171,22 +170,19 @@ def _items_not_in_training_files(
             ),
         )
     if dropped and missing_excludes:
-        benchmark = benchmark.restricted(
-            [True] * len(benchmark.rows),
+        benchmark = benchmark.noted(
             f"{router.name}'s --exclude files {', '.join(missing_excludes)} are not there: the "
             "training prompts they removed count as trained on, so items near them may have "
             "been left out though it never saw them",
         )
     if unchecked:
-        benchmark = benchmark.restricted(
-            [True] * len(benchmark.rows),
+        benchmark = benchmark.noted(
             f"{router.name}'s training files {', '.join(unchecked)} are not there unchanged "
             f"(missing, or their sha256 differs): {benchmark.name}'s items in them, if any, are "
             "scored as unseen",
         )
     if unread_logs:
-        benchmark = benchmark.restricted(
-            [True] * len(benchmark.rows),
+        benchmark = benchmark.noted(
             f"{router.name} was trained on the labelled calls of the routing log "
             f"{'; '.join(unread_logs)}: which prompts those were cannot be told, so "
             f"{benchmark.name}'s items among them, if any, are scored as unseen",
